@@ -1,0 +1,49 @@
+"""Typed errors of the protocol layer. All derive from `network.errors.SmpcError`."""
+
+from __future__ import annotations
+
+from network.errors import SmpcError
+
+
+class ProtocolError(SmpcError):
+    """A protocol could not run or a check failed; the job must abort and release nothing."""
+
+
+class ConfigError(ProtocolError):
+    """Parameters are inconsistent: threshold, party count, field size, fixed-point bits."""
+
+
+class PartyIndexError(ConfigError):
+    """A party index or Shamir x-coordinate is out of range, zero mod p, or duplicated."""
+
+
+class ShapeMismatch(ProtocolError, ValueError):
+    """Array shapes (or the parties' idea of them) disagree."""
+
+
+class DomainError(ProtocolError, ValueError):
+    """A value is not an element of the domain: wrong dtype, non-canonical field element."""
+
+
+class InputRangeError(DomainError):
+    """A plaintext input is NaN, infinite, or outside the representable fixed-point range."""
+
+
+class FixedPointOverflowError(ProtocolError):
+    """An intermediate fixed-point value would leave the representable range."""
+
+
+class ShareInconsistencyError(ProtocolError):
+    """Shamir shares do not lie on one polynomial of the declared degree."""
+
+
+class PreprocessingExhausted(ProtocolError):
+    """The preprocessing source has no more items of the kind that was asked for."""
+
+
+class PreprocessingMismatch(ProtocolError):
+    """Parties asked the preprocessing source for different items in the same position."""
+
+
+class SessionAbortedError(ProtocolError):
+    """The session aborted after an earlier failure; it cannot be used again."""
