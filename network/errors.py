@@ -54,3 +54,15 @@ class MessageLossError(NetworkError):
 
 class BrokerUnavailableError(NetworkError):
     """The message broker could not be reached for longer than the deadline."""
+
+
+class KeyFileError(NetworkError):
+    """A key file is missing, unreadable, exists where it must not, or has unsafe permissions."""
+
+
+class KeyFormatError(NetworkError):
+    """A key is malformed (wrong length or encoding) or a low-order point."""
+
+
+class NonceExhaustedError(ChannelAuthError):
+    """A channel's nonce counter reached its limit; the session must end (never wraps)."""
