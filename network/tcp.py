@@ -1,0 +1,466 @@
+"""TCP transport: a full mesh of asyncio streams, Noise-encrypted by default.
+
+Topology: party i listens on addresses[i]; for every pair i < j, party i dials party j (the
+lower index dials the higher), retrying with exponential backoff until `connect_timeout`.
+
+Connection setup (per pair)::
+
+    dialer -> listener : hello = b"SMPH" | u16 version | u8 secure | u32 dialer pid | u32 listener pid
+                         | u8 len | session id
+    (secure)           : u16 len | Noise KK message 1    (prologue binds consortium, version,
+    listener -> dialer : u8 status (0 ok, 1 auth failed, 2 bad hello / session / index)
+    (secure, if ok)    : u16 len | Noise KK message 2     session id and both indices)
+
+The hello is only a routing hint for the listener (which pinned key to expect); everything it
+claims is bound again by the Noise prologue, so a lie fails the handshake.
+
+Messages (each direction, after setup)::
+
+    u32 H | header record (H bytes)  | payload records
+    secure:   header record = AEAD(framing header); the payload is cut into RECORD_SIZE chunks,
+              each sent as AEAD(chunk) (chunk + 16 bytes). Counter nonces are implicit, so a
+              replayed, reordered, dropped or modified record fails authentication.
+    insecure: header record = framing header; the payload follows as raw bytes.
+
+The receiver validates the framing header (and its declared length against `max_frame`) before
+allocating the payload buffer, then decrypts every record straight into that buffer, and builds
+the array with numpy.frombuffer (no further copy).
+
+`insecure_plaintext=True` turns the encryption off; it is for tests and benchmarks only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import Mapping, Sequence
+
+from network.channel import Payload
+from network.errors import (
+    ChannelAuthError,
+    ChannelClosedError,
+    FrameError,
+    NetworkError,
+    PeerUnavailableError,
+)
+from network.framing import (
+    DEFAULT_MAX_FRAME,
+    MAX_HEADER_SIZE,
+    build_payload,
+    decode_header,
+    encode_header,
+)
+from network.mailbox import MailboxChannel
+from network.secure import PROTOCOL_VERSION, TAGLEN, SecureSession, kk_handshake, make_prologue
+
+RECORD_SIZE = 1 << 20
+HELLO_MAGIC = b"SMPH"
+_HELLO = struct.Struct("<4sHBII")
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
+STREAM_LIMIT = 4 << 20
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 30.0
+_OK, _AUTH_FAILED, _BAD_HELLO = 0, 1, 2
+
+
+class _Link:
+    __slots__ = ("reader", "writer", "session", "lock", "task")
+
+    def __init__(self, reader, writer, session: SecureSession | None):
+        self.reader: asyncio.StreamReader = reader
+        self.writer: asyncio.StreamWriter = writer
+        self.session = session
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task | None = None
+
+
+class TcpChannel(MailboxChannel):
+    """One party's endpoint of a TCP mesh. Create with `open_tcp_channel` or `local_tcp_mesh`."""
+
+    def __init__(
+        self,
+        pid: int,
+        n: int,
+        *,
+        session_id: bytes,
+        static_key: bytes | None = None,
+        peer_keys: Sequence[bytes] | Mapping[int, bytes] | None = None,
+        consortium_id: bytes = b"smpc",
+        insecure_plaintext: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ):
+        super().__init__(pid, n, timeout)
+        if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 255:
+            raise ValueError("session_id must be 1..255 bytes")
+        self.secure = not insecure_plaintext
+        if self.secure:
+            if static_key is None or peer_keys is None:
+                raise ValueError("a secure channel needs static_key and peer_keys (or insecure_plaintext=True)")
+            self._peer_keys = {j: peer_keys[j] for j in range(n) if j != pid}
+        self.session_id = session_id
+        self.consortium_id = consortium_id
+        self._static_key = static_key
+        self.connect_timeout = connect_timeout
+        self.max_frame = max_frame
+        self._links: dict[int, _Link] = {}
+        self._server: asyncio.Server | None = None
+        self._all_connected = asyncio.Event()
+        self._setup_errors: dict[int, NetworkError] = {}
+        self._handlers: set[asyncio.Task] = set()
+        self.address: tuple[str, int] | None = None
+
+    # -- setup ---------------------------------------------------------------------------
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Start accepting connections from lower-indexed parties; return the bound address."""
+        if self.pid == 0:  # nobody dials party 0
+            self.address = (host, port)
+            return self.address
+        self._server = await asyncio.start_server(self._on_accept, host, port, limit=STREAM_LIMIT)
+        sock = self._server.sockets[0]
+        self.address = sock.getsockname()[:2]
+        return self.address
+
+    async def connect(self, addresses: Sequence[tuple[str, int]]) -> None:
+        """Dial higher-indexed parties and wait for lower ones, within `connect_timeout`."""
+        if len(addresses) != self.n:
+            raise ValueError(f"need {self.n} addresses, got {len(addresses)}")
+        if self.pid > 0 and self._server is None:
+            host, port = addresses[self.pid]
+            await self.listen(host, port)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                async with asyncio.TaskGroup() as tg:
+                    for j in range(self.pid + 1, self.n):
+                        tg.create_task(self._dial(j, addresses[j]))
+                    if self.pid > 0:
+                        tg.create_task(self._wait_accepts())
+        except* TimeoutError:
+            missing = [j for j in range(self.n) if j != self.pid and j not in self._links]
+            await self.close()
+            for j in missing:
+                if j in self._setup_errors:
+                    raise self._setup_errors[j] from None
+            raise PeerUnavailableError(
+                f"party {self.pid}: could not connect to parties {missing} within "
+                f"{self.connect_timeout:g}s",
+                peer=missing[0] if missing else None,
+            ) from None
+        except* NetworkError as eg:
+            await self.close()
+            raise eg.exceptions[0] from None
+        if self._server is not None:  # mesh complete: accept nothing more
+            self._server.close()
+            self._server = None
+
+    async def _wait_accepts(self) -> None:
+        await self._all_connected.wait()
+
+    def _check_complete(self) -> None:
+        if all(j in self._links for j in range(self.pid)):
+            self._all_connected.set()
+
+    async def _dial(self, peer: int, address: tuple[str, int]) -> None:
+        delay = 0.01
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(*address, limit=STREAM_LIMIT)
+                break
+            except OSError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            hello = _HELLO.pack(HELLO_MAGIC, PROTOCOL_VERSION, self.secure, self.pid, peer)
+            writer.write(hello + bytes([len(self.session_id)]) + self.session_id)
+            session = None
+            if self.secure:
+                pro = make_prologue(self.consortium_id, self.session_id, self.pid, peer, transport=b"tcp")
+                session = await kk_handshake(
+                    initiator=True,
+                    static_key=self._static_key,
+                    peer_public_key=self._peer_keys[peer],
+                    prologue=pro,
+                    send=lambda m: _send_hs(writer, m),
+                    recv=lambda: _recv_hs_after_status(reader, peer),
+                )
+            else:
+                await writer.drain()
+                await _read_status(reader, peer)
+        except BaseException as e:
+            writer.close()
+            if isinstance(e, asyncio.IncompleteReadError | ConnectionError):
+                raise PeerUnavailableError(f"party {self.pid}: party {peer} dropped the connection during setup", peer=peer) from None
+            raise
+        self._add_link(peer, reader, writer, session)
+
+    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await asyncio.wait_for(self._accept(reader, writer), self.connect_timeout)
+        except (NetworkError, OSError, asyncio.IncompleteReadError, TimeoutError):
+            writer.close()
+        finally:
+            self._handlers.discard(task)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw = await reader.readexactly(_HELLO.size + 1)
+        magic, version, secure, src, dst = _HELLO.unpack_from(raw)
+        sid = await reader.readexactly(raw[-1])
+        if (
+            magic != HELLO_MAGIC
+            or version != PROTOCOL_VERSION
+            or bool(secure) != self.secure
+            or dst != self.pid
+            or not 0 <= src < self.pid
+            or src in self._links
+            or sid != self.session_id
+        ):
+            writer.write(bytes([_BAD_HELLO]))
+            raise FrameError("bad hello")
+        session = None
+        if self.secure:
+            pro = make_prologue(self.consortium_id, self.session_id, src, self.pid, transport=b"tcp")
+            msgs: list[bytes] = []
+            try:
+                session = await kk_handshake(
+                    initiator=False,
+                    static_key=self._static_key,
+                    peer_public_key=self._peer_keys[src],
+                    prologue=pro,
+                    send=lambda m: msgs.append(m) or _async_none(),
+                    recv=lambda: _recv_hs(reader),
+                )
+            except ChannelAuthError as e:
+                writer.write(bytes([_AUTH_FAILED]))
+                self._setup_errors[src] = ChannelAuthError(
+                    f"party {self.pid}: handshake from a connection claiming party {src} failed: {e}"
+                )
+                raise
+            writer.write(bytes([_OK]) + _U16.pack(len(msgs[0])) + msgs[0])
+        else:
+            writer.write(bytes([_OK]))
+        await writer.drain()
+        if src in self._links or self.closed:
+            raise FrameError("duplicate connection")
+        self._add_link(src, reader, writer, session)
+        self._check_complete()
+
+    def _add_link(self, peer: int, reader, writer, session: SecureSession | None) -> None:
+        writer.transport.set_write_buffer_limits(high=4 * RECORD_SIZE)
+        link = _Link(reader, writer, session)
+        self._links[peer] = link
+        link.task = asyncio.get_running_loop().create_task(self._read_loop(peer, link))
+
+    # -- data path -----------------------------------------------------------------------
+
+    async def send(self, peer: int, tag: str, payload: Payload) -> None:
+        self._check_send(peer, tag)
+        link = self._links.get(peer)
+        if link is None:
+            raise PeerUnavailableError(f"party {self.pid}: no connection to party {peer}", peer=peer, tag=tag)
+        head, body = encode_header(tag, payload)
+        w = link.writer
+        try:
+            async with link.lock:
+                if link.session is None:
+                    w.write(_U32.pack(len(head)) + head)
+                    if body.nbytes:
+                        w.write(body)
+                else:
+                    cs = link.session.send
+                    eh = cs.encrypt(b"", head)
+                    w.write(_U32.pack(len(eh)) + eh)
+                    for i, off in enumerate(range(0, body.nbytes, RECORD_SIZE)):
+                        w.write(cs.encrypt(b"", body[off : off + RECORD_SIZE]))
+                        if i % 4 == 3:
+                            await w.drain()
+                await w.drain()
+        except (ConnectionError, RuntimeError) as e:
+            if self.closed:
+                raise ChannelClosedError(f"party {self.pid}: channel is closed") from None
+            raise PeerUnavailableError(
+                f"party {self.pid}: connection to party {peer} lost while sending {tag!r}: {e}",
+                peer=peer,
+                tag=tag,
+            ) from None
+
+    async def _read_loop(self, peer: int, link: _Link) -> None:
+        reader, session = link.reader, link.session
+        max_head = MAX_HEADER_SIZE + (TAGLEN if session else 0)
+        try:
+            while True:
+                try:
+                    (hlen,) = _U32.unpack(await reader.readexactly(4))
+                except asyncio.IncompleteReadError as e:
+                    if e.partial:
+                        raise
+                    raise PeerUnavailableError(
+                        f"party {self.pid}: party {peer} closed the connection", peer=peer
+                    ) from None
+                if hlen > max_head:
+                    raise FrameError(f"party {self.pid}: header record of {hlen} bytes from {peer}")
+                rec = await reader.readexactly(hlen)
+                head = session.recv.decrypt(b"", rec) if session else rec
+                hdr = decode_header(head, max_frame=self.max_frame)
+                length = hdr.length
+                if session is None:
+                    body = await reader.readexactly(length) if length else b""
+                else:
+                    body = bytearray(length)
+                    mv = memoryview(body)
+                    for off in range(0, length, RECORD_SIZE):
+                        m = min(RECORD_SIZE, length - off)
+                        ct = await reader.readexactly(m + TAGLEN)
+                        session.recv.decrypt_into(b"", ct, mv[off : off + m])
+                    del mv
+                self._deliver(peer, hdr.tag, build_payload(hdr, body))
+        except asyncio.CancelledError:
+            raise
+        except asyncio.IncompleteReadError:
+            self._fail_peer(peer, PeerUnavailableError(
+                f"party {self.pid}: connection from party {peer} cut mid-message", peer=peer))
+        except (ConnectionError, OSError) as e:
+            self._fail_peer(peer, PeerUnavailableError(
+                f"party {self.pid}: connection from party {peer} failed: {e}", peer=peer))
+        except NetworkError as e:  # auth, frame, duplicate: terminal for this link
+            self._fail_peer(peer, e)
+        link.writer.close()
+
+    # -- teardown ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self._close_mailboxes()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for t in list(self._handlers):
+            t.cancel()
+        tasks = [link.task for link in self._links.values() if link.task is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        for link in self._links.values():
+            link.writer.close()
+        for link in self._links.values():
+            try:
+                await asyncio.wait_for(link.writer.wait_closed(), 1.0)
+            except (TimeoutError, OSError, ConnectionError):
+                link.writer.transport.abort()
+        self._links.clear()
+
+
+async def _async_none() -> None:
+    return None
+
+
+async def _send_hs(writer: asyncio.StreamWriter, msg: bytes) -> None:
+    writer.write(_U16.pack(len(msg)) + msg)
+    await writer.drain()
+
+
+async def _recv_hs(reader: asyncio.StreamReader) -> bytes:
+    (n,) = _U16.unpack(await reader.readexactly(2))
+    return await reader.readexactly(n)
+
+
+async def _read_status(reader: asyncio.StreamReader, peer: int) -> None:
+    status = (await reader.readexactly(1))[0]
+    if status == _AUTH_FAILED:
+        raise ChannelAuthError(f"party {peer} rejected our handshake (keys or session do not match)")
+    if status != _OK:
+        raise ChannelAuthError(f"party {peer} refused the connection (wrong session, index or mode)")
+
+
+async def _recv_hs_after_status(reader: asyncio.StreamReader, peer: int) -> bytes:
+    await _read_status(reader, peer)
+    return await _recv_hs(reader)
+
+
+async def open_tcp_channel(
+    pid: int,
+    addresses: Sequence[tuple[str, int]],
+    *,
+    session_id: bytes,
+    static_key: bytes | None = None,
+    peer_keys: Sequence[bytes] | Mapping[int, bytes] | None = None,
+    consortium_id: bytes = b"smpc",
+    insecure_plaintext: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_frame: int = DEFAULT_MAX_FRAME,
+) -> TcpChannel:
+    """One party's channel (for a party in its own OS process): listen on addresses[pid], dial
+    the higher-indexed parties, authenticate every link. `peer_keys[j]` is party j's pinned
+    public key (own entry ignored). Raises PeerUnavailableError (a peer not reachable within
+    connect_timeout) or ChannelAuthError (a handshake failed)."""
+    ch = TcpChannel(
+        pid, len(addresses), session_id=session_id, static_key=static_key, peer_keys=peer_keys,
+        consortium_id=consortium_id, insecure_plaintext=insecure_plaintext, timeout=timeout,
+        connect_timeout=connect_timeout, max_frame=max_frame,
+    )
+    await ch.connect(addresses)
+    return ch
+
+
+async def local_tcp_mesh(
+    n: int,
+    *,
+    session_id: bytes,
+    secure: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    static_keys: Sequence[bytes] | None = None,
+    public_keys: Sequence[bytes] | None = None,
+    consortium_id: bytes = b"smpc",
+    host: str = "127.0.0.1",
+    max_frame: int = DEFAULT_MAX_FRAME,
+) -> list[TcpChannel]:
+    """All n parties in this process over loopback TCP (ports chosen by the OS).
+
+    With secure=True (the default) fresh key pairs are generated unless given. Returns the
+    channels indexed by party; close each (or use `async with`) when done.
+    """
+    from network.keys import generate_keypair, public_key
+
+    if secure and static_keys is None:
+        pairs = [generate_keypair() for _ in range(n)]
+        static_keys = [sk for sk, _ in pairs]
+        public_keys = [pk for _, pk in pairs]
+    elif secure and public_keys is None:
+        public_keys = [public_key(sk) for sk in static_keys]
+    chans = [
+        TcpChannel(
+            i, n, session_id=session_id,
+            static_key=static_keys[i] if secure else None,
+            peer_keys=public_keys if secure else None,
+            consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
+            connect_timeout=connect_timeout, max_frame=max_frame,
+        )
+        for i in range(n)
+    ]
+    try:
+        addresses = [await ch.listen(host, 0) for ch in chans]
+        async with asyncio.TaskGroup() as tg:
+            for ch in chans:
+                tg.create_task(ch.connect(addresses))
+    except* NetworkError as eg:
+        for ch in chans:
+            await ch.close()
+        raise eg.exceptions[0] from None
+    except* BaseException:
+        for ch in chans:
+            await ch.close()
+        raise
+    return chans
+
+
+__all__ = ["TcpChannel", "open_tcp_channel", "local_tcp_mesh", "RECORD_SIZE"]
