@@ -52,16 +52,16 @@ class Ring64(Domain):
         return rng.uint64(shape)
 
     def add(self, x, y, out=None):
-        return np.add(x, y, out=out)
+        return np.add(x, y, out=out) if out is not None else np.asarray(np.add(x, y))
 
     def sub(self, x, y, out=None):
-        return np.subtract(x, y, out=out)
+        return np.subtract(x, y, out=out) if out is not None else np.asarray(np.subtract(x, y))
 
     def neg(self, x):
-        return np.negative(x)
+        return np.asarray(np.negative(x))
 
     def mul(self, x, y, out=None):
-        return np.multiply(x, y, out=out)
+        return np.multiply(x, y, out=out) if out is not None else np.asarray(np.multiply(x, y))
 
     def matmul(self, x, y):
         if x.ndim == 0 or y.ndim == 0:
@@ -72,7 +72,8 @@ class Ring64(Domain):
         return np.asarray(np.sum(x, axis=axis, dtype=_U64))
 
     def to_wire(self, x):
-        return np.ascontiguousarray(self.check(x))
+        x = self.check(x)
+        return x if x.flags.c_contiguous else x.copy(order="C")  # keeps 0-d arrays 0-d
 
     def from_wire(self, w, shape):
         if w.dtype != _U64 or w.shape != tuple(shape):

@@ -1,0 +1,153 @@
+"""run_local: all parties of a joint computation in one process, for notebooks and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
+from network.memory import MemoryNetwork
+from protocols.arith.domain import Domain
+from protocols.arith.ring import Ring64
+from protocols.errors import ConfigError, SessionAbortedError
+from protocols.preprocessing import InsecureTrustedDealer
+from protocols.prg import CryptoRNG, derive_key
+from protocols.session import CountingChannel, Session, Stats
+from protocols.sharing.schemes import AdditiveScheme, ShamirShares
+
+Job = Callable[[Session], Awaitable[Any]]
+
+SCHEMES = ("additive", "shamir")
+TRANSPORTS = ("memory", "tcp", "mqtt")
+PREPROCESSING = ("trusted_dealer",)
+
+#: errors that are consequences of another party's failure, not causes
+_CONSEQUENCES = (PeerUnavailableError, SessionAbortedError, ChannelClosedError)
+
+
+@dataclass
+class LocalRun:
+    """What run_local returns: one result and one Stats per party, and the wall time."""
+
+    results: list[Any]
+    stats: list[Stats]
+    seconds: float
+    errors: list[BaseException | None] = field(default_factory=list)
+
+
+def default_domain(scheme: str) -> Domain:
+    if scheme == "additive":
+        return Ring64()
+    from protocols.arith.field import Mersenne61
+
+    return Mersenne61()
+
+
+def make_scheme(scheme: str, domain: Domain, n: int, threshold: int | None):
+    if scheme == "additive":
+        if threshold is not None:
+            raise ConfigError("threshold applies to scheme='shamir' only")
+        return AdditiveScheme(domain, n)
+    if scheme == "shamir":
+        if not domain.is_field:
+            raise ConfigError(f"Shamir sharing needs a prime field, got {domain}")
+        t = (n - 1) // 2 if threshold is None else threshold
+        return ShamirShares(domain, n, t)
+    raise ConfigError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+
+
+def run_local(
+    n: int,
+    job: Job,
+    *,
+    scheme: str = "additive",
+    threshold: int | None = None,
+    transport: str = "memory",
+    seed: int | None = None,
+    preprocessing: str = "trusted_dealer",
+    domain: Domain | None = None,
+    latency: float = 0.0,
+    bandwidth: float | None = None,
+    timeout: float = 60.0,
+    prep_limit: int | None = None,
+) -> LocalRun:
+    """Run `job(session)` for all n parties in one event loop and return their results.
+
+    `job` is `async def job(s) -> value`; each party's return value lands in `.results`
+    and its communication counters in `.stats`. scheme "additive" shares over Z_2^64 by
+    default, "shamir" over GF(2^61 - 1) with threshold t = (n - 1) // 2 unless given;
+    `domain` overrides the default. `seed` makes all randomness reproducible (tests only).
+    `preprocessing="trusted_dealer"` is an in-process dealer that knows every triple:
+    fine here, where one process holds every party anyway. `prep_limit` caps the elements
+    it hands out (then PreprocessingExhausted), for tests of exhaustion.
+
+    If a party's job raises, its session aborts, the other parties fail fast, and
+    run_local re-raises the root cause (the first error that is not a consequence of
+    another party's failure) with `party_errors` (one entry per party) attached.
+    """
+    if not isinstance(n, int) or n < 2:
+        raise ConfigError(f"run_local needs n >= 2 parties, got {n!r}")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    if preprocessing not in PREPROCESSING:
+        raise ConfigError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
+    dom = domain if domain is not None else default_domain(scheme)
+    sch = make_scheme(scheme, dom, n, threshold)
+    return asyncio.run(
+        _run(n, job, sch, transport, seed, latency=latency, bandwidth=bandwidth,
+             timeout=timeout, prep_limit=prep_limit)
+    )
+
+
+async def _channels(n: int, transport: str, sid: bytes, latency, bandwidth, timeout):
+    if transport == "memory":
+        net = MemoryNetwork(n, latency=latency, bandwidth=bandwidth, timeout=timeout)
+        return net.channels
+    raise ConfigError(f"transport {transport!r} is not available yet")
+
+
+async def _run(n, job, sch, transport, seed, *, latency, bandwidth, timeout, prep_limit):
+    sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
+    channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
+    dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(seed, "dealer"), limit=prep_limit)
+    sessions = []
+    for pid in range(n):
+        stats = Stats()
+        sessions.append(
+            Session(
+                pid=pid,
+                n=n,
+                domain=sch.domain,
+                scheme=sch,
+                channel=CountingChannel(channels[pid], stats),
+                prep=dealer.for_party(pid),
+                rng=CryptoRNG.from_seed(seed, "party", pid),
+                stats=stats,
+                sid=sid,
+            )
+        )
+
+    async def one(s: Session):
+        try:
+            return await job(s)
+        except BaseException as e:
+            await s.abort(e)
+            raise
+
+    t0 = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(s) for s in sessions), return_exceptions=True)
+    seconds = time.perf_counter() - t0
+    for s in sessions:
+        await s.channel.close()
+    errors = [o if isinstance(o, BaseException) else None for o in outcomes]
+    if any(errors):
+        causes = [e for e in errors if e is not None and not isinstance(e, _CONSEQUENCES)]
+        root = causes[0] if causes else next(e for e in errors if e is not None)
+        if isinstance(root, SmpcError | Exception):
+            root.party_errors = errors  # type: ignore[attr-defined]
+        raise root
+    return LocalRun(list(outcomes), [s.stats for s in sessions], seconds, errors)

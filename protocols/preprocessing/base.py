@@ -1,0 +1,54 @@
+"""The Preprocessing interface: every kind of correlated randomness, handed out once.
+
+All methods return this party's shares (domain arrays). Each item is handed out exactly
+once; a source that runs out raises `PreprocessingExhausted` naming the kind and shape it
+could not supply. Parties must request the same items in the same order (the protocols do
+this by construction); sources that can tell raise `PreprocessingMismatch` otherwise.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from protocols.errors import PreprocessingExhausted
+
+Shape = tuple[int, ...]
+
+
+class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
+    """One party's view of a source of correlated randomness."""
+
+    #: the name used in configs and run_local(preprocessing=...)
+    name: str = "abstract"
+
+    def _unsupported(self, kind: str, shape: object) -> PreprocessingExhausted:
+        return PreprocessingExhausted(f"{self.name} does not supply {kind} (asked for {shape})")
+
+    async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shares of (a, b, c) with a, b uniform and c = a * b elementwise, each of `shape`."""
+        raise self._unsupported("triples", shape)
+
+    async def matrix_triples(
+        self, x_shape: Shape, y_shape: Shape
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shares of (A, B, C) with A of x_shape, B of y_shape uniform and C = A @ B."""
+        raise self._unsupported("matrix triples", (x_shape, y_shape))
+
+    async def square_pairs(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of (a, a * a) with a uniform."""
+        raise self._unsupported("square pairs", shape)
+
+    async def bits(self, shape: Shape) -> np.ndarray:
+        """Shares of uniformly random bits b in {0, 1}."""
+        raise self._unsupported("random bits", shape)
+
+    async def randoms(self, shape: Shape) -> np.ndarray:
+        """Shares of uniformly random domain elements."""
+        raise self._unsupported("random values", shape)
+
+    async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of (r, r >> f) for truncation, with r of `bits` random bits (see
+        protocols.truncation for the exact distribution each protocol needs)."""
+        raise self._unsupported(f"truncation pairs (f={f}, bits={bits})", shape)

@@ -1,0 +1,1 @@
+"""Secret-sharing schemes: additive n-of-n and Shamir t-of-n."""
