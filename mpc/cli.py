@@ -1,0 +1,64 @@
+"""The `smpc` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from network.errors import SmpcError
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    import mpc
+    from mpc.example import plaintext_total, weighted_sum_job
+
+    res = mpc.run_local(args.parties, weighted_sum_job, scheme=args.scheme, transport=args.transport)
+    total = res.results[0]
+    expected = plaintext_total(args.parties)
+    out = {
+        "parties": args.parties,
+        "scheme": args.scheme,
+        "transport": args.transport,
+        "revealed_total": total,
+        "plaintext_total": expected,
+        "correct": total == expected and len(set(res.results)) == 1,
+        "seconds": round(res.seconds, 4),
+        "rounds": res.stats[0].rounds,
+        "bytes_per_party": max(st.bytes_sent for st in res.stats),
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.parties} banks ({args.scheme} sharing, {args.transport} transport)")
+        print(f"  revealed total   {total}")
+        print(f"  plaintext check  {expected}  ({'ok' if out['correct'] else 'MISMATCH'})")
+        print(f"  rounds {out['rounds']}, bytes sent per party <= {out['bytes_per_party']}, "
+              f"{out['seconds']} s")
+    return 0 if out["correct"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smpc", description="secure multi-party computation engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("example", help="run the README example: banks reveal only a weighted total")
+    ex.add_argument("--parties", type=int, default=3)
+    ex.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
+    ex.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.set_defaults(func=_cmd_example)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SmpcError as e:
+        print(f"smpc {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
