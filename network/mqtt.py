@@ -1,0 +1,644 @@
+"""MQTT transport: parties talk through a broker (Mosquitto) they only dial out to.
+
+The broker is untrusted: it sees topics, sizes and timing, never content. Every data record is
+AEAD-encrypted end to end under a Noise_KK session per pair of parties, and the handshake goes
+through the broker too.
+
+Topics: ``{prefix}/{session hex}/{sender}/{receiver}``, one per direction; each party subscribes
+to ``{prefix}/{session hex}/+/{own index}``. QoS 1 throughout.
+
+MQTT payloads (first byte = type)::
+
+    HS1  0x01 | Noise KK message 1      (lower index -> higher index; repeated until answered)
+    HS2  0x02 | Noise KK message 2      (cached; re-sent when a duplicate HS1 arrives)
+    DATA 0x03 | u64 seq | AEAD(key, nonce=seq, ad=first 9 bytes, record)
+    ACK  0x04 | u64 next expected seq | u8 flags (1 = please resend from there) | mac16
+    BYE  0x05 | u64 records sent in total | mac16   (graceful close)
+
+A channel message is a run of records with consecutive sequence numbers: the framing header,
+then the payload cut into chunks so that every MQTT message stays below `max_message_size`.
+
+Reliability, since QoS 1 gives at-least-once delivery per connection only:
+- the receiver keeps a replay window: a seq below the next expected one, or already buffered,
+  is dropped before decryption (QoS 1 duplicates are never delivered twice); records are
+  consumed strictly in sequence order;
+- the sender keeps every record until the receiver acknowledges it (ACK, end to end; a PUBACK
+  is never taken as proof of delivery), resends unacknowledged records after each reconnect,
+  on a resend request (a receiver that sees a gap or reconnected asks for one), and when no
+  acknowledgement arrived for `resend_after` seconds;
+- a gap that is not filled within the receive deadline is reported as MessageLossError;
+- after a broker restart the client reconnects with backoff; if the broker stays unreachable
+  for longer than the deadline, every receive fails with BrokerUnavailableError.
+
+A record that fails authentication (a spoofed publish on another party's topic, a record from
+another session or sender) is terminal for that link: ChannelAuthError.
+
+`insecure_plaintext=True` sends records in the clear (tests and benchmarks only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import time
+from collections.abc import Mapping, Sequence
+
+import aiomqtt
+
+from network.channel import Payload
+from network.errors import (
+    BrokerUnavailableError,
+    ChannelAuthError,
+    FrameError,
+    MessageLossError,
+    NetworkError,
+    PeerUnavailableError,
+)
+from network.framing import DEFAULT_MAX_FRAME, build_payload, decode_header, encode_header
+from network.mailbox import MailboxChannel
+from network.secure import TAGLEN, HandshakeState, SecureSession, make_prologue
+
+HS1, HS2, DATA, ACK, BYE = 1, 2, 3, 4, 5
+_SEQ = struct.Struct("<BQ")
+_ACK = struct.Struct("<BQB")
+DEFAULT_MAX_MESSAGE = 1 << 20
+WINDOW = 1 << 16  # records buffered ahead of the next expected one
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
+
+class _Peer:
+    def __init__(self) -> None:
+        self.session: SecureSession | None = None
+        self.hs: HandshakeState | None = None
+        self.hs1: bytes | None = None  # our HS1 (initiator) or the HS1 we answered (responder)
+        self.hs2: bytes | None = None
+        self.ready = asyncio.Event()
+        self.ack_key = b""
+        # sending
+        self.send_seq = 0
+        self.outbox: dict[int, bytes] = {}
+        self.last_ack_progress = time.monotonic()
+        # receiving
+        self.recv_next = 0
+        self.pending: dict[int, bytes] = {}
+        self.early: list[bytes] = []  # DATA that arrived before our handshake finished
+        self.gap_since: float | None = None
+        self.last_nack = 0.0
+        self.acked_sent = 0
+        self.asm: tuple | None = None  # (header, buffer, offset) of a message being assembled
+        self.bye_at: int | None = None
+
+
+class MqttChannel(MailboxChannel):
+    """One party's endpoint through an MQTT broker. Create with `open_mqtt_channel` or
+    `local_mqtt_mesh`."""
+
+    def __init__(
+        self,
+        pid: int,
+        n: int,
+        *,
+        session_id: bytes,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        static_key: bytes | None = None,
+        peer_keys: Sequence[bytes] | Mapping[int, bytes] | None = None,
+        consortium_id: bytes = b"smpc",
+        insecure_plaintext: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_message_size: int = DEFAULT_MAX_MESSAGE,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        topic_prefix: str = "smpc",
+        resend_after: float = 2.0,
+        ack_interval: float = 0.05,
+    ):
+        super().__init__(pid, n, timeout)
+        if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 64:
+            raise ValueError("session_id must be 1..64 bytes")
+        if max_message_size < 1024:
+            raise ValueError("max_message_size must be at least 1024 bytes")
+        self.secure = not insecure_plaintext
+        if self.secure and (static_key is None or peer_keys is None):
+            raise ValueError("a secure channel needs static_key and peer_keys (or insecure_plaintext=True)")
+        self._static_key = static_key
+        self._peer_keys = {j: peer_keys[j] for j in range(n) if j != pid} if self.secure else {}
+        self.session_id = session_id
+        self.consortium_id = consortium_id
+        self.host, self.port = host, port
+        self.connect_timeout = connect_timeout
+        self.max_frame = max_frame
+        self.max_message_size = max_message_size
+        self.chunk = max_message_size - _SEQ.size - TAGLEN
+        self.resend_after = resend_after
+        self.ack_interval = ack_interval
+        self._base = f"{topic_prefix}/{session_id.hex()}"
+        self._peers = {j: _Peer() for j in range(n) if j != pid}
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._down_since: float | None = None
+        self._setup_errors: dict[int, NetworkError] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._fatal: NetworkError | None = None
+        self._publishes: set[asyncio.Task] = set()
+
+    def topic(self, src: int, dst: int) -> str:
+        return f"{self._base}/{src}/{dst}"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to the broker and subscribe (BrokerUnavailableError after connect_timeout)."""
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._run()))
+        try:
+            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+        except TimeoutError:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"party {self.pid}: MQTT broker {self.host}:{self.port} unreachable for "
+                f"{self.connect_timeout:g}s"
+            ) from None
+        if self._fatal is not None:
+            err = self._fatal
+            await self.close()
+            raise err
+        self._tasks.append(loop.create_task(self._maintain()))
+
+    async def handshake(self) -> None:
+        """Authenticate every link (after all parties `start`ed), within connect_timeout."""
+        for j in self._peers:
+            if j > self.pid:
+                self._begin_initiator(j)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                for j, peer in self._peers.items():
+                    await peer.ready.wait()
+                    if j in self._peer_error and not peer.session and self.secure:
+                        raise self._peer_error[j]
+        except TimeoutError:
+            missing = [j for j, p in self._peers.items() if not p.ready.is_set()]
+            await self.close()
+            for j in missing:
+                if j in self._setup_errors:
+                    raise self._setup_errors[j] from None
+            raise PeerUnavailableError(
+                f"party {self.pid}: no handshake with parties {missing} within "
+                f"{self.connect_timeout:g}s (through broker {self.host}:{self.port})",
+                peer=missing[0] if missing else None,
+            ) from None
+        bad = [j for j in self._peers if j in self._setup_errors and j in self._peer_error]
+        if bad:
+            err = self._setup_errors[bad[0]]
+            await self.close()
+            raise err
+
+    async def _run(self) -> None:
+        delay = 0.05
+        first = True
+        while not self.closed:
+            client = aiomqtt.Client(
+                self.host,
+                self.port,
+                identifier=f"smpc-{self.session_id.hex()[:16]}-{self.pid}-{os.urandom(4).hex()}",
+                clean_session=True,
+                timeout=5,
+                keepalive=10,
+                max_inflight_messages=64,
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
+            client.pending_calls_threshold = 1 << 30  # chunked sends are many publishes by design
+            try:
+                async with client:
+                    await client.subscribe(f"{self._base}/+/{self.pid}", qos=1)
+                    self._client = client
+                    self._down_since = None
+                    delay = 0.05
+                    self._connected.set()
+                    if not first:
+                        self._after_reconnect()
+                    first = False
+                    async for msg in client.messages:
+                        self._on_message(str(msg.topic), msg.payload)
+            except aiomqtt.MqttError:
+                pass
+            except asyncio.CancelledError:
+                self._client = None
+                raise
+            self._client = None
+            if self.closed:
+                return
+            now = time.monotonic()
+            if self._down_since is None:
+                self._down_since = now
+            elif now - self._down_since > max(self.timeout, 0.1) and self._connected.is_set():
+                self._fail_all(BrokerUnavailableError(
+                    f"party {self.pid}: MQTT broker {self.host}:{self.port} unreachable for "
+                    f"more than {self.timeout:g}s"))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _fail_all(self, err: NetworkError) -> None:
+        self._fatal = err
+        for j in self._peers:
+            self._fail_peer(j, err)
+
+    def _after_reconnect(self) -> None:
+        for j, peer in self._peers.items():
+            if not peer.ready.is_set():
+                if j > self.pid and peer.hs1 is not None:
+                    self._publish(j, bytes([HS1]) + peer.hs1)
+                continue
+            for seq in sorted(peer.outbox):
+                self._publish(j, peer.outbox[seq])
+            self._send_ack(j, resend=True)
+
+    async def _maintain(self) -> None:
+        """Periodic acks, resend requests for gaps, retransmission, loss detection."""
+        tick = min(self.ack_interval, 0.05)
+        hs_last = 0.0
+        while not self.closed:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if self._client is None:
+                continue
+            for j, peer in self._peers.items():
+                if j in self._peer_error:
+                    continue
+                if not peer.ready.is_set():
+                    if j > self.pid and peer.hs1 is not None and now - hs_last > 0.5:
+                        self._publish(j, bytes([HS1]) + peer.hs1)
+                    continue
+                if peer.recv_next != peer.acked_sent:
+                    self._send_ack(j)
+                if peer.gap_since is not None:
+                    if now - peer.gap_since > self.timeout:
+                        self._fail_peer(j, MessageLossError(
+                            f"party {self.pid}: records from party {j} from seq {peer.recv_next} "
+                            f"missing for more than {self.timeout:g}s"))
+                        continue
+                    if now - peer.gap_since > 0.2 and now - peer.last_nack > 1.0:
+                        peer.last_nack = now
+                        self._send_ack(j, resend=True)
+                if peer.outbox and now - peer.last_ack_progress > self.resend_after:
+                    peer.last_ack_progress = now
+                    for seq in sorted(peer.outbox):
+                        self._publish(j, peer.outbox[seq])
+            if now - hs_last > 0.5:
+                hs_last = now
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def _publish(self, peer: int, payload: bytes) -> asyncio.Task | None:
+        client = self._client
+        if client is None:
+            return None
+        task = asyncio.get_running_loop().create_task(self._publish_one(client, self.topic(self.pid, peer), payload))
+        self._publishes.add(task)
+        task.add_done_callback(self._publishes.discard)
+        return task
+
+    @staticmethod
+    async def _publish_one(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
+            await client.publish(topic, payload, qos=1)
+
+    def _mac(self, peer: _Peer, body: bytes, src: int, dst: int) -> bytes:
+        if not self.secure:
+            return bytes(16)
+        return hashlib.blake2b(struct.pack("<II", src, dst) + body, key=peer.ack_key, digest_size=16).digest()
+
+    def _send_ack(self, j: int, *, resend: bool = False) -> None:
+        peer = self._peers[j]
+        body = _ACK.pack(ACK, peer.recv_next, 1 if resend else 0)
+        peer.acked_sent = peer.recv_next
+        self._publish(j, body + self._mac(peer, body, self.pid, j))
+
+    # -- handshake -----------------------------------------------------------------------
+
+    def _prologue(self, initiator: int, responder: int) -> bytes:
+        return make_prologue(self.consortium_id, self.session_id, initiator, responder, transport=b"mqtt")
+
+    def _set_ready(self, j: int, session: SecureSession | None) -> None:
+        peer = self._peers[j]
+        peer.session = session
+        peer.ack_key = session.derive_key(b"smpc-mqtt-control") if session else b""
+        peer.ready.set()
+        early, peer.early = peer.early, []
+        for raw in early:
+            self._on_data(j, raw)
+
+    def _begin_initiator(self, j: int) -> None:
+        peer = self._peers[j]
+        if self.secure:
+            peer.hs = HandshakeState("KK", True, self._prologue(self.pid, j), s=self._static_key, rs=self._peer_keys[j])
+            peer.hs1 = peer.hs.write_message()
+        else:
+            peer.hs1 = b""
+        self._publish(j, bytes([HS1]) + peer.hs1)
+
+    def _on_hs1(self, j: int, msg: bytes) -> None:
+        if j > self.pid:
+            return  # only lower indices initiate
+        peer = self._peers[j]
+        if peer.hs2 is not None:
+            if hmac.compare_digest(msg, peer.hs1 or b""):
+                self._publish(j, bytes([HS2]) + peer.hs2)  # our answer was lost: repeat it
+            return
+        if self.secure:
+            hs = HandshakeState("KK", False, self._prologue(j, self.pid), s=self._static_key, rs=self._peer_keys[j])
+            try:
+                hs.read_message(msg)
+                hs2 = hs.write_message()
+            except ChannelAuthError as e:  # spoofed or wrong keys: refuse, keep listening
+                self._setup_errors[j] = ChannelAuthError(
+                    f"party {self.pid}: handshake from a publisher claiming party {j} failed: {e}")
+                return
+            send, recv = hs.split()
+            session = SecureSession(send, recv, hs.handshake_hash)
+        else:
+            hs2, session = b"", None
+        peer.hs1, peer.hs2 = msg, hs2
+        self._publish(j, bytes([HS2]) + hs2)
+        self._set_ready(j, session)
+
+    def _on_hs2(self, j: int, msg: bytes) -> None:
+        peer = self._peers[j]
+        if j < self.pid or peer.ready.is_set() or peer.hs1 is None:
+            return
+        if not self.secure:
+            self._set_ready(j, None)
+            return
+        try:
+            peer.hs.read_message(msg)
+        except ChannelAuthError as e:
+            err = ChannelAuthError(f"party {self.pid}: handshake answer from party {j} failed: {e}")
+            self._setup_errors[j] = err
+            self._fail_peer(j, err)
+            peer.ready.set()
+            return
+        send, recv = peer.hs.split()
+        session = SecureSession(send, recv, peer.hs.handshake_hash)
+        peer.hs = None
+        self._set_ready(j, session)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload) -> None:
+        parts = topic.rsplit("/", 2)
+        if len(parts) != 3 or parts[0] != self._base or parts[2] != str(self.pid):
+            return
+        try:
+            src = int(parts[1])
+        except ValueError:
+            return
+        if src not in self._peers or not isinstance(payload, bytes | bytearray) or not payload:
+            return
+        if src in self._peer_error:
+            return
+        kind = payload[0]
+        try:
+            if kind == HS1:
+                self._on_hs1(src, bytes(payload[1:]))
+            elif kind == HS2:
+                self._on_hs2(src, bytes(payload[1:]))
+            elif kind == DATA:
+                if self._peers[src].ready.is_set():
+                    self._on_data(src, bytes(payload))
+                elif len(self._peers[src].early) < WINDOW:
+                    self._peers[src].early.append(bytes(payload))
+            elif kind in (ACK, BYE):
+                self._on_control(src, bytes(payload))
+        except NetworkError as e:
+            self._fail_peer(src, e)
+
+    def _on_control(self, j: int, raw: bytes) -> None:
+        peer = self._peers[j]
+        if not peer.ready.is_set() or len(raw) != _ACK.size + 16:
+            return
+        body, mac = raw[:-16], raw[-16:]
+        if not hmac.compare_digest(mac, self._mac(peer, body, j, self.pid)):
+            raise ChannelAuthError(f"party {self.pid}: control message from party {j} failed authentication")
+        kind, value, flags = _ACK.unpack(body)
+        if kind == BYE:
+            peer.bye_at = value
+            self._check_bye(j)
+            return
+        if value > peer.send_seq:
+            raise ChannelAuthError(f"party {self.pid}: party {j} acknowledged records never sent")
+        done = [s for s in peer.outbox if s < value]
+        if done:
+            peer.last_ack_progress = time.monotonic()
+            for s in done:
+                del peer.outbox[s]
+        if flags & 1:
+            for s in sorted(peer.outbox):
+                self._publish(j, peer.outbox[s])
+
+    def _check_bye(self, j: int) -> None:
+        peer = self._peers[j]
+        if peer.bye_at is not None and peer.recv_next >= peer.bye_at:
+            self._fail_peer(j, PeerUnavailableError(f"party {self.pid}: party {j} closed its channel", peer=j))
+
+    def _on_data(self, j: int, raw: bytes) -> None:
+        peer = self._peers[j]
+        if len(raw) < _SEQ.size:
+            raise FrameError(f"party {self.pid}: short record from party {j}")
+        _, seq = _SEQ.unpack_from(raw)
+        if seq < peer.recv_next or seq in peer.pending:
+            return  # QoS 1 duplicate or our own resend request answered twice
+        if seq >= peer.recv_next + WINDOW:
+            return  # too far ahead; it will be resent
+        if peer.session is not None:
+            rec = peer.session.recv.decrypt_at(seq, raw[: _SEQ.size], memoryview(raw)[_SEQ.size :])
+        else:
+            rec = raw[_SEQ.size :]
+        peer.pending[seq] = rec
+        while peer.recv_next in peer.pending:
+            self._consume(j, peer, peer.pending.pop(peer.recv_next))
+            peer.recv_next += 1
+        peer.gap_since = (peer.gap_since or time.monotonic()) if peer.pending else None
+        self._check_bye(j)
+
+    def _consume(self, j: int, peer: _Peer, rec: bytes) -> None:
+        if peer.asm is None:
+            hdr = decode_header(rec, max_frame=self.max_frame)
+            if hdr.length == 0:
+                self._deliver(j, hdr.tag, build_payload(hdr, b""))
+            else:
+                peer.asm = (hdr, bytearray(hdr.length), 0)
+            return
+        hdr, buf, off = peer.asm
+        end = off + len(rec)
+        if end > hdr.length or (end < hdr.length and len(rec) != self.chunk):
+            raise FrameError(f"party {self.pid}: record of {len(rec)} bytes does not fit message {hdr.tag!r}")
+        buf[off:end] = rec
+        if end == hdr.length:
+            peer.asm = None
+            self._deliver(j, hdr.tag, build_payload(hdr, buf))
+        else:
+            peer.asm = (hdr, buf, end)
+
+    def _timeout_error(self, peer: int, tag: str) -> NetworkError:
+        if self._fatal is not None:
+            return self._fatal
+        p = self._peers[peer]
+        if p.gap_since is not None:
+            return MessageLossError(
+                f"party {self.pid}: message {tag!r} from party {peer} incomplete: records from "
+                f"seq {p.recv_next} missing after {self.timeout:g}s")
+        if self._client is None:
+            return BrokerUnavailableError(
+                f"party {self.pid}: broker unreachable while waiting for {tag!r} from party {peer}")
+        return super()._timeout_error(peer, tag)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, peer: int, tag: str, payload: Payload) -> None:
+        self._check_send(peer, tag)
+        p = self._peers[peer]
+        if not p.ready.is_set():
+            try:
+                await asyncio.wait_for(p.ready.wait(), self.connect_timeout)
+            except TimeoutError:
+                raise PeerUnavailableError(f"party {self.pid}: no session with party {peer}", peer=peer, tag=tag) from None
+        if self._fatal is not None:
+            raise self._fatal
+        head, body = encode_header(tag, payload)
+        records = [head] + [body[o : o + self.chunk] for o in range(0, body.nbytes, self.chunk)]
+        tasks = []
+        for rec in records:
+            seq = p.send_seq
+            prefix = _SEQ.pack(DATA, seq)
+            if p.session is not None:
+                wire = prefix + p.session.send.encrypt_at(seq, prefix, rec)
+            else:
+                wire = prefix + bytes(rec)
+            p.send_seq = seq + 1
+            if not p.outbox:
+                p.last_ack_progress = time.monotonic()
+            p.outbox[seq] = wire
+            t = self._publish(peer, wire)
+            if t is not None:
+                tasks.append(t)
+        if tasks:  # backpressure: wait for the broker's PUBACKs (not proof of delivery)
+            await asyncio.wait(tasks)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        client = self._client
+        if client is not None:
+            byes = []
+            for j, peer in self._peers.items():
+                if peer.ready.is_set() and j not in self._peer_error:
+                    body = _ACK.pack(BYE, peer.send_seq, 0)
+                    byes.append(self._publish(j, body + self._mac(peer, body, self.pid, j)))
+            byes = [t for t in byes if t is not None]
+            if byes:
+                await asyncio.wait(byes, timeout=1.0)
+        self._close_mailboxes()
+        for t in list(self._publishes):
+            t.cancel()
+        for t in self._tasks:
+            t.cancel()
+        for t in [*self._tasks, *self._publishes]:
+            with contextlib.suppress(BaseException):
+                await t
+        self._tasks.clear()
+        self._client = None
+
+
+async def open_mqtt_channel(
+    pid: int,
+    n: int,
+    *,
+    session_id: bytes,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    static_key: bytes | None = None,
+    peer_keys: Sequence[bytes] | Mapping[int, bytes] | None = None,
+    consortium_id: bytes = b"smpc",
+    insecure_plaintext: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_message_size: int = DEFAULT_MAX_MESSAGE,
+    max_frame: int = DEFAULT_MAX_FRAME,
+) -> MqttChannel:
+    """One party's channel through the broker (for a party in its own OS process): connect,
+    subscribe, and complete the handshake with every peer. Raises BrokerUnavailableError,
+    PeerUnavailableError (a peer did not show up within connect_timeout) or ChannelAuthError."""
+    ch = MqttChannel(
+        pid, n, session_id=session_id, host=host, port=port, static_key=static_key,
+        peer_keys=peer_keys, consortium_id=consortium_id, insecure_plaintext=insecure_plaintext,
+        timeout=timeout, connect_timeout=connect_timeout, max_message_size=max_message_size,
+        max_frame=max_frame,
+    )
+    await ch.start()
+    await ch.handshake()
+    return ch
+
+
+async def local_mqtt_mesh(
+    n: int,
+    *,
+    session_id: bytes,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    secure: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    static_keys: Sequence[bytes] | None = None,
+    public_keys: Sequence[bytes] | None = None,
+    consortium_id: bytes = b"smpc",
+    max_message_size: int = DEFAULT_MAX_MESSAGE,
+    max_frame: int = DEFAULT_MAX_FRAME,
+) -> list[MqttChannel]:
+    """All n parties in this process, talking through the broker at host:port.
+
+    With secure=True (the default) fresh key pairs are generated unless given.
+    """
+    from network.keys import generate_keypair, public_key
+
+    if secure and static_keys is None:
+        pairs = [generate_keypair() for _ in range(n)]
+        static_keys = [sk for sk, _ in pairs]
+        public_keys = [pk for _, pk in pairs]
+    elif secure and public_keys is None:
+        public_keys = [public_key(sk) for sk in static_keys]
+    chans = [
+        MqttChannel(
+            i, n, session_id=session_id, host=host, port=port,
+            static_key=static_keys[i] if secure else None,
+            peer_keys=public_keys if secure else None,
+            consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
+            connect_timeout=connect_timeout, max_message_size=max_message_size,
+            max_frame=max_frame,
+        )
+        for i in range(n)
+    ]
+    try:
+        for ch in chans:
+            await ch.start()
+        async with asyncio.TaskGroup() as tg:
+            for ch in chans:
+                tg.create_task(ch.handshake())
+    except* NetworkError as eg:
+        for ch in chans:
+            await ch.close()
+        raise eg.exceptions[0] from None
+    except* BaseException:
+        for ch in chans:
+            await ch.close()
+        raise
+    return chans
+
+
+__all__ = ["MqttChannel", "open_mqtt_channel", "local_mqtt_mesh"]
