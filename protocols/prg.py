@@ -59,7 +59,9 @@ class CryptoRNG:
         """Overwrite a C-contiguous array with uniform random bytes; return it."""
         if not out.flags.c_contiguous:
             raise ValueError("fill needs a C-contiguous array")
-        buf = memoryview(out).cast("B")
+        if out.size == 0:
+            return out
+        buf = memoryview(out.reshape(-1)).cast("B")
         n = buf.nbytes
         if len(self._zeros) < n:
             self._zeros = bytearray(n)
