@@ -151,6 +151,8 @@ def decode_header(buf: bytes | memoryview, *, max_frame: int = DEFAULT_MAX_FRAME
         raise FrameError(f"unknown dtype code {code}")
     count = 1
     for d in shape:  # Python ints: no overflow
+        if d > max_frame:  # also bounds dimensions of empty arrays (numpy would refuse them)
+            raise FrameError(f"dimension {d} exceeds the maximum frame size for tag {tag!r}")
         count *= d
     if count * dtype.itemsize != length:
         raise FrameError(
