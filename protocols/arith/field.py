@@ -434,7 +434,7 @@ class Mersenne61(_VectorInv, PrimeField):
     # -- wire format -------------------------------------------------------------------
     def to_wire(self, x):
         self.check_dtype(x)
-        return np.ascontiguousarray(x)
+        return x if x.flags.c_contiguous else x.copy()  # ascontiguousarray makes 0-d 1-d
 
     def from_wire(self, w, shape):
         shape = _as_shape(shape)
@@ -548,8 +548,8 @@ class Mersenne127(_VectorInv, PrimeField):
 
     Costs: `mul` splits each operand into five 26-bit limbs, forms the 25 limb products
     (< 2^52) and folds the ones of weight >= 2^130 with 2^130 = 8 (Mersenne reduction), then
-    propagates carries; about 110 vectorised passes on blocks of 2^12 elements, measured about
-    5x the time of Mersenne61.mul. `add`/`sub`/`neg` use two-limb carries and a conditional
+    propagates carries; about 110 vectorised passes on blocks of 2^14 elements, measured about
+    6x the time of Mersenne61.mul (30 ns against 5 ns per element). `add`/`sub`/`neg` use two-limb carries and a conditional
     subtract. `matmul` uses the same limbs with numpy uint64 matmuls of the 25 limb pairs
     (inner dimension chunked by 64 so column sums stay below 2^64). `sum` goes through Python
     integers (not a hot path). `inv`/`batch_inv`: vectorised product tree.
@@ -561,7 +561,8 @@ class Mersenne127(_VectorInv, PrimeField):
     dtype = DT127
     elem_bytes = 16
 
-    block = 1 << 12
+    #: elements per block in mul (measured 2^12: 39 ms, 2^14: 30 ms, 2^16: 28 ms per 10^6)
+    block = 1 << 14
     matmul_chunk = 64
 
     def __init__(self) -> None:
@@ -906,7 +907,7 @@ class GmpyField(PrimeField):
         x2, rest = _sum_axes(x, axis)
         if x2.shape[-1] == 0:
             return self.zeros(rest)
-        return self._red(np.sum(x2, axis=-1))
+        return self._red(np.sum(x2, axis=-1)).reshape(rest)
 
     def inv(self, x):
         self.check(x)
