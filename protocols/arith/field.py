@@ -3,10 +3,9 @@ gmpy2 object arrays for any other prime.
 
 The Mersenne primes make reduction cheap: for p = 2^k - 1 we have 2^k = 1 (mod p), so a
 number v = hi * 2^k + lo is congruent to hi + lo, and a product can be reduced with shifts,
-masks and adds instead of a division (the "Mersenne reduction"; Crandall, US patent 5159632
-(1992); Knuth, TAOCP vol. 2, 4.3.2; used for GF(2^61 - 1) in MP-SPDZ's `Zp_Data`, in
-Carter-Wegman / "Mersenne twister"-free universal hashing, and in ABY3 / SWIFT-style Shamir
-implementations). Multiplying a canonical element by 2^r is therefore a rotation of its k
+masks and adds instead of a division (the Mersenne / special-form reduction: Crandall, US
+patent 5,159,632 (1992); Knuth, TAOCP vol. 2, sec. 4.3.2 on arithmetic modulo 2^e - 1).
+Multiplying a canonical element by 2^r is therefore a rotation of its k
 bits, which `matmul` and `sum` use to recombine limbs.
 
 numpy has no 64 x 64 -> 128-bit multiply, so products are formed from limbs whose partial
@@ -166,7 +165,8 @@ def _sum_axes(x: np.ndarray, axis) -> tuple[np.ndarray, Shape]:
 
 class _VectorInv:
     """Vectorised inversion for fields with fast elementwise `mul`: a product tree (Montgomery's
-    batch-inversion trick [Montgomery87, sec. 10.3.1] arranged as a binary tree so every level
+    batch-inversion trick [Montgomery87: "Speeding the Pollard and elliptic curve methods of
+    factorization", Math. Comp. 48] arranged as a binary tree so every level
     is one vectorised multiplication). Costs about 3 multiplications per element plus one
     scalar inversion, instead of a Fermat exponentiation (~120 multiplications) per element."""
 
@@ -551,7 +551,8 @@ class Mersenne127(_VectorInv, PrimeField):
     propagates carries; about 110 vectorised passes on blocks of 2^14 elements, measured about
     6x the time of Mersenne61.mul (30 ns against 5 ns per element). `add`/`sub`/`neg` use two-limb carries and a conditional
     subtract. `matmul` uses the same limbs with numpy uint64 matmuls of the 25 limb pairs
-    (inner dimension chunked by 64 so column sums stay below 2^64). `sum` goes through Python
+    (inner dimension chunked by 64 so column sums stay below 2^64; (10^4 x 100) @ (100 x 10)
+    in about 0.23 s, against 0.04 s for Mersenne61). `sum` goes through Python
     integers (not a hot path). `inv`/`batch_inv`: vectorised product tree.
     """
 
