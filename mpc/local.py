@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
+from network.errors import ChannelClosedError, PeerUnavailableError
 from network.memory import MemoryNetwork
 from protocols.arith.domain import Domain
 from protocols.arith.ring import Ring64
 from protocols.errors import ConfigError, SessionAbortedError
 from protocols.preprocessing import InsecureTrustedDealer
+from protocols.preprocessing.buffered import Buffered
 from protocols.prg import CryptoRNG, derive_key
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.schemes import AdditiveScheme, ShamirShares
@@ -89,17 +90,17 @@ def run_local(
     run_local re-raises the root cause (the first error that is not a consequence of
     another party's failure) with `party_errors` (one entry per party) attached.
     """
-    if not isinstance(n, int) or n < 2:
-        raise ConfigError(f"run_local needs n >= 2 parties, got {n!r}")
-    if transport not in TRANSPORTS:
-        raise ConfigError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     if preprocessing not in PREPROCESSING:
         raise ConfigError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
-    dom = domain if domain is not None else default_domain(scheme)
-    sch = make_scheme(scheme, dom, n, threshold)
+    if not isinstance(n, int) or n < 2:
+        raise ConfigError(f"run_local needs n >= 2 parties, got {n!r}")
+    make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
     return asyncio.run(
-        _run(n, job, sch, transport, seed, latency=latency, bandwidth=bandwidth,
-             timeout=timeout, prep_limit=prep_limit)
+        _run(
+            n, job, scheme=scheme, threshold=threshold, transport=transport, seed=seed,
+            domain=domain, latency=latency, bandwidth=bandwidth, timeout=timeout,
+            prep_limit=prep_limit,
+        )
     )
 
 
@@ -110,7 +111,29 @@ async def _channels(n: int, transport: str, sid: bytes, latency, bandwidth, time
     raise ConfigError(f"transport {transport!r} is not available yet")
 
 
-async def _run(n, job, sch, transport, seed, *, latency, bandwidth, timeout, prep_limit):
+async def open_sessions(
+    n: int,
+    *,
+    scheme: str = "additive",
+    threshold: int | None = None,
+    transport: str = "memory",
+    seed: int | None = None,
+    domain: Domain | None = None,
+    latency: float = 0.0,
+    bandwidth: float | None = None,
+    timeout: float = 60.0,
+    prep_limit: int | None = None,
+) -> list[Session]:
+    """The n sessions run_local would use, for callers that drive the parties themselves
+    (benchmarks separating offline from online time). Each session's `prep` is a
+    `Buffered` trusted dealer, so `await s.prep.fill(...)` fetches ahead of demand.
+    Close them with `close_sessions`."""
+    if not isinstance(n, int) or n < 2:
+        raise ConfigError(f"need n >= 2 parties, got {n!r}")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    dom = domain if domain is not None else default_domain(scheme)
+    sch = make_scheme(scheme, dom, n, threshold)
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
     dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(seed, "dealer"), limit=prep_limit)
@@ -124,12 +147,22 @@ async def _run(n, job, sch, transport, seed, *, latency, bandwidth, timeout, pre
                 domain=sch.domain,
                 scheme=sch,
                 channel=CountingChannel(channels[pid], stats),
-                prep=dealer.for_party(pid),
+                prep=Buffered(dealer.for_party(pid)),
                 rng=CryptoRNG.from_seed(seed, "party", pid),
                 stats=stats,
                 sid=sid,
             )
         )
+    return sessions
+
+
+async def close_sessions(sessions: list[Session]) -> None:
+    for s in sessions:
+        await s.channel.close()
+
+
+async def _run(n, job, **kw) -> LocalRun:
+    sessions = await open_sessions(n, **kw)
 
     async def one(s: Session):
         try:
@@ -141,13 +174,12 @@ async def _run(n, job, sch, transport, seed, *, latency, bandwidth, timeout, pre
     t0 = time.perf_counter()
     outcomes = await asyncio.gather(*(one(s) for s in sessions), return_exceptions=True)
     seconds = time.perf_counter() - t0
-    for s in sessions:
-        await s.channel.close()
+    await close_sessions(sessions)
     errors = [o if isinstance(o, BaseException) else None for o in outcomes]
     if any(errors):
         causes = [e for e in errors if e is not None and not isinstance(e, _CONSEQUENCES)]
         root = causes[0] if causes else next(e for e in errors if e is not None)
-        if isinstance(root, SmpcError | Exception):
+        if isinstance(root, Exception):
             root.party_errors = errors  # type: ignore[attr-defined]
         raise root
     return LocalRun(list(outcomes), [s.stats for s in sessions], seconds, errors)

@@ -58,16 +58,33 @@ def lagrange_coefficients(p: int, xs: tuple[int, ...], at: int = 0) -> tuple[int
 
 
 def _combine(field: PrimeField, coeffs: Sequence[int], arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """sum_j coeffs[j] * arrays[j] in the field (coefficients public)."""
+    """sum_j coeffs[j] * arrays[j] in the field (coefficients public).
+
+    Coefficients of magnitude at most 3 (mod p) become additions or subtractions: the
+    Lagrange coefficients of small party sets are such (points {1, 2}: 2 and -1), and an
+    addition costs a fraction of a field multiplication.
+    """
+    p = field.modulus
     acc = None
     for c, a in zip(coeffs, arrays, strict=True):
+        c %= p
         if c == 0:
             continue
-        term = a if c == 1 else field.mul(a, field.from_int(c))
-        acc = term if acc is None else field.add(acc, term)
-    if acc is None:
-        return field.zeros(arrays[0].shape)
-    return acc if acc is not arrays[0] else acc.copy()
+        neg = p - c <= _SMALL
+        k = p - c if neg else c
+        if k <= _SMALL:
+            if acc is None:
+                acc = field.neg(a) if neg else a.copy()
+                k -= 1
+            for _ in range(k):
+                acc = field.sub(acc, a, out=acc) if neg else field.add(acc, a, out=acc)
+            continue
+        term = field.mul(a, field.from_int(c))
+        acc = term if acc is None else field.add(acc, term, out=acc)
+    return field.zeros(arrays[0].shape) if acc is None else acc
+
+
+_SMALL = 3
 
 
 class ShamirScheme:
