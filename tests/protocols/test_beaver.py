@@ -108,3 +108,34 @@ def test_matmul_communication_is_linear_in_operands():
     assert (out == d).all()
     # the product itself: (n-1)(kd + dm) * 8; the open of the (k x m) result: (n-1) k m * 8
     assert delta.bytes_sent == 2 * (k * d + d * m) * 8 + 2 * k * m * 8
+
+
+@pytest.fixture(params=["memory", "tcp", pytest.param("mqtt", marks=pytest.mark.mqtt)])
+def transport(request):
+    if request.param == "mqtt":
+        request.getfixturevalue("mqtt_broker")
+    return request.param
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_mul_and_matmul_over_every_transport(transport, scheme):
+    g = np.random.default_rng(9)
+    X, Y, M = _ints(g, (4, 3)), _ints(g, (4, 3)), _ints(g, (3, 2))
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        y = await core.input(s, s.domain.from_int(Y) if s.pid == 1 else None, 1)
+        m = await core.input(s, s.domain.from_int(M) if s.pid == 2 else None, 2)
+        before = s.stats.copy()
+        z = await beaver.mul(s, x, y)
+        w = await beaver.matmul(s, x, m)
+        delta = s.stats - before
+        return [signed(s.domain, v) for v in await core.open(s, z, w)], delta
+
+    res = mpc.run_local(3, job, scheme=scheme, transport=transport, timeout=20)
+    for (z, w), delta in res.results:
+        assert (z == X.astype(object) * Y.astype(object)).all()
+        assert (w == X.astype(object) @ M.astype(object)).all()
+        assert delta.rounds == 2
+        assert delta.bytes_sent == 2 * (2 * X.size + X.size + M.size) * 8
