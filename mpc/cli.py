@@ -38,6 +38,26 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0 if out["correct"] else 1
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from network.keys import generate_keypair, public_key_text, save_private_key
+
+    private, public = generate_keypair()
+    save_private_key(args.out, private, overwrite=args.force)
+    text = public_key_text(public)
+    if args.public_out:
+        with open(args.public_out, "w") as f:
+            f.write(text + "\n")
+    print(f"private key written to {args.out} (mode 0600); public key:")
+    print(text)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from mpc import bench
+
+    return bench.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smpc", description="secure multi-party computation engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.set_defaults(func=_cmd_example)
+
+    kg = sub.add_parser("keygen", help="create a long-term X25519 key pair for a node")
+    kg.add_argument("--out", required=True, help="private key file to write (mode 0600)")
+    kg.add_argument("--public-out", help="also write the public key text to this file")
+    kg.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    kg.set_defaults(func=_cmd_keygen)
+
+    try:
+        from mpc import bench
+    except ImportError:  # the benchmark command is optional until mpc/bench.py lands
+        bench = None
+    if bench is not None:
+        bp = sub.add_parser("bench", help="measure protocols: throughput, rounds, bytes")
+        bench.add_arguments(bp)
+        bp.set_defaults(func=_cmd_bench)
     return p
 
 
@@ -55,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except SmpcError as e:
+    except (SmpcError, OSError) as e:  # user-facing mistakes: one line, no traceback
         print(f"smpc {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
