@@ -266,7 +266,7 @@ class TcpChannel(MailboxChannel):
         head, body = encode_header(tag, payload)
         w = link.writer
         try:
-            async with link.lock:
+            async with link.lock, asyncio.timeout(self.timeout):
                 if link.session is None:
                     w.write(_U32.pack(len(head)) + head)
                     if body.nbytes:
@@ -277,9 +277,20 @@ class TcpChannel(MailboxChannel):
                     w.write(_U32.pack(len(eh)) + eh)
                     for i, off in enumerate(range(0, body.nbytes, RECORD_SIZE)):
                         w.write(cs.encrypt(b"", body[off : off + RECORD_SIZE]))
-                        if i % 4 == 3:
+                        if i % 4 == 3:  # backpressure: at most ~4 records buffered
                             await w.drain()
                 await w.drain()
+        except TimeoutError:
+            # the peer stopped reading; a half-written message leaves the link unusable
+            err = PeerUnavailableError(
+                f"party {self.pid}: party {peer} did not take {tag!r} within {self.timeout:g}s "
+                f"(stopped reading)",
+                peer=peer,
+                tag=tag,
+            )
+            self._fail_peer(peer, err)
+            w.transport.abort()
+            raise err from None
         except (ConnectionError, RuntimeError) as e:
             if self.closed:
                 raise ChannelClosedError(f"party {self.pid}: channel is closed") from None

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from network.errors import (
@@ -420,5 +421,34 @@ def test_rerun_with_new_session_after_failure():
         assert await chans[0].recv(1, "x") == b"ok"
         for c in chans:
             await c.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(30)
+def test_peer_that_stops_reading():
+    """T15: the sender's memory stays bounded (backpressure) and it aborts within ~the deadline."""
+
+    async def main():
+        chans = await local_tcp_mesh(2, session_id=b"stall", timeout=1.0)
+        try:
+            chans[1]._links[0].writer.transport.pause_reading()  # party 1 stops reading
+            link = chans[0]._links[1]
+            big = np.zeros(16 << 17, dtype=np.uint64)  # 16 MiB per message
+            async def flood():
+                for k in range(100):
+                    await chans[0].send(1, f"m{k}", big)
+
+            t0 = time.monotonic()
+            task = asyncio.create_task(flood())
+            await asyncio.sleep(0.6)
+            assert not task.done()
+            assert link.writer.transport.get_write_buffer_size() <= 6 * (1 << 20)
+            with pytest.raises(PeerUnavailableError, match="stopped reading"):
+                await task
+            assert time.monotonic() - t0 < 2 * 1.0 + 0.5
+        finally:
+            for c in chans:
+                await c.close()
 
     asyncio.run(main())
