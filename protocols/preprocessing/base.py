@@ -52,3 +52,9 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         """Shares of (r, r >> f) for truncation, with r of `bits` random bits (see
         protocols.truncation for the exact distribution each protocol needs)."""
         raise self._unsupported(f"truncation pairs (f={f}, bits={bits})", shape)
+
+    # Optional kinds used by protocols/truncation.py and comparison.py, supplied by the
+    # trusted dealer (see there for the exact distributions): trunc_triples(shape, f),
+    # bounded_randoms(shape, bits), edabits(shape), dabits(shape), bool_triples(shape, k).
+    # They are deliberately not stubbed here: Buffered forwards kinds it does not define to
+    # its source through __getattr__, which a stub on this base class would shadow.

@@ -74,6 +74,42 @@ class InsecureTrustedDealer:
         return mine
 
 
+    def take_parts(self, pid: int, key: tuple, size: int, make: Callable[[], list[tuple[np.ndarray, ...]]]):
+        """As `take`, for items whose per-party shares `make` builds itself (mixed arithmetic
+        and XOR sharings): make() returns one tuple of arrays per party."""
+        k = self._next[pid]
+        if k < len(self._items):
+            want, shares = self._items[k]
+            if want != key:
+                raise PreprocessingMismatch(
+                    f"party {pid} asked for {key} as item {k}, another party for {want}"
+                )
+        else:
+            if self.limit is not None and self.used + size > self.limit:
+                raise PreprocessingExhausted(
+                    f"{self.name}: {key[0]} of shape {key[1:]} needs {size} elements, "
+                    f"{self.limit - self.used} of {self.limit} left"
+                )
+            self.used += size
+            self._items.append((key, make()))
+            self._taken.append(0)
+            shares = self._items[k][1]
+        self._next[pid] = k + 1
+        mine = shares[pid]
+        self._taken[k] += 1
+        if self._taken[k] == self.n:
+            self._items[k] = (key, None)
+        return mine
+
+    def xor_share(self, v: np.ndarray) -> list[np.ndarray]:
+        """n XOR shares of a uint64 array: n - 1 uniform words, the first fixes the XOR."""
+        rest = [self.rng.uint64(v.shape) for _ in range(self.n - 1)]
+        first = v.copy()
+        for r in rest:
+            first ^= r
+        return [first, *rest]
+
+
 class _DealerView(Preprocessing):
     name = "trusted_dealer"
 
@@ -126,6 +162,117 @@ class _DealerView(Preprocessing):
     async def randoms(self, shape: Shape):
         shape = tuple(shape)
         return self.d.take(self.pid, ("randoms", shape), _size(shape), lambda: (self._rand(shape),))[0]
+
+
+    # -- truncation and comparison kinds -------------------------------------------------
+    def _need_ring(self, kind: str) -> None:
+        if self.d.domain.is_field or self.d.domain.modulus != 1 << 64:
+            raise PreprocessingExhausted(f"{self.name}: {kind} exist for Z_2^64 only, not {self.d.domain}")
+
+    def _need_additive_ring(self, kind: str) -> None:
+        self._need_ring(kind)
+        if self.d.scheme.kind != "additive":
+            raise PreprocessingExhausted(f"{self.name}: {kind} need additive sharing")
+
+    async def trunc_triples(self, shape: Shape, f: int):
+        shape = tuple(shape)
+        self._need_ring("truncation triples")
+        if not 0 < f < 63:
+            raise PreprocessingExhausted(f"{self.name}: truncation triples need 0 < f < 63, got {f}")
+
+        def make():
+            r = self.d.rng.uint64(shape)
+            low = r & np.uint64((1 << 63) - 1)
+            return r, low >> np.uint64(f), r >> np.uint64(63)
+
+        return self.d.take(self.pid, ("trunc_triples", shape, f), 3 * _size(shape), make)
+
+    def _bounded(self, shape: Shape, bits: int) -> np.ndarray:
+        """Uniform integers in [0, 2^bits) as domain elements (limbs for bits > 64)."""
+        D = self.d.domain
+        lo = self.d.rng.uint64(shape)
+        if bits < 64:
+            lo &= np.uint64((1 << bits) - 1)
+        if bits <= 64:
+            hi = None
+        else:
+            hi = self.d.rng.uint64(shape) & np.uint64((1 << (bits - 64)) - 1)
+        return _from_limbs(D, lo, hi)
+
+    async def bounded_randoms(self, shape: Shape, bits: int):
+        shape = tuple(shape)
+        D = self.d.domain
+        if not 0 < bits < (D.modulus - 1).bit_length() or bits > 128:
+            raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {D}")
+        return self.d.take(
+            self.pid, ("bounded_randoms", shape, bits), _size(shape), lambda: (self._bounded(shape, bits),)
+        )[0]
+
+    async def trunc_pairs(self, shape: Shape, f: int, bits: int):
+        shape = tuple(shape)
+        D = self.d.domain
+        if not 0 < f < bits < (D.modulus - 1).bit_length() or bits > 128:
+            raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit truncation pairs in {D}")
+
+        def make():
+            lo = self.d.rng.uint64(shape)
+            if bits < 64:
+                lo &= np.uint64((1 << bits) - 1)
+            hi = None
+            if bits > 64:
+                hi = self.d.rng.uint64(shape) & np.uint64((1 << (bits - 64)) - 1)
+            if hi is None:
+                return _from_limbs(D, lo, None), _from_limbs(D, lo >> np.uint64(f), None)
+            slo = (lo >> np.uint64(f)) | (hi << np.uint64(64 - f))
+            return _from_limbs(D, lo, hi), _from_limbs(D, slo, hi >> np.uint64(f))
+
+        return self.d.take(self.pid, ("trunc_pairs", shape, f, bits), 2 * _size(shape), make)
+
+    async def edabits(self, shape: Shape):
+        shape = tuple(shape)
+        self._need_additive_ring("edaBits")
+
+        def make():
+            r = self.d.rng.uint64(shape)
+            arith = self.d.scheme.share(self.d.rng, r)
+            return list(zip(arith, self.d.xor_share(r), strict=True))
+
+        return self.d.take_parts(self.pid, ("edabits", shape), 2 * _size(shape), make)
+
+    async def dabits(self, shape: Shape):
+        shape = tuple(shape)
+        self._need_additive_ring("daBits")
+
+        def make():
+            b = self.d.rng.bits(shape)
+            arith = self.d.scheme.share(self.d.rng, b)
+            return list(zip(arith, self.d.xor_share(b), strict=True))
+
+        return self.d.take_parts(self.pid, ("dabits", shape), 2 * _size(shape), make)
+
+    async def bool_triples(self, shape: Shape, k: int = 1):
+        shape = tuple(shape)
+        self._need_additive_ring("boolean triples")
+
+        def make():
+            a = self.d.rng.uint64(shape)
+            b = self.d.rng.uint64((k, *shape))
+            c = a[None] & b
+            parts = [self.d.xor_share(v) for v in (a, b, c)]
+            return [tuple(p[i] for p in parts) for i in range(self.n)]
+
+        return self.d.take_parts(self.pid, ("bool_triples", shape, k), (1 + 2 * k) * _size(shape), make)
+
+
+def _from_limbs(D, lo: np.ndarray, hi: np.ndarray | None) -> np.ndarray:
+    """The domain element lo + 2^64 * hi for limbs of a value below the modulus."""
+    if hi is None:
+        return D.from_int(lo)
+    if D.dtype.names == ("lo", "hi"):
+        out = np.empty(lo.shape, dtype=D.dtype)
+        out["lo"], out["hi"] = lo, hi
+        return out
+    return D.from_int(lo.astype(object) + (hi.astype(object) << 64))
 
 
 def _size(shape: Shape) -> int:

@@ -1,0 +1,176 @@
+"""Truncation of shared fixed-point values: x -> x / 2^f, for Z_2^64 and GF(p).
+
+A fixed-point product of two values with f fractional bits carries 2f; `trunc` removes f of
+them. All protocols here round *stochastically*: the result is floor(x / 2^f) or
+floor(x / 2^f) + 1, the latter with probability (x mod 2^f) / 2^f, so the rounding is
+unbiased and the error is below one unit in the last place (ulp = 2^-f after decoding).
+Nothing here fails with a large error when its stated input range holds:
+
+* Z_2^64, any n (default, `method="msb"`): one opening of x + 2^62 + r with r uniform in
+  Z_2^64 and the top-bit correction of Escudero, Ghosh, Keller, Rachuri and Scholl, "Improved
+  Primitives for MPC over Mixed Arithmetic-Binary Circuits", CRYPTO 2020, sec. 5.1 (also
+  Dalskov, Escudero and Keller, "Secure Evaluation of Quantized Neural Networks", PETS 2020):
+  if y = x + 2^62 has top bit 0 and c = y + r mod 2^64, then the borrow of the low 63 bits is
+  exactly msb(c) XOR msb(r), which is linear in a shared bit. Exact (never a wrap error) for
+  |x| < 2^62; perfectly hiding (c is uniform).
+* Z_2^64, n = 2 (`method="local"`): the local truncation of Mohassel and Zhang, "SecureML",
+  IEEE S&P 2017, sec. 4.1, Theorem 1: no communication, but for |x| < 2^l the result is off by
+  about 2^(64-f) with probability up to 2^(l+1-64). For a 2^-40 failure chance that leaves
+  l <= 23, i.e. products |x*y| < 2^(23-2f) (< 1 with f = 16), useless for training: it is an
+  option for experiments only, never the default.
+* GF(p), any scheme (`method="cs"`): probabilistic truncation TruncPr of Catrina and Saxena,
+  "Secure Computation With Fixed-Point Numbers", FC 2010, sec. 3.1 / Protocol 3.1: open
+  c = x + 2^(l-1) + r with r uniform in [0, 2^(l+kappa)) and subtract r >> f. Needs
+  p > 2^(l+kappa+1); statistically hiding with distance below 2^-kappa.
+
+Value bounds (`value_bits`): on Z_2^64 truncation accepts |x| < 2^62 (l = 63); on a field, l
+defaults to min(64, bitlen(p) - kappa - 2), so GF(2^127 - 1) gives l = 64 (|x| < 2^63) and
+GF(2^61 - 1) only l = 19 -- too small for fixed-point products with f = 16, and `trunc`
+raises ConfigError there: use GF(2^127 - 1) (`protocols.arith.field.Mersenne127`) for
+fixed point over Shamir.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.arith.domain import Domain
+from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.core import open
+from protocols.errors import ConfigError, ShapeMismatch
+from protocols.session import Session, Share
+
+#: statistical security parameter for masks over fields (statistical distance <= 2^-KAPPA)
+KAPPA = 40
+#: Z_2^64 truncation input bound: |x| < 2^RING_TRUNC_BITS
+RING_TRUNC_BITS = 62
+
+_U64 = np.uint64
+_LOW63 = np.uint64((1 << 63) - 1)
+
+
+def is_ring64(D: Domain) -> bool:
+    return not D.is_field and D.modulus == 1 << 64
+
+
+def value_bits(D: Domain, kappa: int = KAPPA) -> int:
+    """l: the protocols on D accept signed values |x| < 2^(l-1). Z_2^64: 64 for comparisons
+    (every int64), truncation needs |x| < 2^62. Field: min(64, bitlen(p) - kappa - 2)."""
+    if is_ring64(D):
+        return 64
+    if not D.is_field:
+        raise ConfigError(f"no truncation/comparison protocol for {D}")
+    return min(64, (D.modulus - 1).bit_length() - kappa - 2)
+
+
+def check_field_room(D: Domain, ell: int, kappa: int, what: str) -> None:
+    if D.modulus <= 1 << (ell + kappa + 1):
+        raise ConfigError(
+            f"{what} on {D} with l={ell}, kappa={kappa} needs p > 2^{ell + kappa + 1}; "
+            "use GF(2^127 - 1) (Mersenne127) for fixed point over Shamir"
+        )
+
+
+# -- public (opened) values: bits and shifts of canonical elements, domain-generic ----------
+def _limbs(D: Domain, c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(low 64 bits, bits 64..127 or None) of canonical elements below 2^128."""
+    if D.dtype.names == ("lo", "hi"):
+        return np.ascontiguousarray(c["lo"]), np.ascontiguousarray(c["hi"])
+    if D.dtype == np.dtype(np.uint64):
+        return c, None
+    ints = D.to_int(c)
+    lo = np.array([int(v) & 0xFFFFFFFFFFFFFFFF for v in ints.reshape(-1)], dtype=_U64)
+    hi = np.array([int(v) >> 64 for v in ints.reshape(-1)], dtype=_U64)
+    return lo.reshape(c.shape), hi.reshape(c.shape)
+
+
+def public_low_bits(D: Domain, c: np.ndarray, m: int) -> np.ndarray:
+    """c mod 2^m as uint64, for opened canonical elements c and 1 <= m <= 64."""
+    lo, _ = _limbs(D, c)
+    return lo & _U64((1 << m) - 1) if m < 64 else lo.copy()
+
+
+def public_shift(D: Domain, c: np.ndarray, f: int) -> np.ndarray:
+    """floor(c / 2^f) as domain elements, for opened canonical elements c < 2^128, 0 < f < 64."""
+    lo, hi = _limbs(D, c)
+    if hi is None:
+        return D.from_int(lo >> _U64(f))
+    slo = (lo >> _U64(f)) | (hi << _U64(64 - f))
+    shi = hi >> _U64(f)
+    if D.dtype.names == ("lo", "hi"):
+        out = np.empty(lo.shape, dtype=D.dtype)
+        out["lo"], out["hi"] = slo, shi
+        return out
+    return D.from_int(slo.astype(object) + (shi.astype(object) << 64))
+
+
+# -- truncation ----------------------------------------------------------------------------
+async def trunc(
+    s: Session, x: Share, f: int = DEFAULT_F, *, method: str = "auto", kappa: int = KAPPA
+) -> Share:
+    """Divide shared integers by 2^f with unbiased stochastic rounding.
+
+        Z_2^64 ("msb", default):  y = x + 2^62,  c = open(y + r),  c' = c mod 2^63,
+            z = (c' >> f) - (r' >> f) + 2^(63-f) * (msb(c) XOR msb(r)) - 2^(62-f)
+            with r' = r mod 2^63 [EGKRS20, sec. 5.1]
+        Z_2^64, n = 2 ("local"):  z_0 = x_0 >> f,  z_1 = -((-x_1) >> f)  [SecureML, sec. 4.1]
+        GF(p) ("cs"):  c = open(x + 2^(l-1) + r),  z = (c >> f) - (r >> f) - 2^(l-1-f)
+            with r uniform in [0, 2^(l+kappa))  [CS10, Protocol 3.1]
+
+    Result: z = floor(x / 2^f) + u with u in {0, 1}, P(u = 1) = (x mod 2^f) / 2^f ("msb", "cs");
+    "local" is off by at most 1 as well, except with the failure probability below.
+    Ranges: "msb": |x| < 2^62, exact for every such x (failure probability 0).  "cs":
+    |x| < 2^(l-1), l = value_bits(domain) (2^63 on GF(2^127-1)), failure probability 0.
+    "local": |x| < 2^L fails (error ~2^(64-f)) with probability <= 2^(L+1-64).
+    Shapes: x: S; returns S.   Rounds: 1 ("msb", "cs"), 0 ("local").
+    Bytes: (n-1)*N*e sent per party ("msb", "cs"), 0 ("local").
+    Preprocessing: "msb": trunc_triples(S, f); "cs": trunc_pairs(S, f, l + kappa).
+    Security: semi-honest. "msb", "local": perfectly hiding; "cs": statistical distance
+    <= 2^-kappa.   Raises: ConfigError (unknown method, field too small, "local" with n != 2 or
+    Shamir), PreprocessingExhausted, errors of `open`.
+    """
+    D = s.domain
+    if not isinstance(x, Share):
+        raise TypeError(f"trunc expects a Share, got {type(x).__name__}")
+    if method == "auto":
+        method = "msb" if is_ring64(D) else "cs"
+    if method == "msb":
+        if not is_ring64(D):
+            raise ConfigError(f"trunc method 'msb' needs Z_2^64, not {D}")
+        if not 0 < f < RING_TRUNC_BITS:
+            raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+        r, r_hi, r_msb = await s.prep.trunc_triples(x.shape, f)
+        (c,) = await open(s, x + (1 << RING_TRUNC_BITS) + Share(r, s))
+        c_msb = c >> _U64(63)
+        # borrow of the low 63 bits = msb(c) XOR msb(r) = msb(c) + (1 - 2 msb(c)) * msb(r)
+        sign = _U64(1) - (c_msb << _U64(1))  # 1 or -1 (mod 2^64)
+        borrow = Share(r_msb * sign, s) + c_msb  # c_msb + r_msb - 2 c_msb r_msb
+        pub = ((c & _LOW63) >> _U64(f)) - _U64(1 << (RING_TRUNC_BITS - f))
+        return borrow * (1 << (63 - f)) - Share(r_hi, s) + pub
+    if method == "local":
+        if not is_ring64(D) or s.n != 2 or s.scheme.kind != "additive":
+            raise ConfigError("trunc method 'local' is for 2-party additive sharing over Z_2^64")
+        if not 0 < f < 64:
+            raise ConfigError(f"trunc: need 0 < f < 64, got {f}")
+        if s.pid == 0:
+            return Share(x.data >> _U64(f), s)
+        return Share(-((-x.data) >> _U64(f)), s)
+    if method == "cs":
+        if not D.is_field:
+            raise ConfigError(f"trunc method 'cs' needs a prime field, not {D}")
+        ell = value_bits(D, kappa)
+        check_field_room(D, ell, kappa, "truncation")
+        if not 0 < f < ell - 1:
+            raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
+        r, r_hi = await s.prep.trunc_pairs(x.shape, f, ell + kappa)
+        (c,) = await open(s, x + (1 << (ell - 1)) + Share(r, s))
+        return Share(D.sub(public_shift(D, c, f), r_hi), s) - (1 << (ell - 1 - f))
+    raise ConfigError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
+
+
+def check_same(s: Session, *xs: Share) -> None:
+    for x in xs:
+        if not isinstance(x, Share):
+            raise TypeError(f"expected a Share, got {type(x).__name__}")
+        if x._s.pid != s.pid or x._s.domain != s.domain:
+            raise ShapeMismatch("share does not belong to this session")
