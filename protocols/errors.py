@@ -47,3 +47,8 @@ class PreprocessingMismatch(ProtocolError):
 
 class SessionAbortedError(ProtocolError):
     """The session aborted after an earlier failure; it cannot be used again."""
+
+
+class StorageIntegrityError(ProtocolError):
+    """Stored state (preprocessing, cursors) failed an integrity check at load: tampered,
+    truncated, from another party or session, of another domain or kind, or too permissive."""
