@@ -71,6 +71,17 @@ def check_field_room(D: Domain, ell: int, kappa: int, what: str) -> None:
         )
 
 
+def check_product_room(D: Domain, f: int, kappa: int = KAPPA) -> None:
+    """ConfigError unless a fixed-point product (2f fractional bits) of values of magnitude
+    at least 2 fits the truncation range of D: l - 1 - 2f >= 2 (62 - 2f >= 2 on Z_2^64)."""
+    room = (RING_TRUNC_BITS if is_ring64(D) else value_bits(D, kappa) - 1) - 2 * f
+    if room < 2:
+        raise ConfigError(
+            f"fixed point with f={f} on {D} leaves products below 2^{room}: too small; "
+            "use GF(2^127 - 1) (Mersenne127) for fixed point over Shamir, or a smaller f"
+        )
+
+
 # -- public (opened) values: bits and shifts of canonical elements, domain-generic ----------
 def _limbs(D: Domain, c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(low 64 bits, bits 64..127 or None) of canonical elements below 2^128."""
