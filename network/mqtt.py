@@ -72,6 +72,27 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+def _quickack(client: aiomqtt.Client) -> None:
+    """Send the pending TCP ACK to the broker now (TCP_QUICKACK), after each packet we handle.
+
+    Mosquitto's default (set_tcp_nodelay false) runs Nagle on its side: a PUBLISH to us waits
+    while its previous small packet to us (a PUBACK) is unacknowledged, and our kernel delays
+    that ACK by up to 40 ms. Acknowledging at once removes that stall (round trips drop from
+    ~45 ms to ~1 ms). Brokers configured with set_tcp_nodelay true do not need this.
+    """
+    if _QUICKACK is None:
+        return
+    try:
+        sock = client._client.socket()  # aiomqtt wraps a paho client; no public accessor
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+    except Exception:  # an optimisation only: never let it break the transport
+        return
+
+
 class _Peer:
     def __init__(self) -> None:
         self.session: SecureSession | None = None
@@ -226,6 +247,7 @@ class MqttChannel(MailboxChannel):
                     first = False
                     async for msg in client.messages:
                         self._on_message(str(msg.topic), msg.payload)
+                        _quickack(client)
             except aiomqtt.MqttError:
                 pass
             except asyncio.CancelledError:
@@ -309,6 +331,7 @@ class MqttChannel(MailboxChannel):
     async def _publish_one(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
             await client.publish(topic, payload, qos=1)
+            _quickack(client)  # the PUBACK just arrived: acknowledge it at once
 
     def _mac(self, peer: _Peer, body: bytes, src: int, dst: int) -> bytes:
         if not self.secure:
