@@ -52,6 +52,17 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from mpc.audit import verify
+
+    res = verify(args.log)
+    if res.ok:
+        print(f"{args.log}: ok, {res.entries} entries, head {res.head}")
+        return 0
+    print(f"{args.log}: {res.problem} (first bad entry: {res.first_bad})", file=sys.stderr)
+    return 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mpc import bench
 
@@ -74,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--public-out", help="also write the public key text to this file")
     kg.add_argument("--force", action="store_true", help="overwrite an existing key file")
     kg.set_defaults(func=_cmd_keygen)
+
+    au = sub.add_parser("audit", help="audit log tools")
+    ausub = au.add_subparsers(dest="audit_command", required=True)
+    av = ausub.add_parser("verify", help="check the hash chain of a node's audit log")
+    av.add_argument("log", help="path to the audit log (SQLite)")
+    av.set_defaults(func=_cmd_audit_verify)
 
     try:
         from mpc import bench
