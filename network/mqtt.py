@@ -68,6 +68,9 @@ _SEQ = struct.Struct("<BQ")
 _ACK = struct.Struct("<BQB")
 DEFAULT_MAX_MESSAGE = 1 << 20
 WINDOW = 1 << 16  # records buffered ahead of the next expected one
+MAX_EARLY = 256  # unauthenticated records kept while our handshake with that peer completes
+#: a sender stops (backpressure) while this many bytes to one peer are unacknowledged
+DEFAULT_MAX_UNACKED = 64 << 20
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
@@ -104,6 +107,8 @@ class _Peer:
         # sending
         self.send_seq = 0
         self.outbox: dict[int, bytes] = {}
+        self.outbox_bytes = 0
+        self.acked = asyncio.Event()  # set whenever an acknowledgement frees outbox space
         self.last_ack_progress = time.monotonic()
         # receiving
         self.recv_next = 0
@@ -139,6 +144,7 @@ class MqttChannel(MailboxChannel):
         topic_prefix: str = "smpc",
         resend_after: float = 2.0,
         ack_interval: float = 0.05,
+        max_unacked: int = DEFAULT_MAX_UNACKED,
     ):
         super().__init__(pid, n, timeout)
         if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 64:
@@ -158,6 +164,7 @@ class MqttChannel(MailboxChannel):
         self.max_message_size = max_message_size
         self.chunk = max_message_size - _SEQ.size - TAGLEN
         self.resend_after = resend_after
+        self.max_unacked = max(max_unacked, max_message_size)
         self.ack_interval = ack_interval
         self._base = f"{topic_prefix}/{session_id.hex()}"
         self._peers = {j: _Peer() for j in range(n) if j != pid}
@@ -266,6 +273,12 @@ class MqttChannel(MailboxChannel):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def _fail_peer(self, src: int, error: NetworkError) -> None:
+        super()._fail_peer(src, error)
+        peer = self._peers.get(src)
+        if peer is not None:
+            peer.acked.set()  # wake a sender waiting for acknowledgements
 
     def _fail_all(self, err: NetworkError) -> None:
         self._fatal = err
@@ -435,7 +448,7 @@ class MqttChannel(MailboxChannel):
             elif kind == DATA:
                 if self._peers[src].ready.is_set():
                     self._on_data(src, bytes(payload))
-                elif len(self._peers[src].early) < WINDOW:
+                elif len(self._peers[src].early) < MAX_EARLY:
                     self._peers[src].early.append(bytes(payload))
             elif kind in (ACK, BYE):
                 self._on_control(src, bytes(payload))
@@ -460,7 +473,8 @@ class MqttChannel(MailboxChannel):
         if done:
             peer.last_ack_progress = time.monotonic()
             for s in done:
-                del peer.outbox[s]
+                peer.outbox_bytes -= len(peer.outbox.pop(s))
+            peer.acked.set()
         if flags & 1:
             for s in sorted(peer.outbox):
                 self._publish(j, peer.outbox[s])
@@ -538,6 +552,8 @@ class MqttChannel(MailboxChannel):
         records = [head] + [body[o : o + self.chunk] for o in range(0, body.nbytes, self.chunk)]
         tasks = []
         for rec in records:
+            if p.outbox_bytes > self.max_unacked:
+                await self._wait_for_acks(peer, tag)
             seq = p.send_seq
             prefix = _SEQ.pack(DATA, seq)
             if p.session is not None:
@@ -548,11 +564,34 @@ class MqttChannel(MailboxChannel):
             if not p.outbox:
                 p.last_ack_progress = time.monotonic()
             p.outbox[seq] = wire
+            p.outbox_bytes += len(wire)
             t = self._publish(peer, wire)
             if t is not None:
                 tasks.append(t)
         if tasks:  # backpressure: wait for the broker's PUBACKs (not proof of delivery)
             await asyncio.wait(tasks)
+
+    async def _wait_for_acks(self, peer: int, tag: str) -> None:
+        """Backpressure: wait until the receiver acknowledged enough (bounded sender memory)."""
+        p = self._peers[peer]
+        deadline = time.monotonic() + self.timeout
+        while p.outbox_bytes > self.max_unacked:
+            p.acked.clear()
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(p.acked.wait(), left)
+            except TimeoutError:
+                err = PeerUnavailableError(
+                    f"party {self.pid}: party {peer} acknowledged nothing for {self.timeout:g}s "
+                    f"while sending {tag!r} (stopped reading?)", peer=peer, tag=tag)
+                self._fail_peer(peer, err)
+                raise err from None
+            if peer in self._peer_error:
+                raise self._error_for(peer, tag)
+            if self._fatal is not None:
+                raise self._fatal
 
     async def close(self) -> None:
         if self.closed:

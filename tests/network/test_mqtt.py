@@ -347,3 +347,36 @@ def test_broker_restart_short_and_long_outage(tmp_path):
         asyncio.run(main())
     finally:
         broker.stop()
+
+
+@MQTT_SKIP
+@pytest.mark.timeout(30)
+def test_receiver_that_stops_reading_bounds_sender_memory():
+    """T15: unacknowledged data to one peer is bounded; the sender aborts within ~the deadline."""
+
+    async def main():
+        chans = await _secure_pair(os.urandom(8), timeout=1.0)
+        try:
+            chans[0].max_unacked = 2 << 20
+            chans[1]._on_data = lambda j, raw: None  # party 1 hangs: reads nothing, acks nothing
+            t0 = time.monotonic()
+            peak = 0
+
+            async def watch():
+                nonlocal peak
+                while True:
+                    peak = max(peak, chans[0]._peers[1].outbox_bytes)
+                    await asyncio.sleep(0.01)
+
+            w = asyncio.create_task(watch())
+            with pytest.raises(PeerUnavailableError, match="acknowledged nothing"):
+                for k in range(50):
+                    await chans[0].send(1, f"m{k}", np.zeros(1 << 17, dtype=np.uint64))
+            w.cancel()
+            assert time.monotonic() - t0 < 2 * 1.0 + 0.5
+            assert peak <= (2 << 20) + 2 * chans[0].max_message_size
+        finally:
+            for c in chans:
+                await c.close()
+
+    asyncio.run(main())
