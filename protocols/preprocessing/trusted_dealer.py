@@ -259,7 +259,7 @@ class _DealerView(Preprocessing):
             b = self.d.rng.uint64((k, *shape))
             c = a[None] & b
             parts = [self.d.xor_share(v) for v in (a, b, c)]
-            return [tuple(p[i] for p in parts) for i in range(self.n)]
+            return [tuple(p[i] for p in parts) for i in range(self.d.n)]
 
         return self.d.take_parts(self.pid, ("bool_triples", shape, k), (1 + 2 * k) * _size(shape), make)
 
