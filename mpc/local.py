@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from network.errors import ChannelClosedError, PeerUnavailableError
+from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from network.memory import MemoryNetwork
 from protocols.arith.domain import Domain
 from protocols.arith.ring import Ring64
@@ -24,7 +25,10 @@ Job = Callable[[Session], Awaitable[Any]]
 
 SCHEMES = ("additive", "shamir")
 TRANSPORTS = ("memory", "tcp", "mqtt")
-PREPROCESSING = ("trusted_dealer",)
+#: preprocessing sources by name: trusted_dealer (in-process, sees everything: tests and
+#: notebooks only), dealer (a dealer node that must not collude with any party; memory only
+#: here), dn07 (Shamir, honest majority, dealer-free), ot (additive, any n, dealer-free)
+PREPROCESSING = ("trusted_dealer", "dealer", "dn07", "ot")
 
 #: errors that are consequences of another party's failure, not causes
 _CONSEQUENCES = (PeerUnavailableError, SessionAbortedError, ChannelClosedError)
@@ -94,8 +98,6 @@ def run_local(
     run_local re-raises the root cause (the first error that is not a consequence of
     another party's failure) with `party_errors` (one entry per party) attached.
     """
-    if preprocessing not in PREPROCESSING:
-        raise ConfigError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
     if not isinstance(n, int) or n < 2:
         raise ConfigError(f"run_local needs n >= 2 parties, got {n!r}")
     make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
@@ -103,7 +105,7 @@ def run_local(
         _run(
             n, job, scheme=scheme, threshold=threshold, transport=transport, seed=seed,
             domain=domain, latency=latency, bandwidth=bandwidth, timeout=timeout,
-            prep_limit=prep_limit,
+            prep_limit=prep_limit, preprocessing=preprocessing,
         )
     )
 
@@ -135,11 +137,14 @@ async def open_sessions(
     bandwidth: float | None = None,
     timeout: float = 60.0,
     prep_limit: int | None = None,
+    preprocessing: str = "trusted_dealer",
 ) -> list[Session]:
     """The n sessions run_local would use, for callers that drive the parties themselves
-    (benchmarks separating offline from online time). Each session's `prep` is a
-    `Buffered` trusted dealer, so `await s.prep.fill(...)` fetches ahead of demand.
+    (benchmarks separating offline from online time). Each session's `prep` is the named
+    source wrapped in `Buffered`, so `await s.prep.fill(...)` fetches ahead of demand.
     Close them with `close_sessions`."""
+    if preprocessing not in PREPROCESSING:
+        raise ConfigError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
     if not isinstance(n, int) or n < 2:
         raise ConfigError(f"need n >= 2 parties, got {n!r}")
     if transport not in TRANSPORTS:
@@ -149,6 +154,9 @@ async def open_sessions(
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
     dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(seed, "dealer"), limit=prep_limit)
+    dealer_net = None
+    if preprocessing == "dealer":
+        dealer_net = _start_dealer_node(n, sch, seed, transport, timeout)
     sessions = []
     for pid in range(n):
         stats = Stats()
@@ -159,17 +167,66 @@ async def open_sessions(
                 domain=sch.domain,
                 scheme=sch,
                 channel=CountingChannel(channels[pid], stats),
-                prep=Buffered(dealer.for_party(pid)),
+                prep=dealer.for_party(pid),
                 rng=CryptoRNG.from_seed(seed, "party", pid),
                 stats=stats,
                 sid=sid,
             )
         )
-    return sessions
+    return [
+        dataclasses.replace(s, prep=Buffered(_source(preprocessing, s, dealer, dealer_net)))
+        for s in sessions
+    ]
+
+
+def _start_dealer_node(n, sch, seed, transport, timeout):
+    """A dealer node as party n of a separate in-process network, serving in the background.
+    Returns (network, serving task)."""
+    from protocols.preprocessing.dealer_node import DealerNode
+
+    if transport != "memory":
+        raise ConfigError("run_local runs the dealer node over transport='memory' only")
+    if sch.kind != "additive":
+        raise ConfigError("the dealer node supplies additive shares only")
+    net = MemoryNetwork(n + 1, timeout=timeout)
+    node = DealerNode(net.channel(n), n, sch.domain, CryptoRNG.from_seed(seed, "dealer-node"))
+    return net, asyncio.get_running_loop().create_task(node.serve())
+
+
+def _source(name: str, s: Session, dealer: InsecureTrustedDealer, dealer_net):
+    if name == "trusted_dealer":
+        return s.prep
+    if name == "dn07":
+        from protocols.preprocessing.dn07 import DN07
+
+        if s.scheme.kind != "shamir":
+            raise ConfigError("preprocessing='dn07' needs scheme='shamir' (honest majority)")
+        return DN07(s)
+    if name == "ot":
+        from protocols.preprocessing.ot import OTPreprocessing
+
+        if s.scheme.kind != "additive":
+            raise ConfigError("preprocessing='ot' needs scheme='additive'")
+        return OTPreprocessing(s)
+    from protocols.preprocessing.dealer_node import DealerClient
+
+    net, task = dealer_net
+    client = DealerClient(s.pid, s.n, s.domain, net.channel(s.pid), s.n)
+    client.serving = task  # the dealer node's task, awaited when the sessions close
+    return client
 
 
 async def close_sessions(sessions: list[Session]) -> None:
     for s in sessions:
+        source = getattr(s.prep, "source", None)
+        serving = getattr(source, "serving", None)
+        if serving is not None and s.pid == 0:
+            try:
+                if not s.aborted:
+                    await source.close()  # party 0 tells the dealer node to stop
+                await asyncio.wait_for(asyncio.shield(serving), 5)
+            except (TimeoutError, SmpcError):
+                serving.cancel()
         await s.channel.close()
 
 

@@ -139,3 +139,35 @@ def test_mul_and_matmul_over_every_transport(transport, scheme):
         assert (w == X.astype(object) @ M.astype(object)).all()
         assert delta.rounds == 2
         assert delta.bytes_sent == 2 * (2 * X.size + X.size + M.size) * 8
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    "scheme,n,source",
+    [("additive", 3, "dealer"), ("additive", 2, "ot"), ("shamir", 3, "dn07"), ("shamir", 5, "dn07")],
+)
+def test_products_with_every_preprocessing_source(scheme, n, source):
+    g = np.random.default_rng(2)
+    X, Y, M = _ints(g, (5, 3)), _ints(g, (5, 3)), _ints(g, (3, 2))
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        y = await core.input(s, s.domain.from_int(Y) if s.pid == 1 else None, 1)
+        m = await core.input(s, s.domain.from_int(M) if s.pid == 0 else None, 0)
+        z, q, w = await beaver.mul(s, x, y), await beaver.square(s, x), await beaver.matmul(s, x, m)
+        return [signed(s.domain, v) for v in await core.open(s, z, q, w)]
+
+    res = mpc.run_local(n, job, scheme=scheme, preprocessing=source, timeout=30)
+    for z, q, w in res.results:
+        assert (z == X.astype(object) * Y.astype(object)).all()
+        assert (q == X.astype(object) ** 2).all()
+        assert (w == X.astype(object) @ M.astype(object)).all()
+
+
+def test_source_and_scheme_must_fit():
+    with pytest.raises(ConfigError):
+        mpc.run_local(3, lambda s: None, scheme="additive", preprocessing="dn07")
+    with pytest.raises(ConfigError):
+        mpc.run_local(3, lambda s: None, scheme="shamir", preprocessing="ot")
+    with pytest.raises(ConfigError):
+        mpc.run_local(3, lambda s: None, preprocessing="nonsense")
