@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -381,7 +382,6 @@ def test_killed_peer_process():
 
     async def main():
         c0 = TcpChannel(0, 2, session_id=b"kill", insecure_plaintext=True, timeout=20, connect_timeout=10)
-        import socket
 
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -450,5 +450,33 @@ def test_peer_that_stops_reading():
         finally:
             for c in chans:
                 await c.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("peer", ["absent", "silent"])
+def test_handshake_deadline(peer):
+    """A peer that never listens, or accepts but never answers: PeerUnavailableError in time."""
+
+    async def main():
+        server = None
+        if peer == "silent":
+            server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            addr = server.sockets[0].getsockname()[:2]
+        else:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            addr = s.getsockname()[:2]
+            s.close()
+        c0 = TcpChannel(0, 2, session_id=b"s", static_key=SKS[0], peer_keys=PKS, connect_timeout=0.8)
+        t0 = time.monotonic()
+        with pytest.raises(PeerUnavailableError) as ei:
+            await c0.connect([("127.0.0.1", 1), addr])
+        assert 0.7 < time.monotonic() - t0 < 2.0
+        assert ei.value.peer == 1
+        if server is not None:
+            server.close()
+        assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     asyncio.run(main())
