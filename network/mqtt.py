@@ -57,11 +57,12 @@ from network.errors import (
     FrameError,
     MessageLossError,
     NetworkError,
+    NonceExhaustedError,
     PeerUnavailableError,
 )
 from network.framing import DEFAULT_MAX_FRAME, build_payload, decode_header, encode_header
 from network.mailbox import MailboxChannel
-from network.secure import TAGLEN, HandshakeState, SecureSession, make_prologue
+from network.secure import MAX_NONCE, TAGLEN, HandshakeState, SecureSession, make_prologue
 
 HS1, HS2, DATA, ACK, BYE = 1, 2, 3, 4, 5
 _SEQ = struct.Struct("<BQ")
@@ -550,6 +551,8 @@ class MqttChannel(MailboxChannel):
             raise self._fatal
         head, body = encode_header(tag, payload)
         records = [head] + [body[o : o + self.chunk] for o in range(0, body.nbytes, self.chunk)]
+        if p.send_seq + len(records) >= MAX_NONCE:
+            raise NonceExhaustedError(f"party {self.pid}: sequence numbers to party {peer} exhausted")
         tasks = []
         for rec in records:
             if p.outbox_bytes > self.max_unacked:

@@ -42,6 +42,7 @@ from network.errors import (
     ChannelClosedError,
     FrameError,
     NetworkError,
+    NonceExhaustedError,
     PeerUnavailableError,
 )
 from network.framing import (
@@ -52,7 +53,14 @@ from network.framing import (
     encode_header,
 )
 from network.mailbox import MailboxChannel
-from network.secure import PROTOCOL_VERSION, TAGLEN, SecureSession, kk_handshake, make_prologue
+from network.secure import (
+    MAX_NONCE,
+    PROTOCOL_VERSION,
+    TAGLEN,
+    SecureSession,
+    kk_handshake,
+    make_prologue,
+)
 
 RECORD_SIZE = 1 << 20
 HELLO_MAGIC = b"SMPH"
@@ -273,6 +281,9 @@ class TcpChannel(MailboxChannel):
                         w.write(body)
                 else:
                     cs = link.session.send
+                    if cs.n + 1 + -(-body.nbytes // RECORD_SIZE) >= MAX_NONCE:
+                        raise NonceExhaustedError(
+                            f"party {self.pid}: nonces to party {peer} exhausted; start a new session")
                     eh = cs.encrypt(b"", head)
                     w.write(_U32.pack(len(eh)) + eh)
                     for i, off in enumerate(range(0, body.nbytes, RECORD_SIZE)):

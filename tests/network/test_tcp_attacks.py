@@ -480,3 +480,24 @@ def test_handshake_deadline(peer):
         assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_nonce_exhaustion_refused_before_writing():
+    from network.errors import NonceExhaustedError
+    from network.secure import MAX_NONCE
+
+    async def main():
+        chans = await local_tcp_mesh(2, session_id=b"nonce", timeout=1)
+        try:
+            chans[0]._links[1].session.send.n = MAX_NONCE - 3
+            chans[1]._links[0].session.recv.n = MAX_NONCE - 3
+            with pytest.raises(NonceExhaustedError):
+                await chans[0].send(1, "big", np.zeros(3 << 17, dtype=np.uint64))  # 1 + 3 records
+            await chans[0].send(1, "small", b"x")  # 2 records still fit; nothing half-written
+            assert await chans[1].recv(0, "small") == b"x"
+        finally:
+            for c in chans:
+                await c.close()
+
+    asyncio.run(main())
