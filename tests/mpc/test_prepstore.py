@@ -13,7 +13,7 @@ from preprocessing_helpers import make_scheme, reconstruct, run_all, sessions
 
 from protocols.errors import PreprocessingExhausted, StorageIntegrityError
 from protocols.preprocessing.dn07 import DN07
-from protocols.preprocessing.store import PrepStore, StoredItems, StoredPreprocessing, fill_store
+from mpc.prepstore import PrepStore, StoredItems, StoredPreprocessing, fill_store
 
 KEY = bytes(range(32))
 SID = b"session-0001"
