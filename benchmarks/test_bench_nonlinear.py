@@ -1,0 +1,73 @@
+"""Throughput of fixed-point multiplication, comparison, sigmoid and reciprocal: 3 parties in
+one process, batches of 10^5 (additive over Z_2^64). GF(2^127-1) Shamir runs smaller batches
+(its in-process field arithmetic is ~50x slower; ops/s is what to compare).
+
+Triples and truncation pairs for `fixed.mul` are prefetched (online phase only); the kinds the
+comparison protocols use (edaBits, daBits, boolean triples, trunc triples) are not buffered by
+`Buffered` yet, so those figures include the in-process dealer's generation time.
+
+Targets (issue 5): >= 5e6 fixed-point mul/s, >= 2e5 comparisons/s.
+"""
+
+import numpy as np
+import pytest
+
+from benchmarks.online import OnlineBench
+from protocols import comparison, core, fixed, nonlinear
+from protocols.arith.field import Mersenne127
+
+F = 16
+SIZES = {  # (additive, shamir)
+    "fixed_mul": (10**5, 10**5),
+    "ltz": (10**5, 10**4),
+    "sigmoid": (10**5, 10**3),
+    "reciprocal": (10**5, 10**3),
+}
+
+
+def _bench(scheme):
+    kw = {"domain": Mersenne127()} if scheme == "shamir" else {}
+    return OnlineBench(3, scheme, **kw)
+
+
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+@pytest.mark.parametrize("op", list(SIZES))
+def test_nonlinear_throughput(benchmark, scheme, op):
+    N = SIZES[op][0 if scheme == "additive" else 1]
+    bench = _bench(scheme)
+    g = np.random.default_rng(0)  # plaintext benchmark data only
+    X = np.rint(g.uniform(0.01, 100, N) * 2**F).astype(np.int64)
+    Y = np.rint(g.uniform(-100, 100, N) * 2**F).astype(np.int64)
+
+    async def inputs(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        y = await core.input(s, s.domain.from_int(Y) if s.pid == 1 else None, 1)
+        return x, y
+
+    xy = bench.run(inputs)
+    fns = {
+        "fixed_mul": lambda s: fixed.mul(s, *xy[s.pid]),
+        "ltz": lambda s: comparison.ltz(s, xy[s.pid][1]),
+        "sigmoid": lambda s: nonlinear.sigmoid(s, xy[s.pid][1]),
+        "reciprocal": lambda s: nonlinear.reciprocal(s, xy[s.pid][0]),
+    }
+
+    def setup():
+        if op == "fixed_mul":
+            bench.run(lambda s: s.prep.fill("triples", (N,)))
+            if scheme == "shamir":
+                bench.run(lambda s: s.prep.fill("trunc_pairs", (N,), F, 104))
+
+    rounds = []
+
+    def run():
+        before = [s.stats.copy() for s in bench.sessions]
+        bench.run(fns[op])
+        rounds.append((bench.sessions[0].stats - before[0]).rounds)
+
+    benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0)
+    benchmark.extra_info.update(
+        op=op, size=N, parties=3, scheme=scheme, rounds=rounds[-1],
+        ops_per_s=N / benchmark.stats.stats.median,
+    )
+    bench.close()
