@@ -90,7 +90,7 @@ OP_DOC = {
     f"ops = size*{MATMUL_D * MATMUL_M} multiplications",
     "open": "open one shared vector of `size` elements to all; ops = size",
     "input": "party 0 secret-shares a vector of `size` elements; ops = size",
-    "triples": "fetch `size` Beaver triples from the dealer (offline phase); ops = size",
+    "triples": "fetch `size` Beaver triples from the --source (offline phase); ops = size",
     "truncate": f"probabilistic truncation by 2^{TRUNC_F} (Z_2^64, additive); ops = size",
 }
 OPS = tuple(COST_MODEL)
@@ -252,8 +252,11 @@ def measure(
     repeat: int = 5,
     seed: int | None = None,
     timeout: float = 120.0,
+    source: str = "trusted_dealer",
 ) -> dict:
-    """One measurement as the JSON record `smpc bench --json` prints."""
+    """One measurement as the JSON record `smpc bench --json` prints. `source` names the
+    preprocessing source (run_local's names); its own traffic is offline and not counted in
+    rounds/bytes, which are the online phase's."""
     if op not in COST_MODEL:
         raise ConfigError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
@@ -262,6 +265,8 @@ def measure(
         raise ConfigError("--processes needs --transport tcp or mqtt")
     if (latency or bandwidth) and transport != "memory":
         raise ConfigError("--latency/--bandwidth simulate the memory transport only")
+    if processes and source != "trusted_dealer":
+        raise ConfigError("--processes uses the shared-seed dealer; --source needs one process")
     args = (op, size, repeat)
     if processes:
         from mpc.processes import run_processes
@@ -272,7 +277,7 @@ def measure(
         ).results
     else:
         per_party = asyncio.run(
-            _in_process(parties, args, scheme, transport, latency, bandwidth, seed, timeout)
+            _in_process(parties, args, scheme, transport, latency, bandwidth, seed, timeout, source)
         )
     from mpc.local import default_domain
 
@@ -297,6 +302,7 @@ def measure(
         "latency": latency,
         "bandwidth": bandwidth,
         "repeat": repeat,
+        "source": "insecure_shared_seed_dealer" if processes else source,
         "seconds": seconds if correct else None,
         "ops_per_s": _ops(op, size) / seconds if correct and seconds > 0 else None,
         "offline_seconds": statistics.median(offline),
@@ -312,12 +318,12 @@ def measure(
     return rec
 
 
-async def _in_process(n, args, scheme, transport, latency, bandwidth, seed, timeout):
+async def _in_process(n, args, scheme, transport, latency, bandwidth, seed, timeout, source):
     from mpc.local import close_sessions, open_sessions
 
     sessions = await open_sessions(
         n, scheme=scheme, transport=transport, seed=seed, latency=latency,
-        bandwidth=bandwidth, timeout=timeout,
+        bandwidth=bandwidth, timeout=timeout, preprocessing=source,
     )
     try:
         return await asyncio.gather(*(bench_job(s, *args) for s in sessions))
@@ -341,6 +347,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="reproducible randomness (tests only)")
     p.add_argument("--timeout", type=float, default=120.0, help="receive deadline, s")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    from mpc.local import PREPROCESSING
+
+    p.add_argument("--source", choices=PREPROCESSING, default="trusted_dealer",
+                   help="preprocessing source (offline phase), e.g. --op triples --source dn07")
 
 
 _COLS = ("op", "size", "seconds", "ops/s", "offline s", "rounds (model)", "bytes/party (model)", "ok")
@@ -366,7 +376,7 @@ def main(args: argparse.Namespace) -> int:
             rec = measure(
                 op, size, parties=args.parties, scheme=args.scheme, transport=args.transport,
                 processes=args.processes, latency=args.latency, bandwidth=args.bandwidth,
-                repeat=args.repeat, seed=args.seed, timeout=args.timeout,
+                repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
             )
             if not rec["correct"] or not rec["cost_model_ok"]:
                 status = 1

@@ -114,3 +114,12 @@ def test_bad_flag_combinations():
         bench.measure("mul", 10, transport="tcp", latency=0.01)
     with pytest.raises(Exception, match="processes"):
         bench.measure("mul", 10, transport="memory", processes=True)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot"), ("additive", 3, "dealer")])
+def test_triples_from_each_named_source(scheme, parties, source):
+    from mpc.bench import measure
+
+    rec = measure("triples", 512, parties=parties, scheme=scheme, source=source, repeat=1, seed=3)
+    assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
