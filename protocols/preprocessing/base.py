@@ -53,8 +53,32 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         protocols.truncation for the exact distribution each protocol needs)."""
         raise self._unsupported(f"truncation pairs (f={f}, bits={bits})", shape)
 
-    # Optional kinds used by protocols/truncation.py and comparison.py, supplied by the
-    # trusted dealer (see there for the exact distributions): trunc_triples(shape, f),
-    # bounded_randoms(shape, bits), edabits(shape), dabits(shape), bool_triples(shape, k).
-    # They are deliberately not stubbed here: Buffered forwards kinds it does not define to
-    # its source through __getattr__, which a stub on this base class would shadow.
+    # Kinds used by protocols/truncation.py and comparison.py. The trusted dealer supplies
+    # all of them (see its docstrings for the exact distributions); dealer-free sources may
+    # not yet, and then say so with PreprocessingExhausted.
+    async def trunc_triples(self, shape: Shape, f: int):
+        """Z_2^64 truncation material for the exact top-bit-corrected truncation."""
+        raise self._unsupported(f"truncation triples (f={f})", shape)
+
+    async def bounded_randoms(self, shape: Shape, bits: int) -> np.ndarray:
+        """Shares of uniformly random integers of `bits` bits."""
+        raise self._unsupported(f"{bits}-bit random values", shape)
+
+    async def edabits(self, shape: Shape):
+        """Random values shared both arithmetically and bit by bit in boolean shares."""
+        raise self._unsupported("edaBits", shape)
+
+    async def dabits(self, shape: Shape):
+        """Random bits shared both arithmetically and in boolean shares."""
+        raise self._unsupported("daBits", shape)
+
+    async def bool_triples(self, shape: Shape, k: int = 1):
+        """Boolean (AND) triples on 64-bit words; `k` b-words per a-word."""
+        raise self._unsupported(f"boolean triples (k={k})", shape)
+
+
+#: every kind of item, by method name
+KINDS = (
+    "triples", "matrix_triples", "square_pairs", "bits", "randoms", "trunc_pairs",
+    "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
+)

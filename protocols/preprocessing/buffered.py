@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 
-import numpy as np
-
-from protocols.preprocessing.base import Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, Preprocessing
 
 
 class Buffered(Preprocessing):
@@ -23,8 +21,10 @@ class Buffered(Preprocessing):
         self._queues: dict[tuple, deque] = defaultdict(deque)
 
     async def fill(self, kind: str, *args, count: int = 1) -> None:
-        """Fetch `count` items of `kind` ("triples", "matrix_triples", "square_pairs",
-        "bits", "randoms", "trunc_pairs") with the given arguments into the buffer."""
+        """Fetch `count` items of `kind` (one of base.KINDS) with the given arguments into
+        the buffer. Callers must later ask with the same positional arguments."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
         method = getattr(self.source, kind)
         key = (kind, *_freeze(args))
         for _ in range(count):
@@ -39,27 +39,18 @@ class Buffered(Preprocessing):
             return q.popleft()
         return await getattr(self.source, kind)(*args)
 
-    async def triples(self, shape: Shape):
-        return await self._get("triples", shape)
 
-    async def matrix_triples(self, x_shape: Shape, y_shape: Shape):
-        return await self._get("matrix_triples", x_shape, y_shape)
+def _buffered_kind(kind: str):
+    async def method(self: Buffered, *args):
+        return await self._get(kind, *args)
 
-    async def square_pairs(self, shape: Shape):
-        return await self._get("square_pairs", shape)
+    method.__name__ = method.__qualname__ = kind
+    method.__doc__ = f"The next buffered `{kind}` item with these arguments, else the source's."
+    return method
 
-    async def bits(self, shape: Shape) -> np.ndarray:
-        return await self._get("bits", shape)
 
-    async def randoms(self, shape: Shape) -> np.ndarray:
-        return await self._get("randoms", shape)
-
-    async def trunc_pairs(self, shape: Shape, f: int, bits: int):
-        return await self._get("trunc_pairs", shape, f, bits)
-
-    def __getattr__(self, name: str):
-        # kinds added to the interface later pass straight through to the source
-        return getattr(self.source, name)
+for _kind in KINDS:
+    setattr(Buffered, _kind, _buffered_kind(_kind))
 
 
 def _freeze(args: tuple) -> tuple:
