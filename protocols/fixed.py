@@ -12,8 +12,9 @@ within 2^-f of the exact sum of products (one truncation per entry, after the ex
 Range (the precondition of the truncation, on the exact product before it): Z_2^64:
 |x~*y~| < 2^(62-2f) (2^30 ~ 1.07e9 for f = 16); GF(p): |x~*y~| < 2^(l-1-2f) with
 l = truncation.value_bits(domain) (2^31 on GF(2^127-1) with f = 16). For matmul the bound
-applies to each output entry (intermediate sums wrap harmlessly). Nothing checks the secret
-values: callers keep them in range (the nonlinear functions clip their inputs for that).
+applies to each output entry (intermediate sums wrap harmlessly). The products do not check
+the secret values: callers keep them in range (the nonlinear functions clip their inputs for
+that) or call `check_range` where a secret could drift out (FixedPointOverflowError).
 
 e = domain.elem_bytes, N = number of output elements below.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 from protocols import beaver
 from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.errors import FixedPointOverflowError, InputRangeError
 from protocols.session import Session, Share
 from protocols.truncation import check_product_room, trunc
 
@@ -68,8 +70,43 @@ async def matmul(s: Session, x: Share, y: Share, f: int = DEFAULT_F) -> Share:
 
 
 def encode_public(s: Session, c: float | np.ndarray, f: int = DEFAULT_F) -> np.ndarray:
-    """round(c * 2^f) as an int64 array (pure helper for public fixed-point constants)."""
-    return np.rint(np.asarray(c, dtype=np.float64) * (1 << f)).astype(np.int64)
+    """round(c * 2^f) as an int64 array (public fixed-point constants). NaN, infinities and
+    constants with |c| * 2^f >= 2^62 raise InputRangeError instead of wrapping."""
+    arr = np.asarray(c, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise InputRangeError("public fixed-point constant is NaN or infinite")
+    scaled = np.rint(arr * (1 << f))
+    if (np.abs(scaled) >= 2.0**62).any():
+        raise InputRangeError(f"public fixed-point constant too large for f={f}: |c| >= 2^{62 - f}")
+    return scaled.astype(np.int64)
+
+
+async def check_range(s: Session, x: Share, max_abs: float, f: int = DEFAULT_F) -> None:
+    """Detect fixed-point values outside (-max_abs, max_abs): FixedPointOverflowError on
+    every party if any element is out of range.
+
+        B = round(max_abs * 2^f);  k = open(sum(ltz(B - 1 - x)) + sum(ltz(x + B - 1)))
+
+    Use it where a secret intermediate could leave the range a later product or truncation
+    needs (e.g. model weights after an epoch). Reveals only k, the number of out-of-range
+    elements (0 in every run that continues).
+    Shapes: x: S.   Rounds: rounds of `comparison.ltz` + 1.   Bytes: ltz on 2N elements,
+    plus (n-1)*e for the opened count.   Raises: FixedPointOverflowError, InputRangeError.
+    """
+    from protocols import comparison, core
+    from protocols.session import concatenate
+
+    B = int(encode_public(s, max_abs, f)) - 1
+    if B < 1:
+        raise InputRangeError(f"check_range: max_abs={max_abs} is below the resolution 2^-{f}")
+    flat = x.reshape(-1)
+    flags = await comparison.ltz(s, concatenate([(-flat) + B, flat + B]))
+    (k,) = await core.open(s, flags.sum())
+    count = int(s.domain.to_signed(k))
+    if count:
+        raise FixedPointOverflowError(
+            f"{count} fixed-point value(s) of shape {x.shape} outside (-{max_abs:g}, {max_abs:g})"
+        )
 
 
 async def mul_public(s: Session, x: Share, c: float | np.ndarray, f: int = DEFAULT_F) -> Share:

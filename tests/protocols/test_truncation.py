@@ -185,3 +185,37 @@ def test_fixed_mul_square_matmul_mul_public(scheme, n):
         assert counts[1].bytes_sent == (n - 1) * 2 * N * e
         assert counts[2].bytes_sent == (n - 1) * (A.size + M.size + 40 * 5) * e
         assert counts[3].bytes_sent == (n - 1) * N * e
+
+
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_check_range_detects_overflow_on_every_party(scheme):
+    from protocols.arith.fixedpoint import FixedPoint
+    from protocols.errors import FixedPointOverflowError
+
+    domain = Mersenne127() if scheme == "shamir" else None
+
+    def job_for(values):
+        async def job(s):
+            enc = FixedPoint(s.domain).encode(np.array(values)) if s.pid == 0 else None
+            x = await core.input(s, enc, 0)
+            await fixed.check_range(s, x, 100.0)
+            return "ok"
+
+        return job
+
+    assert mpc.run_local(3, job_for([1.5, -99.9, 0.0]), scheme=scheme, domain=domain).results == ["ok"] * 3
+    with pytest.raises(FixedPointOverflowError) as ei:
+        mpc.run_local(3, job_for([1.5, -100.0, 250.0]), scheme=scheme, domain=domain)
+    assert all(isinstance(e, FixedPointOverflowError) for e in ei.value.party_errors)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 2.0**47])
+def test_public_constants_out_of_range_refused(bad):
+    from protocols.errors import InputRangeError
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(np.ones(2, dtype=np.int64)) if s.pid == 0 else None, 0)
+        return await fixed.mul_public(s, x, bad)
+
+    with pytest.raises(InputRangeError):
+        mpc.run_local(2, job)
