@@ -49,28 +49,64 @@ class Cost:
     bytes_per_party: int
 
 
-def _cost_mul(N, n, e):
+def _cost_mul(N, n, e, field=False):
     return Cost(1, 2 * (n - 1) * N * e)  # beaver.mul: d and e opened in one batch
 
 
-def _cost_matmul(k, n, e):
+def _cost_matmul(k, n, e, field=False):
     return Cost(1, (n - 1) * (k * MATMUL_D + MATMUL_D * MATMUL_M) * e)  # beaver.matmul
 
 
-def _cost_open(N, n, e):
+def _cost_open(N, n, e, field=False):
     return Cost(1, (n - 1) * N * e)  # core.open
 
 
-def _cost_input(N, n, e):
+def _cost_input(N, n, e, field=False):
     return Cost(1, (n - 1) * (8 * 1 + N * e))  # core.input: owner sends shape + shares
 
 
-def _cost_triples(N, n, e):
+def _cost_triples(N, n, e, field=False):
     return Cost(0, 0)  # dealer-generated: no communication
 
 
-def _cost_truncate(N, n, e):
+def _cost_truncate(N, n, e, field=False):
     return Cost(1, (n - 1) * N * e)  # truncation.trunc "msb": one open
+
+
+def _ltz(N, n, e, field):
+    """comparison.ltz: Z_2^64 8 rounds, (n-1)*N*152 bytes; GF(p) (l = 64) 7 rounds,
+    (n-1)*N*251*e bytes (the module docstring's cost table)."""
+    return Cost(7, (n - 1) * N * 251 * e) if field else Cost(8, (n - 1) * N * 152)
+
+
+def _cost_compare(N, n, e, field=False):
+    return _ltz(N, n, e, field)  # comparison.lt = ltz(x - y)
+
+
+def _cost_fixed_mul(N, n, e, field=False):
+    return Cost(2, 3 * (n - 1) * N * e)  # fixed.mul: Beaver opening + truncation opening
+
+
+def _cost_sigmoid_piecewise(N, n, e, field=False):
+    c = _ltz(2 * N, n, e, field)  # clip: both comparisons in one batch, then one product
+    return Cost(c.rounds + 1, c.bytes_per_party + 4 * (n - 1) * N * e)
+
+
+def _cost_sigmoid(N, n, e, field=False):
+    # nonlinear.sigmoid: 3 comparisons in one batch; then 31 rounds of products: one exact
+    # product (2 units of (n-1)*N*e), the degree-6 polynomial (5 fixed products = 15, its
+    # truncation 1), 4 squarings (8), mul_public (1), 3 Newton steps (18), trunc (1) and the
+    # final product (2): 48 units.  Rounds 39 (Z_2^64) / 38 (GF(p)) as documented.
+    c = _ltz(3 * N, n, e, field)
+    return Cost(c.rounds + 31, c.bytes_per_party + 48 * (n - 1) * N * e)
+
+
+def _cost_reciprocal(N, n, e, field=False):
+    # nonlinear.reciprocal: 25 comparisons (every power of two of [2^-8, 2^16]) in one batch;
+    # then the clipping product (4 units), x*M and its truncation (3), mul_public (1),
+    # 3 Newton steps (18), w*M and its truncation (3): 29 units; rounds ltz + 18 (26 / 25).
+    c = _ltz(25 * N, n, e, field)
+    return Cost(c.rounds + 18, c.bytes_per_party + 29 * (n - 1) * N * e)
 
 
 #: op -> (size, parties, element bytes) -> predicted Cost; the protocols' documented costs
@@ -81,6 +117,35 @@ COST_MODEL: dict[str, Callable[[int, int, int], Cost]] = {
     "input": _cost_input,
     "triples": _cost_triples,
     "truncate": _cost_truncate,
+    "fixed_mul": _cost_fixed_mul,
+    "compare": _cost_compare,
+    "sigmoid_piecewise": _cost_sigmoid_piecewise,
+    "sigmoid": _cost_sigmoid,
+    "reciprocal": _cost_reciprocal,
+}
+
+#: ops on fixed-point values: over Shamir they run on GF(2^127 - 1) (GF(2^61 - 1) leaves
+#: too few bits for fixed point, see protocols/truncation.py)
+FIXED_OPS = ("fixed_mul", "compare", "sigmoid_piecewise", "sigmoid", "reciprocal")
+#: fixed-point fractional bits of the fixed-point ops (protocols.arith.fixedpoint.DEFAULT_F)
+FIX_F = 16
+#: the documented maximum absolute error of each fixed-point op's decoded result, as a
+#: function of the (decoded) input x: fixed.mul 2^-f; sigmoid 2^-f + 1e-4 on all of R;
+#: reciprocal 2e-5/x + 2^-f on [2^-8, 2^16); compare and sigmoid_piecewise are exact
+ERROR_BOUND = {
+    "fixed_mul": lambda x: 2.0**-FIX_F,
+    "sigmoid": lambda x: 2.0**-FIX_F + 1e-4,
+    "reciprocal": lambda x: 2e-5 / x + 2.0**-FIX_F,
+    "sigmoid_piecewise": lambda x: 0.0,
+    "compare": lambda x: 0.0,
+}
+#: the public input intervals the fixed-point ops are measured on
+INPUT_RANGE = {
+    "fixed_mul": (-100.0, 100.0),  # |x*y| <= 10^4, inside the 2^30 product range
+    "compare": (-1000.0, 1000.0),
+    "sigmoid_piecewise": (-2.0, 2.0),  # both clipped ends and the linear middle
+    "sigmoid": (-20.0, 20.0),  # includes the clipped |x| > 16
+    "reciprocal": (2.0**-8, 2.0**16),  # log-uniform
 }
 
 #: what "size" and one "op" mean for each workload (ops_per_s = ops / seconds)
@@ -92,6 +157,11 @@ OP_DOC = {
     "input": "party 0 secret-shares a vector of `size` elements; ops = size",
     "triples": "fetch `size` Beaver triples from the --source (offline phase); ops = size",
     "truncate": f"probabilistic truncation by 2^{TRUNC_F} (Z_2^64, additive); ops = size",
+    "fixed_mul": "fixed-point product (f = 16) of two shared vectors, truncated; ops = size",
+    "compare": "secret x < secret y (comparison.lt) on fixed-point vectors; ops = size",
+    "sigmoid_piecewise": "SecureML piecewise-linear sigmoid clip(x + 1/2, 0, 1); ops = size",
+    "sigmoid": "smooth sigmoid (exp + Newton reciprocal), error <= 2^-16 + 1e-4; ops = size",
+    "reciprocal": "1/x on [2^-8, 2^16) (normalisation + Newton), rel. error 2e-5; ops = size",
 }
 OPS = tuple(COST_MODEL)
 
@@ -105,12 +175,16 @@ def _ops(op: str, size: int) -> int:
 
 class _Prefetch:
     """Preprocessing fetched ahead: `fill(kind, *args)` stores one item; a later request of
-    the same kind and arguments gets it, anything else falls through to the source."""
+    the same kind and arguments gets it, anything else falls through to the source. While
+    `recording`, every request is also logged, so the warm-up run tells which items a timed
+    run needs (any protocol, without a hand-written list)."""
 
     def __init__(self, source):
         self.source = source
         self.name = f"prefetch({getattr(source, 'name', '?')})"
         self._q: dict[tuple, deque] = {}
+        self.recording = False
+        self.log: list[tuple] = []
 
     async def fill(self, kind: str, *args) -> None:
         item = await getattr(self.source, kind)(*args)
@@ -120,6 +194,8 @@ class _Prefetch:
         fetch = getattr(self.source, kind)
 
         async def get(*args):
+            if self.recording:
+                self.log.append((kind, *args))
             q = self._q.get((kind, _freeze(args)))
             return q.popleft() if q else await fetch(*args)
 
@@ -128,6 +204,41 @@ class _Prefetch:
 
 def _freeze(args) -> tuple:
     return tuple(tuple(a) if isinstance(a, list | tuple) else a for a in args)
+
+
+def bench_domain(op: str, scheme: str):
+    """The domain a measurement runs on: Z_2^64 (additive), GF(2^61 - 1) (Shamir), and
+    GF(2^127 - 1) for the fixed-point ops over Shamir."""
+    from mpc.local import default_domain
+
+    if scheme == "shamir" and op in FIXED_OPS:
+        from protocols.arith.field import Mersenne127
+
+        return Mersenne127()
+    return default_domain(scheme)
+
+
+def _uniform(rng, size: int, lo: float, hi: float) -> np.ndarray:
+    u = (rng.uint64((size,)) >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return lo + (hi - lo) * u
+
+
+def _fixed_inputs(op: str, size: int, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """Public benchmark inputs of a fixed-point op as int64 fixed-point encodings."""
+    lo, hi = INPUT_RANGE[op]
+    if op == "reciprocal":
+        x = 2.0 ** _uniform(rng, size, np.log2(lo), np.log2(hi) - 1e-9)
+    else:
+        x = _uniform(rng, size, lo, hi)
+    enc = np.rint(x * 2.0**FIX_F).astype(np.int64)
+    if op in ("fixed_mul", "compare"):
+        y = np.rint(_uniform(rng, size, lo, hi) * 2.0**FIX_F).astype(np.int64)
+        if size > 1 and op == "compare":
+            y[0] = enc[0]  # include the equal case (x < x is false)
+        return enc, y
+    if size > 1 and op in ("sigmoid", "sigmoid_piecewise"):
+        enc[:2] = [0, np.rint(0.5 * 2.0**FIX_F)]  # edge cases: 0 and the kink at 1/2
+    return enc, None
 
 
 def _plain(D, op: str, size: int):
@@ -139,89 +250,123 @@ def _plain(D, op: str, size: int):
     if op == "truncate":
         v = rng.uint64((size,)).astype(np.int64) >> np.int64(64 - TRUNC_BITS)  # signed
         return D.from_int(v), None
+    if op in FIXED_OPS:
+        x, y = _fixed_inputs(op, size, rng)
+        return D.from_int(x), (D.from_int(y) if y is not None else None)
     return D.random(rng, (size,)), D.random(rng, (size,))
 
 
-def _prep_for(op: str, size: int) -> list[tuple]:
+async def _run_op(s, op: str, size: int, x, y, px):
+    from protocols import beaver, comparison, core, fixed, nonlinear
+
     if op == "mul":
-        return [("triples", (size,))]
+        return await beaver.mul(s, x, y)
     if op == "matmul":
-        return [("matrix_triples", (size, MATMUL_D), (MATMUL_D, MATMUL_M))]
+        return await beaver.matmul(s, x, y)
+    if op == "open":
+        return (await core.open(s, x))[0]
+    if op == "input":
+        return await core.input(s, px if s.pid == 0 else None, 0)
+    if op == "triples":
+        return await s.prep.triples((size,))
     if op == "truncate":
-        return [("trunc_triples", (size,), TRUNC_F)]
-    return []
+        from protocols.truncation import trunc
+
+        return await trunc(s, x, TRUNC_F)
+    if op == "fixed_mul":
+        return await fixed.mul(s, x, y, FIX_F)
+    if op == "compare":
+        return await comparison.lt(s, x, y)
+    if op == "sigmoid_piecewise":
+        return await nonlinear.sigmoid_piecewise(s, x, FIX_F)
+    if op == "sigmoid":
+        return await nonlinear.sigmoid(s, x, FIX_F)
+    if op == "reciprocal":
+        return await nonlinear.reciprocal(s, x, FIX_F)
+    raise ConfigError(f"unknown op {op!r}")
 
 
 async def bench_job(s, op: str, size: int, repeat: int) -> dict:
-    """One party's side of a measurement; returns its per-run times and counts."""
-    from protocols import beaver, core
+    """One party's side of a measurement; returns its per-run times and counts.
+
+    Run 0 is the warm-up: it fetches its preprocessing inline and records what it asked
+    for; before every timed run the same items are fetched ahead (offline time)."""
+    from protocols import core
     from protocols.session import Share
 
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ConfigError("bench op 'truncate' is implemented for --scheme additive only")
-    s = dataclasses.replace(s, prep=_Prefetch(s.prep))
+    prep = _Prefetch(s.prep)
+    s = dataclasses.replace(s, prep=prep)
     D = s.domain
     px, py = _plain(D, op, size)
     x = await core.input(s, px if s.pid == 0 else None, 0)
     y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
 
-    async def run():
-        if op == "mul":
-            return await beaver.mul(s, x, y)
-        if op == "matmul":
-            return await beaver.matmul(s, x, y)
-        if op == "open":
-            return (await core.open(s, x))[0]
-        if op == "input":
-            return await core.input(s, px if s.pid == 0 else None, 0)
-        if op == "triples":
-            return await s.prep.triples((size,))
-        if op == "truncate":
-            from protocols.truncation import trunc
-
-            return await trunc(s, x, TRUNC_F)
-        raise ConfigError(f"unknown op {op!r}")
-
     online, offline, counts, out = [], [], [], None
-    for _ in range(repeat + 1):
+    for i in range(repeat + 1):
         t0 = time.perf_counter()
-        for kind, *args in _prep_for(op, size):
-            await s.prep.fill(kind, *args)
+        if i > 0:
+            for kind, *args in prep.log:
+                await prep.fill(kind, *args)
         offline.append(time.perf_counter() - t0)
         await core.open(s, Share(D.zeros((1,)), s))  # barrier: start the timer together
+        prep.recording = i == 0 and op != "triples"  # triples: fetching is the workload
         before = s.stats.copy()
         t1 = time.perf_counter()
-        out = await run()
+        out = await _run_op(s, op, size, x, y, px)
         online.append(time.perf_counter() - t1)
+        prep.recording = False
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
-    correct = await _check(s, op, px, py, out)
-    return {"online": online, "offline": offline, "counts": counts, "correct": correct}
+    correct, max_err = await _check(s, op, px, py, out)
+    return {"online": online, "offline": offline, "counts": counts, "correct": correct,
+            "max_error": max_err}
 
 
-async def _check(s, op, px, py, out) -> bool:
+async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
+    """(result equals the plaintext computation within the op's documented error, the
+    largest absolute error seen for the fixed-point ops)."""
     from protocols import core
     from protocols.session import Share
 
     D = s.domain
     if op == "open":
-        return bool(np.array_equal(out, px))
+        return bool(np.array_equal(out, px)), None
     if op == "triples":
         a, b, c = (Share(v, s) for v in out)
         oa, ob, oc = await core.open(s, a, b, c)
-        return bool(np.array_equal(D.mul(oa, ob), oc))
+        return bool(np.array_equal(D.mul(oa, ob), oc)), None
     (got,) = await core.open(s, out)
     if op == "mul":
-        return bool(np.array_equal(got, D.mul(px, py)))
+        return bool(np.array_equal(got, D.mul(px, py))), None
     if op == "matmul":
-        return bool(np.array_equal(got, D.matmul(px, py)))
+        return bool(np.array_equal(got, D.matmul(px, py))), None
     if op == "input":
-        return bool(np.array_equal(got, px))
+        return bool(np.array_equal(got, px)), None
     if op == "truncate":  # floor(x / 2^f) + u, u in {0, 1}
         want = D.to_signed(px) >> np.int64(TRUNC_F)
         diff = D.to_signed(got) - want
-        return bool(((diff == 0) | (diff == 1)).all())
-    return False
+        return bool(((diff == 0) | (diff == 1)).all()), None
+    if op in FIXED_OPS:
+        sc = 2.0**FIX_F
+        x = D.to_signed(px).astype(np.float64) / sc
+        z = D.to_signed(got).astype(np.float64) / sc
+        if op == "compare":
+            want = (D.to_signed(px) < D.to_signed(py)).astype(np.float64)
+            z = D.to_signed(got).astype(np.float64)  # a 0/1 integer, not fixed point
+        elif op == "fixed_mul":
+            want = x * (D.to_signed(py).astype(np.float64) / sc)
+        elif op == "sigmoid_piecewise":
+            want = np.clip(x + 0.5, 0.0, 1.0)
+        elif op == "sigmoid":
+            want = 1.0 / (1.0 + np.exp(-x))
+        else:
+            want = 1.0 / x
+        err = np.abs(z - want)
+        ok = bool((err <= ERROR_BOUND[op](x)).all())
+        return ok, float(err.max()) if err.size else 0.0
+    return False, None
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -268,27 +413,27 @@ def measure(
     if processes and source != "trusted_dealer":
         raise ConfigError("--processes uses the shared-seed dealer; --source needs one process")
     args = (op, size, repeat)
+    dom = bench_domain(op, scheme)
     if processes:
         from mpc.processes import run_processes
 
         per_party = run_processes(
             parties, bench_job, job_args=args, scheme=scheme, transport=transport, seed=seed,
-            timeout=timeout,
+            timeout=timeout, domain=dom,
         ).results
     else:
         per_party = asyncio.run(
-            _in_process(parties, args, scheme, transport, latency, bandwidth, seed, timeout, source)
+            _in_process(parties, args, scheme, dom, transport, latency, bandwidth, seed,
+                        timeout, source)
         )
-    from mpc.local import default_domain
-
-    e = default_domain(scheme).elem_bytes
+    e = dom.elem_bytes
     online = [max(p["online"][r] for p in per_party) for r in range(1, repeat + 1)]
     offline = [max(p["offline"][r] for p in per_party) for r in range(1, repeat + 1)]
     # exact counts: each party's must be the same in every run
     stable = all(len({tuple(c) for c in p["counts"][1:]}) == 1 for p in per_party)
     rounds = max(p["counts"][-1][0] for p in per_party)
     nbytes = max(p["counts"][-1][1] for p in per_party)
-    pred = COST_MODEL[op](size, parties, e)
+    pred = COST_MODEL[op](size, parties, e, dom.is_field)
     correct = all(p["correct"] for p in per_party)
     seconds = statistics.median(online)
     rec = {
@@ -296,6 +441,7 @@ def measure(
         "size": size,
         "parties": parties,
         "scheme": scheme,
+        "domain": str(dom),
         "transport": transport,
         "processes": processes,
         "network": _network(transport, processes, latency, bandwidth),
@@ -313,16 +459,19 @@ def measure(
         "cost_model_ok": pred.rounds == rounds and pred.bytes_per_party == nbytes and stable,
         "correct": correct,
     }
+    errs = [p["max_error"] for p in per_party if p.get("max_error") is not None]
+    if errs:
+        rec["max_abs_error"] = max(errs)
     if not correct:
         rec["error"] = "result does not match the plaintext computation"
     return rec
 
 
-async def _in_process(n, args, scheme, transport, latency, bandwidth, seed, timeout, source):
+async def _in_process(n, args, scheme, dom, transport, latency, bandwidth, seed, timeout, source):
     from mpc.local import close_sessions, open_sessions
 
     sessions = await open_sessions(
-        n, scheme=scheme, transport=transport, seed=seed, latency=latency,
+        n, scheme=scheme, domain=dom, transport=transport, seed=seed, latency=latency,
         bandwidth=bandwidth, timeout=timeout, preprocessing=source,
     )
     try:

@@ -122,6 +122,7 @@ class _Config:
     connect_timeout: float
     mqtt_host: str
     mqtt_port: int
+    domain_cls: type | None = None
 
 
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
@@ -176,7 +177,8 @@ async def _open_channel(cfg: _Config, conn):
 async def _child(cfg: _Config, job, job_args: tuple, conn):
     from mpc.local import default_domain, make_scheme
 
-    sch = make_scheme(cfg.scheme, default_domain(cfg.scheme), cfg.n, cfg.threshold)
+    dom = cfg.domain_cls() if cfg.domain_cls is not None else default_domain(cfg.scheme)
+    sch = make_scheme(cfg.scheme, dom, cfg.n, cfg.threshold)
     t0 = time.perf_counter()
     ch = await _open_channel(cfg, conn)
     setup = time.perf_counter() - t0
@@ -212,6 +214,7 @@ def run_processes(
     deadline: float | None = None,
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
+    domain=None,
 ) -> ProcessRun:
     """Run `await job(session, *job_args)` for each of n parties, each in its own process.
 
@@ -223,7 +226,9 @@ def run_processes(
     dealer and party randomness reproducible; without it, the shared dealer seed is drawn
     from os.urandom per run. `timeout` is every receive's deadline; `deadline` bounds the
     whole run (default: connect_timeout + 4 * timeout), after which all children are
-    terminated and ProcessesTimeoutError is raised.
+    terminated and ProcessesTimeoutError is raised. `domain` overrides the scheme's default
+    domain; it must be constructible without arguments (Ring64, Mersenne61, Mersenne127),
+    since each child builds its own (domains hold unpicklable scratch buffers).
 
     Raises the root cause of a failure: a child's own error, or PartyProcessError for a
     child that died without reporting; `party_errors` (one entry per party) is attached.
@@ -237,7 +242,13 @@ def run_processes(
     from mpc.local import default_domain, make_scheme
     from network.keys import generate_keypair
 
-    make_scheme(scheme, default_domain(scheme), n, threshold)  # fail early on bad config
+    domain_cls = type(domain) if domain is not None else None
+    if domain_cls is not None:
+        try:
+            domain_cls()
+        except TypeError as e:
+            raise ConfigError(f"run_processes needs a domain constructible without arguments: {e}") from e
+    make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     dealer_seed = derive_key(seed, "dealer") if seed is not None else os.urandom(32)
     party_seed = derive_key(seed, "parties") if seed is not None else None
@@ -254,7 +265,7 @@ def run_processes(
                 pid=pid, n=n, scheme=scheme, threshold=threshold, transport=transport, sid=sid,
                 dealer_seed=dealer_seed, party_seed=party_seed, static_key=pairs[pid][0],
                 public_keys=public_keys, timeout=timeout, connect_timeout=connect_timeout,
-                mqtt_host=mqtt_host, mqtt_port=mqtt_port,
+                mqtt_host=mqtt_host, mqtt_port=mqtt_port, domain_cls=domain_cls,
             )
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(

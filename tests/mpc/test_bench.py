@@ -75,9 +75,15 @@ def test_mqtt_every_op(capsys, mqtt_broker):
 
 
 def test_tcp_processes(capsys):
-    recs = _run(capsys, "--op", "mul", "matmul", "input", "--size", "50", "--transport", "tcp",
-                "--processes")
+    recs = _run(capsys, "--op", "mul", "matmul", "input", "compare", "--size", "50", "--transport",
+                "tcp", "--processes")
     _check(recs, transport="tcp", processes=True)
+
+
+def test_tcp_processes_shamir_fixed_point(capsys):
+    recs = _run(capsys, "--op", "fixed_mul", "--size", "20", "--transport", "tcp", "--processes",
+                "--scheme", "shamir")
+    _check(recs, processes=True, domain="GF(2^127-1)")
 
 
 def test_mqtt_processes(capsys, mqtt_broker):
@@ -92,6 +98,46 @@ def test_table_output(capsys):
     assert out.count("yes") == 2
 
 
+def test_fixed_point_ops_documented_rounds():
+    # the docstrings' Rounds lines: fixed.mul 2; ltz 8 / 7; sigmoid_piecewise ltz + 1;
+    # sigmoid 39 / 38; reciprocal 26 / 25
+    want = {"fixed_mul": (2, 2), "compare": (8, 7), "sigmoid_piecewise": (9, 8),
+            "sigmoid": (39, 38), "reciprocal": (26, 25)}
+    for op, (ring, field) in want.items():
+        assert bench.COST_MODEL[op](10, 3, 8).rounds == ring
+        assert bench.COST_MODEL[op](10, 3, 16, True).rounds == field
+    assert bench.COST_MODEL["compare"](10, 3, 8) == bench.Cost(8, 2 * 10 * 152)
+    assert bench.COST_MODEL["compare"](10, 3, 16, True) == bench.Cost(7, 2 * 10 * 251 * 16)
+    assert bench.COST_MODEL["fixed_mul"](10, 4, 8) == bench.Cost(2, 3 * 3 * 10 * 8)
+
+
+def test_fixed_point_ops_report_error_within_bound(capsys):
+    recs = _run(capsys, "--op", *bench.FIXED_OPS, "--size", "200")
+    _check(recs)
+    for r in recs:
+        assert r["max_abs_error"] <= (0 if r["op"] in ("compare", "sigmoid_piecewise") else 2e-4)
+    assert {r["domain"] for r in recs} == {"Z2^64"}
+
+
+def test_wrong_approximation_is_caught(monkeypatch):
+    # a sigmoid that is off by 2^-10 (beyond the documented 2^-16 + 1e-4) must fail the check
+    from protocols import nonlinear
+
+    real = nonlinear.sigmoid
+
+    async def off(s, x, f=16):
+        return (await real(s, x, f)) + (1 << (f - 10))
+
+    monkeypatch.setattr(nonlinear, "sigmoid", off)
+    rec = bench.measure("sigmoid", 20, repeat=1)
+    assert rec["correct"] is False and rec["seconds"] is None
+
+
+def test_shamir_fixed_point_ops_run_on_the_127_bit_field():
+    rec = bench.measure("fixed_mul", 30, scheme="shamir", repeat=1)
+    assert rec["correct"] and rec["cost_model_ok"] and "127" in rec["domain"]
+
+
 def test_cost_model_formulas():
     # the documented costs: beaver.mul 2(n-1)Ne, open (n-1)Ne, input (n-1)(8 + Ne)
     assert bench.COST_MODEL["mul"](1000, 3, 8) == bench.Cost(1, 32000)
@@ -101,7 +147,7 @@ def test_cost_model_formulas():
 
 def test_wrong_result_is_an_error_not_a_time(monkeypatch):
     async def broken(s, op, px, py, out):
-        return False
+        return False, None
 
     monkeypatch.setattr(bench, "_check", broken)
     rec = bench.measure("mul", 10, repeat=1)
