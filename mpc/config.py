@@ -1,0 +1,493 @@
+"""One node's configuration: a TOML file, validated at start.
+
+Every error names the offending field (`ConfigError: peers[1].public_key: ...`). Secrets are
+never in the file: the node's private key is a path (`node.key_file`, mode 0600), database
+passwords come from the environment / PGPASSFILE (a `password=` in a DSN is refused).
+
+Example (what `smpc init` writes; relative paths are relative to the file's folder):
+
+    [node]
+    name = "bank0"
+    index = 0                      # 0-based party index; Shamir x-coordinate index + 1
+    key_file = "bank0.key"         # X25519 private key (smpc keygen), mode 0600
+    listen = "127.0.0.1:7000"      # where peers reach this node for job sessions
+    api = "127.0.0.1:7100"         # analysts' HTTP API; loopback only
+    state_dir = "bank0-state"      # jobs database and audit log
+
+    [consortium]                   # must be identical on every node (checked per job)
+    id = "demo"
+    scheme = "additive"            # additive (Z_2^64) | shamir (GF(2^127-1))
+    # threshold = 1                # shamir only; default (n-1)//2
+    transport = "tcp"              # tcp | mqtt
+    broker = "mqtt://127.0.0.1:1883"
+    preprocessing = "ot"           # ot (additive) | dn07 (shamir) | dealer | shared_seed_dealer
+
+    [timeouts]                     # seconds
+    connect = 30
+    receive = 60
+    job = 600
+
+    [[peers]]
+    index = 1
+    name = "bank1"
+    address = "127.0.0.1:7001"
+    public_key = "x25519:..."
+
+    [sources.transactions]
+    kind = "csv"                   # csv | sqlite | postgres | parquet
+    path = "bank0.csv"
+
+    [policy]
+    allowed_computations = ["aggregate_sum", "logistic_regression"]
+    allowed_recipients = ["analyst"]
+    analyst_keys = ["ed25519:..."]
+    min_group_size = 10
+    max_rows = 1000000
+
+    [insecure]                     # each one makes the daemon refuse to start without --insecure
+    plaintext_channels = false
+    allow_dealer_node = false      # permits preprocessing = "dealer"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from network.errors import SmpcError
+
+SCHEMES = ("additive", "shamir")
+TRANSPORTS = ("tcp", "mqtt")
+#: per-job preprocessing sources the daemon knows; the last two are insecure conveniences
+PREPROCESSING = ("ot", "dn07", "dealer", "shared_seed_dealer")
+SOURCE_KINDS = ("csv", "sqlite", "postgres", "parquet")
+ANALYST = "analyst"  # the recipient name for "the analyst who signed the manifest"
+
+
+class ConfigError(SmpcError):
+    """The node configuration is invalid; the message starts with the offending field."""
+
+
+class InsecureConfigError(ConfigError):
+    """The configuration enables an insecure option and the daemon was not run --insecure."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    index: int
+    name: str
+    host: str
+    port: int
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    kind: str
+    path: Path | None = None
+    query: str | None = None
+    dsn: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    allowed_computations: tuple[str, ...] = ()
+    allowed_recipients: tuple[str, ...] = (ANALYST,)
+    analyst_keys: tuple[bytes, ...] = ()
+    min_group_size: int = 1
+    max_rows: int = 10_000_000
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    name: str
+    index: int
+    key_file: Path
+    host: str
+    port: int
+    api_host: str
+    api_port: int
+    state_dir: Path
+    consortium_id: str
+    scheme: str
+    threshold: int | None
+    transport: str
+    broker_host: str
+    broker_port: int
+    preprocessing: str
+    peers: tuple[Peer, ...]
+    sources: dict[str, SourceConfig]
+    policy: PolicyConfig
+    connect_timeout: float = 30.0
+    receive_timeout: float = 60.0
+    job_timeout: float = 600.0
+    plaintext_channels: bool = False
+    allow_dealer_node: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.peers) + 1
+
+    @property
+    def t(self) -> int | None:
+        if self.scheme != "shamir":
+            return None
+        return (self.n - 1) // 2 if self.threshold is None else self.threshold
+
+    def party_names(self) -> list[str]:
+        names = [""] * self.n
+        names[self.index] = self.name
+        for p in self.peers:
+            names[p.index] = p.name
+        return names
+
+    def addresses(self) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = [("", 0)] * self.n
+        out[self.index] = (self.host, self.port)
+        for p in self.peers:
+            out[p.index] = (p.host, p.port)
+        return out
+
+    def fingerprint(self, own_public_key: bytes) -> str:
+        """Hash of what every node must agree on: consortium id, scheme, threshold, transport,
+        preprocessing, and every party's index, name and public key."""
+        parties = {p.index: [p.name, p.public_key.hex()] for p in self.peers}
+        parties[self.index] = [self.name, own_public_key.hex()]
+        body = {
+            "id": self.consortium_id, "scheme": self.scheme, "t": self.t,
+            "transport": self.transport, "preprocessing": self.preprocessing,
+            "parties": [parties[i] for i in range(self.n)],
+        }
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.blake2b(raw, digest_size=16, person=b"smpc-consortium").hexdigest()
+
+    def insecure_options(self) -> list[str]:
+        """Every insecure option this configuration enables, named by field (T20)."""
+        bad = []
+        if self.plaintext_channels:
+            bad.append("insecure.plaintext_channels = true (unencrypted, unauthenticated channels)")
+        if self.preprocessing == "shared_seed_dealer":
+            bad.append("consortium.preprocessing = 'shared_seed_dealer' (every party can derive "
+                       "every triple)")
+        if self.preprocessing == "dealer" and not self.allow_dealer_node:
+            bad.append("consortium.preprocessing = 'dealer' without insecure.allow_dealer_node = true "
+                       "(a dealer node that must not collude with any party)")
+        if self.scheme == "shamir" and self.t is not None and (2 * self.t >= self.n or self.t < 1):
+            bad.append(f"consortium.threshold = {self.t} with n = {self.n} (Shamir needs "
+                       f"1 <= t < n/2)")
+        return bad
+
+
+def _err(fieldname: str, msg: str) -> ConfigError:
+    return ConfigError(f"{fieldname}: {msg}")
+
+
+def _get(table: dict, key: str, prefix: str, typ, *, default: Any = ..., check=None):
+    name = f"{prefix}{key}"
+    if key not in table:
+        if default is ...:
+            raise _err(name, "missing")
+        return default
+    v = table[key]
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if isinstance(v, bool) and typ is not bool or not isinstance(v, typ):
+        tn = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise _err(name, f"must be {tn}, got {type(v).__name__} {v!r}")
+    if check is not None:
+        problem = check(v)
+        if problem:
+            raise _err(name, problem)
+    return v
+
+
+def parse_address(text: str, fieldname: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise _err(fieldname, f"must be host:port, got {text!r}")
+    return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def _positive(v):
+    return None if v > 0 else f"must be > 0, got {v}"
+
+
+def _parse_broker(text: str) -> tuple[str, int]:
+    t = text
+    if t.startswith("mqtt://"):
+        t = t[len("mqtt://"):]
+    elif "://" in t:
+        raise _err("consortium.broker", f"only mqtt:// URLs are supported, got {text!r}")
+    if "@" in t:
+        raise _err("consortium.broker", "credentials do not belong in the config")
+    if ":" not in t:
+        return t, 1883
+    return parse_address(t, "consortium.broker")
+
+
+def _rel(base: Path, p: str) -> Path:
+    q = Path(os.path.expanduser(p))
+    return q if q.is_absolute() else (base / q)
+
+
+def load_config(path: str | os.PathLike) -> NodeConfig:
+    """Read and validate a node configuration. Raises ConfigError naming the bad field."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict, path: Path) -> NodeConfig:
+    from network.keys import parse_public_key
+
+    base = path.parent
+    known = {"node", "consortium", "timeouts", "peers", "sources", "policy", "insecure"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise _err(unknown[0], f"unknown section (known: {sorted(known)})")
+    node = _get(raw, "node", "", dict)
+    name = _get(node, "name", "node.", str, check=lambda v: None if v else "must not be empty")
+    index = _get(node, "index", "node.", int, check=lambda v: None if v >= 0 else "must be >= 0")
+    key_file = _rel(base, _get(node, "key_file", "node.", str))
+    host, port = parse_address(_get(node, "listen", "node.", str), "node.listen")
+    api_host, api_port = parse_address(_get(node, "api", "node.", str, default="127.0.0.1:0"),
+                                       "node.api")
+    if not _loopback(api_host):
+        raise _err("node.api", f"the analyst API binds to loopback only, got {api_host!r}")
+    state_dir = _rel(base, _get(node, "state_dir", "node.", str, default=f"{name}-state"))
+    for k in node:
+        if k not in ("name", "index", "key_file", "listen", "api", "state_dir"):
+            if k in ("private_key", "secret", "password", "key"):
+                raise _err(f"node.{k}", "secrets never go in the config; use node.key_file")
+            raise _err(f"node.{k}", "unknown field")
+
+    cons = _get(raw, "consortium", "", dict, default={})
+    scheme = _get(cons, "scheme", "consortium.", str, default="additive",
+                  check=lambda v: None if v in SCHEMES else f"must be one of {SCHEMES}, got {v!r}")
+    threshold = _get(cons, "threshold", "consortium.", int, default=None)
+    if threshold is not None and scheme != "shamir":
+        raise _err("consortium.threshold", "applies to scheme = 'shamir' only")
+    transport = _get(cons, "transport", "consortium.", str, default="tcp",
+                     check=lambda v: None if v in TRANSPORTS else f"must be one of {TRANSPORTS}")
+    bhost, bport = _parse_broker(_get(cons, "broker", "consortium.", str,
+                                      default="mqtt://127.0.0.1:1883"))
+    default_prep = "dn07" if scheme == "shamir" else "ot"
+    prep = _get(cons, "preprocessing", "consortium.", str, default=default_prep,
+                check=lambda v: None if v in PREPROCESSING else f"must be one of {PREPROCESSING}")
+    if prep == "dn07" and scheme != "shamir":
+        raise _err("consortium.preprocessing", "'dn07' needs scheme = 'shamir'")
+    if prep == "ot" and scheme != "additive":
+        raise _err("consortium.preprocessing", "'ot' needs scheme = 'additive'")
+    if prep == "dealer" and scheme != "additive":
+        raise _err("consortium.preprocessing", "'dealer' supplies additive shares only")
+    cid = _get(cons, "id", "consortium.", str, default="smpc")
+
+    tmo = _get(raw, "timeouts", "", dict, default={})
+    connect = _get(tmo, "connect", "timeouts.", float, default=30.0, check=_positive)
+    receive = _get(tmo, "receive", "timeouts.", float, default=60.0, check=_positive)
+    job = _get(tmo, "job", "timeouts.", float, default=600.0, check=_positive)
+
+    peers_raw = _get(raw, "peers", "", list)
+    if not peers_raw:
+        raise _err("peers", "need at least one peer")
+    peers = []
+    for i, p in enumerate(peers_raw):
+        pre = f"peers[{i}]."
+        if not isinstance(p, dict):
+            raise _err(f"peers[{i}]", "must be a table")
+        pidx = _get(p, "index", pre, int)
+        pname = _get(p, "name", pre, str, check=lambda v: None if v else "must not be empty")
+        ph, pp = parse_address(_get(p, "address", pre, str), pre + "address")
+        try:
+            pk = parse_public_key(_get(p, "public_key", pre, str))
+        except SmpcError as e:
+            raise _err(pre + "public_key", str(e)) from None
+        peers.append(Peer(pidx, pname, ph, pp, pk))
+    n = len(peers) + 1
+    indices = sorted([index] + [p.index for p in peers])
+    if indices != list(range(n)):
+        bad = "node.index" if index >= n else next(
+            f"peers[{i}].index" for i, p in enumerate(peers)
+            if p.index >= n or [index, *(q.index for q in peers)].count(p.index) > 1)
+        raise _err(bad, f"party indices must be 0..{n - 1}, each once; got {indices}")
+    names = [name] + [p.name for p in peers]
+    if len(set(names)) != n:
+        raise _err("peers", f"party names must be distinct, got {names}")
+    if ANALYST in names:
+        raise _err("peers", f"{ANALYST!r} is reserved for the analyst recipient")
+    if len({p.public_key for p in peers}) != len(peers):
+        raise _err("peers", "two peers share a public key")
+
+    sources = {}
+    for sname, s in _get(raw, "sources", "", dict, default={}).items():
+        pre = f"sources.{sname}."
+        if not isinstance(s, dict):
+            raise _err(f"sources.{sname}", "must be a table")
+        kind = _get(s, "kind", pre, str,
+                    check=lambda v: None if v in SOURCE_KINDS else f"must be one of {SOURCE_KINDS}")
+        spath = s.get("path")
+        query = _get(s, "query", pre, str, default=None)
+        dsn = _get(s, "dsn", pre, str, default=None)
+        if kind in ("csv", "parquet", "sqlite"):
+            spath = _rel(base, _get(s, "path", pre, str))
+        if kind in ("sqlite", "postgres") and query is None:
+            raise _err(pre + "query", "missing (a SELECT naming the table; the job picks columns)")
+        if kind == "postgres":
+            if dsn is None:
+                raise _err(pre + "dsn", "missing")
+            if "password" in dsn.lower() or "@" in dsn:
+                raise _err(pre + "dsn", "no passwords in the config; use PGPASSFILE or the "
+                           "environment")
+        if query is not None and not query.lstrip().lower().startswith(("select", "with")):
+            raise _err(pre + "query", "must be a SELECT query")
+        unknown = sorted(set(s) - {"kind", "path", "query", "dsn"})
+        if unknown:
+            raise _err(pre + unknown[0], "unknown field")
+        sources[sname] = SourceConfig(sname, kind, spath, query, dsn)
+
+    pol = _get(raw, "policy", "", dict, default={})
+    from mpc.manifest import parse_verify_key
+
+    keys = []
+    for i, k in enumerate(_get(pol, "analyst_keys", "policy.", list, default=[])):
+        try:
+            keys.append(parse_verify_key(k))
+        except SmpcError as e:
+            raise _err(f"policy.analyst_keys[{i}]", str(e)) from None
+    comps = _get(pol, "allowed_computations", "policy.", list, default=[])
+    recips = _get(pol, "allowed_recipients", "policy.", list, default=[ANALYST])
+    for fname, lst in (("allowed_computations", comps), ("allowed_recipients", recips)):
+        if not all(isinstance(x, str) for x in lst):
+            raise _err(f"policy.{fname}", "must be a list of strings")
+    for r in recips:
+        if r != ANALYST and r not in names:
+            raise _err("policy.allowed_recipients", f"{r!r} is neither 'analyst' nor a party name")
+    policy = PolicyConfig(
+        allowed_computations=tuple(comps), allowed_recipients=tuple(recips),
+        analyst_keys=tuple(keys),
+        min_group_size=_get(pol, "min_group_size", "policy.", int, default=1, check=_positive),
+        max_rows=_get(pol, "max_rows", "policy.", int, default=10_000_000, check=_positive),
+    )
+    unknown = sorted(set(pol) - {"allowed_computations", "allowed_recipients", "analyst_keys",
+                                 "min_group_size", "max_rows"})
+    if unknown:
+        raise _err("policy." + unknown[0], "unknown field")
+
+    ins = _get(raw, "insecure", "", dict, default={})
+    plaintext = _get(ins, "plaintext_channels", "insecure.", bool, default=False)
+    allow_dealer = _get(ins, "allow_dealer_node", "insecure.", bool, default=False)
+    unknown = sorted(set(ins) - {"plaintext_channels", "allow_dealer_node"})
+    if unknown:
+        raise _err("insecure." + unknown[0], "unknown field")
+    if plaintext and transport == "mqtt":
+        raise _err("insecure.plaintext_channels", "not available over mqtt in the daemon")
+
+    return NodeConfig(
+        path=path, name=name, index=index, key_file=key_file, host=host, port=port,
+        api_host=api_host, api_port=api_port, state_dir=state_dir, consortium_id=cid,
+        scheme=scheme, threshold=threshold, transport=transport, broker_host=bhost,
+        broker_port=bport, preprocessing=prep, peers=tuple(sorted(peers, key=lambda p: p.index)),
+        sources=sources, policy=policy, connect_timeout=connect, receive_timeout=receive,
+        job_timeout=job, plaintext_channels=plaintext, allow_dealer_node=allow_dealer,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _toml_str(v: str) -> str:
+    return json.dumps(v)  # a JSON string is a valid TOML basic string
+
+
+def write_consortium(
+    out: str | os.PathLike,
+    n: int,
+    *,
+    scheme: str = "additive",
+    transport: str = "tcp",
+    consortium_id: str = "demo",
+    base_port: int | None = None,
+    computations: Sequence[str] | None = None,
+    sources: dict[int, dict[str, dict]] | None = None,
+    timeouts: dict[str, float] | None = None,
+    min_group_size: int = 1,
+    max_rows: int = 10_000_000,
+    extra: str = "",
+) -> dict[str, Any]:
+    """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
+    (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
+    Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
+    Returns {"configs": [...], "analyst_key": path, "api": [...]} for the caller."""
+    from mpc.jobs import REGISTRY
+    from mpc.manifest import generate_signing_key, save_signing_key, verify_key_text
+    from network.keys import generate_keypair, public_key_text, save_private_key
+
+    if n < 2:
+        raise ConfigError(f"--parties: need at least 2, got {n}")
+    outp = Path(out)
+    outp.mkdir(parents=True, exist_ok=True)
+    pairs = [generate_keypair() for _ in range(n)]
+    seed, vk = generate_signing_key()
+    akey = outp / "analyst.key"
+    save_signing_key(akey, seed)
+    (outp / "analyst.pub").write_text(verify_key_text(vk) + "\n")
+    ports = [base_port + i if base_port else _free_port() for i in range(n)]
+    apis = [base_port + 100 + i if base_port else _free_port() for i in range(n)]
+    comps = list(computations) if computations is not None else sorted(REGISTRY)
+    names = [f"bank{i}" for i in range(n)]
+    tmo = {"connect": 30, "receive": 60, "job": 600, **(timeouts or {})}
+    configs = []
+    for i in range(n):
+        save_private_key(outp / f"{names[i]}.key", pairs[i][0])
+        lines = [
+            "[node]", f"name = {_toml_str(names[i])}", f"index = {i}",
+            f"key_file = {_toml_str(names[i] + '.key')}", f'listen = "127.0.0.1:{ports[i]}"',
+            f'api = "127.0.0.1:{apis[i]}"', f"state_dir = {_toml_str(names[i] + '-state')}", "",
+            "[consortium]", f"id = {_toml_str(consortium_id)}", f"scheme = {_toml_str(scheme)}",
+            f"transport = {_toml_str(transport)}", 'broker = "mqtt://127.0.0.1:1883"', "",
+            "[timeouts]", *(f"{k} = {v}" for k, v in tmo.items()), "",
+        ]
+        for j in range(n):
+            if j != i:
+                lines += ["[[peers]]", f"index = {j}", f"name = {_toml_str(names[j])}",
+                          f'address = "127.0.0.1:{ports[j]}"',
+                          f"public_key = {_toml_str(public_key_text(pairs[j][1]))}", ""]
+        for sname, s in (sources or {}).get(i, {}).items():
+            lines.append(f"[sources.{sname}]")
+            lines += [f"{k} = {_toml_str(str(v))}" for k, v in s.items()]
+            lines.append("")
+        lines += [
+            "[policy]", f"allowed_computations = {json.dumps(comps)}",
+            f'allowed_recipients = ["analyst", {", ".join(_toml_str(x) for x in names)}]',
+            f"analyst_keys = [{_toml_str(verify_key_text(vk))}]",
+            f"min_group_size = {min_group_size}", f"max_rows = {max_rows}", "", extra,
+        ]
+        p = outp / f"{names[i]}.toml"
+        p.write_text("\n".join(lines))
+        configs.append(p)
+    return {"configs": configs, "analyst_key": akey,
+            "api": [f"http://127.0.0.1:{a}" for a in apis], "names": names}
