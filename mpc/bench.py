@@ -374,12 +374,16 @@ async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
 
 def _network(transport: str, processes: bool, latency: float, bandwidth: float | None) -> str:
     where = "separate processes" if processes else "one process"
+    wan = bool(latency) or bandwidth is not None
+    bw = f"{bandwidth:g} B/s" if bandwidth else "unlimited bandwidth"
     if transport == "memory":
-        if latency or bandwidth:
-            bw = f"{bandwidth:g} B/s" if bandwidth else "unlimited"
-            return f"memory, simulated latency {latency:g} s, bandwidth {bw} per link ({where})"
+        if wan:
+            return f"memory, simulated latency {latency:g} s, {bw} per link ({where})"
         return f"memory, no simulated delay ({where})"
     if transport == "tcp":
+        if wan:
+            return (f"tcp via delaying proxy (network.wanproxy: one-way latency {latency:g} s, "
+                    f"{bw} per direction of each link), loopback 127.0.0.1, Noise KK ({where})")
         return f"tcp loopback 127.0.0.1, Noise KK encrypted, no WAN simulation ({where})"
     return f"mqtt via broker 127.0.0.1:1883, end-to-end encrypted, no WAN simulation ({where})"
 
@@ -408,8 +412,8 @@ def measure(
         raise ConfigError("size and repeat must be at least 1")
     if processes and transport == "memory":
         raise ConfigError("--processes needs --transport tcp or mqtt")
-    if (latency or bandwidth) and transport != "memory":
-        raise ConfigError("--latency/--bandwidth simulate the memory transport only")
+    if (latency or bandwidth) and transport == "mqtt":
+        raise ConfigError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
     if processes and source != "trusted_dealer":
         raise ConfigError("--processes uses the shared-seed dealer; --source needs one process")
     args = (op, size, repeat)
@@ -419,7 +423,7 @@ def measure(
 
         per_party = run_processes(
             parties, bench_job, job_args=args, scheme=scheme, transport=transport, seed=seed,
-            timeout=timeout, domain=dom,
+            timeout=timeout, domain=dom, latency=latency, bandwidth=bandwidth,
         ).results
     else:
         per_party = asyncio.run(
@@ -470,14 +474,50 @@ def measure(
 async def _in_process(n, args, scheme, dom, transport, latency, bandwidth, seed, timeout, source):
     from mpc.local import close_sessions, open_sessions
 
+    wan = transport == "tcp" and (bool(latency) or bandwidth is not None)
     sessions = await open_sessions(
-        n, scheme=scheme, domain=dom, transport=transport, seed=seed, latency=latency,
-        bandwidth=bandwidth, timeout=timeout, preprocessing=source,
+        n, scheme=scheme, domain=dom, transport="memory" if wan else transport, seed=seed,
+        latency=0.0 if wan else latency, bandwidth=None if wan else bandwidth,
+        timeout=timeout, preprocessing=source,
     )
+    proxies = []
     try:
+        if wan:  # the same sessions, their channels replaced by TCP through delaying proxies
+            sessions, proxies = await _over_wan_tcp(sessions, latency, bandwidth, timeout)
         return await asyncio.gather(*(bench_job(s, *args) for s in sessions))
     finally:
         await close_sessions(sessions)
+        for p in proxies:
+            await p.close()
+
+
+async def _over_wan_tcp(sessions, latency, bandwidth, timeout):
+    from network.keys import generate_keypair
+    from network.tcp import TcpChannel
+    from network.wanproxy import wan_addresses
+    from protocols.session import CountingChannel
+
+    n = len(sessions)
+    pairs = [generate_keypair() for _ in range(n)]
+    chans = [
+        TcpChannel(i, n, session_id=sessions[0].sid, static_key=pairs[i][0],
+                   peer_keys=[pk for _, pk in pairs], timeout=timeout)
+        for i in range(n)
+    ]
+    addresses = [await ch.listen("127.0.0.1", 0) for ch in chans]
+    dial, proxies = await wan_addresses(addresses, latency=latency, bandwidth=bandwidth)
+    try:
+        await asyncio.gather(*(ch.connect(dial) for ch in chans))
+    except BaseException:
+        for ch in chans:
+            await ch.close()
+        for p in proxies:
+            await p.close()
+        raise
+    for s in sessions:
+        await s.channel.close()  # the unused in-memory channel
+    return [dataclasses.replace(s, channel=CountingChannel(chans[s.pid], s.stats))
+            for s in sessions], proxies
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -490,8 +530,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")
-    p.add_argument("--latency", type=float, default=0.0, help="simulated one-way latency, s (memory)")
-    p.add_argument("--bandwidth", type=float, default=None, help="simulated bytes/s per link (memory)")
+    p.add_argument("--latency", type=float, default=0.0, help="simulated one-way latency, s (memory; tcp: via a delaying proxy)")
+    p.add_argument("--bandwidth", type=float, default=None, help="simulated bytes/s per link (memory; tcp: via the proxy)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
     p.add_argument("--seed", type=int, default=None, help="reproducible randomness (tests only)")
     p.add_argument("--timeout", type=float, default=120.0, help="receive deadline, s")

@@ -215,6 +215,8 @@ def run_processes(
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
     domain=None,
+    latency: float = 0.0,
+    bandwidth: float | None = None,
 ) -> ProcessRun:
     """Run `await job(session, *job_args)` for each of n parties, each in its own process.
 
@@ -229,6 +231,9 @@ def run_processes(
     terminated and ProcessesTimeoutError is raised. `domain` overrides the scheme's default
     domain; it must be constructible without arguments (Ring64, Mersenne61, Mersenne127),
     since each child builds its own (domains hold unpicklable scratch buffers).
+    `latency` (s, one way) and `bandwidth` (B/s per direction of each link) put a delaying,
+    rate-limiting proxy (network.wanproxy) in front of every party's listening port, run by
+    this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).
 
     Raises the root cause of a failure: a child's own error, or PartyProcessError for a
     child that died without reporting; `party_errors` (one entry per party) is attached.
@@ -237,6 +242,9 @@ def run_processes(
         raise ConfigError(f"run_processes needs n >= 2 parties, got {n!r}")
     if transport not in PROCESS_TRANSPORTS:
         raise ConfigError(f"transport must be one of {PROCESS_TRANSPORTS}, got {transport!r}")
+    wan = bool(latency) or bandwidth is not None
+    if wan and transport != "tcp":
+        raise ConfigError("latency/bandwidth over separate processes need transport='tcp'")
     if not asyncio.iscoroutinefunction(job):
         raise ConfigError("job must be a module-level async function")
     from mpc.local import default_domain, make_scheme
@@ -259,6 +267,7 @@ def run_processes(
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     procs, conns = [], []
+    proxy = _ProxyThread(latency, bandwidth) if wan else None
     try:
         for pid in range(n):
             cfg = _Config(
@@ -280,6 +289,8 @@ def run_processes(
         outcomes: dict[int, tuple] = {}
         addresses = _gather_addresses(procs, conns, results, outcomes, t_end, connect_timeout)
         if addresses is not None:
+            if proxy is not None:
+                addresses = proxy.start(addresses)
             for c in conns:
                 try:
                     c.send(addresses)
@@ -291,11 +302,52 @@ def run_processes(
                 outcomes.setdefault(pid, ("aborted", pid, None))
     finally:
         _reap(procs)
+        if proxy is not None:
+            proxy.stop()
         for c in conns:
             c.close()
         results.close()
         results.join_thread()
     return _assemble(n, outcomes)
+
+
+class _ProxyThread:
+    """The WAN proxies of a process run, in their own event loop on a daemon thread."""
+
+    def __init__(self, latency: float, bandwidth: float | None):
+        self.latency, self.bandwidth = latency, bandwidth
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.proxies: list = []
+        self.thread = None
+
+    def start(self, addresses):
+        import threading
+
+        from network.wanproxy import wan_addresses
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="smpc-wanproxy", daemon=True)
+        self.thread.start()
+        fut = asyncio.run_coroutine_threadsafe(
+            wan_addresses(addresses, latency=self.latency, bandwidth=self.bandwidth), self.loop
+        )
+        out, self.proxies = fut.result(timeout=10)
+        return out
+
+    def stop(self) -> None:
+        if self.loop is None:
+            return
+
+        async def close_all():
+            for p in self.proxies:
+                await p.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(timeout=5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+            self.loop.close()
 
 
 def _gather_addresses(procs, conns, results, outcomes, t_end, connect_timeout):
