@@ -21,6 +21,21 @@ class OnlineBench:
 
         return self.loop.run_until_complete(all_parties())
 
+    def record(self, coro_fn) -> list:
+        """Run coro_fn once for every party while logging the preprocessing it asks for;
+        return the per-party request logs (for `prefetch`)."""
+        for s in self.sessions:
+            s.prep.log = []
+        self.run(coro_fn)
+        logs = [s.prep.log for s in self.sessions]
+        for s in self.sessions:
+            s.prep.log = None
+        return logs
+
+    def prefetch(self, logs: list) -> None:
+        """Fetch, before the timed run, exactly the items a recorded run asked for."""
+        self.run(lambda s: s.prep.replay(logs[s.pid]))
+
     def close(self) -> None:
         self.loop.run_until_complete(close_sessions(self.sessions))
         self.loop.close()

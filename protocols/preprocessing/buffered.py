@@ -19,6 +19,9 @@ class Buffered(Preprocessing):
         self.source = source
         self.name = f"buffered({source.name})"
         self._queues: dict[tuple, deque] = defaultdict(deque)
+        #: when a list, every request is appended to it as (kind, args): `replay` fetches the
+        #: same sequence again, which is how benchmarks prefetch exactly what a protocol uses
+        self.log: list[tuple[str, tuple]] | None = None
 
     async def fill(self, kind: str, *args, count: int = 1) -> None:
         """Fetch `count` items of `kind` (one of base.KINDS) with the given arguments into
@@ -33,7 +36,14 @@ class Buffered(Preprocessing):
     def buffered(self, kind: str, *args) -> int:
         return len(self._queues.get((kind, *_freeze(args)), ()))
 
+    async def replay(self, requests: list[tuple[str, tuple]]) -> None:
+        """Fetch one item for each logged request, in order."""
+        for kind, args in requests:
+            await self.fill(kind, *args)
+
     async def _get(self, kind: str, *args):
+        if self.log is not None:
+            self.log.append((kind, args))
         q = self._queues.get((kind, *_freeze(args)))
         if q:
             return q.popleft()
