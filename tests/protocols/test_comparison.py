@@ -129,3 +129,22 @@ def test_small_field_range_and_refusals():
 
     with pytest.raises(ConfigError):
         mpc.run_local(2, bad_clip, seed=1)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("transport", ["tcp", pytest.param("mqtt", marks=pytest.mark.mqtt)])
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_ltz_and_relu_over_real_transports(transport, scheme, request):
+    """The same protocols, unchanged, over encrypted TCP and through the MQTT broker."""
+    if transport == "mqtt":
+        request.getfixturevalue("mqtt_broker")
+    X = np.array([0, -1, 1, -(2**40), 2**40, 7, -7, 123456789], dtype=np.int64)
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        lt, r = await C.ltz(s, x), await C.relu(s, x)
+        return [signed(s.domain, v) for v in await core.open(s, lt, r)]
+
+    for lt, r in run(scheme, 3, job, transport=transport, timeout=30).results:
+        assert list(lt) == [int(v < 0) for v in X]
+        assert list(r) == [max(int(v), 0) for v in X]
