@@ -1,0 +1,202 @@
+"""Getting each party's float data into shares, with secure feature standardisation.
+
+Horizontal partition (each party holds rows with the same features): the total row count N
+is opened (it is part of the model's public metadata; the per-party counts stay hidden);
+every party inputs its *local* sums sum_i x_i / N and sum_i x_i^2 / N, so only the global
+mean mu and variance var = E[x^2] - mu^2 are ever formed, as shares. 1/sd = inv_sqrt(var)
+(protocols.nonlinear) and the shared rows are standardised as (x - mu) * (1/sd) by one
+fixed-point product. Neither the global nor any party's statistics are revealed.
+inv_sqrt's interval is [2^-8, 2^16): feature variances must lie in it; pass a public
+`feature_scale` (e.g. the unit of a column from the shared schema) to bring columns there.
+
+Vertical partition (each party holds some columns of the same, aligned rows): every column
+has a single owner, which standardises it locally in float64 (its mean and sd are its own
+data and are never revealed) and inputs the standardised column, its mean and 1/sd (the
+latter with f + 16 fractional bits, for precise coefficients in original units).
+The party holding y is found by opening one presence bit per party.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols import fixed
+from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.core import open as open_shares
+from protocols.errors import ConfigError, ShapeMismatch
+from protocols.ml._base import bcast, encode, input_all, public_total, sum_inputs
+from protocols.nonlinear import inv_sqrt
+from protocols.session import Session, Share, concatenate
+
+#: extra fractional bits of the vertical owners' 1/sd inputs
+ISTD_EXTRA = 16
+
+
+@dataclass
+class Prepared:
+    """Shared, standardised training data and the statistics to undo the standardisation."""
+
+    X: Share | None  # (N, d) standardised, f bits
+    y: Share | None  # (N,) f bits (regression) or integer 0/1 (classification)
+    mu: Share  # (d,) feature means, f bits
+    istd: Share  # (d,) 1 / sd, istd_f bits
+    istd_f: int
+    N: int
+    d: int
+    ybar: Share | None = None  # () mean of y (closed form only), f bits
+
+
+def _as2d(X: np.ndarray | None) -> np.ndarray | None:
+    if X is None:
+        return None
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise ShapeMismatch(f"X must be 2-d, got shape {X.shape}")
+    return X
+
+
+def _scaled(X: np.ndarray, feature_scale) -> np.ndarray:
+    if feature_scale is None:
+        return X
+    sc = np.asarray(feature_scale, dtype=np.float64)
+    if sc.ndim and sc.shape != (X.shape[1],):
+        raise ShapeMismatch(f"feature_scale has shape {sc.shape}, X has {X.shape[1]} columns")
+    return X / sc
+
+
+def _encode_y(s: Session, y: np.ndarray, binary: bool, f: int) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if binary:
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise ConfigError("classification labels must be 0 or 1")
+        return s.public(y.astype(np.int64))
+    return encode(s, y, f)
+
+
+async def horizontal_stats(s: Session, Xs: np.ndarray, N: int, f: int) -> tuple[Share, Share]:
+    """(mu, 1/sd) of the union of all parties' rows, as shares. Rounds: 1 + square 2 +
+    inv_sqrt 32."""
+    d = Xs.shape[1]
+    local = np.concatenate([Xs.sum(0) / N, (Xs * Xs).sum(0) / N])
+    tot = await sum_inputs(s, encode(s, local, f))
+    mu, ex2 = tot[:d], tot[d:]
+    var = ex2 - await fixed.square(s, mu, f)
+    return mu, await inv_sqrt(s, var, f)
+
+
+async def prepare_horizontal(
+    s: Session, X_local, y_local, *, binary: bool, f: int = DEFAULT_F, feature_scale=None,
+    standardize: bool = True,
+) -> Prepared:
+    """Shares of all parties' rows (concatenated in party order), standardised with the
+    global statistics. Rounds: about 40 (stats, inputs in parallel with them, one product)."""
+    X = _as2d(X_local)
+    if X is None or y_local is None:
+        raise ConfigError("horizontal partition: every party passes its rows X and labels y")
+    Xs = _scaled(X, feature_scale)
+    y = np.asarray(y_local).reshape(-1)
+    if len(y) != len(X):
+        raise ShapeMismatch(f"X has {len(X)} rows, y has {len(y)}")
+    N = await public_total(s, len(X))
+    d = X.shape[1]
+
+    async def stats():
+        if not standardize:
+            z = Share(s.domain.zeros((d,)), s)
+            return z, z + (1 << f)
+        return await horizontal_stats(s.child("st"), Xs, N, f)
+
+    async def rows():
+        xin = input_all(s.child("x"), encode(s, Xs, f))
+        yin = input_all(s.child("y"), _encode_y(s, y, binary, f))
+        xs, ys = await asyncio.gather(xin, yin)
+        for p in xs:
+            if p.ndim != 2 or p.shape[1] != d:
+                raise ShapeMismatch(f"horizontal partition: parties disagree on the features ({p.shape})")
+        return concatenate(xs, 0), concatenate(ys, 0)
+
+    (mu, istd), (Xsh, ysh) = await asyncio.gather(stats(), rows())
+    if standardize:
+        Xsh = await fixed.mul(s, Xsh - bcast(mu, Xsh.shape), bcast(istd, Xsh.shape), f)
+    return Prepared(Xsh, ysh, mu, istd, f, N, d)
+
+
+async def label_owner(s: Session, has_y: bool) -> int:
+    """The index of the single party holding y (opens one presence bit per party)."""
+    flags = await input_all(s, s.public(np.array([int(has_y)])))
+    opened = await open_shares(s, *flags)
+    owners = [j for j, v in enumerate(opened) if int(s.domain.to_signed(v)[0]) == 1]
+    if len(owners) != 1:
+        raise ConfigError(f"vertical partition: exactly one party must hold y, got {owners}")
+    return owners[0]
+
+
+def local_standardize(X: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised X, mean, 1/sd) of one party's own columns (pure; constant columns get
+    1/sd = 1)."""
+    if not standardize:
+        return X, np.zeros(X.shape[1]), np.ones(X.shape[1])
+    mu = X.mean(0)
+    sd = X.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (X - mu) / sd, mu, 1.0 / sd
+
+
+async def prepare_vertical(
+    s: Session, X_local, y_local, *, binary: bool, f: int = DEFAULT_F, center_y: bool = False,
+    standardize: bool = True,
+) -> Prepared:
+    """Shares of the aligned rows with every party's standardised columns side by side (in
+    party order). With center_y the label owner inputs y - ybar and ybar (closed form).
+    Rounds: 3 (owner discovery, then all inputs in one round)."""
+    X = _as2d(X_local)
+    if X is None:
+        X = np.zeros((0, 0))
+    owner = await label_owner(s.child("own"), y_local is not None)
+    Xstd, mu, istd = local_standardize(X, standardize)
+    ybar_v = 0.0
+    if y_local is not None:
+        y = np.asarray(y_local, dtype=np.float64).reshape(-1)
+        if center_y:
+            ybar_v = float(y.mean())
+            y = y - ybar_v
+    stats_local = np.concatenate([encode(s, mu, f), encode(s, istd, f + ISTD_EXTRA)])
+
+    async def do_inputs():
+        return await asyncio.gather(
+            input_all(s.child("x"), encode(s, Xstd, f) if X.shape[1] else None),
+            input_all(s.child("m"), stats_local),
+            _input_y(s.child("y"), owner, y if y_local is not None else None, binary, f, ybar_v),
+        )
+
+    xs, st, (ysh, ybar) = await do_inputs()
+    cols = [p for p in xs if p.size]
+    if not cols:
+        raise ConfigError("vertical partition: no party holds any feature")
+    Nrows = {p.shape[0] for p in cols} | {ysh.shape[0]}
+    if len(Nrows) != 1:
+        raise ShapeMismatch(f"vertical partition: parties hold different row counts {sorted(Nrows)}")
+    Xsh = concatenate(cols, 1)
+    d = Xsh.shape[1]
+    mus, istds = [], []
+    for p in st:
+        k = p.shape[0] // 2
+        mus.append(p[:k])
+        istds.append(p[k:])
+    mu = concatenate([m for m in mus if m.size] or mus, 0)
+    istd = concatenate([i for i in istds if i.size] or istds, 0)
+    return Prepared(Xsh, ysh, mu, istd, f + ISTD_EXTRA, Xsh.shape[0], d, ybar)
+
+
+async def _input_y(s: Session, owner: int, y, binary: bool, f: int, ybar: float):
+    from protocols.core import input as share_input
+
+    mine = s.pid == owner
+    ysh = await share_input(s.child("v"), _encode_y(s, y, binary, f) if mine else None, owner)
+    yb = await share_input(s.child("b"), encode(s, np.array(ybar), f) if mine else None, owner)
+    return ysh, yb

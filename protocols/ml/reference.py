@@ -1,0 +1,52 @@
+"""The same training algorithms in float64 numpy (pure functions, no session): the yardstick
+for the secure versions' accuracy. Same standardisation (global population mean / sd), same
+public batch order, learning-rate schedule, class weights, L2 and sigmoid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.ml.sgd import batches, class_weights, learning_rates
+
+
+def sigmoid_piecewise(z: np.ndarray) -> np.ndarray:
+    return np.clip(z + 0.5, 0.0, 1.0)
+
+
+def sigmoid_smooth(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def fit_sgd_plain(
+    X: np.ndarray, y: np.ndarray, *, loss: str, batch_size: int = 64, epochs: int = 10,
+    lr: float = 0.5, schedule: str = "constant", lr_decay: float = 0.0, l2: float = 0.0,
+    class_weight=None, sigmoid: str = "piecewise", shuffle_seed: int | None = 0,
+    feature_scale=None, standardize: bool = True,
+) -> tuple[np.ndarray, float]:
+    """(coef, intercept) in original units; X are all rows in the secure run's order."""
+    X = np.asarray(X, dtype=np.float64)
+    if feature_scale is not None:
+        X = X / np.asarray(feature_scale, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    N, d = X.shape
+    mu, sd = (X.mean(0), X.std(0)) if standardize else (np.zeros(d), np.ones(d))
+    sd = np.where(sd > 0, sd, 1.0)
+    Xa = np.hstack([(X - mu) / sd, np.ones((N, 1))])
+    c0, c1 = class_weights(class_weight, int(y.sum()) if class_weight == "balanced" else None, N)
+    Xg = Xa * (c0 + (c1 - c0) * y)[:, None]
+    sched = batches(N, batch_size, epochs, shuffle_seed)
+    rates = learning_rates(lr, schedule, len(sched), epochs, lr_decay)
+    sig = sigmoid_piecewise if sigmoid == "piecewise" else sigmoid_smooth
+    mask = np.ones(d + 1)
+    mask[d] = 0
+    w = np.zeros(d + 1)
+    for idx, rate in zip(sched, rates, strict=True):
+        z = Xa[idx] @ w
+        p = sig(z) if loss == "logistic" else z
+        g = Xg[idx].T @ (p - y[idx])
+        w = w - rate * (g / len(idx) + l2 * mask * w)
+    coef = w[:d] / sd
+    intercept = w[d] - coef @ mu
+    if feature_scale is not None:
+        coef = coef / np.asarray(feature_scale, dtype=np.float64)
+    return coef, float(intercept)
