@@ -3,8 +3,10 @@
 One measurement = one (op, size) pair run by `parties` parties: the inputs are shared once,
 then `repeat + 1` timed runs (the first is a warm-up and is discarded). Before each timed run
 every party fetches the run's preprocessing (timed separately: `offline_seconds`) and the
-parties synchronise with a one-element open, so the online timer starts together. A run's
-time is the slowest party's; `seconds` is the median over the repeats. Rounds and bytes are
+parties synchronise with a one-element open. A run's time is from the moment the last party
+starts until the last one finishes (a one-open barrier leaves up to one latency of skew
+between parties, which a per-party timer would count as protocol time; time.monotonic is
+system-wide, so this also holds across processes); `seconds` is the median over the repeats. Rounds and bytes are
 exact counts from the `Stats` of the online run (the largest over the parties), printed next
 to the cost model's prediction (`COST_MODEL`, the docstrings' Rounds and Bytes lines); a
 difference sets `cost_model_ok: false`. The last run's output is opened and checked against
@@ -313,9 +315,9 @@ async def bench_job(s, op: str, size: int, repeat: int) -> dict:
         await core.open(s, Share(D.zeros((1,)), s))  # barrier: start the timer together
         prep.recording = i == 0 and op != "triples"  # triples: fetching is the workload
         before = s.stats.copy()
-        t1 = time.perf_counter()
+        t1 = time.monotonic()  # system-wide on Linux: comparable across party processes
         out = await _run_op(s, op, size, x, y, px)
-        online.append(time.perf_counter() - t1)
+        online.append((t1, time.monotonic()))
         prep.recording = False
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
@@ -431,7 +433,10 @@ def measure(
                         timeout, source)
         )
     e = dom.elem_bytes
-    online = [max(p["online"][r] for p in per_party) for r in range(1, repeat + 1)]
+    # a run lasts from the moment the last party starts (the barrier cannot remove a skew of
+    # up to one latency between parties) until the last one finishes
+    online = [max(p["online"][r][1] for p in per_party) - max(p["online"][r][0] for p in per_party)
+              for r in range(1, repeat + 1)]
     offline = [max(p["offline"][r] for p in per_party) for r in range(1, repeat + 1)]
     # exact counts: each party's must be the same in every run
     stable = all(len({tuple(c) for c in p["counts"][1:]}) == 1 for p in per_party)
@@ -526,65 +531,200 @@ async def _over_wan_tcp(sessions, latency, bandwidth, timeout):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--op", nargs="+", choices=OPS, default=["mul"], help="workload(s)")
     p.add_argument("--size", nargs="+", type=int, default=[10_000], help="elements (rows for matmul)")
-    p.add_argument("--parties", type=int, default=3)
+    p.add_argument("--parties", nargs="+", type=int, default=[3], help="party count(s)")
     p.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")
-    p.add_argument("--latency", type=float, default=0.0, help="simulated one-way latency, s (memory; tcp: via a delaying proxy)")
-    p.add_argument("--bandwidth", type=float, default=None, help="simulated bytes/s per link (memory; tcp: via the proxy)")
+    p.add_argument("--latency", nargs="+", type=float, default=[0.0],
+                   help="simulated one-way latency(s), s (memory; tcp: via a delaying proxy)")
+    p.add_argument("--bandwidth", type=float, default=None,
+                   help="simulated bytes/s per link (memory; tcp: via the proxy)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
     p.add_argument("--seed", type=int, default=None, help="reproducible randomness (tests only)")
     p.add_argument("--timeout", type=float, default=120.0, help="receive deadline, s")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="plot throughput vs size, vs parties and time vs latency (matplotlib)")
+    p.add_argument("--progress", action="store_true",
+                   help="progress bar on stderr even when it is not a terminal")
+    p.add_argument("--compare", choices=["mpyc"], default=None,
+                   help="run the same workload in MPyC (pip install -e .[compare]) and print the ratio")
     from mpc.local import PREPROCESSING
 
     p.add_argument("--source", choices=PREPROCESSING, default="trusted_dealer",
                    help="preprocessing source (offline phase), e.g. --op triples --source dn07")
 
 
-_COLS = ("op", "size", "seconds", "ops/s", "offline s", "rounds (model)", "bytes/party (model)", "ok")
+_COLS = ("op", "size", "n", "lat s", "seconds", "ops/s", "offline s", "rounds (model)",
+         "bytes/party (model)", "ok")
+_CMP_COLS = ("mpyc s", "mpyc ops/s", "smpc/mpyc")
 
 
-def _row(r: dict) -> list[str]:
+def _row(r: dict, compare: bool) -> list[str]:
     secs = f"{r['seconds']:.4g}" if r["seconds"] is not None else "ERROR"
     ops = f"{r['ops_per_s']:.3g}" if r["ops_per_s"] is not None else "-"
     flag = "" if r["cost_model_ok"] else " !"
-    return [
-        r["op"], str(r["size"]), secs, ops, f"{r['offline_seconds']:.3g}",
+    row = [
+        r["op"], str(r["size"]), str(r["parties"]), f"{r['latency']:g}", secs, ops,
+        f"{r['offline_seconds']:.3g}",
         f"{r['rounds']} ({r['predicted_rounds']}){flag}",
         f"{r['bytes_per_party']} ({r['predicted_bytes_per_party']}){flag}",
         "yes" if r["correct"] else "NO",
     ]
+    if compare:
+        m = r.get("mpyc") or {}
+        if m.get("seconds"):
+            row += [f"{m['seconds']:.4g}", f"{m['ops_per_s']:.3g}", f"{r['ratio_vs_mpyc']:.3g}x"]
+        else:
+            row += ["-", "-", m.get("error", "n/a")[:40]]
+    return row
+
+
+class _Progress:
+    """A one-line progress bar on stderr: only on a terminal, or when asked for."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+        self.t0 = time.monotonic()
+
+    def show(self, what: str) -> None:
+        if not self.enabled:
+            return
+        width = 24
+        fill = int(width * self.done / self.total)
+        bar = "#" * fill + "." * (width - fill)
+        el = time.monotonic() - self.t0
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {el:5.0f}s  {what[:50]:<50}")
+        sys.stderr.flush()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        self.show(what)
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def main(args: argparse.Namespace) -> int:
-    status, rows = 0, []
-    header_done = False
-    for op in args.op:
-        for size in args.size:
+    plan = [(op, size, n, lat) for op in args.op for n in args.parties for lat in args.latency
+            for size in args.size]
+    bar = _Progress(len(plan), args.progress or sys.stderr.isatty())
+    status, recs = 0, []
+    try:
+        for op, size, n, lat in plan:
+            bar.show(f"{op} size {size} n {n}" + (f" latency {lat:g}" if lat else ""))
             rec = measure(
-                op, size, parties=args.parties, scheme=args.scheme, transport=args.transport,
-                processes=args.processes, latency=args.latency, bandwidth=args.bandwidth,
+                op, size, parties=n, scheme=args.scheme, transport=args.transport,
+                processes=args.processes, latency=lat, bandwidth=args.bandwidth,
                 repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
             )
+            if args.compare == "mpyc":
+                from mpc.compare_mpyc import attach_mpyc
+
+                bar.show(f"MPyC {op} size {size} n {n}")
+                attach_mpyc(rec, repeat=args.repeat)
             if not rec["correct"] or not rec["cost_model_ok"]:
                 status = 1
+            recs.append(rec)
+            bar.step(f"{op} size {size} n {n}")
             if args.json:
                 print(json.dumps(rec), flush=True)
-                continue
-            if not header_done:
-                print(f"{rec['parties']} parties, {rec['scheme']} sharing; network: {rec['network']}")
-                print(f"median of {rec['repeat']} runs after a warm-up; online time; "
-                      "(model) = cost-model prediction, ! = differs")
-                header_done = True
-            rows.append(_row(rec))
-            print(f"  measured {op} size {size}", file=sys.stderr, flush=True)
-    if rows:
-        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLS)]
-        print("  ".join(c.ljust(w) for c, w in zip(_COLS, widths, strict=True)))
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    finally:
+        bar.close()
+    if not args.json and recs:
+        print_table(recs, compare=args.compare is not None)
+    if args.plot:
+        plot(recs, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return status
 
 
-__all__ = ["COST_MODEL", "OPS", "OP_DOC", "Cost", "add_arguments", "bench_job", "main", "measure"]
+def plot(recs: list[dict], path: str) -> None:
+    """Three panels from the run's measurements: throughput against size (one line per op
+    and party count), throughput against parties (per op, at its largest size) and online
+    time against one-way latency (per op and size). A panel with one x value only says so.
+    MPyC's figures (with --compare mpyc) are drawn dashed in the first panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in recs if r["seconds"] is not None]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    r0 = recs[0] if recs else {"scheme": "?", "transport": "?", "processes": False}
+    where = "separate processes" if r0["processes"] else "one process"
+    fig.suptitle(f"smpc bench: {r0['scheme']} sharing, {r0['transport']} ({where}); online "
+                 "phase, median of repeats", fontsize=11)
+    lat0 = min((r["latency"] for r in ok), default=0.0)
+    big = {}
+    for r in ok:
+        big[r["op"]] = max(big.get(r["op"], 0), r["size"])
+
+    def lines(ax, key, xkey, ykey, label, **kw):
+        groups: dict = {}
+        for r in ok:
+            groups.setdefault(key(r), []).append(r)
+        drawn = False
+        for k, rs in sorted(groups.items()):
+            pts = sorted({r[xkey]: ykey(r) for r in rs if ykey(r) is not None}.items())
+            if len(pts) < 2:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label(k), **kw)
+            drawn = True
+        return drawn
+
+    ax = axes[0]  # at the lowest latency of the run
+    d1 = lines(ax, lambda r: (r["op"], r["parties"]), "size",
+               lambda r: r["ops_per_s"] if r["latency"] == lat0 else None,
+               lambda k: f"smpc {k[0]} n={k[1]}")
+    lines(ax, lambda r: (r["op"], r["parties"]), "size",
+          lambda r: (r.get("mpyc") or {}).get("ops_per_s") if r["latency"] == lat0 else None,
+          lambda k: f"MPyC {k[0]} n={k[1]}", linestyle="--")
+    ax.set(xscale="log", yscale="log", xlabel="size (elements)", ylabel="ops / s (online)",
+           title=f"throughput vs size (latency {lat0:g} s)")
+    ax = axes[1]  # largest size of each op, lowest latency
+    d2 = lines(ax, lambda r: (r["op"], r["size"]), "parties",
+               lambda r: r["ops_per_s"] if r["size"] == big[r["op"]] and r["latency"] == lat0 else None,
+               lambda k: f"{k[0]} size {k[1]}")
+    ax.set(yscale="log", xlabel="parties", ylabel="ops / s (online)",
+           title=f"throughput vs parties (latency {lat0:g} s)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax = axes[2]  # largest size of each op
+    d3 = lines(ax, lambda r: (r["op"], r["size"], r["parties"]), "latency",
+               lambda r: r["seconds"] if r["size"] == big[r["op"]] else None,
+               lambda k: f"{k[0]} size {k[1]} n={k[2]} ({_rounds_of(ok, k[0])} rounds)")
+    ax.set(xlabel="one-way latency (s)", ylabel="online seconds (median)", title="time vs latency")
+    for ax, drawn, flag in zip(axes, (d1, d2, d3), ("--size", "--parties", "--latency"), strict=True):
+        if drawn:
+            ax.legend(fontsize=8)
+            ax.grid(True, which="both", alpha=0.3)
+        else:
+            ax.text(0.5, 0.5, f"give {flag} several values\nto draw this panel",
+                    ha="center", va="center", transform=ax.transAxes, color="gray")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _rounds_of(recs, op) -> int:
+    return next((r["rounds"] for r in recs if r["op"] == op), 0)
+
+
+def print_table(recs: list[dict], *, compare: bool = False, file=None) -> None:
+    file = file or sys.stdout
+    r0 = recs[0]
+    print(f"{r0['scheme']} sharing; network: {r0['network']}", file=file)
+    print(f"median of {r0['repeat']} runs after a warm-up; online time; "
+          "(model) = cost-model prediction, ! = differs", file=file)
+    cols = _COLS + (_CMP_COLS if compare else ())
+    rows = [_row(r, compare) for r in recs]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip(), file=file)
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)
+
+
+__all__ = ["COST_MODEL", "OPS", "OP_DOC", "Cost", "add_arguments", "bench_job", "main", "measure",
+           "plot", "print_table"]

@@ -169,3 +169,20 @@ def test_triples_from_each_named_source(scheme, parties, source):
 
     rec = measure("triples", 512, parties=parties, scheme=scheme, source=source, repeat=1, seed=3)
     assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
+
+
+def test_sweeps_progress_and_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "out.png"
+    code = cli_main(["bench", "--op", "mul", "compare", "--size", "4", "16", "--parties", "2", "3",
+                     "--latency", "0", "0.001", "--repeat", "1", "--plot", str(png), "--progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "16/16" in captured.err  # the progress bar reached the end
+    assert captured.out.count(" yes") == 16
+
+
+def test_no_progress_bar_when_not_a_tty(capsys):
+    assert cli_main(["bench", "--op", "open", "--size", "3", "--repeat", "1"]) == 0
+    assert "[" not in capsys.readouterr().err
