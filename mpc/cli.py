@@ -69,6 +69,69 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from mpc.config import write_consortium
+
+    r = write_consortium(args.out, args.parties, scheme=args.scheme, transport=args.transport,
+                         consortium_id=args.id, base_port=args.base_port)
+    print(f"wrote {args.parties} node configs to {args.out}:")
+    for c, api in zip(r["configs"], r["api"], strict=True):
+        print(f"  {c}   (api {api})")
+    print(f"analyst signing key: {r['analyst_key']} (allowed by every node's policy)")
+    print(f"start each node with: smpc node --config {r['configs'][0]}")
+    return 0
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from mpc.node import run_node
+
+    return run_node(args.config, insecure=args.insecure)
+
+
+def _nodes_arg(args: argparse.Namespace) -> list[str]:
+    nodes = [u for n in args.node or [] for u in n.split(",") if u]
+    if args.consortium:
+        from mpc.config import load_config
+
+        for p in sorted(__import__("pathlib").Path(args.consortium).glob("*.toml")):
+            cfg = load_config(p)
+            nodes.append(f"http://{cfg.api_host}:{cfg.api_port}")
+    if not nodes:
+        raise SmpcError("name the nodes with --node URL (repeatable) or --consortium DIR")
+    return nodes
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from mpc.client import Client
+
+    c = Client(_nodes_arg(args), key=args.key)
+    job = c.submit(args.manifest)
+    print(job)
+    if args.wait:
+        res = c.result(job, timeout=args.timeout)
+        print(json.dumps({"job_id": job, "outputs": res.outputs}))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mpc.client import Client
+
+    nodes = _nodes_arg(args)
+    c = Client(nodes, key=b"\0" * 32)  # status needs no key
+    if args.job:
+        out = c.status(args.job)
+    else:
+        out = {n: c._call(n, "GET", "/status")[1] for n in nodes}
+    print(json.dumps(out, indent=None if args.json else 2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mpc import demo
+
+    return demo.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smpc", description="secure multi-party computation engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -100,6 +163,47 @@ def build_parser() -> argparse.ArgumentParser:
         bp = sub.add_parser("bench", help="measure protocols: throughput, rounds, bytes")
         bench.add_arguments(bp)
         bp.set_defaults(func=_cmd_bench)
+
+    it = sub.add_parser("init", help="write a consortium of N node configs with fresh keys")
+    it.add_argument("--parties", type=int, default=3)
+    it.add_argument("--out", required=True, help="folder to write keys and configs into")
+    it.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
+    it.add_argument("--transport", choices=["tcp", "mqtt"], default="tcp")
+    it.add_argument("--id", default="demo", help="consortium id")
+    it.add_argument("--base-port", type=int, help="peer ports base+i, API ports base+100+i "
+                    "(default: free ports)")
+    it.set_defaults(func=_cmd_init)
+
+    nd = sub.add_parser("node", help="run a bank's node daemon")
+    nd.add_argument("--config", required=True, help="the node's TOML config")
+    nd.add_argument("--insecure", action="store_true",
+                    help="allow insecure options in the config (tests/benchmarks only)")
+    nd.set_defaults(func=_cmd_node)
+
+    for name, helptext in (("submit", "sign a job manifest and submit it to every node"),
+                           ("status", "show node status, or a job's status on every node")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--node", action="append", help="a node's API URL (repeatable)")
+        sp.add_argument("--consortium", help="a folder of node configs (as written by init)")
+        if name == "submit":
+            sp.add_argument("manifest", help="job manifest (TOML or JSON)")
+            sp.add_argument("--key", required=True, help="the analyst's signing key file")
+            sp.add_argument("--wait", action="store_true", help="wait and print the result")
+            sp.add_argument("--timeout", type=float, default=300.0)
+            sp.set_defaults(func=_cmd_submit)
+        else:
+            sp.add_argument("job", nargs="?", help="job id (default: node status)")
+            sp.add_argument("--json", action="store_true", help="one line of JSON")
+            sp.set_defaults(func=_cmd_status)
+
+    try:
+        from mpc import demo
+    except ImportError:
+        demo = None
+    if demo is not None:
+        dm = sub.add_parser("demo", help="3 bank nodes train a fraud model and count flags")
+        demo.add_arguments(dm)
+        dm.set_defaults(func=_cmd_demo)
     return p
 
 

@@ -1,0 +1,203 @@
+"""The analyst's client for running nodes.
+
+    >>> from mpc import Client
+    >>> c = Client(["http://127.0.0.1:7100", "http://127.0.0.1:7101", "http://127.0.0.1:7102"],
+    ...            key="analyst.key")
+    >>> job = c.submit("manifest.toml")              # or a dict, or submit("aggregate_sum", ...)
+    >>> c.status(job)                                # {node url: {"status": ..., "step": ...}}
+    >>> res = c.result(job, timeout=120)             # JobResult: .outputs, .stats
+
+`submit` signs the manifest with the analyst's Ed25519 key and sends the same envelope to
+every node (the nodes then agree on its hash among themselves). `result` waits until every
+node has finished; if any node failed or refused it raises `JobFailedError` with every
+node's code and reason. Outputs addressed to "analyst" arrive as one sealed share per node;
+only this key can open them, and the client reconstructs and decodes them here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc.manifest import Manifest, load_manifest_file, load_signing_key, sign_manifest
+from network.errors import SmpcError
+
+TERMINAL = ("done", "failed", "refused")
+
+
+class ClientError(SmpcError):
+    """A node could not be reached or answered nonsense."""
+
+
+class SubmissionRejected(SmpcError):
+    """At least one node rejected the submission; `reasons` maps node -> (code, reason)."""
+
+    def __init__(self, message: str, reasons: dict[str, tuple[str, str]]):
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class JobFailedError(SmpcError):
+    """The job failed or was refused; `reasons` maps node -> (status, code, reason)."""
+
+    def __init__(self, message: str, reasons: dict[str, tuple[str, str, str]]):
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class ResultTimeoutError(SmpcError):
+    """The job did not finish on every node before the timeout."""
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    computation: str
+    outputs: dict[str, Any]
+    stats: dict[str, dict] = field(default_factory=dict)
+
+
+class Client:
+    def __init__(self, nodes: list[str], key: str | os.PathLike | bytes, *,
+                 http_timeout: float = 30.0):
+        if not nodes:
+            raise ClientError("Client needs at least one node URL")
+        self.nodes = [u.rstrip("/") for u in nodes]
+        self.key = key if isinstance(key, bytes) else load_signing_key(key)
+        self.http_timeout = http_timeout
+
+    # ---------------------------------------------------------------- HTTP ---
+    def _call(self, node: str, method: str, path: str, body: dict | None = None
+              ) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(node + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.http_timeout) as r:  # noqa: S310
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.loads(e.read())
+            except ValueError:
+                return e.code, {"code": "http.error", "reason": str(e)}
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise ClientError(f"node {node} unreachable: {getattr(e, 'reason', e)}") from None
+
+    # ---------------------------------------------------------------- API ---
+    def sign(self, manifest: dict | str | os.PathLike | Manifest, **kw: Any) -> Manifest:
+        if isinstance(manifest, Manifest):
+            return manifest
+        if isinstance(manifest, str) and not kw.get("_is_path") and (
+                kw or Path(manifest).suffix not in (".toml", ".json")):
+            body = {"computation": manifest, **kw}
+            body.setdefault("idempotency_key", os.urandom(8).hex())
+            body.setdefault("recipients", ["analyst"])
+            return sign_manifest(body, self.key)
+        if isinstance(manifest, str | os.PathLike):
+            body = load_manifest_file(manifest)
+            if "manifest" in body and "signature" in body:
+                body = body["manifest"]
+        else:
+            body = dict(manifest)
+        body.pop("analyst", None)  # re-signed with this client's key
+        return sign_manifest(body, self.key)
+
+    def submit(self, manifest: dict | str | os.PathLike | Manifest, **kw: Any) -> str:
+        """Sign (if needed) and send to every node; returns the job id. Raises
+        SubmissionRejected if any node rejects it (with every node's reason)."""
+        m = self.sign(manifest, **kw)
+        reasons = {}
+        for node in self.nodes:
+            status, body = self._call(node, "POST", "/jobs", m.envelope())
+            if status >= 400:
+                reasons[node] = (body.get("code", "?"), body.get("reason", ""))
+        if reasons:
+            first = next(iter(reasons.values()))
+            raise SubmissionRejected(f"job {m.job_id} rejected by {len(reasons)} node(s): "
+                                     f"{first[0]}: {first[1]}", reasons)
+        return m.job_id
+
+    def status(self, job_id: str) -> dict[str, dict]:
+        out = {}
+        for node in self.nodes:
+            _, body = self._call(node, "GET", f"/jobs/{job_id}")
+            out[node] = body
+        return out
+
+    def wait(self, job_id: str, timeout: float = 300.0, *, poll: float = 0.2,
+             progress=None) -> dict[str, dict]:
+        """Poll until every node reports a terminal status; returns the last statuses."""
+        t_end = time.monotonic() + timeout
+        last = None
+        while True:
+            st = self.status(job_id)
+            view = {n: (b.get("status"), b.get("step")) for n, b in st.items()}
+            if progress is not None and view != last:
+                progress(st)
+            last = view
+            if all(b.get("status") in TERMINAL or b.get("code") == "job.unknown"
+                   for b in st.values()):
+                return st
+            if time.monotonic() > t_end:
+                raise ResultTimeoutError(f"job {job_id} not finished after {timeout:g}s: "
+                                         f"{ {n: v for n, v in view.items()} }")
+            time.sleep(poll)
+
+    def result(self, job_id: str, timeout: float = 300.0, *, progress=None) -> JobResult:
+        """Wait for the job, then open and reconstruct the outputs addressed to the analyst.
+        Raises JobFailedError (every node's reason) if any node did not finish it."""
+        st = self.wait(job_id, timeout, progress=progress)
+        bad = {n: (b.get("status"), b.get("code"), b.get("reason")) for n, b in st.items()
+               if b.get("status") != "done"}
+        if bad:
+            n0, (status, code, reason) = next(iter(bad.items()))
+            raise JobFailedError(f"job {job_id} {status} at {len(bad)} node(s): {code}: {reason}",
+                                 bad)
+        results = {}
+        for node in self.nodes:
+            _, body = self._call(node, "GET", f"/jobs/{job_id}/result")
+            results[node] = body
+        return self._reconstruct(job_id, results)
+
+    def _reconstruct(self, job_id: str, results: dict[str, dict]) -> JobResult:
+        from nacl.public import SealedBox
+        from nacl.signing import SigningKey
+
+        from mpc.jobs import finish_outputs
+        from mpc.local import make_scheme
+        from mpc.node import domain_for
+        from protocols.arith.fixedpoint import FixedPoint
+
+        rs = [b["result"] for b in results.values()]
+        meta = rs[0]
+        dom = domain_for(meta["scheme"])
+        sch = make_scheme(meta["scheme"], dom, meta["n"], meta["t"])
+        box = SealedBox(SigningKey(self.key).to_curve25519_private_key())
+        values: dict[str, np.ndarray] = {}
+        for name, entry in meta["outputs"].items():
+            if "sealed" not in entry:
+                continue
+            shares = {}
+            for r in rs:
+                e = r["outputs"][name]
+                try:
+                    raw = box.decrypt(base64.b64decode(e["sealed"]))
+                except Exception as ex:  # PyNaCl: untyped errors
+                    raise ClientError(f"cannot open party {r['pid']}'s share of {name}: "
+                                      f"{type(ex).__name__}") from None
+                w = np.frombuffer(raw, dtype=np.dtype(e["wire_dtype"])).reshape(e["wire_shape"])
+                shares[r["pid"]] = dom.from_wire(w.copy(), tuple(e["shape"]))
+            v = sch.reconstruct(shares)
+            values[name] = FixedPoint(dom, entry["f"]).decode(v)
+        stats = {n: b.get("stats", {}) for n, b in results.items()}
+        return JobResult(job_id, meta["computation"], finish_outputs(meta["computation"], values),
+                         stats)

@@ -1,0 +1,609 @@
+"""The node daemon: `smpc node --config bank.toml`.
+
+One process per bank. It serves analysts over a small HTTP API bound to loopback, and runs
+accepted jobs with its peers, one job at a time (later submissions queue in arrival order).
+
+A job, step by step (every node runs the same steps; `step` in the status shows progress):
+
+1. submit   POST /jobs with a signed envelope. Malformed or unsigned manifests are refused
+            at once (400, `manifest.malformed` / `manifest.signature`); nothing is queued.
+            A job id already known with the same manifest hash returns the stored record
+            (no re-run; T18); a different manifest under a used idempotency key is
+            refused (`idempotency.conflict`). A failed job may be re-submitted to run again.
+2. policy   this node's policy decides on its own (mpc.policy); no data is read yet.
+3. connect  a fresh session with every peer: TCP mesh (Noise KK, pinned keys) or MQTT,
+            session id derived from the job id. A peer that is not there within
+            timeouts.connect fails the job (`peer.unavailable`).
+4. agree    every node sends every other its manifest hash, consortium fingerprint and
+            decision over the secure channel. Any mismatch or refusal: nothing runs, and
+            every node records the same typed reason (`agreement.*`).
+5. load     only now each node reads its own source, only the named columns, and checks
+            its row limits; a second agreement round shares only ok / code / reason.
+6. compute  the registered computation (mpc.jobs) with dealer-free preprocessing per job
+            session: dn07 for Shamir, ot for additive.
+7. deliver  every output goes to its recipients only: `core.reveal_to` for a party
+            recipient; for "analyst", each node seals its own share to the analyst's key
+            (X25519 from the signing key) and the client reconstructs. Nodes never see an
+            output not addressed to them.
+
+Any error ends the job with a code and reason on this node; the peers see the session end
+and record their own reason. A failed job releases nothing. SIGTERM: the running job is
+cancelled (`node.shutdown`), recorded, and the daemon exits 0. Each job gets one audit
+entry (mpc.audit: manifest hash, decision, peers, rounds, bytes, outcome, reason). Logs
+carry job id, step, shapes, rounds and bytes, never data values, shares or keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import time
+from typing import Any
+
+import numpy as np
+
+from mpc.audit import AuditLog, AuditLogError, verify
+from mpc.config import ANALYST, ConfigError, InsecureConfigError, NodeConfig
+from mpc.jobs import REGISTRY, JobContext
+from mpc.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestError,
+    SignatureError,
+    verify_envelope,
+)
+from network.errors import SmpcError
+
+log = logging.getLogger("smpc.node")
+
+MAX_AGREE_BYTES = 4096
+
+
+class JobFailed(SmpcError):
+    """A job step failed with a code that every node reports."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def error_code(e: BaseException) -> str:
+    from network.errors import ChannelAuthError, ChannelClosedError, PeerUnavailableError
+    from protocols.errors import SessionAbortedError
+
+    code = getattr(e, "code", None)
+    if isinstance(code, str):
+        return code
+    if isinstance(e, PeerUnavailableError | ChannelClosedError | SessionAbortedError):
+        return "peer.unavailable"
+    if isinstance(e, ChannelAuthError):
+        return "peer.auth"
+    if isinstance(e, TimeoutError):
+        return "job.timeout"
+    return "job.error." + type(e).__name__
+
+
+# --------------------------------------------------------------------------- job store ---
+class JobStore:
+    """The node's job records (SQLite in state_dir): status, reason, sealed results."""
+
+    def __init__(self, path: str):
+        new = not os.path.exists(path)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        if new:
+            os.chmod(path, 0o600)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, manifest_hash TEXT, "
+            "computation TEXT, envelope TEXT, status TEXT, step TEXT, code TEXT, reason TEXT, "
+            "result TEXT, stats TEXT, created REAL, updated REAL)")
+
+    def get(self, job_id: str) -> dict | None:
+        cur = self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def put(self, job_id: str, **fields: Any) -> None:
+        fields["updated"] = time.time()
+        if self.get(job_id) is None:
+            fields.setdefault("created", fields["updated"])
+            keys = ["job_id", *fields]
+            self.db.execute(f"INSERT INTO jobs ({', '.join(keys)}) VALUES "  # noqa: S608
+                            f"({', '.join('?' * len(keys))})", [job_id, *fields.values()])
+        else:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?",  # noqa: S608
+                            [*fields.values(), job_id])
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def public_record(rec: dict) -> dict:
+    """What GET /jobs/<id> shows: status and reasons, never results."""
+    return {
+        "job_id": rec["job_id"], "status": rec["status"], "step": rec["step"],
+        "code": rec["code"], "reason": rec["reason"], "manifest_hash": rec["manifest_hash"],
+        "computation": rec["computation"], "stats": json.loads(rec["stats"] or "{}"),
+    }
+
+
+# ------------------------------------------------------------------------------ node ---
+class Node:
+    def __init__(self, cfg: NodeConfig, *, insecure: bool = False):
+        from network.keys import load_private_key, public_key
+
+        bad = cfg.insecure_options()
+        if bad and not insecure:
+            raise InsecureConfigError(
+                "insecure option(s) enabled: " + "; ".join(bad) + ". Refusing to start; run "
+                "with --insecure only for tests and benchmarks")
+        if bad:
+            for b in bad:
+                log.warning("!!! INSECURE: %s. DO NOT USE WITH REAL DATA !!!", b)
+        if cfg.preprocessing == "dealer":
+            raise ConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
+                              "daemon does not run yet; use 'ot' (additive) or 'dn07' (shamir)")
+        self.cfg = cfg
+        self.insecure = insecure
+        self.static_key = load_private_key(cfg.key_file)
+        self.public_key = public_key(self.static_key)
+        mine = cfg.fingerprint(self.public_key)
+        self.fingerprint = mine
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        audit_path = cfg.state_dir / "audit.db"
+        if audit_path.exists():
+            res = verify(audit_path)
+            if not res.ok:
+                raise AuditLogError(f"{audit_path}: {res.problem}; refusing to start (keep the "
+                                    "file for investigation, move it aside to start a new log)")
+        self.audit = AuditLog(audit_path)
+        self.store = JobStore(str(cfg.state_dir / "jobs.db"))
+        self.queue: asyncio.Queue[Manifest] = asyncio.Queue()
+        self.current: str | None = None
+        self._job_task: asyncio.Task | None = None
+        self._stopping: str | None = None
+        self._stop = asyncio.Event()
+        self.api_address: tuple[str, int] | None = None
+
+    # ---------------------------------------------------------------- lifecycle ---
+    async def serve(self) -> None:
+        """Run until stop(): the API server and the job worker."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop, f"node shutting down ({sig.name})")
+        server = await asyncio.start_server(self._http, self.cfg.api_host, self.cfg.api_port,
+                                            limit=MAX_MANIFEST_BYTES * 2)
+        self.api_address = server.sockets[0].getsockname()[:2]
+        log.info("node %s (party %d of %d) ready: api http://%s:%d, peers via %s, scheme %s, "
+                 "preprocessing %s", self.cfg.name, self.cfg.index, self.cfg.n,
+                 *self.api_address, self.cfg.transport, self.cfg.scheme, self.cfg.preprocessing)
+        worker = asyncio.create_task(self._worker())
+        try:
+            await self._stop.wait()
+        finally:
+            if self._job_task is not None and not self._job_task.done():
+                self._job_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._job_task
+            worker.cancel()
+            with contextlib.suppress(BaseException):
+                await worker
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+            self._fail_queued()
+            self.store.close()
+            self.audit.close()
+            log.info("node %s stopped: %s", self.cfg.name, self._stopping)
+
+    def stop(self, reason: str = "node shutting down") -> None:
+        if self._stopping is None:
+            self._stopping = reason
+            log.warning("%s", reason)
+        self._stop.set()
+
+    def _fail_queued(self) -> None:
+        while not self.queue.empty():
+            m = self.queue.get_nowait()
+            self._finish(m, "refused", "node.shutdown", self._stopping or "node stopped", {},
+                         decision="not_run")
+
+    # ---------------------------------------------------------------- submissions ---
+    def submit(self, envelope: Any) -> tuple[int, dict]:
+        """Handle one submission; returns (HTTP status, body)."""
+        try:
+            m = verify_envelope(envelope)
+        except SignatureError as e:
+            return self._reject("manifest.signature", e)
+        except ManifestError as e:
+            return self._reject("manifest.malformed", e)
+        rec = self.store.get(m.job_id)
+        if rec is not None:
+            if rec["manifest_hash"] != m.hash:
+                return 409, {"job_id": m.job_id, "status": "refused",
+                             "code": "idempotency.conflict",
+                             "reason": "this idempotency key was used for a different manifest"}
+            if rec["status"] != "failed":
+                log.info("job %s: resubmitted, returning the stored record (%s)", m.job_id,
+                         rec["status"])
+                return 200, public_record(rec)
+        if self._stopping:
+            return 503, {"code": "node.shutdown", "reason": self._stopping}
+        self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
+                       envelope=json.dumps(m.envelope()), status="queued", step="queued",
+                       code=None, reason=None, result=None, stats=None)
+        self.queue.put_nowait(m)
+        log.info("job %s: queued %s (manifest %s…), %d ahead", m.job_id, m.computation,
+                 m.hash[:12], self.queue.qsize() - 1 + (self.current is not None))
+        return 202, public_record(self.store.get(m.job_id))
+
+    def _reject(self, code: str, e: Exception) -> tuple[int, dict]:
+        log.warning("submission rejected: %s: %s", code, e)
+        self.audit.append(job_id="", manifest_hash="", decision="rejected", peers=[], rounds=0,
+                          bytes=0, outcome="rejected", reason=f"{code}: {e}"[:500])
+        return 400, {"status": "rejected", "code": code, "reason": str(e)}
+
+    # ---------------------------------------------------------------- worker ---
+    async def _worker(self) -> None:
+        while True:
+            m = await self.queue.get()
+            self.current = m.job_id
+            self._job_task = asyncio.create_task(self._run_job(m))
+            try:
+                await self._job_task
+            except asyncio.CancelledError:
+                if self._stopping is None:
+                    raise
+            finally:
+                self.current = None
+                self._job_task = None
+
+    def _step(self, m: Manifest, step: str, **info: Any) -> None:
+        self.store.put(m.job_id, step=step, status="running")
+        extra = " ".join(f"{k}={v}" for k, v in info.items())
+        log.info("job %s: step %s %s", m.job_id, step, extra)
+
+    def _finish(self, m: Manifest, status: str, code: str | None, reason: str | None,
+                stats: dict, *, decision: str, result: dict | None = None) -> None:
+        self.store.put(m.job_id, status=status, step=status, code=code, reason=reason,
+                       stats=json.dumps(stats), result=json.dumps(result) if result else None)
+        peers = [p.index for p in self.cfg.peers]
+        try:
+            self.audit.append(
+                job_id=m.job_id, manifest_hash=m.hash, decision=decision, peers=peers,
+                rounds=int(stats.get("rounds", 0)), bytes=int(stats.get("bytes_sent", 0)),
+                outcome=status, reason=(f"{code}: {reason}" if code else "ok")[:500])
+        except SmpcError as e:
+            log.error("job %s: audit append failed: %s", m.job_id, e)
+        if status == "done":
+            log.info("job %s: done, rounds=%s bytes_sent=%s seconds=%s", m.job_id,
+                     stats.get("rounds"), stats.get("bytes_sent"), stats.get("seconds"))
+        else:
+            log.warning("job %s: %s: %s: %s", m.job_id, status, code, reason)
+
+    async def _run_job(self, m: Manifest) -> None:
+        from mpc.policy import PolicyError, check_manifest
+
+        t0 = time.perf_counter()
+        stats: dict[str, Any] = {}
+        decision = "accepted"
+        local: tuple[str, str] | None = None
+        try:
+            check_manifest(m, self.cfg, REGISTRY)
+        except (PolicyError, SmpcError) as e:
+            local = (error_code(e), str(e))
+            decision = "refused"
+            log.warning("job %s: this node refuses: %s: %s", m.job_id, *local)
+        ch = None
+        s = None
+        try:
+            async with asyncio.timeout(self.cfg.job_timeout):
+                self._step(m, "connect", peers=self.cfg.n - 1, transport=self.cfg.transport)
+                ch = await self._open_channel(m)
+                self._step(m, "agree")
+                await self._agree(ch, m, "manifest", {
+                    "hash": m.hash, "fingerprint": self.fingerprint,
+                    "ok": local is None, "code": local[0] if local else None,
+                    "reason": local[1] if local else None})
+                if local is not None:  # unreachable: _agree raised; kept for clarity
+                    raise JobFailed(*local)
+                self._step(m, "load")
+                X, y, problem = self._load(m)
+                await self._agree(ch, m, "data", {
+                    "hash": m.hash, "fingerprint": self.fingerprint, "ok": problem is None,
+                    "code": problem[0] if problem else None,
+                    "reason": problem[1] if problem else None})
+                s = self._session(ch, m)
+                self._step(m, "compute", computation=m.computation,
+                           shape=list(X.shape) if X is not None else None)
+                spec = REGISTRY[m.computation]
+                ctx = JobContext(s, m, self.cfg.party_names(), X, y,
+                                 log=lambda step, **kw: self._step(m, step, **kw))
+                outputs = await spec.run(ctx)
+                self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
+                result = await self._deliver(s, m, outputs)
+                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4)}
+            await ch.close()
+            self._finish(m, "done", None, None, stats, decision=decision, result=result)
+        except asyncio.CancelledError:
+            reason = self._stopping or "job cancelled"
+            await self._abort(s, ch, JobFailed("node.shutdown", reason))
+            stats = self._stats(s, t0)
+            self._finish(m, "failed", "node.shutdown", reason, stats, decision=decision)
+            raise
+        except BaseException as e:  # every failure is terminal and recorded; nothing released
+            await self._abort(s, ch, e)
+            code = error_code(e)
+            reason = str(e) or type(e).__name__
+            if isinstance(e, TimeoutError):
+                reason = f"job exceeded timeouts.job = {self.cfg.job_timeout:g}s"
+            status = "refused" if code.startswith(("agreement.", "policy.", "source.unknown",
+                                                   "job.unavailable", "job.parameters")) \
+                else "failed"
+            self._finish(m, status, code, reason, self._stats(s, t0), decision=decision)
+            if not isinstance(e, Exception):
+                raise
+
+    @staticmethod
+    def _stats(s, t0: float) -> dict:
+        base = s.stats.as_dict() if s is not None else {}
+        return {**base, "seconds": round(time.perf_counter() - t0, 4)}
+
+    @staticmethod
+    async def _abort(s, ch, e: BaseException) -> None:
+        with contextlib.suppress(BaseException):
+            if s is not None:
+                await s.abort(e if isinstance(e, Exception) else JobFailed("node.shutdown", ""))
+            elif ch is not None:
+                await ch.close()
+
+    # ---------------------------------------------------------------- steps ---
+    def _sid(self, m: Manifest) -> bytes:
+        return hashlib.blake2b(m.job_id.encode(), digest_size=16, person=b"smpc-job-sid").digest()
+
+    async def _open_channel(self, m: Manifest):
+        cfg = self.cfg
+        peer_keys = {p.index: p.public_key for p in cfg.peers}
+        if cfg.transport == "tcp":
+            from network.tcp import open_tcp_channel
+
+            return await open_tcp_channel(
+                cfg.index, cfg.addresses(), session_id=self._sid(m),
+                static_key=None if cfg.plaintext_channels else self.static_key,
+                peer_keys=None if cfg.plaintext_channels else peer_keys,
+                consortium_id=cfg.consortium_id.encode(),
+                insecure_plaintext=cfg.plaintext_channels, timeout=cfg.receive_timeout,
+                connect_timeout=cfg.connect_timeout)
+        from network.mqtt import open_mqtt_channel
+
+        return await open_mqtt_channel(
+            cfg.index, cfg.n, session_id=self._sid(m), host=cfg.broker_host,
+            port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
+            consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
+            connect_timeout=cfg.connect_timeout)
+
+    async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> None:
+        """Exchange `mine` with every peer; raise the same JobFailed on every node unless all
+        sent ok with the same manifest hash and consortium fingerprint."""
+        raw = json.dumps(mine, sort_keys=True).encode()[:MAX_AGREE_BYTES]
+        tag = f"agree/{what}"
+        for j in range(self.cfg.n):
+            if j != self.cfg.index:
+                await ch.send(j, tag, raw)
+        views = {self.cfg.index: mine}
+        for j in range(self.cfg.n):
+            if j != self.cfg.index:
+                got = await ch.recv_bytes(j, tag, max_len=MAX_AGREE_BYTES)
+                try:
+                    views[j] = json.loads(got)
+                    assert isinstance(views[j], dict)
+                except (ValueError, AssertionError):
+                    raise JobFailed("agreement.malformed",
+                                    f"party {j} sent a malformed {what} agreement") from None
+        names = self.cfg.party_names()
+        for j in sorted(views):  # same order everywhere: every node reports the same reason
+            v = views[j]
+            if v.get("fingerprint") != self.fingerprint:
+                raise JobFailed("agreement.consortium_mismatch",
+                                f"{names[j]} has a different consortium configuration")
+            if v.get("hash") != m.hash:
+                raise JobFailed("agreement.manifest_mismatch",
+                                f"{names[j]} received a different manifest "
+                                f"(hash {str(v.get('hash'))[:12]}…, ours {m.hash[:12]}…)")
+        for j in sorted(views):
+            v = views[j]
+            if not v.get("ok"):
+                code = str(v.get("code") or "refused")
+                prefix = "agreement.refused" if what == "manifest" else "agreement.data"
+                raise JobFailed(f"{prefix}:{code}", f"{names[j]} refused: {code}: "
+                                f"{str(v.get('reason'))[:300]}")
+
+    def _load(self, m: Manifest):
+        from mpc.datasources import load_columns
+        from mpc.policy import check_rows
+
+        inp = m.inputs.get(self.cfg.name)
+        if inp is None:
+            return None, None, None
+        try:
+            src = self.cfg.sources[inp["source"]]
+            cols = list(inp["columns"]) + ([inp["label"]] if "label" in inp else [])
+            data = load_columns(src, cols, max_rows=self.cfg.policy.max_rows)
+            check_rows(data.shape[0], self.cfg)
+        except SmpcError as e:
+            log.warning("job %s: data check failed: %s", m.job_id, error_code(e))
+            return None, None, (error_code(e), str(e))
+        log.info("job %s: loaded %s rows x %s columns from %s", m.job_id, data.shape[0],
+                 data.shape[1], inp["source"])
+        if "label" in inp:
+            return data[:, :-1], data[:, -1], None
+        return data, None, None
+
+    def _session(self, ch, m: Manifest):
+        from mpc.local import make_scheme
+        from protocols.preprocessing.buffered import Buffered
+        from protocols.prg import CryptoRNG
+        from protocols.session import CountingChannel, Session, Stats
+
+        dom = domain_for(self.cfg.scheme)
+        sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
+        stats = Stats()
+        s = Session(pid=self.cfg.index, n=self.cfg.n, domain=dom, scheme=sch,
+                    channel=CountingChannel(ch, stats), prep=None,
+                    rng=CryptoRNG.from_seed(None, "party", self.cfg.index), stats=stats,
+                    sid=self._sid(m))
+        prep = self.cfg.preprocessing
+        if prep == "dn07":
+            from protocols.preprocessing.dn07 import DN07
+
+            source = DN07(s)
+        elif prep == "ot":
+            from protocols.preprocessing.ot import OTPreprocessing
+
+            source = OTPreprocessing(s)
+        else:  # shared_seed_dealer: allowed only with --insecure (checked at start)
+            from mpc.processes import InsecureSharedSeedDealer
+
+            source = InsecureSharedSeedDealer(sch, self._sid(m), self.cfg.index).view()
+        return dataclasses.replace(s, prep=Buffered(source))
+
+    async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
+        """Reveal each output to its party recipients; seal this node's share of it to the
+        analyst. Returns what this node stores (never an output not addressed to it)."""
+        from protocols import core
+        from protocols.arith.fixedpoint import FixedPoint
+
+        names = self.cfg.party_names()
+        result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
+                                  "pid": self.cfg.index, "computation": m.computation,
+                                  "outputs": {}}
+        for name in sorted(outputs):
+            out = outputs[name]
+            entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
+            for r in m.recipients:
+                if r == ANALYST:
+                    wire = np.ascontiguousarray(s.domain.to_wire(out.share.data))
+                    entry["sealed"] = seal_to_analyst(m.analyst_key, wire.tobytes())
+                    entry["wire_dtype"] = str(wire.dtype)
+                    entry["wire_shape"] = list(wire.shape)
+                else:
+                    got = await core.reveal_to(s.child(f"out/{name}/{r}"), out.share,
+                                               names.index(r))
+                    if got is not None:
+                        entry["values"] = FixedPoint(s.domain, out.f).decode(got).tolist()
+            result["outputs"][name] = entry
+        return result
+
+    # ---------------------------------------------------------------- HTTP ---
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, body = await asyncio.wait_for(self._handle(reader), 10)
+        except (TimeoutError, ValueError, asyncio.IncompleteReadError, ConnectionError):
+            status, body = 400, {"code": "http.bad_request", "reason": "malformed request"}
+        except Exception as e:  # never let one request take the daemon down
+            log.error("api: internal error %s", type(e).__name__)
+            status, body = 500, {"code": "http.internal", "reason": type(e).__name__}
+        data = json.dumps(body).encode()
+        head = (f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        with contextlib.suppress(ConnectionError):
+            writer.write(head + data)
+            await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
+        line = (await reader.readline()).decode("latin-1").split()
+        if len(line) != 3:
+            raise ValueError("bad request line")
+        method, path, _ = line
+        length = 0
+        while True:
+            h = await reader.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            if k.strip().lower() == "content-length":
+                length = int(v.strip())
+        if length > MAX_MANIFEST_BYTES:
+            return 413, {"code": "manifest.malformed", "reason": "submission too large"}
+        body = await reader.readexactly(length) if length else b""
+        parts = [p for p in path.split("/") if p]
+        if method == "POST" and parts == ["jobs"]:
+            try:
+                env = json.loads(body)
+            except ValueError:
+                return self._reject("manifest.malformed", ManifestError("body is not JSON"))
+            return self.submit(env)
+        if method == "GET" and parts == ["status"]:
+            return 200, {"name": self.cfg.name, "index": self.cfg.index, "n": self.cfg.n,
+                         "current_job": self.current, "queued": self.queue.qsize(),
+                         "jobs": self.store.counts(), "scheme": self.cfg.scheme,
+                         "transport": self.cfg.transport, "stopping": self._stopping,
+                         "concurrency": 1}
+        if method == "GET" and len(parts) in (2, 3) and parts[0] == "jobs":
+            rec = self.store.get(parts[1])
+            if rec is None:
+                return 404, {"code": "job.unknown", "reason": f"no job {parts[1]!r} here"}
+            if len(parts) == 2:
+                return 200, public_record(rec)
+            if parts[2] == "result":
+                if rec["status"] != "done":
+                    return 409, {**public_record(rec), "reason": rec["reason"] or
+                                 f"job is {rec['status']}"}
+                return 200, {**public_record(rec), "result": json.loads(rec["result"])}
+        return 404, {"code": "http.not_found", "reason": f"{method} {path}"}
+
+
+def domain_for(scheme: str):
+    """The domain a node computes in: Z_2^64 (additive) or GF(2^127 - 1) (Shamir: room for
+    fixed-point products)."""
+    if scheme == "additive":
+        from protocols.arith.ring import Ring64
+
+        return Ring64()
+    from protocols.arith.field import Mersenne127
+
+    return Mersenne127()
+
+
+def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
+    from nacl.public import SealedBox
+    from nacl.signing import VerifyKey
+
+    try:
+        pk = VerifyKey(analyst_key).to_curve25519_public_key()
+        return base64.b64encode(SealedBox(pk).encrypt(data)).decode()
+    except Exception as e:  # PyNaCl raises untyped errors
+        raise JobFailed("deliver.seal", f"cannot seal the output to the analyst's key: "
+                        f"{type(e).__name__}") from None
+
+
+def run_node(config_path: str, *, insecure: bool = False) -> int:
+    """Entry point of `smpc node`: returns the exit code."""
+    from mpc.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
+                        "%(message)s")
+    cfg = load_config(config_path)
+
+    async def main() -> None:
+        node = Node(cfg, insecure=insecure)
+        await node.serve()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,156 @@
+"""End to end: three node daemons in separate processes, a signed job via the client."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from mpc.audit import verify
+from mpc.client import Client, JobFailedError, SubmissionRejected
+from mpc.config import write_consortium
+from mpc.manifest import generate_signing_key
+
+pytestmark = pytest.mark.timeout(90)
+
+RNG = np.random.default_rng(7)
+DATA = [RNG.normal(100, 20, size=(30 + 5 * i, 2)).round(3) for i in range(3)]
+
+
+def _write_data(d):
+    for i, x in enumerate(DATA):
+        lines = ["amount,fee,name"] + [f"{a},{b},cust{k}" for k, (a, b) in enumerate(x)]
+        (d / f"bank{i}.csv").write_text("\n".join(lines) + "\n")
+    (d / "bad.csv").write_text("amount,fee\n1,2\noops,3\n")
+
+
+class Cluster:
+    def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None):
+        self.dir = tmp_path
+        _write_data(tmp_path)
+        srcs = {i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"},
+                    "bad": {"kind": "csv", "path": "bad.csv"}} for i in range(n)}
+        self.info = write_consortium(
+            tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
+            computations=["aggregate_sum", "aggregate_mean"],
+            timeouts=timeouts or {"connect": 8, "receive": 8, "job": 60})
+        self.procs = {}
+        self.logs = {}
+
+    def start(self, i, *extra):
+        log = open(self.dir / f"bank{i}.log", "a")  # noqa: SIM115
+        self.logs[i] = self.dir / f"bank{i}.log"
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "mpc.cli", "node", "--config", str(self.info["configs"][i]),
+             *extra], stdout=log, stderr=subprocess.STDOUT)
+        return self.procs[i]
+
+    def wait_up(self, i, timeout=20):
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            if self.procs[i].poll() is not None:
+                raise AssertionError(f"node {i} exited: {self.log(i)}")
+            try:
+                with urllib.request.urlopen(self.info["api"][i] + "/status", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"node {i} did not come up")
+
+    def start_all(self):
+        for i in range(len(self.info["configs"])):
+            self.start(i)
+        for i in range(len(self.info["configs"])):
+            self.wait_up(i)
+
+    def log(self, i):
+        return self.logs[i].read_text()
+
+    def client(self, key=None):
+        return Client(self.info["api"], key=key or self.info["analyst_key"])
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    c.start_all()
+    yield c
+    c.stop()
+
+
+def _manifest(key="k1", computation="aggregate_sum", source="tx", cols=("amount", "fee"),
+              recipients=("analyst",)):
+    return {"computation": computation, "idempotency_key": key, "recipients": list(recipients),
+            "inputs": {f"bank{i}": {"source": source, "columns": list(cols)} for i in range(3)}}
+
+
+def test_aggregate_end_to_end_idempotent_and_audited(cluster):
+    c = cluster.client()
+    job = c.submit(_manifest())
+    res = c.result(job, timeout=60)
+    want = np.concatenate(DATA).sum(axis=0)
+    assert np.allclose(res.outputs["sum"], want, atol=1e-2)
+    assert res.outputs["count"] == [sum(len(x) for x in DATA)]
+    # T18: the same manifest again runs nothing and returns the stored outcome
+    assert c.submit(_manifest()) == job
+    assert np.allclose(c.result(job, timeout=10).outputs["sum"], want, atol=1e-2)
+    mean = c.result(c.submit(_manifest("k2", "aggregate_mean")), timeout=60)
+    assert np.allclose(mean.outputs["mean"], np.concatenate(DATA).mean(axis=0), atol=1e-3)
+    for i in range(3):
+        log = cluster.log(i)
+        assert log.count(f"job {job}: step compute") == 1  # ran once
+        assert "cust" not in log and f"{DATA[i][0, 0]}" not in log  # T21: no values in logs
+    cluster.stop()
+    for i in range(3):
+        v = verify(cluster.dir / f"bank{i}-state" / "audit.db")
+        assert v.ok and v.entries == 2
+
+
+def test_refusals_reach_every_node_and_analyst(cluster):
+    c = cluster.client()
+    # unsigned / malformed: refused at submission by every node
+    for env, code in (({"manifest": _manifest()}, "manifest.signature"),
+                      ({"manifest": {"computation": 1}}, "manifest.malformed")):
+        for api in cluster.info["api"]:
+            req = urllib.request.Request(api + "/jobs", data=json.dumps(env).encode(),
+                                         method="POST")
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=5)
+            assert json.loads(e.value.read())["code"] == code
+    # unknown analyst, forbidden computation, forbidden recipient, bad data
+    stranger, _ = generate_signing_key()
+    cases = [
+        (Client(cluster.info["api"], key=stranger), _manifest("a"), "policy.analyst"),
+        (c, _manifest("b", "ridge_regression"), "policy.computation"),
+        (c, _manifest("c", recipients=("mallory",)), "policy.recipient"),
+        (c, _manifest("d", source="bad"), "source.nonnumeric"),
+        (c, _manifest("e", cols=("amount", "nope")), "source.columns"),
+    ]
+    for cl, m, code in cases:
+        job = cl.submit(m)
+        with pytest.raises(JobFailedError) as e:
+            cl.result(job, timeout=30)
+        reasons = e.value.reasons
+        assert len(reasons) == 3, reasons  # every node reports it
+        assert all(code in r[1] for r in reasons.values()), reasons
+        assert len({r[2] for r in reasons.values()}) == 1  # the same reason everywhere
+    # idempotency key reused for a different manifest
+    with pytest.raises(SubmissionRejected, match="idempotency.conflict"):
+        c.submit(_manifest("d", cols=("amount",)))
+    # the daemons are still up and run the next job
+    assert c.result(c.submit(_manifest("ok")), timeout=60).outputs["count"] == [105]
