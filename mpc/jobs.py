@@ -90,7 +90,8 @@ class JobSpec:
             if k not in self.params:
                 raise JobParameterError(f"parameters.{k}: not a parameter of {self.name} "
                                         f"(known: {sorted(self.params)})")
-            if isinstance(v, bool) or not isinstance(v, self.params[k]):
+            typ = self.params[k]
+            if isinstance(v, bool) != (typ is bool) or not isinstance(v, typ):
                 raise JobParameterError(f"parameters.{k}: wrong type {type(v).__name__}")
         widths = {p: len(i.get("columns", [])) for p, i in m.inputs.items()}
         if len(set(widths.values())) > 1:
@@ -141,6 +142,8 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         from protocols import ml
 
         hyper = dict(ctx.manifest.parameters)
+        if isinstance(hyper.get("class_weight"), dict):  # TOML/JSON keys are strings
+            hyper["class_weight"] = {int(k): float(v) for k, v in hyper["class_weight"].items()}
         ctx.log("train", model=model, shape=list(ctx.X.shape))
         sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition="horizontal", **hyper)
         f = getattr(sm, "f", DEFAULT_F)
@@ -155,9 +158,12 @@ async def _fraud_unwired(ctx: JobContext) -> dict[str, Output]:
                               "shares for delivery)")
 
 
+#: protocols.ml.train hyperparameters (train itself rejects ones its solver does not take)
 _ML_PARAMS: dict[str, Any] = {
-    "epochs": int, "iterations": int, "learning_rate": (int, float), "lr": (int, float),
-    "l2": (int, float), "alpha": (int, float), "batch_size": int, "lam": (int, float),
+    "alpha": (int, float), "solver": str, "solver_iters": int, "f_solve": int,
+    "feature_scale": list, "l2": (int, float), "batch_size": int, "epochs": int,
+    "lr": (int, float), "schedule": str, "lr_decay": (int, float), "class_weight": (str, dict),
+    "sigmoid": str, "shuffle_seed": int, "standardize": bool,
 }
 
 REGISTRY: dict[str, JobSpec] = {

@@ -154,3 +154,89 @@ def test_refusals_reach_every_node_and_analyst(cluster):
         c.submit(_manifest("d", cols=("amount",)))
     # the daemons are still up and run the next job
     assert c.result(c.submit(_manifest("ok")), timeout=60).outputs["count"] == [105]
+
+
+def _status_of(api, job):
+    with urllib.request.urlopen(f"{api}/jobs/{job}", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_peer_down_at_start_then_recovers(tmp_path):
+    cl = Cluster(tmp_path, timeouts={"connect": 2, "receive": 5, "job": 30})
+    try:
+        for i in (0, 1):
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        two = Client(cl.info["api"][:2], key=cl.info["analyst_key"])
+        job = two.submit(_manifest())
+        with pytest.raises(JobFailedError) as e:
+            two.result(job, timeout=30)
+        assert all(r[1] == "peer.unavailable" for r in e.value.reasons.values()), e.value.reasons
+        cl.start(2)
+        cl.wait_up(2)
+        c = cl.client()
+        assert c.submit(_manifest()) == job  # a failed job may run again
+        assert c.result(job, timeout=30).outputs["count"] == [105]
+    finally:
+        cl.stop()
+
+
+def test_sigterm_during_job_ends_it_with_a_reason(tmp_path):
+    cl = Cluster(tmp_path, timeouts={"connect": 20, "receive": 5, "job": 60})
+    try:
+        for i in (0, 1):
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        job = Client(cl.info["api"][:2], key=cl.info["analyst_key"]).submit(_manifest())
+        t_end = time.monotonic() + 10
+        while _status_of(cl.info["api"][0], job)["status"] != "running":
+            assert time.monotonic() < t_end
+            time.sleep(0.05)
+        cl.procs[0].send_signal(signal.SIGTERM)
+        assert cl.procs[0].wait(10) == 0
+        assert "node.shutdown" in cl.log(0)
+        entries = __import__("mpc.audit", fromlist=["AuditLog"]).AuditLog(
+            tmp_path / "bank0-state" / "audit.db").entries()
+        assert entries[-1]["outcome"] == "failed" and "node.shutdown" in entries[-1]["reason"]
+        # node 1 is still up and reports its own reason once its connect deadline passes
+        assert _status_of(cl.info["api"][1], job)["status"] in ("running", "failed")
+    finally:
+        cl.stop()
+
+
+def test_insecure_config_refused_unless_insecure(tmp_path):
+    cl = Cluster(tmp_path)
+    p = cl.info["configs"][0]
+    p.write_text(p.read_text() + "\n[insecure]\nplaintext_channels = true\n")
+    try:
+        proc = cl.start(0)
+        assert proc.wait(20) == 2
+        assert "insecure.plaintext_channels" in cl.log(0)
+        cl.start(0, "--insecure")
+        cl.wait_up(0)
+        assert "INSECURE" in cl.log(0)
+    finally:
+        cl.stop()
+
+
+def test_corrupted_audit_log_is_detected(cluster):
+    c = cluster.client()
+    c.result(c.submit(_manifest()), timeout=60)
+    cluster.stop()
+    import sqlite3
+
+    db = cluster.dir / "bank1-state" / "audit.db"
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER audit_no_update")
+    con.execute("UPDATE audit SET entry = replace(entry, '\"rounds\":', '\"rounds\":1') "
+                "WHERE seq = 1")
+    con.commit()
+    con.close()
+    from mpc.cli import main
+
+    assert main(["audit", "verify", str(db)]) == 1
+    proc = cluster.start(1)
+    assert proc.wait(20) == 2
+    assert "hash chain broken" in cluster.log(1)
