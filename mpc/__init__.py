@@ -4,6 +4,7 @@
     >>> res = mpc.run_local(3, job)          # all parties in this process
 """
 
+from mpc.fit import FittedModel, fit_local
 from mpc.local import LocalRun, run_local
 
-__all__ = ["LocalRun", "run_local"]
+__all__ = ["FittedModel", "LocalRun", "fit_local", "run_local"]

@@ -23,16 +23,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols import fixed
+from protocols import beaver, fixed
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open as open_shares
 from protocols.errors import ConfigError, ShapeMismatch
 from protocols.ml._base import bcast, encode, input_all, public_total, sum_inputs
 from protocols.nonlinear import inv_sqrt
 from protocols.session import Session, Share, concatenate
+from protocols.truncation import trunc
 
 #: extra fractional bits of the vertical owners' 1/sd inputs
 ISTD_EXTRA = 16
+#: extra fractional bits of the securely computed 1/sd (horizontal), after Newton refinement
+REFINE_EXTRA = 8
+
+
+async def refine_inv_sqrt(s: Session, v: Share, y0: Share, f: int = DEFAULT_F, steps: int = 2) -> Share:
+    """Newton steps y <- y (3 - v y^2) / 2 for 1/sqrt(v), from y0 (f bits, e.g. inv_sqrt's
+    output, whose 2^-f absolute resolution is a large relative error when 1/sd is small) to
+    f + REFINE_EXTRA bits: the relative error e becomes ~1.5 e^2 per step.
+    Range: y < 2^7 (y^2 2^(2(f+8)) < 2^62), v y^2 ~ 1.  Rounds: 6 per step."""
+    g = f + REFINE_EXTRA
+    y = y0 * (1 << REFINE_EXTRA)
+    for _ in range(steps):
+        y2 = await fixed.square(s, y, g)
+        t = await trunc(s, await beaver.mul(s, v, y2), f)  # v y^2, g bits
+        y = await fixed.mul(s, y, -t + (3 << g), g + 1)  # y (3 - v y^2) / 2
+    return y
 
 
 @dataclass
@@ -79,14 +96,14 @@ def _encode_y(s: Session, y: np.ndarray, binary: bool, f: int) -> np.ndarray:
 
 
 async def horizontal_stats(s: Session, Xs: np.ndarray, N: int, f: int) -> tuple[Share, Share]:
-    """(mu, 1/sd) of the union of all parties' rows, as shares. Rounds: 1 + square 2 +
-    inv_sqrt 32."""
+    """(mu, 1/sd) of the union of all parties' rows, as shares; 1/sd with f + REFINE_EXTRA
+    fractional bits. Rounds: 1 + square 2 + inv_sqrt 32 + refinement 12."""
     d = Xs.shape[1]
     local = np.concatenate([Xs.sum(0) / N, (Xs * Xs).sum(0) / N])
     tot = await sum_inputs(s, encode(s, local, f))
     mu, ex2 = tot[:d], tot[d:]
     var = ex2 - await fixed.square(s, mu, f)
-    return mu, await inv_sqrt(s, var, f)
+    return mu, await refine_inv_sqrt(s, var, await inv_sqrt(s, var, f), f)
 
 
 async def prepare_horizontal(
@@ -108,7 +125,7 @@ async def prepare_horizontal(
     async def stats():
         if not standardize:
             z = Share(s.domain.zeros((d,)), s)
-            return z, z + (1 << f)
+            return z, z + (1 << (f + REFINE_EXTRA))
         return await horizontal_stats(s.child("st"), Xs, N, f)
 
     async def rows():
@@ -122,8 +139,8 @@ async def prepare_horizontal(
 
     (mu, istd), (Xsh, ysh) = await asyncio.gather(stats(), rows())
     if standardize:
-        Xsh = await fixed.mul(s, Xsh - bcast(mu, Xsh.shape), bcast(istd, Xsh.shape), f)
-    return Prepared(Xsh, ysh, mu, istd, f, N, d)
+        Xsh = await fixed.mul(s, Xsh - bcast(mu, Xsh.shape), bcast(istd, Xsh.shape), f + REFINE_EXTRA)
+    return Prepared(Xsh, ysh, mu, istd, f + REFINE_EXTRA, N, d)
 
 
 async def label_owner(s: Session, has_y: bool) -> int:

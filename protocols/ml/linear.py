@@ -42,7 +42,7 @@ from protocols.ml._base import (
     public_total,
     sum_inputs,
 )
-from protocols.ml.data import _as2d, _scaled, prepare_vertical
+from protocols.ml.data import REFINE_EXTRA, _as2d, _scaled, prepare_vertical, refine_inv_sqrt
 from protocols.nonlinear import inv_sqrt
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
@@ -119,14 +119,20 @@ async def _moments_horizontal(s, X_local, y_local, alpha, f, feature_scale):
     outer = await fixed.matmul(s, m.reshape(d1, 1), m.reshape(1, d1), f)
     cov = M - outer
     idx = np.arange(d)
-    istd = await inv_sqrt(s, cov[idx, idx], f)
-    outer_i = await fixed.matmul(s, istd.reshape(d, 1), istd.reshape(1, d), f)
+    var = cov[idx, idx]
+    istd = await refine_inv_sqrt(s, var, await inv_sqrt(s, var, f), f)  # f + 8 bits
+    g = f + REFINE_EXTRA
+    # Corr = istd_i Cov_ij istd_j in two products, each result in f bits: Cov * istd_j is
+    # of the size of sd_i (precise), then * istd_i (an outer product of istd would be tiny)
+    ist_row = Share(np.ascontiguousarray(np.broadcast_to(istd.data, (d, d))), s)
     lhs = concatenate([cov[:d, :d].reshape(-1), cov[:d, d]])
-    rhs = concatenate([outer_i.reshape(-1), istd])
-    prod = await fixed.mul(s, lhs, rhs, f)
-    A = prod[: d * d].reshape(d, d) + pub(np.eye(d) * alpha / N, f)
+    rhs = concatenate([ist_row.reshape(-1), istd])
+    prod = await fixed.mul(s, lhs, rhs, g)  # Cov_ij / sd_j and cov(x_i, y) / sd_i
+    ist_col = Share(np.ascontiguousarray(np.broadcast_to(istd.data[:, None], (d, d))), s)
+    corr = await fixed.mul(s, prod[: d * d], ist_col.reshape(-1), g)
+    A = corr.reshape(d, d) + pub(np.eye(d) * alpha / N, f)
     b = prod[d * d:]
-    return A, b, m[:d], istd, f, m[d], d * (1 + alpha / N), N, d
+    return A, b, m[:d], istd, g, m[d], d * (1 + alpha / N), N, d
 
 
 async def _moments_vertical(s, X_local, y_local, alpha, f):

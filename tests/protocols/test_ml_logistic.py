@@ -1,0 +1,78 @@
+"""Logistic regression over shares vs the same algorithm in float64 and vs scikit-learn."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from mpc.local import run_local
+from protocols.arith.field import Mersenne127
+from protocols.ml import train
+from protocols.ml.reference import fit_sgd_plain
+
+pytestmark = pytest.mark.timeout(120)
+
+X, Y = load_breast_cancer(return_X_y=True)
+SCALE = 10.0 ** np.floor(np.log10(np.abs(X).max(0)))  # public units, order of magnitude only
+HP = dict(batch_size=64, epochs=10, lr=0.5)
+
+
+def _acc(c, b, Xe=X, ye=Y):
+    return float(((Xe @ c + b > 0) == ye).mean())
+
+
+def _secure(partition, scheme, Xd, yd, n=3, **hp):
+    rows = np.array_split(np.arange(len(Xd)), n)
+    cols = np.array_split(np.arange(Xd.shape[1]), n)
+
+    async def job(s):
+        if partition == "horizontal":
+            m = await train(s, "logistic", Xd[rows[s.pid]], yd[rows[s.pid]], partition=partition, **hp)
+        else:
+            h = {k: v for k, v in hp.items() if k != "feature_scale"}
+            m = await train(s, "logistic", Xd[:, cols[s.pid]], yd if s.pid == n - 1 else None,
+                            partition=partition, **h)
+        return await m.reveal(s)
+
+    dom = Mersenne127() if scheme == "shamir" else None
+    return run_local(n, job, scheme=scheme, domain=dom, seed=3).results[0]
+
+
+@pytest.mark.parametrize("partition", ["horizontal", "vertical"])
+def test_breast_cancer_matches_float_and_sklearn(partition):
+    c, b = _secure(partition, "additive", X, Y, feature_scale=SCALE, **HP)
+    cf, bf = fit_sgd_plain(X, Y, loss="logistic", feature_scale=SCALE, **HP)
+    Xs = StandardScaler().fit_transform(X)
+    sk = LogisticRegression(max_iter=5000).fit(Xs, Y).score(Xs, Y)
+    assert abs(_acc(c, b) - _acc(cf, bf)) <= 0.01
+    assert abs(_acc(c, b) - sk) <= 0.02
+
+
+@pytest.mark.parametrize("partition", ["horizontal", "vertical"])
+def test_shamir_small(partition):
+    Xs, ys = X[:160, :8], Y[:160]
+    hp = dict(batch_size=32, epochs=3, lr=0.5, feature_scale=SCALE[:8])
+    c, b = _secure(partition, "shamir", Xs, ys, **hp)
+    cf, bf = fit_sgd_plain(Xs, ys, loss="logistic", **hp)
+    assert abs(_acc(c, b, Xs, ys) - _acc(cf, bf, Xs, ys)) <= 0.01
+    assert np.allclose(c * SCALE[:8], cf * SCALE[:8], atol=0.05)
+
+
+def test_options_smooth_l2_schedule_class_weight():
+    Xs, ys = X[:200], Y[:200]
+    hp = dict(batch_size=50, epochs=2, lr=0.5, l2=0.01, schedule="epoch_decay", lr_decay=0.5,
+              class_weight="balanced", sigmoid="smooth", feature_scale=SCALE)
+    c, b = _secure("horizontal", "additive", Xs, ys, **hp)
+    cf, bf = fit_sgd_plain(Xs, ys, loss="logistic", **hp)
+    assert np.allclose(c * SCALE, cf * SCALE, atol=0.02)
+    assert abs(b - bf) < 0.02
+
+
+def test_wrong_reference_is_detected():
+    """Power check: a float run with a different learning rate lands measurably elsewhere."""
+    Xs, ys = X[:200], Y[:200]
+    hp = dict(batch_size=50, epochs=2, lr=0.5, feature_scale=SCALE)
+    c, b = _secure("horizontal", "additive", Xs, ys, **hp)
+    cf, _ = fit_sgd_plain(Xs, ys, loss="logistic", **{**hp, "lr": 0.1})
+    assert not np.allclose(c * SCALE, cf * SCALE, atol=0.02)
