@@ -8,3 +8,7 @@ from mpc.fit import FittedModel, fit_local
 from mpc.local import LocalRun, run_local
 
 __all__ = ["FittedModel", "LocalRun", "fit_local", "run_local"]
+
+from mpc.client import Client  # noqa: E402
+
+__all__ = [*__all__, "Client"]

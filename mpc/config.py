@@ -437,6 +437,7 @@ def write_consortium(
     min_group_size: int = 1,
     max_rows: int = 10_000_000,
     extra: str = "",
+    preprocessing: str | None = None,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
     (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
@@ -468,7 +469,8 @@ def write_consortium(
             f"key_file = {_toml_str(names[i] + '.key')}", f'listen = "127.0.0.1:{ports[i]}"',
             f'api = "127.0.0.1:{apis[i]}"', f"state_dir = {_toml_str(names[i] + '-state')}", "",
             "[consortium]", f"id = {_toml_str(consortium_id)}", f"scheme = {_toml_str(scheme)}",
-            f"transport = {_toml_str(transport)}", 'broker = "mqtt://127.0.0.1:1883"', "",
+            f"transport = {_toml_str(transport)}", 'broker = "mqtt://127.0.0.1:1883"',
+            *([f"preprocessing = {_toml_str(preprocessing)}"] if preprocessing else []), "",
             "[timeouts]", *(f"{k} = {v}" for k, v in tmo.items()), "",
         ]
         for j in range(n):

@@ -472,9 +472,7 @@ class Node:
 
             source = DN07(s)
         elif prep == "ot":
-            from protocols.preprocessing.ot import OTPreprocessing
-
-            source = OTPreprocessing(s)
+            source = ot_with_truncation(s)
         else:  # shared_seed_dealer: allowed only with --insecure (checked at start)
             from mpc.processes import InsecureSharedSeedDealer
 
@@ -496,8 +494,9 @@ class Node:
             entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
             for r in m.recipients:
                 if r == ANALYST:
-                    wire = np.ascontiguousarray(s.domain.to_wire(out.share.data))
-                    entry["sealed"] = seal_to_analyst(m.analyst_key, wire.tobytes())
+                    wire = np.asarray(s.domain.to_wire(out.share.data))
+                    entry["sealed"] = seal_to_analyst(m.analyst_key,
+                                                      np.ascontiguousarray(wire).tobytes())
                     entry["wire_dtype"] = str(wire.dtype)
                     entry["wire_shape"] = list(wire.shape)
                 else:
@@ -567,6 +566,31 @@ class Node:
                                  f"job is {rec['status']}"}
                 return 200, {**public_record(rec), "result": json.loads(rec["result"])}
         return 404, {"code": "http.not_found", "reason": f"{method} {path}"}
+
+
+def ot_with_truncation(s):
+    """OT preprocessing (additive, Z_2^64) plus truncation triples built from its random
+    bits: r = sum_i b_i 2^i, r_hi = sum_{f <= i < 63} b_i 2^(i-f), r_msb = b_63 (the linear
+    combinations are exact on additive shares mod 2^64). OTPreprocessing does not supply
+    truncation triples itself; fixed-point jobs need them."""
+    from protocols.preprocessing.ot import OTPreprocessing
+
+    class _OTWithTrunc(OTPreprocessing):
+        async def trunc_triples(self, shape, f: int):
+            from protocols.errors import PreprocessingExhausted
+
+            shape = tuple(shape)
+            if not 0 < f < 63:
+                raise PreprocessingExhausted(f"truncation triples need 0 < f < 63, got {f}")
+            b = np.asarray(await self.bits((*shape, 64)), dtype=np.uint64)
+            w = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
+            r = (b * w).sum(axis=-1, dtype=np.uint64)
+            w_hi = np.zeros(64, dtype=np.uint64)
+            w_hi[f:63] = np.left_shift(np.uint64(1), np.arange(63 - f, dtype=np.uint64))
+            r_hi = (b * w_hi).sum(axis=-1, dtype=np.uint64)
+            return r, r_hi, b[..., 63].copy()
+
+    return _OTWithTrunc(s)
 
 
 def domain_for(scheme: str):
