@@ -1,0 +1,159 @@
+"""Fraud scoring over shares with features split across banks, and k-suppressed aggregates.
+
+Rows are transactions of the querying bank (`owner`), aligned across banks by a shared id;
+every bank passes its columns for those rows (the owner: amount, time, merchant...; the
+others: what they know of the counterparty). The model is a SharedModel (coefficients stay
+shared) or public (coef, intercept).
+
+    z = X coef + intercept   (public model: each bank computes its partial score X_b coef_b
+                              locally and inputs it, 1 round; shared model: the columns are
+                              input and one matrix-triple product computes z)
+    flags = [z > logit(threshold)]   (threshold on the probability; the logistic function is
+                              monotone, so no sigmoid is needed for the flags) or [z > threshold]
+                              for non-probabilistic models
+    proba = sigmoid(z)        only if the scores themselves are to be revealed
+
+Only `reveal_to` (the querying bank) learns its transactions' flags (and scores if asked);
+the flags stay shared for aggregates. `flagged_counts` reveals per public group the number of
+flagged transactions, only for groups with at least k_min members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols import beaver, nonlinear
+from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.comparison import ltz
+from protocols.core import open as open_shares
+from protocols.core import reveal_to as core_reveal_to
+from protocols.errors import ConfigError, ShapeMismatch
+from protocols.ml._base import SharedModel, decode, encode, input_all, pub, sum_inputs
+from protocols.session import Session, Share, concatenate
+from protocols.truncation import trunc
+
+
+@dataclass
+class Scores:
+    """score: shared scores (f bits; probabilities if proba); flags: shared 0/1 or None;
+    revealed_flags / revealed_scores: at reveal_to only (None elsewhere or if not asked)."""
+
+    score: Share
+    flags: Share | None
+    revealed_flags: np.ndarray | None = None
+    revealed_scores: np.ndarray | None = None
+
+
+async def score(
+    s: Session, model_or_public_coef, X_local_cols: np.ndarray | None, *, owner: int,
+    threshold: float | None, reveal_to: int, proba: bool, reveal_scores: bool = False,
+    sigmoid: str = "smooth", f: int = DEFAULT_F,
+) -> Scores:
+    """Score the owner's transactions; see the module docstring.
+
+    model_or_public_coef: a SharedModel, or (coef, intercept) known to every party (coef
+    over all banks' columns in party order). X_local_cols: this bank's columns (N, d_b) or
+    None. threshold: on the probability if proba (flags = [p > threshold]), else on z.
+    reveal_scores: also reveal the scores (probabilities if proba) to reveal_to.
+    Rounds: 2 (public model) / 3 (shared) + ltz 8 for flags + sigmoid if scores are
+    revealed as probabilities + 1 reveal.  Security: semi-honest; reveal_to learns flags
+    (and scores if asked) of these rows only.
+    """
+    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
+    if X is not None and X.ndim == 1:
+        X = X[:, None]
+    if isinstance(model_or_public_coef, SharedModel):
+        m = model_or_public_coef
+        cols = await input_all(s, encode(s, X, f) if X is not None and X.size else None)
+        cols = [c for c in cols if c.size]
+        Xs = concatenate(cols, 1)
+        if Xs.shape[1] != m.n_features:
+            raise ShapeMismatch(f"the model has {m.n_features} features, the banks hold {Xs.shape[1]}")
+        zr = await beaver.matmul(s, Xs, m.coef)  # f + m.f bits
+        z = await trunc(s, zr, m.f) + bcast0(m.intercept, zr.shape)
+    else:
+        coef, intercept = model_or_public_coef
+        coef = np.asarray(coef, dtype=np.float64)
+        sizes = await _col_counts(s, 0 if X is None else X.shape[1])
+        off = sum(sizes[: s.pid])
+        mine = coef[off : off + sizes[s.pid]]
+        if sum(sizes) != len(coef):
+            raise ShapeMismatch(f"coef has {len(coef)} entries, the banks hold {sum(sizes)} columns")
+        partial = X @ mine if X is not None and X.size else None
+        n_rows = await _rows(s, owner, partial)
+        z = await sum_inputs(s, encode(s, partial if partial is not None else np.zeros(n_rows), f))
+        z = z + pub(intercept, f)
+    flags = None
+    if threshold is not None:
+        t = float(np.log(threshold / (1 - threshold))) if proba else float(threshold)
+        flags = await ltz(s, -z + pub(t, f))  # [t < z]
+    out = z
+    if proba and reveal_scores:
+        out = await (nonlinear.sigmoid(s, z, f) if sigmoid == "smooth" else nonlinear.sigmoid_piecewise(s, z, f))
+    res = Scores(out, flags)
+    if flags is not None:
+        v = await core_reveal_to(s, flags, reveal_to)
+        res.revealed_flags = None if v is None else s.domain.to_signed(v).astype(np.int64)
+    if reveal_scores:
+        v = await core_reveal_to(s, out, reveal_to)
+        res.revealed_scores = None if v is None else decode(s, v, f)
+    return res
+
+
+def bcast0(x: Share, shape) -> Share:
+    return Share(np.ascontiguousarray(np.broadcast_to(x.data, shape)), x._s)
+
+
+async def _col_counts(s: Session, mine: int) -> list[int]:
+    """Every bank's number of columns (public: the model's layout)."""
+    got = await input_all(s, s.public(np.array([mine])))
+    opened = await open_shares(s, *got)
+    return [int(s.domain.to_signed(v)[0]) for v in opened]
+
+
+async def _rows(s: Session, owner: int, partial) -> int:
+    n = await _col_counts(s, 0 if partial is None else len(partial))
+    return n[owner]
+
+
+async def flagged_counts(
+    s: Session, flags: Share, groups: np.ndarray, *, k_min: int, reveal_to: int | None,
+    min_on: str = "members",
+) -> dict | None:
+    """Per public group key, the number of flagged rows, released only for groups with at
+    least k_min members (min_on="members": the public group size) or at least k_min flagged
+    rows (min_on="flagged": decided by a secure comparison, and only the pass/fail bits are
+    opened). Suppressed groups are absent from the result and their counts never leave
+    shared form. Returns {group: count} at reveal_to (all parties if None), None elsewhere.
+    Rounds: 1 (members) / ltz + 2 (flagged).
+    """
+    groups = np.asarray(groups)
+    if groups.shape != flags.shape:
+        raise ShapeMismatch(f"groups {groups.shape} and flags {flags.shape} differ")
+    if k_min < 1:
+        raise ConfigError("k_min must be >= 1")
+    keys, inv, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    onehot = (inv[None, :] == np.arange(len(keys))[:, None]).astype(np.int64)
+    counts = flags @ onehot.T  # local: a public 0/1 matrix times shared flags
+    if min_on == "members":
+        keep = sizes >= k_min
+    elif min_on == "flagged":
+        below = await ltz(s, counts - k_min)
+        (b,) = await open_shares(s, below)
+        keep = s.domain.to_signed(b).astype(np.int64) == 0
+    else:
+        raise ConfigError("min_on must be 'members' or 'flagged'")
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        return {} if reveal_to is None or s.pid == reveal_to else None
+    sel = counts[idx]
+    if reveal_to is None:
+        (v,) = await open_shares(s, sel)
+    else:
+        v = await core_reveal_to(s, sel, reveal_to)
+        if v is None:
+            return None
+    vals = s.domain.to_signed(v).astype(np.int64)
+    return {keys[i].item(): int(c) for i, c in zip(idx, vals, strict=True)}
