@@ -23,20 +23,23 @@ DATA = [RNG.normal(100, 20, size=(30 + 5 * i, 2)).round(3) for i in range(3)]
 
 def _write_data(d):
     for i, x in enumerate(DATA):
-        lines = ["amount,fee,name"] + [f"{a},{b},cust{k}" for k, (a, b) in enumerate(x)]
+        lines = ["amount,fee,name,flag"] + [f"{a},{b},cust{k},{int(a > 100)}"
+                                            for k, (a, b) in enumerate(x)]
         (d / f"bank{i}.csv").write_text("\n".join(lines) + "\n")
     (d / "bad.csv").write_text("amount,fee\n1,2\noops,3\n")
 
 
 class Cluster:
-    def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None):
+    def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None,
+                 preprocessing=None):
         self.dir = tmp_path
         _write_data(tmp_path)
         srcs = {i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"},
                     "bad": {"kind": "csv", "path": "bad.csv"}} for i in range(n)}
         self.info = write_consortium(
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
-            computations=["aggregate_sum", "aggregate_mean"],
+            computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
+            preprocessing=preprocessing,
             timeouts=timeouts or {"connect": 8, "receive": 8, "job": 60})
         self.procs = {}
         self.logs = {}
@@ -137,6 +140,7 @@ def test_refusals_reach_every_node_and_analyst(cluster):
     cases = [
         (Client(cluster.info["api"], key=stranger), _manifest("a"), "policy.analyst"),
         (c, _manifest("b", "ridge_regression"), "policy.computation"),
+        (c, _manifest("b2", "fraud_aggregate"), "policy.computation"),
         (c, _manifest("c", recipients=("mallory",)), "policy.recipient"),
         (c, _manifest("d", source="bad"), "source.nonnumeric"),
         (c, _manifest("e", cols=("amount", "nope")), "source.columns"),
@@ -240,3 +244,35 @@ def test_corrupted_audit_log_is_detected(cluster):
     proc = cluster.start(1)
     assert proc.wait(20) == 2
     assert "hash chain broken" in cluster.log(1)
+
+
+def test_peer_dying_mid_job(tmp_path):
+    cl = Cluster(tmp_path, timeouts={"connect": 5, "receive": 3, "job": 60},
+                 preprocessing="shared_seed_dealer")
+    try:
+        for i in range(3):
+            cl.start(i, "--insecure")
+        for i in range(3):
+            cl.wait_up(i)
+        c = cl.client()
+        m = {"computation": "logistic_regression", "idempotency_key": "die",
+             "recipients": ["analyst"], "parameters": {"epochs": 200, "batch_size": 8},
+             "inputs": {f"bank{i}": {"source": "tx", "columns": ["amount", "fee"],
+                                     "label": "flag"} for i in range(3)}}
+        job = c.submit(m)
+        t_end = time.monotonic() + 20
+        while _status_of(cl.info["api"][2], job)["step"] not in ("train", "compute"):
+            assert time.monotonic() < t_end
+            time.sleep(0.02)
+        cl.procs[2].kill()
+        two = Client(cl.info["api"][:2], key=cl.info["analyst_key"])
+        with pytest.raises(JobFailedError) as e:
+            two.result(job, timeout=30)
+        assert all(r[0] == "failed" and r[1] == "peer.unavailable"
+                   for r in e.value.reasons.values()), e.value.reasons
+        for api in cl.info["api"][:2]:  # nothing released, daemons still up
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"{api}/jobs/{job}/result", timeout=5)
+            assert _status_of(api, job)["status"] == "failed"
+    finally:
+        cl.stop()
