@@ -210,13 +210,15 @@ class Share:
             if y._s.domain != self._s.domain or y._s.pid != self._s.pid:
                 raise ShapeMismatch("shares from different sessions or domains")
             return y.data, True
+        if isinstance(y, np.ndarray) and y.dtype == self._s.domain.dtype:
+            return y, False  # already a domain element (e.g. an opened value)
         return self._s.public(y), False
 
     def _const(self, c: np.ndarray) -> np.ndarray:
         """What this party adds for a public constant: c, or 0 if another party adds it."""
         if self._s.scheme.adds_public(self._s.pid):
             return c
-        return self._s.domain.zeros(np.broadcast_shapes(np.shape(c), ()))
+        return self._s.domain.zeros(c.shape)
 
     # linear operations
     def __add__(self, y: Share | int | np.ndarray) -> Share:

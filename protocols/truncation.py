@@ -175,7 +175,8 @@ async def trunc(
             raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
         r, r_hi = await s.prep.trunc_pairs(x.shape, f, ell + kappa)
         (c,) = await open(s, x + (1 << (ell - 1)) + Share(r, s))
-        return Share(D.sub(public_shift(D, c, f), r_hi), s) - (1 << (ell - 1 - f))
+        # the public c >> f goes through Share's constant rule (party 0 only when additive)
+        return -Share(r_hi, s) + public_shift(D, c, f) - (1 << (ell - 1 - f))
     raise ConfigError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
 
 

@@ -36,7 +36,7 @@ FUNCS = {
 
 # (scheme, n, points): GF(2^127 - 1) runs ~50x slower in-process, so fewer points there
 CASES = [("additive", 3, 10_000), ("additive", 2, 1_000), ("additive", 5, 1_000),
-         ("shamir", 3, 200), ("shamir", 5, 50)]
+         ("shamir", 3, 200), ("shamir", 5, 50), ("additive-gf", 3, 200)]
 
 
 @pytest.mark.timeout(120)
@@ -57,8 +57,8 @@ def test_function_within_documented_error(name, scheme, n, N):
         (o,) = await core.open(s, z)
         return np.array(s.domain.to_signed(o), dtype=np.float64) / 2**F, delta.rounds
 
-    dom = Mersenne127() if scheme == "shamir" else None
-    res = mpc.run_local(n, job, scheme=scheme, seed=5, domain=dom)
+    dom = None if scheme == "additive" else Mersenne127()  # "additive-gf": additive over GF(p)
+    res = mpc.run_local(n, job, scheme=scheme.removesuffix("-gf"), seed=5, domain=dom)
     got, r = res.results[0]
     want = ref(xt)
     err = np.abs(got - want)

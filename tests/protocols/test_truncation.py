@@ -9,12 +9,14 @@ from protocols.arith.field import Mersenne61, Mersenne127
 from protocols.errors import ConfigError
 
 F = 16
-CASES = [("additive", 2), ("additive", 3), ("additive", 5), ("shamir", 3), ("shamir", 5)]
+# "additive-gf": additive sharing over GF(2^127 - 1), where public terms are party 0's only
+CASES = [("additive", 2), ("additive", 3), ("additive", 5), ("shamir", 3), ("shamir", 5),
+         ("additive-gf", 3)]
 
 
 def run(scheme, n, job, seed=11, **kw):
-    dom = Mersenne127() if scheme == "shamir" else None
-    return mpc.run_local(n, job, scheme=scheme, seed=seed, domain=dom, **kw)
+    dom = None if scheme == "additive" else Mersenne127()
+    return mpc.run_local(n, job, scheme=scheme.removesuffix("-gf"), seed=seed, domain=dom, **kw)
 
 
 def signed(dom, v):
