@@ -149,11 +149,14 @@ def decode_header(buf: bytes | memoryview, *, max_frame: int = DEFAULT_MAX_FRAME
     dtype = DTYPES.get(code)
     if dtype is None:
         raise FrameError(f"unknown dtype code {code}")
-    count = 1
+    count, span = 1, 1
     for d in shape:  # Python ints: no overflow
-        if d > max_frame:  # also bounds dimensions of empty arrays (numpy would refuse them)
-            raise FrameError(f"dimension {d} exceeds the maximum frame size for tag {tag!r}")
         count *= d
+        span *= max(d, 1)
+    # `span` bounds the dimensions of empty arrays too: numpy refuses shapes whose non-zero
+    # dimensions multiply past its index range, e.g. (0, 2^30, 2^30, 2^30)
+    if span * dtype.itemsize > max_frame:
+        raise FrameError(f"shape {tuple(shape)} exceeds the maximum frame size for tag {tag!r}")
     if count * dtype.itemsize != length:
         raise FrameError(
             f"declared length {length} != prod{tuple(shape)} * {dtype.itemsize} for tag {tag!r}"

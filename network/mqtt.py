@@ -399,7 +399,7 @@ class MqttChannel(MailboxChannel):
                     f"party {self.pid}: handshake from a publisher claiming party {j} failed: {e}")
                 return
             send, recv = hs.split()
-            session = SecureSession(send, recv, hs.handshake_hash)
+            session = SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
         else:
             hs2, session = b"", None
         peer.hs1, peer.hs2 = msg, hs2
@@ -422,7 +422,7 @@ class MqttChannel(MailboxChannel):
             peer.ready.set()
             return
         send, recv = peer.hs.split()
-        session = SecureSession(send, recv, peer.hs.handshake_hash)
+        session = SecureSession(send, recv, peer.hs.handshake_hash, peer.hs.aux_secret())
         peer.hs = None
         self._set_ready(j, session)
 
@@ -455,6 +455,8 @@ class MqttChannel(MailboxChannel):
                 self._on_control(src, bytes(payload))
         except NetworkError as e:
             self._fail_peer(src, e)
+        except Exception as e:  # anything a decoder missed: typed, terminal for this peer only
+            self._fail_peer(src, FrameError(f"party {self.pid}: malformed message from party {src}: {e!r}"))
 
     def _on_control(self, j: int, raw: bytes) -> None:
         peer = self._peers[j]

@@ -342,18 +342,33 @@ class HandshakeState:
         c1, c2 = self.ss.split()
         return (c1, c2) if self.initiator else (c2, c1)
 
+    def aux_secret(self) -> bytes:
+        """A 32-byte secret shared by both sides for auxiliary keys (e.g. MQTT control MACs).
+
+        HKDF of the final chaining key with its own input ("smpc-aux-v1"), so it is secret
+        (unlike the handshake hash, which mixes only public values) and independent of the
+        transport keys `split` derives with an empty input."""
+        if not self.complete:
+            raise ChannelAuthError("handshake not complete")
+        return self.ss.H.hkdf(self.ss.ck, b"smpc-aux-v1", 1)[0][:32]
+
 
 class SecureSession:
-    """The result of a handshake: one cipher state per direction plus the handshake hash."""
+    """The result of a handshake: one cipher state per direction, the (public) handshake
+    hash, and a secret for auxiliary keys (`HandshakeState.aux_secret`)."""
 
-    __slots__ = ("send", "recv", "handshake_hash")
+    __slots__ = ("send", "recv", "handshake_hash", "_aux")
 
-    def __init__(self, send: CipherState, recv: CipherState, handshake_hash: bytes):
-        self.send, self.recv, self.handshake_hash = send, recv, handshake_hash
+    def __init__(self, send: CipherState, recv: CipherState, handshake_hash: bytes, aux: bytes):
+        if len(aux) != 32:
+            raise ChannelAuthError("auxiliary secret must be 32 bytes")
+        self.send, self.recv, self.handshake_hash, self._aux = send, recv, handshake_hash, aux
 
     def derive_key(self, label: bytes) -> bytes:
-        """A 32-byte key bound to this session for an auxiliary purpose (e.g. MQTT acks)."""
-        return hashlib.blake2b(label, key=self.handshake_hash[:64], digest_size=32).digest()
+        """A 32-byte secret key bound to this session for an auxiliary purpose (MQTT acks).
+        Keyed by the secret from the chaining key: an observer of the handshake cannot
+        compute it."""
+        return hashlib.blake2b(label, key=self._aux, digest_size=32).digest()
 
 
 async def kk_handshake(
@@ -378,4 +393,4 @@ async def kk_handshake(
         hs.read_message(await recv())
         await send(hs.write_message())
     send_cs, recv_cs = hs.split()
-    return SecureSession(send_cs, recv_cs, hs.handshake_hash)
+    return SecureSession(send_cs, recv_cs, hs.handshake_hash, hs.aux_secret())

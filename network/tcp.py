@@ -351,6 +351,9 @@ class TcpChannel(MailboxChannel):
                 f"party {self.pid}: connection from party {peer} failed: {e}", peer=peer))
         except NetworkError as e:  # auth, frame, duplicate: terminal for this link
             self._fail_peer(peer, e)
+        except Exception as e:  # anything a decoder missed: typed, and still terminal
+            self._fail_peer(peer, FrameError(
+                f"party {self.pid}: malformed message from party {peer}: {e!r}"))
         link.writer.close()
 
     # -- teardown ------------------------------------------------------------------------

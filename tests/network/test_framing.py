@@ -146,3 +146,13 @@ def test_fuzz_random_and_mutated_frames():
         tracemalloc.stop()
     assert ok + errors == 20_000 and errors > 15_000
     assert peak < 4 << 20
+
+
+def test_empty_array_with_huge_dimensions_rejected():
+    """A zero-size array whose other dimensions multiply past numpy's index range passed the
+    length check (0 == 0) and then crashed the reader with a bare ValueError."""
+    hdr = _header(kind=1, code=4, ndim=4, length=0, shape=(0, 1 << 30, 1 << 30, 1 << 30))
+    with pytest.raises(FrameError, match="exceeds the maximum"):
+        decode_header(hdr)
+    with pytest.raises(FrameError):
+        decode_frame(hdr)

@@ -119,3 +119,24 @@ def test_async_kk_handshake_over_queues():
         assert sa.handshake_hash == sb.handshake_hash
         assert sb.recv.decrypt(b"", sa.send.encrypt(b"", b"m")) == b"m"
     asyncio.run(main())
+
+
+def test_auxiliary_key_is_secret_and_shared():
+    """The MQTT control-message key must not be computable from the handshake hash (which
+    mixes only public values an observer of the handshake sees)."""
+    import hashlib
+
+    async def main():
+        q1, q2 = asyncio.Queue(), asyncio.Queue()
+        a = kk_handshake(initiator=True, static_key=A[0], peer_public_key=B[1], prologue=PRO,
+                         send=q1.put, recv=q2.get)
+        b = kk_handshake(initiator=False, static_key=B[0], peer_public_key=A[1], prologue=PRO,
+                         send=q2.put, recv=q1.get)
+        return await asyncio.gather(a, b)
+
+    sa, sb = asyncio.run(main())
+    label = b"smpc-mqtt-control"
+    assert sa.derive_key(label) == sb.derive_key(label)
+    public_guess = hashlib.blake2b(label, key=sa.handshake_hash[:64], digest_size=32).digest()
+    assert sa.derive_key(label) != public_guess
+    assert sa.derive_key(b"other") != sa.derive_key(label)
