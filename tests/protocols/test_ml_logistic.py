@@ -76,3 +76,27 @@ def test_wrong_reference_is_detected():
     c, b = _secure("horizontal", "additive", Xs, ys, **hp)
     cf, _ = fit_sgd_plain(Xs, ys, loss="logistic", **{**hp, "lr": 0.1})
     assert not np.allclose(c * SCALE, cf * SCALE, atol=0.02)
+
+
+@pytest.mark.parametrize("partition", ["horizontal", "vertical"])
+def test_fraud_data_accuracy_and_auc(partition):
+    from sklearn.metrics import roc_auc_score
+
+    import mpc
+    from mpc.datasets import make_fraud
+
+    d = make_fraud(6000, seed=0)
+    hp = dict(batch_size=128, epochs=5, lr=0.5)
+    if partition == "horizontal":
+        parts, Xd, order = d.horizontal(), d.X_home(), d.horizontal_order()
+    else:
+        parts, Xd, order = d.vertical(), d.vertical_columns(), np.arange(len(d.y))
+    m = mpc.fit_local("logistic", parts, partition=partition, seed=1, **hp)
+    cf, bf = fit_sgd_plain(Xd[order], d.y[order], loss="logistic", **hp)
+    Xs = StandardScaler().fit_transform(Xd)
+    sk = LogisticRegression(max_iter=3000).fit(Xs, d.y)
+    auc = roc_auc_score(d.y, m.decision_function(Xd))
+    assert abs(m.score(Xd, d.y) - _acc(cf, bf, Xd, d.y)) <= 0.01
+    assert abs(auc - roc_auc_score(d.y, Xd @ cf + bf)) <= 0.01
+    assert abs(m.score(Xd, d.y) - sk.score(Xs, d.y)) <= 0.02
+    assert abs(auc - roc_auc_score(d.y, sk.decision_function(Xs))) <= 0.02
