@@ -32,11 +32,13 @@ explicit directory and key (no config, no environment) so the composition root s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,18 +72,23 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write a 0600 file atomically and durably: temp file, fsync, rename, fsync dir."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a 0600 file atomically and durably: a unique temp file, fsync, rename, fsync
+    dir (concurrent writers never share a temp file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -172,27 +179,61 @@ class PrepStore:
             )
         if len(body) != 8 * count * width:
             raise StorageIntegrityError(f"{data_path.name}: body length does not match the header")
+        lock = self._lock(kind)
+        try:
+            reserved = self.read_cursor(cur_path, file_id)
+            if reserved > count:
+                raise StorageIntegrityError(f"{cur_path.name}: cursor beyond the end")
+        except BaseException:
+            os.close(lock)
+            raise
+        items = np.frombuffer(body, dtype="<u8").reshape(count, width).astype(np.uint64)
+        return StoredItems(self, kind, items, file_id, reserved, lock)
+
+    def read_cursor(self, cur_path: Path, file_id: bytes) -> int:
+        """The durable cursor of the batch `file_id`, authenticated."""
         craw = _read_private(cur_path)
         if len(craw) != 8 + 16 + 8 + TAG or craw[:8] != MAGIC_CURSOR:
             raise StorageIntegrityError(f"{cur_path.name}: malformed cursor")
         cid, r, ctag = craw[8:24], craw[24:32], craw[32:]
         if not hmac.compare_digest(ctag, _mac(self.key, b"cursor", cid, r)) or cid != file_id:
             raise StorageIntegrityError(f"{cur_path.name}: cursor authentication failed or belongs to another file")
-        reserved = int.from_bytes(r, "little")
-        if reserved > count:
-            raise StorageIntegrityError(f"{cur_path.name}: cursor beyond the end")
-        items = np.frombuffer(body, dtype="<u8").reshape(count, width).astype(np.uint64)
-        return StoredItems(self, kind, items, file_id, reserved)
+        return int.from_bytes(r, "little")
+
+    def _lock(self, kind: str) -> int:
+        """An exclusive lock on the batch for as long as it is open: a second opener (another
+        process, or this one) is refused instead of being handed the same items."""
+        path = self.dir / f"{self._name(kind)}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageIntegrityError(f"{path.name}: the batch is open elsewhere") from None
+        return fd
 
 
 class StoredItems:
     """A loaded batch. `reserved` items (everything up to the durable cursor) are gone:
     handed out before, or burned by a crash."""
 
-    def __init__(self, store: PrepStore, kind: str, items: np.ndarray, file_id: bytes, reserved: int):
+    def __init__(
+        self, store: PrepStore, kind: str, items: np.ndarray, file_id: bytes, reserved: int,
+        lock: int | None = None,
+    ):
         self.store, self.kind, self.items, self.file_id = store, kind, items, file_id
         self.reserved = reserved
         self.confirmed = 0
+        self._lock = lock
+
+    def close(self) -> None:
+        """Release the batch's lock (also on garbage collection)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def remaining(self) -> int:
@@ -208,8 +249,12 @@ class StoredItems:
             raise PreprocessingExhausted(
                 f"stored {self.kind}: {k} items needed, {self.remaining} of {self.items.shape[0]} left"
             )
+        if self._lock is None:
+            raise StorageIntegrityError(f"stored {self.kind}: batch is closed")
         start = self.reserved
         _, cur_path = self.store.paths(self.kind)
+        if self.store.read_cursor(cur_path, self.file_id) != start:
+            raise StorageIntegrityError(f"{cur_path.name}: cursor moved under us (rolled back or shared)")
         self._fault("before-reserve")
         _write_atomic(cur_path, self.store._cursor_bytes(self.file_id, start + k))
         self.reserved = start + k
@@ -232,6 +277,12 @@ class StoredPreprocessing(Preprocessing):
     def __init__(self, store: PrepStore, dtype: np.dtype = _U64):
         self.store, self.dtype = store, dtype
         self._open: dict[str, StoredItems] = {}
+
+    def close(self) -> None:
+        """Release every batch this view holds open."""
+        for items in self._open.values():
+            items.close()
+        self._open.clear()
 
     def _items(self, kind: str) -> StoredItems:
         if kind not in self._open:

@@ -34,6 +34,9 @@ def test_round_trip_mode_and_exhaustion(tmp_path):
     assert stat.S_IMODE(os.stat(s.paths("triples")[1]).st_mode) == 0o600
     b = s.open("triples")
     assert (b.take(10) == items()[:10]).all() and b.remaining == 90
+    with pytest.raises(StorageIntegrityError, match="open elsewhere"):
+        store(tmp_path).open("triples")  # a second opener is refused while b holds the batch
+    b.close()
     assert (store(tmp_path).open("triples").take(5) == items()[10:15]).all()  # cursor persisted
     with pytest.raises(PreprocessingExhausted):
         store(tmp_path).open("triples").take(86)
@@ -121,8 +124,11 @@ class StoreMachine(RuleBasedStateMachine):
         self.reload()
 
     def reload(self):
+        if getattr(self, "items", None) is not None:
+            self.items.close()  # the dead process's lock goes with it
         b = self.store.open("bits")
-        self.items = CrashingItems(b.store, b.kind, b.items, b.file_id, b.reserved)
+        self.items = CrashingItems(b.store, b.kind, b.items, b.file_id, b.reserved, b._lock)
+        b._lock = None  # the lock now belongs to self.items
 
     @rule(k=st.integers(0, 30), crash=st.sampled_from([None, "before-reserve", "after-reserve"]))
     def take(self, k, crash):
@@ -147,6 +153,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert len(self.handed) == len(set(self.handed))
 
     def teardown(self):
+        self.items.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -168,6 +175,23 @@ def test_stored_dn07_items_end_to_end(tmp_path):
     views = [StoredPreprocessing(PrepStore(tmp_path / f"p{i}", key=KEY, party=i, session=SID,
                                            domain=sch.field.name)) for i in range(3)]
     got = run_all(views, lambda v: v.triples((8, 4)))
+    for v in views:
+        v.close()
     a, b, c = (reconstruct(sch, [g[j] for g in got]) for j in range(3))
     assert (sch.field.mul(a, b) == c).all()
     assert stores[0].open("triples").remaining == 32
+
+
+def test_cursor_rollback_while_open_is_detected(tmp_path):
+    """Restoring an older (authentic) cursor under an open batch would re-issue items: the
+    batch re-reads the cursor before every reservation and refuses."""
+    s = store(tmp_path)
+    s.write("triples", items())
+    b = s.open("triples")
+    _, cur = s.paths("triples")
+    old = cur.read_bytes()
+    b.take(10)
+    cur.write_bytes(old)
+    with pytest.raises(StorageIntegrityError, match="cursor moved"):
+        b.take(1)
+    b.close()
