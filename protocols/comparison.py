@@ -96,7 +96,7 @@ async def _b2a(s: Session, bit: np.ndarray, flip: np.ndarray) -> Share:
     b_a, b_b = await s.prep.dabits(bit.shape)
     (e,) = await _bool_open(s, [(bit & _ONE) ^ b_b])
     e ^= flip
-    sign = _ONE - (e << _ONE)  # 1 - 2e mod 2^64
+    sign = np.subtract(_ONE, e << _ONE)  # 1 - 2e mod 2^64 (ufunc: no scalar-wrap warning)
     return Share(b_a * sign, s) + e
 
 

@@ -86,7 +86,7 @@ def check_product_room(D: Domain, f: int, kappa: int = KAPPA) -> None:
 def _limbs(D: Domain, c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(low 64 bits, bits 64..127 or None) of canonical elements below 2^128."""
     if D.dtype.names == ("lo", "hi"):
-        return np.ascontiguousarray(c["lo"]), np.ascontiguousarray(c["hi"])
+        return c["lo"].copy(), c["hi"].copy()  # contiguous; keeps 0-d arrays 0-d
     if D.dtype == np.dtype(np.uint64):
         return c, None
     ints = D.to_int(c)
@@ -154,9 +154,10 @@ async def trunc(
         (c,) = await open(s, x + (1 << RING_TRUNC_BITS) + Share(r, s))
         c_msb = c >> _U64(63)
         # borrow of the low 63 bits = msb(c) XOR msb(r) = msb(c) + (1 - 2 msb(c)) * msb(r)
-        sign = _U64(1) - (c_msb << _U64(1))  # 1 or -1 (mod 2^64)
+        # ufunc calls, not operators: on 0-d data numpy scalar operators warn about the wrap
+        sign = np.subtract(_U64(1), c_msb << _U64(1))  # 1 or -1 (mod 2^64)
         borrow = Share(r_msb * sign, s) + c_msb  # c_msb + r_msb - 2 c_msb r_msb
-        pub = ((c & _LOW63) >> _U64(f)) - _U64(1 << (RING_TRUNC_BITS - f))
+        pub = np.subtract((c & _LOW63) >> _U64(f), _U64(1 << (RING_TRUNC_BITS - f)))
         return borrow * (1 << (63 - f)) - Share(r_hi, s) + pub
     if method == "local":
         if not is_ring64(D) or s.n != 2 or s.scheme.kind != "additive":

@@ -45,7 +45,8 @@ class InsecureTrustedDealer:
         return _DealerView(self, pid)
 
     def _share_all(self, values: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, ...]]:
-        per_value = [self.scheme.share(self.rng, v) for v in values]
+        # numpy hands back scalars for 0-d results (e.g. r >> f): share arrays, always
+        per_value = [self.scheme.share(self.rng, np.asarray(v)) for v in values]
         return [tuple(sh[p] for sh in per_value) for p in range(self.n)]
 
     def take(self, pid: int, key: tuple, size: int, make: Callable[[], tuple[np.ndarray, ...]]):

@@ -17,7 +17,7 @@ def share(domain: Domain, rng: CryptoRNG, x: np.ndarray, n: int) -> list[np.ndar
     """Split x into n additive shares; shares 1..n-1 are uniform, share 0 = x - sum(rest)."""
     if n < 1:
         raise ConfigError(f"additive sharing needs n >= 1, got {n}")
-    domain.check(x)
+    x = domain.check(np.asarray(x))  # a numpy scalar (a 0-d result) becomes a 0-d array
     rest = [domain.random(rng, x.shape) for _ in range(n - 1)]
     first = x
     for r in rest:

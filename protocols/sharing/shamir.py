@@ -109,7 +109,7 @@ class ShamirScheme:
     def share(self, rng: CryptoRNG, secret: np.ndarray) -> list[np.ndarray]:
         """Shares f(x_0), ..., f(x_{n-1}) of a fresh random degree-t polynomial."""
         F = self.field
-        F.check(secret)
+        secret = F.check(np.asarray(secret))  # numpy scalars (0-d results) become 0-d arrays
         coeffs = [secret] + [F.random(rng, secret.shape) for _ in range(self.t)]
         p = F.modulus
         out = []
