@@ -59,6 +59,10 @@ def _cost_matmul(k, n, e, field=False):
     return Cost(1, (n - 1) * (k * MATMUL_D + MATMUL_D * MATMUL_M) * e)  # beaver.matmul
 
 
+def _cost_inner(N, n, e, field=False):
+    return Cost(1, 2 * (n - 1) * N * e)  # beaver.matmul (1 x N) @ (N,): (n-1)(N + N)e
+
+
 def _cost_open(N, n, e, field=False):
     return Cost(1, (n - 1) * N * e)  # core.open
 
@@ -115,6 +119,7 @@ def _cost_reciprocal(N, n, e, field=False):
 COST_MODEL: dict[str, Callable[[int, int, int], Cost]] = {
     "mul": _cost_mul,
     "matmul": _cost_matmul,
+    "inner": _cost_inner,
     "open": _cost_open,
     "input": _cost_input,
     "triples": _cost_triples,
@@ -155,6 +160,8 @@ OP_DOC = {
     "mul": "Beaver mul of two shared vectors of `size` elements; ops = size",
     "matmul": f"(size x {MATMUL_D}) @ ({MATMUL_D} x {MATMUL_M}) shared matrices; "
     f"ops = size*{MATMUL_D * MATMUL_M} multiplications",
+    "inner": "inner product of two shared vectors of `size` elements (one matmul "
+    "opening); ops = size multiply-adds",
     "open": "open one shared vector of `size` elements to all; ops = size",
     "input": "party 0 secret-shares a vector of `size` elements; ops = size",
     "triples": "fetch `size` Beaver triples from the --source (offline phase); ops = size",
@@ -265,6 +272,10 @@ async def _run_op(s, op: str, size: int, x, y, px):
         return await beaver.mul(s, x, y)
     if op == "matmul":
         return await beaver.matmul(s, x, y)
+    if op == "inner":
+        from protocols.session import Share
+
+        return await beaver.matmul(s, Share(x.data.reshape(1, -1), s), y)
     if op == "open":
         return (await core.open(s, x))[0]
     if op == "input":
@@ -344,6 +355,8 @@ async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
         return bool(np.array_equal(got, D.mul(px, py))), None
     if op == "matmul":
         return bool(np.array_equal(got, D.matmul(px, py))), None
+    if op == "inner":
+        return bool(np.array_equal(got, D.matmul(px.reshape(1, -1), py))), None
     if op == "input":
         return bool(np.array_equal(got, px)), None
     if op == "truncate":  # floor(x / 2^f) + u, u in {0, 1}

@@ -1,0 +1,252 @@
+"""`smpc bench --compare mpyc`: the same workload in MPyC, side by side.
+
+MPyC (https://github.com/lschoe/mpyc, `pip install -e .[compare]`, version 0.11) runs with the
+same number of parties as separate OS processes on loopback: this module re-runs itself as an
+MPyC program with `-M n -B <free base port>`, so MPyC starts parties 1..n-1 itself (its own
+multi-process mode) and this process's child is party 0. Every party writes its timings to a
+file; the parent reads them and times each run like `smpc bench` does, from the moment the last
+party starts until the last one finishes (time.monotonic is system-wide), median over the
+repeats after one warm-up. Before each run the parties synchronise with one opening.
+
+Workloads (the smpc op in brackets), MPyC's defaults otherwise (Shamir over a prime field,
+threshold t = (n-1)/2, PRSS for random sharings, plaintext TCP, no preprocessing phase):
+
+* mul [mul]: elementwise product of two secret `SecInt(64)` arrays of `size` elements.
+* inner [inner]: inner product of two secret `SecInt(64)` vectors (`x @ y`).
+* fixed_mul [fixed_mul]: elementwise product of two `SecFxp(64, 16)` arrays (with MPyC's
+  truncation), values in [-100, 100].
+* compare [compare]: `x < y` on `SecFxp(64, 16)` arrays, values in [-1000, 1000].
+* reciprocal [reciprocal]: `1 / x` on `SecFxp(32, 16)` arrays (MPyC's default type), x in
+  [1, 2^10). On `SecFxp(64, 16)` MPyC 0.11 returns wrong values for every element here (0 for
+  `1 / x`, values near +-4e28 for `mpc.np_reciprocal`), so the 32-bit type is what it can time.
+
+The inputs are drawn from a public seed (benchmark data only); party 0 secret-shares them
+before the timed runs; the last run's result is opened and checked against numpy (exact for
+mul, inner and compare, within 2^-14 for fixed_mul, 2^-16 + 10^-3 relative for reciprocal; the inputs
+are rounded to multiples of 2^-16 first), and a wrong result is reported as an error with the
+number of wrong elements, not as a time.
+
+What differs from smpc's measurement: MPyC has no offline phase (its multiplications reshare
+with PRSS in the online round), while smpc's online time excludes the (dealer) preprocessing,
+which `offline_seconds` reports; MPyC's channels are plaintext TCP, smpc's are Noise-encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+#: smpc bench ops with an MPyC counterpart
+MPYC_OPS = ("mul", "inner", "fixed_mul", "compare", "reciprocal")
+SEED = 20240601
+F = 16
+
+
+def available() -> bool:
+    try:
+        import mpyc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def mpyc_version() -> str | None:
+    try:
+        import mpyc
+
+        return mpyc.__version__
+    except ImportError:
+        return None
+
+
+def _free_base_port(n: int) -> int:
+    """A base port b with b..b+n-1 free on 127.0.0.1 (checked by binding; a race is
+    possible but unlikely and ends in an MPyC connection error, reported as such)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n > 65000:
+            continue
+        socks = []
+        try:
+            for i in range(n):
+                so = socket.socket()
+                socks.append(so)
+                so.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for so in socks:
+                so.close()
+    raise RuntimeError("no free port range for MPyC")
+
+
+def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float = 600.0) -> dict:
+    """Run one MPyC measurement; returns {seconds, ops_per_s, correct, ...} or {error}."""
+    if op not in MPYC_OPS:
+        return {"error": f"no MPyC counterpart for {op}"}
+    if not available():
+        return {"error": "MPyC not installed (pip install -e .[compare])"}
+    with tempfile.TemporaryDirectory(prefix="smpc-mpyc-") as d:
+        base = _free_base_port(parties)
+        cmd = [sys.executable, os.path.abspath(__file__), "--op", op, "--size", str(size),
+               "--repeat", str(repeat), "--result-dir", d, "-M", str(parties), "-B", str(base), "--no-log"]
+        env = dict(os.environ, PYTHONPATH="")
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                               cwd=d)
+        except subprocess.TimeoutExpired:
+            return {"error": f"MPyC run exceeded {timeout:g} s"}
+        files = [os.path.join(d, f"party{i}.json") for i in range(parties)]
+        deadline = time.monotonic() + (30 if p.returncode == 0 else 0)  # 1..n-1: MPyC's children
+        while not all(os.path.exists(f) for f in files) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if p.returncode != 0 or not all(os.path.exists(f) for f in files):
+            tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+            return {"error": f"MPyC failed (exit {p.returncode}): {' | '.join(tail)}"}
+        per = []
+        for f in files:
+            for _ in range(100):  # written by another process: wait until complete
+                try:
+                    with open(f) as fh:
+                        per.append(json.load(fh))
+                    break
+                except json.JSONDecodeError:
+                    time.sleep(0.05)
+    runs = [max(q["runs"][r][1] for q in per) - max(q["runs"][r][0] for q in per)
+            for r in range(1, repeat + 1)]
+    secs = statistics.median(runs)
+    correct = all(q["correct"] for q in per)
+    out = {
+        "engine": f"MPyC {mpyc_version()}",
+        "parties": parties,
+        "processes": True,
+        "network": f"MPyC -M{parties} separate processes, plaintext TCP on localhost",
+        "seconds": secs if correct else None,
+        "ops_per_s": size / secs if correct and secs > 0 else None,
+        "correct": correct,
+        "max_abs_error": per[0].get("max_error"),
+        "wrong_elements": per[0].get("wrong"),
+        "type": per[0]["type"],
+    }
+    if not correct:
+        out["error"] = (f"MPyC result does not match the plaintext computation "
+                        f"({per[0].get('wrong')} of {size} elements)")
+    return out
+
+
+def attach_mpyc(rec: dict, repeat: int = 3) -> dict:
+    """Add `mpyc` (MPyC's measurement of the same op, size and parties) and
+    `ratio_vs_mpyc` (smpc ops/s over MPyC ops/s) to an `smpc bench` record."""
+    m = run_mpyc(rec["op"], rec["size"], rec["parties"], repeat=max(1, repeat))
+    rec["mpyc"] = m
+    if rec.get("ops_per_s") and m.get("ops_per_s"):
+        rec["ratio_vs_mpyc"] = rec["ops_per_s"] / m["ops_per_s"]
+    return rec
+
+
+# -- the MPyC program (runs as every party; MPyC parses its own flags from argv) ---------------
+
+
+def _inputs(op: str, size: int):
+    import numpy as np
+
+    g = np.random.default_rng(SEED)  # public benchmark data only
+    if op in ("mul", "inner"):
+        return g.integers(-(2**20), 2**20, size), g.integers(-(2**20), 2**20, size)
+    def enc(v):  # exactly representable with F fractional bits, so the check is exact
+        return np.rint(v * 2**F) / 2**F
+
+    if op == "fixed_mul":
+        return enc(g.uniform(-100, 100, size)), enc(g.uniform(-100, 100, size))
+    if op == "compare":
+        return enc(g.uniform(-1000, 1000, size)), enc(g.uniform(-1000, 1000, size))
+    return enc(g.uniform(1, 2**10, size)), None
+
+
+def check_result(op: str, X, Y, got) -> tuple[int, float]:
+    """(number of wrong elements, largest absolute error) of an MPyC result against numpy
+    (pure; exact for mul, inner and compare)."""
+    import numpy as np
+
+    got = np.asarray(got, dtype=float)
+    if op in ("mul", "inner"):
+        want = X * Y if op == "mul" else np.array(int((X.astype(object) * Y.astype(object)).sum()))
+        e = np.abs(got - np.asarray(want, dtype=float))
+        return int((e != 0).sum()), float(e.max())
+    want = {"fixed_mul": lambda: X * Y, "compare": lambda: (X < Y).astype(float),
+            "reciprocal": lambda: 1 / X}[op]()
+    e = np.abs(got - want)
+    bound = {"fixed_mul": 2.0**-14, "compare": 0.0, "reciprocal": 2.0**-F + 1e-3 * np.abs(want)}[op]
+    return int((e > bound).sum()), float(e.max())
+
+
+async def _party(op: str, size: int, repeat: int, out_dir: str) -> None:
+    import numpy as np
+    from mpyc.runtime import mpc
+
+    await mpc.start()
+    if op in ("mul", "inner"):
+        sec = mpc.SecInt(64)
+    elif op == "reciprocal":  # SecFxp(64, 16) reciprocals are wrong in MPyC 0.11 (see above)
+        sec = mpc.SecFxp(32, F)
+    else:
+        sec = mpc.SecFxp(64, F)
+    X, Y = _inputs(op, size)
+    x = mpc.input(sec.array(X), senders=0)
+    y = mpc.input(sec.array(Y), senders=0) if Y is not None else None
+
+    def work():
+        if op == "mul" or op == "fixed_mul":
+            return x * y
+        if op == "inner":
+            return x @ y
+        if op == "compare":
+            return x < y
+        return 1 / x
+
+    runs, z = [], None
+    for _ in range(repeat + 1):
+        await mpc.output(sec(0))  # synchronise, as smpc bench's one-element open
+        t0 = time.monotonic()
+        z = work()
+        await mpc.gather(z)  # this party's shares of the result are computed
+        runs.append((t0, time.monotonic()))
+    got = np.asarray(await mpc.output(z), dtype=float)
+    bad, err = check_result(op, X, Y, got)
+    correct = bad == 0
+    await mpc.shutdown()
+    with open(os.path.join(out_dir, f"party{mpc.pid}.tmp"), "w") as fh:
+        json.dump({"runs": runs, "correct": correct, "max_error": err, "wrong": bad,
+                   "type": f"{type(z).__name__}"}, fh)
+    os.replace(os.path.join(out_dir, f"party{mpc.pid}.tmp"), os.path.join(out_dir, f"party{mpc.pid}.json"))
+
+
+def _main() -> None:
+    import argparse
+    import asyncio
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]  # no mpc/ shadowing
+    from mpyc.runtime import mpc  # parses (and strips) MPyC's own flags
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--op", required=True, choices=MPYC_OPS)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--result-dir", required=True)
+    a = p.parse_args(sys.argv[1:])
+    mpc.run(_party(a.op, a.size, a.repeat, a.result_dir))
+    del asyncio
+
+
+if __name__ == "__main__":
+    _main()

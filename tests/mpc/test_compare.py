@@ -1,0 +1,44 @@
+"""`smpc bench --compare mpyc`: the same workloads in MPyC 0.11 as separate processes
+(skipped without the `compare` extra)."""
+
+import json
+
+import pytest
+
+from mpc import bench, compare_mpyc
+from mpc.cli import main as cli_main
+
+pytestmark = pytest.mark.timeout(90)
+
+mpyc = pytest.importorskip("mpyc")
+
+
+@pytest.mark.parametrize("op", ["mul", "inner", "fixed_mul", "compare"])
+def test_mpyc_runs_each_workload_correctly(op):
+    m = compare_mpyc.run_mpyc(op, 20, 3, repeat=1)
+    assert m["correct"] is True and m["seconds"] > 0 and m["ops_per_s"] > 0, m
+    assert m["engine"] == "MPyC 0.11" and m["parties"] == 3
+
+
+def test_compare_flag_adds_mpyc_and_ratio(capsys):
+    code = cli_main(["bench", "--json", "--op", "mul", "--size", "50", "--parties", "2",
+                     "--transport", "tcp", "--processes", "--repeat", "1", "--compare", "mpyc"])
+    assert code == 0
+    (rec,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    assert rec["correct"] and rec["mpyc"]["correct"] and rec["mpyc"]["parties"] == 2
+    assert rec["ratio_vs_mpyc"] == pytest.approx(rec["ops_per_s"] / rec["mpyc"]["ops_per_s"])
+
+
+def test_op_without_counterpart_says_so():
+    rec = compare_mpyc.attach_mpyc(bench.measure("open", 5, repeat=1))
+    assert "no MPyC counterpart" in rec["mpyc"]["error"] and "ratio_vs_mpyc" not in rec
+
+
+def test_the_mpyc_check_has_power():
+    X, Y = compare_mpyc._inputs("fixed_mul", 100)
+    assert compare_mpyc.check_result("fixed_mul", X, Y, X * Y) == (0, 0.0)
+    off = X * Y
+    off[7] += 2.0**-12
+    assert compare_mpyc.check_result("fixed_mul", X, Y, off)[0] == 1
+    X, Y = compare_mpyc._inputs("compare", 50)
+    assert compare_mpyc.check_result("compare", X, Y, 1.0 - (X < Y))[0] == 50
