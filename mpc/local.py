@@ -174,7 +174,9 @@ async def open_sessions(
             )
         )
     return [
-        dataclasses.replace(s, prep=Buffered(_source(preprocessing, s, dealer, dealer_net)))
+        dataclasses.replace(
+            s, prep=Buffered(_source(preprocessing, s, dealer, dealer_net), guard=s.check_alive)
+        )
         for s in sessions
     ]
 

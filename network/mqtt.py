@@ -70,6 +70,7 @@ _ACK = struct.Struct("<BQB")
 DEFAULT_MAX_MESSAGE = 1 << 20
 WINDOW = 1 << 16  # records buffered ahead of the next expected one
 MAX_EARLY = 256  # unauthenticated records kept while our handshake with that peer completes
+MAX_EARLY_BYTES = 8 << 20  # ... and at most this many bytes of them (they are unauthenticated)
 #: a sender stops (backpressure) while this many bytes to one peer are unacknowledged
 DEFAULT_MAX_UNACKED = 64 << 20
 DEFAULT_TIMEOUT = 60.0
@@ -115,6 +116,7 @@ class _Peer:
         self.recv_next = 0
         self.pending: dict[int, bytes] = {}
         self.early: list[bytes] = []  # DATA that arrived before our handshake finished
+        self.early_bytes = 0
         self.gap_since: float | None = None
         self.last_nack = 0.0
         self.acked_sent = 0
@@ -368,7 +370,7 @@ class MqttChannel(MailboxChannel):
         peer.session = session
         peer.ack_key = session.derive_key(b"smpc-mqtt-control") if session else b""
         peer.ready.set()
-        early, peer.early = peer.early, []
+        early, peer.early, peer.early_bytes = peer.early, [], 0
         for raw in early:
             self._on_data(j, raw)
 
@@ -449,8 +451,11 @@ class MqttChannel(MailboxChannel):
             elif kind == DATA:
                 if self._peers[src].ready.is_set():
                     self._on_data(src, bytes(payload))
-                elif len(self._peers[src].early) < MAX_EARLY:
-                    self._peers[src].early.append(bytes(payload))
+                else:
+                    peer = self._peers[src]
+                    if len(peer.early) < MAX_EARLY and peer.early_bytes + len(payload) <= MAX_EARLY_BYTES:
+                        peer.early.append(bytes(payload))
+                        peer.early_bytes += len(payload)
             elif kind in (ACK, BYE):
                 self._on_control(src, bytes(payload))
         except NetworkError as e:

@@ -113,7 +113,12 @@ class Session:
         return f"{key}#{k}"
 
     def child(self, label: str | int) -> Session:
-        """A session for a concurrent branch: same party, channel and stats; own tag space."""
+        """A session for a concurrent branch: same party, channel and stats; own tag space.
+
+        The branches share one preprocessing stream. Sources that hand items out in request
+        order (DN07, OT, the dealer node) need every party to request in the same order, so
+        concurrent branches must fetch their items before they start (e.g. with
+        `prep.fill`), not race for them; only the trusted dealer detects a mismatch."""
         return dataclasses.replace(self, prefix=f"{self.prefix}{label}/")
 
     @property

@@ -15,8 +15,12 @@ from protocols.preprocessing.base import KINDS, Preprocessing
 
 
 class Buffered(Preprocessing):
-    def __init__(self, source: Preprocessing):
+    """`guard` (e.g. a session's `check_alive`) runs before every request, so an aborted
+    session cannot draw (and waste) further items."""
+
+    def __init__(self, source: Preprocessing, *, guard=None):
         self.source = source
+        self.guard = guard
         self.name = f"buffered({source.name})"
         self._queues: dict[tuple, deque] = defaultdict(deque)
         #: when a list, every request is appended to it as (kind, args): `replay` fetches the
@@ -42,6 +46,8 @@ class Buffered(Preprocessing):
             await self.fill(kind, *args)
 
     async def _get(self, kind: str, *args):
+        if self.guard is not None:
+            self.guard()
         if self.log is not None:
             self.log.append((kind, args))
         q = self._queues.get((kind, *_freeze(args)))

@@ -107,3 +107,20 @@ def test_non_canonical_field_element_rejected():
 
     with pytest.raises(DomainError):
         mpc.run_local(3, job, scheme="shamir", timeout=5)
+
+
+def test_aborted_session_draws_no_more_preprocessing():
+    """T06: after an abort, asking for a triple raises SessionAbortedError and the dealer
+    hands out nothing more."""
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(np.ones(3, dtype=np.int64)) if s.pid == 0 else None, 0)
+        await s.abort(RuntimeError("a check failed"))
+        with pytest.raises(SessionAbortedError):
+            await beaver.mul(s, x, x)
+        with pytest.raises(SessionAbortedError):
+            await s.prep.triples((3,))
+        return s.prep.source.d.used
+
+    used = mpc.run_local(2, job).results
+    assert used == [0, 0]
