@@ -30,6 +30,14 @@ V[j, i] = (i + 1)^j):
 - Matrix triples for (k x d) @ (d x m): random [A], [B], double sharing of shape (k, m);
   C_2t = A_i @ B_i locally (a degree-2t sharing), then one degree reduction.
 - Truncation pairs: `bits` random bits b_j, r = sum_j 2^j b_j, r >> f = sum_{j>=f} 2^(j-f) b_j.
+- Bounded randoms (uniform in [0, 2^bits), for the comparisons of Catrina and de Hoogh):
+  sum_j 2^j b_j from `bits` random bits, by Horner's rule (additions only). Exact, the
+  trusted dealer's distribution; a sum of party-local values would be cheaper but neither
+  uniform nor below 2^bits, which the comparisons' field-room bound assumes.
+
+Every kind works over any prime field p = 3 (mod 4) the Shamir scheme runs on, in particular
+GF(2^61 - 1) and GF(2^127 - 1) (the domain for fixed point over Shamir); the Z_2^64-only
+kinds (trunc_triples, edabits, dabits, bool_triples) do not apply to fields.
 
 [DFKNT06] Damgard, Fitzi, Kiltz, Nielsen, Toft, "Unconditionally secure constant-rounds
 multi-party computation for equality, comparison, bits and exponentiation", TCC 2006.
@@ -42,7 +50,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, PreprocessingExhausted
 from protocols.preprocessing.base import Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.shamir import lagrange_coefficients
@@ -134,7 +142,8 @@ class DN07(Preprocessing):
     `batch`: elementwise items (triples, square pairs, randoms, bits) are generated at least
     `batch` at a time and pooled; matrix triples are generated per request.
 
-    Rounds per refill: randoms 1, triples / square pairs 3, bits 4, matrix triples 3.
+    Rounds per refill: randoms 1, triples / square pairs 3, bits 4, matrix triples 3;
+    trunc_pairs and bounded_randoms: those of their bits.
     Bytes per party per elementwise triple (amortised, n parties, e = 8): about
     e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
     Security: semi-honest, t < n/2 (see the module docstring).
@@ -269,20 +278,28 @@ class DN07(Preprocessing):
         extra = 8 + count // 1000  # zeros (probability 1/p each) are dropped
         a, a2 = await self._gen_square_pairs(count + extra)
         u = await self.open(a2)
-        keep = np.flatnonzero(u != 0)[:count]
+        keep = np.flatnonzero(_nonzero(F, u))[:count]
         if keep.size < count:  # pragma: no cover (probability about (count / p)^8)
             raise ConfigError("dn07: too many zero squares; the field is too small for bits")
         a, u = a[keep], u[keep]
-        if p == _M61:
+        # v = sqrt(u) = u^((p + 1) / 4); for Mersenne p = 2^k - 1 that is 2^(k - 2) squarings
+        e = (p + 1) // 4
+        if e & (e - 1) == 0 and F.dtype != object:  # Mersenne: square in place
             v = u.copy()
-            for _ in range(59):  # (p + 1) / 4 = 2^59
+            for _ in range(e.bit_length() - 1):
                 F.mul(v, v, out=v)
         else:
-            v = F.pow(u, (p + 1) // 4)
+            v = F.pow(u, e)
         w = F.mul(a, F.inv(v))  # shares of a / v = +-1
-        one = F.from_int(np.ones(count, dtype=np.int64))
-        half = F.from_int(np.full(count, (p + 1) // 2, dtype=object))
-        return [F.mul(F.add(w, one), half)]
+        one = F.from_int(1)
+        half = F.from_int((p + 1) // 2)  # 0-d, broadcast
+        return [F.mul(F.add(w, np.broadcast_to(one, w.shape).copy()), half)]
+
+    async def _gen_bounded(self, count: int, bits: int) -> np.ndarray:
+        """count uniform integers of `bits` bits, sum_j 2^j b_j from `bits` random bits each
+        (Horner: doublings are additions, no multiplications)."""
+        (b,) = await self._take("bits", count * bits, self._gen_bits)
+        return _weighted(self.F, b.reshape(bits, count), 0, bits)
 
     async def _take(self, kind: str, count: int, gen) -> list[np.ndarray]:
         async with self._lock:
@@ -329,6 +346,9 @@ class DN07(Preprocessing):
         return A, B, C
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int):
+        """Shares of (r, r >> f), r uniform in [0, 2^bits), from `bits` random bits:
+        r = sum_j 2^j b_j, r >> f = sum_{j >= f} 2^(j - f) b_j (the trusted dealer's
+        distribution). Needs 0 < f < bits and 2^bits < p. Rounds: those of `bits`."""
         shape = tuple(shape)
         p = self.F.modulus
         if not 0 < f < bits or (1 << bits) >= p:
@@ -336,14 +356,36 @@ class DN07(Preprocessing):
         N = _size(shape)
         (b,) = await self._take("bits", N * bits, self._gen_bits)
         b = b.reshape(bits, N)
-        r = self.lin.F.zeros((N,))
-        hi = self.lin.F.zeros((N,))
-        F = self.F
-        for j in range(bits):
-            F.add(r, F.mul(b[j], F.from_int(np.full(N, 1 << j, dtype=object))), out=r)
-            if j >= f:
-                F.add(hi, F.mul(b[j], F.from_int(np.full(N, 1 << (j - f), dtype=object))), out=hi)
+        r = _weighted(self.F, b, 0, bits)
+        hi = _weighted(self.F, b, f, bits)
         return r.reshape(shape), hi.reshape(shape)
+
+    async def bounded_randoms(self, shape: Shape, bits: int):
+        """Shares of uniform integers in [0, 2^bits) (exact: sum of 2^j times `bits` random
+        bits), as the trusted dealer's. Needs 0 < bits and 2^bits < p; otherwise
+        PreprocessingExhausted (as the dealer). Rounds: those of `bits`."""
+        shape = tuple(shape)
+        if not isinstance(bits, int | np.integer) or not 0 < bits or (1 << int(bits)) >= self.F.modulus:
+            raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {self.F}")
+        return (await self._gen_bounded(_size(shape), int(bits))).reshape(shape)
+
+
+def _nonzero(F, u: np.ndarray) -> np.ndarray:
+    """Elementwise u != 0 for canonical elements of any field representation (uint64, the
+    two-limb structured dtype of GF(2^127 - 1), or object arrays)."""
+    if F.dtype.names is not None:
+        return np.logical_or.reduce([u[name] != 0 for name in F.dtype.names])
+    if F.dtype == object:
+        return np.array([int(v) != 0 for v in u.reshape(-1)], dtype=bool).reshape(u.shape)
+    return u != 0
+
+
+def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """sum_{lo <= j < hi} 2^(j - lo) b[j] over the first axis of b, by Horner's rule."""
+    acc = b[hi - 1].copy()
+    for j in range(hi - 2, lo - 1, -1):
+        acc = F.add(F.add(acc, acc), b[j])
+    return acc
 
 
 async def make_dn07(s: Session, *, batch: int = 1 << 16) -> DN07:

@@ -6,7 +6,9 @@ import pytest
 from preprocessing_helpers import make_scheme, reconstruct, run_all, sessions
 
 from protocols import beaver, core
-from protocols.errors import ConfigError
+from protocols.arith.field import Mersenne61, Mersenne127
+from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.preprocessing import dn07
 from protocols.preprocessing.dn07 import DN07
 from protocols.session import Share
 from protocols.sharing.schemes import ShamirShares
@@ -14,15 +16,20 @@ from protocols.sharing.schemes import ShamirShares
 pytestmark = pytest.mark.timeout(60)
 
 
-def dn07_sessions(n, batch=1000):
-    sch = make_scheme("shamir", n)
+FIELDS = {"M61": Mersenne61, "M127": Mersenne127}
+
+
+def dn07_sessions(n, batch=1000, field="M61"):
+    sch = ShamirShares(FIELDS[field](), n, (n - 1) // 2) if field != "M61" else make_scheme("shamir", n)
     return sch, sessions(n, sch, lambda s: DN07(s, batch=batch))
 
 
+@pytest.mark.parametrize("field", ["M61", "M127"])
 @pytest.mark.parametrize("n", [3, 5])
-def test_all_kinds_correct(n):
-    sch, ss = dn07_sessions(n)
+def test_all_kinds_correct(n, field):
+    sch, ss = dn07_sessions(n, field=field)
     F = sch.field
+    tbits, tf = (48, 8) if field == "M61" else (104, 16)  # CS10 masks on GF(2^127-1): l + kappa
 
     async def job(s):
         return (
@@ -32,8 +39,9 @@ def test_all_kinds_correct(n):
             (await s.prep.randoms((5,)),),
             await s.prep.matrix_triples((6, 4), (4, 3)),
             await s.prep.matrix_triples((5, 4), (4,)),
-            await s.prep.trunc_pairs((40,), 8, 48),
+            await s.prep.trunc_pairs((40,), tf, tbits),
             await s.prep.triples((3000,)),  # larger than the batch: refills
+            (await s.prep.bounded_randoms((50,), tbits - 7),),
         )
 
     res = run_all(ss, job)
@@ -42,19 +50,47 @@ def test_all_kinds_correct(n):
     assert a.shape == (7, 11) and (F.mul(a, b) == c).all()
     a, a2 = rec(1, 0), rec(1, 1)
     assert (F.mul(a, a) == a2).all()
-    bits = rec(2, 0)
+    bits = F.to_int(rec(2, 0))
     assert set(np.unique(bits).tolist()) == {0, 1}
     assert 850 < int(bits.sum()) < 1150  # 2000 fair bits: 6.7 sigma
     A, B, C = rec(4, 0), rec(4, 1), rec(4, 2)
     assert C.shape == (6, 3) and (F.matmul(A, B) == C).all()
     A, B, C = rec(5, 0), rec(5, 1), rec(5, 2)
     assert C.shape == (5,) and (F.matmul(A, B) == C).all()
-    r, hi = rec(6, 0), rec(6, 1)
-    assert (r < (1 << 48)).all() and (r >> np.uint64(8) == hi).all()
+    r, hi = F.to_int(rec(6, 0)), F.to_int(rec(6, 1))
+    assert (r < (1 << tbits)).all() and (r >> tf == hi).all()
+    assert max(r).bit_length() > tbits - 8  # the top bits are used
     a, b, c = rec(7, 0), rec(7, 1), rec(7, 2)
     assert (F.mul(a, b) == c).all()
     # items are never handed out twice: the pooled triples differ
-    assert len(np.unique(np.concatenate([rec(0, 0).ravel(), a]))) == 77 + 3000
+    assert len(set(F.to_int(np.concatenate([rec(0, 0).ravel(), a])).tolist())) == 77 + 3000
+    br = F.to_int(rec(8, 0))
+    assert (br < (1 << (tbits - 7))).all() and max(br).bit_length() > tbits - 13
+
+
+@pytest.mark.parametrize("field", ["M61", "M127"])
+def test_bounded_randoms_out_of_range_refused(field):
+    sch, ss = dn07_sessions(3, field=field)
+    bits = sch.field.modulus.bit_length()
+    for bad in (0, bits, -1):
+        with pytest.raises(PreprocessingExhausted):
+            run_all(ss, lambda s, bad=bad: s.prep.bounded_randoms((2,), bad))
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_bounded_randoms_uniform(broken, monkeypatch):
+    """Bounded randoms over GF(2^127-1) must be uniform on [0, 2^bits): the top 4 of 44 bits
+    pass a chi-square test and every value is below 2^44. Broken variant: Horner without the
+    doubling (r = sum of the bits, a binomial), which must fail."""
+    if broken:
+        monkeypatch.setattr(dn07, "_weighted", lambda F, b, lo, hi: F.sum(b[lo:hi], axis=0))
+    sch, ss = dn07_sessions(3, batch=4000, field="M127")
+    out = run_all(ss, lambda s: s.prep.bounded_randoms((2000,), 44))
+    r = np.array(sch.field.to_int(reconstruct(sch, out)).tolist(), dtype=object)
+    assert (r < (1 << 44)).all()
+    counts = np.bincount(np.array([int(v) >> 40 for v in r]), minlength=16)
+    chi2 = float(((counts - 125.0) ** 2 / 125.0).sum())
+    assert (chi2 < 50) != broken  # 15 dof: p ~ 1e-5
 
 
 def test_offline_traffic_counted_apart():
@@ -100,9 +136,10 @@ def test_corrupt_dealer_cannot_bias_output(broken):
     assert uniform != broken
 
 
+@pytest.mark.parametrize("field", ["M61", "M127"])
 @pytest.mark.parametrize("n", [3, 5])
-def test_beaver_end_to_end(n):
-    sch, ss = dn07_sessions(n, batch=500)
+def test_beaver_end_to_end(n, field):
+    sch, ss = dn07_sessions(n, batch=500, field=field)
     F = sch.field
     g = np.random.default_rng(1)  # plaintext test data only
     X, Y = g.integers(0, 1 << 20, (8, 5)), g.integers(0, 1 << 20, (8, 5))
