@@ -40,6 +40,7 @@ from protocols.comparison import ltz
 from protocols.errors import ConfigError
 from protocols.ml._base import const, stack
 from protocols.nonlinear import sigmoid as smooth_sigmoid
+from protocols.prg import CryptoRNG
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
 
@@ -53,10 +54,12 @@ def batches(N: int, batch_size: int, epochs: int, shuffle_seed: int | None) -> l
     reference so both see the same data order."""
     if batch_size < 1 or epochs < 1:
         raise ConfigError("batch_size and epochs must be >= 1")
-    rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+    # public and reproducible; drawn from the project's PRG (numpy's generators stay out of
+    # protocols/), as a sort by random 64-bit keys
+    rng = None if shuffle_seed is None else CryptoRNG.from_seed(shuffle_seed, "batch-order")
     out = []
     for _ in range(epochs):
-        perm = np.arange(N) if rng is None else rng.permutation(N)
+        perm = np.arange(N) if rng is None else np.argsort(rng.uint64(N), kind="stable")
         out.extend(perm[i : i + batch_size] for i in range(0, N, batch_size))
     return out
 
