@@ -45,33 +45,65 @@ from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 __all__ = ["DealerClient", "DealerNode"]
 
 MAX_REQ = 1024
+#: largest item component a request may ask for (elements), and most dimensions per shape
+MAX_ELEMENTS = 1 << 24
+MAX_DIMS = 8
 
 
 def _size(shape: Shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
+def _int_arg(v: object, what: str, lo: int, hi: int) -> int:
+    """A JSON integer lo <= v <= hi from the wire (bools and floats refused), else FrameError."""
+    if type(v) is not int or not lo <= v <= hi:
+        raise FrameError(f"dealer request: {what} must be an integer in [{lo}, {hi}], got {v!r}"[:200])
+    return v
+
+
+def _shape_arg(v: object, what: str = "shape") -> tuple[int, ...]:
+    """A shape from the wire: a list of at most MAX_DIMS non-negative integers whose product
+    is at most MAX_ELEMENTS, else FrameError (never TypeError or a huge allocation)."""
+    if not isinstance(v, list) or len(v) > MAX_DIMS:
+        raise FrameError(f"dealer request: {what} must be a list of at most {MAX_DIMS} integers")
+    shape = tuple(_int_arg(d, what, 0, MAX_ELEMENTS) for d in v)
+    size = 1
+    for d in shape:
+        size *= d
+    if size > MAX_ELEMENTS:
+        raise FrameError(f"dealer request: {what} {shape} has more than {MAX_ELEMENTS} elements")
+    return shape
+
+
+_NARGS = {"triples": 1, "square_pairs": 1, "bits": 1, "trunc_pairs": 3, "matrix_triples": 2}
+
+
 def _shapes(kind: str, args: list) -> list[tuple[tuple[int, ...], bool]]:
     """Components of one item: (shape, free). Free components are pseudo-random for every
-    party; the others are dealt (party 0 gets a correction)."""
-    if kind == "triples":
-        s = tuple(args[0])
-        return [(s, True), (s, True), (s, False)]
-    if kind == "square_pairs":
-        s = tuple(args[0])
-        return [(s, True), (s, False)]
-    if kind == "bits":
-        return [(tuple(args[0]), False)]
-    if kind == "trunc_pairs":
-        s = tuple(args[0])
-        return [(s, False), (s, False)]
+    party; the others are dealt (party 0 gets a correction). Validates the request as it
+    came from the wire: FrameError for an unknown kind or malformed arguments."""
+    if not isinstance(kind, str) or kind not in _NARGS:
+        raise FrameError(f"unknown item kind {kind!r}"[:200])
+    if not isinstance(args, list) or len(args) != _NARGS[kind]:
+        raise FrameError(f"dealer request: {kind} takes {_NARGS[kind]} arguments")
     if kind == "matrix_triples":
-        x, y = tuple(args[0]), tuple(args[1])
+        x, y = _shape_arg(args[0], "x shape"), _shape_arg(args[1], "y shape")
         if len(x) != 2 or len(y) not in (1, 2) or x[1] != y[0]:
             raise FrameError(f"matrix triples for {x} @ {y}")
         z = (x[0],) if len(y) == 1 else (x[0], y[1])
+        if _size(z) > MAX_ELEMENTS:
+            raise FrameError(f"dealer request: product shape {z} has more than {MAX_ELEMENTS} elements")
         return [(x, True), (y, True), (z, False)]
-    raise FrameError(f"unknown item kind {kind!r}")
+    s = _shape_arg(args[0])
+    if kind == "triples":
+        return [(s, True), (s, True), (s, False)]
+    if kind == "square_pairs":
+        return [(s, True), (s, False)]
+    if kind == "bits":
+        return [(s, False)]
+    bits = _int_arg(args[2], "bits", 2, 64)  # trunc_pairs
+    _int_arg(args[1], "f", 1, bits - 1)
+    return [(s, False), (s, False)]
 
 
 def _values(D: Domain, rng: CryptoRNG, kind: str, args: list, free: list[np.ndarray]) -> list[np.ndarray]:
@@ -105,7 +137,12 @@ class _Expander:
 class DealerNode:
     """The dealer's side. `channel`: the dealer's endpoint on a network whose other members
     are the n computing parties 0..n-1 (the dealer's own index is channel.pid). Run
-    `await serve()` until party 0 closes."""
+    `await serve()` until party 0 closes.
+
+    Requests are validated as untrusted input: a kind it knows, the right number of
+    arguments, shapes as lists of at most MAX_DIMS non-negative integers with at most
+    MAX_ELEMENTS elements per component, 0 < f < bits <= 64. Anything else raises FrameError
+    from serve() and closes the dealer's channel."""
 
     def __init__(self, channel: Channel, n: int, domain: Domain, rng: CryptoRNG, *, batch: int = 1 << 16, window: int = 4):
         self.ch, self.n, self.D, self.rng = channel, n, domain, rng
@@ -120,6 +157,9 @@ class DealerNode:
         streamer = asyncio.create_task(self._stream_triples())
         try:
             await self._answer_requests()
+        except FrameError:
+            await self.ch.close()  # terminal: the parties fail fast (peer gone), nothing dealt
+            raise
         finally:
             streamer.cancel()
             try:
@@ -156,7 +196,7 @@ class DealerNode:
             try:
                 req = json.loads(raw)
                 kind, args = req["kind"], req["args"]
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
                 raise FrameError("dealer: malformed request") from e
             if kind == "close":
                 return

@@ -115,3 +115,59 @@ def test_beaver_end_to_end():
 
     for z, w in run_with_dealer(node, clients, job):
         assert (z.view(np.int64) == X * Y).all() and (w.view(np.int64) == X @ M).all()
+
+
+BAD_REQUESTS = [
+    b"not json",
+    b"[1, 2]",
+    b'{"kind": "triples"}',
+    b'{"kind": ["triples"], "args": [[2]]}',
+    b'{"kind": "nope", "args": [[2]]}',
+    b'{"kind": "triples", "args": 5}',
+    b'{"kind": "triples", "args": []}',
+    b'{"kind": "triples", "args": [5]}',
+    b'{"kind": "triples", "args": [[-1]]}',
+    b'{"kind": "triples", "args": [[2.5]]}',
+    b'{"kind": "triples", "args": [[true]]}',
+    b'{"kind": "triples", "args": [["3"]]}',
+    b'{"kind": "triples", "args": [[100000, 100000]]}',
+    b'{"kind": "bits", "args": [[1, 1, 1, 1, 1, 1, 1, 1, 1]]}',
+    b'{"kind": "bits", "args": [[99999999999999999999999]]}',
+    b'{"kind": "trunc_pairs", "args": [[4], 8, 65]}',
+    b'{"kind": "trunc_pairs", "args": [[4], 70, 64]}',
+    b'{"kind": "trunc_pairs", "args": [[4], -3, 40]}',
+    b'{"kind": "trunc_pairs", "args": [[4], 0, 40]}',
+    b'{"kind": "trunc_pairs", "args": [[4], 8, "40"]}',
+    b'{"kind": "matrix_triples", "args": [[3, 4], [5, 2]]}',
+    b'{"kind": "matrix_triples", "args": [[4096, 1], [1, 4097]]}',
+    b'{"kind": "matrix_triples", "args": [[3, 4]]}',
+]
+
+
+@pytest.mark.parametrize("raw", BAD_REQUESTS)
+def test_malformed_requests_are_frame_errors(raw):
+    """Requests come from the wire: every malformed one ends the dealer with FrameError
+    (never TypeError, a negative shift or a huge allocation), and party 0 fails fast."""
+    from network.errors import FrameError, SmpcError
+
+    sch, node, clients, _ = setup(2)
+
+    async def main():
+        serving = asyncio.create_task(node.serve())
+        await clients[0]._start()
+        await clients[0].ch.send(clients[0].dealer, "dealer-req#0", raw)
+        with pytest.raises(FrameError):
+            await serving
+        with pytest.raises(SmpcError):  # the dealer is gone: party 0's next item fails fast
+            await clients[0].ch.recv_bytes(clients[0].dealer, "dealer-resp#0.0", max_len=8)
+
+    asyncio.run(main())
+
+
+def test_largest_allowed_request_is_served():
+    from protocols.preprocessing import dealer_node as dn
+
+    sch, node, clients, _ = setup(2)
+    res = run_with_dealer(node, clients, lambda c: c.trunc_pairs((3, 0, 2), 63, 64))
+    assert res[0][0].shape == (3, 0, 2)
+    assert dn._shape_arg([dn.MAX_ELEMENTS]) == (dn.MAX_ELEMENTS,)
