@@ -23,7 +23,11 @@ V[j, i] = (i + 1)^j):
   masked d = z - r and sends it back; [z]_t = [r]_t + d. The batch is split into n chunks
   and party j is the king of chunk j, so the load is balanced. Two rounds.
 - Triples: random [a], [b], double ([r]_t, [r]_2t); c = reduce(a * b). 3 rounds per batch.
-- Random bits (square-root trick, e.g. [DFKNT06, sec. 5], as in MP-SPDZ/MPyC for p odd):
+- Random bits (default, `bit_method="xor"`): parties 0..t deal random bits, b = their XOR
+  folded with t multiplications (x XOR y = x + y - 2xy); any t parties miss an honest
+  dealer's bit. Semi-honest only (a dealer could deal a non-bit unchecked).
+- Random bits (`bit_method="sqrt"`, square-root trick, e.g. [DFKNT06, sec. 5], as in
+  MP-SPDZ/MPyC for p odd):
   a square pair ([a], [a^2]); open u = a^2 (reveals nothing but a^2, which hides the sign of
   a); v = sqrt(u); b = (a / v + 1) / 2 is a uniform bit since a / v = +-1 uniformly. Needs
   p = 3 (mod 4) (true for 2^61 - 1, 2^127 - 1) so that sqrt(u) = u^((p + 1) / 4).
@@ -142,7 +146,8 @@ class DN07(Preprocessing):
     `batch`: elementwise items (triples, square pairs, randoms, bits) are generated at least
     `batch` at a time and pooled; matrix triples are generated per request.
 
-    Rounds per refill: randoms 1, triples / square pairs 3, bits 4, matrix triples 3;
+    Rounds per refill: randoms 1, triples / square pairs 3, bits 1 + 2t ("xor") or 4
+    ("sqrt"), matrix triples 3;
     trunc_pairs and bounded_randoms: those of their bits.
     Bytes per party per elementwise triple (amortised, n parties, e = 8): about
     e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
@@ -151,7 +156,10 @@ class DN07(Preprocessing):
 
     name = "dn07"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 16):
+    def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor"):
+        if bit_method not in ("xor", "sqrt"):
+            raise ConfigError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
+        self.bit_method = bit_method
         sch = s.scheme
         if getattr(sch, "kind", None) != "shamir":
             raise ConfigError("dn07 preprocessing needs the Shamir scheme")
@@ -271,6 +279,40 @@ class DN07(Preprocessing):
         return [a, await self.reduce(self.F.mul(a, a), rt, r2t)]
 
     async def _gen_bits(self, count):
+        if self.bit_method == "sqrt":
+            return await self._gen_bits_sqrt(count)
+        return await self._gen_bits_xor(count)
+
+    async def _gen_bits_xor(self, count):
+        """Random bits as the XOR of t + 1 dealt bits: parties 0..t each deal `count` random
+        bits with degree-t sharings; b = b_0 XOR ... XOR b_t folded with x XOR y =
+        x + y - 2xy, t DN07 multiplications (one double sharing and one king reduction
+        each). Any t parties miss an honest dealer's bit, so b is uniform to them.
+        Semi-honest: a dealer is trusted to deal a bit (as the sqrt method trusts nothing
+        more, having no checks either). Rounds: 1 + 2t (3 for n = 3). Local cost: t
+        multiplications per bit instead of the sqrt method's ~(bitlen(p) - 2) squarings,
+        7x fewer field operations over GF(2^127 - 1) for n = 3."""
+        F, t, me, n = self.F, self.t, self.s.pid, self.n
+        dealers = range(t + 1)
+        out, expect = {}, {}
+        if me in dealers:
+            shares = self._deal(F.from_int(self.s.rng.bits(count)), t)
+            out = {j: shares[j] for j in range(n) if j != me}
+        expect = {j: (count,) for j in dealers if j != me}
+        got, doubles = await asyncio.gather(
+            self.s.exchange(self.s.tag("bitdeal"), out, expect),
+            self.random_sharings(count, [(t, 2 * t)] * t),
+        )
+        if me in dealers:
+            got[me] = shares[me]
+        x = got[0]
+        for j in range(1, t + 1):
+            rt, r2t = doubles[j - 1]
+            prod = await self.reduce(F.mul(x, got[j]), rt, r2t)
+            x = F.sub(F.add(x, got[j]), F.add(prod, prod))
+        return [x]
+
+    async def _gen_bits_sqrt(self, count):
         F = self.F
         p = F.modulus
         if p % 4 != 3:

@@ -19,9 +19,23 @@ pytestmark = pytest.mark.timeout(60)
 FIELDS = {"M61": Mersenne61, "M127": Mersenne127}
 
 
-def dn07_sessions(n, batch=1000, field="M61"):
+def dn07_sessions(n, batch=1000, field="M61", bit_method="xor"):
     sch = ShamirShares(FIELDS[field](), n, (n - 1) // 2) if field != "M61" else make_scheme("shamir", n)
-    return sch, sessions(n, sch, lambda s: DN07(s, batch=batch))
+    return sch, sessions(n, sch, lambda s: DN07(s, batch=batch, bit_method=bit_method))
+
+
+@pytest.mark.parametrize("field", ["M61", "M127"])
+@pytest.mark.parametrize("n,method", [(3, "xor"), (5, "xor"), (3, "sqrt"), (5, "sqrt")])
+def test_bits_both_methods(n, method, field):
+    """Both bit generators give fair 0/1 bits over both fields; the default "xor" one folds
+    t + 1 dealt bits (t = 2 multiplications at n = 5)."""
+    sch, ss = dn07_sessions(n, batch=100, field=field, bit_method=method)
+    out = run_all(ss, lambda s: s.prep.bits((3000,)))
+    bits = sch.field.to_int(reconstruct(sch, out))
+    assert set(np.unique(bits).tolist()) == {0, 1}
+    assert 1300 < int(bits.sum()) < 1700  # 3000 fair bits: 7.3 sigma
+    with pytest.raises(ConfigError):
+        DN07(ss[0], bit_method="nope")
 
 
 @pytest.mark.parametrize("field", ["M61", "M127"])
