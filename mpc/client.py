@@ -199,5 +199,6 @@ class Client:
             v = sch.reconstruct(shares)
             values[name] = FixedPoint(dom, entry["f"]).decode(v)
         stats = {n: b.get("stats", {}) for n, b in results.items()}
-        return JobResult(job_id, meta["computation"], finish_outputs(meta["computation"], values),
+        return JobResult(job_id, meta["computation"], finish_outputs(meta["computation"], values,
+                                                         meta.get("parameters")),
                          stats)

@@ -9,9 +9,29 @@ share sealed to the analyst's key), so a node never sees an output not addressed
     aggregate_sum     per-column totals over all parties' rows, and the row count
     aggregate_mean    the same two outputs; the recipient divides (it learns sum and count)
     linear_regression, ridge_regression, logistic_regression
-                      protocols.ml.train on horizontally partitioned rows (features + label)
-    fraud_score, fraud_aggregate
-                      protocols.fraud (scores / flagged counts per group, k_min enforced)
+                      protocols.ml.train; parameters.partition = "horizontal" (default: every
+                      party its own rows, features + label) or "vertical" (the same rows,
+                      aligned; each party its own columns, exactly one party the label)
+    fraud_score       protocols.fraud.score over the owner's transactions with the features
+                      split across banks (vertical); the model is public, in the manifest
+                      (parameters.coef over every contributing party's columns in party
+                      order, parameters.intercept). Flags (and, if asked, scores) go to the
+                      owner only: recipients must be exactly [owner].
+    fraud_aggregate   the same scoring, then per group (parameters.groups: the public set of
+                      keys; each row's key is the owner's column parameters.group_column and
+                      stays private) the number of flagged rows and the group size, computed
+                      over shares. Suppression is decided over shares too: only groups with
+                      at least k members are released, k = max(parameters.k_min, every
+                      node's policy.min_group_size) (agreed before compute). Recipients get
+                      `counts` (0 where suppressed) and `released` (0/1 per group); a
+                      suppressed group's count is never reconstructed anywhere.
+
+Rows of a vertical job are aligned by a shared id: with parameters.id_column every party
+sorts its rows by that column and the nodes compare a digest of the sorted ids before any
+computation (`agreement.alignment` if they differ); without it, the sources' row order.
+
+A stored shared model (SharedModel kept in shares between jobs) is not wired yet: fraud jobs
+take public coefficients (e.g. the ones a logistic_regression job released to the analyst).
 
 The model and fraud computations call the ML layer (protocols.ml, protocols.fraud). If that
 layer is not installed in this build, they are registered but unavailable: a manifest naming
@@ -48,10 +68,24 @@ class JobParameterError(SmpcError):
     code = "job.parameters"
 
 
+class JobDataError(SmpcError):
+    """This party's data does not fit the job (found at load; reported in the data round)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass
 class Output:
-    share: Share
-    f: int  # fractional bits: the recipient decodes v / 2^f
+    """A job output: a Share the node delivers to the recipients (f fractional bits: the
+    recipient decodes v / 2^f), or, when the protocol itself already revealed it to the job's
+    only party recipient (fraud.score reveals flags to the querying bank), share=None and
+    `revealed` = the plaintext at that recipient (None at every other node)."""
+
+    share: Share | None
+    f: int
+    revealed: np.ndarray | None = None
 
 
 @dataclass
@@ -62,6 +96,8 @@ class JobContext:
     X: np.ndarray | None  # this party's feature columns (rows, d), or None
     y: np.ndarray | None  # this party's label column (rows,), or None
     log: Callable[..., None] = lambda step, **kw: None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # extra_columns, by name
+    k_floor: int = 1  # the largest policy.min_group_size among the nodes (agreed)
 
 
 @dataclass
@@ -72,6 +108,12 @@ class JobSpec:
     every_party_inputs: bool = True
     requires: tuple[str, ...] = ()
     params: dict[str, type | tuple] = field(default_factory=dict)
+    #: computation-specific manifest checks (replaces the horizontal-input checks)
+    validate: Callable[[Manifest, NodeConfig], None] | None = None
+    #: columns a party loads beyond inputs.columns / label: (manifest, party name) -> names
+    extra_columns: Callable[[Manifest, str], list[str]] | None = None
+    #: checks on a party's loaded data (raise JobDataError): (manifest, party, X, extra)
+    check_data: Callable[[Manifest, str, np.ndarray, dict], None] | None = None
 
     def available(self) -> str | None:
         """None if runnable, else why not."""
@@ -93,15 +135,40 @@ class JobSpec:
             typ = self.params[k]
             if isinstance(v, bool) != (typ is bool) or not isinstance(v, typ):
                 raise JobParameterError(f"parameters.{k}: wrong type {type(v).__name__}")
-        widths = {p: len(i.get("columns", [])) for p, i in m.inputs.items()}
-        if len(set(widths.values())) > 1:
-            raise JobParameterError(f"inputs: every party must contribute the same number of "
-                                    f"columns (horizontal partition), got {widths}")
-        for p, i in m.inputs.items():
-            if self.needs_label and "label" not in i:
-                raise JobParameterError(f"inputs.{p}.label: {self.name} needs a label column")
-            if not i.get("columns"):
-                raise JobParameterError(f"inputs.{p}.columns: {self.name} needs feature columns")
+        if self.validate is not None:
+            self.validate(m, cfg)
+            return
+        _check_horizontal(self, m)
+
+    def extras(self, m: Manifest, party: str) -> list[str]:
+        return self.extra_columns(m, party) if self.extra_columns else []
+
+
+def _check_horizontal(spec: JobSpec, m: Manifest) -> None:
+    """Every party the same number of feature columns (and a label if the job needs one)."""
+    widths = {p: len(i.get("columns", [])) for p, i in m.inputs.items()}
+    if len(set(widths.values())) > 1:
+        raise JobParameterError(f"inputs: every party must contribute the same number of "
+                                f"columns (horizontal partition), got {widths}")
+    for p, i in m.inputs.items():
+        if spec.needs_label and "label" not in i:
+            raise JobParameterError(f"inputs.{p}.label: {spec.name} needs a label column")
+        if not i.get("columns"):
+            raise JobParameterError(f"inputs.{p}.columns: {spec.name} needs feature columns")
+
+
+def _check_vertical(m: Manifest, *, label: bool) -> None:
+    """Columns of the same rows: every contributing party names columns; with label=True
+    exactly one party names the label."""
+    for p, i in m.inputs.items():
+        if not i.get("columns"):
+            raise JobParameterError(f"inputs.{p}.columns: {m.computation} needs feature columns")
+    holders = [p for p, i in m.inputs.items() if "label" in i]
+    if label and len(holders) != 1:
+        raise JobParameterError(f"inputs: a vertical {m.computation} needs the label at exactly "
+                                f"one party, got {holders or 'none'}")
+    if not label and holders:
+        raise JobParameterError(f"inputs.{holders[0]}.label: {m.computation} takes no label")
 
 
 async def _input_all(s: Session, x: np.ndarray, shape: tuple[int, ...]) -> list[Share]:
@@ -142,20 +209,174 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         from protocols import ml
 
         hyper = dict(ctx.manifest.parameters)
+        partition = hyper.pop("partition", "horizontal")
+        hyper.pop("id_column", None)  # used at load (row alignment)
         if isinstance(hyper.get("class_weight"), dict):  # TOML/JSON keys are strings
             hyper["class_weight"] = {int(k): float(v) for k, v in hyper["class_weight"].items()}
-        ctx.log("train", model=model, shape=list(ctx.X.shape))
-        sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition="horizontal", **hyper)
+        ctx.log("train", model=model, partition=partition, shape=list(ctx.X.shape))
+        sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, **hyper)
         f = getattr(sm, "f", DEFAULT_F)
         return {"coef": Output(sm.coef, f), "intercept": Output(sm.intercept, f)}
 
     return run
 
 
-async def _fraud_unwired(ctx: JobContext) -> dict[str, Output]:
-    raise JobUnavailableError(f"{ctx.manifest.computation}: the node does not yet wire "
-                              "protocols.fraud (its session API returns revealed values, not "
-                              "shares for delivery)")
+def _validate_ml(spec_name: str) -> Callable[[Manifest, NodeConfig], None]:
+    def validate(m: Manifest, cfg: NodeConfig) -> None:
+        partition = m.parameters.get("partition", "horizontal")
+        if partition == "horizontal":
+            if "id_column" in m.parameters:
+                raise JobParameterError("parameters.id_column: only for partition='vertical'")
+            _check_horizontal(REGISTRY[spec_name], m)
+        elif partition == "vertical":
+            _check_vertical(m, label=True)
+        else:
+            raise JobParameterError(f"parameters.partition: 'horizontal' or 'vertical', got "
+                                    f"{partition!r}")
+
+    return validate
+
+
+# ----------------------------------------------------------------------------- fraud ---
+MAX_GROUPS = 4096
+
+
+def _fraud_validate(m: Manifest, cfg: NodeConfig) -> None:
+    """The fraud jobs' manifest checks (same on every node: only the manifest and the
+    consortium's party names are used)."""
+    p = m.parameters
+    names = cfg.party_names()
+    _check_vertical(m, label=False)
+    owner = p.get("owner")
+    if owner is None:
+        raise JobParameterError("parameters.owner: name the querying bank (whose transactions)")
+    if owner not in names or owner not in m.inputs:
+        raise JobParameterError(f"parameters.owner: {owner!r} must be a party with inputs")
+    coef = p.get("coef")
+    if not coef or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coef):
+        raise JobParameterError("parameters.coef: a non-empty list of numbers (the public model)")
+    width = sum(len(i["columns"]) for i in m.inputs.values())
+    if len(coef) != width:
+        raise JobParameterError(f"parameters.coef: {len(coef)} coefficients for {width} columns "
+                                "(every contributing party's columns, in party order)")
+    proba = p.get("proba", True)
+    t = float(p.get("threshold", 0.5))
+    if proba and not 0 < t < 1:
+        raise JobParameterError(f"parameters.threshold: a probability in (0, 1), got {t}")
+    if p.get("sigmoid", "smooth") not in ("smooth", "piecewise"):
+        raise JobParameterError("parameters.sigmoid: 'smooth' or 'piecewise'")
+    if m.computation == "fraud_score":
+        if list(m.recipients) != [owner]:
+            raise JobParameterError(f"recipients: fraud_score releases per-transaction flags to "
+                                    f"the querying bank only: recipients must be [{owner!r}]")
+        for k in ("group_column", "groups", "k_min"):
+            if k in p:
+                raise JobParameterError(f"parameters.{k}: only for fraud_aggregate")
+        return
+    if p.get("reveal_scores"):
+        raise JobParameterError("parameters.reveal_scores: fraud_aggregate releases counts only")
+    if not isinstance(p.get("group_column"), str) or not p["group_column"]:
+        raise JobParameterError("parameters.group_column: the owner's group-key column")
+    groups = p.get("groups")
+    if (not groups or len(groups) > MAX_GROUPS or len(set(groups)) != len(groups)
+            or not all(isinstance(g, int) and not isinstance(g, bool) for g in groups)):
+        raise JobParameterError(f"parameters.groups: 1..{MAX_GROUPS} distinct integers (the "
+                                "public set of group keys)")
+    if p.get("k_min", 1) < 1:
+        raise JobParameterError("parameters.k_min: must be >= 1")
+
+
+def _fraud_extra(m: Manifest, party: str) -> list[str]:
+    p = m.parameters
+    cols = [p["id_column"]] if "id_column" in p else []
+    if m.computation == "fraud_aggregate" and party == p.get("owner"):
+        cols.append(p["group_column"])
+    return cols
+
+
+def _fraud_check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> None:
+    p = m.parameters
+    col = p.get("group_column")
+    if m.computation != "fraud_aggregate" or col not in extra or party != p.get("owner"):
+        return
+    g = extra[col]
+    bad = ~np.isin(g, np.asarray(p["groups"], dtype=np.float64))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 1  # never the value itself
+        raise JobDataError("source.groups", f"column {col!r} row {row}: not one of "
+                           "parameters.groups")
+
+
+def _fraud_model(ctx: JobContext) -> tuple[np.ndarray, float]:
+    p = ctx.manifest.parameters
+    return np.asarray(p["coef"], dtype=np.float64), float(p.get("intercept", 0.0))
+
+
+async def _fraud_score(ctx: JobContext) -> dict[str, Output]:
+    """Flags (and scores if asked) of the owner's rows, revealed to the owner only (inside
+    protocols.fraud.score: the owner is the job's only recipient)."""
+    from protocols import fraud
+
+    p = ctx.manifest.parameters
+    owner = ctx.names.index(p["owner"])
+    ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0])
+    sc = await fraud.score(
+        ctx.s, _fraud_model(ctx), ctx.X, owner=owner, threshold=float(p.get("threshold", 0.5)),
+        reveal_to=owner, proba=bool(p.get("proba", True)),
+        reveal_scores=bool(p.get("reveal_scores", False)), sigmoid=p.get("sigmoid", "smooth"))
+    out = {"flags": Output(None, 0, sc.revealed_flags)}
+    if p.get("reveal_scores"):
+        out["scores"] = Output(None, DEFAULT_F, sc.revealed_scores)
+    return out
+
+
+async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
+    """Per public group key: flagged count and group size over shares, suppression over
+    shares; delivers counts * released and released.
+
+        z = X coef + b            fraud.score (threshold None: nothing is revealed)
+        flag = [z > t]            t = logit(threshold) if proba, as fraud.score
+        G = onehot(owner's keys)  input by the owner (N, K): the per-row keys stay private
+        counts = flag G,  sizes = 1 G
+        released = 1 - [sizes - k < 0],  counts_out = released * counts
+
+    Rounds: fraud.score's (2) + ltz + 1 (input G) + 1 (matmul) + ltz + 1 (mul).
+    Security: semi-honest; the recipients learn, per group, whether it has >= k members and,
+    if so, its flagged count; nobody learns a suppressed group's count or any row's flag.
+    """
+    from protocols import beaver, fraud
+    from protocols.comparison import ltz
+    from protocols.ml._base import pub
+
+    s, p = ctx.s, ctx.manifest.parameters
+    owner = ctx.names.index(p["owner"])
+    groups = np.asarray(p["groups"], dtype=np.int64)
+    k = max(int(p.get("k_min", 1)), int(ctx.k_floor))
+    proba = bool(p.get("proba", True))
+    thr = float(p.get("threshold", 0.5))
+    ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0], groups=len(groups), k=k)
+    sc = await fraud.score(s.child("score"), _fraud_model(ctx), ctx.X, owner=owner,
+                           threshold=None, reveal_to=owner, proba=False)
+    z = sc.score
+    t = float(np.log(thr / (1 - thr))) if proba else thr
+    flags = await ltz(s.child("flag"), -z + pub(t, DEFAULT_F))  # [t < z], shape (N,)
+    n_rows = flags.shape[0]
+    G_local = None
+    if s.pid == owner:
+        keys = ctx.extra[p["group_column"]].astype(np.int64)
+        G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
+    ctx.log("group", rows=n_rows, groups=len(groups))
+    G = await core.input(s.child("groups"), G_local, owner)
+    if G.shape != (n_rows, len(groups)):
+        from protocols.errors import ShapeMismatch
+
+        raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups))}")
+    counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
+    sizes = G.sum(axis=0)
+    small = await ltz(s.child("k"), sizes - np.int64(k))  # [sizes < k]
+    released = -small + np.int64(1)
+    kept = await beaver.mul(s.child("keep"), released, counts)
+    return {"counts": Output(kept, 0), "released": Output(released, 0)}
 
 
 #: protocols.ml.train hyperparameters (train itself rejects ones its solver does not take)
@@ -163,29 +384,53 @@ _ML_PARAMS: dict[str, Any] = {
     "alpha": (int, float), "solver": str, "solver_iters": int, "f_solve": int,
     "feature_scale": list, "l2": (int, float), "batch_size": int, "epochs": int,
     "lr": (int, float), "schedule": str, "lr_decay": (int, float), "class_weight": (str, dict),
-    "sigmoid": str, "shuffle_seed": int, "standardize": bool,
+    "sigmoid": str, "shuffle_seed": int, "standardize": bool, "partition": str,
+    "id_column": str,
 }
+_FRAUD_PARAMS: dict[str, Any] = {
+    "owner": str, "coef": list, "intercept": (int, float), "threshold": (int, float),
+    "proba": bool, "reveal_scores": bool, "sigmoid": str, "id_column": str,
+}
+_FRAUD_AGG_PARAMS: dict[str, Any] = {
+    **{k: v for k, v in _FRAUD_PARAMS.items() if k != "reveal_scores"},
+    "group_column": str, "groups": list, "k_min": int,
+}
+
+
+def _ml_spec(name: str, model: str) -> JobSpec:
+    return JobSpec(name, _ml_job(model), needs_label=True, requires=("protocols.ml",),
+                   params=_ML_PARAMS, validate=_validate_ml(name),
+                   extra_columns=lambda m, party: ([m.parameters["id_column"]]
+                                                   if "id_column" in m.parameters else []))
+
 
 REGISTRY: dict[str, JobSpec] = {
     "aggregate_sum": JobSpec("aggregate_sum", _aggregate),
     "aggregate_mean": JobSpec("aggregate_mean", _aggregate),
-    "linear_regression": JobSpec("linear_regression", _ml_job("linear"), needs_label=True,
-                                 requires=("protocols.ml",), params=_ML_PARAMS),
-    "ridge_regression": JobSpec("ridge_regression", _ml_job("ridge"), needs_label=True,
-                                requires=("protocols.ml",), params=_ML_PARAMS),
-    "logistic_regression": JobSpec("logistic_regression", _ml_job("logistic"), needs_label=True,
-                                   requires=("protocols.ml",), params=_ML_PARAMS),
-    "fraud_score": JobSpec("fraud_score", _fraud_unwired, requires=("protocols.fraud",),
-                           params={"k_min": int}),
-    "fraud_aggregate": JobSpec("fraud_aggregate", _fraud_unwired, requires=("protocols.fraud",),
-                               params={"k_min": int}),
+    "linear_regression": _ml_spec("linear_regression", "linear"),
+    "ridge_regression": _ml_spec("ridge_regression", "ridge"),
+    "logistic_regression": _ml_spec("logistic_regression", "logistic"),
+    "fraud_score": JobSpec("fraud_score", _fraud_score, every_party_inputs=False,
+                           requires=("protocols.fraud",), params=_FRAUD_PARAMS,
+                           validate=_fraud_validate, extra_columns=_fraud_extra,
+                           check_data=_fraud_check_data),
+    "fraud_aggregate": JobSpec("fraud_aggregate", _fraud_aggregate, every_party_inputs=False,
+                               requires=("protocols.fraud",), params=_FRAUD_AGG_PARAMS,
+                               validate=_fraud_validate, extra_columns=_fraud_extra,
+                               check_data=_fraud_check_data),
 }
 
 
-def finish_outputs(computation: str, values: dict[str, np.ndarray]) -> dict[str, Any]:
+def finish_outputs(computation: str, values: dict[str, np.ndarray],
+                   parameters: dict | None = None) -> dict[str, Any]:
     """Post-processing at the recipient (plaintext, after reconstruction and decoding)."""
     out: dict[str, Any] = {k: v.tolist() for k, v in values.items()}
     if computation == "aggregate_mean" and "sum" in values and "count" in values:
         c = float(values["count"].reshape(-1)[0])
         out["mean"] = (values["sum"] / c).tolist() if c else None
+    if computation == "fraud_aggregate" and "counts" in values and "released" in values:
+        keys = (parameters or {}).get("groups") or list(range(len(values["counts"])))
+        out["by_group"] = {
+            str(g): (int(round(c)) if round(r) == 1 else None)  # None: suppressed
+            for g, c, r in zip(keys, values["counts"], values["released"], strict=True)}
     return out

@@ -14,17 +14,24 @@ A job, step by step (every node runs the same steps; `step` in the status shows 
 3. connect  a fresh session with every peer: TCP mesh (Noise KK, pinned keys) or MQTT,
             session id derived from the job id. A peer that is not there within
             timeouts.connect fails the job (`peer.unavailable`).
-4. agree    every node sends every other its manifest hash, consortium fingerprint and
-            decision over the secure channel. Any mismatch or refusal: nothing runs, and
-            every node records the same typed reason (`agreement.*`).
-5. load     only now each node reads its own source, only the named columns, and checks
-            its row limits; a second agreement round shares only ok / code / reason.
+4. agree    every node sends every other its manifest hash, consortium fingerprint,
+            decision and policy.min_group_size over the secure channel. Any mismatch or
+            refusal: nothing runs, and every node records the same typed reason
+            (`agreement.*`). Aggregates then use k = max(parameters.k_min, every node's
+            min_group_size), the same on every node.
+5. load     only now each node reads its own source, only the named columns (plus the
+            job's extra columns: a vertical job's id column, fraud_aggregate's group key),
+            and checks its row limits and the job's data rules; a second agreement round
+            shares only ok / code / reason, and for vertical jobs with an id column a digest
+            of the sorted ids (rows must be aligned: `agreement.alignment` otherwise).
 6. compute  the registered computation (mpc.jobs) with dealer-free preprocessing per job
-            session: dn07 for Shamir, ot for additive.
+            session: dn07 for Shamir, ot for additive (or the insecure shared-seed dealer,
+            only with --insecure).
 7. deliver  every output goes to its recipients only: `core.reveal_to` for a party
             recipient; for "analyst", each node seals its own share to the analyst's key
             (X25519 from the signing key) and the client reconstructs. Nodes never see an
-            output not addressed to them.
+            output not addressed to them. (fraud_score's flags are revealed to the querying
+            bank inside protocols.fraud.score; that bank is then the only recipient.)
 
 Any error ends the job with a code and reason on this node; the peers see the session end
 and record their own reason. A failed job releases nothing. SIGTERM: the running job is
@@ -315,24 +322,29 @@ class Node:
                 self._step(m, "connect", peers=self.cfg.n - 1, transport=self.cfg.transport)
                 ch = await self._open_channel(m)
                 self._step(m, "agree")
-                await self._agree(ch, m, "manifest", {
+                views = await self._agree(ch, m, "manifest", {
                     "hash": m.hash, "fingerprint": self.fingerprint,
                     "ok": local is None, "code": local[0] if local else None,
-                    "reason": local[1] if local else None})
+                    "reason": local[1] if local else None,
+                    "min_group_size": self.cfg.policy.min_group_size})
                 if local is not None:  # unreachable: _agree raised; kept for clarity
                     raise JobFailed(*local)
+                k_floor = max(_int(v.get("min_group_size")) for v in views.values())
                 self._step(m, "load")
-                X, y, problem = self._load(m)
-                await self._agree(ch, m, "data", {
+                X, y, extra, problem = self._load(m)
+                views = await self._agree(ch, m, "data", {
                     "hash": m.hash, "fingerprint": self.fingerprint, "ok": problem is None,
                     "code": problem[0] if problem else None,
-                    "reason": problem[1] if problem else None})
+                    "reason": problem[1] if problem else None,
+                    "align": self._align_digest(m, extra)})
+                self._check_alignment(views)
                 s = self._session(ch, m)
                 self._step(m, "compute", computation=m.computation,
                            shape=list(X.shape) if X is not None else None)
                 spec = REGISTRY[m.computation]
                 ctx = JobContext(s, m, self.cfg.party_names(), X, y,
-                                 log=lambda step, **kw: self._step(m, step, **kw))
+                                 log=lambda step, **kw: self._step(m, step, **kw),
+                                 extra=extra, k_floor=k_floor)
                 outputs = await spec.run(ctx)
                 self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
@@ -396,9 +408,10 @@ class Node:
             consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
             connect_timeout=cfg.connect_timeout)
 
-    async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> None:
+    async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
         """Exchange `mine` with every peer; raise the same JobFailed on every node unless all
-        sent ok with the same manifest hash and consortium fingerprint."""
+        sent ok with the same manifest hash and consortium fingerprint. Returns every
+        party's view (party index -> dict)."""
         raw = json.dumps(mine, sort_keys=True).encode()[:MAX_AGREE_BYTES]
         tag = f"agree/{what}"
         for j in range(self.cfg.n):
@@ -431,6 +444,26 @@ class Node:
                 prefix = "agreement.refused" if what == "manifest" else "agreement.data"
                 raise JobFailed(f"{prefix}:{code}", f"{names[j]} refused: {code}: "
                                 f"{str(v.get('reason'))[:300]}")
+        return views
+
+    def _align_digest(self, m: Manifest, extra: dict) -> str | None:
+        """A digest of this party's sorted row ids (vertical jobs with parameters.id_column):
+        the parties hold the same ids by assumption, so the digest tells a peer nothing new
+        when rows are aligned, and a mismatch stops the job before any computation."""
+        col = m.parameters.get("id_column")
+        if not col or col not in extra:
+            return None
+        ids = np.ascontiguousarray(np.sort(extra[col]), dtype=np.float64)
+        return hashlib.blake2b(ids.tobytes(), digest_size=16, key=self._sid(m),
+                               person=b"smpc-row-ids").hexdigest()
+
+    def _check_alignment(self, views: dict[int, dict]) -> None:
+        digests = {j: v.get("align") for j, v in sorted(views.items()) if v.get("align")}
+        if len(set(digests.values())) > 1:
+            names = self.cfg.party_names()
+            raise JobFailed("agreement.alignment", "the parties' row ids differ (vertical rows "
+                            "must be aligned by parameters.id_column): " + ", ".join(
+                                f"{names[j]} {d[:8]}" for j, d in digests.items()))
 
     def _load(self, m: Manifest):
         from mpc.datasources import load_columns
@@ -438,20 +471,31 @@ class Node:
 
         inp = m.inputs.get(self.cfg.name)
         if inp is None:
-            return None, None, None
+            return None, None, {}, None
+        spec = REGISTRY[m.computation]
         try:
             src = self.cfg.sources[inp["source"]]
-            cols = list(inp["columns"]) + ([inp["label"]] if "label" in inp else [])
-            data = load_columns(src, cols, max_rows=self.cfg.policy.max_rows)
+            feats = list(inp["columns"])
+            label = [inp["label"]] if "label" in inp else []
+            extras = [c for c in spec.extras(m, self.cfg.name) if c not in feats + label]
+            data = load_columns(src, feats + label + extras, max_rows=self.cfg.policy.max_rows)
             check_rows(data.shape[0], self.cfg)
+            idc = m.parameters.get("id_column")
+            if idc in extras:  # vertical rows aligned by a shared id: every party sorts by it
+                order = np.argsort(data[:, len(feats) + len(label) + extras.index(idc)],
+                                   kind="stable")
+                data = data[order]
+            X = data[:, :len(feats)]
+            y = data[:, len(feats)] if label else None
+            extra = {c: data[:, len(feats) + len(label) + i] for i, c in enumerate(extras)}
+            if spec.check_data is not None:
+                spec.check_data(m, self.cfg.name, X, extra)
         except SmpcError as e:
             log.warning("job %s: data check failed: %s", m.job_id, error_code(e))
-            return None, None, (error_code(e), str(e))
+            return None, None, {}, (error_code(e), str(e))
         log.info("job %s: loaded %s rows x %s columns from %s", m.job_id, data.shape[0],
                  data.shape[1], inp["source"])
-        if "label" in inp:
-            return data[:, :-1], data[:, -1], None
-        return data, None, None
+        return X, y, extra, None
 
     def _session(self, ch, m: Manifest):
         from mpc.local import make_scheme
@@ -472,7 +516,9 @@ class Node:
 
             source = DN07(s)
         elif prep == "ot":
-            source = ot_with_truncation(s)
+            from protocols.preprocessing.ot import OTPreprocessing
+
+            source = OTPreprocessing(s)
         else:  # shared_seed_dealer: allowed only with --insecure (checked at start)
             from mpc.processes import InsecureSharedSeedDealer
 
@@ -488,9 +534,15 @@ class Node:
         names = self.cfg.party_names()
         result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
                                   "pid": self.cfg.index, "computation": m.computation,
-                                  "outputs": {}}
+                                  "parameters": m.parameters, "outputs": {}}
         for name in sorted(outputs):
             out = outputs[name]
+            if out.share is None:  # revealed inside the protocol to the only recipient
+                entry = {"f": out.f, "revealed_in_protocol": True}
+                if out.revealed is not None:
+                    entry["values"] = np.asarray(out.revealed).tolist()
+                result["outputs"][name] = entry
+                continue
             entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
             for r in m.recipients:
                 if r == ANALYST:
@@ -568,29 +620,8 @@ class Node:
         return 404, {"code": "http.not_found", "reason": f"{method} {path}"}
 
 
-def ot_with_truncation(s):
-    """OT preprocessing (additive, Z_2^64) plus truncation triples built from its random
-    bits: r = sum_i b_i 2^i, r_hi = sum_{f <= i < 63} b_i 2^(i-f), r_msb = b_63 (the linear
-    combinations are exact on additive shares mod 2^64). OTPreprocessing does not supply
-    truncation triples itself; fixed-point jobs need them."""
-    from protocols.preprocessing.ot import OTPreprocessing
-
-    class _OTWithTrunc(OTPreprocessing):
-        async def trunc_triples(self, shape, f: int):
-            from protocols.errors import PreprocessingExhausted
-
-            shape = tuple(shape)
-            if not 0 < f < 63:
-                raise PreprocessingExhausted(f"truncation triples need 0 < f < 63, got {f}")
-            b = np.asarray(await self.bits((*shape, 64)), dtype=np.uint64)
-            w = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
-            r = (b * w).sum(axis=-1, dtype=np.uint64)
-            w_hi = np.zeros(64, dtype=np.uint64)
-            w_hi[f:63] = np.left_shift(np.uint64(1), np.arange(63 - f, dtype=np.uint64))
-            r_hi = (b * w_hi).sum(axis=-1, dtype=np.uint64)
-            return r, r_hi, b[..., 63].copy()
-
-    return _OTWithTrunc(s)
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 1
 
 
 def domain_for(scheme: str):
