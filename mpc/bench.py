@@ -429,8 +429,8 @@ def measure(
         raise ConfigError("--processes needs --transport tcp or mqtt")
     if (latency or bandwidth) and transport == "mqtt":
         raise ConfigError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
-    if processes and source != "trusted_dealer":
-        raise ConfigError("--processes uses the shared-seed dealer; --source needs one process")
+    if processes and source not in ("trusted_dealer", "dn07", "ot"):
+        raise ConfigError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
     args = (op, size, repeat)
     dom = bench_domain(op, scheme)
     if processes:
@@ -439,6 +439,7 @@ def measure(
         per_party = run_processes(
             parties, bench_job, job_args=args, scheme=scheme, transport=transport, seed=seed,
             timeout=timeout, domain=dom, latency=latency, bandwidth=bandwidth,
+            preprocessing="shared_seed_dealer" if source == "trusted_dealer" else source,
         ).results
     else:
         per_party = asyncio.run(
@@ -470,7 +471,7 @@ def measure(
         "latency": latency,
         "bandwidth": bandwidth,
         "repeat": repeat,
-        "source": "insecure_shared_seed_dealer" if processes else source,
+        "source": "insecure_shared_seed_dealer" if processes and source == "trusted_dealer" else source,
         "seconds": seconds if correct else None,
         "ops_per_s": _ops(op, size) / seconds if correct and seconds > 0 else None,
         "offline_seconds": statistics.median(offline),

@@ -198,6 +198,22 @@ def _start_dealer_node(n, sch, seed, transport, timeout):
 def _source(name: str, s: Session, dealer: InsecureTrustedDealer, dealer_net):
     if name == "trusted_dealer":
         return s.prep
+    if name in DEALER_FREE:
+        return dealer_free_source(name, s)
+    from protocols.preprocessing.dealer_node import DealerClient
+
+    net, task = dealer_net
+    client = DealerClient(s.pid, s.n, s.domain, net.channel(s.pid), s.n)
+    client.serving = task  # the dealer node's task, awaited when the sessions close
+    return client
+
+
+#: sources that need no third party: they run their own protocol over the session's channel
+DEALER_FREE = ("dn07", "ot")
+
+
+def dealer_free_source(name: str, s: Session):
+    """The named dealer-free source for session s (dn07: Shamir; ot: additive)."""
     if name == "dn07":
         from protocols.preprocessing.dn07 import DN07
 
@@ -210,12 +226,7 @@ def _source(name: str, s: Session, dealer: InsecureTrustedDealer, dealer_net):
         if s.scheme.kind != "additive":
             raise ConfigError("preprocessing='ot' needs scheme='additive'")
         return OTPreprocessing(s)
-    from protocols.preprocessing.dealer_node import DealerClient
-
-    net, task = dealer_net
-    client = DealerClient(s.pid, s.n, s.domain, net.channel(s.pid), s.n)
-    client.serving = task  # the dealer node's task, awaited when the sessions close
-    return client
+    raise ConfigError(f"{name!r} is not a dealer-free preprocessing source {DEALER_FREE}")
 
 
 async def close_sessions(sessions: list[Session]) -> None:

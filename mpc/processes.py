@@ -29,6 +29,7 @@ at the overall deadline are terminated (then killed): no orphan processes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -123,6 +124,7 @@ class _Config:
     mqtt_host: str
     mqtt_port: int
     domain_cls: type | None = None
+    preprocessing: str = "shared_seed_dealer"
 
 
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
@@ -189,6 +191,11 @@ async def _child(cfg: _Config, job, job_args: tuple, conn):
         channel=CountingChannel(ch, stats), prep=Buffered(dealer.view()),
         rng=CryptoRNG.from_seed(cfg.party_seed, "party", cfg.pid), stats=stats, sid=cfg.sid,
     )
+    if cfg.preprocessing != "shared_seed_dealer":
+        from mpc.local import dealer_free_source
+
+        source = dealer_free_source(cfg.preprocessing, s)
+        s = dataclasses.replace(s, prep=Buffered(source, guard=s.check_alive))
     try:
         t1 = time.perf_counter()
         result = await job(s, *job_args)
@@ -217,6 +224,7 @@ def run_processes(
     domain=None,
     latency: float = 0.0,
     bandwidth: float | None = None,
+    preprocessing: str = "shared_seed_dealer",
 ) -> ProcessRun:
     """Run `await job(session, *job_args)` for each of n parties, each in its own process.
 
@@ -231,6 +239,8 @@ def run_processes(
     terminated and ProcessesTimeoutError is raised. `domain` overrides the scheme's default
     domain; it must be constructible without arguments (Ring64, Mersenne61, Mersenne127),
     since each child builds its own (domains hold unpicklable scratch buffers).
+    `preprocessing` "dn07" or "ot" runs that dealer-free source inside every party instead of
+    the shared-seed dealer.
     `latency` (s, one way) and `bandwidth` (B/s per direction of each link) put a delaying,
     rate-limiting proxy (network.wanproxy) in front of every party's listening port, run by
     this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).
@@ -275,6 +285,7 @@ def run_processes(
                 dealer_seed=dealer_seed, party_seed=party_seed, static_key=pairs[pid][0],
                 public_keys=public_keys, timeout=timeout, connect_timeout=connect_timeout,
                 mqtt_host=mqtt_host, mqtt_port=mqtt_port, domain_cls=domain_cls,
+                preprocessing=preprocessing,
             )
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(

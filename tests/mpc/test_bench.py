@@ -186,3 +186,13 @@ def test_sweeps_progress_and_plot(capsys, tmp_path):
 def test_no_progress_bar_when_not_a_tty(capsys):
     assert cli_main(["bench", "--op", "open", "--size", "3", "--repeat", "1"]) == 0
     assert "[" not in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot")])
+def test_dealer_free_sources_in_separate_processes(scheme, parties, source):
+    from mpc.bench import measure
+
+    rec = measure("mul", 256, parties=parties, scheme=scheme, source=source, repeat=1,
+                  processes=True, transport="tcp", seed=4)
+    assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
