@@ -131,6 +131,12 @@ class JobStore:
             self.db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?",  # noqa: S608
                             [*fields.values(), job_id])
 
+    def unfinished(self) -> list[dict]:
+        """Jobs left queued or running by a previous process (it crashed or was killed)."""
+        cur = self.db.execute("SELECT * FROM jobs WHERE status IN ('queued', 'running')")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
 
@@ -178,12 +184,30 @@ class Node:
                                     "file for investigation, move it aside to start a new log)")
         self.audit = AuditLog(audit_path)
         self.store = JobStore(str(cfg.state_dir / "jobs.db"))
+        self._recover()
         self.queue: asyncio.Queue[Manifest] = asyncio.Queue()
         self.current: str | None = None
         self._job_task: asyncio.Task | None = None
         self._stopping: str | None = None
         self._stop = asyncio.Event()
         self.api_address: tuple[str, int] | None = None
+
+    def _recover(self) -> None:
+        """A job this node was running or had queued when its previous process died (kill -9,
+        power loss) has no outcome: record it as failed (`node.restarted`), with an audit
+        entry, so that a re-submission runs it again instead of returning a record that
+        says "running" forever. Nothing of it was released (delivery is the last step and
+        its record would say done)."""
+        for rec in self.store.unfinished():
+            reason = f"the node restarted while the job was {rec['status']}"
+            self.store.put(rec["job_id"], status="failed", step="failed", code="node.restarted",
+                           reason=reason)
+            with contextlib.suppress(SmpcError):
+                self.audit.append(job_id=rec["job_id"], manifest_hash=rec["manifest_hash"] or "",
+                                  decision="unknown", peers=[p.index for p in self.cfg.peers],
+                                  rounds=0, bytes=0, outcome="failed",
+                                  reason=f"node.restarted: {reason}")
+            log.warning("job %s: node.restarted: %s", rec["job_id"], reason)
 
     # ---------------------------------------------------------------- lifecycle ---
     async def serve(self) -> None:

@@ -276,3 +276,164 @@ def test_peer_dying_mid_job(tmp_path):
             assert _status_of(api, job)["status"] == "failed"
     finally:
         cl.stop()
+
+
+# ------------------------------------------------------------------------ fraud jobs ---
+FCOEF = [0.8, -1.1, 1.5, 0.6]  # bank0: amount, hour; bank1: seen; bank2: velocity
+FB = -0.4
+FRAUD_N = 90
+
+
+def _fraud_data(d, *, shift_ids=False):
+    """Vertical fraud data: the same 90 transactions (shared id) at every bank, each bank
+    its own columns and its own row order; bank0 (the issuer) also holds the merchant key."""
+    rng = np.random.default_rng(11)
+    ids = rng.permutation(1000)[:FRAUD_N] + 5000
+    cols = rng.normal(size=(FRAUD_N, 4)).round(3)
+    merchant = rng.choice([10, 20, 30, 40], size=FRAUD_N, p=[0.45, 0.35, 0.15, 0.05])
+    z = cols @ FCOEF + FB
+    assert np.min(np.abs(z)) > 1e-3  # nothing on the threshold: exact plaintext counts
+    layout = {0: ("amount,hour,merchant", lambda r: f"{cols[r, 0]},{cols[r, 1]},{merchant[r]}"),
+              1: ("seen", lambda r: f"{cols[r, 2]}"), 2: ("velocity", lambda r: f"{cols[r, 3]}")}
+    for b, (head, row) in layout.items():
+        order = rng.permutation(FRAUD_N)
+        bid = ids + (1 if shift_ids and b == 2 else 0)
+        lines = [f"txn_id,{head}"] + [f"{bid[r]},{row(r)}" for r in order]
+        (d / f"fraud{b}.csv").write_text("\n".join(lines) + "\n")
+    return ids, merchant, z
+
+
+def _fraud_manifest(key, computation="fraud_aggregate", **params):
+    cols = {0: ["amount", "hour"], 1: ["seen"], 2: ["velocity"]}
+    p = {"owner": "bank0", "coef": FCOEF, "intercept": FB, "threshold": 0.5,
+         "id_column": "txn_id", **params}
+    if computation == "fraud_aggregate":
+        p.setdefault("group_column", "merchant")
+        p.setdefault("groups", [10, 20, 30, 40, 50])
+    return {"computation": computation, "idempotency_key": key,
+            "recipients": ["bank0"] if computation == "fraud_score" else ["analyst"],
+            "parameters": p,
+            "inputs": {f"bank{b}": {"source": "fraud", "columns": c} for b, c in cols.items()}}
+
+
+class FraudCluster(Cluster):
+    def __init__(self, tmp_path, min_group_size=(1, 1, 12), **kw):
+        super().__init__(tmp_path, **kw)
+        self.ids, self.merchant, self.z = _fraud_data(tmp_path)
+        for i, cfg in enumerate(self.info["configs"]):
+            text = cfg.read_text().replace(
+                '"logistic_regression"]', '"logistic_regression", "fraud_score", '
+                '"fraud_aggregate"]').replace("min_group_size = 1\n",
+                                              f"min_group_size = {min_group_size[i]}\n")
+            text = text.replace("[policy]", f'[sources.fraud]\nkind = "csv"\npath = "fraud{i}.csv"'
+                                "\n\n[policy]")
+            cfg.write_text(text)
+
+    def want(self, k):
+        flags = self.z > 0
+        return {str(g): (int(flags[self.merchant == g].sum())
+                         if (self.merchant == g).sum() >= k else None)
+                for g in (10, 20, 30, 40, 50)}
+
+
+@pytest.fixture
+def fraud_cluster(tmp_path):
+    c = FraudCluster(tmp_path)
+    c.start_all()
+    yield c
+    c.stop()
+
+
+def test_fraud_aggregate_exact_counts_policy_floor_and_idempotent(fraud_cluster):
+    cl = fraud_cluster
+    c = cl.client()
+    sizes = {g: int((cl.merchant == g).sum()) for g in (10, 20, 30, 40, 50)}
+    assert sizes[40] < 12 <= sizes[30] and sizes[50] == 0  # 40 is suppressed only by bank2
+    # no k_min in the manifest: bank2's policy.min_group_size = 12 decides for everyone
+    job = c.submit(_fraud_manifest("agg"))
+    res = c.result(job, timeout=60)
+    assert res.outputs["by_group"] == cl.want(12), res.outputs
+    assert res.outputs["counts"][3] == 0 and res.outputs["released"][3] == 0  # never formed
+    # the manifest's larger k wins over every policy
+    big = sorted(sizes.values())[-2] + 1  # only the largest group is released
+    res2 = c.result(c.submit(_fraud_manifest("agg-big", k_min=big)), timeout=60)
+    assert res2.outputs["by_group"] == cl.want(big)
+    assert sum(v is not None for v in res2.outputs["by_group"].values()) == 1
+    # a k_min below a node's policy minimum: that node refuses, nothing runs anywhere
+    with pytest.raises(JobFailedError) as e:
+        c.result(c.submit(_fraud_manifest("agg-small", k_min=3)), timeout=30)
+    assert all("policy.min_group_size" in r[1] for r in e.value.reasons.values())
+    # idempotent: the same manifest returns the stored outcome, computed once
+    assert c.submit(_fraud_manifest("agg")) == job
+    assert c.result(job, timeout=10).outputs["by_group"] == cl.want(12)
+    for i in range(3):
+        log = cl.log(i)
+        assert log.count(f"job {job}: step compute") == 1
+        for api in cl.info["api"]:  # nodes store only sealed shares, never the counts
+            body = json.loads(urllib.request.urlopen(f"{api}/jobs/{job}/result").read())
+            assert all("values" not in o for o in body["result"]["outputs"].values())
+
+
+def test_fraud_score_flags_to_the_querying_bank_only_and_alignment(fraud_cluster):
+    cl = fraud_cluster
+    c = cl.client()
+    job = c.submit(_fraud_manifest("score", "fraud_score", reveal_scores=True))
+    res = c.result(job, timeout=60)
+    assert res.outputs == {}  # nothing for the analyst
+    got = {}
+    for i, api in enumerate(cl.info["api"]):
+        body = json.loads(urllib.request.urlopen(f"{api}/jobs/{job}/result").read())
+        got[i] = body["result"]["outputs"]
+    order = np.argsort(cl.ids)  # flags follow the shared id order
+    assert got[0]["flags"]["values"] == (cl.z[order] > 0).astype(int).tolist()
+    p = 1 / (1 + np.exp(-cl.z[order]))
+    assert np.allclose(got[0]["scores"]["values"], p, atol=0.02)
+    for i in (1, 2):
+        assert all("values" not in o for o in got[i].values())
+    # analyst as recipient of per-transaction flags: refused everywhere
+    bad = _fraud_manifest("score-analyst", "fraud_score")
+    bad["recipients"] = ["analyst"]
+    with pytest.raises(JobFailedError) as e:
+        c.result(c.submit(bad), timeout=30)
+    assert all("job.parameters" in r[1] for r in e.value.reasons.values()), e.value.reasons
+    # rows not aligned (bank2 holds other ids): stopped before any computation, everywhere
+    _fraud_data(cl.dir, shift_ids=True)
+    with pytest.raises(JobFailedError) as e:
+        c.result(c.submit(_fraud_manifest("misaligned")), timeout=30)
+    assert all(r[1] == "agreement.alignment" for r in e.value.reasons.values()), e.value.reasons
+    # a group key outside the public set: the owner's data check, reported everywhere
+    _fraud_data(cl.dir)
+    with pytest.raises(JobFailedError) as e:
+        c.result(c.submit(_fraud_manifest("badgroups", groups=[10, 20, 30])), timeout=30)
+    assert all("source.groups" in r[1] for r in e.value.reasons.values()), e.value.reasons
+
+
+def test_peer_dying_mid_fraud_job(tmp_path):
+    cl = FraudCluster(tmp_path, min_group_size=(1, 1, 1),
+                      timeouts={"connect": 5, "receive": 3, "job": 60})
+    try:
+        cl.start_all()
+        c = cl.client()
+        job = c.submit(_fraud_manifest("die"))
+        t_end = time.monotonic() + 20
+        while _status_of(cl.info["api"][2], job)["step"] not in ("score", "group"):
+            assert time.monotonic() < t_end
+            time.sleep(0.01)
+        cl.procs[2].kill()
+        two = Client(cl.info["api"][:2], key=cl.info["analyst_key"])
+        with pytest.raises(JobFailedError) as e:
+            two.result(job, timeout=30)
+        assert all(r[0] == "failed" and r[1] == "peer.unavailable"
+                   for r in e.value.reasons.values()), e.value.reasons
+        for api in cl.info["api"][:2]:
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"{api}/jobs/{job}/result", timeout=5)
+        # restart the dead node: the failed job may be re-submitted and now succeeds
+        cl.start(2)
+        cl.wait_up(2)
+        st = _status_of(cl.info["api"][2], job)  # killed mid-job: recorded at restart
+        assert (st["status"], st["code"]) == ("failed", "node.restarted"), st
+        assert c.submit(_fraud_manifest("die")) == job
+        assert c.result(job, timeout=60).outputs["by_group"] == cl.want(1)
+    finally:
+        cl.stop()
