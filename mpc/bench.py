@@ -80,9 +80,12 @@ def _cost_truncate(N, n, e, field=False):
 
 
 def _ltz(N, n, e, field):
-    """comparison.ltz: Z_2^64 8 rounds, (n-1)*N*152 bytes; GF(p) (l = 64) 7 rounds,
-    (n-1)*N*251*e bytes (the module docstring's cost table)."""
-    return Cost(7, (n - 1) * N * 251 * e) if field else Cost(8, (n - 1) * N * 152)
+    """comparison.ltz: Z_2^64 3 rounds, (n-1)*N*40 bytes with ltz_tuples (the trusted
+    dealer); 8 rounds, (n-1)*N*152 bytes from edaBits (field == "edabits": dealer-free
+    sources); GF(p) (l = 64) 7 rounds, (n-1)*N*251*e bytes (comparison's cost table)."""
+    if field == "edabits":
+        return Cost(8, (n - 1) * N * 152)
+    return Cost(7, (n - 1) * N * 251 * e) if field else Cost(3, (n - 1) * N * 40)
 
 
 def _cost_compare(N, n, e, field=False):
@@ -94,6 +97,8 @@ def _cost_fixed_mul(N, n, e, field=False):
 
 
 def _cost_sigmoid_piecewise(N, n, e, field=False):
+    if not field:  # clip = one ltz_mul on 2N elements: the products ride in its last round
+        return Cost(3, (n - 1) * 2 * N * 48)
     c = _ltz(2 * N, n, e, field)  # clip: both comparisons in one batch, then one product
     return Cost(c.rounds + 1, c.bytes_per_party + 4 * (n - 1) * N * e)
 
@@ -456,7 +461,8 @@ def measure(
     stable = all(len({tuple(c) for c in p["counts"][1:]}) == 1 for p in per_party)
     rounds = max(p["counts"][-1][0] for p in per_party)
     nbytes = max(p["counts"][-1][1] for p in per_party)
-    pred = COST_MODEL[op](size, parties, e, dom.is_field)
+    ring_source = "edabits" if source != "trusted_dealer" else False  # no ltz_tuples there
+    pred = COST_MODEL[op](size, parties, e, dom.is_field or ring_source)
     correct = all(p["correct"] for p in per_party)
     seconds = statistics.median(online)
     rec = {

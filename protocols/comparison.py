@@ -25,22 +25,27 @@ Two protocol families, chosen by the session's domain:
   statistically hiding with distance <= 2^-(kappa-1), kappa = 40.
 
 Costs per element (N elements, e = domain.elem_bytes, bytes sent per party):
-  ltz/lt    Z_2^64: Rounds 8, Bytes (n-1)*N*152;   GF(p): Rounds 7, Bytes (n-1)*N*251*e
+  ltz/lt    Z_2^64: Rounds 3, Bytes (n-1)*N*40 (ltz_tuples; from edaBits: 8 and 152);
+            GF(p): Rounds 7, Bytes (n-1)*N*251*e
+  ltz_mul   Z_2^64: Rounds 3, Bytes (n-1)*N*48 (ltz_tuples); else ltz + one product
   eqz/eq    Z_2^64: Rounds 8, Bytes (n-1)*N*112;   GF(p): Rounds 7, Bytes (n-1)*N*127*e
   select    Rounds 1, Bytes 2*(n-1)*N*e (one Beaver product)
-  relu, absolute, maximum, minimum, clip: ltz + 1 round; bytes of ltz (twice for clip)
-  plus one product (two for clip).
+  relu, absolute, maximum, minimum, clip: one ltz_mul (on 2N elements for clip): on
+  Z_2^64 with ltz_tuples 3 rounds, (n-1)*N*48 bytes (96 for clip); otherwise ltz + 1 round,
+  bytes of ltz (twice for clip) plus one product (two for clip).
 (GF(p) counts are for l = 64; in general 1 + 2*(sum of pairs per level) field elements.)
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
 from network.errors import SmpcError
 from protocols import beaver
 from protocols.core import open
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.errors import ConfigError, PreprocessingExhausted, ShapeMismatch
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, check_field_room, is_ring64, public_low_bits, value_bits
 
@@ -236,6 +241,212 @@ async def _eqz_field(s: Session, x: Share, kappa: int) -> Share:
 
 
 # =========================================================================================
+# Z_2^64 in 3 rounds: radix-4 carry prefix from precomputed mask monomials
+# =========================================================================================
+# The same BitLT as _ltz_ring, [c' < r'] = sum_i g_i prod_{t>i} e_i over the 63 low bit
+# positions (g_i = r_i AND NOT c_i, e_i = NOT (r_i XOR c_i); the terms are mutually
+# exclusive, so XOR = sum), but with radix 4 and multi-input products in one round each:
+# a product of k masked bits prod (d_t XOR m_t) with the d_t opened expands into the
+# monomials m_U of the masks (U a subset of the k factors) with public coefficients, and the
+# dealer supplies the shares of every monomial needed [the "multiplicative tuples" of
+# Damgard, Fitzi, Kiltz, Nielsen and Toft, TCC 2006, sec. 4; the radix/fan-in trade-off of
+# the carry circuit as in Catrina and de Hoogh, SCN 2010, sec. 4.2]:
+#   level 1 (local): groups of 4 bits; e_t, g_t are literals of the edaBit's bits r_t with
+#            the public c_t, so every product is a sum of monomials of r: no opening;
+#   level 2 (1 round): groups of 4 level-1 groups, boolean, masks alpha2 (E), beta2 (G);
+#   level 3 (1 round): the 4 level-2 groups, ARITHMETIC output: x = d + (1 - 2d) m for a
+#            masked bit, the dealer's monomials are shared in Z_2^64 and pre-multiplied by
+#            (1 - 2 r_63), so msb(x) = c63 XOR r63 XOR BLT comes out as a ring bit (no daBit).
+# Optionally the same last round multiplies the result bit by a shared y: with
+# delta = open(y - rho) in that round, b*y = delta*b + rho*b and rho*b expands with the
+# dealer's monomials times rho.  Words are packed: bit i of a word is position i.
+
+_SPANS = {1: 1, 2: 4, 3: 16}
+
+
+def _terms(level: int) -> list[tuple[list[tuple[str, int]], bool]]:
+    """Per level the products summed: (factors, first_is_mask_only). Factor ('a', t): the
+    E-input of group offset t (level 1: the edaBit bit r_t); ('b', j): the G-input.
+    Level 1's g_j = r_j AND nc_j is the mask r_j alone (times the public nc_j)."""
+    out = []
+    for j in range(4):
+        head = ("a", j) if level == 1 else ("b", j)
+        out.append(([head] + [("a", t) for t in range(j + 1, 4)], level == 1))
+    if level < 3:
+        out.append(([("a", t) for t in range(4)], False))  # E
+    return out
+
+
+def _pairs(level: int) -> list[tuple[int, tuple]]:
+    """(term index, subset U of its factors) with U containing the mask-only factor."""
+    out = []
+    for ti, (fs, head_only) in enumerate(_terms(level)):
+        for k in range(len(fs) + 1):
+            for U in itertools.combinations(fs, k):
+                if head_only and fs[0] not in U:
+                    continue
+                out.append((ti, U))
+    return out
+
+
+def _monomials(level: int) -> list[tuple]:
+    """The dealer-supplied monomials of a level, in a fixed order: boolean levels need
+    |U| >= 2 (singletons are the masks), the arithmetic level every nonempty U."""
+    lo = 2 if level < 3 else 1
+    seen: dict[tuple, None] = {}
+    for _, U in _pairs(level):
+        key = tuple(sorted(U))
+        if len(key) >= lo:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+_MONO = {lv: _monomials(lv) for lv in (1, 2, 3)}
+
+
+def _mono_words(U: tuple, a: np.ndarray, b: np.ndarray | None, span: int) -> np.ndarray:
+    """Plain AND of the factors of U as packed words (factor (k, t) = word k >> span*t)."""
+    out = np.full(a.shape, _ONES, dtype=_U64)
+    for k, t in U:
+        out &= (a if k == "a" else b) >> _U64(span * t)
+    return out
+
+
+def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]]:
+    """The plaintext correlation behind one `ltz_tuples` item (pure; the dealer draws the
+    uniform words r, a2, b2, a3, b3 (and rho for mul=True) and shares each value as marked:
+    "a" additively in Z_2^64, "x" by XOR). Order = the order of the item's arrays."""
+    rl = r & _LOW63
+    r63 = r >> _U64(63)
+    w = np.subtract(_ONE, r63 << _ONE)  # 1 - 2 r63
+    M1 = np.stack([_mono_words(U, rl, None, 1) for U in _MONO[1]])
+    M2 = np.stack([_mono_words(U, a2, b2, 4) for U in _MONO[2]])
+    bit3 = {("a", t): (a3 >> _U64(16 * t)) & _ONE for t in range(4)}
+    bit3.update({("b", t): (b3 >> _U64(16 * t)) & _ONE for t in range(4)})
+    W3 = np.stack([w * np.prod([bit3[f] for f in U], axis=0, dtype=_U64) for U in _MONO[3]])
+    out = [(r, "a"), (rl, "x"), (M1, "x"), (a2, "x"), (b2, "x"), (M2, "x"), (a3, "x"),
+           (b3, "x"), (r63, "a"), (W3, "a")]
+    if rho is not None:
+        out += [(rho, "a"), (r63 * rho, "a"), (w * rho, "a"), (W3 * rho, "a")]
+    return out
+
+
+def _bool_level(s: Session, level: int, d: dict, mult: dict, masks: dict, table: np.ndarray) -> np.ndarray:
+    """XOR shares of sum over the level's terms of prod (d_f XOR m_f) (packed words), from
+    the public words d, the mask shares `masks` (singletons) and the monomial `table`.
+    Returns one word array per term (stacked)."""
+    terms = _terms(level)
+    S = table.shape[1:]
+    ones = np.full(S, _ONES, dtype=_U64)
+    mono_index = {U: i for i, U in enumerate(_MONO[level])}
+    outs = [np.zeros(S, dtype=_U64) for _ in terms]
+    for ti, U in _pairs(level):
+        fs, head_only = terms[ti]
+        coef = mult.get(ti, ones)
+        for f in fs:
+            if f not in U:
+                coef = coef & d[f]
+        if not U:
+            if s.pid == 0:
+                outs[ti] ^= coef
+            continue
+        key = tuple(sorted(U))
+        m = masks[key[0]] if len(key) == 1 else table[mono_index[key]]
+        outs[ti] ^= m & coef
+    return outs
+
+
+async def _open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray]):
+    """Open XOR-shared and additively shared uint64 arrays in one round, one message per
+    peer."""
+    parts = [w.reshape(-1) for w in xor_words] + [w.reshape(-1) for w in add_words]
+    flat = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    nx = sum(w.size for w in xor_words)
+    tag = s.tag("wopen")
+    try:
+        for j in s.peers:
+            await s.channel.send(j, tag, flat)
+        acc = flat.copy()
+        for j in s.peers:
+            got = await s.channel.recv_array(j, tag, dtype=np.uint64, shape=flat.shape)
+            acc[:nx] ^= got[:nx]
+            acc[nx:] += got[nx:]
+    except SmpcError as e:
+        await s.abort(e)
+        raise
+    s.stats.rounds += 1
+    out, k = [], 0
+    for w in xor_words + add_words:
+        out.append(acc[k : k + w.size].reshape(w.shape))
+        k += w.size
+    return out[: len(xor_words)], out[len(xor_words) :]
+
+
+async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None] | None:
+    """(ltz(x), ltz(x) * y or None) in 3 rounds; None (nothing sent) if the session's
+    preprocessing does not supply ltz_tuples."""
+    if x.ndim == 0:  # numpy scalar arithmetic warns on the (intended) wrap-around: use (1,)
+        y1 = y if (y is None or not isinstance(y, Share)) else y.reshape(1)
+        if y1 is not None and not isinstance(y1, Share):
+            y1 = (await y1).reshape(1)
+        res = await _ltz_ring3(s, x.reshape(1), y1)
+        return None if res is None else (res[0].reshape(()), None if y is None else res[1].reshape(()))
+    S = x.shape
+    try:
+        item = await s.prep.ltz_tuples(S, y is not None)
+    except PreprocessingExhausted:
+        return None
+    r_a, rl, M1, a2, b2, M2, a3, b3, r63, W3 = item[:10]
+    # round 1: c = x + r
+    _, (c,) = await _open_words(s, [], [(x + Share(r_a, s)).data])
+    c63 = c >> _U64(63)
+    nc = ~(c & _LOW63)
+    # level 1 (local): d_t = nc >> t, g_j = r_j & nc_j
+    d1 = {("a", t): nc >> _U64(t) for t in range(4)}
+    m1 = {("a", t): rl >> _U64(t) for t in range(4)}
+    *G1, E1 = _bool_level(s, 1, d1, {j: d1[("a", j)] for j in range(4)}, m1, M1)
+    G1 = G1[0] ^ G1[1] ^ G1[2] ^ G1[3]
+    # level 2 (1 round): open the masked level-1 words
+    (dE, dG), _ = await _open_words(s, [E1 ^ a2, G1 ^ b2], [])
+    d2 = {("a", t): dE >> _U64(4 * t) for t in range(4)}
+    d2.update({("b", j): dG >> _U64(4 * j) for j in range(4)})
+    m2 = {("a", t): a2 >> _U64(4 * t) for t in range(4)}
+    m2.update({("b", j): b2 >> _U64(4 * j) for j in range(4)})
+    *G2, E2 = _bool_level(s, 2, d2, {}, m2, M2)
+    G2 = G2[0] ^ G2[1] ^ G2[2] ^ G2[3]
+    # level 3 (1 round, arithmetic): open the masked level-2 words (and y - rho)
+    if y is not None:
+        if not isinstance(y, Share):
+            y = await y
+        rho = item[10]
+        (dE, dG), (delta,) = await _open_words(s, [E2 ^ a3, G2 ^ b3], [(y - Share(rho, s)).data])
+    else:
+        (dE, dG), _ = await _open_words(s, [E2 ^ a3, G2 ^ b3], [])
+    bits = {("a", t): (dE >> _U64(16 * t)) & _ONE for t in range(4)}
+    bits.update({("b", j): (dG >> _U64(16 * j)) & _ONE for j in range(4)})
+    sgn = {f: np.subtract(_ONE, v << _ONE) for f, v in bits.items()}
+    mono_index = {U: i for i, U in enumerate(_MONO[3])}
+    coefs = np.zeros((len(_MONO[3]) + 1, *S), dtype=_U64)  # last row: the empty monomial
+    for ti, U in _pairs(3):
+        fs, _ = _terms(3)[ti]
+        cf = np.ones(S, dtype=_U64)
+        for f in fs:
+            cf = cf * (sgn[f] if f in U else bits[f])
+        coefs[mono_index[tuple(sorted(U))] if U else -1] += cf
+    # u = r63 XOR BLT = r63 + (1 - 2 r63) BLT, BLT = sum coef_U m_U
+    w_empty = Share(np.negative(r63 << _ONE), s) + 1  # 1 - 2 r63
+    u = Share(r63, s) + Share((coefs[:-1] * W3).sum(axis=0, dtype=_U64), s) + w_empty * coefs[-1]
+    sign = np.subtract(_ONE, c63 << _ONE)
+    b = u * sign + c63
+    if y is None:
+        return b, None
+    rho_a, r63rho, wrho, W3rho = (Share(v, s) for v in item[10:14])
+    rb = (r63rho + Share((coefs[:-1] * W3rho.data).sum(axis=0, dtype=_U64), s) + wrho * coefs[-1]) * sign
+    rb = rb + rho_a * c63
+    return b, rb + b * delta
+
+
+# =========================================================================================
 # public API
 # =========================================================================================
 def _family(s: Session) -> str:
@@ -265,17 +476,48 @@ async def ltz(s: Session, x: Share, *, kappa: int = KAPPA) -> Share:
                 a = (c mod 2^m) - r' + 2^m BitLT(c mod 2^m, r_i),  ltz = 1 - (x + 2^(l-1) - a)/2^m
 
     Shapes: x: S; returns S.   Range: Z_2^64 every int64 (exact); GF(p) |x| < 2^(l-1).
-    Rounds: 8 (Z_2^64: open, 6 AND levels, daBit conversion); 7 (GF(p), l = 64: open, 6
-    multiplication levels).   Bytes: (n-1)*N*152 (Z_2^64); (n-1)*N*251*e (GF(p), l = 64).
-    Preprocessing: Z_2^64: one edaBit, 5 double + 1 single boolean triples, one daBit per
-    element; GF(p): m random bits, one (kappa+1)-bit random, 125 triples per element.
+    Rounds: 3 on Z_2^64 with `ltz_tuples` preprocessing (open, radix-4 level, arithmetic
+    radix-4 level); 8 on Z_2^64 from edaBits when the source has no ltz_tuples (open, 6 AND
+    levels, daBit conversion); 7 on GF(p), l = 64 (open, 6 multiplication levels).
+    Bytes: (n-1)*N*40 (Z_2^64, ltz_tuples); (n-1)*N*152 (Z_2^64, edaBits);
+    (n-1)*N*251*e (GF(p), l = 64).
+    Preprocessing: Z_2^64: one ltz_tuple (64 words) per element, else one edaBit, 5 double +
+    1 single boolean triples and one daBit; GF(p): m random bits, one (kappa+1)-bit random,
+    125 triples per element.
     Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-(kappa-1)
-    [EGKRS20; CdH10].   Raises: ConfigError, PreprocessingExhausted, errors of `open`.
+    [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted, errors of `open`.
     """
     _check(s, x)
     if _family(s) == "ring":
-        return await _ltz_ring(s, x)
+        res = await _ltz_ring3(s, x)
+        return res[0] if res is not None else await _ltz_ring(s, x)
     return await _ltz_field(s, x, kappa)
+
+
+async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
+    """([x < 0], [x < 0] * y): the comparison and its product with a shared y.
+
+        Z_2^64 with ltz_tuples: the product rides in the comparison's last round:
+        delta = open(y - rho) there, b*y = delta*b + rho*b with rho*b from the dealer's
+        monomials times rho (no extra round); otherwise ltz, then one Beaver product.
+
+    y may also be an awaitable of a Share (e.g. a running truncation): it is awaited only
+    before the last round, so its own rounds overlap the comparison's.
+    Shapes: x, y: S; returns (S, S).   Range: as `ltz`; the product is exact mod the domain.
+    Rounds: 3 (Z_2^64, ltz_tuples); rounds of ltz + 1 otherwise.
+    Bytes: (n-1)*N*48 (Z_2^64, ltz_tuples); ltz + 2*(n-1)*N*e otherwise.
+    Preprocessing: one ltz_tuple with mul=True (89 words) per element, or ltz + a triple.
+    Security, Raises: as `ltz`.
+    """
+    _check(s, x)
+    if _family(s) == "ring":
+        res = await _ltz_ring3(s, x, y)
+        if res is not None:
+            return res
+    b = await ltz(s, x)
+    if not isinstance(y, Share):
+        y = await y
+    return b, await beaver.mul(s, b, y)
 
 
 async def eqz(s: Session, x: Share, *, kappa: int = KAPPA) -> Share:
@@ -327,35 +569,40 @@ async def select(s: Session, b: Share, x: Share | int | np.ndarray, y: Share | i
 
 
 async def relu(s: Session, x: Share) -> Share:
-    """max(x, 0) = x - x * ltz(x). Exact.  Rounds: ltz + 1.  Bytes: ltz + 2*(n-1)*N*e."""
-    neg = await ltz(s, x)
-    return x - await beaver.mul(s, neg, x)
+    """max(x, 0) = x - x * ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul` (3 and
+    (n-1)*N*48 on Z_2^64 with ltz_tuples, else ltz + 1 and ltz + 2*(n-1)*N*e)."""
+    _, nx = await ltz_mul(s, x, x)
+    return x - nx
 
 
 async def absolute(s: Session, x: Share) -> Share:
-    """|x| = x - 2 x ltz(x). Exact.  Rounds: ltz + 1.  Bytes: ltz + 2*(n-1)*N*e."""
-    neg = await ltz(s, x)
-    return x - await beaver.mul(s, neg, x) * 2
+    """|x| = x - 2 x ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul`."""
+    _, nx = await ltz_mul(s, x, x)
+    return x - nx * 2
 
 
 async def maximum(s: Session, x: Share, y: Share) -> Share:
-    """Elementwise max: x + [x < y] (y - x). Exact.  Rounds: ltz + 1.  Range: as `lt`."""
-    b = await lt(s, x, y)
-    return x + await beaver.mul(s, b, y - x)
+    """Elementwise max: x + [x < y] (y - x), one ltz_mul. Exact.  Rounds, Bytes: as
+    `ltz_mul`.  Range: as `lt`."""
+    _, p = await ltz_mul(s, x - y, y - x)
+    return x + p
 
 
 async def minimum(s: Session, x: Share, y: Share) -> Share:
-    """Elementwise min: y + [x < y] (x - y). Exact.  Rounds: ltz + 1.  Range: as `lt`."""
-    b = await lt(s, x, y)
-    return y + await beaver.mul(s, b, x - y)
+    """Elementwise min: y + [x < y] (x - y), one ltz_mul. Exact.  Rounds, Bytes: as
+    `ltz_mul`.  Range: as `lt`."""
+    _, p = await ltz_mul(s, x - y, x - y)
+    return y + p
 
 
 async def clip(s: Session, x: Share, lo: int | np.ndarray, hi: int | np.ndarray) -> Share:
     """Clamp x to [lo, hi] for public integers lo <= hi (fixed-point encoded by the caller):
-    x + [x < lo] (lo - x) + [hi < x] (hi - x); both comparisons in one batch. Exact.
+    x + [x < lo] (lo - x) + [hi < x] (hi - x); both comparisons and products in one batch.
+    Exact.
 
-    Shapes: x: S; lo, hi broadcast to S.   Rounds: ltz + 1.   Bytes: twice those of ltz
-    on N elements, plus 4*(n-1)*N*e.   Range: x - lo and hi - x as for `lt`.
+    Shapes: x: S; lo, hi broadcast to S.   Rounds, Bytes: one `ltz_mul` on 2N elements
+    (3 rounds, 2*(n-1)*N*48 bytes on Z_2^64 with ltz_tuples; else ltz + 1 round and twice
+    the bytes of ltz on N elements plus 4*(n-1)*N*e).   Range: x - lo and hi - x as for `lt`.
     """
     _check(s, x)
     lo_a = np.broadcast_to(np.asarray(lo), x.shape)
@@ -363,7 +610,6 @@ async def clip(s: Session, x: Share, lo: int | np.ndarray, hi: int | np.ndarray)
     if (np.asarray(lo_a, dtype=object) > np.asarray(hi_a, dtype=object)).any():
         raise ConfigError("clip: need lo <= hi")
     both = Share(np.stack([(x - lo_a).data, (-(x - hi_a)).data]), s)
-    b = await ltz(s, both)
     d = Share(np.stack([(-(x - lo_a)).data, (-(x - hi_a)).data]), s)
-    p = await beaver.mul(s, b, d)
+    _, p = await ltz_mul(s, both, d)
     return x + p[0] + p[1]

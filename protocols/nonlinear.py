@@ -108,7 +108,7 @@ async def exp(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     Error: |exp~(x) - e^x| <= 2e-4 * e^x + 2^-f for x~ in [-16, 12] (relative 2e-4:
     16 x the polynomial and internal rounding errors); for x~ < -16 the result is
     e^-16 ~ 1.1e-7 +- 2^-f, for x~ > 12 it is e^12 (clipped).
-    Shapes: x: S; returns S.   Rounds: ltz + 1 (clip) + 15 + 1 = 25 (Z_2^64), 24 (GF(p)).
+    Shapes: x: S; returns S.   Rounds: clip (ltz_mul) + 15 + 1 = 19 (Z_2^64: clip 3), 24 (GF(p): clip ltz + 1).
     Range: f <= 20 on Z_2^64 (e^24 * 2^(2f+8) < 2^62).   Raises: ConfigError.
     """
     f2 = f + 4
@@ -123,8 +123,8 @@ async def sigmoid_piecewise(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     [-1/2, 1/2], 1 for x > 1/2; computed as clip(x + 1/2, 0, 1). Exact on its definition
     (no rounding); as an approximation of the logistic function its maximum error is
     1 - sigma(1/2) = 0.3775 (at x = +-1/2).
-    Shapes: x: S; returns S.   Rounds: ltz + 1 (9 on Z_2^64, 8 on GF(p)).
-    Bytes: 2 ltz on N elements + 4*(n-1)*N*e.
+    Shapes: x: S; returns S.   Rounds: those of `comparison.clip`: 3 on Z_2^64 (the products ride in the
+    comparison's last round), ltz + 1 = 8 on GF(p).   Bytes: those of clip on N elements.
     """
     return await clip(s, x + _enc(0.5, f), 0, _enc(1.0, f))
 
@@ -146,7 +146,7 @@ async def sigmoid(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
 
     Error: |sigmoid~(x) - sigma(x)| <= 2^-f + 1e-4 on all of R (|x| > 16: clipped, where
     sigma is within 1.2e-7 of 0 or 1).   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 15 (exp) + 1 + 12 (Newton) + 2 = 39 (Z_2^64), 38 (GF(p)).
+    Rounds: ltz + 1 + 15 (exp) + 1 + 12 (Newton) + 2 = 34 (Z_2^64, ltz 3), 38 (GF(p)).
     Preprocessing: 3 comparisons per element, 17 fixed-point products, 4 truncations.
     """
     f2 = f + 4
@@ -198,7 +198,7 @@ async def reciprocal(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
 
     Error: |recip~(x) - 1/x| <= 2e-5 / x + 2^-f (relative 2e-5 from the normalised input's
     rounding, plus the output ulp).   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 2 + 1 + 12 + 2 = 26 (Z_2^64), 25 (GF(p)).
+    Rounds: ltz + 1 + 2 + 1 + 12 + 2 = 21 (Z_2^64, ltz 3), 25 (GF(p)).
     Preprocessing: 25 comparisons per element. Raises: ConfigError.
     """
     f3 = f + 8
@@ -222,7 +222,7 @@ async def inv_sqrt(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     three iterations) with f + 8 bits [AS19], then 1/sqrt(x) = w 2^-e.
 
     Error: |inv_sqrt~(x) - x^-1/2| <= 2e-5 x^-1/2 + 2^-f.   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 2 + 1 + 18 + 2 = 32 (Z_2^64), 31 (GF(p)).   Raises: ConfigError.
+    Rounds: ltz + 1 + 2 + 1 + 18 + 2 = 27 (Z_2^64, ltz 3), 31 (GF(p)).   Raises: ConfigError.
     """
     return await _inv_sqrt(s, x, f, want_sqrt=False)
 
@@ -254,6 +254,6 @@ async def sqrt(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     inverse square root's normalisation and Newton iterations, then sqrt(x) = y w 2^e with
     y w = sqrt(y) computed with f + 8 bits (no amplification of the output ulp).
     Error: |sqrt~(x) - sqrt(x)| <= 2e-5 sqrt(x) + 2^-f.
-    Rounds: 34 (Z_2^64), 33 (GF(p)) (as inv_sqrt plus one product with truncation).
+    Rounds: 29 (Z_2^64), 33 (GF(p)) (as inv_sqrt plus one product with truncation).
     """
     return await _inv_sqrt(s, x, f, want_sqrt=True)

@@ -76,9 +76,16 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         """Boolean (AND) triples on 64-bit words; `k` b-words per a-word."""
         raise self._unsupported(f"boolean triples (k={k})", shape)
 
+    async def ltz_tuples(self, shape: Shape, mul: bool = False):
+        """Z_2^64 material for the 3-round comparison (protocols.comparison.ltz_tuple_values
+        defines the correlation and the order of the arrays); `mul` adds a mask rho and its
+        products for comparison.ltz_mul."""
+        raise self._unsupported(f"ltz tuples (mul={mul})", shape)
+
 
 #: every kind of item, by method name
 KINDS = (
     "triples", "matrix_triples", "square_pairs", "bits", "randoms", "trunc_pairs",
     "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
 )
+KINDS = (*KINDS, "ltz_tuples")

@@ -264,6 +264,24 @@ class _DealerView(Preprocessing):
 
         return self.d.take_parts(self.pid, ("bool_triples", shape, k), (1 + 2 * k) * _size(shape), make)
 
+    async def ltz_tuples(self, shape: Shape, mul: bool = False):
+        """Material of the 3-round ring comparison: protocols.comparison.ltz_tuple_values
+        on uniform words, each value shared additively or by XOR as it says."""
+        from protocols.comparison import ltz_tuple_values
+
+        shape = tuple(shape)
+        mul = bool(mul)
+        self._need_additive_ring("ltz tuples")
+
+        def make():
+            words = [self.d.rng.uint64(shape) for _ in range(6 if mul else 5)]
+            parts = []
+            for v, how in ltz_tuple_values(*words):
+                parts.append(self.d.scheme.share(self.d.rng, v) if how == "a" else self.d.xor_share(v))
+            return [tuple(p[i] for p in parts) for i in range(self.d.n)]
+
+        return self.d.take_parts(self.pid, ("ltz_tuples", shape, mul), 64 * _size(shape), make)
+
 
 def _from_limbs(D, lo: np.ndarray, hi: np.ndarray | None) -> np.ndarray:
     """The domain element lo + 2^64 * hi for limbs of a value below the modulus."""
