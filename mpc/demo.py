@@ -1,16 +1,26 @@
-"""`smpc demo`: three banks train a fraud model together without pooling their data.
+"""`smpc demo`: banks train a fraud model together and count flagged transactions, without
+pooling their data.
 
-It creates a temporary consortium (keys, node configs, each bank's share of a synthetic
-fraud data set as CSV), starts one `smpc node` process per bank talking over encrypted TCP
-on loopback (or MQTT through the broker at 127.0.0.1:1883), and then acts as the analyst:
-it signs and submits a logistic-regression training job and a fraud-count aggregate job,
-shows progress, reconstructs the outputs sealed to it, and compares the securely trained
-model with the same algorithm trained in plaintext on the pooled data (accuracy and AUC on a
-held-out test set). Processes and files are cleaned up at the end (--keep keeps the files).
+It creates a temporary consortium (keys, node configs, and each bank's part of the shipped
+synthetic fraud data, mpc.datasets.make_fraud, as CSV), starts one `smpc node` process per
+bank talking over encrypted TCP on loopback (or MQTT through the broker at 127.0.0.1:1883),
+and then acts as the analyst:
 
-The fraud-count job uses `fraud_aggregate` when the fraud layer is wired into the node
-registry, and otherwise `aggregate_sum` over the fraud label and a transaction indicator
-(totals over all banks only; the table says which ran).
+1. logistic_regression, vertical partition: every bank holds the same transactions (rows
+   aligned by a shared txn_id; each bank writes them in its own order): bank0, the card
+   issuer, holds the transaction features and the label, every bank holds how often the
+   counterparty was seen there (the cross-bank mule signal). The model is released to the
+   analyst only, and compared on held-out transactions with the same algorithm trained in
+   float64 on the pooled data (accuracy, AUC).
+2. fraud_aggregate on the held-out ("today's") transactions with the released model as a
+   public model: the number of flagged transactions per merchant category, released only
+   for categories with at least k transactions (k = max(--k-min, every bank's
+   policy.min_group_size)); checked against the same count in plaintext.
+
+Preprocessing is dealer-free by default (OT for additive sharing, DN07 for Shamir);
+`--preprocessing shared_seed_dealer` is the explicit insecure option (every node can derive
+every triple; the nodes run with --insecure and the output says so). Processes and files
+are cleaned up at the end (--keep keeps the files).
 """
 
 from __future__ import annotations
@@ -28,37 +38,50 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ["amount", "velocity", "foreign", "night", "new_device"]
+from mpc.datasets import CATEGORIES, TXN_FEATURES, make_fraud
+
+SECURE = {"additive": "ot", "shamir": "dn07"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parties", type=int, default=3, help="number of banks (default 3)")
     p.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
     p.add_argument("--transport", choices=["tcp", "mqtt"], default="tcp")
-    p.add_argument("--rows", type=int, default=400, help="transactions per bank")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rows", type=int, default=2000, help="training transactions (default 2000)")
+    p.add_argument("--score-rows", type=int, default=1500,
+                   help="held-out transactions scored and counted (default 1500)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="flag a transaction when the model's probability exceeds this")
+    p.add_argument("--k-min", type=int, default=100,
+                   help="release a category's count only if it has at least this many "
+                   "transactions (default 100)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--preprocessing", choices=["shared_seed_dealer", "secure"],
-                   default="shared_seed_dealer",
-                   help="shared_seed_dealer (INSECURE, default: the dealer-free sources do not "
-                   "yet supply everything training needs) or secure (ot / dn07)")
+    p.add_argument("--preprocessing", choices=["secure", "shared_seed_dealer"], default="secure",
+                   help="secure (default: dealer-free, ot for additive / dn07 for shamir) or "
+                   "shared_seed_dealer (INSECURE: every node can derive every triple)")
 
 
-def synthetic_fraud(n_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Transactions with 5 features and a fraud label (~10% positives) from a logistic model."""
-    X = np.column_stack([
-        rng.lognormal(3.5, 1.0, n_rows) / 100.0,       # amount (hundreds)
-        rng.poisson(2.0, n_rows).astype(float),         # transactions in the last hour
-        rng.binomial(1, 0.15, n_rows).astype(float),    # foreign merchant
-        rng.binomial(1, 0.25, n_rows).astype(float),    # at night
-        rng.binomial(1, 0.1, n_rows).astype(float),     # new device
-    ])
-    z = -3.6 + 0.9 * X[:, 0] + 0.45 * X[:, 1] + 1.4 * X[:, 2] + 0.8 * X[:, 3] + 1.6 * X[:, 4]
-    y = (rng.random(n_rows) < 1 / (1 + np.exp(-z))).astype(float)
-    return X.round(4), y
+def write_bank_data(folder: Path, data, train: np.ndarray, test: np.ndarray,
+                    rng: np.random.Generator) -> None:
+    """bank<b>_train.csv / bank<b>_today.csv: bank b's columns of the vertical split, with a
+    shared txn_id, each bank in its own row order (the nodes align rows by txn_id)."""
+    n = data.n_banks
+    for b in range(n):
+        if b == 0:
+            head = ["txn_id", *TXN_FEATURES, "cp_seen_0", "is_fraud", "merchant"]
+            cols = np.column_stack([data.X_txn, data.cp_seen[:, 0], data.y, data.merchant])
+        else:
+            head = ["txn_id", f"cp_seen_{b}"]
+            cols = data.cp_seen[:, b:b + 1]
+        for name, rows in (("train", train), ("today", test)):
+            order = rng.permutation(rows)
+            lines = [",".join(head)]
+            lines += [f"{i}," + ",".join(f"{v:.10g}" for v in cols[i]) for i in order]
+            (folder / f"bank{b}_{name}.csv").write_text("\n".join(lines) + "\n")
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -97,39 +120,42 @@ def _wait_up(api: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0)
     raise RuntimeError(f"node at {api} did not come up within {timeout:g}s")
 
 
+def _peak(stats: dict, key: str) -> int:
+    return max((st.get(key, 0) for st in stats.values()), default=0)
+
+
 def run(args: argparse.Namespace) -> dict:
     from mpc.client import Client
     from mpc.config import write_consortium
-    from mpc.jobs import REGISTRY
+    from protocols.ml.reference import fit_sgd_plain
 
     quiet = args.json
+    n = args.parties
+    if n < 2:
+        raise SystemExit("smpc demo: --parties must be at least 2")
+    prep = SECURE[args.scheme] if args.preprocessing == "secure" else args.preprocessing
     rng = np.random.default_rng(args.seed)
+    data = make_fraud(args.rows + args.score_rows, n_banks=n, seed=args.seed)
+    train = np.arange(args.rows)
+    test = np.arange(args.rows, args.rows + args.score_rows)
     tmp = Path(tempfile.mkdtemp(prefix="smpc-demo-"))
     procs: list[subprocess.Popen] = []
     try:
-        parts = [synthetic_fraud(args.rows, rng) for _ in range(args.parties)]
-        X_test, y_test = synthetic_fraud(2000, rng)
-        for i, (X, y) in enumerate(parts):
-            rows = [",".join(FEATURES + ["is_fraud", "one"])]
-            rows += [",".join(f"{v:g}" for v in (*x, t, 1.0)) for x, t in zip(X, y, strict=True)]
-            (tmp / f"bank{i}.csv").write_text("\n".join(rows) + "\n")
-        fraud_wired = REGISTRY["fraud_aggregate"].run.__name__ != "_fraud_unwired" and \
-            REGISTRY["fraud_aggregate"].available() is None
+        write_bank_data(tmp, data, train, test, rng)
         info = write_consortium(
-            tmp, args.parties, scheme=args.scheme, transport=args.transport,
-            consortium_id="demo",
-            sources={i: {"transactions": {"kind": "csv", "path": f"bank{i}.csv"}}
-                     for i in range(args.parties)},
-            computations=["logistic_regression", "aggregate_sum", "fraud_aggregate"],
-            timeouts={"connect": 30, "receive": 120, "job": args.timeout},
-            preprocessing=None if args.preprocessing == "secure" else args.preprocessing)
-        insecure = ["--insecure"] if args.preprocessing != "secure" else []
+            tmp, n, scheme=args.scheme, transport=args.transport, consortium_id="demo",
+            sources={b: {s: {"kind": "csv", "path": f"bank{b}_{s}.csv"}
+                         for s in ("train", "today")} for b in range(n)},
+            computations=["logistic_regression", "fraud_aggregate"],
+            timeouts={"connect": 30, "receive": 120, "job": args.timeout}, preprocessing=prep)
+        insecure = ["--insecure"] if prep == "shared_seed_dealer" else []
         if insecure:
-            _say(quiet, "WARNING: preprocessing from an INSECURE shared-seed dealer (every node "
-                        "can derive every triple): demo only. --preprocessing secure uses "
-                        "ot / dn07, which do not yet supply edaBits / GF(2^127-1) bits.")
-        _say(quiet, f"consortium of {args.parties} banks in {tmp} ({args.scheme} sharing over "
-                    f"{args.transport})")
+            _say(False, "WARNING: preprocessing from an INSECURE shared-seed dealer: every node "
+                        "can derive every triple, so the nodes could decrypt each other's "
+                        "inputs. Demo/benchmark only; drop --preprocessing for the dealer-free "
+                        "default.")
+        _say(quiet, f"consortium of {n} banks in {tmp} ({args.scheme} sharing over "
+                    f"{args.transport}, preprocessing {prep})")
         for i, cfg in enumerate(info["configs"]):
             log = open(tmp / f"bank{i}.log", "w")  # noqa: SIM115 (closed with the process)
             procs.append(subprocess.Popen([sys.executable, "-m", "mpc.cli", "node", "--config",
@@ -143,60 +169,76 @@ def run(args: argparse.Namespace) -> dict:
             _say(quiet, "  " + "  ".join(f"{b.get('status')}/{b.get('step')}"
                                          for b in st.values()))
 
-        hyper = {"epochs": args.epochs, "batch_size": 64, "lr": 0.5, "shuffle_seed": 0}
-        train = {
+        def inputs(source: str, label: bool) -> dict:
+            out = {"bank0": {"source": source, "columns": [*TXN_FEATURES, "cp_seen_0"]}}
+            if label:
+                out["bank0"]["label"] = "is_fraud"
+            for b in range(1, n):
+                out[f"bank{b}"] = {"source": source, "columns": [f"cp_seen_{b}"]}
+            return out
+
+        hyper = {"epochs": args.epochs, "batch_size": 128, "lr": 0.5, "shuffle_seed": 0}
+        train_m = {
             "computation": "logistic_regression", "idempotency_key": "demo-train",
-            "recipients": ["analyst"], "parameters": hyper,
-            "inputs": {n: {"source": "transactions", "columns": FEATURES, "label": "is_fraud"}
-                       for n in info["names"]},
+            "recipients": ["analyst"],
+            "parameters": {**hyper, "partition": "vertical", "id_column": "txn_id"},
+            "inputs": inputs("train", True),
         }
-        _say(quiet, "submitting logistic_regression (signed by the analyst) ...")
+        _say(quiet, f"[1/2] logistic_regression on {args.rows} transactions, features split "
+                    f"across {n} banks (signed by the analyst) ...")
         t0 = time.perf_counter()
-        job = client.submit(train)
-        res = client.result(job, timeout=args.timeout, progress=progress)
+        res = client.result(client.submit(train_m), timeout=args.timeout, progress=progress)
         seconds = time.perf_counter() - t0
         coef = np.asarray(res.outputs["coef"], dtype=float)
         intercept = float(np.asarray(res.outputs["intercept"]).reshape(-1)[0])
 
-        from protocols.ml.reference import fit_sgd_plain
-
-        X_all = np.concatenate([p[0] for p in parts])
-        y_all = np.concatenate([p[1] for p in parts])
-        pc, pi = fit_sgd_plain(X_all, y_all, loss="logistic", **hyper)
+        X = data.vertical_columns()
+        pc, pi = fit_sgd_plain(X[train], data.y[train], loss="logistic", **hyper)
+        X_test, y_test = X[test], data.y[test]
         s_secure = X_test @ coef + intercept
         s_plain = X_test @ np.asarray(pc) + float(pi)
         out = {
-            "parties": args.parties, "scheme": args.scheme, "transport": args.transport,
-            "rows_per_bank": args.rows, "epochs": args.epochs,
-            "preprocessing": args.preprocessing,
+            "parties": n, "scheme": args.scheme, "transport": args.transport,
+            "preprocessing": prep, "secure_preprocessing": not insecure,
+            "rows": args.rows, "score_rows": args.score_rows, "epochs": args.epochs,
             "accuracy_secure": float(np.mean((s_secure > 0) == (y_test == 1))),
             "accuracy_plain": float(np.mean((s_plain > 0) == (y_test == 1))),
             "auc_secure": auc(y_test, s_secure), "auc_plain": auc(y_test, s_plain),
             "max_coef_diff": float(np.max(np.abs(coef - np.asarray(pc)))),
             "seconds": round(seconds, 3),
-            "rounds": max(st.get("rounds", 0) for st in res.stats.values()),
-            "bytes_per_party": max(st.get("bytes_sent", 0) for st in res.stats.values()),
+            "rounds": _peak(res.stats, "rounds"),
+            "bytes_per_party": _peak(res.stats, "bytes_sent"),
         }
-        _say(quiet, "submitting the fraud-count aggregate ...")
-        if fraud_wired:
-            agg_name = "fraud_aggregate"
-            agg_cols = ["is_fraud"]
-        else:
-            agg_name = "aggregate_sum"
-            agg_cols = ["is_fraud", "one"]
-        agg = {"computation": agg_name, "idempotency_key": "demo-aggregate",
-               "recipients": ["analyst"],
-               "inputs": {n: {"source": "transactions", "columns": agg_cols}
-                          for n in info["names"]}}
-        ares = client.result(client.submit(agg), timeout=args.timeout, progress=progress)
-        sums = np.rint(np.asarray(ares.outputs["sum"])).astype(int).tolist()
-        out["aggregate_job"] = agg_name
-        out["fraud_cases"] = sums[0]
-        out["transactions"] = sums[1] if len(sums) > 1 else int(ares.outputs["count"][0])
-        out["fraud_cases_plain"] = int(y_all.sum())
-        out["aggregate_rounds"] = max(st.get("rounds", 0) for st in ares.stats.values())
-        out["aggregate_bytes_per_party"] = max(st.get("bytes_sent", 0)
-                                               for st in ares.stats.values())
+
+        groups = list(range(len(CATEGORIES)))
+        agg_m = {
+            "computation": "fraud_aggregate", "idempotency_key": "demo-aggregate",
+            "recipients": ["analyst"],
+            "parameters": {"owner": "bank0", "coef": coef.tolist(), "intercept": intercept,
+                           "threshold": args.threshold, "group_column": "merchant",
+                           "groups": groups, "k_min": args.k_min, "id_column": "txn_id"},
+            "inputs": inputs("today", False),
+        }
+        _say(quiet, f"[2/2] fraud_aggregate: flagged transactions per merchant category among "
+                    f"{args.score_rows} new ones (p > {args.threshold:g}, k >= {args.k_min}) ...")
+        t0 = time.perf_counter()
+        ares = client.result(client.submit(agg_m), timeout=args.timeout, progress=progress)
+        a_seconds = time.perf_counter() - t0
+        z = X_test @ coef + intercept
+        flags = z > np.log(args.threshold / (1 - args.threshold))
+        m_test = data.merchant[test]
+        sizes = {g: int((m_test == g).sum()) for g in groups}
+        k_used = args.k_min  # every demo node has policy.min_group_size 1
+        plain = {CATEGORIES[g][0]: (int(flags[m_test == g].sum()) if sizes[g] >= k_used else None)
+                 for g in groups}
+        secure = {CATEGORIES[int(g)][0]: v for g, v in ares.outputs["by_group"].items()}
+        out["aggregate"] = {
+            "k": k_used, "threshold": args.threshold, "by_group": secure,
+            "group_sizes": {CATEGORIES[g][0]: sizes[g] for g in groups},
+            "plain": plain, "match": secure == plain,
+            "seconds": round(a_seconds, 3), "rounds": _peak(ares.stats, "rounds"),
+            "bytes_per_party": _peak(ares.stats, "bytes_sent"),
+        }
         return out
     finally:
         for p in procs:
@@ -219,16 +261,30 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
+    a = out["aggregate"]
     print()
     print(f"{out['parties']} banks, {out['scheme']} sharing over {out['transport']}, "
-          f"{out['rows_per_bank']} transactions each")
-    print(f"{'':28}{'secure':>10}{'plaintext':>12}")
-    print(f"{'accuracy (held-out)':28}{out['accuracy_secure']:>10.3f}{out['accuracy_plain']:>12.3f}")
-    print(f"{'AUC (held-out)':28}{out['auc_secure']:>10.3f}{out['auc_plain']:>12.3f}")
-    print(f"{'training seconds':28}{out['seconds']:>10.2f}")
-    print(f"{'rounds':28}{out['rounds']:>10}")
-    print(f"{'bytes sent per party':28}{out['bytes_per_party']:>10}")
-    print(f"{out['aggregate_job']}: {out['fraud_cases']} fraud cases in "
-          f"{out['transactions']} transactions across all banks "
-          f"(plaintext check {out['fraud_cases_plain']}; {out['aggregate_rounds']} rounds)")
+          f"features split across banks (vertical), {out['rows']} training transactions")
+    if out["secure_preprocessing"]:
+        print(f"preprocessing: {out['preprocessing']} (dealer-free)")
+    else:
+        print(f"preprocessing: {out['preprocessing']}  !!! INSECURE: every node can derive "
+              "every triple; demo only !!!")
+    print()
+    print(f"{'logistic regression':30}{'secure':>10}{'plaintext':>12}")
+    print(f"{'accuracy (held-out)':30}{out['accuracy_secure']:>10.3f}{out['accuracy_plain']:>12.3f}")
+    print(f"{'AUC (held-out)':30}{out['auc_secure']:>10.3f}{out['auc_plain']:>12.3f}")
+    print(f"{'seconds':30}{out['seconds']:>10.2f}")
+    print(f"{'rounds':30}{out['rounds']:>10}")
+    print(f"{'bytes sent per party':30}{out['bytes_per_party']:>10}")
+    print()
+    print(f"fraud_aggregate: flagged (p > {a['threshold']:g}) among {out['score_rows']} new "
+          f"transactions, released for categories with >= {a['k']} transactions")
+    print(f"{'merchant category':20}{'transactions':>14}{'flagged':>10}{'plaintext':>11}")
+    for name, v in a["by_group"].items():
+        shown = "suppressed" if v is None else str(v)
+        pl = "-" if a["plain"][name] is None else str(a["plain"][name])
+        print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>10}{pl:>11}")
+    print(f"{'seconds':20}{a['seconds']:>14.2f}   rounds {a['rounds']}, bytes sent per party "
+          f"{a['bytes_per_party']}; {'matches plaintext' if a['match'] else 'DIFFERS from plaintext'}")
     return 0
