@@ -8,17 +8,20 @@ for the intercept; weights w with f fractional bits):
     z   = X_B w                       one matrix-triple product, NOT truncated (2f bits)
     p   = sigmoid(z)                  SecureML piecewise: clip(z + 1/2, 0, 1); the two
                                       comparisons run on the untruncated z (ltz is exact on
-                                      every int64) while trunc(z) runs concurrently
+                                      every int64) while trunc(z) runs concurrently; the
+                                      clip's products ride in the comparison's last round
           (squared loss: p = trunc(z))
     e   = p - y_B
     g   = Xw_B^T e                    one matrix-triple product, 2f bits (Xw = X * class weight)
     w  -= trunc(c1 * g + c2 * w, f + K)   one fused truncation: c1 = round(lr_t / |B| 2^K),
                                       c2 = round(lr_t * l2 * 2^(f+K)) (no L2 on the intercept)
 
-Rounds per iteration: 1 + 8 (ltz, trunc in parallel) + 1 (select) + 1 + 1 = 12 with the
-piecewise sigmoid on Z_2^64 (11 on GF(p)); 4 for squared loss; the smooth sigmoid
-(nonlinear.sigmoid) costs 39 + 1 instead of 9.
-Bytes per iteration and party: (n-1) e [ (|B| d + d) + ltz(2|B|) + 4|B| + (|B| d + |B|) + d ].
+Rounds per iteration: 1 + 3 (ltz_mul: both comparisons and their products with trunc(z),
+which runs in its first round) + 1 + 1 = 6 with the piecewise sigmoid on Z_2^64 with
+ltz_tuples preprocessing (1 + 8 + 1 + 1 + 1 = 12 from edaBits, 11 on GF(p)); 4 for squared
+loss; the smooth sigmoid (nonlinear.sigmoid) costs 34 + 1 instead of 3 (Z_2^64).
+Bytes per iteration and party, Z_2^64 with ltz_tuples: (n-1) 8 [ (|B| d + d) + |B| (trunc)
++ 2|B| 48/8 (ltz_mul) + (|B| d + |B|) + d ].
 Range: the fused update needs |g| * 2^(2f) * c1 < 2^62: with K = 20, |B| |x|max lr_t / |B|
 ... i.e. |lr_t * mean gradient| < 2^(62 - 2f - K) = 2^10 (f = 16).
 Class weights: weight(y) = c0 + (c1 - c0) y is applied once to the rows used in the gradient
@@ -36,7 +39,7 @@ import numpy as np
 
 from protocols import beaver, fixed
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.comparison import ltz
+from protocols.comparison import ltz_mul
 from protocols.errors import ConfigError
 from protocols.ml._base import const, stack
 from protocols.nonlinear import sigmoid as smooth_sigmoid
@@ -93,16 +96,28 @@ def class_weights(class_weight, n_pos: int | None, N: int) -> tuple[float, float
 
 
 async def piecewise_sigmoid_raw(s: Session, z_raw: Share, f: int) -> Share:
-    """SecureML's sigmoid of z given with 2f fractional bits, output with f bits: the two
-    comparisons [z < -1/2], [z > 1/2] on the untruncated z, concurrently with trunc(z).
-    Rounds: ltz + 1."""
+    """SecureML's sigmoid of z given with 2f fractional bits, output with f bits:
+    p = clip(z + 1/2, 0, 1) = u - b1 u - b2 u + b2 with u = trunc(z) + 1/2 and the two
+    comparisons b1 = [z < -1/2], b2 = [z > 1/2] on the untruncated z (ltz is exact on every
+    int64), batched in one comparison.ltz_mul whose products b_i * trunc(z) ride in its last
+    round; trunc(z) runs concurrently with its first.
+    Rounds: 3 on Z_2^64 with ltz_tuples (ltz_mul), else ltz + 1."""
     h2 = 1 << (2 * f - 1)
+    h, one = 1 << (f - 1), 1 << f
     cmp = stack(s, [z_raw + h2, -z_raw + h2])
-    bits, zt = await asyncio.gather(ltz(s.child("c"), cmp), trunc(s.child("t"), z_raw, f))
-    u = zt + (1 << (f - 1))  # z + 1/2
-    one = 1 << f
-    p = await beaver.mul(s, bits, stack(s, [-u, -u + one]))
-    return u + p[0] + p[1]
+    t_task = asyncio.ensure_future(trunc(s.child("t"), z_raw, f))
+
+    async def tt() -> Share:
+        t = await t_task
+        return stack(s, [t, t])
+
+    try:
+        bits, prod = await ltz_mul(s.child("c"), cmp, tt())
+        t = await t_task
+    finally:
+        t_task.cancel()
+    # b_i * u = b_i * t + h * b_i
+    return t + h - prod[0] - prod[1] - bits[0] * h + bits[1] * (one - h)
 
 
 async def sgd(
