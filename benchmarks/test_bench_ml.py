@@ -6,7 +6,8 @@ Online vs preprocessing: the job wraps its session's preprocessing source in `Ti
 which adds up the time spent producing items (the shared-seed dealer generates them in the
 party's own process); online = total - that. Run:
     pytest benchmarks/test_bench_ml.py --benchmark-only -s [--full-sizes]
-or  python -m benchmarks.test_bench_ml   (prints JSON lines at full size)
+or  python -m benchmarks.test_bench_ml [names] [--in-process]   (JSON lines at full size;
+    --in-process adds a run with all parties in one process over the memory transport)
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def workload(name: str, full: bool):
         n = 10_000 if full else 1_000
         X, y = make_classification(n_samples=n, n_features=10, random_state=0)
         return X, y, "logistic", dict(batch_size=128, lr=0.5, epochs=10)
+    if name == "logreg10k_20":  # issue 6: 10,000 x 20 across 3 banks
+        n = 10_000 if full else 1_000
+        X, y = make_classification(n_samples=n, n_features=20, random_state=0)
+        return X, y, "logistic", dict(batch_size=128, lr=0.5, epochs=10)
     if name == "breast_cancer":
         X, y = load_breast_cancer(return_X_y=True)
         return X, y, "logistic", dict(batch_size=64, lr=0.5, epochs=10,
@@ -84,8 +89,16 @@ async def train_job(s, name: str, full: bool, partition: str = "horizontal"):
 def measure(name: str, full: bool, partition: str = "horizontal", transport: str = "tcp") -> dict:
     from protocols.ml.reference import fit_sgd_plain
 
-    r = run_processes(3, train_job, job_args=(name, full, partition), transport=transport,
-                      seed=1, timeout=120)
+    if transport == "memory":  # all parties in this process (one event loop)
+        from mpc import run_local
+
+        async def job(s):
+            return await train_job(s, name, full, partition)
+
+        r = run_local(3, job, seed=1, timeout=120)
+    else:
+        r = run_processes(3, train_job, job_args=(name, full, partition), transport=transport,
+                          seed=1, timeout=120)
     res = r.results[0]
     X, y, model, hp = workload(name, full)
     z = X @ np.array(res["coef"]) + res["intercept"]
@@ -116,7 +129,10 @@ def test_bench_training(benchmark, full_sizes, name):
 if __name__ == "__main__":
     import sys
 
-    names = sys.argv[1:] or ["logreg10k", "breast_cancer", "ridge10k"]
+    args = sys.argv[1:]
+    transports = ["memory", "tcp"] if "--in-process" in args else ["tcp"]
+    names = [a for a in args if not a.startswith("--")] or ["logreg10k", "breast_cancer", "ridge10k"]
     for nm in names:
         for part in ("horizontal", "vertical"):
-            print(json.dumps(measure(nm, True, part)), flush=True)
+            for tr in transports:
+                print(json.dumps(measure(nm, True, part, tr)), flush=True)

@@ -38,6 +38,7 @@ Costs per element (N elements, e = domain.elem_bytes, bytes sent per party):
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -264,6 +265,7 @@ async def _eqz_field(s: Session, x: Share, kappa: int) -> Share:
 _SPANS = {1: 1, 2: 4, 3: 16}
 
 
+@functools.cache
 def _terms(level: int) -> list[tuple[list[tuple[str, int]], bool]]:
     """Per level the products summed: (factors, first_is_mask_only). Factor ('a', t): the
     E-input of group offset t (level 1: the edaBit bit r_t); ('b', j): the G-input.
@@ -277,6 +279,7 @@ def _terms(level: int) -> list[tuple[list[tuple[str, int]], bool]]:
     return out
 
 
+@functools.cache
 def _pairs(level: int) -> list[tuple[int, tuple]]:
     """(term index, subset U of its factors) with U containing the mask-only factor."""
     out = []
@@ -304,12 +307,18 @@ def _monomials(level: int) -> list[tuple]:
 _MONO = {lv: _monomials(lv) for lv in (1, 2, 3)}
 
 
-def _mono_words(U: tuple, a: np.ndarray, b: np.ndarray | None, span: int) -> np.ndarray:
-    """Plain AND of the factors of U as packed words (factor (k, t) = word k >> span*t)."""
-    out = np.full(a.shape, _ONES, dtype=_U64)
-    for k, t in U:
-        out &= (a if k == "a" else b) >> _U64(span * t)
-    return out
+def _mono_stack(keys: list[tuple], factor: dict) -> np.ndarray:
+    """Plain products of the factors of each key (memoised on prefixes), stacked."""
+    memo: dict[tuple, np.ndarray] = {}
+
+    def mono(U: tuple) -> np.ndarray:
+        if len(U) == 1:
+            return factor[U[0]]
+        if U not in memo:
+            memo[U] = mono(U[:-1]) & factor[U[-1]]
+        return memo[U]
+
+    return np.stack([mono(U) for U in keys])
 
 
 def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]]:
@@ -319,11 +328,13 @@ def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]
     rl = r & _LOW63
     r63 = r >> _U64(63)
     w = np.subtract(_ONE, r63 << _ONE)  # 1 - 2 r63
-    M1 = np.stack([_mono_words(U, rl, None, 1) for U in _MONO[1]])
-    M2 = np.stack([_mono_words(U, a2, b2, 4) for U in _MONO[2]])
+    M1 = _mono_stack(_MONO[1], {("a", t): rl >> _U64(t) for t in range(4)})
+    f2 = {("a", t): a2 >> _U64(4 * t) for t in range(4)}
+    f2.update({("b", t): b2 >> _U64(4 * t) for t in range(4)})
+    M2 = _mono_stack(_MONO[2], f2)
     bit3 = {("a", t): (a3 >> _U64(16 * t)) & _ONE for t in range(4)}
     bit3.update({("b", t): (b3 >> _U64(16 * t)) & _ONE for t in range(4)})
-    W3 = np.stack([w * np.prod([bit3[f] for f in U], axis=0, dtype=_U64) for U in _MONO[3]])
+    W3 = _mono_stack(_MONO[3], bit3) * w  # AND of 0/1 words = product
     out = [(r, "a"), (rl, "x"), (M1, "x"), (a2, "x"), (b2, "x"), (M2, "x"), (a3, "x"),
            (b3, "x"), (r63, "a"), (W3, "a")]
     if rho is not None:
@@ -335,25 +346,36 @@ def _bool_level(s: Session, level: int, d: dict, mult: dict, masks: dict, table:
     """XOR shares of sum over the level's terms of prod (d_f XOR m_f) (packed words), from
     the public words d, the mask shares `masks` (singletons) and the monomial `table`.
     Returns one word array per term (stacked)."""
-    terms = _terms(level)
     S = table.shape[1:]
-    ones = np.full(S, _ONES, dtype=_U64)
-    mono_index = {U: i for i, U in enumerate(_MONO[level])}
-    outs = [np.zeros(S, dtype=_U64) for _ in terms]
-    for ti, U in _pairs(level):
-        fs, head_only = terms[ti]
-        coef = mult.get(ti, ones)
-        for f in fs:
-            if f not in U:
-                coef = coef & d[f]
-        if not U:
+    outs = [np.zeros(S, dtype=_U64) for _ in _terms(level)]
+    for ti, key, idx, rest in _plan(level):
+        coef = mult.get(ti)
+        for f in rest:
+            coef = d[f] if coef is None else coef & d[f]
+        if key is None:  # the empty monomial: a public word, added once
             if s.pid == 0:
-                outs[ti] ^= coef
+                outs[ti] ^= coef if coef is not None else _ONES
             continue
-        key = tuple(sorted(U))
-        m = masks[key[0]] if len(key) == 1 else table[mono_index[key]]
-        outs[ti] ^= m & coef
+        m = masks[key] if idx is None else table[idx]
+        outs[ti] ^= m if coef is None else m & coef
     return outs
+
+
+@functools.cache
+def _plan(level: int) -> list[tuple[int, tuple | None, int | None, tuple]]:
+    """(term, singleton factor or None, table index or None, factors not in U) per pair."""
+    index = {U: i for i, U in enumerate(_MONO[level])}
+    out = []
+    for ti, U in _pairs(level):
+        rest = tuple(f for f in _terms(level)[ti][0] if f not in U)
+        key = tuple(sorted(U))
+        if not key:
+            out.append((ti, None, None, rest))
+        elif len(key) == 1:
+            out.append((ti, key[0], None, rest))
+        else:
+            out.append((ti, key, index[key], rest))
+    return out
 
 
 async def _open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray]):
