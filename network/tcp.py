@@ -285,11 +285,17 @@ class TcpChannel(MailboxChannel):
                         raise NonceExhaustedError(
                             f"party {self.pid}: nonces to party {peer} exhausted; start a new session")
                     eh = cs.encrypt(b"", head)
-                    w.write(_U32.pack(len(eh)) + eh)
-                    for i, off in enumerate(range(0, body.nbytes, RECORD_SIZE)):
-                        w.write(cs.encrypt(b"", body[off : off + RECORD_SIZE]))
-                        if i % 4 == 3:  # backpressure: at most ~4 records buffered
-                            await w.drain()
+                    if body.nbytes <= RECORD_SIZE:  # small message: one socket write, not two
+                        parts = [_U32.pack(len(eh)), eh]
+                        if body.nbytes:
+                            parts.append(cs.encrypt(b"", body))
+                        w.write(b"".join(parts))
+                    else:
+                        w.write(_U32.pack(len(eh)) + eh)
+                        for i, off in enumerate(range(0, body.nbytes, RECORD_SIZE)):
+                            w.write(cs.encrypt(b"", body[off : off + RECORD_SIZE]))
+                            if i % 4 == 3:  # backpressure: at most ~4 records buffered
+                                await w.drain()
                 await w.drain()
         except TimeoutError:
             # the peer stopped reading; a half-written message leaves the link unusable
