@@ -226,10 +226,8 @@ class Node:
         try:
             await self._stop.wait()
         finally:
-            if self._job_task is not None and not self._job_task.done():
-                self._job_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._job_task
+            if self._job_task is not None:
+                await cancel_until_done(self._job_task)
             worker.cancel()
             with contextlib.suppress(BaseException):
                 await worker
@@ -642,6 +640,18 @@ class Node:
                                  f"job is {rec['status']}"}
                 return 200, {**public_record(rec), "result": json.loads(rec["result"])}
         return 404, {"code": "http.not_found", "reason": f"{method} {path}"}
+
+
+async def cancel_until_done(task: asyncio.Task, *, every: float = 0.2) -> None:
+    """Cancel `task` and wait for it, cancelling again while it runs: on Python 3.11
+    `asyncio.wait_for` swallows a cancellation that arrives as the awaited future completes
+    (CPython gh-86296, fixed in 3.12), and the channels' receive path uses wait_for, so a
+    single cancel() during busy traffic can be lost and the job would run on after SIGTERM."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(BaseException):
+        task.result()
 
 
 def _int(v: Any) -> int:
