@@ -280,11 +280,11 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(f"fraud_aggregate: flagged (p > {a['threshold']:g}) among {out['score_rows']} new "
           f"transactions, released for categories with >= {a['k']} transactions")
-    print(f"{'merchant category':20}{'transactions':>14}{'flagged':>10}{'plaintext':>11}")
+    print(f"{'merchant category':20}{'transactions':>14}{'flagged':>12}{'plaintext':>11}")
     for name, v in a["by_group"].items():
         shown = "suppressed" if v is None else str(v)
         pl = "-" if a["plain"][name] is None else str(a["plain"][name])
-        print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>10}{pl:>11}")
+        print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>12}{pl:>11}")
     print(f"{'seconds':20}{a['seconds']:>14.2f}   rounds {a['rounds']}, bytes sent per party "
           f"{a['bytes_per_party']}; {'matches plaintext' if a['match'] else 'DIFFERS from plaintext'}")
     return 0
