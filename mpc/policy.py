@@ -60,9 +60,10 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
         raise PolicyError("source.unknown", f"manifest.inputs.{cfg.name}.source "
                           f"{mine['source']!r} is not a data source of {cfg.name}")
     k_min = m.parameters.get("k_min")
-    if k_min is not None and (not isinstance(k_min, int) or k_min < pol.min_group_size):
-        raise PolicyError("policy.min_group_size", f"parameters.k_min = {k_min!r} is below "
-                          f"policy.min_group_size = {pol.min_group_size}")
+    # a smaller k_min is not refused: the job uses max(k_min, every node's min_group_size)
+    if k_min is not None and (isinstance(k_min, bool) or not isinstance(k_min, int) or k_min < 1):
+        raise PolicyError("policy.min_group_size", f"parameters.k_min = {k_min!r} must be a "
+                          "positive integer")
 
 
 def check_rows(rows: int, cfg: NodeConfig) -> None:

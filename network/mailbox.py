@@ -102,7 +102,10 @@ class MailboxChannel(Channel):
             self._box.pop(key, None)
             raise self._error_for(peer, tag)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races with the message's arrival (CPython gh-86296)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(fut)
         except TimeoutError:
             raise self._timeout_error(peer, tag) from None
         finally:

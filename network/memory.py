@@ -158,7 +158,8 @@ class MemoryChannel(Channel):
                 tag=tag,
             )
         try:
-            payload = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+            async with asyncio.timeout(self.timeout):  # (wait_for can lose a cancellation)
+                payload = await asyncio.shield(fut)
         except TimeoutError:
             raise PeerUnavailableError(
                 f"party {self.pid}: no message from party {peer} under {tag!r} "
