@@ -91,11 +91,19 @@ def _cmd_node(args: argparse.Namespace) -> int:
 def _nodes_arg(args: argparse.Namespace) -> list[str]:
     nodes = [u for n in args.node or [] for u in n.split(",") if u]
     if args.consortium:
+        import pathlib
+        import tomllib
+
         from mpc.config import load_config
 
-        for p in sorted(__import__("pathlib").Path(args.consortium).glob("*.toml")):
-            cfg = load_config(p)
-            nodes.append(f"http://{cfg.api_host}:{cfg.api_port}")
+        for p in sorted(pathlib.Path(args.consortium).glob("*.toml")):
+            try:
+                is_node = "node" in tomllib.loads(p.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                is_node = False
+            if is_node:  # other TOML files there (manifests) are not node configs
+                cfg = load_config(p)
+                nodes.append(f"http://{cfg.api_host}:{cfg.api_port}")
     if not nodes:
         raise SmpcError("name the nodes with --node URL (repeatable) or --consortium DIR")
     return nodes
