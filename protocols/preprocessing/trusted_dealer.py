@@ -50,30 +50,9 @@ class InsecureTrustedDealer:
         return [tuple(sh[p] for sh in per_value) for p in range(self.n)]
 
     def take(self, pid: int, key: tuple, size: int, make: Callable[[], tuple[np.ndarray, ...]]):
-        k = self._next[pid]
-        if k < len(self._items):
-            want, shares = self._items[k]
-            if want != key:
-                raise PreprocessingMismatch(
-                    f"party {pid} asked for {key} as item {k}, another party for {want}"
-                )
-        else:
-            if self.limit is not None and self.used + size > self.limit:
-                raise PreprocessingExhausted(
-                    f"{self.name}: {key[0]} of shape {key[1:]} needs {size} elements, "
-                    f"{self.limit - self.used} of {self.limit} left"
-                )
-            self.used += size
-            self._items.append((key, self._share_all(make())))
-            self._taken.append(0)
-            shares = self._items[k][1]
-        self._next[pid] = k + 1
-        mine = shares[pid]
-        self._taken[k] += 1
-        if self._taken[k] == self.n:
-            self._items[k] = (key, None)  # every party has its shares: forget them
-        return mine
-
+        """Party pid's shares of the next item: generated (values from make(), shared with
+        the scheme) on the first party's request, checked against `key` on the others'."""
+        return self.take_parts(pid, key, size, lambda: self._share_all(make()))
 
     def take_parts(self, pid: int, key: tuple, size: int, make: Callable[[], list[tuple[np.ndarray, ...]]]):
         """As `take`, for items whose per-party shares `make` builds itself (mixed arithmetic
