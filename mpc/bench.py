@@ -43,6 +43,16 @@ MATMUL_D, MATMUL_M = 10, 10
 TRUNC_F, TRUNC_BITS = 16, 40
 #: the plaintext inputs are drawn from this public seed in every party (benchmarks only)
 PUBLIC_SEED = 20240601
+#: logistic_regression: features, public hyperparameters (issue 6's workload) and default epochs
+LOGREG_D = 10
+LOGREG_HP = {"batch_size": 128, "lr": 0.5}
+LOGREG_EPOCHS = 2
+#: logistic_regression: secure accuracy must be within this of the float64 reference's
+ACCURACY_TOL = 0.01
+#: fraud_score: flag a transaction when the public model's probability exceeds this
+FRAUD_THRESHOLD = 0.5
+#: the end-to-end jobs (whole protocols.ml / protocols.fraud calls, not one primitive)
+E2E_OPS = ("logistic_regression", "fraud_score")
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,16 @@ def _cost_reciprocal(N, n, e, field=False):
     return Cost(c.rounds + 18, c.bytes_per_party + 29 * (n - 1) * N * e)
 
 
-#: op -> (size, parties, element bytes) -> predicted Cost; the protocols' documented costs
-COST_MODEL: dict[str, Callable[[int, int, int], Cost]] = {
+def _cost_not_modelled(N, n, e, field=False):
+    """End-to-end jobs: protocols.ml documents the rounds of one SGD iteration but only "about
+    40" for the secure standardisation before it, and protocols.fraud's Rounds line is not
+    exact either; no prediction is made (never one fitted to the measurement)."""
+    return None
+
+
+#: op -> (size, parties, element bytes) -> predicted Cost (None: not modelled); the
+#: protocols' documented costs
+COST_MODEL: dict[str, Callable[[int, int, int], Cost | None]] = {
     "mul": _cost_mul,
     "matmul": _cost_matmul,
     "inner": _cost_inner,
@@ -134,6 +152,8 @@ COST_MODEL: dict[str, Callable[[int, int, int], Cost]] = {
     "sigmoid_piecewise": _cost_sigmoid_piecewise,
     "sigmoid": _cost_sigmoid,
     "reciprocal": _cost_reciprocal,
+    "logistic_regression": _cost_not_modelled,
+    "fraud_score": _cost_not_modelled,
 }
 
 #: ops on fixed-point values: over Shamir they run on GF(2^127 - 1) (GF(2^61 - 1) leaves
@@ -176,12 +196,59 @@ OP_DOC = {
     "sigmoid_piecewise": "SecureML piecewise-linear sigmoid clip(x + 1/2, 0, 1); ops = size",
     "sigmoid": "smooth sigmoid (exp + Newton reciprocal), error <= 2^-16 + 1e-4; ops = size",
     "reciprocal": "1/x on [2^-8, 2^16) (normalisation + Newton), rel. error 2e-5; ops = size",
+    "logistic_regression": f"protocols.ml.train('logistic') on `size` rows x {LOGREG_D} features "
+    "(public seed, split horizontally), batch 128, lr 0.5, --epochs, then reveal; correct = "
+    "accuracy within 1 pp of the float64 reference; ops = size*epochs rows; end-to-end jobs "
+    "are not modelled (predicted_* and cost_model_ok null)",
+    "fraud_score": "protocols.fraud.score of `size` make_fraud transactions split vertically, "
+    f"public model, flags (p > {FRAUD_THRESHOLD}) and smooth-sigmoid scores to bank 0; correct "
+    "= flags equal to plaintext, scores within 2^-16 + 1e-4; ops = size; not modelled",
 }
 OPS = tuple(COST_MODEL)
+#: the single protocols (their cost model is exact)
+PRIMITIVE_OPS = tuple(o for o in OPS if o not in E2E_OPS)
 
 
-def _ops(op: str, size: int) -> int:
+def _ops(op: str, size: int, epochs: int = LOGREG_EPOCHS) -> int:
+    if op == "logistic_regression":
+        return size * epochs
     return size * MATMUL_D * MATMUL_M if op == "matmul" else size
+
+
+# -- the end-to-end workloads (public benchmark data, the same in every party) ---------------
+
+
+def logistic_data(N: int, d: int = LOGREG_D) -> tuple[np.ndarray, np.ndarray]:
+    """make_classification-like data from PUBLIC_SEED: half of the features informative
+    (class means +-0.8 apart per feature), a quarter redundant (linear mixtures of those),
+    the rest noise, columns on different scales and offsets, 2% labels flipped."""
+    g = np.random.default_rng([PUBLIC_SEED, N, d])  # public benchmark data only
+    y = (g.random(N) < 0.5).astype(np.int64)
+    k = max(1, d // 2)
+    r = min(d - k, max(0, d // 4))
+    inf = g.normal(0.0, 1.0, (N, k)) + 0.8 * (2 * y[:, None] - 1)
+    red = inf @ g.normal(0.0, 0.5, (k, r))
+    noise = g.normal(0.0, 1.0, (N, d - k - r))
+    X = np.hstack([inf, red, noise])
+    X = X * g.uniform(0.2, 5.0, d) + g.uniform(-3.0, 3.0, d)
+    flip = g.random(N) < 0.02
+    return X, np.where(flip, 1 - y, y)
+
+
+def _rows_of(N: int, n: int, pid: int) -> np.ndarray:
+    """The rows party `pid` holds (horizontal split, in party order)."""
+    return np.array_split(np.arange(N), n)[pid]
+
+
+def _fraud_model(n: int) -> tuple[np.ndarray, float]:
+    """The public fraud model: the float64 reference SGD (smooth sigmoid) on a separately
+    seeded make_fraud training set, columns in the vertical parts' order."""
+    from mpc.datasets import make_fraud
+    from protocols.ml.reference import fit_sgd_plain
+
+    tr = make_fraud(5000, n_banks=n, seed=PUBLIC_SEED + 1)
+    return fit_sgd_plain(tr.vertical_columns(), tr.y, loss="logistic", batch_size=128, lr=0.5,
+                         epochs=3, sigmoid="smooth")
 
 
 # -- the job every party runs ------------------------------------------------------------------
@@ -225,7 +292,7 @@ def bench_domain(op: str, scheme: str):
     GF(2^127 - 1) for the fixed-point ops over Shamir."""
     from mpc.local import default_domain
 
-    if scheme == "shamir" and op in FIXED_OPS:
+    if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS):
         from protocols.arith.field import Mersenne127
 
         return Mersenne127()
@@ -304,22 +371,29 @@ async def _run_op(s, op: str, size: int, x, y, px):
     raise ConfigError(f"unknown op {op!r}")
 
 
-async def bench_job(s, op: str, size: int, repeat: int) -> dict:
+async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
     """One party's side of a measurement; returns its per-run times and counts.
 
     Run 0 is the warm-up: it fetches its preprocessing inline and records what it asked
-    for; before every timed run the same items are fetched ahead (offline time)."""
+    for; before every timed run the same items are fetched ahead (offline time).
+    End-to-end ops take each party's own float data (px: its part, py: the public plaintext
+    everything is checked against) and share it inside the timed run, as a real job does."""
     from protocols import core
     from protocols.session import Share
 
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ConfigError("bench op 'truncate' is implemented for --scheme additive only")
+    params = dict(params or {})
     prep = _Prefetch(s.prep)
     s = dataclasses.replace(s, prep=prep)
     D = s.domain
-    px, py = _plain(D, op, size)
-    x = await core.input(s, px if s.pid == 0 else None, 0)
-    y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
+    if op in E2E_OPS:
+        px, py = _e2e_inputs(op, size, s.n, s.pid, params)
+        x = y = None
+    else:
+        px, py = _plain(D, op, size)
+        x = await core.input(s, px if s.pid == 0 else None, 0)
+        y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
 
     online, offline, counts, out = [], [], [], None
     for i in range(repeat + 1):
@@ -332,14 +406,96 @@ async def bench_job(s, op: str, size: int, repeat: int) -> dict:
         prep.recording = i == 0 and op != "triples"  # triples: fetching is the workload
         before = s.stats.copy()
         t1 = time.monotonic()  # system-wide on Linux: comparable across party processes
-        out = await _run_op(s, op, size, x, y, px)
+        out = await (_run_e2e(s, op, px, params) if op in E2E_OPS else _run_op(s, op, size, x, y, px))
         online.append((t1, time.monotonic()))
         prep.recording = False
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
+    if op in E2E_OPS:
+        return {"online": online, "offline": offline, "counts": counts,
+                **_check_e2e(s, op, px, py, out, params)}
     correct, max_err = await _check(s, op, px, py, out)
     return {"online": online, "offline": offline, "counts": counts, "correct": correct,
             "max_error": max_err}
+
+
+def _e2e_inputs(op: str, size: int, n: int, pid: int, params: dict):
+    """(this party's data, the public plaintext of the whole workload)."""
+    if op == "logistic_regression":
+        if size < 4 * n:
+            raise ConfigError(f"logistic_regression needs at least 4 rows per party (size >= {4 * n})")
+        X, y = logistic_data(size)
+        idx = _rows_of(size, n, pid)
+        return (X[idx], y[idx]), (X, y)
+    from mpc.datasets import make_fraud
+
+    data = make_fraud(size, n_banks=n, seed=PUBLIC_SEED)
+    model = _fraud_model(n)
+    return (data.vertical()[pid][0], model), (data, model)
+
+
+def _logreg_hp(params: dict) -> dict:
+    return {**LOGREG_HP, "epochs": int(params.get("epochs", LOGREG_EPOCHS))}
+
+
+async def _run_e2e(s, op: str, px, params: dict):
+    if op == "logistic_regression":
+        from protocols.ml import train
+
+        Xl, yl = px
+        m = await train(s, "logistic", Xl, yl, partition="horizontal", **_logreg_hp(params))
+        return await m.reveal(s)
+    from protocols import fraud
+
+    Xb, model = px
+    return await fraud.score(s, model, Xb, owner=0, threshold=FRAUD_THRESHOLD, reveal_to=0,
+                             proba=True, reveal_scores=True, sigmoid="smooth", f=FIX_F)
+
+
+def _check_e2e(s, op: str, px, py, out, params: dict) -> dict:
+    """The end-to-end jobs' checks against plaintext (pure: the outputs are already revealed).
+
+    logistic_regression: the revealed model's accuracy on the training rows against the
+    float64 reference (protocols.ml.reference, the same algorithm and data order) trained on
+    the same rows; correct if they differ by at most ACCURACY_TOL.
+    fraud_score (checked by bank 0, the only party that learns anything; the others report
+    None): flags exactly equal to the plaintext computation on the same fixed-point encoding
+    (each bank's partial score rounded to 2^-f, so the comparison is exact), and every score
+    within the smooth sigmoid's documented 2^-16 + 1e-4 plus the encoding's rounding
+    ((n + 1) 2^-(f+1), times the sigmoid's slope 1/4) of the float64 probability."""
+    if op == "logistic_regression":
+        from protocols.ml.reference import fit_sgd_plain
+
+        X, y = py
+        coef, b = out
+        cf, bf = fit_sgd_plain(X, y, loss="logistic", **_logreg_hp(params))
+        acc = float(((X @ coef + b > 0) == y).mean())
+        facc = float(((X @ cf + bf > 0) == y).mean())
+        return {"correct": abs(acc - facc) <= ACCURACY_TOL, "max_error": None,
+                "extra": {"accuracy": acc, "float_accuracy": facc,
+                          "accuracy_diff": acc - facc, "epochs": _logreg_hp(params)["epochs"],
+                          "max_coef_diff": float(np.max(np.abs(np.append(coef - cf, b - bf))))}}
+    if s.pid != 0:
+        return {"correct": None, "max_error": None}
+    data, (coef, intercept) = py
+    sc = 2.0**FIX_F
+    parts = [Xb for Xb, _ in data.vertical()]
+    offs = np.cumsum([0] + [p.shape[1] for p in parts])
+    partial = [p @ coef[offs[i]:offs[i + 1]] for i, p in enumerate(parts)]
+    z_int = sum(np.rint(q * sc).astype(np.int64) for q in partial) + np.int64(np.rint(intercept * sc))
+    t = np.log(FRAUD_THRESHOLD / (1 - FRAUD_THRESHOLD))
+    want_flags = (z_int > np.int64(np.rint(t * sc))).astype(np.int64)
+    z = sum(partial) + intercept
+    p = 1.0 / (1.0 + np.exp(-z))
+    err = np.abs(out.revealed_scores - p)
+    bound = ERROR_BOUND["sigmoid"](z) + (len(parts) + 1) * 2.0 ** -(FIX_F + 1) / 4
+    flags = out.revealed_flags
+    mism = int((flags != want_flags).sum())
+    ok = mism == 0 and bool((err <= bound).all())
+    return {"correct": ok, "max_error": float(err.max()),
+            "extra": {"flag_mismatches": mism, "flagged": int(flags.sum()),
+                      "accuracy": float((flags == data.y).mean()),
+                      "float_accuracy": float(((p > FRAUD_THRESHOLD) == data.y).mean())}}
 
 
 async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
@@ -422,10 +578,11 @@ def measure(
     seed: int | None = None,
     timeout: float = 120.0,
     source: str = "trusted_dealer",
+    epochs: int = LOGREG_EPOCHS,
 ) -> dict:
     """One measurement as the JSON record `smpc bench --json` prints. `source` names the
     preprocessing source (run_local's names); its own traffic is offline and not counted in
-    rounds/bytes, which are the online phase's."""
+    rounds/bytes, which are the online phase's. `epochs`: logistic_regression only."""
     if op not in COST_MODEL:
         raise ConfigError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
@@ -436,7 +593,9 @@ def measure(
         raise ConfigError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
     if processes and source not in ("trusted_dealer", "dn07", "ot"):
         raise ConfigError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
-    args = (op, size, repeat)
+    if epochs < 1:
+        raise ConfigError("epochs must be at least 1")
+    args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
     dom = bench_domain(op, scheme)
     if processes:
         from mpc.processes import run_processes
@@ -463,7 +622,8 @@ def measure(
     nbytes = max(p["counts"][-1][1] for p in per_party)
     ring_source = "edabits" if source != "trusted_dealer" else False  # no ltz_tuples there
     pred = COST_MODEL[op](size, parties, e, dom.is_field or ring_source)
-    correct = all(p["correct"] for p in per_party)
+    checked = [p["correct"] for p in per_party if p["correct"] is not None]
+    correct = bool(checked) and all(checked)  # None: this party learns no output to check
     seconds = statistics.median(online)
     rec = {
         "op": op,
@@ -479,15 +639,20 @@ def measure(
         "repeat": repeat,
         "source": "insecure_shared_seed_dealer" if processes and source == "trusted_dealer" else source,
         "seconds": seconds if correct else None,
-        "ops_per_s": _ops(op, size) / seconds if correct and seconds > 0 else None,
+        "ops_per_s": _ops(op, size, epochs) / seconds if correct and seconds > 0 else None,
         "offline_seconds": statistics.median(offline),
         "rounds": rounds,
         "bytes_per_party": nbytes,
-        "predicted_rounds": pred.rounds,
-        "predicted_bytes_per_party": pred.bytes_per_party,
-        "cost_model_ok": pred.rounds == rounds and pred.bytes_per_party == nbytes and stable,
+        "predicted_rounds": pred.rounds if pred else None,
+        "predicted_bytes_per_party": pred.bytes_per_party if pred else None,
+        # None: not modelled (end-to-end jobs); the counts must still repeat exactly
+        "cost_model_ok": (pred.rounds == rounds and pred.bytes_per_party == nbytes and stable)
+        if pred else None,
+        "counts_stable": stable,
         "correct": correct,
     }
+    for p in per_party:
+        rec.update(p.get("extra") or {})
     errs = [p["max_error"] for p in per_party if p.get("max_error") is not None]
     if errs:
         rec["max_abs_error"] = max(errs)
@@ -560,6 +725,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bandwidth", type=float, default=None,
                    help="simulated bytes/s per link (memory; tcp: via the proxy)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
+    p.add_argument("--epochs", type=int, default=LOGREG_EPOCHS,
+                   help="logistic_regression: training epochs")
     p.add_argument("--seed", type=int, default=None, help="reproducible randomness (tests only)")
     p.add_argument("--timeout", type=float, default=120.0, help="receive deadline, s")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
@@ -583,12 +750,16 @@ _CMP_COLS = ("mpyc s", "mpyc ops/s", "smpc/mpyc")
 def _row(r: dict, compare: bool) -> list[str]:
     secs = f"{r['seconds']:.4g}" if r["seconds"] is not None else "ERROR"
     ops = f"{r['ops_per_s']:.3g}" if r["ops_per_s"] is not None else "-"
-    flag = "" if r["cost_model_ok"] else " !"
+    flag = " !" if r["cost_model_ok"] is False or not r.get("counts_stable", True) else ""
+
+    def pr(k):
+        return "-" if r[k] is None else r[k]
+
     row = [
         r["op"], str(r["size"]), str(r["parties"]), f"{r['latency']:g}", secs, ops,
         f"{r['offline_seconds']:.3g}",
-        f"{r['rounds']} ({r['predicted_rounds']}){flag}",
-        f"{r['bytes_per_party']} ({r['predicted_bytes_per_party']}){flag}",
+        f"{r['rounds']} ({pr('predicted_rounds')}){flag}",
+        f"{r['bytes_per_party']} ({pr('predicted_bytes_per_party')}){flag}",
         "yes" if r["correct"] else "NO",
     ]
     if compare:
@@ -639,13 +810,14 @@ def main(args: argparse.Namespace) -> int:
                 op, size, parties=n, scheme=args.scheme, transport=args.transport,
                 processes=args.processes, latency=lat, bandwidth=args.bandwidth,
                 repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
+                epochs=args.epochs,
             )
             if args.compare == "mpyc":
                 from mpc.compare_mpyc import attach_mpyc
 
                 bar.show(f"MPyC {op} size {size} n {n}")
                 attach_mpyc(rec, repeat=args.repeat)
-            if not rec["correct"] or not rec["cost_model_ok"]:
+            if not rec["correct"] or rec["cost_model_ok"] is False or not rec["counts_stable"]:
                 status = 1
             recs.append(rec)
             bar.step(f"{op} size {size} n {n}")
@@ -737,7 +909,7 @@ def print_table(recs: list[dict], *, compare: bool = False, file=None) -> None:
     r0 = recs[0]
     print(f"{r0['scheme']} sharing; network: {r0['network']}", file=file)
     print(f"median of {r0['repeat']} runs after a warm-up; online time; "
-          "(model) = cost-model prediction, ! = differs", file=file)
+          "(model) = cost-model prediction (- = not modelled), ! = differs", file=file)
     cols = _COLS + (_CMP_COLS if compare else ())
     rows = [_row(r, compare) for r in recs]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
@@ -746,5 +918,5 @@ def print_table(recs: list[dict], *, compare: bool = False, file=None) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)
 
 
-__all__ = ["COST_MODEL", "OPS", "OP_DOC", "Cost", "add_arguments", "bench_job", "main", "measure",
+__all__ = ["COST_MODEL", "E2E_OPS", "OPS", "OP_DOC", "PRIMITIVE_OPS", "Cost", "add_arguments", "bench_job", "main", "measure",
            "plot", "print_table"]

@@ -15,7 +15,7 @@ FIELDS = {
     "bytes_per_party", "correct", "offline_seconds", "predicted_rounds",
     "predicted_bytes_per_party", "cost_model_ok", "network",
 }
-ALL_OPS = list(bench.OPS)
+ALL_OPS = list(bench.PRIMITIVE_OPS)  # the end-to-end jobs: tests at the end
 
 
 def _run(capsys, *argv) -> list[dict]:
@@ -197,3 +197,86 @@ def test_dealer_free_sources_in_separate_processes(scheme, parties, source):
     rec = measure("mul", 256, parties=parties, scheme=scheme, source=source, repeat=1,
                   processes=True, transport="tcp", seed=4)
     assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
+
+
+# -- the end-to-end jobs: logistic regression training and fraud scoring ----------------------
+
+E2E_FIELDS = FIELDS | {"accuracy", "float_accuracy", "counts_stable"}
+
+
+def _check_e2e(recs, **expect):
+    for r in recs:
+        assert E2E_FIELDS <= r.keys(), r
+        assert r["correct"] is True and "error" not in r, r
+        # not modelled: null predictions, never ones derived from the measurement
+        assert r["predicted_rounds"] is None and r["predicted_bytes_per_party"] is None
+        assert r["cost_model_ok"] is None and r["counts_stable"] is True
+        assert r["seconds"] > 0 and r["ops_per_s"] > 0 and r["offline_seconds"] >= 0
+        assert r["rounds"] > 0 and r["bytes_per_party"] > 0
+        if r["op"] == "logistic_regression":
+            assert abs(r["accuracy"] - r["float_accuracy"]) <= 0.01 and r["accuracy"] > 0.8
+            assert r["ops_per_s"] == pytest.approx(r["size"] * r["epochs"] / r["seconds"])
+        else:
+            assert r["flag_mismatches"] == 0 and r["max_abs_error"] <= 2e-4
+        for k, v in expect.items():
+            assert r[k] == v
+
+
+def test_e2e_memory(capsys):
+    recs = _run(capsys, "--op", *bench.E2E_OPS, "--size", "150", "--epochs", "1")
+    assert [r["op"] for r in recs] == list(bench.E2E_OPS)
+    _check_e2e(recs, transport="memory")
+    assert recs[0]["epochs"] == 1 and "epochs" not in recs[1]
+    assert recs[0]["rounds"] > recs[1]["rounds"] > 0
+
+
+def test_e2e_tcp_two_parties(capsys):
+    _check_e2e(_run(capsys, "--op", *bench.E2E_OPS, "--size", "100", "--transport", "tcp",
+                    "--parties", "2", "--repeat", "2"), transport="tcp", parties=2)
+
+
+def test_e2e_tcp_processes(capsys):
+    _check_e2e(_run(capsys, "--op", *bench.E2E_OPS, "--size", "120", "--transport", "tcp",
+                    "--processes", "--epochs", "1"), transport="tcp", processes=True)
+
+
+def test_e2e_mqtt(capsys, mqtt_broker):
+    _check_e2e(_run(capsys, "--op", "fraud_score", "--size", "50", "--transport", "mqtt"),
+               transport="mqtt")
+
+
+def test_e2e_epochs_scale_the_rounds():
+    one = bench.measure("logistic_regression", 128, repeat=1, epochs=1)
+    two = bench.measure("logistic_regression", 128, repeat=1, epochs=2)
+    assert one["correct"] and two["correct"]
+    assert two["rounds"] > one["rounds"]  # one more iteration (128 rows = one batch)
+
+
+def test_e2e_table_says_not_modelled(capsys):
+    assert cli_main(["bench", "--op", "fraud_score", "--size", "30", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("fraud_score")]
+    assert "(-)" in row and "!" not in row and row.endswith("yes")
+
+
+@pytest.mark.parametrize("op", bench.E2E_OPS)
+def test_e2e_wrong_output_is_an_error(monkeypatch, op):
+    # a model with flipped signs / one flipped flag must fail the plaintext check
+    real = bench._run_e2e
+
+    async def tampered(s, op_, px, params):
+        out = await real(s, op_, px, params)
+        if op_ == "logistic_regression":
+            return -out[0], -out[1]
+        if out.revealed_flags is not None:
+            out.revealed_flags[0] ^= 1
+        return out
+
+    monkeypatch.setattr(bench, "_run_e2e", tampered)
+    rec = bench.measure(op, 120, repeat=1)
+    assert rec["correct"] is False and rec["seconds"] is None and rec["ops_per_s"] is None
+
+
+def test_e2e_refuses_too_few_rows():
+    with pytest.raises(Exception, match="rows per party"):
+        bench.measure("logistic_regression", 5, repeat=1)
