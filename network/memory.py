@@ -16,13 +16,9 @@ import asyncio
 
 import numpy as np
 
-from network.channel import Channel, Payload, check_tag
-from network.errors import (
-    ChannelClosedError,
-    DuplicateTagError,
-    FrameError,
-    PeerUnavailableError,
-)
+from network.channel import Payload
+from network.errors import DuplicateTagError, FrameError, PeerUnavailableError
+from network.mailbox import MailboxChannel
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -66,53 +62,23 @@ class MemoryNetwork:
         return done - now + self.latency
 
 
-class MemoryChannel(Channel):
+class MemoryChannel(MailboxChannel):
+    """Party pid's endpoint: the shared mailbox logic of network.mailbox, fed directly by
+    the sender (no bytes, no copies)."""
+
     def __init__(self, net: MemoryNetwork, pid: int, timeout: float):
+        super().__init__(pid, net.n, timeout)
         self.net = net
-        self.pid = pid
-        self.n = net.n
-        self.timeout = timeout
-        self.closed = False
-        # (sender, tag) -> future holding the payload; created by whichever side comes first
-        self._box: dict[tuple[int, str], asyncio.Future] = {}
-        self._consumed: set[tuple[int, str]] = set()
-
-    def _slot(self, src: int, tag: str) -> asyncio.Future:
-        key = (src, tag)
-        fut = self._box.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._box[key] = fut
-        return fut
-
-    def _deliver(self, src: int, tag: str, payload: Payload) -> None:
-        if self.closed:
-            return
-        key = (src, tag)
-        if key in self._consumed:
-            raise DuplicateTagError(f"party {self.pid}: second message from {src} under {tag!r}")
-        fut = self._slot(src, tag)
-        if fut.done():
-            raise DuplicateTagError(f"party {self.pid}: second message from {src} under {tag!r}")
-        fut.set_result(payload)
 
     def _peer_gone(self, src: int) -> None:
-        """Fail every receive still waiting on `src` (it closed or crashed)."""
-        for (s, tag), fut in self._box.items():
-            if s == src and not fut.done():
-                fut.set_exception(
-                    PeerUnavailableError(
-                        f"party {self.pid}: party {src} closed its channel before sending {tag!r}",
-                        peer=src,
-                        tag=tag,
-                    )
-                )
+        """`src` closed or crashed: every pending and later receive from it fails."""
+        self._fail_peer(
+            src,
+            PeerUnavailableError(f"party {self.pid}: party {src} closed its channel", peer=src),
+        )
 
     async def send(self, peer: int, tag: str, payload: Payload) -> None:
-        if self.closed:
-            raise ChannelClosedError(f"party {self.pid}: channel is closed")
-        self.check_peer(peer)
-        check_tag(tag)
+        self._check_send(peer, tag)
         if isinstance(payload, np.ndarray):
             view = payload.view()
             view.flags.writeable = False
@@ -137,50 +103,12 @@ class MemoryChannel(Channel):
         try:
             self._deliver(src, tag, payload)
         except DuplicateTagError as e:  # surfaced to the receiver, not lost in the loop
-            fut = self._box.get((src, tag))
-            if fut is not None and not fut.done():
-                fut.set_exception(e)
-
-    async def recv(self, peer: int, tag: str) -> Payload:
-        if self.closed:
-            raise ChannelClosedError(f"party {self.pid}: channel is closed")
-        self.check_peer(peer)
-        check_tag(tag)
-        key = (peer, tag)
-        if key in self._consumed:
-            raise DuplicateTagError(f"party {self.pid}: tag {tag!r} from {peer} already received")
-        fut = self._slot(peer, tag)
-        if not fut.done() and self.net.channel(peer).closed:
-            self._box.pop(key, None)
-            raise PeerUnavailableError(
-                f"party {self.pid}: party {peer} closed its channel before sending {tag!r}",
-                peer=peer,
-                tag=tag,
-            )
-        try:
-            async with asyncio.timeout(self.timeout):  # (wait_for can lose a cancellation)
-                payload = await asyncio.shield(fut)
-        except TimeoutError:
-            raise PeerUnavailableError(
-                f"party {self.pid}: no message from party {peer} under {tag!r} "
-                f"within {self.timeout:g}s",
-                peer=peer,
-                tag=tag,
-            ) from None
-        finally:
-            if fut.done():
-                self._box.pop(key, None)
-                self._consumed.add(key)
-        return payload
+            self._fail_peer(src, e)
 
     async def close(self) -> None:
         if self.closed:
             return
-        self.closed = True
-        for fut in self._box.values():
-            if not fut.done():
-                fut.set_exception(ChannelClosedError(f"party {self.pid}: channel is closed"))
-        self._box.clear()
+        self._close_mailboxes()
         for other in self.net._channels:
             if other is not self:
                 other._peer_gone(self.pid)
