@@ -38,8 +38,11 @@ Costs per element (N elements, e = domain.elem_bytes, bytes sent per party):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -404,9 +407,32 @@ async def _open_words(s: Session, xor_words: list[np.ndarray], add_words: list[n
     return out[: len(xor_words)], out[len(xor_words) :]
 
 
+@dataclass(frozen=True)
+class OpenWith:
+    """A factor y for `ltz_mul` that is not computed yet: `shares` are opened in the
+    comparison's FIRST round (packed into its message, no extra round or message), then
+    y = then(opened values) (local). E.g. a truncation: shares = [x + 2^62 + r] from
+    truncation.trunc_mask, then = truncation.trunc_finish."""
+
+    shares: tuple[Share, ...]
+    then: Callable[[list[np.ndarray]], Share]
+
+
+async def _resolve(s: Session, y, child: str = "w"):
+    """y as a Share: awaits an awaitable; opens an OpenWith's shares (in a child session,
+    so it may run concurrently with other rounds) and applies its `then`."""
+    if isinstance(y, Share):
+        return y
+    if isinstance(y, OpenWith):
+        return y.then(await open(s.child(child), *y.shares))
+    return await y
+
+
 async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None] | None:
     """(ltz(x), ltz(x) * y or None) in 3 rounds; None (nothing sent) if the session's
     preprocessing does not supply ltz_tuples."""
+    if x.ndim == 0 and isinstance(y, OpenWith):  # rare: resolve y first (one more round)
+        y = await _resolve(s, y)
     if x.ndim == 0:  # numpy scalar arithmetic warns on the (intended) wrap-around: use (1,)
         y1 = y if (y is None or not isinstance(y, Share)) else y.reshape(1)
         if y1 is not None and not isinstance(y1, Share):
@@ -419,8 +445,11 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
     except PreprocessingExhausted:
         return None
     r_a, rl, M1, a2, b2, M2, a3, b3, r63, W3 = item[:10]
-    # round 1: c = x + r
-    _, (c,) = await _open_words(s, [], [(x + Share(r_a, s)).data])
+    # round 1: c = x + r (and an OpenWith factor's openings, in the same message)
+    extra = list(y.shares) if isinstance(y, OpenWith) else []
+    _, (c, *opened) = await _open_words(s, [], [(x + Share(r_a, s)).data] + [e.data for e in extra])
+    if extra:
+        y = y.then(opened)
     c63 = c >> _U64(63)
     nc = ~(c & _LOW63)
     # level 1 (local): d_t = nc >> t, g_j = r_j & nc_j
@@ -524,7 +553,9 @@ async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
         monomials times rho (no extra round); otherwise ltz, then one Beaver product.
 
     y may also be an awaitable of a Share (e.g. a running truncation): it is awaited only
-    before the last round, so its own rounds overlap the comparison's.
+    before the last round, so its own rounds overlap the comparison's; or an `OpenWith`,
+    whose openings ride in the comparison's first message (Z_2^64 with ltz_tuples; otherwise
+    they are opened in a child session concurrently with the comparison's first round).
     Shapes: x, y: S; returns (S, S).   Range: as `ltz`; the product is exact mod the domain.
     Rounds: 3 (Z_2^64, ltz_tuples); rounds of ltz + 1 otherwise.
     Bytes: (n-1)*N*48 (Z_2^64, ltz_tuples); ltz + 2*(n-1)*N*e otherwise.
@@ -536,9 +567,14 @@ async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
         res = await _ltz_ring3(s, x, y)
         if res is not None:
             return res
-    b = await ltz(s, x)
-    if not isinstance(y, Share):
-        y = await y
+    if isinstance(y, OpenWith):  # open it concurrently with the comparison's first round
+        y = asyncio.ensure_future(_resolve(s, y))
+    try:
+        b = await ltz(s, x)
+        y = await _resolve(s, y)
+    finally:
+        if isinstance(y, asyncio.Future):
+            y.cancel()
     return b, await beaver.mul(s, b, y)
 
 

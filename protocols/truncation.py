@@ -37,7 +37,7 @@ import numpy as np
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.errors import ConfigError, PreprocessingExhausted, ShapeMismatch
 from protocols.session import Session, Share
 
 #: statistical security parameter for masks over fields (statistical distance <= 2^-KAPPA)
@@ -148,17 +148,9 @@ async def trunc(
     if method == "msb":
         if not is_ring64(D):
             raise ConfigError(f"trunc method 'msb' needs Z_2^64, not {D}")
-        if not 0 < f < RING_TRUNC_BITS:
-            raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
-        r, r_hi, r_msb = await s.prep.trunc_triples(x.shape, f)
-        (c,) = await open(s, x + (1 << RING_TRUNC_BITS) + Share(r, s))
-        c_msb = c >> _U64(63)
-        # borrow of the low 63 bits = msb(c) XOR msb(r) = msb(c) + (1 - 2 msb(c)) * msb(r)
-        # ufunc calls, not operators: on 0-d data numpy scalar operators warn about the wrap
-        sign = np.subtract(_U64(1), c_msb << _U64(1))  # 1 or -1 (mod 2^64)
-        borrow = Share(r_msb * sign, s) + c_msb  # c_msb + r_msb - 2 c_msb r_msb
-        pub = np.subtract((c & _LOW63) >> _U64(f), _U64(1 << (RING_TRUNC_BITS - f)))
-        return borrow * (1 << (63 - f)) - Share(r_hi, s) + pub
+        masked, item = await trunc_mask(s, x, f)
+        (c,) = await open(s, masked)
+        return trunc_finish(s, c, item, f)
     if method == "local":
         if not is_ring64(D) or s.n != 2 or s.scheme.kind != "additive":
             raise ConfigError("trunc method 'local' is for 2-party additive sharing over Z_2^64")
@@ -170,15 +162,113 @@ async def trunc(
     if method == "cs":
         if not D.is_field:
             raise ConfigError(f"trunc method 'cs' needs a prime field, not {D}")
-        ell = value_bits(D, kappa)
-        check_field_room(D, ell, kappa, "truncation")
-        if not 0 < f < ell - 1:
-            raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
-        r, r_hi = await s.prep.trunc_pairs(x.shape, f, ell + kappa)
-        (c,) = await open(s, x + (1 << (ell - 1)) + Share(r, s))
-        # the public c >> f goes through Share's constant rule (party 0 only when additive)
-        return -Share(r_hi, s) + public_shift(D, c, f) - (1 << (ell - 1 - f))
+        masked, item = await trunc_mask(s, x, f, kappa=kappa)
+        (c,) = await open(s, masked)
+        return trunc_finish(s, c, item, f)
     raise ConfigError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
+
+
+async def trunc_mask(s: Session, x: Share, f: int, *, kappa: int = KAPPA) -> tuple[Share, tuple]:
+    """The first half of `trunc` (method "msb" on Z_2^64, "cs" on a field), split so that a
+    caller can open the masked value in a batch with other openings (one message per peer)
+    and fetch the item before starting concurrent branches: returns (the masked value to
+    open, the item). `trunc_finish(s, opened, item, f)` completes it (local).
+    Preprocessing, Raises: as `trunc` (no communication here)."""
+    D = s.domain
+    if is_ring64(D):
+        if not 0 < f < RING_TRUNC_BITS:
+            raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+        r, r_hi, r_msb = await s.prep.trunc_triples(x.shape, f)
+        return x + (1 << RING_TRUNC_BITS) + Share(r, s), ("msb", r_hi, r_msb)
+    if not D.is_field:
+        raise ConfigError(f"no truncation protocol for {D}")
+    ell = value_bits(D, kappa)
+    check_field_room(D, ell, kappa, "truncation")
+    if not 0 < f < ell - 1:
+        raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
+    r, r_hi = await s.prep.trunc_pairs(x.shape, f, ell + kappa)
+    return x + (1 << (ell - 1)) + Share(r, s), ("cs", r_hi, ell)
+
+
+def trunc_public_parts(c: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the opened c = x + 2^62 + r: (P, Q) with trunc(x) = P + Q * r_msb - r_hi, both
+    public (pure): borrow = msb(c) XOR msb(r) = msb(c) + (1 - 2 msb(c)) msb(r)."""
+    c_msb = c >> _U64(63)
+    # ufunc calls, not operators: on 0-d data numpy scalar operators warn about the wrap
+    q = np.subtract(_U64(1), c_msb << _U64(1)) << _U64(63 - f)  # (1 - 2 msb(c)) 2^(63-f)
+    p = np.subtract((c & _LOW63) >> _U64(f), _U64(1 << (RING_TRUNC_BITS - f)))
+    return np.add(p, c_msb << _U64(63 - f)), q
+
+
+def trunc_finish(s: Session, c: np.ndarray, item: tuple, f: int) -> Share:
+    """trunc(x) from the opened masked value of `trunc_mask` and its item (local)."""
+    if item[0] == "cs":
+        _, r_hi, ell = item
+        # the public c >> f goes through Share's constant rule (party 0 only when additive)
+        return -Share(r_hi, s) + public_shift(s.domain, c, f) - (1 << (ell - 1 - f))
+    _, r_hi, r_msb = item
+    p, q = trunc_public_parts(c, f)
+    return Share(np.subtract(np.multiply(r_msb, q), r_hi), s) + p
+
+
+async def sub_trunc_matmul(s: Session, x: Share, v: Share, u: Share, f: int) -> tuple[Share, Share]:
+    """(y, x @ y) for y = v - trunc(u, f): the truncation and the product in ONE round.
+
+        c = open(u + 2^62 + r),  D = open(x - A),  E = open(v - B)   (one batch)
+        trunc(u) = P + Q * r_msb - r_hi  with P, Q public from c (`trunc_public_parts`)
+        y = v - P - Q * r_msb + r_hi
+        x @ y = C + D @ B + A @ E + D @ E  -  x @ P  +  D @ (r_hi - Q * r_msb)
+                + [A @ r_hi]  -  [A * r_msb] @ Q
+
+    The dealer supplies the matrix triple (A, B, C = A @ B) together with the truncation
+    mask (r, r_hi, r_msb) of `trunc` "msb" and the two products of A with the mask's pieces
+    (A @ r_hi and A * r_msb, row-broadcast), so y never needs its own opening before the
+    product: the idea of correlating a multiplication triple with the mask of the value it
+    multiplies, as in the "truncation pairs for matrix multiplication" of Mohassel and
+    Rindal, "ABY3", CCS 2018, sec. 5.1, applied to the exact truncation of [EGKRS20, 5.1].
+    Falls back to trunc then beaver.matmul (2 rounds) when the source raises
+    PreprocessingExhausted for `matrix_trunc_triples` (the dealer-free sources).
+
+    Shapes: x: (k, d); v, u: (d,); returns ((d,), (k,)).   Range: |u| < 2^62 (as `trunc`);
+    y exact as `trunc` (floor or floor + 1, unbiased).
+    Rounds: 1 (2 in the fallback).   Bytes: (n-1)*(k*d + 2d)*8 sent per party (the fallback
+    sends the same words in two rounds).   Messages: n-1 (one packed batch).
+    Preprocessing: matrix_trunc_triples((k, d), (d,), f), else trunc_triples + a matrix
+    triple.   Security: semi-honest; D, E, c are uniformly masked (perfectly hiding).
+    Raises: ConfigError (not Z_2^64 additive-compatible), ShapeMismatch,
+    PreprocessingExhausted, errors of `open`.
+    """
+    from protocols import beaver
+
+    check_same(s, x, v, u)
+    if x.ndim != 2 or v.shape != (x.shape[1],) or u.shape != v.shape:
+        raise ShapeMismatch(f"sub_trunc_matmul: shapes {x.shape}, {v.shape}, {u.shape}")
+    if not is_ring64(s.domain):
+        raise ConfigError(f"sub_trunc_matmul needs Z_2^64, not {s.domain}")
+    if not 0 < f < RING_TRUNC_BITS:
+        raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+    try:
+        item = await s.prep.matrix_trunc_triples(x.shape, v.shape, f)
+    except PreprocessingExhausted:
+        y = v - await trunc(s, u, f)
+        return y, await beaver.matmul(s, x, y)
+    A, B, C, r, r_hi, r_msb, AR, AM = item
+    D = s.domain
+    dd, ee, c = await open(
+        s, Share(D.sub(x.data, A), s), Share(D.sub(v.data, B), s), u + (1 << RING_TRUNC_BITS) + Share(r, s)
+    )
+    p, q = trunc_public_parts(c, f)
+    qm = np.multiply(r_msb, q)
+    # y = v - P - Q r_msb + r_hi
+    y = Share(np.subtract(np.add(v.data, r_hi), qm), s) - p
+    left = np.add(A, dd) if s.scheme.adds_public(s.pid) else A
+    z = np.matmul(dd, np.subtract(np.add(B, r_hi), qm))
+    z += C
+    z += np.matmul(left, ee)
+    z -= np.matmul(x.data, p)
+    z += AR
+    z -= np.matmul(AM, q)
+    return y, Share(z, s)
 
 
 def check_same(s: Session, *xs: Share) -> None:

@@ -5,23 +5,36 @@ Privacy-Preserving Machine Learning", IEEE S&P 2017, sec. 4.1-4.3].
 Per iteration on a batch B of rows of the standardised, shared X (a column of ones appended
 for the intercept; weights w with f fractional bits):
 
-    z   = X_B w                       one matrix-triple product, NOT truncated (2f bits)
+    z   = X_B w                       one matrix-triple product, NOT truncated (2f bits);
+                                      in the same round the previous iteration's update is
+                                      truncated and applied (truncation.sub_trunc_matmul:
+                                      the triple carries the truncation mask's products);
+                                      free in the first iteration (w = 0 is public)
     p   = sigmoid(z)                  SecureML piecewise: clip(z + 1/2, 0, 1); the two
                                       comparisons run on the untruncated z (ltz is exact on
-                                      every int64) while trunc(z) runs concurrently; the
-                                      clip's products ride in the comparison's last round
+                                      every int64); trunc(z) is opened in the comparison's
+                                      first message (comparison.OpenWith); the clip's
+                                      products ride in the comparison's last round
           (squared loss: p = trunc(z))
     e   = p - y_B
     g   = Xw_B^T e                    one matrix-triple product, 2f bits (Xw = X * class weight)
-    w  -= trunc(c1 * g + c2 * w, f + K)   one fused truncation: c1 = round(lr_t / |B| 2^K),
-                                      c2 = round(lr_t * l2 * 2^(f+K)) (no L2 on the intercept)
+    w  -= trunc(c1 * g + c2 * w, f + K)   one fused truncation, applied in the next
+                                      iteration's first round (its own round after the last):
+                                      c1 = round(lr_t / |B| 2^K), c2 = round(lr_t * l2 *
+                                      2^(f+K)) (no L2 on the intercept)
 
-Rounds per iteration: 1 + 3 (ltz_mul: both comparisons and their products with trunc(z),
-which runs in its first round) + 1 + 1 = 6 with the piecewise sigmoid on Z_2^64 with
-ltz_tuples preprocessing (1 + 8 + 1 + 1 + 1 = 12 from edaBits, 11 on GF(p)); 4 for squared
-loss; the smooth sigmoid (nonlinear.sigmoid) costs 34 + 1 instead of 3 (Z_2^64).
-Bytes per iteration and party, Z_2^64 with ltz_tuples: (n-1) 8 [ (|B| d + d) + |B| (trunc)
-+ 2|B| 48/8 (ltz_mul) + (|B| d + |B|) + d ].
+Rounds per iteration: 1 (update + forward product) + 3 (ltz_mul, trunc(z) in its first
+message) + 1 (gradient) = 5 with the piecewise sigmoid on Z_2^64 with ltz_tuples and
+matrix_trunc_triples preprocessing; T iterations cost 5T rounds (the first saves its forward
+round, the last update takes one). Without those kinds (dealer-free sources) the truncation
+takes its own round and ltz costs 8 (from edaBits; 7 on GF(p)): 1 + 1 + 8 + 1 + 1 = 12
+(11 on GF(p); Stats counts one more, the opening of trunc(z) that runs concurrently)
+(squared loss: 4 rounds, 3 with the fused kind); the smooth sigmoid (nonlinear.sigmoid)
+costs 34 + 1 instead of 3 (Z_2^64).
+Bytes per iteration and party, Z_2^64 with both kinds, d' = d + 1 (the intercept column):
+(n-1) 8 [ (|B| d' + 2d') (update + forward) + 3|B| (comparisons' and trunc(z)'s first
+opening) + 10|B| (the rest of ltz_mul on 2|B|) + (|B| d' + |B|) (gradient) ]
+= (n-1) 8 (2|B|d' + 2d' + 14|B|).
 Range: the fused update needs |g| * 2^(2f) * c1 < 2^62: with K = 20, |B| |x|max lr_t / |B|
 ... i.e. |lr_t * mean gradient| < 2^(62 - 2f - K) = 2^10 (f = 16).
 Class weights: weight(y) = c0 + (c1 - c0) y is applied once to the rows used in the gradient
@@ -33,19 +46,17 @@ protocols.ml.reference).
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
 from protocols import beaver, fixed
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.comparison import ltz_mul
+from protocols.comparison import OpenWith, ltz_mul
 from protocols.errors import ConfigError
 from protocols.ml._base import const, stack
 from protocols.nonlinear import sigmoid as smooth_sigmoid
 from protocols.prg import CryptoRNG
 from protocols.session import Session, Share, concatenate
-from protocols.truncation import trunc
+from protocols.truncation import is_ring64, sub_trunc_matmul, trunc, trunc_finish, trunc_mask
 
 #: extra bits of the public learning-rate constants in the fused update
 K_LR = 20
@@ -105,17 +116,17 @@ async def piecewise_sigmoid_raw(s: Session, z_raw: Share, f: int) -> Share:
     h2 = 1 << (2 * f - 1)
     h, one = 1 << (f - 1), 1 << f
     cmp = stack(s, [z_raw + h2, -z_raw + h2])
-    t_task = asyncio.ensure_future(trunc(s.child("t"), z_raw, f))
+    # trunc(z)'s opening rides in the comparison's first message (its item is fetched
+    # first, so every party requests preprocessing in the same order)
+    masked, item = await trunc_mask(s, z_raw, f)
+    got: list[Share] = []
 
-    async def tt() -> Share:
-        t = await t_task
-        return stack(s, [t, t])
+    def finish(opened: list[np.ndarray]) -> Share:
+        got.append(trunc_finish(s, opened[0], item, f))
+        return stack(s, [got[0], got[0]])
 
-    try:
-        bits, prod = await ltz_mul(s.child("c"), cmp, tt())
-        t = await t_task
-    finally:
-        t_task.cancel()
+    bits, prod = await ltz_mul(s.child("c"), cmp, OpenWith((masked,), finish))
+    t = got[0]
     # b_i * u = b_i * t + h * b_i
     return t + h - prod[0] - prod[1] - bits[0] * h + bits[1] * (one - h)
 
@@ -151,10 +162,18 @@ async def sgd(
     XgT = Xg.T
     l2mask = np.ones(d + 1)
     l2mask[d] = 0.0
+    fused = is_ring64(s.domain)
+    upd = None  # the previous iteration's update, not yet truncated and applied
     for idx, rate in zip(sched, rates, strict=True):
         B = len(idx)
         Xb = Xa[idx]
-        z_raw = await beaver.matmul(s, Xb, w)
+        if upd is None:  # the first iteration: w = 0 is public, so X_B w = 0 for free
+            z_raw = const(s, 0, (B,))
+        elif fused:  # w -= trunc(upd) and X_B w in one round
+            w, z_raw = await sub_trunc_matmul(s, Xb, w, upd, f + K_LR)
+        else:
+            w = w - await trunc(s, upd, f + K_LR)
+            z_raw = await beaver.matmul(s, Xb, w)
         if loss == "logistic":
             if sigmoid == "piecewise":
                 p = await piecewise_sigmoid_raw(s, z_raw, f)
@@ -167,5 +186,4 @@ async def sgd(
         c_g = int(round(rate / B * (1 << K_LR)))
         c_w = np.rint(rate * l2 * l2mask * (1 << (f + K_LR))).astype(np.int64)
         upd = g * c_g + (w * c_w if l2 else 0)
-        w = w - await trunc(s, upd, f + K_LR)
-    return w
+    return w - await trunc(s, upd, f + K_LR)

@@ -82,10 +82,18 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         products for comparison.ltz_mul."""
         raise self._unsupported(f"ltz tuples (mul={mul})", shape)
 
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+        """Z_2^64: a matrix triple (A, B, C = A @ B) for x_shape (k, d) @ y_shape (d,), the
+        truncation mask of `trunc_triples(y_shape, f)` (r, r_hi, r_msb) and the products
+        A @ r_hi (k,) and A * r_msb (k, d), row-broadcast: protocols.truncation.sub_trunc_matmul
+        truncates y and multiplies by it in one round. Order: A, B, C, r, r_hi, r_msb,
+        A @ r_hi, A * r_msb."""
+        raise self._unsupported(f"matrix truncation triples (f={f})", (x_shape, y_shape))
+
 
 #: every kind of item, by method name
 KINDS = (
     "triples", "matrix_triples", "square_pairs", "bits", "randoms", "trunc_pairs",
     "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
 )
-KINDS = (*KINDS, "ltz_tuples")
+KINDS = (*KINDS, "ltz_tuples", "matrix_trunc_triples")

@@ -261,6 +261,27 @@ class _DealerView(Preprocessing):
 
         return self.d.take_parts(self.pid, ("ltz_tuples", shape, mul), 64 * _size(shape), make)
 
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+        """(A, B, C = A @ B, r, r_hi = (r mod 2^63) >> f, r_msb = r >> 63, A @ r_hi,
+        A * r_msb) for x_shape (k, d) @ y_shape (d,), as base.Preprocessing says."""
+        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
+        self._need_ring("matrix truncation triples")
+        if len(x_shape) != 2 or y_shape != x_shape[1:]:
+            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
+        if not 0 < f < 63:
+            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need 0 < f < 63, got {f}")
+        D = self.d.domain
+
+        def make():
+            a, b = self._rand(x_shape), self._rand(y_shape)
+            r = self.d.rng.uint64(y_shape)
+            r_hi = (r & np.uint64((1 << 63) - 1)) >> np.uint64(f)
+            r_msb = r >> np.uint64(63)
+            return a, b, D.matmul(a, b), r, r_hi, r_msb, D.matmul(a, r_hi), a * r_msb
+
+        size = 2 * _size(x_shape) + 4 * _size(y_shape) + x_shape[0]
+        return self.d.take(self.pid, ("matrix_trunc_triples", x_shape, y_shape, f), size, make)
+
 
 def _from_limbs(D, lo: np.ndarray, hi: np.ndarray | None) -> np.ndarray:
     """The domain element lo + 2^64 * hi for limbs of a value below the modulus."""

@@ -6,10 +6,15 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+import mpc
 from mpc.local import run_local
+from protocols import core
 from protocols.arith.field import Mersenne127
+from protocols.arith.fixedpoint import FixedPoint
 from protocols.ml import train
 from protocols.ml.reference import fit_sgd_plain
+from protocols.ml.sgd import sgd
+from protocols.session import Share
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,3 +105,40 @@ def test_fraud_data_accuracy_and_auc(partition):
     assert abs(auc - roc_auc_score(d.y, Xd @ cf + bf)) <= 0.01
     assert abs(m.score(Xd, d.y) - sk.score(Xs, d.y)) <= 0.02
     assert abs(auc - roc_auc_score(d.y, sk.decision_function(Xs))) <= 0.02
+
+
+
+@pytest.mark.parametrize("prep", ["trusted_dealer", "ot"])
+def test_rounds_and_bytes_per_iteration(prep):
+    """The sgd module docstring's costs on Z_2^64 with the dealer: 5 rounds per iteration
+    (4 in the first, 1 for the last update), (n-1) 8 (2|B|d' + 2d' + 14|B|) bytes per
+    iteration, d' = d + 1. The dealer-free OT source (no ltz_tuples, no
+    matrix_trunc_triples) falls back to more rounds and trains the same model."""
+    N, d, B = 64, 3, 16
+    Xs = X[:N, :d] / SCALE[:d]
+    Xs = (Xs - Xs.mean(0)) / Xs.std(0)
+    ys = Y[:N]
+
+    def job_for(epochs):
+        async def job(s):
+            x = Share(s.domain.from_int(np.rint(Xs * 2**16).astype(np.int64)) if s.pid == 0
+                      else s.domain.zeros(Xs.shape), s)
+            y = Share(s.domain.from_int(ys) if s.pid == 0 else s.domain.zeros(N), s)
+            w = await sgd(s, x, y, loss="logistic", y_is_bits=True, batch_size=B, epochs=epochs, lr=0.5)
+            st = s.stats.copy()
+            (out,) = await core.open(s, w)
+            return FixedPoint(s.domain, 16).decode(out), st
+
+        return job
+
+    (w1, st1), (w2, st2) = (mpc.run_local(3, job_for(e), seed=2, preprocessing=prep).results[0] for e in (1, 2))
+    k, dp = N // B, d + 1  # iterations per epoch, columns with the intercept
+    if prep == "trusted_dealer":
+        assert st1.rounds == 5 * k
+        assert st2.rounds - st1.rounds == 5 * k
+        assert st2.bytes_sent - st1.bytes_sent == k * 2 * 8 * (2 * B * dp + 2 * dp + 14 * B)
+    else:
+        assert st2.rounds - st1.rounds > 5 * k
+    for w, e in ((w1, 1), (w2, 2)):
+        cf, bf = fit_sgd_plain(Xs, ys, loss="logistic", batch_size=B, epochs=e, lr=0.5, standardize=False)
+        assert np.allclose(w[:-1], cf, atol=0.01) and abs(w[-1] - bf) < 0.01

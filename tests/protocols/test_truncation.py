@@ -221,3 +221,36 @@ def test_public_constants_out_of_range_refused(bad):
 
     with pytest.raises(InputRangeError):
         mpc.run_local(2, job)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("prep,n", [("trusted_dealer", 3), ("trusted_dealer", 2), ("ot", 3)])
+def test_sub_trunc_matmul_one_round_and_fallback(prep, n):
+    # y = v - trunc(u, f') and x @ y in one round (dealer); two rounds from the dealer-free
+    # OT source, which has no matrix_trunc_triples (the fallback), with the same words sent
+    fp = F + 20
+    g = np.random.default_rng(5)
+    k, d = 40, 6
+    Xv = g.integers(-(4 << F), 4 << F, size=(k, d))
+    Vv = g.integers(-(3 << F), 3 << F, size=d)
+    Uv = g.integers(-(2**61), 2**61, size=d).astype(object)
+    Uv[:2] = [2**62 - 1, -(2**62) + 1]  # the whole range of trunc
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(Xv) if s.pid == 0 else None, 0)
+        v = await core.input(s, s.domain.from_int(Vv) if s.pid == 1 else None, 1)
+        u = await core.input(s, s.domain.from_int(Uv) if s.pid == 0 else None, 0)
+        before = s.stats.copy()
+        y, z = await truncation.sub_trunc_matmul(s, x, v, u, fp)
+        delta = s.stats - before
+        oy, oz = await core.open(s, y, z)
+        return signed(s.domain, oy), signed(s.domain, oz), delta
+
+    res = mpc.run_local(n, job, seed=7, preprocessing=prep)
+    for oy, oz, delta in res.results:
+        assert set((Vv.astype(object) - Uv // 2**fp - oy).tolist()) <= {0, 1}
+        assert (oz == Xv.astype(object).dot(oy)).all()  # exactly x @ y for the y returned
+        assert delta.rounds == (1 if prep == "trusted_dealer" else 2)
+        assert delta.bytes_sent == (n - 1) * (k * d + 2 * d) * 8
+        if prep == "trusted_dealer":
+            assert delta.messages_sent == n - 1
