@@ -47,7 +47,7 @@ import tempfile
 import time
 
 #: smpc bench ops with an MPyC counterpart
-MPYC_OPS = ("mul", "inner", "fixed_mul", "compare", "reciprocal")
+MPYC_OPS = ("mul", "inner", "fixed_mul", "compare", "reciprocal", "logistic_regression")
 SEED = 20240601
 F = 16
 
@@ -93,8 +93,10 @@ def _free_base_port(n: int) -> int:
     raise RuntimeError("no free port range for MPyC")
 
 
-def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float = 600.0) -> dict:
-    """Run one MPyC measurement; returns {seconds, ops_per_s, correct, ...} or {error}."""
+def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float = 600.0,
+             epochs: int = 1) -> dict:
+    """Run one MPyC measurement; returns {seconds, ops_per_s, correct, ...} or {error}.
+    `epochs`: logistic_regression only (ops = size * epochs rows, as smpc bench)."""
     if op not in MPYC_OPS:
         return {"error": f"no MPyC counterpart for {op}"}
     if not available():
@@ -102,7 +104,7 @@ def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float =
     with tempfile.TemporaryDirectory(prefix="smpc-mpyc-") as d:
         base = _free_base_port(parties)
         cmd = [sys.executable, os.path.abspath(__file__), "--op", op, "--size", str(size),
-               "--repeat", str(repeat), "--result-dir", d, "-M", str(parties), "-B", str(base), "--no-log"]
+               "--repeat", str(repeat), "--epochs", str(epochs), "--result-dir", d, "-M", str(parties), "-B", str(base), "--no-log"]
         env = dict(os.environ, PYTHONPATH="")
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
@@ -129,17 +131,19 @@ def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float =
             for r in range(1, repeat + 1)]
     secs = statistics.median(runs)
     correct = all(q["correct"] for q in per)
+    ops = size * epochs if op == "logistic_regression" else size
     out = {
         "engine": f"MPyC {mpyc_version()}",
         "parties": parties,
         "processes": True,
         "network": f"MPyC -M{parties} separate processes, plaintext TCP on localhost",
         "seconds": secs if correct else None,
-        "ops_per_s": size / secs if correct and secs > 0 else None,
+        "ops_per_s": ops / secs if correct and secs > 0 else None,
         "correct": correct,
         "max_abs_error": per[0].get("max_error"),
         "wrong_elements": per[0].get("wrong"),
         "type": per[0]["type"],
+        **per[0].get("extra", {}),
     }
     if not correct:
         out["error"] = (f"MPyC result does not match the plaintext computation "
@@ -150,7 +154,8 @@ def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float =
 def attach_mpyc(rec: dict, repeat: int = 3) -> dict:
     """Add `mpyc` (MPyC's measurement of the same op, size and parties) and
     `ratio_vs_mpyc` (smpc ops/s over MPyC ops/s) to an `smpc bench` record."""
-    m = run_mpyc(rec["op"], rec["size"], rec["parties"], repeat=max(1, repeat))
+    m = run_mpyc(rec["op"], rec["size"], rec["parties"], repeat=max(1, repeat),
+                 epochs=rec.get("epochs", 1))
     rec["mpyc"] = m
     if rec.get("ops_per_s") and m.get("ops_per_s"):
         rec["ratio_vs_mpyc"] = rec["ops_per_s"] / m["ops_per_s"]
@@ -193,11 +198,82 @@ def check_result(op: str, X, Y, got) -> tuple[int, float]:
     return int((e > bound).sum()), float(e.max())
 
 
-async def _party(op: str, size: int, repeat: int, out_dir: str) -> None:
+async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, bool, dict]:
+    """smpc bench's logistic_regression in MPyC SecFxp(64, 16): the same public data (mpc.bench.
+    logistic_data), horizontal split (party i inputs its rows), batch order
+    (protocols.ml.sgd.batches, shuffle_seed 0), batch 128, lr 0.5, SecureML piecewise sigmoid
+    clip(z + 1/2, 0, 1), standardisation with the global mean and 1/sd, coefficients mapped back
+    to original units and revealed. One difference: MPyC 0.11 has no secure square root, so
+    1/sd comes from Newton's iteration y <- y (3 - var y^2) / 2 from the public y0 = 2^-4
+    (24 steps; smpc uses inv_sqrt's normalisation + Newton). Correct: accuracy within 1 pp
+    of the float64 reference (protocols.ml.reference.fit_sgd_plain)."""
+    import numpy as np
+
+    from mpc.bench import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
+    from protocols.ml.reference import fit_sgd_plain
+    from protocols.ml.sgd import batches
+
+    sec = mpc.SecFxp(64, F)
+    X, y = logistic_data(size)
+    n, d = len(mpc.parties), X.shape[1]
+    B, lr = LOGREG_HP["batch_size"], LOGREG_HP["lr"]
+    sched = batches(size, B, epochs, 0)
+
+    async def train():
+        xs, ys = [], []
+        for i in range(n):  # party i inputs its own rows (the others pass placeholders)
+            idx = _rows_of(size, n, i)
+            mine = mpc.pid == i
+            xs.append(mpc.input(sec.array(X[idx] if mine else np.zeros((len(idx), d))), senders=i))
+            ys.append(mpc.input(sec.array(y[idx].astype(float) if mine else np.zeros(len(idx))), senders=i))
+        Xs, ys_ = mpc.np_vstack(xs), mpc.np_concatenate(ys)
+        mu = mpc.np_sum(Xs, axis=0) * (1 / size)
+        var = mpc.np_sum(Xs * Xs, axis=0) * (1 / size) - mu * mu
+        istd = sec.array(np.full(d, 2.0**-4))
+        for _ in range(24):
+            istd = istd * (3 - var * istd * istd) * 0.5
+        Z = (Xs - mu) * istd
+        w, w0 = sec.array(np.zeros(d)), sec.array(np.zeros(1))
+        for idx in sched:
+            Zb, yb = Z[idx], ys_[idx]
+            z = Zb @ w + w0
+            p = mpc.np_where(z < -0.5, 0, mpc.np_where(z > 0.5, 1, z + 0.5))
+            e = p - yb
+            g = mpc.np_transpose(Zb) @ e
+            c = lr / len(idx)
+            w, w0 = w - g * c, w0 - mpc.np_sum(e) * c
+        coef = w * istd
+        b = w0 - mpc.np_sum(coef * mu)
+        return mpc.np_concatenate([coef, b])
+
+    runs, model = [], None
+    for _ in range(repeat + 1):
+        await mpc.output(sec(0))  # synchronise, as smpc bench's one-element open
+        t0 = time.monotonic()
+        model = np.asarray(await mpc.output(await train()), dtype=float)  # revealed, as smpc
+        runs.append((t0, time.monotonic()))
+    cf, bf = fit_sgd_plain(X, y, loss="logistic", epochs=epochs, **LOGREG_HP)
+    acc = float(((X @ model[:-1] + model[-1] > 0) == y).mean())
+    facc = float(((X @ cf + bf > 0) == y).mean())
+    return runs, abs(acc - facc) <= ACCURACY_TOL, {
+        "accuracy": acc, "float_accuracy": facc, "epochs": epochs,
+        "max_coef_diff": float(np.max(np.abs(model - np.append(cf, bf))))}
+
+
+async def _party(op: str, size: int, repeat: int, out_dir: str, epochs: int = 1) -> None:
     import numpy as np
     from mpyc.runtime import mpc
 
     await mpc.start()
+    if op == "logistic_regression":
+        runs, correct, extra = await _logistic(mpc, size, repeat, epochs)
+        await mpc.shutdown()
+        tmp = os.path.join(out_dir, f"party{mpc.pid}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"runs": runs, "correct": correct, "max_error": None,
+                       "wrong": None if correct else 1, "type": "SecFxp64:16", "extra": extra}, fh)
+        os.replace(tmp, os.path.join(out_dir, f"party{mpc.pid}.json"))
+        return
     if op in ("mul", "inner"):
         sec = mpc.SecInt(64)
     elif op == "reciprocal":  # SecFxp(64, 16) reciprocals are wrong in MPyC 0.11 (see above)
@@ -246,9 +322,10 @@ def _main() -> None:
     p.add_argument("--op", required=True, choices=MPYC_OPS)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--result-dir", required=True)
     a = p.parse_args(sys.argv[1:])
-    mpc.run(_party(a.op, a.size, a.repeat, a.result_dir))
+    mpc.run(_party(a.op, a.size, a.repeat, a.result_dir, a.epochs))
     del asyncio
 
 

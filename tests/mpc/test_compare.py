@@ -42,3 +42,20 @@ def test_the_mpyc_check_has_power():
     assert compare_mpyc.check_result("fixed_mul", X, Y, off)[0] == 1
     X, Y = compare_mpyc._inputs("compare", 50)
     assert compare_mpyc.check_result("compare", X, Y, 1.0 - (X < Y))[0] == 50
+
+
+def test_mpyc_logistic_regression_same_data_and_hyperparameters():
+    # smpc bench's workload in MPyC SecFxp(64, 16): accuracy within 1 pp of the float reference
+    m = compare_mpyc.run_mpyc("logistic_regression", 60, 3, repeat=1, epochs=1)
+    assert m["correct"] is True and m["seconds"] > 0, m
+    assert abs(m["accuracy"] - m["float_accuracy"]) <= 0.01 and m["epochs"] == 1
+    assert m["ops_per_s"] == pytest.approx(60 / m["seconds"])
+
+
+def test_compare_logistic_regression_ratio(capsys):
+    code = cli_main(["bench", "--json", "--op", "logistic_regression", "--size", "60",
+                     "--epochs", "1", "--transport", "tcp", "--processes", "--repeat", "1",
+                     "--compare", "mpyc"])
+    assert code == 0
+    (rec,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    assert rec["correct"] and rec["mpyc"]["correct"] and rec["ratio_vs_mpyc"] > 0
