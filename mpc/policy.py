@@ -60,10 +60,14 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
         raise PolicyError("source.unknown", f"manifest.inputs.{cfg.name}.source "
                           f"{mine['source']!r} is not a data source of {cfg.name}")
     k_min = m.parameters.get("k_min")
-    # a smaller k_min is not refused: the job uses max(k_min, every node's min_group_size)
-    if k_min is not None and (isinstance(k_min, bool) or not isinstance(k_min, int) or k_min < 1):
-        raise PolicyError("policy.min_group_size", f"parameters.k_min = {k_min!r} must be a "
-                          "positive integer")
+    # a manifest may ask for a larger minimum than the policy, never a smaller one (the job
+    # then uses the largest minimum of all nodes); a smaller one is refused, so the analyst
+    # learns why instead of getting silently different suppression
+    if k_min is not None and (
+        isinstance(k_min, bool) or not isinstance(k_min, int) or k_min < pol.min_group_size
+    ):
+        raise PolicyError("policy.min_group_size", f"parameters.k_min = {k_min!r} is below "
+                          f"policy.min_group_size = {pol.min_group_size}")
 
 
 def check_rows(rows: int, cfg: NodeConfig) -> None:
