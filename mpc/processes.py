@@ -133,19 +133,32 @@ def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
         out = asyncio.run(_child(cfg, job, job_args, conn))
         results.put(("ok", cfg.pid, out))
     except BaseException as e:  # report everything: the parent decides
-        results.put(("error", cfg.pid, _picklable(e)))
+        results.put(("error", cfg.pid, _error_record(e)))
     finally:
         conn.close()
 
 
-def _picklable(e: BaseException) -> BaseException:
-    import pickle
+def _error_record(e: BaseException) -> tuple[str, str, str]:
+    """A child's error as plain strings (type name, message, traceback): nothing but
+    strings crosses back, and the parent rebuilds only smpc's own error types."""
+    return type(e).__name__, str(e), traceback.format_exc()
 
-    try:
-        pickle.loads(pickle.dumps(e))  # noqa: S301 (our own object, round-tripped locally)
-        return e
-    except Exception:
-        return PartyProcessError(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+
+def _rebuild_error(record: tuple[str, str, str]) -> BaseException:
+    """The child's error as the same smpc error type where it is one, else PartyProcessError
+    carrying the child's traceback."""
+    import network.errors
+    import protocols.errors
+
+    name, message, tb = record
+    for module in (network.errors, protocols.errors):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, SmpcError):
+            try:
+                return cls(message)
+            except TypeError:  # an error type with a different constructor
+                break
+    return PartyProcessError(f"{name}: {message}\n{tb}")
 
 
 async def _open_channel(cfg: _Config, conn):
@@ -445,7 +458,7 @@ def _assemble(n: int, outcomes: dict[int, tuple]) -> ProcessRun:
         res.append(None)
         stats.append(Stats())
         if kind == "error":
-            errors.append(payload)
+            errors.append(_rebuild_error(payload))
         elif kind == "aborted":
             errors.append(SessionAbortedError(f"party {pid} stopped: another party failed at startup"))
         elif kind == "dead":
