@@ -1,0 +1,375 @@
+"""GF(2^127 - 1) on two uint64 limbs (see protocols.arith.field)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from protocols.arith._fieldops import (
+    _M32,
+    _S3,
+    _S32,
+    _U64,
+    M127,
+    _add,
+    _and,
+    _as_shape,
+    _broadcast_operands,
+    _finish,
+    _ls,
+    _matmul_finish,
+    _matmul_prepare,
+    _mul,
+    _or,
+    _rs,
+    _Scratch,
+    _sub,
+    _sum_axes,
+    _u,
+    _VectorInv,
+    _wire_in,
+)
+from protocols.arith.domain import PrimeField, Shape
+from protocols.errors import DomainError
+from protocols.prg import CryptoRNG
+
+_P127_HI = _u((1 << 63) - 1)
+_M64 = _u((1 << 64) - 1)
+_M63 = _P127_HI
+_M26 = _u((1 << 26) - 1)
+_M23 = _u((1 << 23) - 1)
+_M14 = _u((1 << 14) - 1)
+_M12 = _u((1 << 12) - 1)
+_S12, _S14, _S26, _S40, _S52, _S63 = (_u(s) for s in (12, 14, 26, 40, 52, 63))
+
+DT127 = np.dtype([("lo", "<u8"), ("hi", "<u8")])
+_ADD_BLOCK = 1 << 14
+
+
+def _limbs26(lo, hi, L, t) -> None:
+    """Split x = lo + hi*2^64 (< 2^127) into five limbs of 26,26,26,26,23 bits."""
+    _and(lo, _M26, L[0])
+    _rs(lo, _S26, L[1])
+    _and(L[1], _M26, L[1])
+    _rs(lo, _S52, L[2])
+    _and(hi, _M14, t)
+    _ls(t, _S12, t)
+    _or(L[2], t, L[2])
+    _rs(hi, _S14, L[3])
+    _and(L[3], _M26, L[3])
+    _rs(hi, _S40, L[4])
+
+
+def _canon127(lo, hi, olo, ohi, t, c, m) -> None:
+    """(olo, ohi) = v mod p for v = lo + hi*2^64 < 2p (so hi < 2^64 - 1). t: uint64 scratch,
+    c, m: bool scratch. v >= p iff v + 1 >= 2^127; then v - p = (v + 1) - 2^127."""
+    _add(lo, _u(1), t)  # lo + 1
+    np.equal(t, _u(0), out=c)  # carry out of lo + 1
+    _add(hi, c, t)  # hi of v + 1
+    np.greater(t, _M63, out=m)  # v + 1 >= 2^127
+    _add(lo, m, olo)  # lo + 1 where v >= p
+    np.copyto(ohi, hi)
+    _and(t, _M63, out=ohi, where=m)
+
+
+def _reduce_cols127(C, olo, ohi, t, c, m) -> None:
+    """Turn five columns C[k] (weights 2^(26k), each < 2^63.5, already folded with 2^130 = 8)
+    into the canonical (olo, ohi). Destroys C."""
+    for k in range(4):
+        _rs(C[k], _S26, t)
+        _add(C[k + 1], t, C[k + 1])
+        _and(C[k], _M26, C[k])
+    _rs(C[4], _u(23), t)  # bits >= 127: 2^127 = 1
+    _and(C[4], _M23, C[4])
+    _add(C[0], t, C[0])  # < 2^26 + 2^41
+    for k in range(2):
+        _rs(C[k], _S26, t)
+        _add(C[k + 1], t, C[k + 1])
+        _and(C[k], _M26, C[k])
+    # C0, C1 < 2^26, C2 <= 2^26, C3 < 2^26, C4 < 2^23: value < 2^127 + 2^52 < 2p
+    _ls(C[1], _S26, C[1])
+    _or(C[0], C[1], C[0])
+    _ls(C[2], _S52, t)
+    _or(C[0], t, C[0])  # lo
+    _rs(C[2], _S12, C[2])
+    _ls(C[3], _S14, C[3])
+    _add(C[2], C[3], C[2])
+    _ls(C[4], _S40, C[4])
+    _add(C[2], C[4], C[2])  # hi
+    _canon127(C[0], C[2], olo, ohi, t, c, m)
+
+
+def _mul127_block(xlo, xhi, ylo, yhi, olo, ohi, X, Y, C, t, c, m) -> None:
+    """Product of canonical elements given as lo/hi limb arrays; outputs may alias inputs.
+
+    Limbs of 26 bits: x = sum x_i 2^(26i), i < 5. Products x_i*y_j < 2^52. Terms with
+    i + j >= 5 have weight 2^130 * 2^(26(i+j-5)) = 8 * 2^(26(i+j-5)) (2^127 = 1), so they are
+    computed with y_j << 3 straight into column i+j-5: column k holds at most
+    (k+1)*2^52 + (4-k)*2^55 < 2^58.
+    """
+    _limbs26(xlo, xhi, X, t)
+    _limbs26(ylo, yhi, Y, t)
+    for k in range(5):
+        _mul(X[0], Y[k], C[k])
+        for i in range(1, k + 1):
+            _mul(X[i], Y[k - i], t)
+            _add(C[k], t, C[k])
+    for j in range(1, 5):
+        _ls(Y[j], _S3, Y[j])
+    for s in range(5, 9):
+        col = C[s - 5]
+        for i in range(s - 4, 5):
+            _mul(X[i], Y[s - i], t)
+            _add(col, t, col)
+    _reduce_cols127(C, olo, ohi, t, c, m)
+
+
+class Mersenne127(_VectorInv, PrimeField):
+    """GF(p) for the Mersenne prime p = 2^127 - 1.
+
+    Representation: a numpy structured dtype `[('lo', '<u8'), ('hi', '<u8')]` (value
+    lo + hi*2^64, canonical in [0, p), so hi < 2^63), so the array's shape is the secret's
+    shape. Wire format: uint64 array of shape (*shape, 2) holding (lo, hi) pairs (16 bytes per
+    element); `from_wire` rejects values >= p.
+
+    Costs: `mul` splits each operand into five 26-bit limbs, forms the 25 limb products
+    (< 2^52) and folds the ones of weight >= 2^130 with 2^130 = 8 (Mersenne reduction), then
+    propagates carries; about 110 vectorised passes on blocks of 2^14 elements, measured about
+    6x the time of Mersenne61.mul (30 ns against 5 ns per element). `add`/`sub`/`neg` use two-limb carries and a conditional
+    subtract. `matmul` uses the same limbs with numpy uint64 matmuls of the 25 limb pairs
+    (inner dimension chunked by 64 so column sums stay below 2^64; (10^4 x 100) @ (100 x 10)
+    in about 0.23 s, against 0.04 s for Mersenne61). `sum` goes through Python
+    integers (not a hot path). `inv`/`batch_inv`: vectorised product tree.
+    """
+
+    name = "GF(2^127-1)"
+    modulus = M127
+    bits = 127
+    dtype = DT127
+    elem_bytes = 16
+
+    #: elements per block in mul (measured 2^12: 39 ms, 2^14: 30 ms, 2^16: 28 ms per 10^6)
+    block = 1 << 14
+    matmul_chunk = 64
+
+    def __init__(self) -> None:
+        self._scratch = _Scratch()
+
+    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _pack(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        out = np.empty(lo.shape, dtype=DT127)
+        out["lo"] = lo
+        out["hi"] = hi
+        return out
+
+    def check_dtype(self, x) -> None:
+        if not isinstance(x, np.ndarray) or x.dtype != self.dtype:
+            got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+            raise DomainError(f"{self.name}: expected an array of dtype {self.dtype}, got {got}")
+
+    # -- construction ------------------------------------------------------------------
+    def zeros(self, shape: Shape) -> np.ndarray:
+        return np.zeros(shape, dtype=DT127)
+
+    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+        p = self.modulus
+        if isinstance(values, np.ndarray):
+            kind = values.dtype.kind
+            if kind in "bu":
+                v = values.astype(_U64)
+                return self._pack(v, np.zeros_like(v))
+            if kind == "i":
+                v = values.astype(np.int64)
+                neg = v < 0
+                lo = np.asarray(v.view(_U64) - neg.astype(_U64))  # p + v = (2^63-1)*2^64 + (2^64-1+v)
+                hi = np.asarray(np.where(neg, _M63, _u(0)), dtype=_U64)
+                return self._pack(lo, hi)
+            if values.dtype == object:
+                ints = [int(v) % p for v in values.reshape(-1)]
+                lo = np.array([v & 0xFFFFFFFFFFFFFFFF for v in ints], dtype=_U64)
+                hi = np.array([v >> 64 for v in ints], dtype=_U64)
+                return self._pack(lo.reshape(values.shape), hi.reshape(values.shape))
+            raise DomainError(f"{self.name}: cannot read integers from dtype {values.dtype}")
+        if isinstance(values, int | np.integer):
+            return self.from_int(np.array(int(values), dtype=object))
+        return self.from_int(np.array(values, dtype=object))
+
+    def to_int(self, x: np.ndarray) -> np.ndarray:
+        self.check(x)
+        lo = x["lo"].reshape(-1).astype(object)
+        hi = x["hi"].reshape(-1).astype(object)
+        return (lo + (hi << 64)).reshape(x.shape)
+
+    def random(self, rng: CryptoRNG, shape: Shape) -> np.ndarray:
+        """Uniform on [0, 2^127) by masking 128 random bits, redrawing the (2^-127 likely)
+        value p: exactly uniform on [0, p)."""
+        shape = _as_shape(shape)
+        w = rng.uint64(shape + (2,))
+        w[..., 1] &= _M63
+        flat = w.reshape(-1, 2)
+        bad = np.flatnonzero((flat[:, 1] == _M63) & (flat[:, 0] == _M64))
+        while bad.size:
+            fresh = rng.uint64((bad.size, 2))
+            fresh[:, 1] &= _M63
+            flat[bad] = fresh
+            bad = bad[(fresh[:, 1] == _M63) & (fresh[:, 0] == _M64)]
+        return self._pack(w[..., 0], w[..., 1])
+
+    def check(self, x: np.ndarray) -> np.ndarray:
+        super().check(x)
+        if x.size:
+            hi, lo = x["hi"], x["lo"]
+            if bool((hi > _M63).any()) or bool(((hi == _M63) & (lo == _M64)).any()):
+                raise DomainError(f"{self.name}: non-canonical element (>= p)")
+        return x
+
+    def _has_zero(self, x: np.ndarray) -> bool:
+        return bool(x.size) and bool(((x["lo"] == 0) & (x["hi"] == 0)).any())
+
+    # -- arithmetic --------------------------------------------------------------------
+    def mul(self, x, y, out=None):
+        xf, yf, out, of = _broadcast_operands(self, x, y, out)
+        n = of.shape[0]
+        bs = self.block
+        u = self._scratch.get(_U64, 16, bs)
+        bl = self._scratch.get(np.bool_, 2, bs)
+        for i in range(0, n, bs):
+            j = min(n, i + bs)
+            m = j - i
+            v = [b[:m] for b in u]
+            xb, yb, ob = xf[i:j], yf[i:j], of[i:j]
+            _mul127_block(
+                xb["lo"], xb["hi"], yb["lo"], yb["hi"], ob["lo"], ob["hi"],
+                v[0:5], v[5:10], v[10:15], v[15], bl[0][:m], bl[1][:m],
+            )
+        return _finish(out, of)
+
+    def _addsub(self, x, y, out, subtract: bool):
+        """x + y or x - y (= x + (p - y), p - y = (~lo, (2^63-1) - hi) in [1, p]), blocked.
+
+        Per block of _ADD_BLOCK elements the limbs are gathered into reused contiguous
+        scratch (the structured layout interleaves them), added with carry (v < 2p), and
+        folded once with 2^127 = 1: v' = (v mod 2^127) + (v >> 127) <= p, with v' = p
+        mapped to 0. About 5x faster than the unblocked version on 10^6 elements."""
+        xf, yf, out, of = _broadcast_operands(self, x, y, out)
+        xv = xf.view(_U64).reshape(-1, 2)
+        yv = yf.view(_U64).reshape(-1, 2)
+        ov = of.view(_U64).reshape(-1, 2)
+        total = xv.shape[0]
+        bs = min(_ADD_BLOCK, max(total, 1))
+        xl, xh, yl, yh, t = self._scratch.get(_U64, 5, bs)
+        c, e = self._scratch.get(np.bool_, 2, bs)
+        for i in range(0, total, bs):
+            k = min(bs, total - i)
+            a, b, u, v, w, cc, ee = xl[:k], xh[:k], yl[:k], yh[:k], t[:k], c[:k], e[:k]
+            np.copyto(a, xv[i : i + k, 0])
+            np.copyto(b, xv[i : i + k, 1])
+            np.copyto(u, yv[i : i + k, 0])
+            np.copyto(v, yv[i : i + k, 1])
+            if subtract:
+                np.invert(u, out=u)
+                _sub(_M63, v, out=v)
+            _add(a, u, out=u)  # lo
+            np.less(u, a, out=cc)  # carry
+            _add(b, v, out=v)
+            _add(v, cc, out=v)  # hi: v = hi * 2^64 + lo < 2p
+            np.right_shift(v, _u(63), out=w)  # v >> 127
+            _and(v, _M63, out=v)
+            _add(u, w, out=u)
+            np.less(u, w, out=cc)
+            _add(v, cc, out=v)  # v' <= p
+            np.equal(v, _M63, out=cc)
+            np.equal(u, _M64, out=ee)
+            np.logical_and(cc, ee, out=cc)  # v' == p
+            np.copyto(u, 0, where=cc)
+            np.copyto(v, 0, where=cc)
+            np.copyto(ov[i : i + k, 0], u)
+            np.copyto(ov[i : i + k, 1], v)
+        return _finish(out, of)
+
+    def add(self, x, y, out=None):
+        return self._addsub(x, y, out, subtract=False)
+
+    def sub(self, x, y, out=None):
+        return self._addsub(x, y, out, subtract=True)
+
+    def neg(self, x):
+        self.check_dtype(x)
+        return self._addsub(self.zeros(x.shape), x, None, subtract=True)
+
+    def matmul(self, x, y):
+        """Exact (x @ y) mod p: 26-bit limbs of both sides, one stacked uint64 matmul per
+        inner-dimension chunk of 64 computes all 25 limb products (each sum < 64*2^52), the
+        columns of weight >= 2^130 are folded with 2^130 = 8 and carried as in `mul`."""
+        self.check_dtype(x)
+        self.check_dtype(y)
+        x2, y2, squeeze = _matmul_prepare(self.name, x, y)
+        k = x2.shape[-1]
+        rows, cols = x2.shape[-2], y2.shape[-1]
+        acc = None
+        for k0 in range(0, max(k, 1), self.matmul_chunk):
+            k1 = min(k, k0 + self.matmul_chunk)
+            xs, ys = x2[..., k0:k1], y2[..., k0:k1, :]
+            X = [np.empty(xs.shape, _U64) for _ in range(5)]
+            Y = [np.empty(ys.shape, _U64) for _ in range(5)]
+            _limbs26(xs["lo"], xs["hi"], X, np.empty(xs.shape, _U64))
+            _limbs26(ys["lo"], ys["hi"], Y, np.empty(ys.shape, _U64))
+            prods = np.matmul(np.concatenate(X, axis=-2), np.concatenate(Y, axis=-1))
+            C: list[np.ndarray | None] = [None] * 5
+            for i in range(5):
+                for j in range(5):
+                    blk = prods[..., i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+                    s = i + j
+                    if s >= 5:
+                        blk = blk << _S3
+                        s -= 5
+                    C[s] = blk.copy() if C[s] is None else _add(C[s], blk)
+            shape = C[0].shape
+            part = np.empty(shape, dtype=DT127)
+            t = np.empty(shape, _U64)
+            lo_o, hi_o = np.empty(shape, _U64), np.empty(shape, _U64)
+            _reduce_cols127(C, lo_o, hi_o, t, np.empty(shape, bool), np.empty(shape, bool))
+            part["lo"], part["hi"] = lo_o, hi_o
+            acc = part if acc is None else self.add(acc, part)
+        return _matmul_finish(acc, squeeze)
+
+    def sum(self, x, axis=None):
+        self.check_dtype(x)
+        x2, rest = _sum_axes(x, axis)
+        # four 32-bit limb sums in uint64 are exact for < 2^32 terms; recombine in Python ints
+        n = x2.shape[-1]
+        acc = np.zeros(x2.shape[0], dtype=object)
+        chunk = 1 << 31
+        for k0 in range(0, n, chunk):
+            xs = x2[:, k0 : k0 + chunk]
+            lo, hi = xs["lo"], xs["hi"]
+            for i, part in enumerate((lo & _M32, lo >> _S32, hi & _M32, hi >> _S32)):
+                acc = acc + (np.sum(part, axis=-1, dtype=_U64).astype(object) << (32 * i))
+        return self.from_int(acc.reshape(rest))
+
+    # -- wire format -------------------------------------------------------------------
+    @property
+    def wire_dtype(self) -> np.dtype:
+        return _U64
+
+    def wire_shape(self, shape: Shape) -> Shape:
+        return tuple(shape) + (2,)
+
+    def to_wire(self, x):
+        self.check_dtype(x)
+        return np.ascontiguousarray(x).reshape(-1).view(_U64).reshape(tuple(x.shape) + (2,))
+
+    def from_wire(self, w, shape):
+        shape = _as_shape(shape)
+        w = _wire_in(self.name, w, _U64, shape + (2,))
+        lo, hi = w[..., 0], w[..., 1]
+        if w.size and (bool((hi > _M63).any()) or bool(((hi == _M63) & (lo == _M64)).any())):
+            raise DomainError(f"{self.name}: non-canonical element on the wire (>= p)")
+        return np.ascontiguousarray(w).reshape(-1).view(DT127).reshape(shape).copy()
+
+
+# =============================================================================================
+# Any prime: gmpy2
+# =============================================================================================
