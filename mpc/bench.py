@@ -29,148 +29,32 @@ import json
 import statistics
 import sys
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from mpc.bench_e2e import (
+    FRAUD_THRESHOLD,
+    LOGREG_D,
+    LOGREG_EPOCHS,
+    PUBLIC_SEED,
+    _check_e2e,
+    _e2e_inputs,
+    _run_e2e,
+)
+from mpc.benchreport import plot, print_table
+from mpc.costmodel import COST_MODEL, ERROR_BOUND, FIX_F, MATMUL_D, MATMUL_M, Cost
 from protocols.errors import ConfigError
+from protocols.preprocessing.buffered import Buffered
 
-#: matmul --size k multiplies (k, MATMUL_D) @ (MATMUL_D, MATMUL_M)
-MATMUL_D, MATMUL_M = 10, 10
 #: truncate: fixed-point fractional bits and input magnitude
 TRUNC_F, TRUNC_BITS = 16, 40
-#: the plaintext inputs are drawn from this public seed in every party (benchmarks only)
-PUBLIC_SEED = 20240601
-#: logistic_regression: features, public hyperparameters (issue 6's workload) and default epochs
-LOGREG_D = 10
-LOGREG_HP = {"batch_size": 128, "lr": 0.5}
-LOGREG_EPOCHS = 2
-#: logistic_regression: secure accuracy must be within this of the float64 reference's
-ACCURACY_TOL = 0.01
-#: fraud_score: flag a transaction when the public model's probability exceeds this
-FRAUD_THRESHOLD = 0.5
 #: the end-to-end jobs (whole protocols.ml / protocols.fraud calls, not one primitive)
 E2E_OPS = ("logistic_regression", "fraud_score")
 
 
-@dataclass(frozen=True)
-class Cost:
-    rounds: int
-    bytes_per_party: int
-
-
-def _cost_mul(N, n, e, field=False):
-    return Cost(1, 2 * (n - 1) * N * e)  # beaver.mul: d and e opened in one batch
-
-
-def _cost_matmul(k, n, e, field=False):
-    return Cost(1, (n - 1) * (k * MATMUL_D + MATMUL_D * MATMUL_M) * e)  # beaver.matmul
-
-
-def _cost_inner(N, n, e, field=False):
-    return Cost(1, 2 * (n - 1) * N * e)  # beaver.matmul (1 x N) @ (N,): (n-1)(N + N)e
-
-
-def _cost_open(N, n, e, field=False):
-    return Cost(1, (n - 1) * N * e)  # core.open
-
-
-def _cost_input(N, n, e, field=False):
-    return Cost(1, (n - 1) * (8 * 1 + N * e))  # core.input: owner sends shape + shares
-
-
-def _cost_triples(N, n, e, field=False):
-    return Cost(0, 0)  # dealer-generated: no communication
-
-
-def _cost_truncate(N, n, e, field=False):
-    return Cost(1, (n - 1) * N * e)  # truncation.trunc "msb": one open
-
-
-def _ltz(N, n, e, field):
-    """comparison.ltz: Z_2^64 3 rounds, (n-1)*N*40 bytes with ltz_tuples (the trusted
-    dealer); 8 rounds, (n-1)*N*152 bytes from edaBits (field == "edabits": dealer-free
-    sources); GF(p) (l = 64) 7 rounds, (n-1)*N*251*e bytes (comparison's cost table)."""
-    if field == "edabits":
-        return Cost(8, (n - 1) * N * 152)
-    return Cost(7, (n - 1) * N * 251 * e) if field else Cost(3, (n - 1) * N * 40)
-
-
-def _cost_compare(N, n, e, field=False):
-    return _ltz(N, n, e, field)  # comparison.lt = ltz(x - y)
-
-
-def _cost_fixed_mul(N, n, e, field=False):
-    return Cost(2, 3 * (n - 1) * N * e)  # fixed.mul: Beaver opening + truncation opening
-
-
-def _cost_sigmoid_piecewise(N, n, e, field=False):
-    if not field:  # clip = one ltz_mul on 2N elements: the products ride in its last round
-        return Cost(3, (n - 1) * 2 * N * 48)
-    c = _ltz(2 * N, n, e, field)  # clip: both comparisons in one batch, then one product
-    return Cost(c.rounds + 1, c.bytes_per_party + 4 * (n - 1) * N * e)
-
-
-def _cost_sigmoid(N, n, e, field=False):
-    # nonlinear.sigmoid: 3 comparisons in one batch; then 31 rounds of products: one exact
-    # product (2 units of (n-1)*N*e), the degree-6 polynomial (5 fixed products = 15, its
-    # truncation 1), 4 squarings (8), mul_public (1), 3 Newton steps (18), trunc (1) and the
-    # final product (2): 48 units.  Rounds 39 (Z_2^64) / 38 (GF(p)) as documented.
-    c = _ltz(3 * N, n, e, field)
-    return Cost(c.rounds + 31, c.bytes_per_party + 48 * (n - 1) * N * e)
-
-
-def _cost_reciprocal(N, n, e, field=False):
-    # nonlinear.reciprocal: 25 comparisons (every power of two of [2^-8, 2^16]) in one batch;
-    # then the clipping product (4 units), x*M and its truncation (3), mul_public (1),
-    # 3 Newton steps (18), w*M and its truncation (3): 29 units; rounds ltz + 18 (26 / 25).
-    c = _ltz(25 * N, n, e, field)
-    return Cost(c.rounds + 18, c.bytes_per_party + 29 * (n - 1) * N * e)
-
-
-def _cost_not_modelled(N, n, e, field=False):
-    """End-to-end jobs: protocols.ml documents the rounds of one SGD iteration but only "about
-    40" for the secure standardisation before it, and protocols.fraud's Rounds line is not
-    exact either; no prediction is made (never one fitted to the measurement)."""
-    return None
-
-
-#: op -> (size, parties, element bytes) -> predicted Cost (None: not modelled); the
-#: protocols' documented costs
-COST_MODEL: dict[str, Callable[[int, int, int], Cost | None]] = {
-    "mul": _cost_mul,
-    "matmul": _cost_matmul,
-    "inner": _cost_inner,
-    "open": _cost_open,
-    "input": _cost_input,
-    "triples": _cost_triples,
-    "truncate": _cost_truncate,
-    "fixed_mul": _cost_fixed_mul,
-    "compare": _cost_compare,
-    "sigmoid_piecewise": _cost_sigmoid_piecewise,
-    "sigmoid": _cost_sigmoid,
-    "reciprocal": _cost_reciprocal,
-    "logistic_regression": _cost_not_modelled,
-    "fraud_score": _cost_not_modelled,
-}
-
 #: ops on fixed-point values: over Shamir they run on GF(2^127 - 1) (GF(2^61 - 1) leaves
 #: too few bits for fixed point, see protocols/truncation.py)
 FIXED_OPS = ("fixed_mul", "compare", "sigmoid_piecewise", "sigmoid", "reciprocal")
-#: fixed-point fractional bits of the fixed-point ops (protocols.arith.fixedpoint.DEFAULT_F)
-FIX_F = 16
-#: the documented maximum absolute error of each fixed-point op's decoded result, as a
-#: function of the (decoded) input x: fixed.mul 2^-f; sigmoid 2^-f + 1e-4 on all of R;
-#: reciprocal 2e-5/x + 2^-f on [2^-8, 2^16); compare and sigmoid_piecewise are exact
-ERROR_BOUND = {
-    "fixed_mul": lambda x: 2.0**-FIX_F,
-    "sigmoid": lambda x: 2.0**-FIX_F + 1e-4,
-    "reciprocal": lambda x: 2e-5 / x + 2.0**-FIX_F,
-    "sigmoid_piecewise": lambda x: 0.0,
-    "compare": lambda x: 0.0,
-}
 #: the public input intervals the fixed-point ops are measured on
 INPUT_RANGE = {
     "fixed_mul": (-100.0, 100.0),  # |x*y| <= 10^4, inside the 2^30 product range
@@ -213,78 +97,6 @@ def _ops(op: str, size: int, epochs: int = LOGREG_EPOCHS) -> int:
     if op == "logistic_regression":
         return size * epochs
     return size * MATMUL_D * MATMUL_M if op == "matmul" else size
-
-
-# -- the end-to-end workloads (public benchmark data, the same in every party) ---------------
-
-
-def logistic_data(N: int, d: int = LOGREG_D) -> tuple[np.ndarray, np.ndarray]:
-    """make_classification-like data from PUBLIC_SEED: half of the features informative
-    (class means +-0.8 apart per feature), a quarter redundant (linear mixtures of those),
-    the rest noise, columns on different scales and offsets, 2% labels flipped."""
-    g = np.random.default_rng([PUBLIC_SEED, N, d])  # public benchmark data only
-    y = (g.random(N) < 0.5).astype(np.int64)
-    k = max(1, d // 2)
-    r = min(d - k, max(0, d // 4))
-    inf = g.normal(0.0, 1.0, (N, k)) + 0.8 * (2 * y[:, None] - 1)
-    red = inf @ g.normal(0.0, 0.5, (k, r))
-    noise = g.normal(0.0, 1.0, (N, d - k - r))
-    X = np.hstack([inf, red, noise])
-    X = X * g.uniform(0.2, 5.0, d) + g.uniform(-3.0, 3.0, d)
-    flip = g.random(N) < 0.02
-    return X, np.where(flip, 1 - y, y)
-
-
-def _rows_of(N: int, n: int, pid: int) -> np.ndarray:
-    """The rows party `pid` holds (horizontal split, in party order)."""
-    return np.array_split(np.arange(N), n)[pid]
-
-
-def _fraud_model(n: int) -> tuple[np.ndarray, float]:
-    """The public fraud model: the float64 reference SGD (smooth sigmoid) on a separately
-    seeded make_fraud training set, columns in the vertical parts' order."""
-    from mpc.datasets import make_fraud
-    from protocols.ml.reference import fit_sgd_plain
-
-    tr = make_fraud(5000, n_banks=n, seed=PUBLIC_SEED + 1)
-    return fit_sgd_plain(tr.vertical_columns(), tr.y, loss="logistic", batch_size=128, lr=0.5,
-                         epochs=3, sigmoid="smooth")
-
-
-# -- the job every party runs ------------------------------------------------------------------
-
-
-class _Prefetch:
-    """Preprocessing fetched ahead: `fill(kind, *args)` stores one item; a later request of
-    the same kind and arguments gets it, anything else falls through to the source. While
-    `recording`, every request is also logged, so the warm-up run tells which items a timed
-    run needs (any protocol, without a hand-written list)."""
-
-    def __init__(self, source):
-        self.source = source
-        self.name = f"prefetch({getattr(source, 'name', '?')})"
-        self._q: dict[tuple, deque] = {}
-        self.recording = False
-        self.log: list[tuple] = []
-
-    async def fill(self, kind: str, *args) -> None:
-        item = await getattr(self.source, kind)(*args)
-        self._q.setdefault((kind, _freeze(args)), deque()).append(item)
-
-    def __getattr__(self, kind: str):
-        fetch = getattr(self.source, kind)
-
-        async def get(*args):
-            if self.recording:
-                self.log.append((kind, *args))
-            q = self._q.get((kind, _freeze(args)))
-            return q.popleft() if q else await fetch(*args)
-
-        return get
-
-
-def _freeze(args) -> tuple:
-    return tuple(tuple(a) if isinstance(a, list | tuple) else a for a in args)
 
 
 def bench_domain(op: str, scheme: str):
@@ -384,8 +196,9 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ConfigError("bench op 'truncate' is implemented for --scheme additive only")
     params = dict(params or {})
-    prep = _Prefetch(s.prep)
+    prep = Buffered(s.prep)  # the warm-up's requests are logged and replayed ahead of each run
     s = dataclasses.replace(s, prep=prep)
+    log: list = []
     D = s.domain
     if op in E2E_OPS:
         px, py = _e2e_inputs(op, size, s.n, s.pid, params)
@@ -399,16 +212,15 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     for i in range(repeat + 1):
         t0 = time.perf_counter()
         if i > 0:
-            for kind, *args in prep.log:
-                await prep.fill(kind, *args)
+            await prep.replay(log)
         offline.append(time.perf_counter() - t0)
         await core.open(s, Share(D.zeros((1,)), s))  # barrier: start the timer together
-        prep.recording = i == 0 and op != "triples"  # triples: fetching is the workload
+        prep.log = log if i == 0 and op != "triples" else None  # triples: fetching is the work
         before = s.stats.copy()
         t1 = time.monotonic()  # system-wide on Linux: comparable across party processes
         out = await (_run_e2e(s, op, px, params) if op in E2E_OPS else _run_op(s, op, size, x, y, px))
         online.append((t1, time.monotonic()))
-        prep.recording = False
+        prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
     if op in E2E_OPS:
@@ -417,85 +229,6 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     correct, max_err = await _check(s, op, px, py, out)
     return {"online": online, "offline": offline, "counts": counts, "correct": correct,
             "max_error": max_err}
-
-
-def _e2e_inputs(op: str, size: int, n: int, pid: int, params: dict):
-    """(this party's data, the public plaintext of the whole workload)."""
-    if op == "logistic_regression":
-        if size < 4 * n:
-            raise ConfigError(f"logistic_regression needs at least 4 rows per party (size >= {4 * n})")
-        X, y = logistic_data(size)
-        idx = _rows_of(size, n, pid)
-        return (X[idx], y[idx]), (X, y)
-    from mpc.datasets import make_fraud
-
-    data = make_fraud(size, n_banks=n, seed=PUBLIC_SEED)
-    model = _fraud_model(n)
-    return (data.vertical()[pid][0], model), (data, model)
-
-
-def _logreg_hp(params: dict) -> dict:
-    return {**LOGREG_HP, "epochs": int(params.get("epochs", LOGREG_EPOCHS))}
-
-
-async def _run_e2e(s, op: str, px, params: dict):
-    if op == "logistic_regression":
-        from protocols.ml import train
-
-        Xl, yl = px
-        m = await train(s, "logistic", Xl, yl, partition="horizontal", **_logreg_hp(params))
-        return await m.reveal(s)
-    from protocols import fraud
-
-    Xb, model = px
-    return await fraud.score(s, model, Xb, owner=0, threshold=FRAUD_THRESHOLD, reveal_to=0,
-                             proba=True, reveal_scores=True, sigmoid="smooth", f=FIX_F)
-
-
-def _check_e2e(s, op: str, px, py, out, params: dict) -> dict:
-    """The end-to-end jobs' checks against plaintext (pure: the outputs are already revealed).
-
-    logistic_regression: the revealed model's accuracy on the training rows against the
-    float64 reference (protocols.ml.reference, the same algorithm and data order) trained on
-    the same rows; correct if they differ by at most ACCURACY_TOL.
-    fraud_score (checked by bank 0, the only party that learns anything; the others report
-    None): flags exactly equal to the plaintext computation on the same fixed-point encoding
-    (each bank's partial score rounded to 2^-f, so the comparison is exact), and every score
-    within the smooth sigmoid's documented 2^-16 + 1e-4 plus the encoding's rounding
-    ((n + 1) 2^-(f+1), times the sigmoid's slope 1/4) of the float64 probability."""
-    if op == "logistic_regression":
-        from protocols.ml.reference import fit_sgd_plain
-
-        X, y = py
-        coef, b = out
-        cf, bf = fit_sgd_plain(X, y, loss="logistic", **_logreg_hp(params))
-        acc = float(((X @ coef + b > 0) == y).mean())
-        facc = float(((X @ cf + bf > 0) == y).mean())
-        return {"correct": abs(acc - facc) <= ACCURACY_TOL, "max_error": None,
-                "extra": {"accuracy": acc, "float_accuracy": facc,
-                          "accuracy_diff": acc - facc, "epochs": _logreg_hp(params)["epochs"],
-                          "max_coef_diff": float(np.max(np.abs(np.append(coef - cf, b - bf))))}}
-    if s.pid != 0:
-        return {"correct": None, "max_error": None}
-    data, (coef, intercept) = py
-    sc = 2.0**FIX_F
-    parts = [Xb for Xb, _ in data.vertical()]
-    offs = np.cumsum([0] + [p.shape[1] for p in parts])
-    partial = [p @ coef[offs[i]:offs[i + 1]] for i, p in enumerate(parts)]
-    z_int = sum(np.rint(q * sc).astype(np.int64) for q in partial) + np.int64(np.rint(intercept * sc))
-    t = np.log(FRAUD_THRESHOLD / (1 - FRAUD_THRESHOLD))
-    want_flags = (z_int > np.int64(np.rint(t * sc))).astype(np.int64)
-    z = sum(partial) + intercept
-    p = 1.0 / (1.0 + np.exp(-z))
-    err = np.abs(out.revealed_scores - p)
-    bound = ERROR_BOUND["sigmoid"](z) + (len(parts) + 1) * 2.0 ** -(FIX_F + 1) / 4
-    flags = out.revealed_flags
-    mism = int((flags != want_flags).sum())
-    ok = mism == 0 and bool((err <= bound).all())
-    return {"correct": ok, "max_error": float(err.max()),
-            "extra": {"flag_mismatches": mism, "flagged": int(flags.sum()),
-                      "accuracy": float((flags == data.y).mean()),
-                      "float_accuracy": float(((p > FRAUD_THRESHOLD) == data.y).mean())}}
 
 
 async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
@@ -742,35 +475,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="preprocessing source (offline phase), e.g. --op triples --source dn07")
 
 
-_COLS = ("op", "size", "n", "lat s", "seconds", "ops/s", "offline s", "rounds (model)",
-         "bytes/party (model)", "ok")
-_CMP_COLS = ("mpyc s", "mpyc ops/s", "smpc/mpyc")
-
-
-def _row(r: dict, compare: bool) -> list[str]:
-    secs = f"{r['seconds']:.4g}" if r["seconds"] is not None else "ERROR"
-    ops = f"{r['ops_per_s']:.3g}" if r["ops_per_s"] is not None else "-"
-    flag = " !" if r["cost_model_ok"] is False or not r.get("counts_stable", True) else ""
-
-    def pr(k):
-        return "-" if r[k] is None else r[k]
-
-    row = [
-        r["op"], str(r["size"]), str(r["parties"]), f"{r['latency']:g}", secs, ops,
-        f"{r['offline_seconds']:.3g}",
-        f"{r['rounds']} ({pr('predicted_rounds')}){flag}",
-        f"{r['bytes_per_party']} ({pr('predicted_bytes_per_party')}){flag}",
-        "yes" if r["correct"] else "NO",
-    ]
-    if compare:
-        m = r.get("mpyc") or {}
-        if m.get("seconds"):
-            row += [f"{m['seconds']:.4g}", f"{m['ops_per_s']:.3g}", f"{r['ratio_vs_mpyc']:.3g}x"]
-        else:
-            row += ["-", "-", m.get("error", "n/a")[:40]]
-    return row
-
-
 class _Progress:
     """A one-line progress bar on stderr: only on a terminal, or when asked for."""
 
@@ -831,91 +535,6 @@ def main(args: argparse.Namespace) -> int:
         plot(recs, args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return status
-
-
-def plot(recs: list[dict], path: str) -> None:
-    """Three panels from the run's measurements: throughput against size (one line per op
-    and party count), throughput against parties (per op, at its largest size) and online
-    time against one-way latency (per op and size). A panel with one x value only says so.
-    MPyC's figures (with --compare mpyc) are drawn dashed in the first panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in recs if r["seconds"] is not None]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
-    r0 = recs[0] if recs else {"scheme": "?", "transport": "?", "processes": False}
-    where = "separate processes" if r0["processes"] else "one process"
-    fig.suptitle(f"smpc bench: {r0['scheme']} sharing, {r0['transport']} ({where}); online "
-                 "phase, median of repeats", fontsize=11)
-    lat0 = min((r["latency"] for r in ok), default=0.0)
-    big = {}
-    for r in ok:
-        big[r["op"]] = max(big.get(r["op"], 0), r["size"])
-
-    def lines(ax, key, xkey, ykey, label, **kw):
-        groups: dict = {}
-        for r in ok:
-            groups.setdefault(key(r), []).append(r)
-        drawn = False
-        for k, rs in sorted(groups.items()):
-            pts = sorted({r[xkey]: ykey(r) for r in rs if ykey(r) is not None}.items())
-            if len(pts) < 2:
-                continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label(k), **kw)
-            drawn = True
-        return drawn
-
-    ax = axes[0]  # at the lowest latency of the run
-    d1 = lines(ax, lambda r: (r["op"], r["parties"]), "size",
-               lambda r: r["ops_per_s"] if r["latency"] == lat0 else None,
-               lambda k: f"smpc {k[0]} n={k[1]}")
-    lines(ax, lambda r: (r["op"], r["parties"]), "size",
-          lambda r: (r.get("mpyc") or {}).get("ops_per_s") if r["latency"] == lat0 else None,
-          lambda k: f"MPyC {k[0]} n={k[1]}", linestyle="--")
-    ax.set(xscale="log", yscale="log", xlabel="size (elements)", ylabel="ops / s (online)",
-           title=f"throughput vs size (latency {lat0:g} s)")
-    ax = axes[1]  # largest size of each op, lowest latency
-    d2 = lines(ax, lambda r: (r["op"], r["size"]), "parties",
-               lambda r: r["ops_per_s"] if r["size"] == big[r["op"]] and r["latency"] == lat0 else None,
-               lambda k: f"{k[0]} size {k[1]}")
-    ax.set(yscale="log", xlabel="parties", ylabel="ops / s (online)",
-           title=f"throughput vs parties (latency {lat0:g} s)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax = axes[2]  # largest size of each op
-    d3 = lines(ax, lambda r: (r["op"], r["size"], r["parties"]), "latency",
-               lambda r: r["seconds"] if r["size"] == big[r["op"]] else None,
-               lambda k: f"{k[0]} size {k[1]} n={k[2]} ({_rounds_of(ok, k[0])} rounds)")
-    ax.set(xlabel="one-way latency (s)", ylabel="online seconds (median)", title="time vs latency")
-    for ax, drawn, flag in zip(axes, (d1, d2, d3), ("--size", "--parties", "--latency"), strict=True):
-        if drawn:
-            ax.legend(fontsize=8)
-            ax.grid(True, which="both", alpha=0.3)
-        else:
-            ax.text(0.5, 0.5, f"give {flag} several values\nto draw this panel",
-                    ha="center", va="center", transform=ax.transAxes, color="gray")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _rounds_of(recs, op) -> int:
-    return next((r["rounds"] for r in recs if r["op"] == op), 0)
-
-
-def print_table(recs: list[dict], *, compare: bool = False, file=None) -> None:
-    file = file or sys.stdout
-    r0 = recs[0]
-    print(f"{r0['scheme']} sharing; network: {r0['network']}", file=file)
-    print(f"median of {r0['repeat']} runs after a warm-up; online time; "
-          "(model) = cost-model prediction (- = not modelled), ! = differs", file=file)
-    cols = _COLS + (_CMP_COLS if compare else ())
-    rows = [_row(r, compare) for r in recs]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip(), file=file)
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)
 
 
 __all__ = ["COST_MODEL", "E2E_OPS", "OPS", "OP_DOC", "PRIMITIVE_OPS", "Cost", "add_arguments", "bench_job", "main", "measure",

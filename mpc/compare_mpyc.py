@@ -209,7 +209,7 @@ async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, boo
     of the float64 reference (protocols.ml.reference.fit_sgd_plain)."""
     import numpy as np
 
-    from mpc.bench import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
+    from mpc.bench_e2e import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
     from protocols.ml.reference import fit_sgd_plain
     from protocols.ml.sgd import batches
 
