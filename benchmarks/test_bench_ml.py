@@ -66,7 +66,9 @@ def workload(name: str, full: bool):
 
 
 async def train_job(s, name: str, full: bool, partition: str = "horizontal"):
+    from protocols import core
     from protocols.ml import train
+    from protocols.session import Share
 
     X, y, model, hp = workload(name, full)
     if partition == "horizontal":
@@ -78,6 +80,9 @@ async def train_job(s, name: str, full: bool, partition: str = "horizontal"):
         hp = {k: v for k, v in hp.items() if k != "feature_scale"}
     tp = TimedPrep(s.prep)
     s2 = dataclasses.replace(s, prep=tp)
+    # barrier: the parties' processes start and load their data at different times; without
+    # it the first party's clock would also count the wait for the slowest one
+    await core.open(s, Share(s.domain.zeros((1,)), s))
     t0 = time.perf_counter()
     m = await train(s2, model, Xl, yl, partition=partition, **hp)
     coef, b = await m.reveal(s2)
