@@ -426,3 +426,24 @@ def test_party0_xor_corrections_look_uniform(broken, monkeypatch):
     res = run_with_dealer(node, clients, lambda c: c.dabits((4096,)))
     top = int((res[0][1] >> U(63)).sum())
     assert (abs(top - 2048) < 200) != broken  # fair bit: sigma 32
+
+
+@pytest.mark.parametrize("raw", [b'{"kind": "edabits", "args": [[4]]}', b'{"kind": "ltz_tuples", "args": [[4], false]}',
+                                 b'{"kind": "bounded_randoms", "args": [[4], 61]}'])
+def test_field_dealer_refuses_ring_kinds_from_the_wire(raw):
+    """A dealer over GF(2^61 - 1) has no XOR or 2^63 formats: such a request from the wire
+    (which an honest client never sends) is a FrameError, as is a 61-bit bounded random."""
+    from network.errors import FrameError
+    from protocols.arith.field import Mersenne61
+    from protocols.sharing.schemes import AdditiveScheme
+
+    _, node, clients, _ = setup(2, sch=AdditiveScheme(Mersenne61(), 2))
+
+    async def main():
+        serving = asyncio.create_task(node.serve())
+        await clients[0]._start()
+        await clients[0].ch.send(clients[0].dealer, "dealer-req#0", raw)
+        with pytest.raises(FrameError):
+            await serving
+
+    asyncio.run(main())
