@@ -365,7 +365,7 @@ class DealerNode:
                 corr = np.asarray(next(dealt)).reshape(shape)
                 for d in draws[1:]:
                     corr = _split(D, how, corr, d[j])
-                wire = D.to_wire(corr) if how == "a" else np.ascontiguousarray(corr, dtype=_U64)
+                wire = D.to_wire(corr) if how == "a" else np.array(corr, dtype=_U64, order="C")  # keeps 0-d
                 await self.ch.send(p0, f"dealer-resp#{k}.{j}", wire)
                 self.sent_elements += corr.size
             k += 1
