@@ -60,6 +60,7 @@ import numpy as np
 from mpc.audit import AuditLog, AuditLogError, verify
 from mpc.config import ANALYST, ConfigError, InsecureConfigError, NodeConfig
 from mpc.jobs import REGISTRY, JobContext
+from mpc.loop import run_event_loop
 from mpc.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -694,5 +695,5 @@ def run_node(config_path: str, *, insecure: bool = False) -> int:
         node = Node(cfg, insecure=insecure)
         await node.serve()
 
-    asyncio.run(main())
+    run_event_loop(main())
     return 0

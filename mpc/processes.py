@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpc.loop import run_event_loop
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from protocols.errors import ConfigError, SessionAbortedError
 from protocols.preprocessing import InsecureTrustedDealer
@@ -130,7 +131,7 @@ class _Config:
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
     """Entry point of one party's process."""
     try:
-        out = asyncio.run(_child(cfg, job, job_args, conn))
+        out = run_event_loop(_child(cfg, job, job_args, conn))
         results.put(("ok", cfg.pid, out))
     except BaseException as e:  # report everything: the parent decides
         results.put(("error", cfg.pid, _error_record(e)))
