@@ -58,6 +58,10 @@ _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW63 = np.uint64((1 << 63) - 1)
 _TOP = np.uint64(1 << 63)
 _ONE = np.uint64(1)
+# shifts of the 3-round ltz's levels: bit t, nibble t, 16-bit group t (as columns)
+_SH1 = np.arange(4, dtype=_U64)[:, None]
+_SH2 = 4 * _SH1
+_SH3 = 16 * _SH1
 
 
 # =========================================================================================
@@ -345,40 +349,94 @@ def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]
     return out
 
 
-def _bool_level(s: Session, level: int, d: dict, mult: dict, masks: dict, table: np.ndarray) -> np.ndarray:
-    """XOR shares of sum over the level's terms of prod (d_f XOR m_f) (packed words), from
-    the public words d, the mask shares `masks` (singletons) and the monomial `table`.
-    Returns one word array per term (stacked)."""
-    S = table.shape[1:]
-    outs = [np.zeros(S, dtype=_U64) for _ in _terms(level)]
-    for ti, key, idx, rest in _plan(level):
-        coef = mult.get(ti)
-        for f in rest:
-            coef = d[f] if coef is None else coef & d[f]
-        if key is None:  # the empty monomial: a public word, added once
-            if s.pid == 0:
-                outs[ti] ^= coef if coef is not None else _ONES
-            continue
-        m = masks[key] if idx is None else table[idx]
-        outs[ti] ^= m if coef is None else m & coef
-    return outs
+def _fidx(f: tuple[str, int]) -> int:
+    """Row of factor f in the stacked factor words: ('a', t) -> t, ('b', t) -> 4 + t."""
+    return f[1] if f[0] == "a" else 4 + f[1]
 
 
 @functools.cache
-def _plan(level: int) -> list[tuple[int, tuple | None, int | None, tuple]]:
-    """(term, singleton factor or None, table index or None, factors not in U) per pair."""
+def _bool_plan(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Index arrays that evaluate a boolean level (1 or 2) in a few whole-array operations:
+    per pair (term, U) the row of the mask word m_U in [table, singleton masks, empty]
+    (the empty monomial is a row of ones at party 0, zeros elsewhere), the subset of the
+    'a' factors and the 'b' factor (4: none) whose public words multiply it (the factors not
+    in U, plus level 1's public nc_j of g_j = r_j AND nc_j), and where the E term's pairs
+    start (the G terms' pairs come first and are XORed together)."""
     index = {U: i for i, U in enumerate(_MONO[level])}
-    out = []
+    K, F = len(_MONO[level]), (4 if level == 1 else 8)
+    midx, amask, bidx = [], [], []
+    n_g = 0
     for ti, U in _pairs(level):
-        rest = tuple(f for f in _terms(level)[ti][0] if f not in U)
+        fs, _ = _terms(level)[ti]
         key = tuple(sorted(U))
-        if not key:
-            out.append((ti, None, None, rest))
-        elif len(key) == 1:
-            out.append((ti, key[0], None, rest))
-        else:
-            out.append((ti, key, index[key], rest))
-    return out
+        midx.append(index[key] if len(key) >= 2 else (K + _fidx(key[0]) if key else K + F))
+        public = [f for f in fs if f not in U]
+        if level == 1 and ti < 4:
+            public.append(("a", ti))  # g_j's public factor nc_j
+        bs = [f[1] for f in public if f[0] == "b"]
+        assert len(bs) <= 1
+        amask.append(sum(1 << f[1] for f in public if f[0] == "a"))
+        bidx.append(bs[0] if bs else 4)
+        n_g += ti < 4
+    return np.array(midx), np.array(amask), np.array(bidx), n_g
+
+
+def _bool_level(level: int, d: np.ndarray, masks: np.ndarray, table: np.ndarray, empty: np.ndarray):
+    """XOR shares of (G, E) of a boolean level: G = XOR over the G terms, E the E term, each
+    term the sum over its pairs of m_U AND prod_{f not in U} d_f. d, masks: the public and
+    mask words of the factors stacked as rows (_fidx order); table: the dealer's monomials;
+    empty: this party's share of the empty monomial (one row of ones or zeros)."""
+    midx, amask, bidx, n_g = _bool_plan(level)
+    N = d.shape[1]
+    # AND of every subset of the 'a' factors: row m = AND of d[t] for the bits t of m
+    asub = np.empty((16, N), dtype=_U64)
+    asub[0] = _ONES
+    k = 1
+    for t in range(4):
+        np.bitwise_and(asub[:k], d[t], out=asub[k : 2 * k])
+        k *= 2
+    vals = np.concatenate([table, masks, empty])[midx]
+    vals &= asub[amask]
+    if level == 2:
+        bext = np.empty((5, N), dtype=_U64)
+        bext[:4] = d[4:]
+        bext[4] = _ONES
+        vals &= bext[bidx]
+    # (numpy's reduceat along the first axis is slow on these short columns)
+    return np.bitwise_xor.reduce(vals[:n_g], axis=0), np.bitwise_xor.reduce(vals[n_g:], axis=0)
+
+
+@functools.cache
+def _arith_plan() -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+    """Level 3 (arithmetic): per pair the rows of its four factors in [bits (8), signs
+    1 - 2 bit (8), ones] (the sign if the factor is in U, else the bit; ones pad), ordered so
+    that the first K + 1 pairs are one per monomial of [_MONO[3]..., empty] in that order;
+    the remaining pairs come in layers (start, end, monomials), each monomial at most once
+    per layer, to be added to the coefficients (whole-row adds: numpy's reduceat and cumsum
+    along the first axis are slow on these short columns)."""
+    index = {U: i for i, U in enumerate(_MONO[3])}
+    K = len(_MONO[3])
+    layers: list[list[tuple[int, list[int]]]] = []
+    seen: dict[int, int] = {}
+    for ti, U in _pairs(3):
+        fs, _ = _terms(3)[ti]
+        r = [8 + _fidx(f) if f in U else _fidx(f) for f in fs]
+        key = tuple(sorted(U))
+        m = index[key] if key else K
+        k = seen.get(m, 0)
+        seen[m] = k + 1
+        while len(layers) <= k:
+            layers.append([])
+        layers[k].append((m, r + [16] * (4 - len(r))))
+    layers[0].sort()
+    assert [m for m, _ in layers[0]] == list(range(K + 1))
+    rows, spans, at = [], [], 0
+    for li, layer in enumerate(layers):
+        rows += [r for _, r in layer]
+        if li:
+            spans.append((at, at + len(layer), np.array([m for m, _ in layer])))
+        at += len(layer)
+    return np.array(rows).T.copy(), spans
 
 
 async def _open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray]):
@@ -444,57 +502,75 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
         item = await s.prep.ltz_tuples(S, y is not None)
     except PreprocessingExhausted:
         return None
-    r_a, rl, M1, a2, b2, M2, a3, b3, r63, W3 = item[:10]
+    # flat words: (N,) per value, (k, N) per stacked table
+    N = x.size
+    flat = [v.reshape(v.shape[0], N) if v.ndim > len(S) else v.reshape(N) for v in item]
+    r_a, rl, M1, a2, b2, M2, a3, b3, r63, W3 = flat[:10]
+    p0 = s.scheme.adds_public(s.pid)  # the party that adds public constants
     # round 1: c = x + r (and an OpenWith factor's openings, in the same message)
     extra = list(y.shares) if isinstance(y, OpenWith) else []
-    _, (c, *opened) = await _open_words(s, [], [(x + Share(r_a, s)).data] + [e.data for e in extra])
+    _, (c, *opened) = await _open_words(s, [], [np.add(x.data.reshape(N), r_a)] + [e.data for e in extra])
     if extra:
         y = y.then(opened)
     c63 = c >> _U64(63)
     nc = ~(c & _LOW63)
+    empty = np.full((1, N), _ONES if p0 else 0, dtype=_U64)
     # level 1 (local): d_t = nc >> t, g_j = r_j & nc_j
-    d1 = {("a", t): nc >> _U64(t) for t in range(4)}
-    m1 = {("a", t): rl >> _U64(t) for t in range(4)}
-    *G1, E1 = _bool_level(s, 1, d1, {j: d1[("a", j)] for j in range(4)}, m1, M1)
-    G1 = G1[0] ^ G1[1] ^ G1[2] ^ G1[3]
-    # level 2 (1 round): open the masked level-1 words
-    (dE, dG), _ = await _open_words(s, [E1 ^ a2, G1 ^ b2], [])
-    d2 = {("a", t): dE >> _U64(4 * t) for t in range(4)}
-    d2.update({("b", j): dG >> _U64(4 * j) for j in range(4)})
-    m2 = {("a", t): a2 >> _U64(4 * t) for t in range(4)}
-    m2.update({("b", j): b2 >> _U64(4 * j) for j in range(4)})
-    *G2, E2 = _bool_level(s, 2, d2, {}, m2, M2)
-    G2 = G2[0] ^ G2[1] ^ G2[2] ^ G2[3]
+    G1, E1 = _bool_level(1, nc >> _SH1, rl >> _SH1, M1, empty)
+    # level 2 (1 round): open the masked level-1 words [E1 ^ a2, G1 ^ b2]
+    w2 = np.empty((2, N), dtype=_U64)
+    np.bitwise_xor(E1, a2, out=w2[0])
+    np.bitwise_xor(G1, b2, out=w2[1])
+    (d2,), _ = await _open_words(s, [w2], [])
+    ab2 = np.stack((a2, b2))
+    G2, E2 = _bool_level(2, (d2[:, None] >> _SH2).reshape(8, N), (ab2[:, None] >> _SH2).reshape(8, N), M2, empty)
     # level 3 (1 round, arithmetic): open the masked level-2 words (and y - rho)
+    w3 = np.empty((2, N), dtype=_U64)
+    np.bitwise_xor(E2, a3, out=w3[0])
+    np.bitwise_xor(G2, b3, out=w3[1])
     if y is not None:
         if not isinstance(y, Share):
             y = await y
-        rho = item[10]
-        (dE, dG), (delta,) = await _open_words(s, [E2 ^ a3, G2 ^ b3], [(y - Share(rho, s)).data])
+        rho_a, r63rho, wrho, W3rho = flat[10:14]
+        (d3,), (delta,) = await _open_words(s, [w3], [np.subtract(y.data.reshape(N), rho_a)])
     else:
-        (dE, dG), _ = await _open_words(s, [E2 ^ a3, G2 ^ b3], [])
-    bits = {("a", t): (dE >> _U64(16 * t)) & _ONE for t in range(4)}
-    bits.update({("b", j): (dG >> _U64(16 * j)) & _ONE for j in range(4)})
-    sgn = {f: np.subtract(_ONE, v << _ONE) for f, v in bits.items()}
-    mono_index = {U: i for i, U in enumerate(_MONO[3])}
-    coefs = np.zeros((len(_MONO[3]) + 1, *S), dtype=_U64)  # last row: the empty monomial
-    for ti, U in _pairs(3):
-        fs, _ = _terms(3)[ti]
-        cf = np.ones(S, dtype=_U64)
-        for f in fs:
-            cf = cf * (sgn[f] if f in U else bits[f])
-        coefs[mono_index[tuple(sorted(U))] if U else -1] += cf
+        (d3,), _ = await _open_words(s, [w3], [])
+    # the 8 opened level-2 bits, their signs 1 - 2 bit and a row of ones, as small ints
+    # (every coefficient is a sum of a few products of 0, 1, -1)
+    rows, spans = _arith_plan()
+    V = np.empty((17, N), dtype=np.int8)
+    V[:8] = ((d3[:, None] >> _SH3) & _ONE).reshape(8, N)
+    np.subtract(1, V[:8] + V[:8], out=V[8:16])
+    V[16] = 1
+    # coefficient of each monomial (empty last): sum over its pairs of the factor products
+    P = V[rows[0]] * V[rows[1]]
+    P *= V[rows[2]]
+    P *= V[rows[3]]
+    for a, e, ms in spans:
+        P[ms] += P[a:e]
+    coefs = P[: len(_MONO[3]) + 1].astype(_U64)  # -1 -> 2^64 - 1
+    cm, ce = coefs[:-1], coefs[-1]
     # u = r63 XOR BLT = r63 + (1 - 2 r63) BLT, BLT = sum coef_U m_U
-    w_empty = Share(np.negative(r63 << _ONE), s) + 1  # 1 - 2 r63
-    u = Share(r63, s) + Share((coefs[:-1] * W3).sum(axis=0, dtype=_U64), s) + w_empty * coefs[-1]
+    w_empty = np.negative(r63 << _ONE)
+    if p0:
+        w_empty += _ONE
+    u = np.einsum("kn,kn->n", cm, W3)
+    u += r63
+    u += w_empty * ce
     sign = np.subtract(_ONE, c63 << _ONE)
-    b = u * sign + c63
+    u *= sign
+    if p0:
+        u += c63
+    b = Share(u.reshape(S), s)
     if y is None:
         return b, None
-    rho_a, r63rho, wrho, W3rho = (Share(v, s) for v in item[10:14])
-    rb = (r63rho + Share((coefs[:-1] * W3rho.data).sum(axis=0, dtype=_U64), s) + wrho * coefs[-1]) * sign
-    rb = rb + rho_a * c63
-    return b, rb + b * delta
+    rb = np.einsum("kn,kn->n", cm, W3rho)
+    rb += r63rho
+    rb += wrho * ce
+    rb *= sign
+    rb += rho_a * c63
+    rb += u * delta
+    return b, Share(rb.reshape(S), s)
 
 
 # =========================================================================================
