@@ -314,34 +314,44 @@ def _monomials(level: int) -> list[tuple]:
 _MONO = {lv: _monomials(lv) for lv in (1, 2, 3)}
 
 
-def _mono_stack(keys: list[tuple], factor: dict) -> np.ndarray:
-    """Plain products of the factors of each key (memoised on prefixes), stacked."""
-    memo: dict[tuple, np.ndarray] = {}
+@functools.cache
+def _mono_index(level: int) -> np.ndarray:
+    """(L, K): for each monomial of the level its factor rows (_fidx order), padded with the
+    row after the last factor (a row of ones)."""
+    keys = _MONO[level]
+    L = max(len(U) for U in keys)
+    nf = 4 if level == 1 else 8
+    return np.array([[_fidx(f) for f in U] + [nf] * (L - len(U)) for U in keys]).T.copy()
 
-    def mono(U: tuple) -> np.ndarray:
-        if len(U) == 1:
-            return factor[U[0]]
-        if U not in memo:
-            memo[U] = mono(U[:-1]) & factor[U[-1]]
-        return memo[U]
 
-    return np.stack([mono(U) for U in keys])
+def _mono_stack(level: int, F: np.ndarray) -> np.ndarray:
+    """(K, N): the AND of the factor words of each monomial of the level, for the factor
+    words F (nf, N) stacked in _fidx order."""
+    idx = _mono_index(level)
+    Fx = np.empty((F.shape[0] + 1, F.shape[1]), dtype=_U64)
+    Fx[:-1] = F
+    Fx[-1] = _ONES
+    out = Fx[idx[0]]
+    for row in idx[1:]:
+        out &= Fx[row]
+    return out
 
 
 def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]]:
     """The plaintext correlation behind one `ltz_tuples` item (pure; the dealer draws the
     uniform words r, a2, b2, a3, b3 (and rho for mul=True) and shares each value as marked:
     "a" additively in Z_2^64, "x" by XOR). Order = the order of the item's arrays."""
+    S, N = r.shape, r.size
     rl = r & _LOW63
     r63 = r >> _U64(63)
     w = np.subtract(_ONE, r63 << _ONE)  # 1 - 2 r63
-    M1 = _mono_stack(_MONO[1], {("a", t): rl >> _U64(t) for t in range(4)})
-    f2 = {("a", t): a2 >> _U64(4 * t) for t in range(4)}
-    f2.update({("b", t): b2 >> _U64(4 * t) for t in range(4)})
-    M2 = _mono_stack(_MONO[2], f2)
-    bit3 = {("a", t): (a3 >> _U64(16 * t)) & _ONE for t in range(4)}
-    bit3.update({("b", t): (b3 >> _U64(16 * t)) & _ONE for t in range(4)})
-    W3 = _mono_stack(_MONO[3], bit3) * w  # AND of 0/1 words = product
+    M1 = _mono_stack(1, rl.reshape(1, N) >> _SH1)
+    ab2 = np.stack((a2.reshape(N), b2.reshape(N)))
+    M2 = _mono_stack(2, (ab2[:, None] >> _SH2).reshape(8, N))
+    ab3 = np.stack((a3.reshape(N), b3.reshape(N)))
+    W3 = _mono_stack(3, ((ab3[:, None] >> _SH3) & _ONE).reshape(8, N))  # AND of 0/1 = product
+    W3 *= w.reshape(N)
+    M1, M2, W3 = (m.reshape(m.shape[0], *S) for m in (M1, M2, W3))
     out = [(r, "a"), (rl, "x"), (M1, "x"), (a2, "x"), (b2, "x"), (M2, "x"), (a3, "x"),
            (b3, "x"), (r63, "a"), (W3, "a")]
     if rho is not None:
