@@ -181,10 +181,18 @@ class Share:
 
     __slots__ = ("data", "_s")
 
+    #: encoded public integer constants, per (domain, value): Share arithmetic with the same
+    #: few constants runs thousands of times per training (only read, never written to)
+    _consts: dict[tuple[Domain, int], np.ndarray] = {}
+
     def __init__(self, data: np.ndarray, session: Session):
-        data = np.asarray(data)  # numpy returns scalars for 0-d results
-        if not isinstance(data, np.ndarray) or data.dtype != session.domain.dtype:
-            raise DomainError(f"share data must be a {session.domain.dtype} array")
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)  # numpy returns scalars for 0-d results
+            if not isinstance(data, np.ndarray):
+                raise DomainError(f"share data must be a {session.domain.dtype} array")
+        dt = session.domain.dtype
+        if data.dtype is not dt and data.dtype != dt:
+            raise DomainError(f"share data must be a {dt} array")
         self.data = data
         self._s = session
 
@@ -211,29 +219,47 @@ class Share:
         return Share(data, self._s)
 
     def _other(self, y: Share | int | np.ndarray) -> tuple[np.ndarray, bool]:
+        s = self._s
         if isinstance(y, Share):
-            if y._s.domain != self._s.domain or y._s.pid != self._s.pid:
+            t = y._s
+            if t is not s and (t.domain != s.domain or t.pid != s.pid):
                 raise ShapeMismatch("shares from different sessions or domains")
             return y.data, True
-        if isinstance(y, np.ndarray) and y.dtype == self._s.domain.dtype:
+        if isinstance(y, np.ndarray) and y.dtype == s.domain.dtype:
             return y, False  # already a domain element (e.g. an opened value)
-        return self._s.public(y), False
+        if type(y) is int:
+            key = (s.domain, y)
+            c = Share._consts.get(key)
+            if c is None:
+                if len(Share._consts) > 4096:
+                    Share._consts.clear()
+                c = Share._consts[key] = s.public(y)
+                c.flags.writeable = False
+            return c, False
+        return s.public(y), False
+
+    def _adds_public(self) -> bool:
+        return self._s.scheme.adds_public(self._s.pid)
 
     def _const(self, c: np.ndarray) -> np.ndarray:
         """What this party adds for a public constant: c, or 0 if another party adds it."""
-        if self._s.scheme.adds_public(self._s.pid):
+        if self._adds_public():
             return c
         return self._s.domain.zeros(c.shape)
 
     # linear operations
     def __add__(self, y: Share | int | np.ndarray) -> Share:
         d, shared = self._other(y)
+        if not shared and not self._adds_public() and d.shape in ((), self.data.shape):
+            return self._wrap(self.data.copy())  # adding 0: no zeros array, no add
         return self._wrap(self._s.domain.add(self.data, d if shared else self._const(d)))
 
     __radd__ = __add__
 
     def __sub__(self, y: Share | int | np.ndarray) -> Share:
         d, shared = self._other(y)
+        if not shared and not self._adds_public() and d.shape in ((), self.data.shape):
+            return self._wrap(self.data.copy())
         return self._wrap(self._s.domain.sub(self.data, d if shared else self._const(d)))
 
     def __rsub__(self, y: int | np.ndarray) -> Share:
@@ -245,6 +271,8 @@ class Share:
     def __mul__(self, c: int | np.ndarray) -> Share:
         if isinstance(c, Share):
             raise TypeError("Share * Share needs communication: use `await beaver.mul(s, x, y)`")
+        if type(c) is int:
+            return self._wrap(self._s.domain.mul(self.data, self._other(c)[0]))
         return self._wrap(self._s.domain.mul(self.data, self._s.public(c)))
 
     __rmul__ = __mul__
