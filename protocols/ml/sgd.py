@@ -162,6 +162,7 @@ async def sgd(
     XgT = Xg.T
     l2mask = np.ones(d + 1)
     l2mask[d] = 0.0
+    XgTd = np.ascontiguousarray(XgT.data)  # rows of Xg^T: a batch's columns gather from here
     fused = is_ring64(s.domain)
     upd = None  # the previous iteration's update, not yet truncated and applied
     for idx, rate in zip(sched, rates, strict=True):
@@ -182,8 +183,8 @@ async def sgd(
         else:
             p = await trunc(s, z_raw, f)
         e = p - yf[idx]
-        g = await beaver.matmul(s, Share(np.ascontiguousarray(XgT.data[:, idx]), s), e)
-        c_g = int(round(rate / B * (1 << K_LR)))
-        c_w = np.rint(rate * l2 * l2mask * (1 << (f + K_LR))).astype(np.int64)
-        upd = g * c_g + (w * c_w if l2 else 0)
+        g = await beaver.matmul(s, Share(XgTd.take(idx, axis=1), s), e)
+        upd = g * int(round(rate / B * (1 << K_LR)))
+        if l2:
+            upd = upd + w * np.rint(rate * l2 * l2mask * (1 << (f + K_LR))).astype(np.int64)
     return w - await trunc(s, upd, f + K_LR)
