@@ -21,19 +21,29 @@ Two protocol families, chosen by the session's domain:
   BitLT as a logarithmic prefix of field multiplications; EQZ by opening x masked with
   random bits and multiplying (1 - bit differences) in a tree (sec. 3.3 "EQZ" with the
   log-round product instead of the constant-round one). Inputs |x| < 2^(l-1) with
-  l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on GF(2^61-1));
-  statistically hiding with distance <= 2^-(kappa-1), kappa = 40.
+  l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on GF(2^61-1)) by default, or
+  l = bits when the caller states |x| < 2^(bits-1) (keyword `bits`, 2 <= bits <= that
+  default): fewer random bits, products and bytes; a value outside the stated range gives
+  a wrong result, so pass it only for a documented bound. Statistically hiding with
+  distance <= 2^-(kappa-1), kappa = 40, for every l (the mask has l + kappa bits).
 
 Costs per element (N elements, e = domain.elem_bytes, bytes sent per party):
   ltz/lt    Z_2^64: Rounds 3, Bytes (n-1)*N*40 (ltz_tuples; from edaBits: 8 and 152);
-            GF(p): Rounds 7, Bytes (n-1)*N*251*e
+            GF(p): Rounds R_lt(l), Bytes (n-1)*N*B_lt(l)*e  (l = 64: 7 and 251;
+            l = 33: 6 and 123; l = 17: 5 and 59)
   ltz_mul   Z_2^64: Rounds 3, Bytes (n-1)*N*48 (ltz_tuples); else ltz + one product
-  eqz/eq    Z_2^64: Rounds 8, Bytes (n-1)*N*112;   GF(p): Rounds 7, Bytes (n-1)*N*127*e
+  eqz/eq    Z_2^64: Rounds 8, Bytes (n-1)*N*112;   GF(p): Rounds R_eq(l), Bytes
+            (n-1)*N*B_eq(l)*e  (l = 64: 7 and 127; l = 32: 6 and 63)
   select    Rounds 1, Bytes 2*(n-1)*N*e (one Beaver product)
   relu, absolute, maximum, minimum, clip: one ltz_mul (on 2N elements for clip): on
   Z_2^64 with ltz_tuples 3 rounds, (n-1)*N*48 bytes (96 for clip); otherwise ltz + 1 round,
   bytes of ltz (twice for clip) plus one product (two for clip).
-(GF(p) counts are for l = 64; in general 1 + 2*(sum of pairs per level) field elements.)
+GF(p) as functions of l (`field_costs`): one opening, then a prefix circuit over w
+positions (ltz: w = l - 1, eqz: w = l) whose levels halve the width (w -> ceil(w/2), an odd
+width padded with the neutral element), one Beaver round each:
+  R_lt(l) = 1 + ceil(log2(l-1)),  B_lt(l) = 1 + 2*(sum over levels w > 2 of 2*ceil(w/2)) + 2
+            (the last term only if l > 2);
+  R_eq(l) = 1 + ceil(log2 l),     B_eq(l) = 1 + 2*(sum over levels w > 1 of ceil(w/2)).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import numpy as np
 
 from network.errors import SmpcError
 from protocols import beaver
+from protocols.arith.mersenne127 import DT127 as _DT127
 from protocols.core import open
 from protocols.errors import ConfigError, PreprocessingExhausted, ShapeMismatch
 from protocols.session import Session, Share
@@ -151,101 +162,183 @@ async def _eqz_ring(s: Session, x: Share) -> Share:
 # =========================================================================================
 # GF(p): Catrina-de Hoogh with shared random bits
 # =========================================================================================
-def _stack(s: Session, parts: list[Share], axis: int = -1) -> Share:
-    return Share(np.concatenate([p.data for p in parts], axis=axis), s)
+# Layout: the bit positions are the FIRST axis, (width, N) for N flattened elements, so a
+# level's lo/hi positions are strided row views whose rows are contiguous, and every
+# product of a level is one contiguous (rows, N) block filled in place (no per-element
+# gathers, no concatenation of Share wrappers).
 
 
-def _const_share(s: Session, shape: tuple[int, ...], value: int) -> Share:
-    return Share(s.domain.zeros(shape), s) + value
+def field_costs(op: str, ell: int) -> tuple[int, int]:
+    """(rounds, field elements sent to each peer per compared element) of the GF(p) `ltz`
+    ("ltz") or `eqz` ("eqz") with l = ell. One opening, then per level of the prefix circuit
+    (width w -> ceil(w/2), an odd width padded with the neutral element at the top) one
+    Beaver round of 2 elements per product: ltz on m = l - 1 positions, 2*ceil(w/2) products
+    per level while w > 2 and 1 at w = 2; eqz on l positions, ceil(w/2) products per level.
+    l = 64: ltz (7, 251), eqz (7, 127); l = 33: ltz (6, 123); l = 17: ltz (5, 59)."""
+    if op not in ("ltz", "eqz"):
+        raise ValueError(f"field_costs: op must be 'ltz' or 'eqz', got {op!r}")
+    rounds, elems = 1, 1
+    w = ell - 1 if op == "ltz" else ell
+    while w > 1:
+        h = (w + 1) // 2
+        prods = 2 * h if (op == "ltz" and w > 2) else h
+        rounds += 1
+        elems += 2 * prods
+        w = h
+    return rounds, elems
 
 
-async def _prefix_lt(s: Session, G: Share, E: Share) -> Share:
-    """Combine (G, E) over the last axis (bit positions, LSB first) from the top:
-    (G, E)_hi o (G, E)_lo = (G_hi + E_hi*G_lo, E_hi*E_lo). Returns G of the whole word.
-    Rounds: ceil(log2 width)."""
-    w = G.shape[-1]
-    width = 1 << max(0, (w - 1).bit_length())
-    if width != w:
-        pad = G.shape[:-1] + (width - w,)
-        G = _stack(s, [G, _const_share(s, pad, 0)])
-        E = _stack(s, [E, _const_share(s, pad, 1)])
-    while G.shape[-1] > 1:
-        g_lo, g_hi, e_lo, e_hi = G[..., 0::2], G[..., 1::2], E[..., 0::2], E[..., 1::2]
-        if G.shape[-1] > 2:
-            prod = await beaver.mul(s, _stack(s, [e_hi, e_hi]), _stack(s, [g_lo, e_lo]))
-            h = g_hi.shape[-1]
-            G = g_hi + prod[..., :h]
-            E = prod[..., h:]
-        else:
-            G = g_hi + await beaver.mul(s, e_hi, g_lo)
-    return G[..., 0]
+def _one(s: Session) -> np.ndarray:
+    """This party's share of the public constant 1 (0-d)."""
+    return (Share(s.domain.zeros(()), s) + 1).data
 
 
-async def _prod_tree(s: Session, E: Share) -> Share:
-    """Product over the last axis in ceil(log2 width) rounds."""
-    w = E.shape[-1]
-    width = 1 << max(0, (w - 1).bit_length())
-    if width != w:
-        E = _stack(s, [E, _const_share(s, E.shape[:-1] + (width - w,), 1)])
-    while E.shape[-1] > 1:
-        E = await beaver.mul(s, E[..., 0::2], E[..., 1::2])
-    return E[..., 0]
+def _public_bits(c_low: np.ndarray, m: int) -> np.ndarray:
+    """(m, N) bool: bit i of c_low (N,) in row i."""
+    return ((c_low[None, :] >> np.arange(m, dtype=_U64)[:, None]) & _ONE).astype(bool)
 
 
-def _bits_of(c_low: np.ndarray, m: int) -> np.ndarray:
-    return (c_low[..., None] >> np.arange(m, dtype=_U64)) & _ONE
-
-
-def _weighted_sum(s: Session, bits: Share, m: int) -> Share:
-    """sum_i 2^i * bits[..., i] (local)."""
+def _xnor_bits(s: Session, R: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """Shares of 1 - (c_i XOR r_i) = (r_i if c_i else 1 - r_i) for shared bits R and public
+    bits cb (both (w, N)): a selection, no multiplication."""
     D = s.domain
-    pw = D.from_int(np.array([1 << i for i in range(m)], dtype=object))
-    return Share(D.sum(D.mul(bits.data, pw), axis=-1), s)
+    E = D.sub(np.broadcast_to(_one(s), R.shape), R)
+    np.copyto(E, R, where=cb)
+    return E
 
 
-def _field_params(s: Session, kappa: int) -> int:
+def _pow2_sum(D, R: np.ndarray) -> np.ndarray:
+    """sum_i 2^i R[i] over the first axis (local, exact mod p). On GF(2^127 - 1) the
+    product by 2^i is a rotation of the 127-bit value (2^127 = 1), then a tree of adds."""
+    m = R.shape[0]
+    if D.dtype == _DT127 and m <= 64:
+        V = np.empty_like(R)
+        lo, hi = R["lo"], R["hi"]
+        V[:1] = R[:1]
+        if m > 1:
+            i = np.arange(1, m, dtype=_U64)[:, None]
+            V["lo"][1:] = (lo[1:] << i) | (hi[1:] >> (_U64(63) - i))
+            V["hi"][1:] = ((hi[1:] << i) | (lo[1:] >> (_U64(64) - i))) & _LOW63
+    else:
+        pw = D.from_int(np.array([1 << i for i in range(m)], dtype=object))
+        V = D.mul(R, pw.reshape((m,) + (1,) * (R.ndim - 1)))
+    while V.shape[0] > 1:
+        k = V.shape[0] // 2
+        top = D.add(V[:k], V[k : 2 * k])
+        if V.shape[0] % 2:
+            D.add(top[:1], V[2 * k :], out=top[:1])
+        V = top
+    return V[0]
+
+
+async def _prefix_lt(s: Session, G: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Combine shares (G, E) of shape (w, N) over the positions (rows, LSB first), pairs
+    (2k, 2k+1) per level: (G, E)_hi o (G, E)_lo = (G_hi + E_hi*G_lo, E_hi*E_lo); an odd
+    top position is paired with the neutral (0, 1). Returns G of the whole word, (N,).
+    Rounds: ceil(log2 w) (w >= 1)."""
+    D = s.domain
+    N = G.shape[1]
+    w = G.shape[0]
+    while w > 2:
+        h, q = (w + 1) // 2, w // 2
+        left = np.empty((2 * h, N), dtype=D.dtype)  # [E_hi; E_hi]
+        right = np.empty((2 * h, N), dtype=D.dtype)  # [G_lo; E_lo]
+        left[:q] = E[1 : 2 * q : 2]
+        right[:q] = G[0 : 2 * q : 2]
+        right[h : h + q] = E[0 : 2 * q : 2]
+        if h > q:  # odd width: the top position meets the neutral element (0, 1)
+            left[q] = _one(s)
+            right[q] = G[w - 1]
+            right[h + q] = E[w - 1]
+        left[h:] = left[:h]
+        P = (await beaver.mul(s, Share(left, s), Share(right, s))).data
+        Gn = P[:h]
+        D.add(Gn[:q], G[1 : 2 * q : 2], out=Gn[:q])  # + G_hi (the neutral top adds 0)
+        G, E = Gn, P[h:]
+        w = h
+    if w == 2:
+        p = (await beaver.mul(s, Share(E[1], s), Share(G[0], s))).data
+        return D.add(G[1], p)
+    return G[0]
+
+
+async def _prod_tree(s: Session, E: np.ndarray) -> np.ndarray:
+    """Product over the rows of E (w, N) in ceil(log2 w) rounds (odd widths padded with 1)."""
+    D = s.domain
+    N = E.shape[1]
+    while E.shape[0] > 1:
+        w = E.shape[0]
+        h, q = (w + 1) // 2, w // 2
+        left = np.empty((h, N), dtype=D.dtype)
+        right = np.empty((h, N), dtype=D.dtype)
+        left[:q] = E[0 : 2 * q : 2]
+        right[:q] = E[1 : 2 * q : 2]
+        if h > q:
+            left[q] = E[w - 1]
+            right[q] = _one(s)
+        E = (await beaver.mul(s, Share(left, s), Share(right, s))).data
+    return E[0]
+
+
+def _field_params(s: Session, kappa: int, bits: int | None) -> int:
     ell = value_bits(s.domain, kappa)
     check_field_room(s.domain, ell, kappa, "comparison")
     if ell < 2:
         raise ConfigError(f"comparison on {s.domain} leaves no room for values")
-    return ell
+    return ell if bits is None else _check_bits(bits, ell)
 
 
-async def _ltz_field(s: Session, x: Share, kappa: int) -> Share:
+def _check_bits(bits, top: int) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
+        raise ConfigError(f"comparison: bits must be an integer, got {bits!r}")
+    if not 2 <= bits <= top:
+        raise ConfigError(f"comparison: bits must satisfy 2 <= bits <= {top}, got {bits}")
+    return int(bits)
+
+
+def _ring_bits(bits) -> None:
+    """Z_2^64: `bits` is validated (2..64) but the circuit is exact on every int64."""
+    if bits is not None:
+        _check_bits(bits, 64)
+
+
+async def _ltz_field(s: Session, x: Share, kappa: int, bits: int | None = None) -> Share:
     D = s.domain
-    ell = _field_params(s, kappa)
+    ell = _field_params(s, kappa, bits)
     m = ell - 1
-    S = x.shape
-    rb = Share(await s.prep.bits(S + (m,)), s)
+    S, N = x.shape, x.size
+    rbits = await s.prep.bits(S + (m,))
     rr = Share(await s.prep.bounded_randoms(S, kappa + 1), s)
-    r_low = _weighted_sum(s, rb, m)
-    y = x + (1 << (ell - 1))  # in [0, 2^ell)
-    (c,) = await open(s, y + rr * (1 << m) + r_low)
+    R = np.ascontiguousarray(rbits.reshape(N, m).T)  # (m, N): position i in row i
+    r_low = Share(_pow2_sum(D, R), s)
+    y = x.reshape(N) + (1 << (ell - 1))  # in [0, 2^ell)
+    (c,) = await open(s, y + rr.reshape(N) * (1 << m) + r_low)
     c_low = public_low_bits(D, c, m)
-    cb = _bits_of(c_low, m)
-    # [c_low < r_low]: per bit G = r (1 - c), E = 1 - (c XOR r) = (1 - c) + r (2c - 1)
-    G = rb * (_ONE - cb)
-    E = rb * (2 * cb.astype(np.int64) - 1) + (_ONE - cb)
-    u = await _prefix_lt(s, G, E)
+    cb = _public_bits(c_low, m)
+    # [c_low < r_low]: per bit G = r (1 - c) (r where c = 0, else 0), E = 1 - (c XOR r)
+    G = R.copy()
+    np.copyto(G, D.zeros(()), where=cb)
+    E = _xnor_bits(s, R, cb)
+    u = Share(await _prefix_lt(s, G, E), s)
     a = (u * (1 << m) - r_low) + c_low  # y mod 2^m
     nonneg = (y - a) * pow(2, -m, D.modulus)  # floor(y / 2^m) = [x >= 0]
-    return 1 - nonneg
+    return (1 - nonneg).reshape(S)
 
 
-async def _eqz_field(s: Session, x: Share, kappa: int) -> Share:
+async def _eqz_field(s: Session, x: Share, kappa: int, bits: int | None = None) -> Share:
     D = s.domain
-    ell = _field_params(s, kappa)
-    S = x.shape
-    rb = Share(await s.prep.bits(S + (ell,)), s)
+    ell = _field_params(s, kappa, bits)
+    S, N = x.shape, x.size
+    rbits = await s.prep.bits(S + (ell,))
     rr = Share(await s.prep.bounded_randoms(S, kappa), s)
-    r_low = _weighted_sum(s, rb, ell)
-    (c,) = await open(s, x + (1 << (ell - 1)) + rr * (1 << ell) + r_low)
+    R = np.ascontiguousarray(rbits.reshape(N, ell).T)
+    r_low = Share(_pow2_sum(D, R), s)
+    (c,) = await open(s, x.reshape(N) + (1 << (ell - 1)) + rr.reshape(N) * (1 << ell) + r_low)
     cs = public_low_bits(D, c, ell) - _U64(1 << (ell - 1))
     if ell < 64:
         cs &= _U64((1 << ell) - 1)
-    cb = _bits_of(cs, ell)
-    E = rb * (2 * cb.astype(np.int64) - 1) + (_ONE - cb)  # 1 - (c_i XOR r_i)
-    return await _prod_tree(s, E)
+    E = _xnor_bits(s, R, _public_bits(cs, ell))  # 1 - (c_i XOR r_i)
+    return Share(await _prod_tree(s, E), s).reshape(S)
 
 
 # =========================================================================================
@@ -605,33 +698,39 @@ def _check(s: Session, *xs: Share) -> None:
             raise ShapeMismatch("share does not belong to this session")
 
 
-async def ltz(s: Session, x: Share, *, kappa: int = KAPPA) -> Share:
+async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
     """[x < 0] as a shared 0/1, x read as a signed integer.
 
         Z_2^64: c = open(x + r);  msb(x) = msb(c) ^ msb(r) ^ BitLT(c mod 2^63, r mod 2^63)
         GF(p):  c = open(x + 2^(l-1) + 2^m r'' + r'),  m = l - 1,  r' = sum 2^i r_i,
                 a = (c mod 2^m) - r' + 2^m BitLT(c mod 2^m, r_i),  ltz = 1 - (x + 2^(l-1) - a)/2^m
 
-    Shapes: x: S; returns S.   Range: Z_2^64 every int64 (exact); GF(p) |x| < 2^(l-1).
+    Shapes: x: S; returns S.   Range: Z_2^64 every int64 (exact); GF(p) |x| < 2^(l-1),
+    l = bits if given (2 <= bits <= value_bits(domain); ConfigError otherwise), else
+    value_bits(domain) (64 on GF(2^127-1)). On Z_2^64 `bits` is only validated (2..64): the
+    circuit is exact on every int64 and costs the same.
     Rounds: 3 on Z_2^64 with `ltz_tuples` preprocessing (open, radix-4 level, arithmetic
     radix-4 level); 8 on Z_2^64 from edaBits when the source has no ltz_tuples (open, 6 AND
-    levels, daBit conversion); 7 on GF(p), l = 64 (open, 6 multiplication levels).
-    Bytes: (n-1)*N*40 (Z_2^64, ltz_tuples); (n-1)*N*152 (Z_2^64, edaBits);
-    (n-1)*N*251*e (GF(p), l = 64).
+    levels, daBit conversion); GF(p): 1 + ceil(log2(l-1)) (open, then the prefix levels):
+    7 for l = 64, 6 for l = 33, 5 for l = 17.
+    Bytes: (n-1)*N*40 (Z_2^64, ltz_tuples); (n-1)*N*152 (Z_2^64, edaBits); GF(p):
+    (n-1)*N*B_lt(l)*e (module docstring, `field_costs`): 251 for l = 64, 123 for l = 33,
+    59 for l = 17.
     Preprocessing: Z_2^64: one ltz_tuple (64 words) per element, else one edaBit, 5 double +
-    1 single boolean triples and one daBit; GF(p): m random bits, one (kappa+1)-bit random,
-    125 triples per element.
+    1 single boolean triples and one daBit; GF(p): l - 1 random bits, one (kappa+1)-bit
+    random, (B_lt(l) - 1)/2 triples per element (125 for l = 64).
     Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-(kappa-1)
     [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted, errors of `open`.
     """
     _check(s, x)
     if _family(s) == "ring":
+        _ring_bits(bits)
         res = await _ltz_ring3(s, x)
         return res[0] if res is not None else await _ltz_ring(s, x)
-    return await _ltz_field(s, x, kappa)
+    return await _ltz_field(s, x, kappa, bits)
 
 
-async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
+async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[Share, Share]:
     """([x < 0], [x < 0] * y): the comparison and its product with a shared y.
 
         Z_2^64 with ltz_tuples: the product rides in the comparison's last round:
@@ -642,7 +741,8 @@ async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
     before the last round, so its own rounds overlap the comparison's; or an `OpenWith`,
     whose openings ride in the comparison's first message (Z_2^64 with ltz_tuples; otherwise
     they are opened in a child session concurrently with the comparison's first round).
-    Shapes: x, y: S; returns (S, S).   Range: as `ltz`; the product is exact mod the domain.
+    Shapes: x, y: S; returns (S, S).   Range: as `ltz` (`bits`); the product is exact mod
+    the domain.
     Rounds: 3 (Z_2^64, ltz_tuples); rounds of ltz + 1 otherwise.
     Bytes: (n-1)*N*48 (Z_2^64, ltz_tuples); ltz + 2*(n-1)*N*e otherwise.
     Preprocessing: one ltz_tuple with mul=True (89 words) per element, or ltz + a triple.
@@ -650,13 +750,14 @@ async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
     """
     _check(s, x)
     if _family(s) == "ring":
+        _ring_bits(bits)
         res = await _ltz_ring3(s, x, y)
         if res is not None:
             return res
     if isinstance(y, OpenWith):  # open it concurrently with the comparison's first round
         y = asyncio.ensure_future(_resolve(s, y))
     try:
-        b = await ltz(s, x)
+        b = await ltz(s, x, bits=bits)
         y = await _resolve(s, y)
     finally:
         if isinstance(y, asyncio.Future):
@@ -664,37 +765,40 @@ async def ltz_mul(s: Session, x: Share, y) -> tuple[Share, Share]:
     return b, await beaver.mul(s, b, y)
 
 
-async def eqz(s: Session, x: Share, *, kappa: int = KAPPA) -> Share:
+async def eqz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
     """[x == 0] as a shared 0/1.
 
         Z_2^64: c = open(x + r);  eq = AND_i NOT(c_i XOR r_i) (AND tree on the packed word)
         GF(p):  c = open(x + 2^(l-1) + 2^l r'' + r');  eq = prod_i (1 - (c*_i XOR r_i)),
                 c* = (c - 2^(l-1)) mod 2^l
 
-    Shapes: x: S; returns S.   Range: Z_2^64 any; GF(p) |x| < 2^(l-1).
-    Rounds: 8 (Z_2^64), 7 (GF(p), l = 64).   Bytes: (n-1)*N*112 (Z_2^64);
-    (n-1)*N*127*e (GF(p), l = 64).   Security, Raises: as `ltz`.
+    Shapes: x: S; returns S.   Range: Z_2^64 any; GF(p) |x| < 2^(l-1), l as in `ltz`
+    (`bits`).   Rounds: 8 (Z_2^64); GF(p) 1 + ceil(log2 l): 7 for l = 64, 6 for l = 32.
+    Bytes: (n-1)*N*112 (Z_2^64); GF(p) (n-1)*N*B_eq(l)*e: 127 for l = 64, 63 for l = 32.
+    Preprocessing (GF(p)): l random bits, one kappa-bit random, (B_eq(l) - 1)/2 triples.
+    Security, Raises: as `ltz`.
     """
     _check(s, x)
     if _family(s) == "ring":
+        _ring_bits(bits)
         return await _eqz_ring(s, x)
-    return await _eqz_field(s, x, kappa)
+    return await _eqz_field(s, x, kappa, bits)
 
 
-async def lt(s: Session, x: Share, y: Share | int | np.ndarray) -> Share:
-    """[x < y] = ltz(x - y). y may be public. Range: x - y an int64 without overflow
-    (Z_2^64), |x - y| < 2^(l-1) (GF(p)). Rounds, Bytes: as `ltz`."""
-    return await ltz(s, x - y)
+async def lt(s: Session, x: Share, y: Share | int | np.ndarray, *, bits: int | None = None) -> Share:
+    """[x < y] = ltz(x - y, bits=bits). y may be public. Range: x - y an int64 without
+    overflow (Z_2^64), |x - y| < 2^(l-1) (GF(p); l = bits if given). Rounds, Bytes: as `ltz`."""
+    return await ltz(s, x - y, bits=bits)
 
 
-async def gt(s: Session, x: Share, y: Share | int | np.ndarray) -> Share:
-    """[x > y] = ltz(y - x). Costs and ranges as `lt`."""
-    return await ltz(s, -(x - y))
+async def gt(s: Session, x: Share, y: Share | int | np.ndarray, *, bits: int | None = None) -> Share:
+    """[x > y] = ltz(y - x, bits=bits). Costs and ranges as `lt`."""
+    return await ltz(s, -(x - y), bits=bits)
 
 
-async def eq(s: Session, x: Share, y: Share | int | np.ndarray) -> Share:
-    """[x == y] = eqz(x - y). Costs and ranges as `eqz`."""
-    return await eqz(s, x - y)
+async def eq(s: Session, x: Share, y: Share | int | np.ndarray, *, bits: int | None = None) -> Share:
+    """[x == y] = eqz(x - y, bits=bits). Costs and ranges as `eqz`."""
+    return await eqz(s, x - y, bits=bits)
 
 
 async def select(s: Session, b: Share, x: Share | int | np.ndarray, y: Share | int | np.ndarray) -> Share:
@@ -712,41 +816,45 @@ async def select(s: Session, b: Share, x: Share | int | np.ndarray, y: Share | i
     return await beaver.mul(s, b, d) + y
 
 
-async def relu(s: Session, x: Share) -> Share:
+async def relu(s: Session, x: Share, *, bits: int | None = None) -> Share:
     """max(x, 0) = x - x * ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul` (3 and
-    (n-1)*N*48 on Z_2^64 with ltz_tuples, else ltz + 1 and ltz + 2*(n-1)*N*e)."""
-    _, nx = await ltz_mul(s, x, x)
+    (n-1)*N*48 on Z_2^64 with ltz_tuples, else ltz + 1 and ltz + 2*(n-1)*N*e).
+    bits: as `ltz` (|x| < 2^(bits-1))."""
+    _, nx = await ltz_mul(s, x, x, bits=bits)
     return x - nx
 
 
-async def absolute(s: Session, x: Share) -> Share:
-    """|x| = x - 2 x ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul`."""
-    _, nx = await ltz_mul(s, x, x)
+async def absolute(s: Session, x: Share, *, bits: int | None = None) -> Share:
+    """|x| = x - 2 x ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul`; bits as `ltz`."""
+    _, nx = await ltz_mul(s, x, x, bits=bits)
     return x - nx * 2
 
 
-async def maximum(s: Session, x: Share, y: Share) -> Share:
+async def maximum(s: Session, x: Share, y: Share, *, bits: int | None = None) -> Share:
     """Elementwise max: x + [x < y] (y - x), one ltz_mul. Exact.  Rounds, Bytes: as
-    `ltz_mul`.  Range: as `lt`."""
-    _, p = await ltz_mul(s, x - y, y - x)
+    `ltz_mul`.  Range: as `lt` (bits: |x - y| < 2^(bits-1))."""
+    _, p = await ltz_mul(s, x - y, y - x, bits=bits)
     return x + p
 
 
-async def minimum(s: Session, x: Share, y: Share) -> Share:
+async def minimum(s: Session, x: Share, y: Share, *, bits: int | None = None) -> Share:
     """Elementwise min: y + [x < y] (x - y), one ltz_mul. Exact.  Rounds, Bytes: as
-    `ltz_mul`.  Range: as `lt`."""
-    _, p = await ltz_mul(s, x - y, x - y)
+    `ltz_mul`.  Range: as `lt` (bits: |x - y| < 2^(bits-1))."""
+    _, p = await ltz_mul(s, x - y, x - y, bits=bits)
     return y + p
 
 
-async def clip(s: Session, x: Share, lo: int | np.ndarray, hi: int | np.ndarray) -> Share:
+async def clip(
+    s: Session, x: Share, lo: int | np.ndarray, hi: int | np.ndarray, *, bits: int | None = None
+) -> Share:
     """Clamp x to [lo, hi] for public integers lo <= hi (fixed-point encoded by the caller):
     x + [x < lo] (lo - x) + [hi < x] (hi - x); both comparisons and products in one batch.
     Exact.
 
     Shapes: x: S; lo, hi broadcast to S.   Rounds, Bytes: one `ltz_mul` on 2N elements
     (3 rounds, 2*(n-1)*N*48 bytes on Z_2^64 with ltz_tuples; else ltz + 1 round and twice
-    the bytes of ltz on N elements plus 4*(n-1)*N*e).   Range: x - lo and hi - x as for `lt`.
+    the bytes of ltz on N elements plus 4*(n-1)*N*e).   Range: x - lo and hi - x as for `lt`
+    (bits: |x - lo| and |hi - x| < 2^(bits-1)).
     """
     _check(s, x)
     lo_a = np.broadcast_to(np.asarray(lo), x.shape)
@@ -755,5 +863,5 @@ async def clip(s: Session, x: Share, lo: int | np.ndarray, hi: int | np.ndarray)
         raise ConfigError("clip: need lo <= hi")
     both = Share(np.stack([(x - lo_a).data, (-(x - hi_a)).data]), s)
     d = Share(np.stack([(-(x - lo_a)).data, (-(x - hi_a)).data]), s)
-    _, p = await ltz_mul(s, both, d)
+    _, p = await ltz_mul(s, both, d, bits=bits)
     return x + p[0] + p[1]

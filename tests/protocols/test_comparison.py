@@ -151,3 +151,129 @@ def test_ltz_and_relu_over_real_transports(transport, scheme, request):
     for lt, r in run(scheme, 3, job, transport=transport, timeout=30).results:
         assert list(lt) == [int(v < 0) for v in X]
         assert list(r) == [max(int(v), 0) for v in X]
+
+
+def test_field_costs_formula():
+    """The cost table of the docstrings: (rounds, field elements per element and peer)."""
+    assert C.field_costs("ltz", 64) == (7, 251) and C.field_costs("eqz", 64) == (7, 127)
+    assert C.field_costs("ltz", 33) == (6, 123) and C.field_costs("eqz", 32) == (6, 63)
+    assert C.field_costs("ltz", 17) == (5, 59) and C.field_costs("eqz", 17) == (6, 41)
+    assert C.field_costs("ltz", 2) == (1, 1) and C.field_costs("ltz", 3) == (2, 3)
+    assert C.field_costs("eqz", 2) == (2, 3)
+
+
+# (bits, ltz (rounds, elements), eqz (rounds, elements)) as the docstrings state them
+BITS_CASES = [(64, (7, 251), (7, 127)), (33, (6, 123), (7, 75)), (17, (5, 59), (6, 41)),
+              (2, (1, 1), (2, 3))]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bits,lt_cost,eq_cost", BITS_CASES)
+def test_declared_width_exact_at_range_edges_with_counts(bits, lt_cost, eq_cost):
+    n, N = 3, 2_000
+    lim = 2 ** (bits - 1)  # declared: |x| < 2^(bits-1), i.e. -lim <= x <= lim - 1
+    g = np.random.default_rng(bits)
+    X = np.array([int(v) for v in g.integers(-lim, lim, size=N)], dtype=object)
+    edges = [0, -1, 1, lim - 1, -lim, lim - 2, -lim + 1, lim // 2, -(lim // 2)]
+    X[: len(edges)] = edges[: N]
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        out, counts = [], []
+        for op in (C.ltz, C.eqz):
+            before = s.stats.copy()
+            out.append(await op(s, x, bits=bits))
+            counts.append(s.stats - before)
+        opened = await core.open(s, *out)
+        return [signed(s.domain, o) for o in opened], counts
+
+    for (lt0, eq0), counts in run("shamir", n, job).results:
+        assert (lt0 == (X < 0)).all()
+        assert (eq0 == (X == 0)).all()
+        for (rounds, elems), c in zip((lt_cost, eq_cost), counts, strict=True):
+            assert c.rounds == rounds
+            assert c.bytes_sent == (n - 1) * N * elems * 16 == c.bytes_received
+
+
+@pytest.mark.timeout(60)
+def test_declared_width_derived_operations():
+    """lt / eq / relu / clip / ltz_mul / max with bits: exact in range; rounds of ltz(l)."""
+    g = np.random.default_rng(3)
+    N, bits = 300, 24
+    X = g.integers(-(2**21), 2**21, size=N)
+    Y = np.where(g.random(N) < 0.3, X, g.integers(-(2**21), 2**21, size=N))
+    lo, hi = -(2**20), 2**20
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        y = await core.input(s, s.domain.from_int(Y) if s.pid == 1 else None, 1)
+        ops = {
+            "lt": lambda: C.lt(s, x, y, bits=bits), "gt": lambda: C.gt(s, x, y, bits=bits),
+            "eq": lambda: C.eq(s, x, y, bits=bits), "relu": lambda: C.relu(s, x, bits=bits),
+            "abs": lambda: C.absolute(s, x, bits=bits),
+            "max": lambda: C.maximum(s, x, y, bits=bits),
+            "min": lambda: C.minimum(s, x, y, bits=bits),
+            "clip": lambda: C.clip(s, x, lo, hi, bits=bits),
+            "mul": lambda: C.ltz_mul(s, x, y, bits=bits),
+        }
+        outs, rounds = {}, {}
+        for k, f in ops.items():
+            before = s.stats.copy()
+            r = await f()
+            outs[k] = r[1] if k == "mul" else r
+            rounds[k] = (s.stats - before).rounds
+        opened = await core.open(s, *outs.values())
+        return {k: signed(s.domain, o) for k, o in zip(outs, opened, strict=True)}, rounds
+
+    res, rounds = run("shamir", 3, job).results[0]
+    Xo, Yo = X.astype(object), Y.astype(object)
+    assert (res["lt"] == (X < Y)).all() and (res["gt"] == (X > Y)).all()
+    assert (res["eq"] == (X == Y)).all()
+    assert (res["relu"] == np.maximum(Xo, 0)).all() and (res["abs"] == np.abs(Xo)).all()
+    assert (res["max"] == np.maximum(Xo, Yo)).all() and (res["min"] == np.minimum(Xo, Yo)).all()
+    assert (res["clip"] == np.clip(Xo, lo, hi)).all()
+    assert (res["mul"] == np.where(X < 0, Yo, 0)).all()
+    ltz_r = C.field_costs("ltz", bits)[0]
+    assert ltz_r == 6
+    assert rounds == {"lt": ltz_r, "gt": ltz_r, "eq": C.field_costs("eqz", bits)[0],
+                      "relu": ltz_r + 1, "abs": ltz_r + 1, "max": ltz_r + 1, "min": ltz_r + 1,
+                      "clip": ltz_r + 1, "mul": ltz_r + 1}
+
+
+@pytest.mark.parametrize("scheme,dom,bad", [("shamir", Mersenne127(), [1, 0, 65, -3, 2.5, True]),
+                                            ("shamir", Mersenne61(), [1, 20]),
+                                            ("additive", None, [1, 65])])
+def test_declared_width_validated(scheme, dom, bad):
+    X = np.array([0, -1, 5])
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        for b in bad:
+            for op in (C.ltz, C.eqz):
+                with pytest.raises(ConfigError):
+                    await op(s, x, bits=b)
+        top = 19 if isinstance(dom, Mersenne61) else 64
+        a, e = await core.open(s, await C.ltz(s, x, bits=top), await C.eqz(s, x, bits=top))
+        return signed(s.domain, a), signed(s.domain, e)
+
+    for a, e in mpc.run_local(3, job, scheme=scheme, domain=dom, seed=2).results:
+        assert (a == (X < 0)).all() and (e == (X == 0)).all()
+
+
+def test_small_field_default_counts():
+    """GF(2^61-1): the default l = 19 (prefix over 18 positions: 18 -> 9 -> 5 -> 3 -> 2 -> 1)."""
+    assert C.field_costs("ltz", 19) == (6, 79) and C.field_costs("eqz", 19) == (6, 43)
+    N, n = 50, 3
+    X = np.arange(-25, 25)
+
+    async def job(s):
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        before = s.stats.copy()
+        b = await C.ltz(s, x)
+        d = s.stats - before
+        (o,) = await core.open(s, b)
+        return signed(s.domain, o), d
+
+    for o, d in mpc.run_local(n, job, scheme="shamir", domain=Mersenne61(), seed=4).results:
+        assert (o == (X < 0)).all()
+        assert d.rounds == 6 and d.bytes_sent == (n - 1) * N * 79 * 8
