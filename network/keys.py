@@ -131,3 +131,16 @@ def is_low_order(public_key: bytes) -> bool:
 def _check_len(key: bytes, what: str) -> None:
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise KeyFormatError(f"{what} must be {KEY_BYTES} bytes")
+
+
+def mesh_keys(
+    n: int, static_keys: list[bytes] | None, public_keys: list[bytes] | None
+) -> tuple[list[bytes], list[bytes]]:
+    """Key pairs for n parties of a local mesh (tests, notebooks, benchmarks): fresh ones
+    unless given; public keys derived from the private ones when only those are given."""
+    if static_keys is None:
+        pairs = [generate_keypair() for _ in range(n)]
+        return [sk for sk, _ in pairs], [pk for _, pk in pairs]
+    if public_keys is None:
+        public_keys = [public_key(sk) for sk in static_keys]
+    return list(static_keys), list(public_keys)

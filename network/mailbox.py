@@ -31,6 +31,8 @@ class MailboxChannel(Channel):
         self._consumed: set[tuple[int, str]] = set()
         self._sent: set[tuple[int, str]] = set()
         self._peer_error: dict[int, NetworkError] = {}
+        #: handshake failures seen during setup, by peer (socket transports fill it)
+        self._setup_errors: dict[int, NetworkError] = {}
 
     # -- called by transports ------------------------------------------------------------
 
@@ -112,6 +114,18 @@ class MailboxChannel(Channel):
             if fut.done():
                 self._box.pop(key, None)
                 self._consumed.add(key)
+
+    def _setup_failure(self, missing: list[int], what: str) -> NetworkError:
+        """The error for a setup deadline: a recorded handshake failure of a missing peer
+        (e.g. a wrong key) if there is one, else PeerUnavailableError naming them all.
+        For socket transports, which have a `connect_timeout`."""
+        for j in missing:
+            if j in self._setup_errors:
+                return self._setup_errors[j]
+        return PeerUnavailableError(
+            f"party {self.pid}: {what} parties {missing} within {self.connect_timeout:g}s",
+            peer=missing[0] if missing else None,
+        )
 
     def _close_mailboxes(self) -> None:
         self.closed = True

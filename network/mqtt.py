@@ -174,7 +174,6 @@ class MqttChannel(MailboxChannel):
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._down_since: float | None = None
-        self._setup_errors: dict[int, NetworkError] = {}
         self._tasks: list[asyncio.Task] = []
         self._fatal: NetworkError | None = None
         self._publishes: set[asyncio.Task] = set()
@@ -216,13 +215,8 @@ class MqttChannel(MailboxChannel):
         except TimeoutError:
             missing = [j for j, p in self._peers.items() if not p.ready.is_set()]
             await self.close()
-            for j in missing:
-                if j in self._setup_errors:
-                    raise self._setup_errors[j] from None
-            raise PeerUnavailableError(
-                f"party {self.pid}: no handshake with parties {missing} within "
-                f"{self.connect_timeout:g}s (through broker {self.host}:{self.port})",
-                peer=missing[0] if missing else None,
+            raise self._setup_failure(
+                missing, f"no handshake (through broker {self.host}:{self.port}) with"
             ) from None
         bad = [j for j in self._peers if j in self._setup_errors and j in self._peer_error]
         if bad:
@@ -677,14 +671,10 @@ async def local_mqtt_mesh(
 
     With secure=True (the default) fresh key pairs are generated unless given.
     """
-    from network.keys import generate_keypair, public_key
+    from network.keys import mesh_keys
 
-    if secure and static_keys is None:
-        pairs = [generate_keypair() for _ in range(n)]
-        static_keys = [sk for sk, _ in pairs]
-        public_keys = [pk for _, pk in pairs]
-    elif secure and public_keys is None:
-        public_keys = [public_key(sk) for sk in static_keys]
+    if secure:
+        static_keys, public_keys = mesh_keys(n, static_keys, public_keys)
     chans = [
         MqttChannel(
             i, n, session_id=session_id, host=host, port=port,

@@ -117,7 +117,6 @@ class TcpChannel(MailboxChannel):
         self._links: dict[int, _Link] = {}
         self._server: asyncio.Server | None = None
         self._all_connected = asyncio.Event()
-        self._setup_errors: dict[int, NetworkError] = {}
         self._handlers: set[asyncio.Task] = set()
         self.address: tuple[str, int] | None = None
 
@@ -150,14 +149,7 @@ class TcpChannel(MailboxChannel):
         except* TimeoutError:
             missing = [j for j in range(self.n) if j != self.pid and j not in self._links]
             await self.close()
-            for j in missing:
-                if j in self._setup_errors:
-                    raise self._setup_errors[j] from None
-            raise PeerUnavailableError(
-                f"party {self.pid}: could not connect to parties {missing} within "
-                f"{self.connect_timeout:g}s",
-                peer=missing[0] if missing else None,
-            ) from None
+            raise self._setup_failure(missing, "could not connect to") from None
         except* NetworkError as eg:
             await self.close()
             raise eg.exceptions[0] from None
@@ -460,14 +452,10 @@ async def local_tcp_mesh(
     With secure=True (the default) fresh key pairs are generated unless given. Returns the
     channels indexed by party; close each (or use `async with`) when done.
     """
-    from network.keys import generate_keypair, public_key
+    from network.keys import mesh_keys
 
-    if secure and static_keys is None:
-        pairs = [generate_keypair() for _ in range(n)]
-        static_keys = [sk for sk, _ in pairs]
-        public_keys = [pk for _, pk in pairs]
-    elif secure and public_keys is None:
-        public_keys = [public_key(sk) for sk in static_keys]
+    if secure:
+        static_keys, public_keys = mesh_keys(n, static_keys, public_keys)
     chans = [
         TcpChannel(
             i, n, session_id=session_id,
