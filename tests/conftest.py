@@ -16,3 +16,16 @@ def mqtt_broker():
     if not _broker_up():
         pytest.skip("no MQTT broker answers on 127.0.0.1:1883 (.ci/run starts one)")
     return ("127.0.0.1", 1883)
+
+
+@pytest.fixture
+def no_trusted_dealer(monkeypatch):
+    """Fail any test that draws an item from the insecure in-process dealer (for tests of
+    the dealer-free sources and the dealer node)."""
+    from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
+
+    def refuse(*a, **k):
+        raise AssertionError("the insecure trusted dealer was asked for an item")
+
+    monkeypatch.setattr(InsecureTrustedDealer, "take", refuse)
+    monkeypatch.setattr(InsecureTrustedDealer, "take_parts", refuse)

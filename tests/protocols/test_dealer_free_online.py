@@ -10,20 +10,10 @@ import mpc
 from protocols import comparison, core, fixed, nonlinear, truncation
 from protocols.arith.field import Mersenne127
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
 
 pytestmark = pytest.mark.timeout(60)
 
 F = DEFAULT_F
-
-
-@pytest.fixture
-def no_trusted_dealer(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("the insecure trusted dealer was asked for an item")
-
-    monkeypatch.setattr(InsecureTrustedDealer, "take", refuse)
-    monkeypatch.setattr(InsecureTrustedDealer, "take_parts", refuse)
 
 
 def inputs(N, seed):
