@@ -150,3 +150,33 @@ class PrimeField(Domain):
 
     @abc.abstractmethod
     def pow(self, x: np.ndarray, e: int) -> np.ndarray: ...
+
+    def lincomb(self, coeffs: Sequence[int], arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """sum_j coeffs[j] * arrays[j] for public integer coefficients (equal shapes).
+
+        Coefficients of magnitude at most 3 (mod p) become additions or subtractions: the
+        Lagrange coefficients of small party sets are such (points {1, 2}: 2 and -1), and an
+        addition costs a fraction of a field multiplication. Fields may override this with a
+        fused version (Mersenne127: powers of two as rotations)."""
+        p = self.modulus
+        acc = None
+        for c, a in zip(coeffs, arrays, strict=True):
+            c %= p
+            if c == 0:
+                continue
+            neg = p - c <= _SMALL
+            k = p - c if neg else c
+            if k <= _SMALL:
+                if acc is None:
+                    acc = self.neg(a) if neg else a.copy()
+                    k -= 1
+                for _ in range(k):
+                    acc = self.sub(acc, a, out=acc) if neg else self.add(acc, a, out=acc)
+                continue
+            term = self.mul(a, self.from_int(c))
+            acc = term if acc is None else self.add(acc, term, out=acc)
+        return self.zeros(arrays[0].shape) if acc is None else acc
+
+
+#: |coefficient| up to which `PrimeField.lincomb` adds instead of multiplying
+_SMALL = 3

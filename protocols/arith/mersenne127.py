@@ -30,7 +30,7 @@ from protocols.arith._fieldops import (
     _VectorInv,
     _wire_in,
 )
-from protocols.arith.domain import PrimeField, Shape
+from protocols.arith.domain import PrimeField, Shape, check_same_shape
 from protocols.errors import DomainError
 from protocols.prg import CryptoRNG
 
@@ -44,7 +44,7 @@ _M12 = _u((1 << 12) - 1)
 _S12, _S14, _S26, _S40, _S52, _S63 = (_u(s) for s in (12, 14, 26, 40, 52, 63))
 
 DT127 = np.dtype([("lo", "<u8"), ("hi", "<u8")])
-_ADD_BLOCK = 1 << 14
+_ADD_BLOCK = 1 << 16
 
 
 def _limbs26(lo, hi, L, t) -> None:
@@ -123,6 +123,46 @@ def _mul127_block(xlo, xhi, ylo, yhi, olo, ohi, X, Y, C, t, c, m) -> None:
             _mul(X[i], Y[s - i], t)
             _add(col, t, col)
     _reduce_cols127(C, olo, ohi, t, c, m)
+
+
+def _canonical(lo, hi) -> bool:
+    """All lo + hi*2^64 < p. One pass in the common case: hi < 2^63 - 1 leaves no doubt."""
+    top = hi >= _M63
+    if not top.any():
+        return True
+    return not (bool((hi > _M63).any()) or bool((top & (lo == _M64)).any()))
+
+
+def _rotl127(lo, hi, k, olo, ohi, t) -> None:
+    """(olo, ohi) = x * 2^k mod p for 0 < k < 64: a left rotation of the 127 bits of x
+    (canonical stays canonical: only p maps to p). t: uint64 scratch; outputs must not
+    alias the inputs."""
+    _rs(hi, _u(63 - k), out=t)
+    _ls(lo, _u(k), out=olo)
+    _or(olo, t, out=olo)
+    _rs(lo, _u(64 - k), out=t)
+    _ls(hi, _u(k), out=ohi)
+    _or(ohi, t, out=ohi)
+    _and(ohi, _M63, out=ohi)
+
+
+def _sub_limbs(xl, xh, yl, yh, ol, oh, u, v, w, c, *, negate_y=False) -> None:
+    """(ol, oh) = x - y mod p for x canonical and y in [0, p] (y = p allowed: p - 0), given
+    as lo/hi limb arrays (any strides; outputs may alias inputs). With negate_y, y is
+    replaced by p - y first (so the result is x + y). u, v, w: uint64 scratch, c: bool."""
+    if negate_y:
+        np.invert(yl, out=u)
+        _sub(_M63, yh, out=v)
+        yl, yh = u, v
+    _sub(xh, yh, out=w)
+    np.less(xl, yl, out=c)  # borrow out of the low limb
+    _sub(w, c, out=w)  # hi of d = x - y in [-p, p), two's complement
+    _sub(xl, yl, out=u)  # lo of d (u may be yl: read above)
+    _rs(w, _S63, out=v)  # 1 where d < 0: d + p = (d + 2^128) - 2^127 - 1
+    np.less(u, v, out=c)  # borrow of lo - 1
+    _sub(u, v, out=ol)
+    _and(w, _M63, out=w)
+    _sub(w, c, out=oh)
 
 
 class Mersenne127(_VectorInv, PrimeField):
@@ -219,10 +259,8 @@ class Mersenne127(_VectorInv, PrimeField):
 
     def check(self, x: np.ndarray) -> np.ndarray:
         super().check(x)
-        if x.size:
-            hi, lo = x["hi"], x["lo"]
-            if bool((hi > _M63).any()) or bool(((hi == _M63) & (lo == _M64)).any()):
-                raise DomainError(f"{self.name}: non-canonical element (>= p)")
+        if x.size and not _canonical(x["lo"], x["hi"]):
+            raise DomainError(f"{self.name}: non-canonical element (>= p)")
         return x
 
     def _has_zero(self, x: np.ndarray) -> bool:
@@ -247,46 +285,28 @@ class Mersenne127(_VectorInv, PrimeField):
         return _finish(out, of)
 
     def _addsub(self, x, y, out, subtract: bool):
-        """x + y or x - y (= x + (p - y), p - y = (~lo, (2^63-1) - hi) in [1, p]), blocked.
+        """x - y, or x + y = x - (p - y) with p - y = (~lo, (2^63-1) - hi) in [1, p], blocked.
 
-        Per block of _ADD_BLOCK elements the limbs are gathered into reused contiguous
-        scratch (the structured layout interleaves them), added with carry (v < 2p), and
-        folded once with 2^127 = 1: v' = (v mod 2^127) + (v >> 127) <= p, with v' = p
-        mapped to 0. About 5x faster than the unblocked version on 10^6 elements."""
+        Two-limb subtraction with borrow gives d = x - y in [-p, p) as a 128-bit two's
+        complement (hi's top bit is the sign); a negative d becomes d + p = (d + 2^128) -
+        2^127 - 1: clear the top bit and subtract 1 with borrow. The limbs are read straight
+        from the interleaved structured layout and the last pass writes into it: 9 passes
+        for sub, 11 for add (about 3x faster than the version with gathered limbs and a
+        fold)."""
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         xv = xf.view(_U64).reshape(-1, 2)
         yv = yf.view(_U64).reshape(-1, 2)
         ov = of.view(_U64).reshape(-1, 2)
         total = xv.shape[0]
         bs = min(_ADD_BLOCK, max(total, 1))
-        xl, xh, yl, yh, t = self._scratch.get(_U64, 5, bs)
-        c, e = self._scratch.get(np.bool_, 2, bs)
+        u, v, w = self._scratch.get(_U64, 3, bs)
+        (c,) = self._scratch.get(np.bool_, 1, bs)
         for i in range(0, total, bs):
             k = min(bs, total - i)
-            a, b, u, v, w, cc, ee = xl[:k], xh[:k], yl[:k], yh[:k], t[:k], c[:k], e[:k]
-            np.copyto(a, xv[i : i + k, 0])
-            np.copyto(b, xv[i : i + k, 1])
-            np.copyto(u, yv[i : i + k, 0])
-            np.copyto(v, yv[i : i + k, 1])
-            if subtract:
-                np.invert(u, out=u)
-                _sub(_M63, v, out=v)
-            _add(a, u, out=u)  # lo
-            np.less(u, a, out=cc)  # carry
-            _add(b, v, out=v)
-            _add(v, cc, out=v)  # hi: v = hi * 2^64 + lo < 2p
-            np.right_shift(v, _u(63), out=w)  # v >> 127
-            _and(v, _M63, out=v)
-            _add(u, w, out=u)
-            np.less(u, w, out=cc)
-            _add(v, cc, out=v)  # v' <= p
-            np.equal(v, _M63, out=cc)
-            np.equal(u, _M64, out=ee)
-            np.logical_and(cc, ee, out=cc)  # v' == p
-            np.copyto(u, 0, where=cc)
-            np.copyto(v, 0, where=cc)
-            np.copyto(ov[i : i + k, 0], u)
-            np.copyto(ov[i : i + k, 1], v)
+            xl, xh = xv[i : i + k, 0], xv[i : i + k, 1]
+            yl, yh = yv[i : i + k, 0], yv[i : i + k, 1]
+            _sub_limbs(xl, xh, yl, yh, ov[i : i + k, 0], ov[i : i + k, 1],
+                       u[:k], v[:k], w[:k], c[:k], negate_y=not subtract)
         return _finish(out, of)
 
     def add(self, x, y, out=None):
@@ -296,8 +316,69 @@ class Mersenne127(_VectorInv, PrimeField):
         return self._addsub(x, y, out, subtract=True)
 
     def neg(self, x):
+        """p - x, and 0 for x = 0: complement the 127 bits, then map p back to 0 (5 passes)."""
         self.check_dtype(x)
-        return self._addsub(self.zeros(x.shape), x, None, subtract=True)
+        xv = np.ascontiguousarray(x).reshape(-1).view(_U64).reshape(-1, 2)
+        out = np.empty(x.shape, dtype=DT127)
+        ov = out.reshape(-1).view(_U64).reshape(-1, 2)
+        lo, hi = ov[:, 0], ov[:, 1]
+        np.invert(xv[:, 0], out=lo)
+        _sub(_M63, xv[:, 1], out=hi)
+        z = (lo == _M64) & (hi == _M63)  # x was 0
+        if z.any():
+            lo[z] = 0
+            hi[z] = 0
+        return out
+
+    def lincomb(self, coeffs, arrays):
+        """sum_j coeffs[j] * arrays[j] (public integer coefficients, equal shapes).
+
+        Multiplying by 2^k (0 <= k < 64) or -2^k is a rotation of the 127 bits (2^127 = 1),
+        which keeps canonical elements canonical: the Lagrange coefficients of the usual
+        party sets (points {1, 2}: 2 and -1; the check of point 3: -1 and 2) cost one
+        rotation (7 passes) and one addition or subtraction (9-11 passes) per term, on
+        blocks of limbs read straight from the structured layout. Other coefficients take
+        a full multiplication."""
+        p = self.modulus
+        for a in arrays:
+            self.check_dtype(a)
+        shape = check_same_shape(*arrays)
+        terms = []  # (rotation k or None, negate, flat (N, 2) uint64 view)
+        for c, a in zip(coeffs, arrays, strict=True):
+            c = int(c) % p
+            if c == 0:
+                continue
+            neg = c > p // 2
+            m = p - c if neg else c
+            if m & (m - 1) == 0 and m.bit_length() <= 64:
+                k = m.bit_length() - 1
+            else:
+                a, k, neg = self.mul(a, self.from_int(c)), 0, False
+            terms.append((k, neg, np.ascontiguousarray(a).reshape(-1).view(_U64).reshape(-1, 2)))
+        out = np.zeros(shape, dtype=DT127)
+        if not terms:
+            return out
+        terms.sort(key=lambda t: t[1])  # a positive term first: no negation of the start
+        ov = out.reshape(-1).view(_U64).reshape(-1, 2)
+        total = ov.shape[0]
+        bs = min(_ADD_BLOCK, max(total, 1))
+        tl, th, u, v, w = self._scratch.get(_U64, 5, bs)
+        (cb,) = self._scratch.get(np.bool_, 1, bs)
+        for i in range(0, total, bs):
+            n = min(bs, total - i)
+            ol, oh = ov[i : i + n, 0], ov[i : i + n, 1]
+            for j, (k, neg, av) in enumerate(terms):
+                al, ah = av[i : i + n, 0], av[i : i + n, 1]
+                if k:
+                    _rotl127(al, ah, k, tl[:n], th[:n], u[:n])
+                    al, ah = tl[:n], th[:n]
+                if j == 0 and not neg:
+                    np.copyto(ol, al)
+                    np.copyto(oh, ah)
+                    continue
+                # ol/oh start at 0 when the first term is negative: 0 - t is p - t mod p
+                _sub_limbs(ol, oh, al, ah, ol, oh, u[:n], v[:n], w[:n], cb[:n], negate_y=not neg)
+        return out
 
     def matmul(self, x, y):
         """Exact (x @ y) mod p: 26-bit limbs of both sides, one stacked uint64 matmul per
@@ -364,10 +445,10 @@ class Mersenne127(_VectorInv, PrimeField):
     def from_wire(self, w, shape):
         shape = _as_shape(shape)
         w = _wire_in(self.name, w, _U64, shape + (2,))
-        lo, hi = w[..., 0], w[..., 1]
-        if w.size and (bool((hi > _M63).any()) or bool(((hi == _M63) & (lo == _M64)).any())):
+        if w.size and not _canonical(w[..., 0], w[..., 1]):
             raise DomainError(f"{self.name}: non-canonical element on the wire (>= p)")
-        return np.ascontiguousarray(w).reshape(-1).view(DT127).reshape(shape).copy()
+        # copy as uint64 (a structured-dtype copy is ~10x slower), then reinterpret
+        return np.array(w, dtype=_U64, order="C").reshape(-1).view(DT127).reshape(shape)
 
 
 # =============================================================================================
