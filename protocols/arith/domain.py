@@ -73,6 +73,23 @@ class Domain(abc.ABC):
     def mul(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Elementwise product (numpy broadcasting)."""
 
+    def muladd(
+        self,
+        c: np.ndarray,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """c + sum_i x_i * y_i elementwise for 1 to 4 pairs (x_i, y_i) of c's shape (no
+        broadcasting); the Beaver recombination c + d*b + e*(a + d) is one call. Domains with
+        costly reductions override it to reduce once (Mersenne127)."""
+        if not 1 <= len(pairs) <= 4:
+            raise ValueError("muladd takes 1 to 4 pairs")
+        check_same_shape(c, *(a for pair in pairs for a in pair))
+        acc = self.mul(*pairs[0])
+        for x, y in pairs[1:]:
+            self.add(acc, self.mul(x, y), out=acc)
+        return self.add(acc, c, out=out)
+
     @abc.abstractmethod
     def matmul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Matrix product with numpy's `@` shape rules."""
