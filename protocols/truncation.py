@@ -204,8 +204,15 @@ def trunc_finish(s: Session, c: np.ndarray, item: tuple, f: int) -> Share:
     """trunc(x) from the opened masked value of `trunc_mask` and its item (local)."""
     if item[0] == "cs":
         _, r_hi, ell = item
-        # the public c >> f goes through Share's constant rule (party 0 only when additive)
-        return -Share(r_hi, s) + public_shift(s.domain, c, f) - (1 << (ell - 1 - f))
+        D = s.domain
+        # the public (c >> f) - 2^(l-1-f), added by the parties that add public terms
+        # (every party for Shamir, party 0 for additive), then one subtraction of r >> f
+        if s.scheme.adds_public(s.pid):
+            pub = public_shift(D, c, f)
+            D.sub(pub, D.from_int(1 << (ell - 1 - f)), out=pub)
+        else:
+            pub = D.zeros(r_hi.shape)
+        return Share(D.sub(pub, r_hi), s)
     _, r_hi, r_msb = item
     p, q = trunc_public_parts(c, f)
     return Share(np.subtract(np.multiply(r_msb, q), r_hi), s) + p

@@ -22,12 +22,12 @@ from protocols.arith._fieldops import (
     _matmul_prepare,
     _mul,
     _or,
+    _prod,
     _rs,
     _Scratch,
     _sub,
     _sum_axes,
     _u,
-    _prod,
     _VectorInv,
     _wire_in,
 )
@@ -345,9 +345,27 @@ class Mersenne127(_VectorInv, PrimeField):
         from the interleaved structured layout and the last pass writes into it: 9 passes
         for sub, 11 for add (about 3x faster than the version with gathered limbs and a
         fold)."""
+        xv, yv, out, of = self._limb_operands(x, y, out)
+        return self._addsub_views(xv, yv, out, of, subtract)
+
+    def _limb_operands(self, x, y, out):
+        """(x, y) as flat (N, 2) uint64 limb views, the result and its flat view. A single
+        element against an array (a public constant) becomes a stride-0 view of its limbs
+        instead of a materialised broadcast (structured-dtype copies are slow)."""
+        if (
+            isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+            and x.dtype == DT127 and y.dtype == DT127 and x.shape != y.shape
+        ):
+            for one, big, first in ((x, y, True), (y, x, False)):
+                if one.size == 1 and one.ndim <= big.ndim:
+                    bf, _, out, of = _broadcast_operands(self, big, big, out)
+                    bv = bf.view(_U64).reshape(-1, 2)
+                    sv = np.broadcast_to(one.reshape(1).view(_U64).reshape(1, 2), bv.shape)
+                    return (sv, bv, out, of) if first else (bv, sv, out, of)
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
-        xv = xf.view(_U64).reshape(-1, 2)
-        yv = yf.view(_U64).reshape(-1, 2)
+        return xf.view(_U64).reshape(-1, 2), yf.view(_U64).reshape(-1, 2), out, of
+
+    def _addsub_views(self, xv, yv, out, of, subtract: bool):
         ov = of.view(_U64).reshape(-1, 2)
         total = xv.shape[0]
         bs = min(_ADD_BLOCK, max(total, 1))
@@ -407,9 +425,39 @@ class Mersenne127(_VectorInv, PrimeField):
             else:
                 a, k, neg = self.mul(a, self.from_int(c)), 0, False
             terms.append((k, neg, np.ascontiguousarray(a).reshape(-1).view(_U64).reshape(-1, 2)))
-        out = np.zeros(shape, dtype=DT127)
         if not terms:
-            return out
+            return np.zeros(shape, dtype=DT127)
+        terms.sort(key=lambda t: t[1])  # a positive term first: no negation of the start
+        start_neg = terms[0][1]
+        out = (np.zeros if start_neg else np.empty)(shape, dtype=DT127)
+        ov = out.reshape(-1).view(_U64).reshape(-1, 2)
+        total = ov.shape[0]
+        bs = min(_ADD_BLOCK, max(total, 1))
+        al, ah, tl, th, u, v, w = self._scratch.get(_U64, 7, bs)
+        (cb,) = self._scratch.get(np.bool_, 1, bs)
+        for i in range(0, total, bs):
+            n = min(bs, total - i)
+            ol, oh = ov[i : i + n, 0], ov[i : i + n, 1]
+            # the running sum: a view of the first term (or out = 0), then contiguous scratch;
+            # the last step writes into out
+            xl, xh = (ol, oh) if start_neg else (None, None)
+            for j, (k, neg, tv) in enumerate(terms):
+                yl, yh = tv[i : i + n, 0], tv[i : i + n, 1]
+                if k:
+                    rl, rh = (al[:n], ah[:n]) if xl is None else (tl[:n], th[:n])
+                    _rotl127(yl, yh, k, rl, rh, u[:n])
+                    yl, yh = rl, rh
+                if xl is None:
+                    xl, xh = yl, yh
+                    continue
+                last = j == len(terms) - 1
+                zl, zh = (ol, oh) if last else (al[:n], ah[:n])
+                _sub_limbs(xl, xh, yl, yh, zl, zh, u[:n], v[:n], w[:n], cb[:n], negate_y=not neg)
+                xl, xh = zl, zh
+            if len(terms) == 1 and not start_neg:
+                np.copyto(ol, xl)
+                np.copyto(oh, xh)
+        return out
         terms.sort(key=lambda t: t[1])  # a positive term first: no negation of the start
         ov = out.reshape(-1).view(_U64).reshape(-1, 2)
         total = ov.shape[0]
