@@ -353,8 +353,11 @@ def measure(
     stable = all(len({tuple(c) for c in p["counts"][1:]}) == 1 for p in per_party)
     rounds = max(p["counts"][-1][0] for p in per_party)
     nbytes = max(p["counts"][-1][1] for p in per_party)
-    ring_source = "edabits" if source != "trusted_dealer" else False  # no ltz_tuples there
-    pred = COST_MODEL[op](size, parties, e, dom.is_field or ring_source)
+    if dom.is_field:  # the dealer-free and dealer-node sources have no edaBits for fields
+        path = "bits" if source in ("dn07", "dealer") else True
+    else:  # nor ltz_tuples without a dealer
+        path = "edabits" if source not in ("trusted_dealer", "dealer") else False
+    pred = COST_MODEL[op](size, parties, e, path)
     checked = [p["correct"] for p in per_party if p["correct"] is not None]
     correct = bool(checked) and all(checked)  # None: this party learns no output to check
     seconds = statistics.median(online)

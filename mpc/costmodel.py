@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from protocols.comparison import eda_costs
+
 #: matmul --size k multiplies (k, MATMUL_D) @ (MATMUL_D, MATMUL_M)
 MATMUL_D, MATMUL_M = 10, 10
 
@@ -47,12 +49,28 @@ def _cost_truncate(N, n, e, field=False):
 
 
 def _ltz(N, n, e, field):
-    """comparison.ltz: Z_2^64 3 rounds, (n-1)*N*40 bytes with ltz_tuples (the trusted
-    dealer); 8 rounds, (n-1)*N*152 bytes from edaBits (field == "edabits": dealer-free
-    sources); GF(p) (l = 64) 7 rounds, (n-1)*N*251*e bytes (comparison's cost table)."""
-    if field == "edabits":
-        return Cost(8, (n - 1) * N * 152)
-    return Cost(7, (n - 1) * N * 251 * e) if field else Cost(3, (n - 1) * N * 40)
+    """comparison.ltz by the comparison path `field` takes: False: Z_2^64 with ltz_tuples (the
+    dealers), 3 rounds, (n-1)*N*40 bytes; "edabits": Z_2^64 from edaBits (dealer-free
+    sources); True: GF(p) (l = 64) from edaBits (the in-process and shared-seed dealers);
+    "bits": GF(p) (l = 64) from random bits (dn07, the dealer node), 7 rounds,
+    (n-1)*N*251*e bytes. From edaBits: comparison.eda_costs."""
+    if field == "bits":
+        return Cost(7, (n - 1) * N * 251 * e)
+    if field is False:
+        return Cost(3, (n - 1) * N * 40)
+    rounds, per_peer = eda_costs("ltz", 64, N, 8 if field == "edabits" else e)
+    return Cost(rounds, (n - 1) * per_peer)
+
+
+def _ltz_mul(N, n, e, field):
+    """comparison.ltz_mul with a shared factor: 3 rounds, (n-1)*N*48 bytes with ltz_tuples;
+    from edaBits the Beaver openings of the product ride in the comparison's first message;
+    from random bits one more round."""
+    if field is False:
+        return Cost(3, (n - 1) * N * 48)
+    c = _ltz(N, n, e, field)
+    e_ = 8 if field == "edabits" else e
+    return Cost(c.rounds + (field == "bits"), c.bytes_per_party + 2 * (n - 1) * N * e_)
 
 
 def _cost_compare(N, n, e, field=False):
@@ -64,25 +82,23 @@ def _cost_fixed_mul(N, n, e, field=False):
 
 
 def _cost_sigmoid_piecewise(N, n, e, field=False):
-    if not field:  # clip = one ltz_mul on 2N elements: the products ride in its last round
-        return Cost(3, (n - 1) * 2 * N * 48)
-    c = _ltz(2 * N, n, e, field)  # clip: both comparisons in one batch, then one product
-    return Cost(c.rounds + 1, c.bytes_per_party + 4 * (n - 1) * N * e)
+    return _ltz_mul(2 * N, n, e, field)  # clip: both comparisons and products in one batch
 
 
 def _cost_sigmoid(N, n, e, field=False):
-    # nonlinear.sigmoid: 3 comparisons in one batch; then 31 rounds of products: one exact
-    # product (2 units of (n-1)*N*e), the degree-6 polynomial (5 fixed products = 15, its
-    # truncation 1), 4 squarings (8), mul_public (1), 3 Newton steps (18), trunc (1) and the
-    # final product (2): 48 units.  Rounds 39 (Z_2^64) / 38 (GF(p)) as documented.
-    c = _ltz(3 * N, n, e, field)
-    return Cost(c.rounds + 31, c.bytes_per_party + 48 * (n - 1) * N * e)
+    # nonlinear.sigmoid: 3 comparisons with their products by x (one ltz_mul on 3N); then 30
+    # rounds of products: the degree-6 polynomial (5 fixed products = 15 units of
+    # (n-1)*N*e, its truncation 1), 4 squarings (8), mul_public (1), 3 Newton steps (18),
+    # trunc (1) and the final product (2): 46 units.  Rounds 33 (Z_2^64, ltz_tuples) / 38
+    # (GF(p)) as documented.
+    c = _ltz_mul(3 * N, n, e, field)
+    return Cost(c.rounds + 30, c.bytes_per_party + 46 * (n - 1) * N * e)
 
 
 def _cost_reciprocal(N, n, e, field=False):
     # nonlinear.reciprocal: 25 comparisons (every power of two of [2^-8, 2^16]) in one batch;
     # then the clipping product (4 units), x*M and its truncation (3), mul_public (1),
-    # 3 Newton steps (18), w*M and its truncation (3): 29 units; rounds ltz + 18 (26 / 25).
+    # 3 Newton steps (18), w*M and its truncation (3): 29 units; rounds ltz + 18.
     c = _ltz(25 * N, n, e, field)
     return Cost(c.rounds + 18, c.bytes_per_party + 29 * (n - 1) * N * e)
 

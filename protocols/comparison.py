@@ -1,49 +1,58 @@
 """Comparison of shared integers: less-than-zero, less-than, equality, select, and ReLU, abs,
 max, min, clip on top. Results are shared bits (0/1 in the domain).
 
-Two protocol families, chosen by the session's domain:
+The protocols mask x with a random r, open c = x + r, and compare the public c with r's bits
+in XOR shares among all n parties (protocols.bitwise: packed bit vectors, one AND gate per
+pair of positions per level), then turn the result bit into an arithmetic share with a daBit:
 
-* Z_2^64 with additive sharing: edaBits [EGKRS20] -- a mask r shared both in the ring and
-  bitwise (XOR shares packed in one uint64 word) -- and a logarithmic-depth carry circuit on
-  the packed words with boolean Beaver triples:
+* Z_2^64 with additive sharing, from edaBits [EGKRS20] (r shared in the ring and bit by bit):
       c = open(x + r);  msb(x) = msb(c) XOR msb(r) XOR [c mod 2^63 < r mod 2^63]
-  The bit comparison is the (generate, propagate) prefix combination of a carry-lookahead
-  adder (Brent-Kung / the "BitLT" of Catrina and de Hoogh, SCN 2010, sec. 4), six levels for
-  64 bit positions, two ANDs per level that share their left operand (so one opening serves
-  both). The boolean result becomes a ring bit with a daBit [Rotaru and Wood, "MArBled
-  Circuits", INDOCRYPT 2019]. Exact for every int64 value; perfectly hiding (c is uniform).
-  Equality uses the same mask: x = 0 iff all 64 bits of c XOR r are 0 (an AND tree).
+  Exact for every int64; perfectly hiding (c is uniform). With `ltz_tuples` preprocessing
+  (the dealers) the same carry circuit runs in 3 rounds: radix 4, with the products of the
+  mask bits precomputed (see "Z_2^64 in 3 rounds" below).
+* GF(p), any scheme, from edaBits of l bits and a kappa-bit random r'' [EGKRS20 with the
+  statistical masking of Catrina and de Hoogh, SCN 2010]: for y = x + 2^(l-1) in [0, 2^l),
+      c = open(y + 2^l r'' + r'),  c* = c mod 2^l = (y + r') mod 2^l,
+      msb_l(y) = c*_(l-1) XOR r'_(l-1) XOR [c* mod 2^(l-1) < r' mod 2^(l-1)],  x < 0 iff msb_l(y) = 0
+  and x = 0 iff c* - 2^(l-1) = r' mod 2^l (AND of l bit equalities). p > 2^(l+kappa+1) keeps
+  c below p; c is within statistical distance 2^-kappa of uniform (kappa = 40).
+  Sources without edaBits for fields (dn07) take Catrina and de Hoogh's circuit in field
+  products instead (protocols.comparison_field: l - 1 shared random bits, a logarithmic
+  BitLT prefix of Beaver products; EQZ by a product tree): fewer rounds, ~25x more bytes.
+  Inputs |x| < 2^(l-1) with l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on
+  GF(2^61-1)) by default, or l = bits when the caller states |x| < 2^(bits-1) (keyword
+  `bits`, 2 <= bits <= that default): fewer random bits, rounds and bytes; a value outside
+  the stated range gives a wrong result, so pass it only for a documented bound.
   D. Escudero, S. Ghosh, M. Keller, R. Rachuri, P. Scholl, "Improved Primitives for MPC over
-  Mixed Arithmetic-Binary Circuits", CRYPTO 2020.
+  Mixed Arithmetic-Binary Circuits", CRYPTO 2020; O. Catrina and S. de Hoogh, "Improved
+  Primitives for Secure Multiparty Integer Computation", SCN 2010.
 
-* GF(p), any scheme (circuits in protocols.comparison_field): Catrina and de Hoogh, "Improved Primitives for Secure Multiparty Integer
-  Computation", SCN 2010: LTZ via Mod2m with m = l - 1 shared random bits (sec. 3.2, 4) and
-  BitLT as a logarithmic prefix of field multiplications; EQZ by opening x masked with
-  random bits and multiplying (1 - bit differences) in a tree (sec. 3.3 "EQZ" with the
-  log-round product instead of the constant-round one). Inputs |x| < 2^(l-1) with
-  l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on GF(2^61-1)) by default, or
-  l = bits when the caller states |x| < 2^(bits-1) (keyword `bits`, 2 <= bits <= that
-  default): fewer random bits, products and bytes; a value outside the stated range gives
-  a wrong result, so pass it only for a documented bound. Statistically hiding with
-  distance <= 2^-(kappa-1), kappa = 40, for every l (the mask has l + kappa bits).
-
-Costs per element (N elements, e = domain.elem_bytes, bytes sent per party):
-  ltz/lt    Z_2^64: Rounds 3, Bytes (n-1)*N*40 (ltz_tuples; from edaBits: 8 and 152);
-            GF(p): Rounds R_lt(l), Bytes (n-1)*N*B_lt(l)*e  (l = 64: 7 and 251;
-            l = 33: 6 and 123; l = 17: 5 and 59)
-  ltz_mul   Z_2^64: Rounds 3, Bytes (n-1)*N*48 (ltz_tuples); else ltz + one product
-  eqz/eq    Z_2^64: Rounds 8, Bytes (n-1)*N*112;   GF(p): Rounds R_eq(l), Bytes
-            (n-1)*N*B_eq(l)*e  (l = 64: 7 and 127; l = 32: 6 and 63)
-  select    Rounds 1, Bytes 2*(n-1)*N*e (one Beaver product)
+Costs for N elements (e = domain.elem_bytes; bytes each party sends to each peer):
+  from edaBits (`eda_costs(op, l, N, e)`; Z_2^64: l = 64): one opening of N elements, the
+  boolean circuit over m positions (ltz: m = l - 1, eqz: m = l; w = 2^ceil(log2 m)), one
+  daBit conversion:
+      Rounds  2 + ceil(log2 m):  ltz 8 (l = 64, also Z_2^64), 7 (l = 33), 6 (l = 17);
+                                 eqz 8 (l = 64, also Z_2^64), 7 (l = 32)
+      Bytes   N*e + 8*W, W = opened 64-bit words (bitwise.opened_words), for 64 | N:
+              W = N*(3*(w - 2) + 3)/64 (ltz), N*(2*w - 1)/64 (eqz): ltz 189 bits per value
+              at l = 64 (Z_2^64: 8 + 23.6 = 31.6 bytes; GF(2^127-1): 16 + 23.6 = 39.6), eqz 127
+  ltz/lt  Z_2^64 with ltz_tuples: Rounds 3, Bytes N*40
+  ltz_mul Z_2^64 with ltz_tuples: Rounds 3, Bytes N*48; else ltz + one product
+  GF(p) from random bits (`field_costs(op, l)`: (rounds, field elements per element)):
+      ltz Rounds 1 + ceil(log2(l-1)), elements 251 (l = 64), 123 (l = 33), 59 (l = 17);
+      eqz Rounds 1 + ceil(log2 l), elements 127 (l = 64), 63 (l = 32)
+  select    Rounds 1, Bytes 2*N*e (one Beaver product)
   relu, absolute, maximum, minimum, clip: one ltz_mul (on 2N elements for clip): on
-  Z_2^64 with ltz_tuples 3 rounds, (n-1)*N*48 bytes (96 for clip); otherwise ltz + 1 round,
+  Z_2^64 with ltz_tuples 3 rounds, N*48 bytes (96 for clip); otherwise ltz + 1 round,
   bytes of ltz (twice for clip) plus one product (two for clip).
-GF(p) as functions of l (`field_costs`): one opening, then a prefix circuit over w
-positions (ltz: w = l - 1, eqz: w = l) whose levels halve the width (w -> ceil(w/2), an odd
-width padded with the neutral element), one Beaver round each:
+GF(p) random-bit circuits as functions of l (`field_costs`): one opening, then a prefix
+circuit over w positions (ltz: w = l - 1, eqz: w = l) whose levels halve the width
+(w -> ceil(w/2), an odd width padded with the neutral element), one Beaver round each:
   R_lt(l) = 1 + ceil(log2(l-1)),  B_lt(l) = 1 + 2*(sum over levels w > 2 of 2*ceil(w/2)) + 2
             (the last term only if l > 2);
   R_eq(l) = 1 + ceil(log2 l),     B_eq(l) = 1 + 2*(sum over levels w > 1 of ceil(w/2)).
+Preprocessing per element from edaBits: one edaBit (l bits; GF(p) also one kappa-bit
+random), one daBit, boolean triples for the AND gates (words: see bitwise), nothing else.
 """
 
 from __future__ import annotations
@@ -57,13 +66,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from network.errors import SmpcError
-from protocols import beaver
-from protocols.comparison_field import (
-    _eqz_field,
-    _ltz_field,
-    _ring_bits,
-    field_costs,
-)
+from protocols import beaver, bitwise, comparison_eda
+from protocols.comparison_field import _ring_bits, eqz_bits, field_costs, field_params, ltz_bits
 from protocols.core import open
 from protocols.errors import ConfigError, PreprocessingExhausted, ShapeMismatch
 from protocols.session import Session, Share
@@ -72,96 +76,11 @@ from protocols.truncation import KAPPA, is_ring64
 _U64 = np.uint64
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW63 = np.uint64((1 << 63) - 1)
-_TOP = np.uint64(1 << 63)
 _ONE = np.uint64(1)
 # shifts of the 3-round ltz's levels: bit t, nibble t, 16-bit group t (as columns)
 _SH1 = np.arange(4, dtype=_U64)[:, None]
 _SH2 = 4 * _SH1
 _SH3 = 16 * _SH1
-
-
-# =========================================================================================
-# boolean (XOR) shares of packed uint64 words, additive Z_2^64 sessions only
-# =========================================================================================
-async def _bool_open(s: Session, words: list[np.ndarray]) -> list[np.ndarray]:
-    """Open XOR-shared uint64 arrays in one round (one message per peer)."""
-    flat = np.concatenate([w.reshape(-1) for w in words])
-    tag = s.tag("bopen")
-    try:
-        for j in s.peers:
-            await s.channel.send(j, tag, flat)
-        acc = flat.copy()
-        for j in s.peers:
-            acc ^= await s.channel.recv_array(j, tag, dtype=np.uint64, shape=flat.shape)
-    except SmpcError as e:
-        await s.abort(e)
-        raise
-    s.stats.rounds += 1
-    out, k = [], 0
-    for w in words:
-        out.append(acc[k : k + w.size].reshape(w.shape))
-        k += w.size
-    return out
-
-
-async def _band(s: Session, x: np.ndarray, ys: list[np.ndarray]) -> list[np.ndarray]:
-    """XOR shares of x & y for each y, with k triples sharing their first factor [Beaver91]:
-    d = open(x ^ a), e_i = open(y_i ^ b_i), z_i = c_i ^ (d & b_i) ^ (e_i & a) ^ (d & e_i)."""
-    a, b, c = await s.prep.bool_triples(x.shape, len(ys))
-    d, *es = await _bool_open(s, [x ^ a] + [y ^ b[i] for i, y in enumerate(ys)])
-    out = []
-    for i, e in enumerate(es):
-        z = c[i] ^ (d & b[i]) ^ (e & a)
-        if s.pid == 0:
-            z ^= d & e
-        out.append(z)
-    return out
-
-
-async def _b2a(s: Session, bit: np.ndarray, flip: np.ndarray) -> Share:
-    """Ring shares of (bit XOR flip) for XOR shares of a bit (in bit 0) and a public 0/1
-    array `flip`, with one daBit (b_a, b_b): e = open(bit ^ b_b) ^ flip,
-    result = e + b_a - 2*e*b_a.  Rounds: 1."""
-    b_a, b_b = await s.prep.dabits(bit.shape)
-    (e,) = await _bool_open(s, [(bit & _ONE) ^ b_b])
-    e ^= flip
-    sign = np.subtract(_ONE, e << _ONE)  # 1 - 2e mod 2^64 (ufunc: no scalar-wrap warning)
-    return Share(b_a * sign, s) + e
-
-
-async def _ltz_ring(s: Session, x: Share) -> Share:
-    S = x.shape
-    r_a, r_b = await s.prep.edabits(S)
-    (c,) = await open(s, x + Share(r_a, s))
-    nc = ~c
-    # per bit i < 63: G_i = r_i AND NOT c_i ("r > c here"), E_i = NOT (r_i XOR c_i); bit 63
-    # is neutral: G = 0, E = 1
-    G = r_b & nc & _LOW63
-    E = (r_b ^ nc) if s.pid == 0 else r_b.copy()
-    E &= _LOW63
-    if s.pid == 0:
-        E |= _TOP
-    span = 1
-    while span < 32:
-        t_g, t_e = await _band(s, E >> _U64(span), [G, E])
-        G = (G >> _U64(span)) ^ t_g
-        E = t_e
-        span *= 2
-    (t_g,) = await _band(s, E >> _U64(32), [G])
-    G = (G >> _U64(32)) ^ t_g  # bit 0: [c mod 2^63 < r mod 2^63]
-    return await _b2a(s, G ^ (r_b >> _U64(63)), c >> _U64(63))
-
-
-async def _eqz_ring(s: Session, x: Share) -> Share:
-    S = x.shape
-    r_a, r_b = await s.prep.edabits(S)
-    (c,) = await open(s, x + Share(r_a, s))
-    E = (r_b ^ ~c) if s.pid == 0 else r_b.copy()  # E_i = [r_i == c_i]
-    span = 1
-    while span < 64:
-        (E,) = await _band(s, E >> _U64(span), [E])
-        span *= 2
-    return await _b2a(s, E, np.zeros(S, dtype=_U64))
 
 
 # =========================================================================================
@@ -502,6 +421,18 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
 # =========================================================================================
 # public API
 # =========================================================================================
+def eda_costs(op: str, ell: int, N: int, elem_bytes: int) -> tuple[int, int]:
+    """(rounds, bytes each party sends to each peer) of `ltz` ("ltz") or `eqz` ("eqz") on N
+    values from edaBits with value width l = ell (Z_2^64: ell = 64, elem_bytes = 8): one
+    opening of N elements, the boolean circuit over m positions (ltz: m = l - 1, eqz:
+    m = l), one daBit conversion (bitwise.opened_words counts the words). `ltz_mul` with a
+    shared y adds 2*N*elem_bytes to the first message and no round."""
+    if op not in ("ltz", "eqz"):
+        raise ValueError(f"eda_costs: op must be 'ltz' or 'eqz', got {op!r}")
+    m = ell - 1 if op == "ltz" else ell
+    words = bitwise.opened_words("lt" if op == "ltz" else "eq", m, N)
+    return 2 + bitwise.levels(m), N * elem_bytes + 8 * words
+
 def _family(s: Session) -> str:
     D = s.domain
     if is_ring64(D):
@@ -524,33 +455,40 @@ def _check(s: Session, *xs: Share) -> None:
 async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
     """[x < 0] as a shared 0/1, x read as a signed integer.
 
-        Z_2^64: c = open(x + r);  msb(x) = msb(c) ^ msb(r) ^ BitLT(c mod 2^63, r mod 2^63)
-        GF(p):  c = open(x + 2^(l-1) + 2^m r'' + r'),  m = l - 1,  r' = sum 2^i r_i,
-                a = (c mod 2^m) - r' + 2^m BitLT(c mod 2^m, r_i),  ltz = 1 - (x + 2^(l-1) - a)/2^m
+        Z_2^64: c = open(x + r);  msb(x) = c_63 ^ r_63 ^ BitLT(c mod 2^63, r mod 2^63)
+        GF(p), edaBits: y = x + 2^(l-1),  c = open(y + 2^l r'' + r'),  m = l - 1,
+                ltz = NOT (c_m ^ r'_m ^ BitLT(c mod 2^m, r' mod 2^m))
+        GF(p), random bits: c = open(y + 2^m r'' + sum 2^i r_i),
+                a = (c mod 2^m) - r' + 2^m BitLT(c mod 2^m, r_i),  ltz = 1 - (y - a)/2^m
 
     Shapes: x: S; returns S.   Range: Z_2^64 every int64 (exact); GF(p) |x| < 2^(l-1),
     l = bits if given (2 <= bits <= value_bits(domain); ConfigError otherwise), else
     value_bits(domain) (64 on GF(2^127-1)). On Z_2^64 `bits` is only validated (2..64): the
     circuit is exact on every int64 and costs the same.
     Rounds: 3 on Z_2^64 with `ltz_tuples` preprocessing (open, radix-4 level, arithmetic
-    radix-4 level); 8 on Z_2^64 from edaBits when the source has no ltz_tuples (open, 6 AND
-    levels, daBit conversion); GF(p): 1 + ceil(log2(l-1)) (open, then the prefix levels):
-    7 for l = 64, 6 for l = 33, 5 for l = 17.
-    Bytes: (n-1)*N*40 (Z_2^64, ltz_tuples); (n-1)*N*152 (Z_2^64, edaBits); GF(p):
-    (n-1)*N*B_lt(l)*e (module docstring, `field_costs`): 251 for l = 64, 123 for l = 33,
-    59 for l = 17.
-    Preprocessing: Z_2^64: one ltz_tuple (64 words) per element, else one edaBit, 5 double +
-    1 single boolean triples and one daBit; GF(p): l - 1 random bits, one (kappa+1)-bit
-    random, (B_lt(l) - 1)/2 triples per element (125 for l = 64).
-    Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-(kappa-1)
+    radix-4 level). From edaBits (Z_2^64 without ltz_tuples; GF(p) with a source that has
+    edaBits for fields: the trusted dealer): 2 + ceil(log2(l-1)) (open, the packed AND
+    levels, the daBit conversion): 8 for l = 64 and on Z_2^64, 7 for l = 33, 6 for l = 17.
+    GF(p) from random bits (dn07): 1 + ceil(log2(l-1)): 7, 6, 5.
+    Bytes (to each peer): N*40 (Z_2^64, ltz_tuples); from edaBits `eda_costs("ltz", l, N, e)`:
+    N*e + 189*N/8 for l = 64 and 64 | N (GF(2^127-1): 39.6 per value; Z_2^64: 31.6);
+    from random bits N*B_lt(l)*e (`field_costs`): 251 elements for l = 64, 123 for l = 33.
+    Preprocessing: Z_2^64: one ltz_tuple (64 words) per element, else one edaBit, one daBit
+    and boolean triples for the ANDs; GF(p) from edaBits: one l-bit edaBit, one kappa-bit
+    random, one daBit, boolean triples; from random bits: l - 1 random bits, one
+    (kappa+1)-bit random, (B_lt(l) - 1)/2 triples per element (125 for l = 64).
+    Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-kappa (edaBits) or
+    2^-(kappa-1) (random bits); the XOR-shared part is secure against n - 1 parties
     [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted, errors of `open`.
     """
     _check(s, x)
     if _family(s) == "ring":
         _ring_bits(bits)
         res = await _ltz_ring3(s, x)
-        return res[0] if res is not None else await _ltz_ring(s, x)
-    return await _ltz_field(s, x, kappa, bits)
+        return res[0] if res is not None else (await comparison_eda.ltz(s, x, None, kappa))[0]
+    ell = field_params(s, kappa, bits)
+    res = await comparison_eda.ltz(s, x, ell, kappa)
+    return res[0] if res is not None else await ltz_bits(s, x, kappa, ell)
 
 
 async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[Share, Share]:
@@ -558,7 +496,11 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
 
         Z_2^64 with ltz_tuples: the product rides in the comparison's last round:
         delta = open(y - rho) there, b*y = delta*b + rho*b with rho*b from the dealer's
-        monomials times rho (no extra round); otherwise ltz, then one Beaver product.
+        monomials times rho (no extra round).
+        From edaBits (shared y): the comparison's daBit b_a times y is a Beaver product
+        opened in the first message; b = e XOR b_a for the opened e, so
+        b*y = (y - b_a*y if e else b_a*y): no extra round.
+        Otherwise (GF(p) from random bits, or y not yet a Share): ltz, then one product.
 
     y may also be an awaitable of a Share (e.g. a running truncation): it is awaited only
     before the last round, so its own rounds overlap the comparison's; or an `OpenWith`,
@@ -566,15 +508,25 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
     they are opened in a child session concurrently with the comparison's first round).
     Shapes: x, y: S; returns (S, S).   Range: as `ltz` (`bits`); the product is exact mod
     the domain.
-    Rounds: 3 (Z_2^64, ltz_tuples); rounds of ltz + 1 otherwise.
-    Bytes: (n-1)*N*48 (Z_2^64, ltz_tuples); ltz + 2*(n-1)*N*e otherwise.
+    Rounds: 3 (Z_2^64, ltz_tuples); the rounds of ltz (from edaBits, y a Share); rounds of
+    ltz + 1 otherwise.
+    Bytes (to each peer): N*48 (Z_2^64, ltz_tuples); ltz + 2*N*e otherwise.
     Preprocessing: one ltz_tuple with mul=True (89 words) per element, or ltz + a triple.
     Security, Raises: as `ltz`.
     """
     _check(s, x)
-    if _family(s) == "ring":
+    ring = _family(s) == "ring"
+    if ring:
         _ring_bits(bits)
         res = await _ltz_ring3(s, x, y)
+        if res is not None:
+            return res
+    if isinstance(y, Share):  # from edaBits: the product rides in the comparison's rounds
+        _check(s, y)
+        if y.shape != x.shape:
+            raise ShapeMismatch(f"ltz_mul: shapes differ: {x.shape} and {y.shape}")
+        ell = None if ring else field_params(s, KAPPA, bits)
+        res = await comparison_eda.ltz(s, x, ell, KAPPA, y)
         if res is not None:
             return res
     if isinstance(y, OpenWith):  # open it concurrently with the comparison's first round
@@ -591,21 +543,27 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
 async def eqz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
     """[x == 0] as a shared 0/1.
 
-        Z_2^64: c = open(x + r);  eq = AND_i NOT(c_i XOR r_i) (AND tree on the packed word)
-        GF(p):  c = open(x + 2^(l-1) + 2^l r'' + r');  eq = prod_i (1 - (c*_i XOR r_i)),
-                c* = (c - 2^(l-1)) mod 2^l
+        Z_2^64: c = open(x + r);  eq = AND_i NOT(c_i XOR r_i) (packed AND tree)
+        GF(p):  c = open(x + 2^(l-1) + 2^l r'' + r'),  c* = (c - 2^(l-1)) mod 2^l,
+                eq = AND_i NOT(c*_i XOR r'_i) (edaBits: packed AND tree and a daBit;
+                random bits: prod_i (1 - (c*_i XOR r_i)) by a tree of field products)
 
     Shapes: x: S; returns S.   Range: Z_2^64 any; GF(p) |x| < 2^(l-1), l as in `ltz`
-    (`bits`).   Rounds: 8 (Z_2^64); GF(p) 1 + ceil(log2 l): 7 for l = 64, 6 for l = 32.
-    Bytes: (n-1)*N*112 (Z_2^64); GF(p) (n-1)*N*B_eq(l)*e: 127 for l = 64, 63 for l = 32.
-    Preprocessing (GF(p)): l random bits, one kappa-bit random, (B_eq(l) - 1)/2 triples.
+    (`bits`).   Rounds: from edaBits 2 + ceil(log2 l): 8 on Z_2^64 and for l = 64, 7 for
+    l = 32; GF(p) from random bits 1 + ceil(log2 l): 7 for l = 64, 6 for l = 32.
+    Bytes (to each peer): from edaBits `eda_costs("eqz", l, N, e)`: N*e + 127*N/8 for
+    l = 64 and 64 | N; from random bits N*B_eq(l)*e: 127 elements for l = 64, 63 for l = 32.
+    Preprocessing: one edaBit, one daBit and boolean triples; GF(p) from random bits: l random
+    bits, one kappa-bit random, (B_eq(l) - 1)/2 triples.
     Security, Raises: as `ltz`.
     """
     _check(s, x)
     if _family(s) == "ring":
         _ring_bits(bits)
-        return await _eqz_ring(s, x)
-    return await _eqz_field(s, x, kappa, bits)
+        return await comparison_eda.eqz(s, x, None, kappa)
+    ell = field_params(s, kappa, bits)
+    res = await comparison_eda.eqz(s, x, ell, kappa)
+    return res if res is not None else await eqz_bits(s, x, kappa, ell)
 
 
 async def lt(s: Session, x: Share, y: Share | int | np.ndarray, *, bits: int | None = None) -> Share:
@@ -641,8 +599,8 @@ async def select(s: Session, b: Share, x: Share | int | np.ndarray, y: Share | i
 
 async def relu(s: Session, x: Share, *, bits: int | None = None) -> Share:
     """max(x, 0) = x - x * ltz(x), one ltz_mul. Exact.  Rounds, Bytes: as `ltz_mul` (3 and
-    (n-1)*N*48 on Z_2^64 with ltz_tuples, else ltz + 1 and ltz + 2*(n-1)*N*e).
-    bits: as `ltz` (|x| < 2^(bits-1))."""
+    N*48 per peer on Z_2^64 with ltz_tuples; from edaBits the rounds of ltz and its bytes +
+    2*N*e; from random bits ltz + 1 round).  bits: as `ltz` (|x| < 2^(bits-1))."""
     _, nx = await ltz_mul(s, x, x, bits=bits)
     return x - nx
 
@@ -675,8 +633,9 @@ async def clip(
     Exact.
 
     Shapes: x: S; lo, hi broadcast to S.   Rounds, Bytes: one `ltz_mul` on 2N elements
-    (3 rounds, 2*(n-1)*N*48 bytes on Z_2^64 with ltz_tuples; else ltz + 1 round and twice
-    the bytes of ltz on N elements plus 4*(n-1)*N*e).   Range: x - lo and hi - x as for `lt`
+    (3 rounds, 2*N*48 bytes per peer on Z_2^64 with ltz_tuples; from edaBits the rounds of
+    ltz and its bytes on 2N elements plus 4*N*e; from random bits ltz + 1 round).
+    Range: x - lo and hi - x as for `lt`
     (bits: |x - lo| and |hi - x| < 2^(bits-1)).
     """
     _check(s, x)
@@ -692,5 +651,5 @@ async def clip(
 
 __all__ = [
     "OpenWith", "absolute", "clip", "eq", "eqz", "field_costs", "gt", "lt", "ltz", "ltz_mul",
-    "ltz_tuple_values", "maximum", "minimum", "relu", "select",
+    "ltz_tuple_values", "maximum", "minimum", "relu", "select", "eda_costs",
 ]

@@ -139,7 +139,7 @@ async def _prod_tree(s: Session, E: np.ndarray) -> np.ndarray:
     return E[0]
 
 
-def _field_params(s: Session, kappa: int, bits: int | None) -> int:
+def field_params(s: Session, kappa: int, bits: int | None) -> int:
     ell = value_bits(s.domain, kappa)
     check_field_room(s.domain, ell, kappa, "comparison")
     if ell < 2:
@@ -161,9 +161,9 @@ def _ring_bits(bits) -> None:
         _check_bits(bits, 64)
 
 
-async def _ltz_field(s: Session, x: Share, kappa: int, bits: int | None = None) -> Share:
+# -- from random bits [CdH10]: the whole comparison in field products
+async def ltz_bits(s: Session, x: Share, kappa: int, ell: int) -> Share:
     D = s.domain
-    ell = _field_params(s, kappa, bits)
     m = ell - 1
     S, N = x.shape, x.size
     rbits = await s.prep.bits(S + (m,))
@@ -184,9 +184,8 @@ async def _ltz_field(s: Session, x: Share, kappa: int, bits: int | None = None) 
     return (1 - nonneg).reshape(S)
 
 
-async def _eqz_field(s: Session, x: Share, kappa: int, bits: int | None = None) -> Share:
+async def eqz_bits(s: Session, x: Share, kappa: int, ell: int) -> Share:
     D = s.domain
-    ell = _field_params(s, kappa, bits)
     S, N = x.shape, x.size
     rbits = await s.prep.bits(S + (ell,))
     rr = Share(await s.prep.bounded_randoms(S, kappa), s)

@@ -32,7 +32,7 @@ import numpy as np
 
 from protocols import beaver, fixed
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.comparison import clip, ltz
+from protocols.comparison import clip, ltz, ltz_mul
 from protocols.session import Session, Share
 from protocols.truncation import check_product_room, trunc
 
@@ -108,7 +108,8 @@ async def exp(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     Error: |exp~(x) - e^x| <= 2e-4 * e^x + 2^-f for x~ in [-16, 12] (relative 2e-4:
     16 x the polynomial and internal rounding errors); for x~ < -16 the result is
     e^-16 ~ 1.1e-7 +- 2^-f, for x~ > 12 it is e^12 (clipped).
-    Shapes: x: S; returns S.   Rounds: clip (ltz_mul) + 15 + 1 = 19 (Z_2^64: clip 3), 24 (GF(p): clip ltz + 1).
+    Shapes: x: S; returns S.   Rounds: clip (ltz_mul) + 15 + 1 = 19 (Z_2^64: clip 3), 24 (GF(p) from
+    edaBits: clip 8).
     Range: f <= 20 on Z_2^64 (e^24 * 2^(2f+8) < 2^62).   Raises: ConfigError.
     """
     f2 = f + 4
@@ -124,7 +125,8 @@ async def sigmoid_piecewise(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     (no rounding); as an approximation of the logistic function its maximum error is
     1 - sigma(1/2) = 0.3775 (at x = +-1/2).
     Shapes: x: S; returns S.   Rounds: those of `comparison.clip`: 3 on Z_2^64 (the products ride in the
-    comparison's last round), ltz + 1 = 8 on GF(p).   Bytes: those of clip on N elements.
+    comparison's last round), 8 on GF(p) from edaBits (the products ride in its first
+    message).   Bytes: those of clip on N elements.
     """
     return await clip(s, x + _enc(0.5, f), 0, _enc(1.0, f))
 
@@ -146,16 +148,20 @@ async def sigmoid(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
 
     Error: |sigmoid~(x) - sigma(x)| <= 2^-f + 1e-4 on all of R (|x| > 16: clipped, where
     sigma is within 1.2e-7 of 0 or 1).   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 15 (exp) + 1 + 12 (Newton) + 2 = 34 (Z_2^64, ltz 3), 38 (GF(p)).
-    Preprocessing: 3 comparisons per element, 17 fixed-point products, 4 truncations.
+    Rounds: ltz_mul + 15 (exp) + 1 + 12 (Newton) + 2 = 33 (Z_2^64 with ltz_tuples: ltz_mul
+    3), 38 (GF(p) from edaBits: ltz_mul 8).
+    Preprocessing: 3 comparisons with products per element, 16 fixed-point products, 4
+    truncations.
     """
     f2 = f + 4
     check_product_room(s.domain, f2 + 8)
     B = _enc(SIGMOID_B, f)
-    neg, u, v = await _stack_ltz(s, [x, x + B, x - B])  # [x<0], [x<-B], [x<B]
-    # a = min(|x|, B) = B (u + 1 - v) + x (v + u - 2 neg)   (one exact product)
-    coef = v + u - neg * 2
-    a = await beaver.mul(s, coef, x) + (u - v + 1) * B
+    # [x<0], [x<-B], [x<B] and their products with x in the comparisons' rounds (ltz_mul);
+    # a = min(|x|, B) = B (u + 1 - v) + x (v + u - 2 neg)
+    xs = Share(np.stack([x.data, (x + B).data, (x - B).data]), s)
+    bits, px = await ltz_mul(s, xs, Share(np.stack([x.data] * 3), s))
+    neg, u, v = bits[0], bits[1], bits[2]
+    a = px[2] + px[1] - px[0] * 2 + (u - v + 1) * B
     e = await _exp_reduced(s, -a, f2)  # e^-a, f2 bits; -a at f bits = -a/16 at f2 bits
     d = e + (1 << f2)  # 1 + e^-a in (1, 2]
     w0 = (await fixed.mul_public(s, d, -8 / 17, f2)) + _enc(24 / 17, f2)
@@ -198,7 +204,7 @@ async def reciprocal(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
 
     Error: |recip~(x) - 1/x| <= 2e-5 / x + 2^-f (relative 2e-5 from the normalised input's
     rounding, plus the output ulp).   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 2 + 1 + 12 + 2 = 21 (Z_2^64, ltz 3), 25 (GF(p)).
+    Rounds: ltz + 1 + 2 + 1 + 12 + 2 = 21 (Z_2^64, ltz 3), 26 (GF(p) from edaBits, ltz 8).
     Preprocessing: 25 comparisons per element. Raises: ConfigError.
     """
     f3 = f + 8
@@ -222,7 +228,8 @@ async def inv_sqrt(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     three iterations) with f + 8 bits [AS19], then 1/sqrt(x) = w 2^-e.
 
     Error: |inv_sqrt~(x) - x^-1/2| <= 2e-5 x^-1/2 + 2^-f.   Shapes: x: S; returns S.
-    Rounds: ltz + 1 + 2 + 1 + 18 + 2 = 27 (Z_2^64, ltz 3), 31 (GF(p)).   Raises: ConfigError.
+    Rounds: ltz + 1 + 2 + 1 + 18 + 2 = 27 (Z_2^64, ltz 3), 32 (GF(p) from edaBits, ltz 8).
+    Raises: ConfigError.
     """
     return await _inv_sqrt(s, x, f, want_sqrt=False)
 
@@ -254,6 +261,7 @@ async def sqrt(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     inverse square root's normalisation and Newton iterations, then sqrt(x) = y w 2^e with
     y w = sqrt(y) computed with f + 8 bits (no amplification of the output ulp).
     Error: |sqrt~(x) - sqrt(x)| <= 2e-5 sqrt(x) + 2^-f.
-    Rounds: 29 (Z_2^64), 33 (GF(p)) (as inv_sqrt plus one product with truncation).
+    Rounds: 29 (Z_2^64), 34 (GF(p) from edaBits) (as inv_sqrt plus one product with
+    truncation).
     """
     return await _inv_sqrt(s, x, f, want_sqrt=True)

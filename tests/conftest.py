@@ -29,3 +29,20 @@ def no_trusted_dealer(monkeypatch):
 
     monkeypatch.setattr(InsecureTrustedDealer, "take", refuse)
     monkeypatch.setattr(InsecureTrustedDealer, "take_parts", refuse)
+
+
+@pytest.fixture
+def field_random_bits(monkeypatch):
+    """Make the in-process dealer refuse edaBits over fields, as dn07 does, so GF(p)
+    comparisons take their random-bit circuit (Catrina-de Hoogh in field products)."""
+    from protocols.errors import PreprocessingExhausted
+    from protocols.preprocessing.trusted_dealer import _DealerView
+
+    plain = _DealerView.edabits
+
+    async def edabits(self, shape, bits=64):
+        if self.d.domain.is_field:
+            raise PreprocessingExhausted("test: no edaBits for fields")
+        return await plain(self, shape, bits)
+
+    monkeypatch.setattr(_DealerView, "edabits", edabits)

@@ -64,16 +64,20 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         """Shares of uniformly random integers of `bits` bits."""
         raise self._unsupported(f"{bits}-bit random values", shape)
 
-    async def edabits(self, shape: Shape):
-        """Random values shared both arithmetically and bit by bit in boolean shares."""
-        raise self._unsupported("edaBits", shape)
+    async def edabits(self, shape: Shape, bits: int = 64):
+        """Random values r uniform in [0, 2^bits) shared both arithmetically (the session's
+        scheme and domain) and bit by bit in XOR shares among all n parties, packed in one
+        uint64 word per element (bit i = bit i of r). Z_2^64 uses bits = 64; GF(p)
+        comparisons ask for l bits (2^l < p)."""
+        raise self._unsupported(f"{bits}-bit edaBits", shape)
 
     async def dabits(self, shape: Shape):
-        """Random bits shared both arithmetically and in boolean shares."""
+        """Random bits shared both arithmetically and in XOR shares (bit 0 of a word)."""
         raise self._unsupported("daBits", shape)
 
     async def bool_triples(self, shape: Shape, k: int = 1):
-        """Boolean (AND) triples on 64-bit words; `k` b-words per a-word."""
+        """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties whatever
+        the arithmetic scheme; `k` b-words per a-word."""
         raise self._unsupported(f"boolean triples (k={k})", shape)
 
     async def ltz_tuples(self, shape: Shape, mul: bool = False):

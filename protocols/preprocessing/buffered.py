@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 
+from protocols.errors import PreprocessingExhausted
 from protocols.preprocessing.base import KINDS, Preprocessing
 
 
@@ -48,12 +49,20 @@ class Buffered(Preprocessing):
     async def _get(self, kind: str, *args):
         if self.guard is not None:
             self.guard()
+        entry = (kind, args)
         if self.log is not None:
-            self.log.append((kind, args))
+            self.log.append(entry)
         q = self._queues.get((kind, *_freeze(args)))
         if q:
             return q.popleft()
-        return await getattr(self.source, kind)(*args)
+        try:
+            return await getattr(self.source, kind)(*args)
+        except PreprocessingExhausted:
+            # a request the source refused (a protocol may then take another path) is not
+            # one to replay
+            if self.log is not None and any(e is entry for e in self.log):
+                del self.log[next(i for i, e in enumerate(self.log) if e is entry)]
+            raise
 
 
 def _buffered_kind(kind: str):

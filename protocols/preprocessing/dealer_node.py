@@ -515,17 +515,27 @@ class DealerClient(Preprocessing):
         """(r, (r mod 2^63) >> f, r >> 63) on Z_2^64, r uniform (free: 2 words to party 0)."""
         return await self._elementwise("trunc_triples", shape, int(f))
 
-    async def edabits(self, shape: Shape):
-        """(arithmetic share of r, XOR share of r) for uniform r in Z_2^64."""
+    async def edabits(self, shape: Shape, bits: int = 64):
+        """(arithmetic share of r, XOR share of r) for uniform r in Z_2^64 (bits = 64 only;
+        the dealer node serves the mixed kinds for Z_2^64, not for fields)."""
+        self._need_ring_words("edaBits", shape, bits)
         return await self._elementwise("edabits", shape)
 
     async def dabits(self, shape: Shape):
-        """(arithmetic share of b, XOR share of b) for uniform bits b."""
+        """(arithmetic share of b, XOR share of b) for uniform bits b (Z_2^64)."""
+        self._need_ring_words("daBits", shape, 64)
         return await self._elementwise("dabits", shape)
 
     async def bool_triples(self, shape: Shape, k: int = 1):
         """XOR shares of (a, b, a[None] & b), a of `shape`, b and c of (k, *shape)."""
+        self._need_ring_words("boolean triples", shape, 64)
         return await self._elementwise_k(shape, int(k))
+
+    def _need_ring_words(self, kind: str, shape: Shape, bits: int) -> None:
+        """Refuse, before any request, what the dealer would refuse (so a GF(p) comparison
+        falls back to its random-bit circuit instead of failing)."""
+        if bits != 64 or not _is_ring64(self.D):
+            raise self._unsupported(f"{bits}-bit {kind} over {self.D}", shape)
 
     async def _elementwise_k(self, shape: Shape, k: int):
         # bool triples' b and c are (k, *shape): leading k, chunked like any other kind

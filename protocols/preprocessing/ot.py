@@ -535,11 +535,13 @@ class OTPreprocessing(Preprocessing):
         a, x = await self._dabit_bits(nbits * N)
         return a.reshape(nbits, N), x.reshape(nbits, N)
 
-    async def edabits(self, shape: Shape):
+    async def edabits(self, shape: Shape, bits: int = 64):
         """edaBits [EGKRS20]: r uniform in Z_2^64 shared additively and bit by bit in XOR
         shares packed into one word (bit i of the word = bit i of r), built from 64 daBits
         [RW19]: r = sum_i 2^i b_i (arithmetic), word = sum_i 2^i (b_i XOR share). Cost: 64
         daBits per element (64 OTs for n = 2). Security: semi-honest, up to n - 1 corrupt."""
+        if bits != 64:
+            raise self._unsupported(f"{bits}-bit edaBits", shape)
         shape = tuple(shape)
         a, x = await self._weighted_dabits(shape, 64)
         sh = np.arange(64, dtype=_U64)[:, None]

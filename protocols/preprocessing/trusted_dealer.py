@@ -208,31 +208,40 @@ class _DealerView(Preprocessing):
 
         return self.d.take(self.pid, ("trunc_pairs", shape, f, bits), 2 * _size(shape), make)
 
-    async def edabits(self, shape: Shape):
-        shape = tuple(shape)
-        self._need_additive_ring("edaBits")
+    async def edabits(self, shape: Shape, bits: int = 64):
+        """(arithmetic share of r, XOR share of r's bits in one word) for r uniform in
+        [0, 2^bits): any bits in 1..64 on Z_2^64 (additive), 2^bits < p on GF(p) (any scheme)."""
+        shape, bits = tuple(shape), int(bits)
+        D = self.d.domain
+        self._need_words("edaBits", bits)
 
         def make():
             r = self.d.rng.uint64(shape)
-            arith = self.d.scheme.share(self.d.rng, r)
+            if bits < 64:
+                r &= np.uint64((1 << bits) - 1)
+            arith = self.d.scheme.share(self.d.rng, r if not D.is_field else D.from_int(r))
             return list(zip(arith, self.d.xor_share(r), strict=True))
 
-        return self.d.take_parts(self.pid, ("edabits", shape), 2 * _size(shape), make)
+        key = ("edabits", shape) if bits == 64 else ("edabits", shape, bits)
+        return self.d.take_parts(self.pid, key, 2 * _size(shape), make)
 
     async def dabits(self, shape: Shape):
+        """(arithmetic share of b, XOR share of b in bit 0 of a word) for uniform bits b."""
         shape = tuple(shape)
-        self._need_additive_ring("daBits")
+        D = self.d.domain
+        self._need_words("daBits", 1)
 
         def make():
             b = self.d.rng.bits(shape)
-            arith = self.d.scheme.share(self.d.rng, b)
+            arith = self.d.scheme.share(self.d.rng, b if not D.is_field else D.from_int(b))
             return list(zip(arith, self.d.xor_share(b), strict=True))
 
         return self.d.take_parts(self.pid, ("dabits", shape), 2 * _size(shape), make)
 
     async def bool_triples(self, shape: Shape, k: int = 1):
+        """XOR shares (among all n parties, whatever the arithmetic scheme) of (a, b, a & b)
+        on 64-bit words, a of `shape`, b and c of (k, *shape)."""
         shape = tuple(shape)
-        self._need_additive_ring("boolean triples")
 
         def make():
             a = self.d.rng.uint64(shape)
@@ -242,6 +251,17 @@ class _DealerView(Preprocessing):
             return [tuple(p[i] for p in parts) for i in range(self.d.n)]
 
         return self.d.take_parts(self.pid, ("bool_triples", shape, k), (1 + 2 * k) * _size(shape), make)
+
+    def _need_words(self, kind: str, bits: int) -> None:
+        """Mixed arithmetic/XOR kinds: additive Z_2^64, or any GF(p) with room for the bits."""
+        D = self.d.domain
+        if D.is_field:
+            if not 1 <= bits < (D.modulus - 1).bit_length() or bits > 64:
+                raise PreprocessingExhausted(f"{self.name}: no {bits}-bit {kind} in {D}")
+            return
+        self._need_additive_ring(kind)
+        if not 1 <= bits <= 64:
+            raise PreprocessingExhausted(f"{self.name}: {kind} need 1 <= bits <= 64, got {bits}")
 
     async def ltz_tuples(self, shape: Shape, mul: bool = False):
         """Material of the 3-round ring comparison: protocols.comparison.ltz_tuple_values

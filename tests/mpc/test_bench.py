@@ -99,16 +99,21 @@ def test_table_output(capsys):
 
 
 def test_fixed_point_ops_documented_rounds():
-    # the docstrings' Rounds lines: fixed.mul 2; ltz 3 (ltz_tuples) / 8 (edaBits) / 7;
-    # sigmoid_piecewise 3 / ltz + 1; sigmoid 34 / 38; reciprocal 21 / 25
-    want = {"fixed_mul": (2, 2), "compare": (3, 7), "sigmoid_piecewise": (3, 8),
-            "sigmoid": (34, 38), "reciprocal": (21, 25)}
+    # the docstrings' Rounds lines: fixed.mul 2; ltz 3 (ltz_tuples) / 8 (edaBits, ring or
+    # GF(p)) / 7 (GF(p) random bits); sigmoid_piecewise 3 / 8; sigmoid 33 / 38;
+    # reciprocal 21 / 26
+    want = {"fixed_mul": (2, 2), "compare": (3, 8), "sigmoid_piecewise": (3, 8),
+            "sigmoid": (33, 38), "reciprocal": (21, 26)}
     for op, (ring, field) in want.items():
         assert bench.COST_MODEL[op](10, 3, 8).rounds == ring
         assert bench.COST_MODEL[op](10, 3, 16, True).rounds == field
     assert bench.COST_MODEL["compare"](10, 3, 8) == bench.Cost(3, 2 * 10 * 40)
-    assert bench.COST_MODEL["compare"](10, 3, 8, "edabits") == bench.Cost(8, 2 * 10 * 152)
-    assert bench.COST_MODEL["compare"](10, 3, 16, True) == bench.Cost(7, 2 * 10 * 251 * 16)
+    # edaBits, 10 values: the masked values, then 39 words (15+9+6+3+3 AND openings of three
+    # vectors each, 2 in the last level, 1 for the daBit conversion)
+    assert bench.COST_MODEL["compare"](10, 3, 8, "edabits") == bench.Cost(8, 2 * (10 * 8 + 39 * 8))
+    assert bench.COST_MODEL["compare"](10, 3, 16, True) == bench.Cost(8, 2 * (10 * 16 + 39 * 8))
+    assert bench.COST_MODEL["compare"](10, 3, 16, "bits") == bench.Cost(7, 2 * 10 * 251 * 16)
+    assert bench.COST_MODEL["sigmoid_piecewise"](10, 3, 16, "bits").rounds == 8
     assert bench.COST_MODEL["fixed_mul"](10, 4, 8) == bench.Cost(2, 3 * 3 * 10 * 8)
 
 

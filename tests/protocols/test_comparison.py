@@ -11,12 +11,23 @@ from protocols.errors import ConfigError
 
 # (scheme, n, points): GF(2^127-1) comparisons are ~100x slower in-process, fewer points at n=5
 CASES = [("additive", 2, 10_000), ("additive", 3, 10_000), ("additive", 5, 10_000),
-         ("shamir", 3, 10_000), ("shamir", 5, 1_000)]
+         ("shamir", 3, 10_000), ("shamir", 5, 10_000), ("shamir-bits", 3, 2_000),
+         ("shamir-bits", 5, 500)]
 
 
 def run(scheme, n, job, **kw):
     dom = Mersenne127() if scheme == "shamir" else None
     return mpc.run_local(n, job, scheme=scheme, seed=21, domain=dom, **kw)
+
+
+@pytest.fixture
+def path(request):
+    """'shamir-bits' cases run GF(p) with the random-bit circuit (no field edaBits)."""
+    scheme = request.node.callspec.params.get("scheme", "")
+    if scheme.endswith("-bits"):
+        request.getfixturevalue("field_random_bits")
+        return "bits"
+    return "eda"
 
 
 def signed(dom, v):
@@ -26,21 +37,43 @@ def signed(dom, v):
 def expected_counts(scheme, op, N, n):
     """(rounds, bytes sent per party) as the docstrings state them."""
     if scheme == "additive":
-        return {"ltz": 3, "eqz": 8}[op], (n - 1) * N * {"ltz": 40, "eqz": 112}[op]
-    return 7, (n - 1) * N * {"ltz": 251, "eqz": 127}[op] * 16
+        return (3, (n - 1) * N * 40) if op == "ltz" else _eda(op, 64, N, 8, n)
+    if scheme == "shamir":
+        return _eda(op, 64, N, 16, n)
+    rounds, elems = C.field_costs(op, 64)
+    return rounds, (n - 1) * N * elems * 16
+
+
+def _eda(op, ell, N, e, n):
+    rounds, per_peer = C.eda_costs(op, ell, N, e)
+    return rounds, (n - 1) * per_peer
 
 
 def values(scheme, N, g):
-    lim = 2**63 if scheme == "additive" else 2**63  # int64 / |x| < 2^(l-1), l = 64
+    lim = 2**63  # int64 / |x| < 2^(l-1), l = 64
     X = g.integers(-lim, lim, size=N, dtype=np.int64).astype(object)
     X[N // 2 :] = g.integers(-5, 6, size=N - N // 2)  # many near zero, many exact zeros
     X[:8] = [0, -1, 1, lim - 1, -lim, 2**62, -(2**62), 2]
     return X
 
 
+def test_eda_costs_values():
+    """The documented per-value counts: ltz opens 189 bits, eqz 127, besides the masked value."""
+    N = 6400
+    assert C.eda_costs("ltz", 64, N, 16) == (8, N * 16 + N * 189 // 8)
+    assert C.eda_costs("ltz", 64, N, 8) == (8, N * 8 + N * 189 // 8)
+    assert C.eda_costs("eqz", 64, N, 8) == (8, N * 8 + N * 127 // 8)
+    assert C.eda_costs("ltz", 33, N, 16) == (7, N * 16 + N * 93 // 8)
+    assert C.eda_costs("eqz", 32, N, 16) == (7, N * 16 + N * 63 // 8)
+    assert C.eda_costs("ltz", 2, N, 16) == (2, N * 16 + N // 8)  # m = 1: no AND, only the daBit
+    assert C.eda_costs("ltz", 64, 3, 16) == (8, 3 * 16 + 8 * 21)  # openings in whole words
+    with pytest.raises(ValueError):
+        C.eda_costs("lt", 64, N, 16)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("scheme,n,N", CASES)
-def test_ltz_eqz_exact_with_counts(scheme, n, N):
+def test_ltz_eqz_exact_with_counts(scheme, n, N, path):
     X = values(scheme, N, np.random.default_rng(n))
 
     async def job(s):
@@ -53,7 +86,7 @@ def test_ltz_eqz_exact_with_counts(scheme, n, N):
         opened = await core.open(s, *out)
         return [signed(s.domain, o) for o in opened], counts
 
-    for (lt0, eq0), counts in run(scheme, n, job).results:
+    for (lt0, eq0), counts in run(scheme.removesuffix("-bits"), n, job).results:
         assert (lt0 == (X < 0)).all()
         assert (eq0 == (X == 0)).all()
         for op, c in zip(("ltz", "eqz"), counts, strict=True):
@@ -63,8 +96,8 @@ def test_ltz_eqz_exact_with_counts(scheme, n, N):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("scheme,n", [("additive", 3), ("shamir", 3)])
-def test_derived_operations(scheme, n):
+@pytest.mark.parametrize("scheme,n", [("additive", 3), ("shamir", 3), ("shamir-bits", 3)])
+def test_derived_operations(scheme, n, path):
     g = np.random.default_rng(9)
     N = 500
     X = g.integers(-(2**40), 2**40, size=N)
@@ -73,9 +106,10 @@ def test_derived_operations(scheme, n):
     B = g.integers(0, 2, size=N)
     lo, hi = -(2**35), 2**36
     X[3:6] = [lo, hi, lo - 1]
-    ltz_rounds = 3 if scheme == "additive" else 7
-    eqz_rounds = 8 if scheme == "additive" else 7
-    fold = 0 if scheme == "additive" else 1  # ltz_mul: the product rides in ltz's last round
+    ltz_rounds = {"additive": 3, "shamir": 8, "shamir-bits": 7}[scheme]
+    eqz_rounds = 7 if scheme == "shamir-bits" else 8
+    # ltz_mul: the product rides in the comparison's rounds except on the random-bit circuit
+    fold = 1 if scheme == "shamir-bits" else 0
 
     async def job(s):
         x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
@@ -96,7 +130,7 @@ def test_derived_operations(scheme, n):
         opened = await core.open(s, *outs.values())
         return {k: signed(s.domain, o) for k, o in zip(outs, opened, strict=True)}, rounds
 
-    res, rounds = run(scheme, n, job).results[0]
+    res, rounds = run(scheme.removesuffix("-bits"), n, job).results[0]
     Xo, Yo = X.astype(object), Y.astype(object)
     assert (res["lt"] == (X < Y)).all() and (res["gt"] == (X > Y)).all()
     assert (res["eq"] == (X == Y)).all()
@@ -168,8 +202,9 @@ BITS_CASES = [(64, (7, 251), (7, 127)), (33, (6, 123), (7, 75)), (17, (5, 59), (
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("scheme", ["shamir", "shamir-bits"])
 @pytest.mark.parametrize("bits,lt_cost,eq_cost", BITS_CASES)
-def test_declared_width_exact_at_range_edges_with_counts(bits, lt_cost, eq_cost):
+def test_declared_width_exact_at_range_edges_with_counts(bits, lt_cost, eq_cost, scheme, path):
     n, N = 3, 2_000
     lim = 2 ** (bits - 1)  # declared: |x| < 2^(bits-1), i.e. -lim <= x <= lim - 1
     g = np.random.default_rng(bits)
@@ -190,13 +225,18 @@ def test_declared_width_exact_at_range_edges_with_counts(bits, lt_cost, eq_cost)
     for (lt0, eq0), counts in run("shamir", n, job).results:
         assert (lt0 == (X < 0)).all()
         assert (eq0 == (X == 0)).all()
-        for (rounds, elems), c in zip((lt_cost, eq_cost), counts, strict=True):
+        for op, (rounds, elems), c in zip(("ltz", "eqz"), (lt_cost, eq_cost), counts, strict=True):
+            if path == "eda":
+                rounds, per_peer = C.eda_costs(op, bits, N, 16)
+            else:
+                per_peer = N * elems * 16
             assert c.rounds == rounds
-            assert c.bytes_sent == (n - 1) * N * elems * 16 == c.bytes_received
+            assert c.bytes_sent == (n - 1) * per_peer == c.bytes_received
 
 
 @pytest.mark.timeout(60)
-def test_declared_width_derived_operations():
+@pytest.mark.parametrize("scheme", ["shamir", "shamir-bits"])
+def test_declared_width_derived_operations(scheme, path):
     """lt / eq / relu / clip / ltz_mul / max with bits: exact in range; rounds of ltz(l)."""
     g = np.random.default_rng(3)
     N, bits = 300, 24
@@ -233,11 +273,13 @@ def test_declared_width_derived_operations():
     assert (res["max"] == np.maximum(Xo, Yo)).all() and (res["min"] == np.minimum(Xo, Yo)).all()
     assert (res["clip"] == np.clip(Xo, lo, hi)).all()
     assert (res["mul"] == np.where(X < 0, Yo, 0)).all()
-    ltz_r = C.field_costs("ltz", bits)[0]
-    assert ltz_r == 6
-    assert rounds == {"lt": ltz_r, "gt": ltz_r, "eq": C.field_costs("eqz", bits)[0],
-                      "relu": ltz_r + 1, "abs": ltz_r + 1, "max": ltz_r + 1, "min": ltz_r + 1,
-                      "clip": ltz_r + 1, "mul": ltz_r + 1}
+    costs = C.eda_costs if path == "eda" else (lambda op, ell, *_: C.field_costs(op, ell))
+    ltz_r, eqz_r = costs("ltz", bits, N, 16)[0], costs("eqz", bits, N, 16)[0]
+    assert (ltz_r, eqz_r) == ((7, 7) if path == "eda" else (6, 6))
+    fold = 0 if path == "eda" else 1  # from edaBits the products ride in the comparison
+    assert rounds == {"lt": ltz_r, "gt": ltz_r, "eq": eqz_r, "relu": ltz_r + fold,
+                      "abs": ltz_r + fold, "max": ltz_r + fold, "min": ltz_r + fold,
+                      "clip": ltz_r + fold, "mul": ltz_r + fold}
 
 
 @pytest.mark.parametrize("scheme,dom,bad", [("shamir", Mersenne127(), [1, 0, 65, -3, 2.5, True]),
@@ -260,8 +302,10 @@ def test_declared_width_validated(scheme, dom, bad):
         assert (a == (X < 0)).all() and (e == (X == 0)).all()
 
 
-def test_small_field_default_counts():
-    """GF(2^61-1): the default l = 19 (prefix over 18 positions: 18 -> 9 -> 5 -> 3 -> 2 -> 1)."""
+@pytest.mark.parametrize("scheme", ["shamir", "shamir-bits"])
+def test_small_field_default_counts(scheme, path):
+    """GF(2^61-1): the default l = 19 (random bits: prefix over 18 positions:
+    18 -> 9 -> 5 -> 3 -> 2 -> 1; edaBits: 18 positions padded to 32, 5 AND levels)."""
     assert C.field_costs("ltz", 19) == (6, 79) and C.field_costs("eqz", 19) == (6, 43)
     N, n = 50, 3
     X = np.arange(-25, 25)
@@ -276,4 +320,7 @@ def test_small_field_default_counts():
 
     for o, d in mpc.run_local(n, job, scheme="shamir", domain=Mersenne61(), seed=4).results:
         assert (o == (X < 0)).all()
-        assert d.rounds == 6 and d.bytes_sent == (n - 1) * N * 79 * 8
+        if path == "eda":
+            assert d.rounds == 7 and d.bytes_sent == (n - 1) * C.eda_costs("ltz", 19, N, 8)[1]
+        else:
+            assert d.rounds == 6 and d.bytes_sent == (n - 1) * N * 79 * 8

@@ -1,0 +1,120 @@
+"""Comparisons from edaBits, for Z_2^64 (additive) and GF(p) (any scheme): mask x with an
+edaBit r (shared arithmetically and bit by bit in XOR shares), open c, compare c with r's
+bits in packed XOR shares (protocols.bitwise), convert the result bit with a daBit. The
+public functions, costs and ranges are in protocols.comparison; this module holds the
+circuits [EGKRS20; CdH10 for the statistical masking over GF(p)].
+
+  Z_2^64: c = open(x + r),  msb(x) = c_63 XOR r_63 XOR [c mod 2^63 < r mod 2^63]
+  GF(p):  y = x + 2^(l-1) in [0, 2^l),  c = open(y + 2^l r'' + r') with r' the l-bit edaBit,
+          r'' a kappa-bit random; c < 2^(l+kappa+1) < p, so c mod 2^l = (y + r') mod 2^l and
+          msb_l(y) = c_(l-1) XOR r'_(l-1) XOR [c mod 2^(l-1) < r' mod 2^(l-1)];  x < 0 iff
+          msb_l(y) = 0.  x = 0 iff (c - 2^(l-1)) mod 2^l = r'.
+
+ltz_mul folds the product into the same rounds: with the daBit (b_a, b_b) fetched first,
+b_a * y is a Beaver product whose openings ride in the first message, and the result bit is
+b = e XOR b_a for the opened e, so b*y = (y - b_a y if e else b_a y): no extra round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols import bitwise
+from protocols.core import open
+from protocols.errors import PreprocessingExhausted
+from protocols.session import Session, Share
+from protocols.truncation import public_low_bits
+
+_U64 = np.uint64
+_ONE = _U64(1)
+
+
+async def _fetch(s: Session, shape: tuple, ell: int | None, kappa: int):
+    """(edaBit, r'' or None). ell None: Z_2^64, where edaBits are required; on GF(p) None if
+    the source has no edaBits for fields (nothing fetched: the caller takes another path)."""
+    try:
+        eda = await (s.prep.edabits(shape) if ell is None else s.prep.edabits(shape, ell))
+    except PreprocessingExhausted:
+        if ell is None:
+            raise
+        return None
+    rr = None if ell is None else await s.prep.bounded_randoms(shape, kappa)
+    return eda, rr
+
+
+def _masked(s: Session, x: Share, ell: int | None, eda, rr) -> Share:
+    r_a = Share(eda[0], s)
+    if ell is None:
+        return x + r_a
+    return x + (1 << (ell - 1)) + Share(rr, s) * (1 << ell) + r_a
+
+
+def _low(s: Session, c: np.ndarray, ell: int | None) -> np.ndarray:
+    c = c.reshape(-1)
+    return c if ell is None else public_low_bits(s.domain, c, ell)
+
+
+def _beaver_parts(s: Session, u: Share, y: Share, triple) -> tuple[Share, Share]:
+    a, b, _ = triple
+    D = s.domain
+    return Share(D.sub(u.data, a), s), Share(D.sub(y.data, b), s)
+
+
+def _beaver_finish(s: Session, triple, d: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """c + d*b + e*a + d*e (the last term at the party adding public constants)."""
+    D = s.domain
+    a, b, c = triple
+    z = D.mul(d, b)
+    D.add(z, c, out=z)
+    t = D.add(a, d) if s.scheme.adds_public(s.pid) else a.copy()
+    D.mul(t, e, out=t)
+    D.add(z, t, out=z)
+    return z
+
+
+async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None):
+    """(ltz(x), ltz(x) * y or None); on GF(p) None if the source has no edaBits for fields
+    (nothing sent). ell: the value width l on GF(p), None on Z_2^64."""
+    S = x.shape
+    got = await _fetch(s, S, ell, kappa)
+    if got is None:
+        return None
+    eda, rr = got
+    m = 63 if ell is None else ell - 1
+    dabit = await s.prep.dabits(S)
+    to_open = [_masked(s, x, ell, eda, rr)]
+    if y is not None:
+        triple = await s.prep.triples(S)
+        to_open += _beaver_parts(s, Share(dabit[0], s), y, triple)
+    c, *de = await open(s, *to_open)
+    c = _low(s, c, ell)
+    r_b = eda[1].reshape(-1)
+    u = await bitwise.bitlt(s, c, r_b, m)
+    u ^= bitwise.pack_bits(r_b >> _U64(m))
+    flip = ((c >> _U64(m)) & _ONE).astype(bool)  # msb = c_m ^ r_m ^ BitLT
+    if ell is not None:
+        flip = ~flip  # over GF(p) the circuit yields msb(x + 2^(l-1)) = [x >= 0]
+    e = await bitwise.b2a_open(s, u, dabit[1], flip)
+    b_a = Share(dabit[0].reshape(-1), s)
+    b = bitwise.select_bit(e, (1 - b_a).data, b_a.data)
+    if y is None:
+        return Share(b.reshape(S), s), None
+    bay = _beaver_finish(s, triple, *(v.reshape(S) for v in de)).reshape(-1)
+    by = bitwise.select_bit(e, s.domain.sub(y.data.reshape(-1), bay), bay)
+    return Share(b.reshape(S), s), Share(by.reshape(S), s)
+
+
+async def eqz(s: Session, x: Share, ell: int | None, kappa: int) -> Share | None:
+    """eqz(x); on GF(p) None if the source has no edaBits for fields (nothing sent)."""
+    S = x.shape
+    got = await _fetch(s, S, ell, kappa)
+    if got is None:
+        return None
+    eda, rr = got
+    (c,) = await open(s, _masked(s, x, ell, eda, rr))
+    c = _low(s, c, ell)
+    if ell is not None:
+        c = c - _U64(1 << (ell - 1))  # mod 2^64; only the low l bits are read
+    r_b = eda[1].reshape(-1)
+    E = (r_b ^ ~c) if s.pid == 0 else r_b.copy()  # E_i = [r_i == c_i]
+    return await bitwise.b2a(s, await bitwise.all_ones(s, E, 64 if ell is None else ell), S)
