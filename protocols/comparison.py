@@ -105,6 +105,7 @@ _SH3 = 16 * _SH1
 # dealer's monomials times rho.  Words are packed: bit i of a word is position i.
 
 _SPANS = {1: 1, 2: 4, 3: 16}
+_BLOCK = 2048  # columns per block of a boolean level (see _bool_level)
 
 
 @functools.cache
@@ -230,9 +231,17 @@ def _bool_level(level: int, d: np.ndarray, masks: np.ndarray, table: np.ndarray,
     """XOR shares of (G, E) of a boolean level: G = XOR over the G terms, E the E term, each
     term the sum over its pairs of m_U AND prod_{f not in U} d_f. d, masks: the public and
     mask words of the factors stacked as rows (_fidx order); table: the dealer's monomials;
-    empty: this party's share of the empty monomial (one row of ones or zeros)."""
-    midx, amask, bidx, n_g = _bool_plan(level)
+    empty: this party's share of the empty monomial (one row of ones or zeros).
+    Large batches go in column blocks of _BLOCK, so the gathered (pairs, block) temporaries
+    stay in cache (10^5 columns: ~5x faster than one pass)."""
     N = d.shape[1]
+    if N > _BLOCK:
+        G, E = np.empty(N, dtype=_U64), np.empty(N, dtype=_U64)
+        for a in range(0, N, _BLOCK):
+            c = slice(a, a + _BLOCK)
+            G[c], E[c] = _bool_level(level, d[:, c], masks[:, c], table[:, c], empty[:, c])
+        return G, E
+    midx, amask, bidx, n_g = _bool_plan(level)
     # AND of every subset of the 'a' factors: row m = AND of d[t] for the bits t of m
     asub = np.empty((16, N), dtype=_U64)
     asub[0] = _ONES
