@@ -7,7 +7,7 @@ from preprocessing_helpers import make_scheme, reconstruct, run_all, sessions
 
 from protocols import beaver, core
 from protocols.errors import ConfigError
-from protocols.preprocessing import ot
+from protocols.preprocessing import _otext, ot
 from protocols.preprocessing.ot import OTPreprocessing
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,7 +61,7 @@ def test_receiver_sees_uniform_corrections(broken, monkeypatch):
     zeros, so tau = x 2^k leaks x and has zero low bits for k >= 4; the test must fail."""
     sch, ss = ot_sessions(2, batch=64)
     if broken:
-        monkeypatch.setattr(ot, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
+        monkeypatch.setattr(_otext, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
     seen = []
     orig = OTPreprocessing._array_round
 
@@ -203,7 +203,7 @@ def test_dabit_receiver_sees_uniform_corrections(broken, monkeypatch):
     0's bit: it must look uniform. Broken variant: a zero hash, so tau = -acc_0 in {0, -1}
     (party 0's bit in the clear); the test must fail."""
     if broken:
-        monkeypatch.setattr(ot, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
+        monkeypatch.setattr(_otext, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
     seen = []
     orig = OTPreprocessing._array_round
 
@@ -254,7 +254,7 @@ def test_bad_base_ot_points_are_frame_errors(attack, monkeypatch):
         def boom(*a):
             raise nacl.exceptions.RuntimeError("Unexpected library error")
 
-        monkeypatch.setattr(ot.nb, "crypto_scalarmult_ed25519_noclamp", boom)
+        monkeypatch.setattr(_otext.nb, "crypto_scalarmult_ed25519_noclamp", boom)
     else:
         monkeypatch.setattr(OTPreprocessing, "_bytes_round", evil)
     errs = _run_catching(ss, lambda s: s.prep.triples((8,)))
