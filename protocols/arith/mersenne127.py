@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,49 @@ _S12, _S14, _S26, _S40, _S52, _S63 = (_u(s) for s in (12, 14, 26, 40, 52, 63))
 
 DT127 = np.dtype([("lo", "<u8"), ("hi", "<u8")])
 _ADD_BLOCK = 1 << 16
+
+#: the compiled kernels (protocols.arith._m127_jit), False for the numpy code, None before the
+#: first use: importing numba costs about 0.3 s, so it happens on the first hot operation, not
+#: when the package is imported
+_JIT_KERNELS = None
+
+
+def _jit_kernels():
+    """The kernel module, or None when SMPC_NO_JIT is set (other than "" or "0") or numba
+    cannot be imported. Decided once per process."""
+    global _JIT_KERNELS
+    if _JIT_KERNELS is None:
+        _JIT_KERNELS = False
+        if os.environ.get("SMPC_NO_JIT", "").strip() in ("", "0"):
+            try:
+                from protocols.arith import _m127_jit
+            except ImportError:
+                pass
+            else:
+                _JIT_KERNELS = _m127_jit
+    return _JIT_KERNELS or None
+
+
+def _words(a: np.ndarray) -> np.ndarray:
+    """The flat uint64 words (lo, hi, lo, hi, ...) of a DT127 array (a copy if it is not
+    C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(_U64)
+
+
+def _words_u64(w: np.ndarray) -> np.ndarray:
+    """A flat C-contiguous uint64 array (a copy if w is not contiguous)."""
+    return np.ascontiguousarray(w).reshape(-1)
+
+
+def _unalias(w: np.ndarray, ow: np.ndarray) -> np.ndarray:
+    """w, or a copy of it when it overlaps the output words ow other than as the very same
+    words (the kernels read element i of every input before writing element i of the
+    output, so only exact aliasing is safe)."""
+    if np.may_share_memory(w, ow) and (
+        w.size != ow.size or w.__array_interface__["data"][0] != ow.__array_interface__["data"][0]
+    ):
+        return w.copy()
+    return w
 
 
 def _limbs26(lo, hi, L, t) -> None:
@@ -204,9 +248,22 @@ class Mersenne127(_VectorInv, PrimeField):
     #: elements per block in mul (measured 2^12: 39 ms, 2^14: 30 ms, 2^16: 28 ms per 10^6)
     block = 1 << 14
     matmul_chunk = 64
+    #: compiled kernels: None = when numba is importable and SMPC_NO_JIT is unset, True =
+    #: always (ImportError without numba), False = never (the numpy code)
+    use_jit: bool | None = None
 
     def __init__(self) -> None:
         self._scratch = _Scratch()
+
+    def _kernels(self):
+        """The compiled kernel module, or None for the numpy code."""
+        if self.use_jit is None:
+            return _jit_kernels()
+        if self.use_jit:
+            from protocols.arith import _m127_jit
+
+            return _m127_jit
+        return None
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
@@ -271,6 +328,11 @@ class Mersenne127(_VectorInv, PrimeField):
 
     def check(self, x: np.ndarray) -> np.ndarray:
         super().check(x)
+        k = self._kernels()
+        if k is not None and x.flags.c_contiguous:
+            if k.count_noncanonical(x.reshape(-1).view(_U64), x.size):
+                raise DomainError(f"{self.name}: non-canonical element (>= p)")
+            return x
         if x.size and not _canonical(x["lo"], x["hi"]):
             raise DomainError(f"{self.name}: non-canonical element (>= p)")
         return x
@@ -280,6 +342,9 @@ class Mersenne127(_VectorInv, PrimeField):
 
     # -- arithmetic --------------------------------------------------------------------
     def mul(self, x, y, out=None):
+        k = self._kernels()
+        if k is not None:
+            return self._jit_binary("mul", x, y, out)
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         n = of.shape[0]
         bs = self.block
@@ -312,8 +377,15 @@ class Mersenne127(_VectorInv, PrimeField):
             out = np.empty(shape, dtype=DT127)
         elif not isinstance(out, np.ndarray) or out.dtype != DT127 or out.shape != shape:
             raise ShapeMismatch(f"{self.name}: out must be an array of dtype {DT127} and shape {shape}")
-        flat = [np.ascontiguousarray(a).reshape(-1) for a in ops]
         of = out.reshape(-1) if out.flags.c_contiguous else np.empty(_prod(shape), dtype=DT127)
+        k = self._kernels()
+        if k is not None:
+            ow = of.view(_U64)
+            w = [_unalias(_words(a), ow) for a in ops]
+            w += [w[0]] * (9 - len(w))  # unused pair slots
+            k.muladd(*w, len(pairs), ow, of.shape[0])
+            return _finish(out, of)
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in ops]
         n = of.shape[0]
         bs = self.block
         u = self._scratch.get(_U64, 16, bs)
@@ -345,8 +417,35 @@ class Mersenne127(_VectorInv, PrimeField):
         from the interleaved structured layout and the last pass writes into it: 9 passes
         for sub, 11 for add (about 3x faster than the version with gathered limbs and a
         fold)."""
+        k = self._kernels()
+        if k is not None:
+            return self._jit_binary("sub" if subtract else "add", x, y, out)
         xv, yv, out, of = self._limb_operands(x, y, out)
         return self._addsub_views(xv, yv, out, of, subtract)
+
+    def _jit_binary(self, op: str, x, y, out):
+        """The compiled kernel of op ("add", "sub", "mul"): a single element against an
+        array (a public constant) is passed as two words (no broadcast copy), other
+        broadcasts are materialised."""
+        k = self._kernels()
+        xv, yv, out, of = self._limb_operands(x, y, out)
+        n = of.shape[0]
+        if n == 0:
+            return out
+        ow = of.view(_U64)
+        if not yv.strides[0]:
+            cl, ch = yv[0]
+            getattr(k, op + "1")(_unalias(xv.reshape(-1), ow), cl, ch, ow, n)
+        elif not xv.strides[0]:
+            cl, ch = xv[0]
+            yw = _unalias(yv.reshape(-1), ow)
+            if op == "sub":
+                k.rsub1(cl, ch, yw, ow, n)
+            else:
+                getattr(k, op + "1")(yw, cl, ch, ow, n)
+        else:
+            getattr(k, op)(_unalias(xv.reshape(-1), ow), _unalias(yv.reshape(-1), ow), ow, n)
+        return _finish(out, of)
 
     def _limb_operands(self, x, y, out):
         """(x, y) as flat (N, 2) uint64 limb views, the result and its flat view. A single
@@ -388,8 +487,12 @@ class Mersenne127(_VectorInv, PrimeField):
     def neg(self, x):
         """p - x, and 0 for x = 0: complement the 127 bits, then map p back to 0 (5 passes)."""
         self.check_dtype(x)
-        xv = np.ascontiguousarray(x).reshape(-1).view(_U64).reshape(-1, 2)
         out = np.empty(x.shape, dtype=DT127)
+        k = self._kernels()
+        if k is not None:
+            k.neg(_words(x), out.reshape(-1).view(_U64), out.size)
+            return out
+        xv = np.ascontiguousarray(x).reshape(-1).view(_U64).reshape(-1, 2)
         ov = out.reshape(-1).view(_U64).reshape(-1, 2)
         lo, hi = ov[:, 0], ov[:, 1]
         np.invert(xv[:, 0], out=lo)
@@ -413,6 +516,9 @@ class Mersenne127(_VectorInv, PrimeField):
         for a in arrays:
             self.check_dtype(a)
         shape = check_same_shape(*arrays)
+        k = self._kernels()
+        if k is not None:
+            return self._jit_lincomb(k, coeffs, arrays, shape)
         terms = []  # (rotation k or None, negate, flat (N, 2) uint64 view)
         for c, a in zip(coeffs, arrays, strict=True):
             c = int(c) % p
@@ -458,27 +564,111 @@ class Mersenne127(_VectorInv, PrimeField):
                 np.copyto(ol, xl)
                 np.copyto(oh, xh)
         return out
-        terms.sort(key=lambda t: t[1])  # a positive term first: no negation of the start
-        ov = out.reshape(-1).view(_U64).reshape(-1, 2)
-        total = ov.shape[0]
-        bs = min(_ADD_BLOCK, max(total, 1))
-        tl, th, u, v, w = self._scratch.get(_U64, 5, bs)
-        (cb,) = self._scratch.get(np.bool_, 1, bs)
-        for i in range(0, total, bs):
-            n = min(bs, total - i)
-            ol, oh = ov[i : i + n, 0], ov[i : i + n, 1]
-            for j, (k, neg, av) in enumerate(terms):
-                al, ah = av[i : i + n, 0], av[i : i + n, 1]
-                if k:
-                    _rotl127(al, ah, k, tl[:n], th[:n], u[:n])
-                    al, ah = tl[:n], th[:n]
-                if j == 0 and not neg:
-                    np.copyto(ol, al)
-                    np.copyto(oh, ah)
-                    continue
-                # ol/oh start at 0 when the first term is negative: 0 - t is p - t mod p
-                _sub_limbs(ol, oh, al, ah, ol, oh, u[:n], v[:n], w[:n], cb[:n], negate_y=not neg)
-        return out
+
+    @staticmethod
+    def _jit_terms(p: int, coeffs, arrays):
+        """Nonzero terms as (c mod p, rotation (shift, negate) or None, words, index)."""
+        terms = []
+        for j, (c, a) in enumerate(zip(coeffs, arrays, strict=True)):
+            c = int(c) % p
+            if c == 0:
+                continue
+            neg = c > p // 2
+            m = p - c if neg else c
+            rot = (m.bit_length() - 1, neg) if m & (m - 1) == 0 and m.bit_length() <= 64 else None
+            terms.append((c, rot, _words(a), j))
+        return terms
+
+    @staticmethod
+    def _jit_coeffs(batch):
+        """Kernel arguments for up to 4 terms (padded by repeating the first): (arrays, all
+        rotations, shift, flip, coefficient lo, coefficient hi)."""
+        batch = list(batch) + [batch[0]] * (4 - len(batch))
+        rot = all(t[1] is not None for t in batch)
+        shift = np.array([t[1][0] if rot else 0 for t in batch], dtype=_U64)
+        flip = np.array([_M64 if rot and t[1][1] else 0 for t in batch], dtype=_U64)
+        cl = np.array([t[0] & 0xFFFFFFFFFFFFFFFF for t in batch], dtype=_U64)
+        ch = np.array([t[0] >> 64 for t in batch], dtype=_U64)
+        return [t[2] for t in batch], rot, shift, flip, cl, ch
+
+    def _jit_lincomb(self, k, coeffs, arrays, shape):
+        """lincomb with the compiled kernels, up to 4 terms per pass (a longer sum carries
+        its partial result into the next pass as a term of coefficient 1). Coefficients
+        +-2^j (j < 64) are rotations when all terms of a pass are; otherwise every term is a
+        multiplication by its canonical coefficient."""
+        terms = self._jit_terms(self.modulus, coeffs, arrays)
+        out = np.empty(shape, dtype=DT127)
+        ow = out.reshape(-1).view(_U64)
+        n = out.size
+        if not terms:
+            ow[:] = 0
+            return out
+        batch, terms = terms[:4], terms[4:]
+        while True:
+            nt = len(batch)
+            arrs, rot, shift, flip, cl, ch = self._jit_coeffs(batch)
+            if rot:
+                k.lincomb_rot(*arrs, nt, shift, flip, ow, n)
+            else:
+                k.lincomb_mul(*arrs, nt, cl, ch, ow, n)
+            if not terms:
+                return out
+            batch, terms = [(1, (0, False), ow, -1)] + terms[:3], terms[3:]
+
+    def lincomb_checked(self, coeffs, arrays, checks):
+        """See PrimeField.lincomb_checked. With the compiled kernels, a Shamir reconstruction
+        from up to 4 shares with rotation coefficients and its first check run in one pass
+        (no array for the expected share); further checks count mismatches without writing."""
+        k = self._kernels()
+        if k is None:
+            return super().lincomb_checked(coeffs, arrays, checks)
+        for a in arrays:
+            self.check_dtype(a)
+        shape = check_same_shape(*arrays)
+        p = self.modulus
+        checks = list(checks)
+        for _, e in checks:
+            self.check_dtype(e)
+            if e.shape != shape:
+                raise ShapeMismatch(f"{self.name}: checked share of shape {e.shape}, expected {shape}")
+        terms = self._jit_terms(p, coeffs, arrays)
+        n = _prod(shape)
+        failed = None
+        done = 0
+        out = None
+        if checks and 1 <= len(terms) <= 4:
+            cterms = self._jit_terms(p, checks[0][0], arrays)
+            arrs, rot, shift, flip, _, _ = self._jit_coeffs(terms)
+            # one pass when both combinations are rotations of the same arrays, in order
+            if [t[3] for t in terms] == [t[3] for t in cterms]:
+                _, crot, cshift, cflip, _, _ = self._jit_coeffs(cterms)
+                if rot and crot:
+                    out = np.empty(shape, dtype=DT127)
+                    ow = out.reshape(-1).view(_U64)
+                    ew = _words(checks[0][1])
+                    if k.lincomb_rot_check(*arrs, len(terms), shift, flip, ow, cshift, cflip, ew, n):
+                        failed = 0
+                    done = 1
+        if out is None:
+            out = self._jit_lincomb(k, coeffs, arrays, shape)
+        for j in range(done, len(checks)):
+            if failed is not None:
+                break
+            c, e = checks[j]
+            if not self._jit_equal(k, c, arrays, e, shape):
+                failed = j
+        return out, failed
+
+    def _jit_equal(self, k, coeffs, arrays, e, shape) -> bool:
+        """lincomb(coeffs, arrays) == e elementwise, without writing the combination when
+        it has at most 4 terms."""
+        terms = self._jit_terms(self.modulus, coeffs, arrays)
+        n = _prod(shape)
+        if terms and len(terms) <= 4:
+            arrs, _, _, _, cl, ch = self._jit_coeffs(terms)
+            return not k.lincomb_mul_ne(*arrs, len(terms), cl, ch, _words(e), n)
+        got = self._jit_lincomb(k, coeffs, arrays, shape)
+        return bool(np.array_equal(got.reshape(-1).view(_U64), _words(e)))
 
     def matmul(self, x, y):
         """Exact (x @ y) mod p: 26-bit limbs of both sides, one stacked uint64 matmul per
@@ -545,6 +735,13 @@ class Mersenne127(_VectorInv, PrimeField):
     def from_wire(self, w, shape):
         shape = _as_shape(shape)
         w = _wire_in(self.name, w, _U64, shape + (2,))
+        k = self._kernels()
+        if k is not None:
+            # one pass: copy the words and count the elements >= p
+            out = np.empty(shape, dtype=DT127)
+            if k.copy_canonical(_words_u64(w), out.reshape(-1).view(_U64), out.size):
+                raise DomainError(f"{self.name}: non-canonical element on the wire (>= p)")
+            return out
         if w.size and not _canonical(w[..., 0], w[..., 1]):
             raise DomainError(f"{self.name}: non-canonical element on the wire (>= p)")
         # copy as uint64 (a structured-dtype copy is ~10x slower), then reinterpret
