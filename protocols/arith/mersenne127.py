@@ -67,6 +67,7 @@ def _jit_kernels():
                 pass
             else:
                 _JIT_KERNELS = _m127_jit
+                _m127_jit.tune_malloc()
     return _JIT_KERNELS or None
 
 
