@@ -103,6 +103,15 @@ def public_low_bits(D: Domain, c: np.ndarray, m: int) -> np.ndarray:
 
 def public_shift(D: Domain, c: np.ndarray, f: int) -> np.ndarray:
     """floor(c / 2^f) as domain elements, for opened canonical elements c < 2^128, 0 < f < 64."""
+    if D.dtype.names == ("lo", "hi"):
+        # straight on the interleaved (lo, hi) words: no limb copies, no structured assignment
+        w = np.ascontiguousarray(c).reshape(-1).view(_U64).reshape(-1, 2)
+        out = np.empty(c.shape, dtype=D.dtype)
+        ow = out.reshape(-1).view(_U64).reshape(-1, 2)
+        np.right_shift(w[:, 0], _U64(f), out=ow[:, 0])
+        np.bitwise_or(ow[:, 0], np.left_shift(w[:, 1], _U64(64 - f)), out=ow[:, 0])
+        np.right_shift(w[:, 1], _U64(f), out=ow[:, 1])
+        return out
     lo, hi = _limbs(D, c)
     if hi is None:
         return D.from_int(lo >> _U64(f))
