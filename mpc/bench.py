@@ -354,7 +354,7 @@ def measure(
     rounds = max(p["counts"][-1][0] for p in per_party)
     nbytes = max(p["counts"][-1][1] for p in per_party)
     if dom.is_field:  # the dealer-free and dealer-node sources have no edaBits for fields
-        path = "bits" if source in ("dn07", "dealer") else True
+        path = "bits" if source == "dealer" else True
     else:  # nor ltz_tuples without a dealer
         path = "edabits" if source not in ("trusted_dealer", "dealer") else False
     pred = COST_MODEL[op](size, parties, e, path)

@@ -5,7 +5,8 @@ CRYPTO 2007, sections 3-4 (random and double sharings by hyper-invertible / Vand
 extraction, multiplication by degree reduction through a "king").
 
 Security: semi-honest (passive), information-theoretic, against up to t < n/2 corrupt
-parties (n >= 2t + 1), given private authenticated channels. Nothing is checked: an active
+parties (n >= 2t + 1), given private authenticated channels (boolean triples: computational,
+from OT extension, see below). Nothing is checked: an active
 adversary can make the items wrong without being detected (the DN07 consistency checks on
 the extra n - 2t sharings and MAC'd variants are not implemented).
 
@@ -23,9 +24,13 @@ V[j, i] = (i + 1)^j):
   masked d = z - r and sends it back; [z]_t = [r]_t + d. The batch is split into n chunks
   and party j is the king of chunk j, so the load is balanced. Two rounds.
 - Triples: random [a], [b], double ([r]_t, [r]_2t); c = reduce(a * b). 3 rounds per batch.
-- Random bits (default, `bit_method="xor"`): parties 0..t deal random bits, b = their XOR
-  folded with t multiplications (x XOR y = x + y - 2xy); any t parties miss an honest
-  dealer's bit. Semi-honest only (a dealer could deal a non-bit unchecked).
+- Random bits and daBits (default, `bit_method="xor"`): parties 0..t deal random bits,
+  b = their XOR folded in a tree with t multiplications (x XOR y = x + y - 2xy); any t
+  parties miss an honest dealer's bit. Each dealer's own bit is its XOR share of b (0 at
+  parties > t), so the same item is a daBit [RW19]: a Shamir sharing and an n-party XOR
+  sharing of one bit, at the cost of a random bit (t products, 1 + 2 ceil(log2(t + 1))
+  rounds); random bits are the daBits' arithmetic halves (one pool). Semi-honest only (a
+  dealer could deal a non-bit unchecked).
 - Random bits (`bit_method="sqrt"`, square-root trick, e.g. [DFKNT06, sec. 5], as in
   MP-SPDZ/MPyC for p odd):
   a square pair ([a], [a^2]); open u = a^2 (reveals nothing but a^2, which hides the sign of
@@ -39,12 +44,33 @@ V[j, i] = (i + 1)^j):
   trusted dealer's distribution; a sum of party-local values would be cheaper but neither
   uniform nor below 2^bits, which the comparisons' field-room bound assumes.
 
+- edaBits [EGKRS20] of l bits (l <= 64, 2^l < p; comparison_eda asks for l = 64 over
+  GF(2^127 - 1)): l daBits, r = sum_i 2^i b_i (additions), XOR word = OR_i (x_i << i).
+  Cost per edaBit: l daBits = t * l products (64 at n = 3). EGKRS20's cheaper edaBits
+  (local randomness and a boolean adder) would need an n-party binary adder per item.
+- Boolean (AND) triples on 64-bit words, XOR-shared among all n parties: pairwise IKNP OT
+  extension with Chou-Orlandi base OTs (protocols.preprocessing._otext, shared with the OT
+  source): every cross term a_q & b_p is 64 bit-OTs per word and ordered pair [IKNP03;
+  ALSZ13]. 2 rounds per refill (+2 once for the base OTs), (n - 1)(64 * 16 + 8 k) bytes
+  sent per party and a-word. Computational (CDH on edwards25519 in the ROM, fixed-key AES
+  as a correlation-robust hash), secure against up to n - 1 corrupt, hence also here.
+  (An information-theoretic alternative, DN07 over an extension field GF(2^k), would need
+  k >= log2(n + 1) and bit-sliced field products; not implemented.)
+
 Every kind works over any prime field p = 3 (mod 4) the Shamir scheme runs on, in particular
-GF(2^61 - 1) and GF(2^127 - 1) (the domain for fixed point over Shamir); the Z_2^64-only
-kinds (trunc_triples, edabits, dabits, bool_triples) do not apply to fields.
+GF(2^61 - 1) and GF(2^127 - 1) (the domain for fixed point over Shamir); trunc_triples
+(Z_2^64 only) does not apply to fields.
 
 [DFKNT06] Damgard, Fitzi, Kiltz, Nielsen, Toft, "Unconditionally secure constant-rounds
 multi-party computation for equality, comparison, bits and exponentiation", TCC 2006.
+[RW19] D. Rotaru, T. Wood, "MArBled circuits: mixing arithmetic and boolean circuits with
+active security", INDOCRYPT 2019.
+[EGKRS20] D. Escudero, S. Ghosh, M. Keller, R. Rachuri, P. Scholl, "Improved primitives for
+MPC over mixed arithmetic-binary circuits", CRYPTO 2020.
+[IKNP03] Y. Ishai, J. Kilian, K. Nissim, E. Petrank, "Extending oblivious transfers
+efficiently", CRYPTO 2003.
+[ALSZ13] G. Asharov, Y. Lindell, T. Schneider, M. Zohner, "More efficient oblivious transfer
+and extensions for faster secure computation", CCS 2013.
 """
 
 from __future__ import annotations
@@ -55,6 +81,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.shamir import lagrange_coefficients
@@ -109,6 +136,8 @@ class _Lin:
 
     def scale(self, v: np.ndarray, c: int) -> np.ndarray:
         c %= self.F.modulus
+        if c == 0:
+            return self.F.zeros(v.shape)
         if c == 1:
             return v.copy()
         if self.m61 and c < 8:
@@ -118,6 +147,16 @@ class _Lin:
             r += t  # < 2^61 + 8
             t = r - _P61
             return np.minimum(r, t, out=r)
+        if c < 16:  # other fields: double-and-add; the Vandermonde entries and x-coordinates are
+            # small. GF(2^127 - 1), 640k elements: numpy kernels add 6 ms, product by a
+            # constant 37 ms (edaBits 10^4 x 64, n = 3: 1.9 -> 1.1 s); compiled kernels 1.9
+            # vs 2.9 ms, edaBits unchanged within noise (0.77 vs 0.80 s)
+            r = v
+            for bit in bin(c)[3:]:
+                r = self.F.add(r, r)
+                if bit == "1":
+                    r = self.F.add(r, v)
+            return r
         return self.F.mul(v, np.full(v.shape, c, dtype=self.F.dtype) if self.m61 else self.F.from_int(c))
 
     def comb(self, coeffs: Sequence[int], arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -146,17 +185,25 @@ class DN07(Preprocessing):
     `batch`: elementwise items (triples, square pairs, randoms, bits) are generated at least
     `batch` at a time and pooled; matrix triples are generated per request.
 
-    Rounds per refill: randoms 1, triples / square pairs 3, bits 1 + 2t ("xor") or 4
-    ("sqrt"), matrix triples 3;
-    trunc_pairs and bounded_randoms: those of their bits.
+    `bool_chunk`: boolean triples are made `bool_chunk` a-words per OT extension (bounds its
+    memory: 64 * bool_chunk OTs per ordered pair) and at least that many per refill.
+
+    Rounds per refill: randoms 1, triples / square pairs 3, bits and daBits
+    1 + 2 ceil(log2(t + 1)) ("xor"; 3 for n = 3) or 4 ("sqrt"), matrix triples 3, boolean
+    triples 2 (+2 once for the base OTs); trunc_pairs, bounded_randoms and edaBits: those
+    of their bits (bits and daBits share one pool).
     Bytes per party per elementwise triple (amortised, n parties, e = 8): about
     e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
     Security: semi-honest, t < n/2 (see the module docstring).
+    Raises: ConfigError for a scheme / field it cannot serve, PreprocessingExhausted for
+    parameters no protocol uses (as the dealer), FrameError / SessionAbortedError for a
+    peer's malformed or missing messages (received field elements are checked canonical,
+    OT messages for exact shape and dtype).
     """
 
     name = "dn07"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor"):
+    def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12):
         if bit_method not in ("xor", "sqrt"):
             raise ConfigError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
         self.bit_method = bit_method
@@ -180,6 +227,9 @@ class DN07(Preprocessing):
         self.lag_2t = lagrange_coefficients(p, self.xs[: 2 * t + 1], 0)
         self._pools: dict[str, list[np.ndarray]] = {}
         self._lock = asyncio.Lock()
+        # boolean triples: pairwise OT extension over this source's own session and tags
+        self._ot = OTExtension(self.s)
+        self.bool_chunk = max(1, int(bool_chunk))
 
     # -- building blocks ---------------------------------------------------------------
     def _deal(self, secret: np.ndarray, deg: int) -> list[np.ndarray]:
@@ -284,19 +334,32 @@ class DN07(Preprocessing):
         return await self._gen_bits_xor(count)
 
     async def _gen_bits_xor(self, count):
-        """Random bits as the XOR of t + 1 dealt bits: parties 0..t each deal `count` random
-        bits with degree-t sharings; b = b_0 XOR ... XOR b_t folded with x XOR y =
-        x + y - 2xy, t DN07 multiplications (one double sharing and one king reduction
-        each). Any t parties miss an honest dealer's bit, so b is uniform to them.
-        Semi-honest: a dealer is trusted to deal a bit (as the sqrt method trusts nothing
-        more, having no checks either). Rounds: 1 + 2t (3 for n = 3). Local cost: t
-        multiplications per bit instead of the sqrt method's ~(bitlen(p) - 2) squarings,
-        7x fewer field operations over GF(2^127 - 1) for n = 3."""
+        """Random bits as the XOR of t + 1 dealt bits: the arithmetic halves of daBits."""
+        (b, _) = await self._gen_dabits(count)
+        return [b]
+
+    async def _gen_dabits(self, count):
+        """daBits over GF(p) [RW19], with t + 1 dealers: parties 0..t each deal `count`
+        random bits b_j with degree-t Shamir sharings; b = b_0 XOR ... XOR b_t is folded
+        pairwise in a tree with x XOR y = x + y - 2xy, t DN07 multiplications (a double
+        sharing and a king reduction each, all of one tree level in one reduction). The XOR
+        share of party j is its own bit b_j (0 for parties > t), in bit 0 of a uint64 word.
+        Any t parties miss an honest dealer's bit, so b is uniform and hidden from them; the
+        kings see only z - r for uniform r. Semi-honest: a dealer is trusted to deal a bit.
+
+        Rounds: 1 + 2 ceil(log2(t + 1)) (3 for n = 3, 5 for n = 5); the double sharings go
+        out in the dealing round. Products per daBit: t. Elements sent per party and daBit
+        (e bytes each): (n - 1) by a dealer, plus t * (2 (n - 1) / (n - t) + 2 (n - 1) / n)
+        for the double sharings and the kings (n = 3: 2 + 10/3, i.e. 85 bytes over
+        GF(2^127 - 1), amortised over the parties: 2/3 * 2 + 10/3 elements = 75 bytes).
+        Returns [arithmetic shares, XOR words]."""
         F, t, me, n = self.F, self.t, self.s.pid, self.n
         dealers = range(t + 1)
         out, expect = {}, {}
+        mine = np.zeros(count, dtype=_U64)
         if me in dealers:
-            shares = self._deal(F.from_int(self.s.rng.bits(count)), t)
+            mine = self.s.rng.bits(count).astype(_U64, copy=False)
+            shares = self._deal(F.from_int(mine), t)
             out = {j: shares[j] for j in range(n) if j != me}
         expect = {j: (count,) for j in dealers if j != me}
         got, doubles = await asyncio.gather(
@@ -305,12 +368,19 @@ class DN07(Preprocessing):
         )
         if me in dealers:
             got[me] = shares[me]
-        x = got[0]
-        for j in range(1, t + 1):
-            rt, r2t = doubles[j - 1]
-            prod = await self.reduce(F.mul(x, got[j]), rt, r2t)
-            x = F.sub(F.add(x, got[j]), F.add(prod, prod))
-        return [x]
+        xs = [got[j] for j in dealers]
+        used = 0
+        while len(xs) > 1:  # one tree level: all its products in one reduction
+            P = len(xs) // 2
+            lhs = np.concatenate(xs[0 : 2 * P : 2])
+            rhs = np.concatenate(xs[1 : 2 * P : 2])
+            rt = np.concatenate([doubles[used + i][0] for i in range(P)])
+            r2t = np.concatenate([doubles[used + i][1] for i in range(P)])
+            used += P
+            prod = await self.reduce(F.mul(lhs, rhs), rt, r2t)
+            x = F.sub(F.add(lhs, rhs), F.add(prod, prod))
+            xs = [x[i * count : (i + 1) * count] for i in range(P)] + xs[2 * P :]
+        return [xs[0], mine]
 
     async def _gen_bits_sqrt(self, count):
         F = self.F
@@ -340,19 +410,33 @@ class DN07(Preprocessing):
     async def _gen_bounded(self, count: int, bits: int) -> np.ndarray:
         """count uniform integers of `bits` bits, sum_j 2^j b_j from `bits` random bits each
         (Horner: doublings are additions, no multiplications)."""
-        (b,) = await self._take("bits", count * bits, self._gen_bits)
+        b = await self._bits(count * bits)
         return _weighted(self.F, b.reshape(bits, count), 0, bits)
 
-    async def _take(self, kind: str, count: int, gen) -> list[np.ndarray]:
+    async def _take(self, kind: str, count: int, gen, batch: int | None = None) -> list[np.ndarray]:
+        """`count` items of a pooled kind along the last axis, under the lock (so items go
+        out in request order, the same at every party); a refill generates at least `batch`
+        (default self.batch) items in one call of `gen`."""
         async with self._lock:
             pool = self._pools.get(kind)
-            have = 0 if pool is None else pool[0].size
+            have = 0 if pool is None else pool[0].shape[-1]
             if have < count:
-                fresh = await gen(max(self.batch, count - have))
-                pool = fresh if pool is None else [np.concatenate([o, f]) for o, f in zip(pool, fresh, strict=True)]
-            out = [a[:count] for a in pool]
-            self._pools[kind] = [a[count:] for a in pool]
+                fresh = await gen(max(self.batch if batch is None else batch, count - have))
+                pool = fresh if pool is None else [
+                    np.concatenate([o, f], axis=-1) for o, f in zip(pool, fresh, strict=True)
+                ]
+            out = [a[..., :count] for a in pool]
+            self._pools[kind] = [a[..., count:] for a in pool]
             return out
+
+    async def _bits(self, count: int) -> np.ndarray:
+        """Shares of `count` random bits: the arithmetic halves of daBits with the default
+        "xor" method (one pool serves bits, daBits and edaBits), else the sqrt method's."""
+        if self.bit_method == "xor":
+            b, _ = await self._take("dabits", count, self._gen_dabits)
+            return b
+        (b,) = await self._take("bits", count, self._gen_bits)
+        return b
 
     # -- the Preprocessing interface ------------------------------------------------------
     async def triples(self, shape: Shape):
@@ -372,8 +456,7 @@ class DN07(Preprocessing):
 
     async def bits(self, shape: Shape):
         shape = tuple(shape)
-        (b,) = await self._take("bits", _size(shape), self._gen_bits)
-        return b.reshape(shape)
+        return (await self._bits(_size(shape))).reshape(shape)
 
     async def matrix_triples(self, x_shape: Shape, y_shape: Shape):
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
@@ -396,8 +479,7 @@ class DN07(Preprocessing):
         if not 0 < f < bits or (1 << bits) >= p:
             raise ConfigError(f"trunc pairs need 0 < f < bits and 2^bits < p, got f={f}, bits={bits}")
         N = _size(shape)
-        (b,) = await self._take("bits", N * bits, self._gen_bits)
-        b = b.reshape(bits, N)
+        b = (await self._bits(N * bits)).reshape(bits, N)
         r = _weighted(self.F, b, 0, bits)
         hi = _weighted(self.F, b, f, bits)
         return r.reshape(shape), hi.reshape(shape)
@@ -410,6 +492,59 @@ class DN07(Preprocessing):
         if not isinstance(bits, int | np.integer) or not 0 < bits or (1 << int(bits)) >= self.F.modulus:
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {self.F}")
         return (await self._gen_bounded(_size(shape), int(bits))).reshape(shape)
+
+    async def dabits(self, shape: Shape):
+        """daBits: (Shamir share of a uniform bit b, XOR share of b in bit 0 of a uint64
+        word), XOR-shared among all n parties (the trusted dealer's format; the high bits
+        are 0 here, the dealer randomises them and no consumer reads them). See
+        `_gen_dabits`: t + 1 dealt bits, t products, 1 + 2 ceil(log2(t + 1)) rounds per
+        refill. Security: semi-honest, t < n/2."""
+        shape = tuple(shape)
+        a, x = await self._take("dabits", _size(shape), self._gen_dabits)
+        return a.reshape(shape), x.reshape(shape)
+
+    async def edabits(self, shape: Shape, bits: int = 64):
+        """edaBits [EGKRS20]: r uniform in [0, 2^bits) as a Shamir sharing and bit by bit in
+        XOR shares among all n parties packed in one uint64 word (bit i = bit i of r), from
+        `bits` daBits: r = sum_i 2^i b_i (Horner, additions only), word = OR_i (x_i << i).
+        Needs 1 <= bits <= 64 and 2^bits < p (as the trusted dealer), else
+        PreprocessingExhausted. Cost: `bits` daBits, i.e. t * bits products (64 at n = 3).
+        Security: semi-honest, t < n/2."""
+        shape = tuple(shape)
+        if not isinstance(bits, int | np.integer) or not 1 <= bits <= 64 or (1 << int(bits)) >= self.F.modulus:
+            raise PreprocessingExhausted(f"{self.name}: no {bits}-bit edaBits in {self.F}")
+        bits, N = int(bits), _size(shape)
+        a, x = await self._take("dabits", N * bits, self._gen_dabits)
+        a, x = a.reshape(bits, N), x.reshape(bits, N)
+        r = _weighted(self.F, a, 0, bits)
+        word = np.bitwise_or.reduce((x & np.uint64(1)) << np.arange(bits, dtype=_U64)[:, None], axis=0)
+        return r.reshape(shape), word.reshape(shape)
+
+    async def bool_triples(self, shape: Shape, k: int = 1):
+        """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties: a of
+        `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format), from pairwise
+        IKNP OT extension with k-bit messages (protocols.preprocessing._otext
+        .OTExtension.gen_bool_triples, shared with the OT source). Base OTs once per pair
+        on first use (2 rounds); then 2 rounds per refill of `bool_chunk` a-words, 64 OTs
+        per a-word and ordered pair, (n - 1) (64 * 16 + 8 k) bytes sent per party and
+        a-word. Security: semi-honest and computational (CDH / fixed-key AES, see _otext),
+        up to n - 1 corrupt, which covers DN07's t < n/2. Raises PreprocessingExhausted
+        for k outside 1..64 (as the OT source), FrameError for a peer's malformed message."""
+        shape = tuple(shape)
+        if not isinstance(k, int | np.integer) or not 1 <= k <= 64:
+            raise PreprocessingExhausted(f"{self.name}: boolean triples need 1 <= k <= 64, got {k}")
+        k = int(k)
+        a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), self.bool_chunk)
+        return a.reshape(shape), b.reshape((k, *shape)), c.reshape((k, *shape))
+
+    def _gen_bool(self, k: int):
+        async def gen(L: int) -> list[np.ndarray]:
+            parts = [await self._ot.gen_bool_triples(min(self.bool_chunk, L - o), k) for o in range(0, L, self.bool_chunk)]
+            if len(parts) == 1:
+                return parts[0]
+            return [np.concatenate([p[i] for p in parts], axis=-1) for i in range(3)]
+
+        return gen
 
 
 def _nonzero(F, u: np.ndarray) -> np.ndarray:

@@ -77,3 +77,39 @@ def test_the_guard_has_power(no_trusted_dealer):
     X, Y = inputs(12, 5)
     with pytest.raises(AssertionError):
         mpc.run_local(2, job_for(X, Y, False, "trusted_dealer"), preprocessing="trusted_dealer", seed=1)
+
+
+def test_shamir_dn07_comparisons_take_the_edabit_path(no_trusted_dealer):
+    """DN07 now supplies daBits, edaBits and boolean triples over GF(p), so dealer-free
+    Shamir comparisons use the edaBit circuit, not Catrina-de Hoogh's random bits: ltz and
+    eqz are exact AND cost exactly comparison.eda_costs (l = 64, 16-byte elements; the
+    random-bit path sends ~25x more), relu is exact and the smooth sigmoid within its bound
+    and its edaBit round count (38)."""
+    N, n = 64, 3
+    X, _ = inputs(N, 7)
+    costs = {op: comparison.eda_costs(op, 64, N, 16) for op in ("ltz", "eqz")}
+
+    async def job(s):
+        assert s.prep.source.name == "dn07"
+        x = await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
+        outs, counts = [], {}
+        for op, fn in (("ltz", comparison.ltz), ("eqz", comparison.eqz), ("relu", comparison.relu),
+                       ("sigmoid", nonlinear.sigmoid)):
+            before = s.stats.copy()
+            outs.append(await fn(s, x))
+            d = s.stats - before
+            counts[op] = (d.rounds, d.bytes_sent)
+        opened = await core.open(s, *outs)
+        return [np.array(s.domain.to_signed(v), dtype=object) for v in opened], counts
+
+    r = mpc.run_local(n, job, scheme="shamir", domain=Mersenne127(), preprocessing="dn07", seed=5)
+    Xo = X.astype(object)
+    for (lt, eq, relu, sg), counts in r.results:
+        assert (lt == (X < 0)).all() and (eq == (X == 0)).all()
+        assert (relu == np.maximum(Xo, 0)).all()
+        want = 1 / (1 + np.exp(-X / 2**F))
+        assert np.abs(sg.astype(float) / 2**F - want).max() <= 2**-F + 1e-4
+        for op, (rounds, per_peer) in costs.items():
+            assert counts[op] == (rounds, (n - 1) * per_peer), op
+        assert counts["ltz"][0] == 8 and counts["eqz"][0] == 8
+        assert counts["sigmoid"][0] == 38

@@ -172,3 +172,130 @@ def test_beaver_end_to_end(n, field):
         assert (F.to_int(z) == (X * Y).astype(object)).all()
         assert (F.to_int(w) == (X.astype(object) @ M.astype(object)) % F.modulus).all()
         assert (F.to_int(q) == ((X * Y).astype(object) ** 2) % F.modulus).all()
+
+
+# -- mixed kinds for GF(p) comparisons: daBits, edaBits, boolean triples ---------------------
+def _xor(parts):
+    return np.bitwise_xor.reduce(np.stack(parts), axis=0)
+
+
+@pytest.mark.parametrize("field", ["M61", "M127"])
+@pytest.mark.parametrize("n", [3, 5])
+def test_mixed_kinds_correct_and_shaped_as_the_dealers(n, field):
+    """daBits: Shamir half == XOR half, fair bits; edaBits: Shamir r == packed XOR word, below
+    2^bits, top bits used; boolean triples: c == a & b. Shapes and dtypes are the trusted
+    dealer's for the same requests."""
+    from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
+    from protocols.prg import CryptoRNG
+
+    sch, ss = dn07_sessions(n, batch=700, field=field)
+    for s in ss:
+        s.prep.bool_chunk = 50  # several OT extensions per request
+    F = sch.field
+    top = 60 if field == "M61" else 64  # 2^bits < p
+    reqs = (
+        ("dabits", ((2000,),)),
+        ("edabits", ((30, 20), top)),
+        ("edabits", ((500,), 40)),
+        ("bool_triples", ((120,), 2)),
+        ("bool_triples", ((4, 5), 1)),
+        ("bits", ((10,),)),  # bits come from the same daBit pool
+    )
+
+    async def job(s):
+        out = []
+        for kind, args in reqs:
+            v = await getattr(s.prep, kind)(*args)
+            out.append(v if isinstance(v, tuple) else (v,))
+        return out
+
+    res = run_all(ss, job)
+    dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(1, "dealer"))
+    ref = run_all(ss, lambda s: job(type("S", (), {"prep": dealer.for_party(s.pid)})()))
+    for i, (kind, _) in enumerate(reqs):
+        for j, want in enumerate(ref[0][i]):
+            assert all(r[i][j].shape == want.shape and r[i][j].dtype == want.dtype for r in res), (kind, j)
+    rec = lambda i, j: F.to_int(reconstruct(sch, [r[i][j] for r in res]))  # noqa: E731
+    xor = lambda i, j: _xor([r[i][j] for r in res])  # noqa: E731
+    b, bx = rec(0, 0), xor(0, 1)
+    assert set(np.unique(b).tolist()) == {0, 1} and (b == bx.astype(object)).all()
+    assert 850 < int(b.sum()) < 1150  # 2000 fair bits: 6.7 sigma
+    for i, bits in ((1, top), (2, 40)):
+        r, w = rec(i, 0), xor(i, 1)
+        assert (r == w.astype(object)).all() and (r < (1 << bits)).all()
+        assert max(r.ravel()).bit_length() > bits - 6
+    for i in (3, 4):
+        a, bb, c = xor(i, 0), xor(i, 1), xor(i, 2)
+        assert (c == (a[None] & bb)).all() and 0.4 < np.unpackbits(a.view(np.uint8)).mean() < 0.6
+    assert set(np.unique(rec(5, 0)).tolist()) <= {0, 1}
+
+
+def test_mixed_kinds_out_of_range_refused():
+    sch, ss = dn07_sessions(3)  # GF(2^61 - 1): at most 60-bit edaBits
+    for kind, args in (("edabits", ((2,), 61)), ("edabits", ((2,), 0)), ("edabits", ((2,), 65)),
+                       ("bool_triples", ((2,), 0)), ("bool_triples", ((2,), 65))):
+        with pytest.raises(PreprocessingExhausted):
+            run_all(ss, lambda s, k=kind, a=args: getattr(s.prep, k)(*a))
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_edabits_uniform(broken, monkeypatch):
+    """edaBit masks over GF(2^127 - 1) must be uniform on [0, 2^64) (the comparison hides
+    x + r mod 2^l only then): the top 4 bits pass a chi-square test. Broken variant: the top
+    daBit replaced by 0 (an off-by-one in the weights), which must fail."""
+    if broken:
+        orig = DN07._take
+
+        async def short(self, kind, count, gen, batch=None):
+            out = await orig(self, kind, count, gen, batch)
+            if kind == "dabits" and count == 1600 * 64:
+                a, x = out
+                a[63 * 1600 :] = self.F.zeros((1600,))
+                x[63 * 1600 :] = 0
+            return out
+
+        monkeypatch.setattr(DN07, "_take", short)
+    sch, ss = dn07_sessions(3, batch=4000, field="M127")
+    out = run_all(ss, lambda s: s.prep.edabits((1600,), 64))
+    r = sch.field.to_int(reconstruct(sch, [o[0] for o in out]))
+    assert (r == _xor([o[1] for o in out]).astype(object)).all()
+    counts = np.bincount(np.array([int(v) >> 60 for v in r]), minlength=16)
+    chi2 = float(((counts - 100.0) ** 2 / 100.0).sum())
+    assert (chi2 < 50) != broken  # 15 dof: p ~ 1e-5
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("broken", [False, True])
+def test_dabit_hidden_from_t_parties(n, broken):
+    """Any t parties' XOR shares must say nothing about the daBit: with t + 1 dealers there
+    is always an honest one. Here parties 0..t-1 (t of them) pool their XOR shares and guess
+    b; they must be right about half the time. Broken variant: dealer t (the one honest
+    dealer) deals zeros, so b is the XOR of the coalition's shares, which must be caught."""
+    sch, ss = dn07_sessions(n, batch=4000)
+    t = sch.t
+    if broken:
+        ss[t].prep.s.rng.bits = lambda shape: np.zeros(shape, np.uint64)
+    out = run_all(ss, lambda s: s.prep.dabits((4000,)))
+    b = sch.field.to_int(reconstruct(sch, [o[0] for o in out])).astype(np.int64)
+    guess = _xor([o[1] for o in out[:t]]).astype(np.int64) & 1
+    agree = int((guess == b).sum())
+    assert (1800 < agree < 2200) != broken  # 4000 fair coins: 6.3 sigma
+
+
+def test_dabit_costs():
+    """Rounds and bytes of one daBit refill as the docstring states them (n = 3, t = 1,
+    GF(2^61 - 1), 600 daBits): dealers 0 and 1 send 600 elements to each of 2 peers, every
+    party deals one double sharing of 300 secrets (2 degrees to 2 peers) and takes part in
+    one king reduction (2 chunks of 200 out, its 200 to 2 peers back). Rounds: the dealing
+    and the double sharings go out concurrently (counted as 2 exchanges), then 2 for the
+    king: 3 communication rounds, 4 counted."""
+    sch, ss = dn07_sessions(3, batch=600)
+
+    async def job(s):
+        await s.prep.dabits((600,))
+        return s.prep.stats.copy()
+
+    st = run_all(ss, job)
+    common = 2 * 2 * 300 + 2 * 200 + 2 * 200
+    assert [x.bytes_sent for x in st] == [8 * (2 * 600 + common)] * 2 + [8 * common]
+    assert {x.rounds for x in st} == {4}
