@@ -88,7 +88,7 @@ class Domain(abc.ABC):
         acc = self.mul(*pairs[0])
         for x, y in pairs[1:]:
             self.add(acc, self.mul(x, y), out=acc)
-        return self.add(acc, c, out=out)
+        return self.add(acc, c, out=acc if out is None else out)  # acc is a fresh array
 
     @abc.abstractmethod
     def matmul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
