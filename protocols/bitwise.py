@@ -109,25 +109,35 @@ def unpack_bits(vec: np.ndarray, N: int) -> np.ndarray:
     return np.unpackbits(np.ascontiguousarray(vec).view(np.uint8), bitorder="little", count=N).astype(bool)
 
 
-async def bool_open(s: Session, vecs: list[np.ndarray]) -> list[np.ndarray]:
-    """Open XOR-shared word arrays in one round (one message per peer)."""
-    flat = np.concatenate([v.reshape(-1) for v in vecs]) if len(vecs) > 1 else vecs[0].reshape(-1).copy()
-    tag = s.tag("bopen")
+async def open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray] = ()):
+    """Open XOR-shared and additively shared (Z_2^64) uint64 arrays in one round, one
+    message per peer: (the XOR-opened arrays, the sum-opened arrays)."""
+    parts = [w.reshape(-1) for w in xor_words] + [w.reshape(-1) for w in add_words]
+    flat = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    nx = sum(w.size for w in xor_words)
+    tag = s.tag("wopen")
     try:
         for j in s.peers:
             await s.channel.send(j, tag, flat)
         acc = flat.copy()
         for j in s.peers:
-            acc ^= await s.channel.recv_array(j, tag, dtype=np.uint64, shape=flat.shape)
+            got = await s.channel.recv_array(j, tag, dtype=np.uint64, shape=flat.shape)
+            acc[:nx] ^= got[:nx]
+            acc[nx:] += got[nx:]
     except SmpcError as e:
         await s.abort(e)
         raise
     s.stats.rounds += 1
     out, k = [], 0
-    for v in vecs:
-        out.append(acc[k : k + v.size].reshape(v.shape))
-        k += v.size
-    return out
+    for w in [*xor_words, *add_words]:
+        out.append(acc[k : k + w.size].reshape(w.shape))
+        k += w.size
+    return out[: len(xor_words)], out[len(xor_words) :]
+
+
+async def bool_open(s: Session, vecs: list[np.ndarray]) -> list[np.ndarray]:
+    """Open XOR-shared word arrays in one round (one message per peer)."""
+    return (await open_words(s, vecs))[0]
 
 
 async def band(s: Session, x: np.ndarray, ys: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from network.errors import SmpcError
+from protocols.bitwise import open_words
 from protocols.core import open
 from protocols.errors import PreprocessingExhausted
 from protocols.session import Session, Share
@@ -237,32 +237,6 @@ def _arith_plan() -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
     return np.array(rows).T.copy(), spans
 
 
-async def _open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray]):
-    """Open XOR-shared and additively shared uint64 arrays in one round, one message per
-    peer."""
-    parts = [w.reshape(-1) for w in xor_words] + [w.reshape(-1) for w in add_words]
-    flat = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
-    nx = sum(w.size for w in xor_words)
-    tag = s.tag("wopen")
-    try:
-        for j in s.peers:
-            await s.channel.send(j, tag, flat)
-        acc = flat.copy()
-        for j in s.peers:
-            got = await s.channel.recv_array(j, tag, dtype=np.uint64, shape=flat.shape)
-            acc[:nx] ^= got[:nx]
-            acc[nx:] += got[nx:]
-    except SmpcError as e:
-        await s.abort(e)
-        raise
-    s.stats.rounds += 1
-    out, k = [], 0
-    for w in xor_words + add_words:
-        out.append(acc[k : k + w.size].reshape(w.shape))
-        k += w.size
-    return out[: len(xor_words)], out[len(xor_words) :]
-
-
 @dataclass(frozen=True)
 class OpenWith:
     """A factor y for `ltz_mul` that is not computed yet: `shares` are opened in the
@@ -307,7 +281,7 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
     p0 = s.scheme.adds_public(s.pid)  # the party that adds public constants
     # round 1: c = x + r (and an OpenWith factor's openings, in the same message)
     extra = list(y.shares) if isinstance(y, OpenWith) else []
-    _, (c, *opened) = await _open_words(s, [], [np.add(x.data.reshape(N), r_a)] + [e.data for e in extra])
+    _, (c, *opened) = await open_words(s, [], [np.add(x.data.reshape(N), r_a)] + [e.data for e in extra])
     if extra:
         y = y.then(opened)
     c63 = c >> _U64(63)
@@ -319,7 +293,7 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
     w2 = np.empty((2, N), dtype=_U64)
     np.bitwise_xor(E1, a2, out=w2[0])
     np.bitwise_xor(G1, b2, out=w2[1])
-    (d2,), _ = await _open_words(s, [w2], [])
+    (d2,), _ = await open_words(s, [w2], [])
     ab2 = np.stack((a2, b2))
     G2, E2 = _bool_level(2, (d2[:, None] >> _SH2).reshape(8, N), (ab2[:, None] >> _SH2).reshape(8, N), M2, empty)
     # level 3 (1 round, arithmetic): open the masked level-2 words (and y - rho)
@@ -330,9 +304,9 @@ async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None]
         if not isinstance(y, Share):
             y = await y
         rho_a, r63rho, wrho, W3rho = flat[10:14]
-        (d3,), (delta,) = await _open_words(s, [w3], [np.subtract(y.data.reshape(N), rho_a)])
+        (d3,), (delta,) = await open_words(s, [w3], [np.subtract(y.data.reshape(N), rho_a)])
     else:
-        (d3,), _ = await _open_words(s, [w3], [])
+        (d3,), _ = await open_words(s, [w3], [])
     # the 8 opened level-2 bits, their signs 1 - 2 bit and a row of ones, as small ints
     # (every coefficient is a sum of a few products of 0, 1, -1)
     rows, spans = _arith_plan()
