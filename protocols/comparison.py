@@ -148,10 +148,13 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
         Z_2^64 with ltz_tuples: the product rides in the comparison's last round:
         delta = open(y - rho) there, b*y = delta*b + rho*b with rho*b from the dealer's
         monomials times rho (no extra round).
-        From edaBits (shared y): the comparison's daBit b_a times y is a Beaver product
-        opened in the first message; b = e XOR b_a for the opened e, so
-        b*y = (y - b_a*y if e else b_a*y): no extra round.
-        Otherwise (GF(p) from random bits, or y not yet a Share): ltz, then one product.
+        From edaBits: the comparison's daBit b_a times y is a Beaver product, b = e XOR b_a
+        for the opened e, so b*y = (y - b_a*y if e else b_a*y): no extra round. A shared y's
+        openings ride in the first message; a y that is not yet a Share (an OpenWith or an
+        awaitable) is resolved and its Beaver opening made in a child session while the
+        AND levels run (Stats counts that opening as one more round; it is not on the
+        critical path).
+        Otherwise (GF(p) from random bits): ltz, then one product.
 
     y may also be an awaitable of a Share (e.g. a running truncation): it is awaited only
     before the last round, so its own rounds overlap the comparison's; or an `OpenWith`,
@@ -159,8 +162,8 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
     they are opened in a child session concurrently with the comparison's first round).
     Shapes: x, y: S; returns (S, S).   Range: as `ltz` (`bits`); the product is exact mod
     the domain.
-    Rounds: 3 (Z_2^64, ltz_tuples); the rounds of ltz (from edaBits, y a Share); rounds of
-    ltz + 1 otherwise.
+    Rounds: 3 (Z_2^64, ltz_tuples); the rounds of ltz from edaBits (+1 in Stats for a y that
+    is not yet a Share); ltz + 1 from random bits.
     Bytes (to each peer): N*48 (Z_2^64, ltz_tuples); ltz + 2*N*e otherwise.
     Preprocessing: one ltz_tuple with mul=True (89 words) per element, or ltz + a triple.
     Security, Raises: as `ltz`.
@@ -172,14 +175,17 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
         res = await _ltz_ring3(s, x, y)
         if res is not None:
             return res
-    if isinstance(y, Share):  # from edaBits: the product rides in the comparison's rounds
+    # from edaBits: the product rides in the comparison's rounds
+    ell = None if ring else field_params(s, KAPPA, bits)
+    if isinstance(y, Share):
         _check(s, y)
         if y.shape != x.shape:
             raise ShapeMismatch(f"ltz_mul: shapes differ: {x.shape} and {y.shape}")
-        ell = None if ring else field_params(s, KAPPA, bits)
         res = await comparison_eda.ltz(s, x, ell, KAPPA, y)
-        if res is not None:
-            return res
+    else:
+        res = await comparison_eda.ltz(s, x, ell, KAPPA, later=lambda: _resolve(s, y))
+    if res is not None:
+        return res
     if isinstance(y, OpenWith):  # open it concurrently with the comparison's first round
         y = asyncio.ensure_future(_resolve(s, y))
     try:

@@ -17,11 +17,13 @@ b = e XOR b_a for the opened e, so b*y = (y - b_a y if e else b_a y): no extra r
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from protocols import bitwise
 from protocols.core import open
-from protocols.errors import PreprocessingExhausted
+from protocols.errors import PreprocessingExhausted, ShapeMismatch
 from protocols.session import Session, Share
 from protocols.truncation import public_low_bits
 
@@ -61,20 +63,20 @@ def _beaver_parts(s: Session, u: Share, y: Share, triple) -> tuple[Share, Share]
 
 
 def _beaver_finish(s: Session, triple, d: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """c + d*b + e*a + d*e (the last term at the party adding public constants)."""
-    D = s.domain
+    """c + d*b + e*(a + d) at the party adding public constants, c + d*b + e*a elsewhere."""
     a, b, c = triple
-    z = D.mul(d, b)
-    D.add(z, c, out=z)
-    t = D.add(a, d) if s.scheme.adds_public(s.pid) else a.copy()
-    D.mul(t, e, out=t)
-    D.add(z, t, out=z)
-    return z
+    left = s.domain.add(a, d) if s.scheme.adds_public(s.pid) else a
+    return s.domain.muladd(c, [(d, b), (left, e)])
 
 
-async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None):
+async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None, later=None):
     """(ltz(x), ltz(x) * y or None); on GF(p) None if the source has no edaBits for fields
-    (nothing sent). ell: the value width l on GF(p), None on Z_2^64."""
+    (nothing sent). ell: the value width l on GF(p), None on Z_2^64.
+
+    The factor is either a Share `y` (its Beaver openings ride in the first message) or
+    `later`, a function returning an awaitable of the Share (called once the items are
+    fetched; its Beaver opening then runs in a child session concurrently with the AND
+    levels: no extra round on the critical path, one more opening in Stats)."""
     S = x.shape
     got = await _fetch(s, S, ell, kappa)
     if got is None:
@@ -82,26 +84,48 @@ async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None
     eda, rr = got
     m = 63 if ell is None else ell - 1
     dabit = await s.prep.dabits(S)
+    b_a = Share(dabit[0], s)
     to_open = [_masked(s, x, ell, eda, rr)]
+    task = None
+    if y is not None or later is not None:
+        triple = await s.prep.triples(S)  # fetched before any concurrent branch starts
     if y is not None:
-        triple = await s.prep.triples(S)
-        to_open += _beaver_parts(s, Share(dabit[0], s), y, triple)
-    c, *de = await open(s, *to_open)
-    c = _low(s, c, ell)
-    r_b = eda[1].reshape(-1)
-    u = await bitwise.bitlt(s, c, r_b, m)
-    u ^= bitwise.pack_bits(r_b >> _U64(m))
-    flip = ((c >> _U64(m)) & _ONE).astype(bool)  # msb = c_m ^ r_m ^ BitLT
-    if ell is not None:
-        flip = ~flip  # over GF(p) the circuit yields msb(x + 2^(l-1)) = [x >= 0]
-    e = await bitwise.b2a_open(s, u, dabit[1], flip)
-    b_a = Share(dabit[0].reshape(-1), s)
-    b = bitwise.select_bit(e, (1 - b_a).data, b_a.data)
+        to_open += _beaver_parts(s, b_a, y, triple)
+    elif later is not None:
+        task = asyncio.ensure_future(_later_product(s, later, b_a, triple))
+    try:
+        c, *de = await open(s, *to_open)
+        c = _low(s, c, ell)
+        r_b = eda[1].reshape(-1)
+        u = await bitwise.bitlt(s, c, r_b, m)
+        u ^= bitwise.pack_bits(r_b >> _U64(m))
+        flip = ((c >> _U64(m)) & _ONE).astype(bool)  # msb = c_m ^ r_m ^ BitLT
+        if ell is not None:
+            flip = ~flip  # over GF(p) the circuit yields msb(x + 2^(l-1)) = [x >= 0]
+        e = await bitwise.b2a_open(s, u, dabit[1], flip)
+        if task is not None:
+            y, bay = await task
+        elif y is not None:
+            bay = _beaver_finish(s, triple, *(v.reshape(S) for v in de))
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+    ba = b_a.data.reshape(-1)
+    b = bitwise.select_bit(e, (1 - Share(ba, s)).data, ba)
     if y is None:
         return Share(b.reshape(S), s), None
-    bay = _beaver_finish(s, triple, *(v.reshape(S) for v in de)).reshape(-1)
+    bay = bay.reshape(-1)
     by = bitwise.select_bit(e, s.domain.sub(y.data.reshape(-1), bay), bay)
     return Share(b.reshape(S), s), Share(by.reshape(S), s)
+
+
+async def _later_product(s: Session, later, b_a: Share, triple) -> tuple[Share, np.ndarray]:
+    """(y, b_a * y) for y = await later(), the Beaver opening in a child session."""
+    y = await later()
+    if not isinstance(y, Share) or y.shape != b_a.shape:
+        raise ShapeMismatch(f"ltz_mul: the factor must be a Share of shape {b_a.shape}")
+    d, e = await open(s.child("ltzmul"), *_beaver_parts(s, b_a, y, triple))
+    return y, _beaver_finish(s, triple, d, e)
 
 
 async def eqz(s: Session, x: Share, ell: int | None, kappa: int) -> Share | None:

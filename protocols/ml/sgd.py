@@ -26,9 +26,11 @@ for the intercept; weights w with f fractional bits):
 Rounds per iteration: 1 (update + forward product) + 3 (ltz_mul, trunc(z) in its first
 message) + 1 (gradient) = 5 with the piecewise sigmoid on Z_2^64 with ltz_tuples and
 matrix_trunc_triples preprocessing; T iterations cost 5T rounds (the first saves its forward
-round, the last update takes one). Without those kinds (dealer-free sources) the truncation
-takes its own round and ltz costs 8 (from edaBits; 7 on GF(p)): 1 + 1 + 8 + 1 + 1 = 12
-(11 on GF(p); Stats counts one more, the opening of trunc(z) that runs concurrently)
+round, the last update takes one). Without those kinds (dealer-free sources, GF(p)) the
+truncation takes its own round and ltz_mul costs 8 (from edaBits, the product's opening
+running concurrently with its AND levels): 1 + 1 + 8 + 1 = 11 (Stats counts two more, the
+concurrent openings of trunc(z) and of the product; from random bits, as with the dealer
+node on GF(p): 7 + 1 for ltz_mul, also 11)
 (squared loss: 4 rounds, 3 with the fused kind); the smooth sigmoid (nonlinear.sigmoid)
 costs 34 + 1 instead of 3 (Z_2^64).
 Bytes per iteration and party, Z_2^64 with both kinds, d' = d + 1 (the intercept column):
@@ -112,7 +114,7 @@ async def piecewise_sigmoid_raw(s: Session, z_raw: Share, f: int) -> Share:
     comparisons b1 = [z < -1/2], b2 = [z > 1/2] on the untruncated z (ltz is exact on every
     int64), batched in one comparison.ltz_mul whose products b_i * trunc(z) ride in its last
     round; trunc(z) runs concurrently with its first.
-    Rounds: 3 on Z_2^64 with ltz_tuples (ltz_mul), else ltz + 1."""
+    Rounds: 3 on Z_2^64 with ltz_tuples (ltz_mul), 8 from edaBits, 7 + 1 from random bits."""
     h2 = 1 << (2 * f - 1)
     h, one = 1 << (f - 1), 1 << f
     cmp = stack(s, [z_raw + h2, -z_raw + h2])
