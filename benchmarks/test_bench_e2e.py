@@ -1,9 +1,9 @@
 """End-to-end jobs, online phase: logistic regression training and fraud scoring, 3 parties
 in one process (additive over Z_2^64, memory transport), the workloads of `smpc bench --op
-logistic_regression fraud_score` (mpc/bench.py: the same public data, hyperparameters and
+logistic_regression fraud_score` (mpc/bench/run.py: the same public data, hyperparameters and
 plaintext checks).
 
-    logistic_regression: protocols.ml.train("logistic") on N rows x 10 features split
+    logistic_regression: protocols.apps.ml.train("logistic") on N rows x 10 features split
         horizontally, batch 128, lr 0.5, then reveal; default N = 1,000, 1 epoch;
         --full-sizes N = 10,000, 10 epochs (issue 6's workload).
     fraud_score: protocols.fraud.score of N make_fraud transactions split vertically (public
@@ -22,7 +22,7 @@ Across processes / over TCP or MQTT use `smpc bench` (see benchmarks/README.md).
 import pytest
 
 from benchmarks.online import OnlineBench
-from mpc import bench
+from mpc.bench import run as bench
 
 #: op -> ((default size, epochs), (full size, epochs))
 SIZES = {

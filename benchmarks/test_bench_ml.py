@@ -67,7 +67,7 @@ def workload(name: str, full: bool):
 
 async def train_job(s, name: str, full: bool, partition: str = "horizontal"):
     from protocols import core
-    from protocols.ml import train
+    from protocols.apps.ml import train
     from protocols.session import Share
 
     X, y, model, hp = workload(name, full)
@@ -92,7 +92,7 @@ async def train_job(s, name: str, full: bool, partition: str = "horizontal"):
 
 
 def measure(name: str, full: bool, partition: str = "horizontal", transport: str = "tcp") -> dict:
-    from protocols.ml.reference import fit_sgd_plain
+    from protocols.apps.ml.reference import fit_sgd_plain
 
     if transport == "memory":  # all parties in this process (one event loop)
         from mpc import run_local

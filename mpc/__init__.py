@@ -9,6 +9,6 @@ from mpc.local import LocalRun, run_local
 
 __all__ = ["FittedModel", "LocalRun", "fit_local", "run_local"]
 
-from mpc.client import Client  # noqa: E402
+from mpc.node.client import Client  # noqa: E402
 
 __all__ = [*__all__, "Client"]

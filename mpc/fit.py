@@ -6,7 +6,7 @@ notebooks, tests). The scikit-learn-like result is the *released* model.
     >>> m.predict(X_new), m.coef_, m.stats
 
 Each party's data only enters its own party's job; the parties compute over shares
-(protocols.ml) and the model is opened at the end (to every party: each party of a local run
+(protocols.apps.ml) and the model is opened at the end (to every party: each party of a local run
 is this process anyway).
 """
 
@@ -59,7 +59,7 @@ class FittedModel:
 
 
 async def _job(s, model, parts, partition, hyperparameters):
-    from protocols.ml import train
+    from protocols.apps.ml import train
 
     X, y = parts[s.pid]
     m = await train(s, model, X, y, partition=partition, **hyperparameters)
@@ -85,7 +85,7 @@ def fit_local(
     columns of the same aligned rows and exactly one party passes y (None elsewhere).
     scheme "additive" (Z_2^64) or "shamir" (GF(2^127 - 1): fixed point needs the big field;
     threshold (n-1)//2). transport "memory" | "tcp" | "mqtt" (see run_local).
-    hyperparameters: see protocols.ml.train.
+    hyperparameters: see protocols.apps.ml.train.
     """
     n = len(parts)
     if n < 2:

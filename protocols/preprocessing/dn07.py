@@ -44,7 +44,7 @@ V[j, i] = (i + 1)^j):
   trusted dealer's distribution; a sum of party-local values would be cheaper but neither
   uniform nor below 2^bits, which the comparisons' field-room bound assumes.
 
-- edaBits [EGKRS20] of l bits (l <= 64, 2^l < p; comparison_eda asks for l = 64 over
+- edaBits [EGKRS20] of l bits (l <= 64, 2^l < p; comparison.eda asks for l = 64 over
   GF(2^127 - 1)): l daBits, r = sum_i 2^i b_i (additions), XOR word = OR_i (x_i << i).
   Cost per edaBit: l daBits = t * l products (64 at n = 3). EGKRS20's cheaper edaBits
   (local randomness and a boolean adder) would need an n-party binary adder per item.

@@ -2,8 +2,8 @@ import sqlite3
 
 import pytest
 
-from mpc.audit import AuditLog, AuditLogError, verify
-from mpc.cli import main
+from mpc.cli.main import main
+from mpc.node.audit import AuditLog, AuditLogError, verify
 
 
 def _log(tmp_path, k=3):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mpc import bench
-from mpc.cli import main as cli_main
+from mpc.bench import run as bench
+from mpc.cli.main import main as cli_main
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,7 +87,9 @@ def test_memory_latency_delays_every_message():
 
     waited, got = asyncio.run(main())
     assert list(got) == [0, 1, 2, 3]
-    assert waited >= 0.02
+    # asyncio runs a timer up to its clock resolution early (BaseEventLoop._run_once
+    # adds clock_resolution to the deadline): measured 0.01991 s here; 1 ms of slack
+    assert waited >= 0.02 - 1e-3
 
 
 def test_tcp_every_op(capsys):
@@ -195,7 +197,7 @@ def test_bad_flag_combinations():
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot"), ("additive", 3, "dealer")])
 def test_triples_from_each_named_source(scheme, parties, source):
-    from mpc.bench import measure
+    from mpc.bench.run import measure
 
     rec = measure("triples", 512, parties=parties, scheme=scheme, source=source, repeat=1, seed=3)
     assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
@@ -221,7 +223,7 @@ def test_no_progress_bar_when_not_a_tty(capsys):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot")])
 def test_dealer_free_sources_in_separate_processes(scheme, parties, source):
-    from mpc.bench import measure
+    from mpc.bench.run import measure
 
     rec = measure("mul", 256, parties=parties, scheme=scheme, source=source, repeat=1,
                   processes=True, transport="tcp", seed=4)

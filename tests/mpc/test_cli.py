@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from mpc.cli import main
+from mpc.cli.main import main
 
 
 @pytest.mark.parametrize("scheme,transport", [("additive", "memory"), ("shamir", "tcp")])

@@ -1,8 +1,8 @@
 import pytest
 
 from mpc import Client
-from mpc.client import ClientError
-from mpc.manifest import generate_signing_key, verify_envelope
+from mpc.node.client import ClientError
+from mpc.node.manifest import generate_signing_key, verify_envelope
 
 
 def test_sign_by_name_and_kwargs_and_unreachable_node():

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from mpc import bench, compare_mpyc
-from mpc.cli import main as cli_main
+from mpc.bench import compare_mpyc
+from mpc.bench import run as bench
+from mpc.cli.main import main as cli_main
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from mpc.config import ConfigError, load_config, write_consortium
+from mpc.node.config import ConfigError, load_config, write_consortium
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from mpc.datasets import make_fraud
+from mpc.cli.datasets import make_fraud
 
 
 def _auc(X, y):

@@ -3,9 +3,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from mpc.config import SourceConfig
-from mpc.datasources import DataSourceError, load_columns
-from mpc.policy import PolicyError
+from mpc.node.config import SourceConfig
+from mpc.node.datasources import DataSourceError, load_columns
+from mpc.node.policy import PolicyError
 
 
 def _csv(tmp_path, text, name="d.csv"):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mpc.cli import main
+from mpc.cli.main import main
 
 KEYS = ("accuracy_secure", "accuracy_plain", "auc_secure", "auc_plain", "seconds",
         "bytes_per_party", "rounds", "aggregate")
@@ -43,7 +43,7 @@ def test_demo_mqtt_insecure_dealer_says_so(capsys, mqtt_broker):
 
 
 def test_demo_table(capsys):
-    from mpc import demo
+    from mpc.cli import demo
 
     out = {"parties": 3, "scheme": "additive", "transport": "tcp", "rows": 10, "score_rows": 5,
            "preprocessing": "shared_seed_dealer", "secure_preprocessing": False,

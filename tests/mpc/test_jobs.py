@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import mpc
-from mpc.config import load_config, write_consortium
-from mpc.jobs import REGISTRY, JobContext, JobParameterError, finish_outputs
-from mpc.manifest import load_signing_key, sign_manifest
+from mpc.node.config import load_config, write_consortium
+from mpc.node.jobs import REGISTRY, JobContext, JobParameterError, finish_outputs
+from mpc.node.manifest import load_signing_key, sign_manifest
 from protocols import core
 from protocols.arith.field import Mersenne127
 from protocols.arith.fixedpoint import FixedPoint
@@ -131,7 +131,7 @@ def test_fraud_manifests_checked(signer, computation, params, recipients, match)
 
 
 def test_group_keys_outside_the_public_set_refused_at_load():
-    from mpc.jobs import JobDataError
+    from mpc.node.jobs import JobDataError
 
     spec = REGISTRY["fraud_aggregate"]
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mpc.manifest import (
+from mpc.node.manifest import (
     ManifestError,
     SignatureError,
     generate_signing_key,

@@ -10,10 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from mpc.audit import verify
-from mpc.client import Client, JobFailedError, SubmissionRejected
-from mpc.config import write_consortium
-from mpc.manifest import generate_signing_key
+from mpc.node.audit import verify
+from mpc.node.client import Client, JobFailedError, SubmissionRejected
+from mpc.node.config import write_consortium
+from mpc.node.manifest import generate_signing_key
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -201,7 +201,7 @@ def test_sigterm_during_job_ends_it_with_a_reason(tmp_path):
         cl.procs[0].send_signal(signal.SIGTERM)
         assert cl.procs[0].wait(10) == 0
         assert "node.shutdown" in cl.log(0)
-        entries = __import__("mpc.audit", fromlist=["AuditLog"]).AuditLog(
+        entries = __import__("mpc.node.audit", fromlist=["AuditLog"]).AuditLog(
             tmp_path / "bank0-state" / "audit.db").entries()
         assert entries[-1]["outcome"] == "failed" and "node.shutdown" in entries[-1]["reason"]
         # node 1 is still up and reports its own reason once its connect deadline passes
@@ -238,7 +238,7 @@ def test_corrupted_audit_log_is_detected(cluster):
                 "WHERE seq = 1")
     con.commit()
     con.close()
-    from mpc.cli import main
+    from mpc.cli.main import main
 
     assert main(["audit", "verify", str(db)]) == 1
     proc = cluster.start(1)

@@ -1,9 +1,9 @@
 import pytest
 
-from mpc.config import load_config, write_consortium
-from mpc.jobs import REGISTRY, JobParameterError
-from mpc.manifest import generate_signing_key, load_signing_key, sign_manifest
-from mpc.policy import PolicyError, check_manifest, check_rows
+from mpc.node.config import load_config, write_consortium
+from mpc.node.jobs import REGISTRY, JobParameterError
+from mpc.node.manifest import generate_signing_key, load_signing_key, sign_manifest
+from mpc.node.policy import PolicyError, check_manifest, check_rows
 
 
 @pytest.fixture

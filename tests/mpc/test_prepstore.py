@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from preprocessing_helpers import make_scheme, reconstruct, run_all, sessions
 
-from mpc.prepstore import PrepStore, StoredItems, StoredPreprocessing, fill_store
+from mpc.node.prepstore import PrepStore, StoredItems, StoredPreprocessing, fill_store
 from protocols.errors import PreprocessingExhausted, StorageIntegrityError
 from protocols.preprocessing.dn07 import DN07
 

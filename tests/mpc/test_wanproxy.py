@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mpc import bench
+from mpc.bench import run as bench
 from network.wanproxy import WanProxy, wan_addresses
 
 pytestmark = pytest.mark.timeout(60)

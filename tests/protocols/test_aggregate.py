@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mpc.local import run_local
-from protocols.aggregate import secure_count, secure_mean, secure_sum
+from protocols.apps.aggregate import secure_count, secure_mean, secure_sum
 
 pytestmark = pytest.mark.timeout(60)
 RNG = np.random.default_rng(0)

@@ -10,9 +10,9 @@ from sklearn.datasets import load_breast_cancer
 
 import mpc
 from protocols import comparison, core, fixed, nonlinear, truncation
+from protocols.apps.ml import train
+from protocols.apps.ml.reference import fit_sgd_plain
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.ml import train
-from protocols.ml.reference import fit_sgd_plain
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mpc.datasets import make_fraud
+from mpc.cli.datasets import make_fraud
 from mpc.local import run_local
-from protocols.fraud import flagged_counts, score
-from protocols.ml import train
+from protocols.apps.fraud import flagged_counts, score
+from protocols.apps.ml import train
 
 pytestmark = pytest.mark.timeout(120)
 

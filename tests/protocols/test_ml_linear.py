@@ -9,11 +9,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mpc.local import run_local
+from protocols.apps.ml import train
+from protocols.apps.ml._base import newton_schulz_solve, pub
+from protocols.apps.ml.reference import fit_sgd_plain
 from protocols.arith.field import Mersenne127
 from protocols.errors import ConfigError
-from protocols.ml import train
-from protocols.ml._base import newton_schulz_solve, pub
-from protocols.ml.reference import fit_sgd_plain
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,7 +21,7 @@ X, Y = load_diabetes(return_X_y=True, scaled=False)
 ROWS = np.array_split(np.arange(len(X)), 3)
 COLS = np.array_split(np.arange(X.shape[1]), 3)
 #: public per-feature units (order of magnitude): 1/sd is shared with 2^-16 absolute
-#: resolution, so columns with sd ~ 1 keep it precise (see protocols.ml.data)
+#: resolution, so columns with sd ~ 1 keep it precise (see protocols.apps.ml.data)
 SCALE = 10.0 ** np.floor(np.log10(np.abs(X).max(0)))
 
 
@@ -80,7 +80,7 @@ def test_newton_schulz_solves_spd_system():
     b = rng.normal(size=5)
 
     async def job(s):
-        from protocols.ml._base import const
+        from protocols.apps.ml._base import const
 
         w = await newton_schulz_solve(s, const(s, pub(A), A.shape), const(s, pub(b), b.shape),
                                       float(np.trace(A)), iters=16)

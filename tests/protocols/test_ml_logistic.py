@@ -9,11 +9,11 @@ from sklearn.preprocessing import StandardScaler
 import mpc
 from mpc.local import run_local
 from protocols import core
+from protocols.apps.ml import train
+from protocols.apps.ml.reference import fit_sgd_plain
+from protocols.apps.ml.sgd import sgd
 from protocols.arith.field import Mersenne127
 from protocols.arith.fixedpoint import FixedPoint
-from protocols.ml import train
-from protocols.ml.reference import fit_sgd_plain
-from protocols.ml.sgd import sgd
 from protocols.session import Share
 
 pytestmark = pytest.mark.timeout(120)
@@ -88,7 +88,7 @@ def test_fraud_data_accuracy_and_auc(partition):
     from sklearn.metrics import roc_auc_score
 
     import mpc
-    from mpc.datasets import make_fraud
+    from mpc.cli.datasets import make_fraud
 
     d = make_fraud(6000, seed=0)
     hp = dict(batch_size=128, epochs=5, lr=0.5)

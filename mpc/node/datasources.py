@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mpc.config import SourceConfig
+from mpc.node.config import SourceConfig
 from network.errors import SmpcError
 
 
@@ -44,7 +44,7 @@ def load_columns(src: SourceConfig, columns: Sequence[str], *, max_rows: int | N
     if rows.shape[0] == 0:
         raise DataSourceError("source.empty", f"source {src.name!r} has no rows")
     if max_rows is not None and rows.shape[0] > max_rows:
-        from mpc.policy import PolicyError
+        from mpc.node.policy import PolicyError
 
         raise PolicyError("policy.max_rows", f"source {src.name!r} has more than "
                           f"policy.max_rows = {max_rows} rows")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpc.datasets import CATEGORIES, TXN_FEATURES, make_fraud
+from mpc.cli.datasets import CATEGORIES, TXN_FEATURES, make_fraud
 
 SECURE = {"additive": "ot", "shamir": "dn07"}
 
@@ -125,9 +125,9 @@ def _peak(stats: dict, key: str) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from mpc.client import Client
-    from mpc.config import write_consortium
-    from protocols.ml.reference import fit_sgd_plain
+    from mpc.node.client import Client
+    from mpc.node.config import write_consortium
+    from protocols.apps.ml.reference import fit_sgd_plain
 
     quiet = args.json
     n = args.parties

@@ -43,7 +43,7 @@ Class weights: weight(y) = c0 + (c1 - c0) y is applied once to the rows used in 
 (Xw = X * weight(y), one product before training), so iterations cost nothing extra.
 The batch order is public: a permutation per epoch from `shuffle_seed` (not secret: it
 reveals nothing about the data and lets anyone rerun the same algorithm in float64,
-protocols.ml.reference).
+protocols.apps.ml.reference).
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import beaver, fixed
+from protocols.apps.ml._base import const, stack
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.comparison import OpenWith, ltz_mul
 from protocols.errors import ConfigError
-from protocols.ml._base import const, stack
 from protocols.nonlinear import sigmoid as smooth_sigmoid
 from protocols.prg import CryptoRNG
 from protocols.session import Session, Share, concatenate

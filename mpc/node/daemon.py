@@ -10,7 +10,7 @@ A job, step by step (every node runs the same steps; `step` in the status shows 
             A job id already known with the same manifest hash returns the stored record
             (no re-run; T18); a different manifest under a used idempotency key is
             refused (`idempotency.conflict`). A failed job may be re-submitted to run again.
-2. policy   this node's policy decides on its own (mpc.policy); no data is read yet.
+2. policy   this node's policy decides on its own (mpc.node.policy); no data is read yet.
 3. connect  a fresh session with every peer: TCP mesh (Noise KK, pinned keys) or MQTT,
             session id derived from the job id. A peer that is not there within
             timeouts.connect fails the job (`peer.unavailable`).
@@ -24,7 +24,7 @@ A job, step by step (every node runs the same steps; `step` in the status shows 
             and checks its row limits and the job's data rules; a second agreement round
             shares only ok / code / reason, and for vertical jobs with an id column a digest
             of the sorted ids (rows must be aligned: `agreement.alignment` otherwise).
-6. compute  the registered computation (mpc.jobs) with dealer-free preprocessing per job
+6. compute  the registered computation (mpc.node.jobs) with dealer-free preprocessing per job
             session: dn07 for Shamir, ot for additive (or the insecure shared-seed dealer,
             only with --insecure).
 7. deliver  every output goes to its recipients only: `core.reveal_to` for a party
@@ -36,7 +36,7 @@ A job, step by step (every node runs the same steps; `step` in the status shows 
 Any error ends the job with a code and reason on this node; the peers see the session end
 and record their own reason. A failed job releases nothing. SIGTERM: the running job is
 cancelled (`node.shutdown`), recorded, and the daemon exits 0. Each job gets one audit
-entry (mpc.audit: manifest hash, decision, peers, rounds, bytes, outcome, reason). Logs
+entry (mpc.node.audit: manifest hash, decision, peers, rounds, bytes, outcome, reason). Logs
 carry job id, step, shapes, rounds and bytes, never data values, shares or keys.
 """
 
@@ -57,11 +57,11 @@ from typing import Any
 
 import numpy as np
 
-from mpc.audit import AuditLog, AuditLogError, verify
-from mpc.config import ANALYST, ConfigError, InsecureConfigError, NodeConfig
-from mpc.jobs import REGISTRY, JobContext
 from mpc.loop import run_event_loop
-from mpc.manifest import (
+from mpc.node.audit import AuditLog, AuditLogError, verify
+from mpc.node.config import ANALYST, ConfigError, InsecureConfigError, NodeConfig
+from mpc.node.jobs import REGISTRY, JobContext
+from mpc.node.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestError,
@@ -326,7 +326,7 @@ class Node:
             log.warning("job %s: %s: %s: %s", m.job_id, status, code, reason)
 
     async def _run_job(self, m: Manifest) -> None:
-        from mpc.policy import PolicyError, check_manifest
+        from mpc.node.policy import PolicyError, check_manifest
 
         t0 = time.perf_counter()
         stats: dict[str, Any] = {}
@@ -489,8 +489,8 @@ class Node:
                                 f"{names[j]} {d[:8]}" for j, d in digests.items()))
 
     def _load(self, m: Manifest):
-        from mpc.datasources import load_columns
-        from mpc.policy import check_rows
+        from mpc.node.datasources import load_columns
+        from mpc.node.policy import check_rows
 
         inp = m.inputs.get(self.cfg.name)
         if inp is None:
@@ -685,7 +685,7 @@ def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
 
 def run_node(config_path: str, *, insecure: bool = False) -> int:
     """Entry point of `smpc node`: returns the exit code."""
-    from mpc.config import load_config
+    from mpc.node.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s")

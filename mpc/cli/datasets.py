@@ -1,6 +1,6 @@
 """A seeded synthetic card-fraud data set for demos, tests and benchmarks.
 
-    >>> from mpc.datasets import make_fraud
+    >>> from mpc.cli.datasets import make_fraud
     >>> data = make_fraud(20_000, n_banks=3, seed=0)
     >>> parts = data.horizontal()      # [(X_b, y_b)] per bank: its own customers' rows
     >>> parts = data.vertical()        # [(X_b, y or None)]: columns of the same aligned rows

@@ -32,7 +32,8 @@ import time
 
 import numpy as np
 
-from mpc.bench_e2e import (
+from mpc.bench.costmodel import COST_MODEL, ERROR_BOUND, FIX_F, MATMUL_D, MATMUL_M, Cost
+from mpc.bench.e2e import (
     FRAUD_THRESHOLD,
     LOGREG_D,
     LOGREG_EPOCHS,
@@ -41,14 +42,13 @@ from mpc.bench_e2e import (
     _e2e_inputs,
     _run_e2e,
 )
-from mpc.benchreport import plot, print_table
-from mpc.costmodel import COST_MODEL, ERROR_BOUND, FIX_F, MATMUL_D, MATMUL_M, Cost
+from mpc.bench.report import plot, print_table
 from protocols.errors import ConfigError
 from protocols.preprocessing.buffered import Buffered
 
 #: truncate: fixed-point fractional bits and input magnitude
 TRUNC_F, TRUNC_BITS = 16, 40
-#: the end-to-end jobs (whole protocols.ml / protocols.fraud calls, not one primitive)
+#: the end-to-end jobs (whole protocols.apps.ml / protocols.apps.fraud calls, not one primitive)
 E2E_OPS = ("logistic_regression", "fraud_score")
 
 
@@ -80,7 +80,7 @@ OP_DOC = {
     "sigmoid_piecewise": "SecureML piecewise-linear sigmoid clip(x + 1/2, 0, 1); ops = size",
     "sigmoid": "smooth sigmoid (exp + Newton reciprocal), error <= 2^-16 + 1e-4; ops = size",
     "reciprocal": "1/x on [2^-8, 2^16) (normalisation + Newton), rel. error 2e-5; ops = size",
-    "logistic_regression": f"protocols.ml.train('logistic') on `size` rows x {LOGREG_D} features "
+    "logistic_regression": f"protocols.apps.ml.train('logistic') on `size` rows x {LOGREG_D} features "
     "(public seed, split horizontally), batch 128, lr 0.5, --epochs, then reveal; correct = "
     "accuracy within 1 pp of the float64 reference; ops = size*epochs rows; end-to-end jobs "
     "are not modelled (predicted_* and cost_model_ok null)",
@@ -520,7 +520,7 @@ def main(args: argparse.Namespace) -> int:
                 epochs=args.epochs,
             )
             if args.compare == "mpyc":
-                from mpc.compare_mpyc import attach_mpyc
+                from mpc.bench.compare_mpyc import attach_mpyc
 
                 bar.show(f"MPyC {op} size {size} n {n}")
                 attach_mpyc(rec, repeat=args.repeat)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols import beaver, nonlinear
+from protocols.apps.ml._base import SharedModel, decode, encode, input_all, pub, sum_inputs
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.comparison import ltz
 from protocols.core import open as open_shares
 from protocols.core import reveal_to as core_reveal_to
 from protocols.errors import ConfigError, ShapeMismatch
-from protocols.ml._base import SharedModel, decode, encode, input_all, pub, sum_inputs
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
 

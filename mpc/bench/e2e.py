@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpc.costmodel import ERROR_BOUND, FIX_F
+from mpc.bench.costmodel import ERROR_BOUND, FIX_F
 from protocols.errors import ConfigError
 
 #: the plaintext inputs are drawn from this public seed in every party (benchmarks only)
@@ -49,8 +49,8 @@ def _rows_of(N: int, n: int, pid: int) -> np.ndarray:
 def _fraud_model(n: int) -> tuple[np.ndarray, float]:
     """The public fraud model: the float64 reference SGD (smooth sigmoid) on a separately
     seeded make_fraud training set, columns in the vertical parts' order."""
-    from mpc.datasets import make_fraud
-    from protocols.ml.reference import fit_sgd_plain
+    from mpc.cli.datasets import make_fraud
+    from protocols.apps.ml.reference import fit_sgd_plain
 
     tr = make_fraud(5000, n_banks=n, seed=PUBLIC_SEED + 1)
     return fit_sgd_plain(tr.vertical_columns(), tr.y, loss="logistic", batch_size=128, lr=0.5,
@@ -68,7 +68,7 @@ def _e2e_inputs(op: str, size: int, n: int, pid: int, params: dict):
         X, y = logistic_data(size)
         idx = _rows_of(size, n, pid)
         return (X[idx], y[idx]), (X, y)
-    from mpc.datasets import make_fraud
+    from mpc.cli.datasets import make_fraud
 
     data = make_fraud(size, n_banks=n, seed=PUBLIC_SEED)
     model = _fraud_model(n)
@@ -81,12 +81,12 @@ def _logreg_hp(params: dict) -> dict:
 
 async def _run_e2e(s, op: str, px, params: dict):
     if op == "logistic_regression":
-        from protocols.ml import train
+        from protocols.apps.ml import train
 
         Xl, yl = px
         m = await train(s, "logistic", Xl, yl, partition="horizontal", **_logreg_hp(params))
         return await m.reveal(s)
-    from protocols import fraud
+    from protocols.apps import fraud
 
     Xb, model = px
     return await fraud.score(s, model, Xb, owner=0, threshold=FRAUD_THRESHOLD, reveal_to=0,
@@ -97,7 +97,7 @@ def _check_e2e(s, op: str, px, py, out, params: dict) -> dict:
     """The end-to-end jobs' checks against plaintext (pure: the outputs are already revealed).
 
     logistic_regression: the revealed model's accuracy on the training rows against the
-    float64 reference (protocols.ml.reference, the same algorithm and data order) trained on
+    float64 reference (protocols.apps.ml.reference, the same algorithm and data order) trained on
     the same rows; correct if they differ by at most ACCURACY_TOL.
     fraud_score (checked by bank 0, the only party that learns anything; the others report
     None): flags exactly equal to the plaintext computation on the same fixed-point encoding
@@ -105,7 +105,7 @@ def _check_e2e(s, op: str, px, py, out, params: dict) -> dict:
     within the smooth sigmoid's documented 2^-16 + 1e-4 plus the encoding's rounding
     ((n + 1) 2^-(f+1), times the sigmoid's slope 1/4) of the float64 probability."""
     if op == "logistic_regression":
-        from protocols.ml.reference import fit_sgd_plain
+        from protocols.apps.ml.reference import fit_sgd_plain
 
         X, y = py
         coef, b = out

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import beaver
+from protocols.apps.ml._base import decode, encode, sum_inputs
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open as open_shares
 from protocols.core import reveal_to as core_reveal_to
-from protocols.ml._base import decode, encode, sum_inputs
 from protocols.nonlinear import reciprocal
 from protocols.session import Session, Share
 from protocols.truncation import trunc

@@ -10,8 +10,8 @@ the node know its row count. A refusal is a `PolicyError` with a short machine-r
 
 from __future__ import annotations
 
-from mpc.config import ANALYST, NodeConfig
-from mpc.manifest import Manifest
+from mpc.node.config import ANALYST, NodeConfig
+from mpc.node.manifest import Manifest
 from network.errors import SmpcError
 
 

@@ -1,6 +1,6 @@
 """Job manifests: what an analyst asks the consortium to compute, signed with Ed25519.
 
-A manifest (TOML or JSON) names a computation from the registry (mpc.jobs), its parameters,
+A manifest (TOML or JSON) names a computation from the registry (mpc.node.jobs), its parameters,
 which data source and columns each party contributes, who receives the outputs, and an
 idempotency key:
 

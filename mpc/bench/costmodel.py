@@ -104,8 +104,8 @@ def _cost_reciprocal(N, n, e, field=False):
 
 
 def _cost_not_modelled(N, n, e, field=False):
-    """End-to-end jobs: protocols.ml documents the rounds of one SGD iteration but only "about
-    40" for the secure standardisation before it, and protocols.fraud's Rounds line is not
+    """End-to-end jobs: protocols.apps.ml documents the rounds of one SGD iteration but only "about
+    40" for the secure standardisation before it, and protocols.apps.fraud's Rounds line is not
     exact either; no prediction is made (never one fitted to the measurement)."""
     return None
 

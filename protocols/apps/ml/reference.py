@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.ml.sgd import batches, class_weights, learning_rates
+from protocols.apps.ml.sgd import batches, class_weights, learning_rates
 
 
 def sigmoid_piecewise(z: np.ndarray) -> np.ndarray:

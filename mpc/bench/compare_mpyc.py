@@ -201,17 +201,17 @@ def check_result(op: str, X, Y, got) -> tuple[int, float]:
 async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, bool, dict]:
     """smpc bench's logistic_regression in MPyC SecFxp(64, 16): the same public data (mpc.bench.
     logistic_data), horizontal split (party i inputs its rows), batch order
-    (protocols.ml.sgd.batches, shuffle_seed 0), batch 128, lr 0.5, SecureML piecewise sigmoid
+    (protocols.apps.ml.sgd.batches, shuffle_seed 0), batch 128, lr 0.5, SecureML piecewise sigmoid
     clip(z + 1/2, 0, 1), standardisation with the global mean and 1/sd, coefficients mapped back
     to original units and revealed. One difference: MPyC 0.11 has no secure square root, so
     1/sd comes from Newton's iteration y <- y (3 - var y^2) / 2 from the public y0 = 2^-4
     (24 steps; smpc uses inv_sqrt's normalisation + Newton). Correct: accuracy within 1 pp
-    of the float64 reference (protocols.ml.reference.fit_sgd_plain)."""
+    of the float64 reference (protocols.apps.ml.reference.fit_sgd_plain)."""
     import numpy as np
 
-    from mpc.bench_e2e import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
-    from protocols.ml.reference import fit_sgd_plain
-    from protocols.ml.sgd import batches
+    from mpc.bench.e2e import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
+    from protocols.apps.ml.reference import fit_sgd_plain
+    from protocols.apps.ml.sgd import batches
 
     sec = mpc.SecFxp(64, F)
     X, y = logistic_data(size)

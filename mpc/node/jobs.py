@@ -9,7 +9,7 @@ share sealed to the analyst's key), so a node never sees an output not addressed
     aggregate_sum     per-column totals over all parties' rows, and the row count
     aggregate_mean    the same two outputs; the recipient divides (it learns sum and count)
     linear_regression, ridge_regression, logistic_regression
-                      protocols.ml.train; parameters.partition = "horizontal" (default: every
+                      protocols.apps.ml.train; parameters.partition = "horizontal" (default: every
                       party its own rows, features + label) or "vertical" (the same rows,
                       aligned; each party its own columns, exactly one party the label)
     fraud_score       protocols.fraud.score over the owner's transactions with the features
@@ -33,7 +33,7 @@ computation (`agreement.alignment` if they differ); without it, the sources' row
 A stored shared model (SharedModel kept in shares between jobs) is not wired yet: fraud jobs
 take public coefficients (e.g. the ones a logistic_regression job released to the analyst).
 
-The model and fraud computations call the ML layer (protocols.ml, protocols.fraud). If that
+The model and fraud computations call the ML layer (protocols.apps.ml, protocols.apps.fraud). If that
 layer is not installed in this build, they are registered but unavailable: a manifest naming
 one is refused with `job.unavailable` on every node, before any data is read.
 """
@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from mpc.config import NodeConfig
-from mpc.manifest import Manifest
+from mpc.node.config import NodeConfig
+from mpc.node.manifest import Manifest
 from network.errors import SmpcError
 from protocols import core
 from protocols.arith.fixedpoint import DEFAULT_F, FixedPoint
@@ -206,7 +206,7 @@ async def _aggregate(ctx: JobContext) -> dict[str, Output]:
 
 def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
     async def run(ctx: JobContext) -> dict[str, Output]:
-        from protocols import ml
+        from protocols.apps import ml
 
         hyper = dict(ctx.manifest.parameters)
         partition = hyper.pop("partition", "horizontal")
@@ -315,7 +315,7 @@ def _fraud_model(ctx: JobContext) -> tuple[np.ndarray, float]:
 async def _fraud_score(ctx: JobContext) -> dict[str, Output]:
     """Flags (and scores if asked) of the owner's rows, revealed to the owner only (inside
     protocols.fraud.score: the owner is the job's only recipient)."""
-    from protocols import fraud
+    from protocols.apps import fraud
 
     p = ctx.manifest.parameters
     owner = ctx.names.index(p["owner"])
@@ -344,9 +344,10 @@ async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     Security: semi-honest; the recipients learn, per group, whether it has >= k members and,
     if so, its flagged count; nobody learns a suppressed group's count or any row's flag.
     """
-    from protocols import beaver, fraud
+    from protocols import beaver
+    from protocols.apps import fraud
+    from protocols.apps.ml._base import pub
     from protocols.comparison import ltz
-    from protocols.ml._base import pub
 
     s, p = ctx.s, ctx.manifest.parameters
     owner = ctx.names.index(p["owner"])
@@ -379,7 +380,7 @@ async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     return {"counts": Output(kept, 0), "released": Output(released, 0)}
 
 
-#: protocols.ml.train hyperparameters (train itself rejects ones its solver does not take)
+#: protocols.apps.ml.train hyperparameters (train itself rejects ones its solver does not take)
 _ML_PARAMS: dict[str, Any] = {
     "alpha": (int, float), "solver": str, "solver_iters": int, "f_solve": int,
     "feature_scale": list, "l2": (int, float), "batch_size": int, "epochs": int,
@@ -398,7 +399,7 @@ _FRAUD_AGG_PARAMS: dict[str, Any] = {
 
 
 def _ml_spec(name: str, model: str) -> JobSpec:
-    return JobSpec(name, _ml_job(model), needs_label=True, requires=("protocols.ml",),
+    return JobSpec(name, _ml_job(model), needs_label=True, requires=("protocols.apps.ml",),
                    params=_ML_PARAMS, validate=_validate_ml(name),
                    extra_columns=lambda m, party: ([m.parameters["id_column"]]
                                                    if "id_column" in m.parameters else []))
@@ -411,11 +412,11 @@ REGISTRY: dict[str, JobSpec] = {
     "ridge_regression": _ml_spec("ridge_regression", "ridge"),
     "logistic_regression": _ml_spec("logistic_regression", "logistic"),
     "fraud_score": JobSpec("fraud_score", _fraud_score, every_party_inputs=False,
-                           requires=("protocols.fraud",), params=_FRAUD_PARAMS,
+                           requires=("protocols.apps.fraud",), params=_FRAUD_PARAMS,
                            validate=_fraud_validate, extra_columns=_fraud_extra,
                            check_data=_fraud_check_data),
     "fraud_aggregate": JobSpec("fraud_aggregate", _fraud_aggregate, every_party_inputs=False,
-                               requires=("protocols.fraud",), params=_FRAUD_AGG_PARAMS,
+                               requires=("protocols.apps.fraud",), params=_FRAUD_AGG_PARAMS,
                                validate=_fraud_validate, extra_columns=_fraud_extra,
                                check_data=_fraud_check_data),
 }

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols import beaver, fixed
+from protocols.apps.ml._base import bcast, encode, input_all, public_total, sum_inputs
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open as open_shares
 from protocols.errors import ConfigError, ShapeMismatch
-from protocols.ml._base import bcast, encode, input_all, public_total, sum_inputs
 from protocols.nonlinear import inv_sqrt
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc

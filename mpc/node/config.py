@@ -365,7 +365,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         sources[sname] = SourceConfig(sname, kind, spath, query, dsn)
 
     pol = _get(raw, "policy", "", dict, default={})
-    from mpc.manifest import parse_verify_key
+    from mpc.node.manifest import parse_verify_key
 
     keys = []
     for i, k in enumerate(_get(pol, "analyst_keys", "policy.", list, default=[])):
@@ -443,8 +443,8 @@ def write_consortium(
     (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     Returns {"configs": [...], "analyst_key": path, "api": [...]} for the caller."""
-    from mpc.jobs import REGISTRY
-    from mpc.manifest import generate_signing_key, save_signing_key, verify_key_text
+    from mpc.node.jobs import REGISTRY
+    from mpc.node.manifest import generate_signing_key, save_signing_key, verify_key_text
     from network.keys import generate_keypair, public_key_text, save_private_key
 
     if n < 2:

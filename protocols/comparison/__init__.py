@@ -9,7 +9,7 @@ pair of positions per level), then turn the result bit into an arithmetic share 
       c = open(x + r);  msb(x) = msb(c) XOR msb(r) XOR [c mod 2^63 < r mod 2^63]
   Exact for every int64; perfectly hiding (c is uniform). With `ltz_tuples` preprocessing
   (the dealers) the same carry circuit runs in 3 rounds: radix 4, with the products of the
-  mask bits precomputed (protocols.comparison_ring3).
+  mask bits precomputed (protocols.comparison.ring3).
 * GF(p), any scheme, from edaBits of l bits and a kappa-bit random r'' [EGKRS20 with the
   statistical masking of Catrina and de Hoogh, SCN 2010]: for y = x + 2^(l-1) in [0, 2^l),
       c = open(y + 2^l r'' + r'),  c* = c mod 2^l = (y + r') mod 2^l,
@@ -17,7 +17,7 @@ pair of positions per level), then turn the result bit into an arithmetic share 
   and x = 0 iff c* - 2^(l-1) = r' mod 2^l (AND of l bit equalities). p > 2^(l+kappa+1) keeps
   c below p; c is within statistical distance 2^-kappa of uniform (kappa = 40).
   Sources without edaBits for fields (dn07) take Catrina and de Hoogh's circuit in field
-  products instead (protocols.comparison_field: l - 1 shared random bits, a logarithmic
+  products instead (protocols.comparison.field: l - 1 shared random bits, a logarithmic
   BitLT prefix of Beaver products; EQZ by a product tree): fewer rounds, ~25x more bytes.
   Inputs |x| < 2^(l-1) with l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on
   GF(2^61-1)) by default, or l = bits when the caller states |x| < 2^(bits-1) (keyword
@@ -61,9 +61,10 @@ import asyncio
 
 import numpy as np
 
-from protocols import beaver, bitwise, comparison_eda
-from protocols.comparison_field import _ring_bits, eqz_bits, field_costs, field_params, ltz_bits
-from protocols.comparison_ring3 import OpenWith, _ltz_ring3, _resolve, ltz_tuple_values
+from protocols import beaver, bitwise
+from protocols.comparison import eda as comparison_eda
+from protocols.comparison.field import _ring_bits, eqz_bits, field_costs, field_params, ltz_bits
+from protocols.comparison.ring3 import OpenWith, _ltz_ring3, _resolve, ltz_tuple_values
 from protocols.errors import ConfigError, ShapeMismatch
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, is_ring64

@@ -11,7 +11,7 @@ from network.errors import SmpcError
 
 def _cmd_example(args: argparse.Namespace) -> int:
     import mpc
-    from mpc.example import plaintext_total, weighted_sum_job
+    from mpc.cli.example import plaintext_total, weighted_sum_job
 
     res = mpc.run_local(args.parties, weighted_sum_job, scheme=args.scheme, transport=args.transport)
     total = res.results[0]
@@ -53,7 +53,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from mpc.audit import verify
+    from mpc.node.audit import verify
 
     res = verify(args.log)
     if res.ok:
@@ -64,13 +64,13 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from mpc import bench
+    from mpc.bench import run as bench
 
     return bench.main(args)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from mpc.config import write_consortium
+    from mpc.node.config import write_consortium
 
     r = write_consortium(args.out, args.parties, scheme=args.scheme, transport=args.transport,
                          consortium_id=args.id, base_port=args.base_port)
@@ -83,7 +83,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
-    from mpc.node import run_node
+    from mpc.node.daemon import run_node
 
     return run_node(args.config, insecure=args.insecure)
 
@@ -94,7 +94,7 @@ def _nodes_arg(args: argparse.Namespace) -> list[str]:
         import pathlib
         import tomllib
 
-        from mpc.config import load_config
+        from mpc.node.config import load_config
 
         for p in sorted(pathlib.Path(args.consortium).glob("*.toml")):
             try:
@@ -110,7 +110,7 @@ def _nodes_arg(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from mpc.client import Client
+    from mpc.node.client import Client
 
     c = Client(_nodes_arg(args), key=args.key)
     job = c.submit(args.manifest)
@@ -122,7 +122,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from mpc.client import Client
+    from mpc.node.client import Client
 
     nodes = _nodes_arg(args)
     c = Client(nodes, key=b"\0" * 32)  # status needs no key
@@ -135,7 +135,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mpc import demo
+    from mpc.cli import demo
 
     return demo.main(args)
 
@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     av.set_defaults(func=_cmd_audit_verify)
 
     try:
-        from mpc import bench
-    except ImportError:  # the benchmark command is optional until mpc/bench.py lands
+        from mpc.bench import run as bench
+    except ImportError:  # the benchmark command is optional until mpc/bench/run.py lands
         bench = None
     if bench is not None:
         bp = sub.add_parser("bench", help="measure protocols: throughput, rounds, bytes")
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.set_defaults(func=_cmd_status)
 
     try:
-        from mpc import demo
+        from mpc.cli import demo
     except ImportError:
         demo = None
     if demo is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.manifest import Manifest, load_manifest_file, load_signing_key, sign_manifest
+from mpc.node.manifest import Manifest, load_manifest_file, load_signing_key, sign_manifest
 from network.errors import SmpcError
 
 TERMINAL = ("done", "failed", "refused")
@@ -172,9 +172,9 @@ class Client:
         from nacl.public import SealedBox
         from nacl.signing import SigningKey
 
-        from mpc.jobs import finish_outputs
         from mpc.local import make_scheme
-        from mpc.node import domain_for
+        from mpc.node.daemon import domain_for
+        from mpc.node.jobs import finish_outputs
         from protocols.arith.fixedpoint import FixedPoint
 
         rs = [b["result"] for b in results.values()]

@@ -21,7 +21,7 @@ standardised columns and the label owner y - ybar; one matrix-triple product
 Xs^T [Xs, y - ybar] (SecureML sec. 4.2 style matrix Beaver triple) with a single truncation
 by f + k, 2^k ~ N (a common scale of both sides, which cancels in the solve).
 
-Solve: Newton-Schulz (protocols.ml._base.newton_schulz_solve). Conditioning limit: with
+Solve: Newton-Schulz (protocols.apps.ml._base.newton_schulz_solve). Conditioning limit: with
 f_solve = 20 bits, d / lambda_min(C + alpha/N) must stay below ~2^22 and solver_iters >=
 log2(trace / lambda_min * 11) (default 24: trace / lambda_min up to 10^6). scikit-learn's
 diabetes data (lambda_min(C) = 0.0086, d = 10) needs 14.
@@ -32,9 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import beaver, fixed
-from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.errors import ConfigError
-from protocols.ml._base import (
+from protocols.apps.ml._base import (
     SharedModel,
     encode,
     newton_schulz_solve,
@@ -42,7 +40,9 @@ from protocols.ml._base import (
     public_total,
     sum_inputs,
 )
-from protocols.ml.data import REFINE_EXTRA, _as2d, _scaled, prepare_vertical, refine_inv_sqrt
+from protocols.apps.ml.data import REFINE_EXTRA, _as2d, _scaled, prepare_vertical, refine_inv_sqrt
+from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.errors import ConfigError
 from protocols.nonlinear import inv_sqrt
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from protocols.apps.ml._base import SharedModel
+from protocols.apps.ml.data import prepare_horizontal, prepare_vertical
+from protocols.apps.ml.linear import finish, fit_closed_form
+from protocols.apps.ml.sgd import class_weights, sgd
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open as open_shares
 from protocols.errors import ConfigError
-from protocols.ml._base import SharedModel
-from protocols.ml.data import prepare_horizontal, prepare_vertical
-from protocols.ml.linear import finish, fit_closed_form
-from protocols.ml.sgd import class_weights, sgd
 from protocols.session import Session
 
 MODELS = ("linear", "ridge", "logistic")

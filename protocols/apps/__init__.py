@@ -1,0 +1,2 @@
+"""Applications built on the primitives: regression training (ml/), fraud scoring (fraud.py)
+and released aggregates (aggregate.py)."""
