@@ -41,6 +41,13 @@ class PreprocessingExhausted(ProtocolError):
     """The preprocessing source has no more items of the kind that was asked for."""
 
 
+class PreprocessingUnsupported(PreprocessingExhausted):
+    """The preprocessing source never supplies this kind of item (for its domain and scheme):
+    a protocol asked for something `prep.supports(kind)` says is not there. A subclass of
+    PreprocessingExhausted so that callers catching "no item" keep working; protocols never
+    catch it to choose a path (they ask `supports` first)."""
+
+
 class PreprocessingMismatch(ProtocolError):
     """Parties asked the preprocessing source for different items in the same position."""
 

@@ -37,7 +37,7 @@ import numpy as np
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open
-from protocols.errors import ConfigError, PreprocessingExhausted, ShapeMismatch
+from protocols.errors import ConfigError, ShapeMismatch
 from protocols.session import Session, Share
 
 #: statistical security parameter for masks over fields (statistical distance <= 2^-KAPPA)
@@ -242,8 +242,8 @@ async def sub_trunc_matmul(s: Session, x: Share, v: Share, u: Share, f: int) -> 
     product: the idea of correlating a multiplication triple with the mask of the value it
     multiplies, as in the "truncation pairs for matrix multiplication" of Mohassel and
     Rindal, "ABY3", CCS 2018, sec. 5.1, applied to the exact truncation of [EGKRS20, 5.1].
-    Falls back to trunc then beaver.matmul (2 rounds) when the source raises
-    PreprocessingExhausted for `matrix_trunc_triples` (the dealer-free sources).
+    Falls back to trunc then beaver.matmul (2 rounds) when the source does not supply
+    `matrix_trunc_triples` (`s.prep.supports`: the dealer-free sources).
 
     Shapes: x: (k, d); v, u: (d,); returns ((d,), (k,)).   Range: |u| < 2^62 (as `trunc`);
     y exact as `trunc` (floor or floor + 1, unbiased).
@@ -263,11 +263,10 @@ async def sub_trunc_matmul(s: Session, x: Share, v: Share, u: Share, f: int) -> 
         raise ConfigError(f"sub_trunc_matmul needs Z_2^64, not {s.domain}")
     if not 0 < f < RING_TRUNC_BITS:
         raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
-    try:
-        item = await s.prep.matrix_trunc_triples(x.shape, v.shape, f)
-    except PreprocessingExhausted:
+    if not s.prep.supports("matrix_trunc_triples"):
         y = v - await trunc(s, u, f)
         return y, await beaver.matmul(s, x, y)
+    item = await s.prep.matrix_trunc_triples(x.shape, v.shape, f)
     A, B, C, r, r_hi, r_msb, AR, AM = item
     D = s.domain
     dd, ee, c = await open(

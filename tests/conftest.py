@@ -33,16 +33,21 @@ def no_trusted_dealer(monkeypatch):
 
 @pytest.fixture
 def field_random_bits(monkeypatch):
-    """Make the in-process dealer refuse edaBits over fields, as dn07 does, so GF(p)
-    comparisons take their random-bit circuit (Catrina-de Hoogh in field products)."""
-    from protocols.errors import PreprocessingExhausted
+    """Make the in-process dealer declare no edaBits over fields, as the dealer node does,
+    so GF(p) comparisons take their random-bit circuit (Catrina-de Hoogh in field
+    products); a request for them anyway fails the test."""
+    from protocols.errors import PreprocessingUnsupported
     from protocols.preprocessing.trusted_dealer import _DealerView
 
-    plain = _DealerView.edabits
+    plain_supports, plain = _DealerView.supports, _DealerView.edabits
+
+    def supports(self, kind):
+        return not (kind == "edabits" and self.d.domain.is_field) and plain_supports(self, kind)
 
     async def edabits(self, shape, bits=64):
         if self.d.domain.is_field:
-            raise PreprocessingExhausted("test: no edaBits for fields")
+            raise PreprocessingUnsupported("test: no edaBits for fields")
         return await plain(self, shape, bits)
 
+    monkeypatch.setattr(_DealerView, "supports", supports)
     monkeypatch.setattr(_DealerView, "edabits", edabits)

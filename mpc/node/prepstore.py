@@ -278,6 +278,10 @@ class StoredPreprocessing(Preprocessing):
         self.store, self.dtype = store, dtype
         self._open: dict[str, StoredItems] = {}
 
+    def supports(self, kind: str) -> bool:
+        """The elementwise kinds a store holds (whether any is stored is found on use)."""
+        return super().supports(kind) and kind in self.WIDTH
+
     def close(self) -> None:
         """Release every batch this view holds open."""
         for items in self._open.values():

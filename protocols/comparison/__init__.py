@@ -16,7 +16,7 @@ pair of positions per level), then turn the result bit into an arithmetic share 
       msb_l(y) = c*_(l-1) XOR r'_(l-1) XOR [c* mod 2^(l-1) < r' mod 2^(l-1)],  x < 0 iff msb_l(y) = 0
   and x = 0 iff c* - 2^(l-1) = r' mod 2^l (AND of l bit equalities). p > 2^(l+kappa+1) keeps
   c below p; c is within statistical distance 2^-kappa of uniform (kappa = 40).
-  Sources without edaBits for fields (dn07) take Catrina and de Hoogh's circuit in field
+  Sources without edaBits for fields (the dealer node) take Catrina and de Hoogh's circuit in field
   products instead (protocols.comparison.field: l - 1 shared random bits, a logarithmic
   BitLT prefix of Beaver products; EQZ by a product tree): fewer rounds, ~25x more bytes.
   Inputs |x| < 2^(l-1) with l = truncation.value_bits(domain) (64 on GF(2^127-1), 19 on
@@ -57,22 +57,23 @@ random), one daBit, boolean triples for the AND gates (words: see bitwise), noth
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
 from protocols import beaver, bitwise
-from protocols.comparison import eda as comparison_eda
-from protocols.comparison.field import _ring_bits, eqz_bits, field_costs, field_params, ltz_bits
-from protocols.comparison.ring3 import OpenWith, _ltz_ring3, _resolve, ltz_tuple_values
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.comparison.backend import backend, width
+from protocols.comparison.factor import Factor, OpenWith
+from protocols.comparison.field import field_costs
+from protocols.comparison.ring3 import ltz_tuple_values
+from protocols.errors import ConfigError
 from protocols.session import Session, Share
-from protocols.truncation import KAPPA, is_ring64
+from protocols.truncation import KAPPA, check_same
+
+__all__ = [
+    "OpenWith", "absolute", "clip", "eda_costs", "eq", "eqz", "field_costs", "gt", "lt", "ltz",
+    "ltz_mul", "ltz_tuple_values", "maximum", "minimum", "relu", "select",
+]
 
 
-# =========================================================================================
-# public API
-# =========================================================================================
 def eda_costs(op: str, ell: int, N: int, elem_bytes: int) -> tuple[int, int]:
     """(rounds, bytes each party sends to each peer) of `ltz` ("ltz") or `eqz` ("eqz") on N
     values from edaBits with value width l = ell (Z_2^64: ell = 64, elem_bytes = 8): one
@@ -84,24 +85,6 @@ def eda_costs(op: str, ell: int, N: int, elem_bytes: int) -> tuple[int, int]:
     m = ell - 1 if op == "ltz" else ell
     words = bitwise.opened_words("lt" if op == "ltz" else "eq", m, N)
     return 2 + bitwise.levels(m), N * elem_bytes + 8 * words
-
-def _family(s: Session) -> str:
-    D = s.domain
-    if is_ring64(D):
-        if s.scheme.kind != "additive":
-            raise ConfigError("comparison over Z_2^64 needs additive sharing")
-        return "ring"
-    if D.is_field:
-        return "field"
-    raise ConfigError(f"no comparison protocol for {D}")
-
-
-def _check(s: Session, *xs: Share) -> None:
-    for x in xs:
-        if not isinstance(x, Share):
-            raise TypeError(f"expected a Share, got {type(x).__name__}")
-        if x._s.pid != s.pid or x._s.domain != s.domain:
-            raise ShapeMismatch("share does not belong to this session")
 
 
 async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
@@ -119,9 +102,9 @@ async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = No
     circuit is exact on every int64 and costs the same.
     Rounds: 3 on Z_2^64 with `ltz_tuples` preprocessing (open, radix-4 level, arithmetic
     radix-4 level). From edaBits (Z_2^64 without ltz_tuples; GF(p) with a source that has
-    edaBits for fields: the trusted dealer): 2 + ceil(log2(l-1)) (open, the packed AND
+    edaBits for fields: the trusted dealer, dn07): 2 + ceil(log2(l-1)) (open, the packed AND
     levels, the daBit conversion): 8 for l = 64 and on Z_2^64, 7 for l = 33, 6 for l = 17.
-    GF(p) from random bits (dn07): 1 + ceil(log2(l-1)): 7, 6, 5.
+    GF(p) from random bits (the dealer node): 1 + ceil(log2(l-1)): 7, 6, 5.
     Bytes (to each peer): N*40 (Z_2^64, ltz_tuples); from edaBits `eda_costs("ltz", l, N, e)`:
     N*e + 189*N/8 for l = 64 and 64 | N (GF(2^127-1): 39.6 per value; Z_2^64: 31.6);
     from random bits N*B_lt(l)*e (`field_costs`): 251 elements for l = 64, 123 for l = 33.
@@ -131,19 +114,15 @@ async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = No
     (kappa+1)-bit random, (B_lt(l) - 1)/2 triples per element (125 for l = 64).
     Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-kappa (edaBits) or
     2^-(kappa-1) (random bits); the XOR-shared part is secure against n - 1 parties
-    [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted, errors of `open`.
+    [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted (ran out),
+    PreprocessingUnsupported (the source supplies no comparison material), errors of `open`.
     """
-    _check(s, x)
-    if _family(s) == "ring":
-        _ring_bits(bits)
-        res = await _ltz_ring3(s, x)
-        return res[0] if res is not None else (await comparison_eda.ltz(s, x, None, kappa))[0]
-    ell = field_params(s, kappa, bits)
-    res = await comparison_eda.ltz(s, x, ell, kappa)
-    return res[0] if res is not None else await ltz_bits(s, x, kappa, ell)
+    check_same(s, x)
+    be = backend(s)
+    return await be.ltz(s, x, width(s, kappa, bits), kappa)
 
 
-async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[Share, Share]:
+async def ltz_mul(s: Session, x: Share, y: Factor, *, bits: int | None = None) -> tuple[Share, Share]:
     """([x < 0], [x < 0] * y): the comparison and its product with a shared y.
 
         Z_2^64 with ltz_tuples: the product rides in the comparison's last round:
@@ -169,33 +148,9 @@ async def ltz_mul(s: Session, x: Share, y, *, bits: int | None = None) -> tuple[
     Preprocessing: one ltz_tuple with mul=True (89 words) per element, or ltz + a triple.
     Security, Raises: as `ltz`.
     """
-    _check(s, x)
-    ring = _family(s) == "ring"
-    if ring:
-        _ring_bits(bits)
-        res = await _ltz_ring3(s, x, y)
-        if res is not None:
-            return res
-    # from edaBits: the product rides in the comparison's rounds
-    ell = None if ring else field_params(s, KAPPA, bits)
-    if isinstance(y, Share):
-        _check(s, y)
-        if y.shape != x.shape:
-            raise ShapeMismatch(f"ltz_mul: shapes differ: {x.shape} and {y.shape}")
-        res = await comparison_eda.ltz(s, x, ell, KAPPA, y)
-    else:
-        res = await comparison_eda.ltz(s, x, ell, KAPPA, later=lambda: _resolve(s, y))
-    if res is not None:
-        return res
-    if isinstance(y, OpenWith):  # open it concurrently with the comparison's first round
-        y = asyncio.ensure_future(_resolve(s, y))
-    try:
-        b = await ltz(s, x, bits=bits)
-        y = await _resolve(s, y)
-    finally:
-        if isinstance(y, asyncio.Future):
-            y.cancel()
-    return b, await beaver.mul(s, b, y)
+    check_same(s, x)
+    be = backend(s)
+    return await be.ltz_mul(s, x, y, width(s, KAPPA, bits))
 
 
 async def eqz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:
@@ -215,13 +170,9 @@ async def eqz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = No
     bits, one kappa-bit random, (B_eq(l) - 1)/2 triples.
     Security, Raises: as `ltz`.
     """
-    _check(s, x)
-    if _family(s) == "ring":
-        _ring_bits(bits)
-        return await comparison_eda.eqz(s, x, None, kappa)
-    ell = field_params(s, kappa, bits)
-    res = await comparison_eda.eqz(s, x, ell, kappa)
-    return res if res is not None else await eqz_bits(s, x, kappa, ell)
+    check_same(s, x)
+    be = backend(s)
+    return await be.eqz(s, x, width(s, kappa, bits), kappa)
 
 
 async def lt(s: Session, x: Share, y: Share | int | np.ndarray, *, bits: int | None = None) -> Share:
@@ -246,7 +197,7 @@ async def select(s: Session, b: Share, x: Share | int | np.ndarray, y: Share | i
     Shapes: b, x, y: S (public x or y broadcast); returns S.   Rounds: 1 (0 if x and y are
     both public).   Bytes: 2*(n-1)*N*e (one Beaver product).   Raises: ShapeMismatch.
     """
-    _check(s, b)
+    check_same(s, b)
     if not isinstance(x, Share) and not isinstance(y, Share):  # b * (x - y) is local
         return b * np.broadcast_to(np.asarray(x, dtype=object) - np.asarray(y, dtype=object), b.shape) + y
     d = x - y
@@ -296,7 +247,7 @@ async def clip(
     Range: x - lo and hi - x as for `lt`
     (bits: |x - lo| and |hi - x| < 2^(bits-1)).
     """
-    _check(s, x)
+    check_same(s, x)
     lo_a = np.broadcast_to(np.asarray(lo), x.shape)
     hi_a = np.broadcast_to(np.asarray(hi), x.shape)
     if (np.asarray(lo_a, dtype=object) > np.asarray(hi_a, dtype=object)).any():
@@ -305,9 +256,3 @@ async def clip(
     d = Share(np.stack([(-(x - lo_a)).data, (-(x - hi_a)).data]), s)
     _, p = await ltz_mul(s, both, d, bits=bits)
     return x + p[0] + p[1]
-
-
-__all__ = [
-    "OpenWith", "absolute", "clip", "eq", "eqz", "field_costs", "gt", "lt", "ltz", "ltz_mul",
-    "ltz_tuple_values", "maximum", "minimum", "relu", "select", "eda_costs",
-]

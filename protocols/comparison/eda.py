@@ -23,7 +23,7 @@ import numpy as np
 
 from protocols import bitwise
 from protocols.core import open
-from protocols.errors import PreprocessingExhausted, ShapeMismatch
+from protocols.errors import ShapeMismatch
 from protocols.session import Session, Share
 from protocols.truncation import public_low_bits
 
@@ -32,16 +32,10 @@ _ONE = _U64(1)
 
 
 async def _fetch(s: Session, shape: tuple, ell: int | None, kappa: int):
-    """(edaBit, r'' or None). ell None: Z_2^64, where edaBits are required; on GF(p) None if
-    the source has no edaBits for fields (nothing fetched: the caller takes another path)."""
-    try:
-        eda = await (s.prep.edabits(shape) if ell is None else s.prep.edabits(shape, ell))
-    except PreprocessingExhausted:
-        if ell is None:
-            raise
-        return None
-    rr = None if ell is None else await s.prep.bounded_randoms(shape, kappa)
-    return eda, rr
+    """(edaBit, r'' or None): ell None on Z_2^64 (64-bit edaBits, no r'')."""
+    if ell is None:
+        return await s.prep.edabits(shape), None
+    return await s.prep.edabits(shape, ell), await s.prep.bounded_randoms(shape, kappa)
 
 
 def _masked(s: Session, x: Share, ell: int | None, eda, rr) -> Share:
@@ -70,18 +64,14 @@ def _beaver_finish(s: Session, triple, d: np.ndarray, e: np.ndarray) -> np.ndarr
 
 
 async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None, later=None):
-    """(ltz(x), ltz(x) * y or None); on GF(p) None if the source has no edaBits for fields
-    (nothing sent). ell: the value width l on GF(p), None on Z_2^64.
+    """(ltz(x), ltz(x) * y or None). ell: the value width l on GF(p), None on Z_2^64.
 
     The factor is either a Share `y` (its Beaver openings ride in the first message) or
     `later`, a function returning an awaitable of the Share (called once the items are
     fetched; its Beaver opening then runs in a child session concurrently with the AND
     levels: no extra round on the critical path, one more opening in Stats)."""
     S = x.shape
-    got = await _fetch(s, S, ell, kappa)
-    if got is None:
-        return None
-    eda, rr = got
+    eda, rr = await _fetch(s, S, ell, kappa)
     m = 63 if ell is None else ell - 1
     dabit = await s.prep.dabits(S)
     b_a = Share(dabit[0], s)
@@ -128,13 +118,10 @@ async def _later_product(s: Session, later, b_a: Share, triple) -> tuple[Share, 
     return y, _beaver_finish(s, triple, d, e)
 
 
-async def eqz(s: Session, x: Share, ell: int | None, kappa: int) -> Share | None:
-    """eqz(x); on GF(p) None if the source has no edaBits for fields (nothing sent)."""
+async def eqz(s: Session, x: Share, ell: int | None, kappa: int) -> Share:
+    """eqz(x). ell: the value width l on GF(p), None on Z_2^64."""
     S = x.shape
-    got = await _fetch(s, S, ell, kappa)
-    if got is None:
-        return None
-    eda, rr = got
+    eda, rr = await _fetch(s, S, ell, kappa)
     (c,) = await open(s, _masked(s, x, ell, eda, rr))
     c = _low(s, c, ell)
     if ell is not None:

@@ -10,9 +10,8 @@ import numpy as np
 from protocols import beaver
 from protocols.arith.mersenne127 import DT127 as _DT127
 from protocols.core import open
-from protocols.errors import ConfigError
 from protocols.session import Session, Share
-from protocols.truncation import check_field_room, public_low_bits, value_bits
+from protocols.truncation import public_low_bits
 
 _U64 = np.uint64
 _LOW63 = np.uint64((1 << 63) - 1)
@@ -137,28 +136,6 @@ async def _prod_tree(s: Session, E: np.ndarray) -> np.ndarray:
             right[q] = _one(s)
         E = (await beaver.mul(s, Share(left, s), Share(right, s))).data
     return E[0]
-
-
-def field_params(s: Session, kappa: int, bits: int | None) -> int:
-    ell = value_bits(s.domain, kappa)
-    check_field_room(s.domain, ell, kappa, "comparison")
-    if ell < 2:
-        raise ConfigError(f"comparison on {s.domain} leaves no room for values")
-    return ell if bits is None else _check_bits(bits, ell)
-
-
-def _check_bits(bits, top: int) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
-        raise ConfigError(f"comparison: bits must be an integer, got {bits!r}")
-    if not 2 <= bits <= top:
-        raise ConfigError(f"comparison: bits must satisfy 2 <= bits <= {top}, got {bits}")
-    return int(bits)
-
-
-def _ring_bits(bits) -> None:
-    """Z_2^64: `bits` is validated (2..64) but the circuit is exact on every int64."""
-    if bits is not None:
-        _check_bits(bits, 64)
 
 
 # -- from random bits [CdH10]: the whole comparison in field products

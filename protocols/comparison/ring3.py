@@ -1,20 +1,17 @@
 """Z_2^64 comparison in 3 rounds (additive sharing, `ltz_tuples` preprocessing): the radix-4
 carry prefix over precomputed mask monomials, and `ltz_mul`'s product in its last round. The
-public functions, costs and ranges are in protocols.comparison, which re-exports OpenWith and
-ltz_tuple_values from here."""
+public functions, costs and ranges are in protocols.comparison, which re-exports
+ltz_tuple_values from here (the dealers compute their items with it)."""
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from protocols.bitwise import open_words
-from protocols.core import open
-from protocols.errors import PreprocessingExhausted
+from protocols.comparison.factor import Factor, OpenWith, resolve
 from protocols.session import Session, Share
 
 _U64 = np.uint64
@@ -237,43 +234,17 @@ def _arith_plan() -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
     return np.array(rows).T.copy(), spans
 
 
-@dataclass(frozen=True)
-class OpenWith:
-    """A factor y for `ltz_mul` that is not computed yet: `shares` are opened in the
-    comparison's FIRST round (packed into its message, no extra round or message), then
-    y = then(opened values) (local). E.g. a truncation: shares = [x + 2^62 + r] from
-    truncation.trunc_mask, then = truncation.trunc_finish."""
-
-    shares: tuple[Share, ...]
-    then: Callable[[list[np.ndarray]], Share]
-
-
-async def _resolve(s: Session, y, child: str = "w"):
-    """y as a Share: awaits an awaitable; opens an OpenWith's shares (in a child session,
-    so it may run concurrently with other rounds) and applies its `then`."""
-    if isinstance(y, Share):
-        return y
-    if isinstance(y, OpenWith):
-        return y.then(await open(s.child(child), *y.shares))
-    return await y
-
-
-async def _ltz_ring3(s: Session, x: Share, y=None) -> tuple[Share, Share | None] | None:
-    """(ltz(x), ltz(x) * y or None) in 3 rounds; None (nothing sent) if the session's
-    preprocessing does not supply ltz_tuples."""
+async def ltz3(s: Session, x: Share, y: Factor | None = None) -> tuple[Share, Share | None]:
+    """(ltz(x), ltz(x) * y or None) in 3 rounds from one `ltz_tuples` item (the session's
+    source must supply them: comparison.backend chooses this path only then)."""
     if x.ndim == 0 and isinstance(y, OpenWith):  # rare: resolve y first (one more round)
-        y = await _resolve(s, y)
+        y = await resolve(s, y)
     if x.ndim == 0:  # numpy scalar arithmetic warns on the (intended) wrap-around: use (1,)
-        y1 = y if (y is None or not isinstance(y, Share)) else y.reshape(1)
-        if y1 is not None and not isinstance(y1, Share):
-            y1 = (await y1).reshape(1)
-        res = await _ltz_ring3(s, x.reshape(1), y1)
-        return None if res is None else (res[0].reshape(()), None if y is None else res[1].reshape(()))
+        y1 = None if y is None else (await resolve(s, y)).reshape(1)
+        b, by = await ltz3(s, x.reshape(1), y1)
+        return b.reshape(()), None if by is None else by.reshape(())
     S = x.shape
-    try:
-        item = await s.prep.ltz_tuples(S, y is not None)
-    except PreprocessingExhausted:
-        return None
+    item = await s.prep.ltz_tuples(S, y is not None)
     # flat words: (N,) per value, (k, N) per stacked table
     N = x.size
     flat = [v.reshape(v.shape[0], N) if v.ndim > len(S) else v.reshape(N) for v in item]

@@ -1,8 +1,12 @@
 """The Preprocessing interface: every kind of correlated randomness, handed out once.
 
 All methods return this party's shares (domain arrays). Each item is handed out exactly
-once; a source that runs out raises `PreprocessingExhausted` naming the kind and shape it
-could not supply. Parties must request the same items in the same order (the protocols do
+once. A source declares which kinds it supplies for its domain and scheme with
+`supports(kind)`; protocols that have more than one path (comparison, truncation) choose
+from that declaration, never by asking and catching an error. Asking for a kind the source
+does not supply raises `PreprocessingUnsupported`; a source that runs out raises
+`PreprocessingExhausted` naming the kind and shape it could not supply (both are errors
+that end the job). Parties must request the same items in the same order (the protocols do
 this by construction); sources that can tell raise `PreprocessingMismatch` otherwise.
 """
 
@@ -12,7 +16,7 @@ import abc
 
 import numpy as np
 
-from protocols.errors import PreprocessingExhausted
+from protocols.errors import PreprocessingUnsupported
 
 Shape = tuple[int, ...]
 
@@ -23,8 +27,18 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
     #: the name used in configs and run_local(preprocessing=...)
     name: str = "abstract"
 
-    def _unsupported(self, kind: str, shape: object) -> PreprocessingExhausted:
-        return PreprocessingExhausted(f"{self.name} does not supply {kind} (asked for {shape})")
+    def supports(self, kind: str) -> bool:
+        """Whether this source supplies items of `kind` (a method name in KINDS) for its
+        session's domain and scheme, for the parameters the protocols use. Pure and local (no
+        communication, nothing consumed), the same answer on every party. A source that says
+        True may still run out (PreprocessingExhausted) or fail; one that says False raises
+        PreprocessingUnsupported when asked. Default: the kinds the class implements."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        return getattr(type(self), kind) is not getattr(Preprocessing, kind)
+
+    def _unsupported(self, kind: str, shape: object) -> PreprocessingUnsupported:
+        return PreprocessingUnsupported(f"{self.name} does not supply {kind} (asked for {shape})")
 
     async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Shares of (a, b, c) with a, b uniform and c = a * b elementwise, each of `shape`."""
@@ -53,9 +67,9 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         protocols.truncation for the exact distribution each protocol needs)."""
         raise self._unsupported(f"truncation pairs (f={f}, bits={bits})", shape)
 
-    # Kinds used by protocols/truncation.py and comparison.py. The trusted dealer supplies
-    # all of them (see its docstrings for the exact distributions); dealer-free sources may
-    # not yet, and then say so with PreprocessingExhausted.
+    # Kinds used by protocols/truncation.py and protocols/comparison/. The trusted dealer
+    # supplies all of them on Z_2^64 (see its docstrings for the exact distributions);
+    # other sources declare what they supply with `supports`.
     async def trunc_triples(self, shape: Shape, f: int):
         """Z_2^64 truncation material for the exact top-bit-corrected truncation."""
         raise self._unsupported(f"truncation triples (f={f})", shape)
@@ -99,5 +113,8 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
 KINDS = (
     "triples", "matrix_triples", "square_pairs", "bits", "randoms", "trunc_pairs",
     "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
+    "ltz_tuples", "matrix_trunc_triples",
 )
-KINDS = (*KINDS, "ltz_tuples", "matrix_trunc_triples")
+#: kinds that exist only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
+#: comparison's packed words)
+RING64_KINDS = frozenset({"trunc_triples", "ltz_tuples", "matrix_trunc_triples"})

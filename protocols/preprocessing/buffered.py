@@ -28,11 +28,16 @@ class Buffered(Preprocessing):
         #: same sequence again, which is how benchmarks prefetch exactly what a protocol uses
         self.log: list[tuple[str, tuple]] | None = None
 
+    def supports(self, kind: str) -> bool:
+        """The source's declaration (buffering adds no kind)."""
+        return self.source.supports(kind)
+
     async def fill(self, kind: str, *args, count: int = 1) -> None:
         """Fetch `count` items of `kind` (one of base.KINDS) with the given arguments into
-        the buffer. Callers must later ask with the same positional arguments."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        the buffer. Callers must later ask with the same positional arguments.
+        Raises PreprocessingUnsupported (nothing fetched) for a kind the source does not supply."""
+        if not self.supports(kind):  # ValueError for an unknown kind
+            raise self._unsupported(kind, args)
         method = getattr(self.source, kind)
         key = (kind, *_freeze(args))
         for _ in range(count):
@@ -58,8 +63,7 @@ class Buffered(Preprocessing):
         try:
             return await getattr(self.source, kind)(*args)
         except PreprocessingExhausted:
-            # a request the source refused (a protocol may then take another path) is not
-            # one to replay
+            # a request the source refused (the job then fails) is not one to replay
             if self.log is not None and any(e is entry for e in self.log):
                 del self.log[next(i for i, e in enumerate(self.log) if e is entry)]
             raise

@@ -60,7 +60,7 @@ from network.channel import Channel
 from network.errors import FrameError
 from protocols.arith.domain import Domain
 from protocols.errors import ConfigError, PreprocessingExhausted
-from protocols.preprocessing.base import Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.trusted_dealer import _from_limbs
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 
@@ -375,9 +375,9 @@ class DealerClient(Preprocessing):
     """A computing party's view of a DealerNode. `channel`: this party's endpoint on the
     dealer network; `dealer`: the dealer's index there. Party `pid` 0 talks to the dealer;
     the others only receive their seed. Every kind of base.KINDS, in trusted_dealer's
-    formats; kinds this domain has no format for (the XOR and 2^63 kinds off Z_2^64) and
-    items above the node's bounds raise PreprocessingExhausted, with nothing sent, so the
-    protocols fall back alike on every party. Security and bandwidth: see the module
+    formats; kinds this domain has no format for (the XOR and 2^63 kinds off Z_2^64: see
+    `supports`) raise PreprocessingUnsupported and items above the node's bounds
+    PreprocessingExhausted, with nothing sent, alike on every party. Security and bandwidth: see the module
     docstring."""
 
     name = "dealer"
@@ -435,7 +435,16 @@ class DealerClient(Preprocessing):
             self._pool = [v[k:] for v in pool]
         return out[0], out[1], out[2]
 
+    def supports(self, kind: str) -> bool:
+        """Every kind on Z_2^64; on GF(p) the arithmetic kinds only (the dealer node has no
+        format for the XOR and 2^63 kinds there)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        return _is_ring64(self.D) or kind not in _RING_ONLY
+
     def _comps(self, kind: str, args: list) -> list[Comp]:
+        if not self.supports(kind):
+            raise self._unsupported(f"{kind} over {self.D}", args)
         try:
             return _spec(self.D, kind, args)
         except FrameError as e:
@@ -518,24 +527,17 @@ class DealerClient(Preprocessing):
     async def edabits(self, shape: Shape, bits: int = 64):
         """(arithmetic share of r, XOR share of r) for uniform r in Z_2^64 (bits = 64 only;
         the dealer node serves the mixed kinds for Z_2^64, not for fields)."""
-        self._need_ring_words("edaBits", shape, bits)
+        if bits != 64 and self.supports("edabits"):
+            raise PreprocessingExhausted(f"{self.name}: edaBits of {bits} bits (the dealer node deals 64)")
         return await self._elementwise("edabits", shape)
 
     async def dabits(self, shape: Shape):
         """(arithmetic share of b, XOR share of b) for uniform bits b (Z_2^64)."""
-        self._need_ring_words("daBits", shape, 64)
         return await self._elementwise("dabits", shape)
 
     async def bool_triples(self, shape: Shape, k: int = 1):
         """XOR shares of (a, b, a[None] & b), a of `shape`, b and c of (k, *shape)."""
-        self._need_ring_words("boolean triples", shape, 64)
         return await self._elementwise_k(shape, int(k))
-
-    def _need_ring_words(self, kind: str, shape: Shape, bits: int) -> None:
-        """Refuse, before any request, what the dealer would refuse (so a GF(p) comparison
-        falls back to its random-bit circuit instead of failing)."""
-        if bits != 64 or not _is_ring64(self.D):
-            raise self._unsupported(f"{bits}-bit {kind} over {self.D}", shape)
 
     async def _elementwise_k(self, shape: Shape, k: int):
         # bool triples' b and c are (k, *shape): leading k, chunked like any other kind

@@ -82,7 +82,7 @@ import numpy as np
 
 from protocols.errors import ConfigError, PreprocessingExhausted
 from protocols.preprocessing._otext import OTExtension
-from protocols.preprocessing.base import Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.shamir import lagrange_coefficients
 
@@ -439,6 +439,14 @@ class DN07(Preprocessing):
         return b
 
     # -- the Preprocessing interface ------------------------------------------------------
+    #: what this source supplies (Shamir over GF(p)): no Z_2^64 kinds
+    SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples", "matrix_trunc_triples"}
+
+    def supports(self, kind: str) -> bool:
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        return kind in self.SUPPLIES
+
     async def triples(self, shape: Shape):
         shape = tuple(shape)
         a, b, c = await self._take("triples", _size(shape), self._gen_triples)

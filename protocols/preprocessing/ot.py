@@ -71,7 +71,7 @@ import numpy as np
 
 from protocols.errors import ConfigError, PreprocessingExhausted
 from protocols.preprocessing._otext import KAPPA, OTExtension
-from protocols.preprocessing.base import Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
 from protocols.session import Session
 
@@ -92,7 +92,8 @@ class OTPreprocessing(OTExtension, Preprocessing):
     pair on first use, IKNP extension, correlated OTs, boolean triples) is inherited from
     protocols.preprocessing._otext.OTExtension, which DN07 shares. `batch`: elementwise triples are generated at least `batch` at a time and pooled;
     daBits `dabit_chunk` and boolean triples `bool_chunk` words at a time (which also bounds
-    the memory of one OT extension). Supplies every kind of base.KINDS.
+    the memory of one OT extension). Supplies every kind of base.KINDS but the dealer's
+    ltz_tuples and matrix_trunc_triples (`supports`).
     Security: semi-honest, up to n - 1 corrupt (see the module docstring).
     Raises: FrameError for a peer's malformed base-OT points or messages (the session is
     aborted), PreprocessingExhausted for parameters no protocol uses (as the dealer).
@@ -112,6 +113,14 @@ class OTPreprocessing(OTExtension, Preprocessing):
         self.dabit_chunk = max(8, dabit_chunk)
         self.bool_chunk = max(1, bool_chunk)
         self._lock = asyncio.Lock()
+
+    #: what this source supplies (additive Z_2^64 only, checked at construction)
+    SUPPLIES = frozenset(KINDS) - {"ltz_tuples", "matrix_trunc_triples"}
+
+    def supports(self, kind: str) -> bool:
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        return kind in self.SUPPLIES
 
     # -- Gilboa products with every peer ----------------------------------------------------
     async def cross(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:

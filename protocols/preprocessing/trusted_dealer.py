@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from protocols.errors import PreprocessingExhausted, PreprocessingMismatch
-from protocols.preprocessing.base import Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, RING64_KINDS, Preprocessing, Shape
 from protocols.prg import CryptoRNG
 from protocols.sharing.schemes import Scheme
 
@@ -99,6 +99,22 @@ class _DealerView(Preprocessing):
     def _rand(self, shape: Shape) -> np.ndarray:
         return self.d.domain.random(self.d.rng, shape)
 
+    def supports(self, kind: str) -> bool:
+        """Every kind on Z_2^64 with additive sharing; on GF(p) every kind but the Z_2^64
+        ones (trunc_triples, ltz_tuples, matrix_trunc_triples), the mixed edaBits and daBits
+        for any scheme."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown preprocessing kind {kind!r}")
+        D = self.d.domain
+        ring64 = not D.is_field and D.modulus == 1 << 64
+        if kind == "ltz_tuples":
+            return ring64 and self.d.scheme.kind == "additive"
+        if kind in RING64_KINDS:
+            return ring64
+        if kind in ("edabits", "dabits"):
+            return D.is_field or (ring64 and self.d.scheme.kind == "additive")
+        return True
+
     async def triples(self, shape: Shape):
         shape = tuple(shape)
         D = self.d.domain
@@ -145,18 +161,14 @@ class _DealerView(Preprocessing):
 
 
     # -- truncation and comparison kinds -------------------------------------------------
-    def _need_ring(self, kind: str) -> None:
-        if self.d.domain.is_field or self.d.domain.modulus != 1 << 64:
-            raise PreprocessingExhausted(f"{self.name}: {kind} exist for Z_2^64 only, not {self.d.domain}")
-
-    def _need_additive_ring(self, kind: str) -> None:
-        self._need_ring(kind)
-        if self.d.scheme.kind != "additive":
-            raise PreprocessingExhausted(f"{self.name}: {kind} need additive sharing")
+    def _need(self, kind: str, what: str, shape: object) -> None:
+        """PreprocessingUnsupported (nothing dealt) unless `supports(kind)`."""
+        if not self.supports(kind):
+            raise self._unsupported(f"{what} over {self.d.domain} ({self.d.scheme.kind} sharing)", shape)
 
     async def trunc_triples(self, shape: Shape, f: int):
         shape = tuple(shape)
-        self._need_ring("truncation triples")
+        self._need("trunc_triples", "truncation triples", shape)
         if not 0 < f < 63:
             raise PreprocessingExhausted(f"{self.name}: truncation triples need 0 < f < 63, got {f}")
 
@@ -213,7 +225,8 @@ class _DealerView(Preprocessing):
         [0, 2^bits): any bits in 1..64 on Z_2^64 (additive), 2^bits < p on GF(p) (any scheme)."""
         shape, bits = tuple(shape), int(bits)
         D = self.d.domain
-        self._need_words("edaBits", bits)
+        self._need("edabits", "edaBits", shape)
+        self._need_bits("edaBits", bits)
 
         def make():
             r = self.d.rng.uint64(shape)
@@ -229,7 +242,7 @@ class _DealerView(Preprocessing):
         """(arithmetic share of b, XOR share of b in bit 0 of a word) for uniform bits b."""
         shape = tuple(shape)
         D = self.d.domain
-        self._need_words("daBits", 1)
+        self._need("dabits", "daBits", shape)
 
         def make():
             b = self.d.rng.bits(shape)
@@ -252,16 +265,11 @@ class _DealerView(Preprocessing):
 
         return self.d.take_parts(self.pid, ("bool_triples", shape, k), (1 + 2 * k) * _size(shape), make)
 
-    def _need_words(self, kind: str, bits: int) -> None:
-        """Mixed arithmetic/XOR kinds: additive Z_2^64, or any GF(p) with room for the bits."""
+    def _need_bits(self, kind: str, bits: int) -> None:
+        """Mixed arithmetic/XOR kinds: 1..64 bits, and room for them on GF(p)."""
         D = self.d.domain
-        if D.is_field:
-            if not 1 <= bits < (D.modulus - 1).bit_length() or bits > 64:
-                raise PreprocessingExhausted(f"{self.name}: no {bits}-bit {kind} in {D}")
-            return
-        self._need_additive_ring(kind)
-        if not 1 <= bits <= 64:
-            raise PreprocessingExhausted(f"{self.name}: {kind} need 1 <= bits <= 64, got {bits}")
+        if not 1 <= bits <= 64 or (D.is_field and bits >= (D.modulus - 1).bit_length()):
+            raise PreprocessingExhausted(f"{self.name}: no {bits}-bit {kind} in {D}")
 
     async def ltz_tuples(self, shape: Shape, mul: bool = False):
         """Material of the 3-round ring comparison: protocols.comparison.ltz_tuple_values
@@ -270,7 +278,7 @@ class _DealerView(Preprocessing):
 
         shape = tuple(shape)
         mul = bool(mul)
-        self._need_additive_ring("ltz tuples")
+        self._need("ltz_tuples", "ltz tuples", shape)
 
         def make():
             words = [self.d.rng.uint64(shape) for _ in range(6 if mul else 5)]
@@ -285,7 +293,7 @@ class _DealerView(Preprocessing):
         """(A, B, C = A @ B, r, r_hi = (r mod 2^63) >> f, r_msb = r >> 63, A @ r_hi,
         A * r_msb) for x_shape (k, d) @ y_shape (d,), as base.Preprocessing says."""
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
-        self._need_ring("matrix truncation triples")
+        self._need("matrix_trunc_triples", "matrix truncation triples", (x_shape, y_shape))
         if len(x_shape) != 2 or y_shape != x_shape[1:]:
             raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
         if not 0 < f < 63:

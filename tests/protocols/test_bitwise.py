@@ -118,27 +118,24 @@ def test_b2a_in_every_domain(scheme, dom):
         assert got == list((bits.astype(bool) ^ flip).astype(int))
 
 
-def test_refused_request_is_not_logged_for_replay():
-    """A GF(p) comparison over a source without field edaBits asks for them, is refused and
-    takes the random-bit circuit; the recorded request log (what benchmarks replay to
-    prefetch) holds only what was handed out, so replaying it works."""
+def test_comparison_asks_only_for_what_the_source_declares(field_random_bits):
+    """A GF(p) comparison over a source that declares no field edaBits (`supports`) takes
+    the random-bit circuit without asking for them (the fixture fails any such request);
+    the recorded request log (what benchmarks replay to prefetch) holds exactly what it
+    drew, so replaying it works."""
     import asyncio
 
     from mpc.local import close_sessions, open_sessions
     from protocols import comparison, core
-    from protocols.errors import PreprocessingExhausted
-    from protocols.preprocessing.trusted_dealer import _DealerView
-
-    async def refuse(self, shape, bits=64):
-        raise PreprocessingExhausted("no field edaBits here")
 
     X = np.array([-3, 0, 4])
 
     async def main():
         ss = await open_sessions(3, scheme="shamir", domain=Mersenne127(), seed=1)
-        plain = _DealerView.edabits
-        _DealerView.edabits = refuse
         try:
+            assert not any(s.prep.supports("edabits") for s in ss)
+            assert all(s.prep.supports("bits") for s in ss)
+
             async def share(s):
                 return await core.input(s, s.domain.from_int(X) if s.pid == 0 else None, 0)
 
@@ -154,11 +151,9 @@ def test_refused_request_is_not_logged_for_replay():
             for s in ss:
                 s.prep.log = None
             assert all(list(o) == [1, 0, 0] for o in outs)
-            assert all("edabits" not in {k for k, _ in log} for log in logs)
-            assert all({"bits", "bounded_randoms", "triples"} <= {k for k, _ in log} for log in logs)
+            assert all({k for k, _ in log} == {"bits", "bounded_randoms", "triples"} for log in logs)
             await asyncio.gather(*(s.prep.replay(logs[s.pid]) for s in ss))
         finally:
-            _DealerView.edabits = plain
             await close_sessions(ss)
 
     asyncio.run(main())
