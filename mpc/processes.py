@@ -12,12 +12,13 @@ port; the parent sends every child the full address list; the children dial each
 (lower index dials higher) and run the Noise KK handshakes. MQTT: each child connects to the
 broker and handshakes with every peer through it.
 
-Preprocessing: `InsecureSharedSeedDealer`. Every process runs an identical
-`InsecureTrustedDealer` seeded from one shared seed and keeps only its own shares. Because
-the parties request the same items in the same order, the processes agree on every triple
-without talking. It is INSECURE: every process can derive every party's shares of every
-triple (so any party could unmask everything). It exists for benchmarks and tests of the
-online phase across processes only; never use it with real data.
+Preprocessing: `protocols.preprocessing.shared_seed_dealer.InsecureSharedSeedDealer`. Every
+process runs an identical `InsecureTrustedDealer` seeded from one shared seed and keeps only
+its own shares. Because the parties request the same items in the same order, the processes
+agree on every triple without talking. It is INSECURE: every process can derive every
+party's shares of every triple (so any party could unmask everything). It exists for
+benchmarks and tests of the online phase across processes only; never use it with real
+data. (It is still importable from here for older callers.)
 
 Failures: a child whose job raises reports the error; a child that dies (killed, crashed)
 is noticed by its exit code; its peers then fail with PeerUnavailableError or
@@ -42,8 +43,8 @@ from typing import Any
 from mpc.loop import run_event_loop
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from protocols.errors import ConfigError, SessionAbortedError
-from protocols.preprocessing import InsecureTrustedDealer
 from protocols.preprocessing.buffered import Buffered
+from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 from protocols.prg import CryptoRNG, derive_key
 from protocols.session import CountingChannel, Session, Stats
 
@@ -73,39 +74,6 @@ class ProcessRun:
     errors: list[BaseException | None] = field(default_factory=list)
     setup_seconds: float = 0.0
     party_seconds: list[float] = field(default_factory=list)
-
-
-class InsecureSharedSeedDealer(InsecureTrustedDealer):
-    """INSECURE, benchmarks only: a trusted dealer replicated in every party's process.
-
-    Every process constructs it with the same scheme and the same shared seed, so all copies
-    generate identical items; each keeps only its own party's shares and forgets the rest at
-    once. Anyone holding the seed (every party) can derive every party's shares, so it offers
-    no privacy whatsoever. It only lets separate processes agree on correlated randomness
-    without a dealer process, so that the online phase can be measured.
-    """
-
-    name = "insecure_shared_seed_dealer"
-
-    def __init__(self, scheme, seed: bytes | int | str, pid: int, *, limit: int | None = None):
-        super().__init__(scheme, CryptoRNG.from_seed(seed, "shared-seed-dealer"), limit=limit)
-        self.pid = pid
-
-    def _own(self, pid: int, key, got):
-        if pid != self.pid:
-            raise ConfigError(f"{self.name} of party {self.pid} asked for party {pid}'s shares")
-        k = self._next[pid] - 1
-        self._items[k] = (key, None)  # the other parties' shares: dropped right away
-        return got
-
-    def take(self, pid, key, size, make):
-        return self._own(pid, key, super().take(pid, key, size, make))
-
-    def take_parts(self, pid, key, size, make):
-        return self._own(pid, key, super().take_parts(pid, key, size, make))
-
-    def view(self):
-        return self.for_party(self.pid)
 
 
 @dataclass
