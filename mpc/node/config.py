@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpc.node.computations import COMPUTATIONS
 from network.errors import SmpcError
 
 SCHEMES = ("additive", "shamir")
@@ -443,7 +444,6 @@ def write_consortium(
     (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     Returns {"configs": [...], "analyst_key": path, "api": [...]} for the caller."""
-    from mpc.node.jobs import REGISTRY
     from mpc.node.manifest import generate_signing_key, save_signing_key, verify_key_text
     from network.keys import generate_keypair, public_key_text, save_private_key
 
@@ -458,7 +458,7 @@ def write_consortium(
     (outp / "analyst.pub").write_text(verify_key_text(vk) + "\n")
     ports = [base_port + i if base_port else _free_port() for i in range(n)]
     apis = [base_port + 100 + i if base_port else _free_port() for i in range(n)]
-    comps = list(computations) if computations is not None else sorted(REGISTRY)
+    comps = list(computations) if computations is not None else sorted(COMPUTATIONS)
     names = [f"bank{i}" for i in range(n)]
     tmo = {"connect": 30, "receive": 60, "job": 600, **(timeouts or {})}
     configs = []

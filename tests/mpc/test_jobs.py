@@ -143,3 +143,12 @@ def test_group_keys_outside_the_public_set_refused_at_load():
         spec.check_data(M, "bank0", np.zeros((3, 1)), {"m": np.array([1.0, 5.0, 2.0])})
     assert e.value.code == "source.groups" and "5" not in str(e.value)
     assert spec.extras(M, "bank0") == ["m"] and spec.extras(M, "bank1") == []
+
+
+def test_computation_names_match_the_registry():
+    """config writes mpc.node.computations.COMPUTATIONS into demo policies without importing
+    the job runners: the list must be the registry's keys, in order."""
+    from mpc.node.computations import COMPUTATIONS
+
+    assert tuple(REGISTRY) == COMPUTATIONS
+    assert all(REGISTRY[c].name == c for c in COMPUTATIONS)
