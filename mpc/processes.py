@@ -42,7 +42,7 @@ from typing import Any
 
 from mpc.loop import run_event_loop
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
-from protocols.errors import ConfigError, SessionAbortedError
+from protocols.errors import ParameterError, SessionAbortedError
 from protocols.preprocessing.buffered import Buffered
 from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 from protocols.prg import CryptoRNG, derive_key
@@ -231,14 +231,14 @@ def run_processes(
     child that died without reporting; `party_errors` (one entry per party) is attached.
     """
     if not isinstance(n, int) or n < 2:
-        raise ConfigError(f"run_processes needs n >= 2 parties, got {n!r}")
+        raise ParameterError(f"run_processes needs n >= 2 parties, got {n!r}")
     if transport not in PROCESS_TRANSPORTS:
-        raise ConfigError(f"transport must be one of {PROCESS_TRANSPORTS}, got {transport!r}")
+        raise ParameterError(f"transport must be one of {PROCESS_TRANSPORTS}, got {transport!r}")
     wan = bool(latency) or bandwidth is not None
     if wan and transport != "tcp":
-        raise ConfigError("latency/bandwidth over separate processes need transport='tcp'")
+        raise ParameterError("latency/bandwidth over separate processes need transport='tcp'")
     if not asyncio.iscoroutinefunction(job):
-        raise ConfigError("job must be a module-level async function")
+        raise ParameterError("job must be a module-level async function")
     from mpc.local import default_domain, make_scheme
     from network.keys import generate_keypair
 
@@ -247,7 +247,7 @@ def run_processes(
         try:
             domain_cls()
         except TypeError as e:
-            raise ConfigError(f"run_processes needs a domain constructible without arguments: {e}") from e
+            raise ParameterError(f"run_processes needs a domain constructible without arguments: {e}") from e
     make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     dealer_seed = derive_key(seed, "dealer") if seed is not None else os.urandom(32)

@@ -9,11 +9,17 @@ class ProtocolError(SmpcError):
     """A protocol could not run or a check failed; the job must abort and release nothing."""
 
 
-class ConfigError(ProtocolError):
-    """Parameters are inconsistent: threshold, party count, field size, fixed-point bits."""
+class ParameterError(ProtocolError):
+    """Parameters are inconsistent: threshold, party count, field size, fixed-point bits,
+    a scheme or method a protocol does not serve. (The node's configuration file has its
+    own error, mpc.node.config.NodeConfigError.)"""
 
 
-class PartyIndexError(ConfigError):
+#: deprecated name of ParameterError
+ConfigError = ParameterError
+
+
+class PartyIndexError(ParameterError):
     """A party index or Shamir x-coordinate is out of range, zero mod p, or duplicated."""
 
 

@@ -37,7 +37,7 @@ async def mul(s: Session, x: Share, y: Share, f: int = DEFAULT_F) -> Share:
     Bytes: 3*(n-1)*N*e sent per party.   Error: |z~ - x~*y~| < 2^-f, unbiased.
     Range: |x~*y~| < 2^(62-2f) on Z_2^64, 2^(l-1-2f) on GF(p) (see the module docstring).
     Preprocessing: one triple of shape S and one truncation item of shape S.
-    Security: semi-honest, as beaver.mul.   Raises: ShapeMismatch, ConfigError,
+    Security: semi-honest, as beaver.mul.   Raises: ShapeMismatch, ParameterError,
     PreprocessingExhausted, errors of `open`.
     """
     check_product_room(s.domain, f)
@@ -63,7 +63,7 @@ async def matmul(s: Session, x: Share, y: Share, f: int = DEFAULT_F) -> Share:
     Error: each entry within 2^-f of the exact sum_j x~_ij * y~_jm, unbiased.
     Range: every exact output entry below 2^(62-2f) (Z_2^64) / 2^(l-1-2f) (GF(p)).
     Preprocessing: one matrix triple and one truncation item of the output shape.
-    Raises: ShapeMismatch, ConfigError, PreprocessingExhausted, errors of `open`.
+    Raises: ShapeMismatch, ParameterError, PreprocessingExhausted, errors of `open`.
     """
     check_product_room(s.domain, f)
     return await trunc(s, await beaver.matmul(s, x, y), f)

@@ -110,7 +110,7 @@ async def exp(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     e^-16 ~ 1.1e-7 +- 2^-f, for x~ > 12 it is e^12 (clipped).
     Shapes: x: S; returns S.   Rounds: clip (ltz_mul) + 15 + 1 = 19 (Z_2^64: clip 3), 24 (GF(p) from
     edaBits: clip 8).
-    Range: f <= 20 on Z_2^64 (e^24 * 2^(2f+8) < 2^62).   Raises: ConfigError.
+    Range: f <= 20 on Z_2^64 (e^24 * 2^(2f+8) < 2^62).   Raises: ParameterError.
     """
     f2 = f + 4
     check_product_room(s.domain, f2 + 8)
@@ -205,7 +205,7 @@ async def reciprocal(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     Error: |recip~(x) - 1/x| <= 2e-5 / x + 2^-f (relative 2e-5 from the normalised input's
     rounding, plus the output ulp).   Shapes: x: S; returns S.
     Rounds: ltz + 1 + 2 + 1 + 12 + 2 = 21 (Z_2^64, ltz 3), 26 (GF(p) from edaBits, ltz 8).
-    Preprocessing: 25 comparisons per element. Raises: ConfigError.
+    Preprocessing: 25 comparisons per element. Raises: ParameterError.
     """
     f3 = f + 8
     check_product_room(s.domain, f3)
@@ -229,7 +229,7 @@ async def inv_sqrt(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
 
     Error: |inv_sqrt~(x) - x^-1/2| <= 2e-5 x^-1/2 + 2^-f.   Shapes: x: S; returns S.
     Rounds: ltz + 1 + 2 + 1 + 18 + 2 = 27 (Z_2^64, ltz 3), 32 (GF(p) from edaBits, ltz 8).
-    Raises: ConfigError.
+    Raises: ParameterError.
     """
     return await _inv_sqrt(s, x, f, want_sqrt=False)
 

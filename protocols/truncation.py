@@ -26,7 +26,7 @@ Nothing here fails with a large error when its stated input range holds:
 Value bounds (`value_bits`): on Z_2^64 truncation accepts |x| < 2^62 (l = 63); on a field, l
 defaults to min(64, bitlen(p) - kappa - 2), so GF(2^127 - 1) gives l = 64 (|x| < 2^63) and
 GF(2^61 - 1) only l = 19 -- too small for fixed-point products with f = 16, and `trunc`
-raises ConfigError there: use GF(2^127 - 1) (`protocols.arith.field.Mersenne127`) for
+raises ParameterError there: use GF(2^127 - 1) (`protocols.arith.field.Mersenne127`) for
 fixed point over Shamir.
 """
 
@@ -37,7 +37,7 @@ import numpy as np
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.errors import ParameterError, ShapeMismatch
 from protocols.session import Session, Share
 
 #: statistical security parameter for masks over fields (statistical distance <= 2^-KAPPA)
@@ -59,24 +59,24 @@ def value_bits(D: Domain, kappa: int = KAPPA) -> int:
     if is_ring64(D):
         return 64
     if not D.is_field:
-        raise ConfigError(f"no truncation/comparison protocol for {D}")
+        raise ParameterError(f"no truncation/comparison protocol for {D}")
     return min(64, (D.modulus - 1).bit_length() - kappa - 2)
 
 
 def check_field_room(D: Domain, ell: int, kappa: int, what: str) -> None:
     if D.modulus <= 1 << (ell + kappa + 1):
-        raise ConfigError(
+        raise ParameterError(
             f"{what} on {D} with l={ell}, kappa={kappa} needs p > 2^{ell + kappa + 1}; "
             "use GF(2^127 - 1) (Mersenne127) for fixed point over Shamir"
         )
 
 
 def check_product_room(D: Domain, f: int, kappa: int = KAPPA) -> None:
-    """ConfigError unless a fixed-point product (2f fractional bits) of values of magnitude
+    """ParameterError unless a fixed-point product (2f fractional bits) of values of magnitude
     at least 2 fits the truncation range of D: l - 1 - 2f >= 2 (62 - 2f >= 2 on Z_2^64)."""
     room = (RING_TRUNC_BITS if is_ring64(D) else value_bits(D, kappa) - 1) - 2 * f
     if room < 2:
-        raise ConfigError(
+        raise ParameterError(
             f"fixed point with f={f} on {D} leaves products below 2^{room}: too small; "
             "use GF(2^127 - 1) (Mersenne127) for fixed point over Shamir, or a smaller f"
         )
@@ -146,7 +146,7 @@ async def trunc(
     Bytes: (n-1)*N*e sent per party ("msb", "cs"), 0 ("local").
     Preprocessing: "msb": trunc_triples(S, f); "cs": trunc_pairs(S, f, l + kappa).
     Security: semi-honest. "msb", "local": perfectly hiding; "cs": statistical distance
-    <= 2^-kappa.   Raises: ConfigError (unknown method, field too small, "local" with n != 2 or
+    <= 2^-kappa.   Raises: ParameterError (unknown method, field too small, "local" with n != 2 or
     Shamir), PreprocessingExhausted, errors of `open`.
     """
     D = s.domain
@@ -156,25 +156,25 @@ async def trunc(
         method = "msb" if is_ring64(D) else "cs"
     if method == "msb":
         if not is_ring64(D):
-            raise ConfigError(f"trunc method 'msb' needs Z_2^64, not {D}")
+            raise ParameterError(f"trunc method 'msb' needs Z_2^64, not {D}")
         masked, item = await trunc_mask(s, x, f)
         (c,) = await open(s, masked)
         return trunc_finish(s, c, item, f)
     if method == "local":
         if not is_ring64(D) or s.n != 2 or s.scheme.kind != "additive":
-            raise ConfigError("trunc method 'local' is for 2-party additive sharing over Z_2^64")
+            raise ParameterError("trunc method 'local' is for 2-party additive sharing over Z_2^64")
         if not 0 < f < 64:
-            raise ConfigError(f"trunc: need 0 < f < 64, got {f}")
+            raise ParameterError(f"trunc: need 0 < f < 64, got {f}")
         if s.pid == 0:
             return Share(x.data >> _U64(f), s)
         return Share(-((-x.data) >> _U64(f)), s)
     if method == "cs":
         if not D.is_field:
-            raise ConfigError(f"trunc method 'cs' needs a prime field, not {D}")
+            raise ParameterError(f"trunc method 'cs' needs a prime field, not {D}")
         masked, item = await trunc_mask(s, x, f, kappa=kappa)
         (c,) = await open(s, masked)
         return trunc_finish(s, c, item, f)
-    raise ConfigError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
+    raise ParameterError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
 
 
 async def trunc_mask(s: Session, x: Share, f: int, *, kappa: int = KAPPA) -> tuple[Share, tuple]:
@@ -186,15 +186,15 @@ async def trunc_mask(s: Session, x: Share, f: int, *, kappa: int = KAPPA) -> tup
     D = s.domain
     if is_ring64(D):
         if not 0 < f < RING_TRUNC_BITS:
-            raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+            raise ParameterError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
         r, r_hi, r_msb = await s.prep.trunc_triples(x.shape, f)
         return x + (1 << RING_TRUNC_BITS) + Share(r, s), ("msb", r_hi, r_msb)
     if not D.is_field:
-        raise ConfigError(f"no truncation protocol for {D}")
+        raise ParameterError(f"no truncation protocol for {D}")
     ell = value_bits(D, kappa)
     check_field_room(D, ell, kappa, "truncation")
     if not 0 < f < ell - 1:
-        raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
+        raise ParameterError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
     r, r_hi = await s.prep.trunc_pairs(x.shape, f, ell + kappa)
     return x + (1 << (ell - 1)) + Share(r, s), ("cs", r_hi, ell)
 
@@ -251,7 +251,7 @@ async def sub_trunc_matmul(s: Session, x: Share, v: Share, u: Share, f: int) -> 
     sends the same words in two rounds).   Messages: n-1 (one packed batch).
     Preprocessing: matrix_trunc_triples((k, d), (d,), f), else trunc_triples + a matrix
     triple.   Security: semi-honest; D, E, c are uniformly masked (perfectly hiding).
-    Raises: ConfigError (not Z_2^64 additive-compatible), ShapeMismatch,
+    Raises: ParameterError (not Z_2^64 additive-compatible), ShapeMismatch,
     PreprocessingExhausted, errors of `open`.
     """
     from protocols import beaver
@@ -260,9 +260,9 @@ async def sub_trunc_matmul(s: Session, x: Share, v: Share, u: Share, f: int) -> 
     if x.ndim != 2 or v.shape != (x.shape[1],) or u.shape != v.shape:
         raise ShapeMismatch(f"sub_trunc_matmul: shapes {x.shape}, {v.shape}, {u.shape}")
     if not is_ring64(s.domain):
-        raise ConfigError(f"sub_trunc_matmul needs Z_2^64, not {s.domain}")
+        raise ParameterError(f"sub_trunc_matmul needs Z_2^64, not {s.domain}")
     if not 0 < f < RING_TRUNC_BITS:
-        raise ConfigError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+        raise ParameterError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
     if not s.prep.supports("matrix_trunc_triples"):
         y = v - await trunc(s, u, f)
         return y, await beaver.matmul(s, x, y)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from mpc.bench.costmodel import ERROR_BOUND, FIX_F
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 
 #: the plaintext inputs are drawn from this public seed in every party (benchmarks only)
 PUBLIC_SEED = 20240601
@@ -64,7 +64,7 @@ def _e2e_inputs(op: str, size: int, n: int, pid: int, params: dict):
     """(this party's data, the public plaintext of the whole workload)."""
     if op == "logistic_regression":
         if size < 4 * n:
-            raise ConfigError(f"logistic_regression needs at least 4 rows per party (size >= {4 * n})")
+            raise ParameterError(f"logistic_regression needs at least 4 rows per party (size >= {4 * n})")
         X, y = logistic_data(size)
         idx = _rows_of(size, n, pid)
         return (X[idx], y[idx]), (X, y)

@@ -43,7 +43,7 @@ from mpc.bench.e2e import (
     _run_e2e,
 )
 from mpc.bench.report import plot, print_table
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.preprocessing.buffered import Buffered
 
 #: truncate: fixed-point fractional bits and input magnitude
@@ -180,7 +180,7 @@ async def _run_op(s, op: str, size: int, x, y, px):
         return await nonlinear.sigmoid(s, x, FIX_F)
     if op == "reciprocal":
         return await nonlinear.reciprocal(s, x, FIX_F)
-    raise ConfigError(f"unknown op {op!r}")
+    raise ParameterError(f"unknown op {op!r}")
 
 
 async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
@@ -194,7 +194,7 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     from protocols.session import Share
 
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
-        raise ConfigError("bench op 'truncate' is implemented for --scheme additive only")
+        raise ParameterError("bench op 'truncate' is implemented for --scheme additive only")
     params = dict(params or {})
     prep = Buffered(s.prep)  # the warm-up's requests are logged and replayed ahead of each run
     s = dataclasses.replace(s, prep=prep)
@@ -317,17 +317,17 @@ def measure(
     preprocessing source (run_local's names); its own traffic is offline and not counted in
     rounds/bytes, which are the online phase's. `epochs`: logistic_regression only."""
     if op not in COST_MODEL:
-        raise ConfigError(f"op must be one of {OPS}, got {op!r}")
+        raise ParameterError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
-        raise ConfigError("size and repeat must be at least 1")
+        raise ParameterError("size and repeat must be at least 1")
     if processes and transport == "memory":
-        raise ConfigError("--processes needs --transport tcp or mqtt")
+        raise ParameterError("--processes needs --transport tcp or mqtt")
     if (latency or bandwidth) and transport == "mqtt":
-        raise ConfigError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
+        raise ParameterError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
     if processes and source not in ("trusted_dealer", "dn07", "ot"):
-        raise ConfigError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
+        raise ParameterError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
     if epochs < 1:
-        raise ConfigError("epochs must be at least 1")
+        raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
     dom = bench_domain(op, scheme)
     if processes:

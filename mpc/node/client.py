@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from mpc.node import codes
 from mpc.node.manifest import Manifest, load_manifest_file, load_signing_key, sign_manifest
 from network.errors import SmpcError
 
@@ -88,7 +89,7 @@ class Client:
             try:
                 return e.code, json.loads(e.read())
             except ValueError:
-                return e.code, {"code": "http.error", "reason": str(e)}
+                return e.code, {"code": codes.HTTP_ERROR, "reason": str(e)}
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise ClientError(f"node {node} unreachable: {getattr(e, 'reason', e)}") from None
 
@@ -144,7 +145,7 @@ class Client:
             if progress is not None and view != last:
                 progress(st)
             last = view
-            if all(b.get("status") in TERMINAL or b.get("code") == "job.unknown"
+            if all(b.get("status") in TERMINAL or b.get("code") == codes.JOB_UNKNOWN
                    for b in st.values()):
                 return st
             if time.monotonic() > t_end:

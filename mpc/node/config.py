@@ -1,6 +1,6 @@
 """One node's configuration: a TOML file, validated at start.
 
-Every error names the offending field (`ConfigError: peers[1].public_key: ...`). Secrets are
+Every error names the offending field (`NodeConfigError: peers[1].public_key: ...`). Secrets are
 never in the file: the node's private key is a path (`node.key_file`, mode 0600), database
 passwords come from the environment / PGPASSFILE (a `password=` in a DSN is refused).
 
@@ -71,12 +71,16 @@ SOURCE_KINDS = ("csv", "sqlite", "postgres", "parquet")
 ANALYST = "analyst"  # the recipient name for "the analyst who signed the manifest"
 
 
-class ConfigError(SmpcError):
+class NodeConfigError(SmpcError):
     """The node configuration is invalid; the message starts with the offending field."""
 
 
-class InsecureConfigError(ConfigError):
+class InsecureConfigError(NodeConfigError):
     """The configuration enables an insecure option and the daemon was not run --insecure."""
+
+
+#: deprecated name of NodeConfigError (protocols.errors.ParameterError is the protocols' one)
+ConfigError = NodeConfigError
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,8 @@ class NodeConfig:
         return bad
 
 
-def _err(fieldname: str, msg: str) -> ConfigError:
-    return ConfigError(f"{fieldname}: {msg}")
+def _err(fieldname: str, msg: str) -> NodeConfigError:
+    return NodeConfigError(f"{fieldname}: {msg}")
 
 
 def _get(table: dict, key: str, prefix: str, typ, *, default: Any = ..., check=None):
@@ -245,15 +249,15 @@ def _rel(base: Path, p: str) -> Path:
 
 
 def load_config(path: str | os.PathLike) -> NodeConfig:
-    """Read and validate a node configuration. Raises ConfigError naming the bad field."""
+    """Read and validate a node configuration. Raises NodeConfigError naming the bad field."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise NodeConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        raise NodeConfigError(f"{path}: not valid TOML: {e}") from None
     return parse_config(raw, path)
 
 
@@ -448,7 +452,7 @@ def write_consortium(
     from network.keys import generate_keypair, public_key_text, save_private_key
 
     if n < 2:
-        raise ConfigError(f"--parties: need at least 2, got {n}")
+        raise NodeConfigError(f"--parties: need at least 2, got {n}")
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
     pairs = [generate_keypair() for _ in range(n)]

@@ -58,8 +58,9 @@ from typing import Any
 import numpy as np
 
 from mpc.loop import run_event_loop
+from mpc.node import codes
 from mpc.node.audit import AuditLog, AuditLogError, verify
-from mpc.node.config import ANALYST, ConfigError, InsecureConfigError, NodeConfig
+from mpc.node.config import ANALYST, InsecureConfigError, NodeConfig, NodeConfigError
 from mpc.node.jobs import REGISTRY, JobContext
 from mpc.node.manifest import (
     MAX_MANIFEST_BYTES,
@@ -75,12 +76,17 @@ log = logging.getLogger("smpc.node")
 MAX_AGREE_BYTES = 4096
 
 
-class JobFailed(SmpcError):
-    """A job step failed with a code that every node reports."""
+class JobAbortError(SmpcError):
+    """This node aborts the running job with a code (mpc.node.codes) that every node reports
+    (the client sees it in JobFailedError.reasons)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
+
+
+#: deprecated name of JobAbortError
+JobFailed = JobAbortError
 
 
 def error_code(e: BaseException) -> str:
@@ -91,12 +97,12 @@ def error_code(e: BaseException) -> str:
     if isinstance(code, str):
         return code
     if isinstance(e, PeerUnavailableError | ChannelClosedError | SessionAbortedError):
-        return "peer.unavailable"
+        return codes.PEER_UNAVAILABLE
     if isinstance(e, ChannelAuthError):
-        return "peer.auth"
+        return codes.PEER_AUTH
     if isinstance(e, TimeoutError):
-        return "job.timeout"
-    return "job.error." + type(e).__name__
+        return codes.JOB_TIMEOUT
+    return codes.job_error(e)
 
 
 # --------------------------------------------------------------------------- job store ---
@@ -168,7 +174,7 @@ class Node:
             for b in bad:
                 log.warning("!!! INSECURE: %s. DO NOT USE WITH REAL DATA !!!", b)
         if cfg.preprocessing == "dealer":
-            raise ConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
+            raise NodeConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
                               "daemon does not run yet; use 'ot' (additive) or 'dn07' (shamir)")
         self.cfg = cfg
         self.insecure = insecure
@@ -201,7 +207,7 @@ class Node:
         its record would say done)."""
         for rec in self.store.unfinished():
             reason = f"the node restarted while the job was {rec['status']}"
-            self.store.put(rec["job_id"], status="failed", step="failed", code="node.restarted",
+            self.store.put(rec["job_id"], status="failed", step="failed", code=codes.NODE_RESTARTED,
                            reason=reason)
             with contextlib.suppress(SmpcError):
                 self.audit.append(job_id=rec["job_id"], manifest_hash=rec["manifest_hash"] or "",
@@ -249,7 +255,7 @@ class Node:
     def _fail_queued(self) -> None:
         while not self.queue.empty():
             m = self.queue.get_nowait()
-            self._finish(m, "refused", "node.shutdown", self._stopping or "node stopped", {},
+            self._finish(m, "refused", codes.NODE_SHUTDOWN, self._stopping or "node stopped", {},
                          decision="not_run")
 
     # ---------------------------------------------------------------- submissions ---
@@ -258,21 +264,21 @@ class Node:
         try:
             m = verify_envelope(envelope)
         except SignatureError as e:
-            return self._reject("manifest.signature", e)
+            return self._reject(codes.MANIFEST_SIGNATURE, e)
         except ManifestError as e:
-            return self._reject("manifest.malformed", e)
+            return self._reject(codes.MANIFEST_MALFORMED, e)
         rec = self.store.get(m.job_id)
         if rec is not None:
             if rec["manifest_hash"] != m.hash:
                 return 409, {"job_id": m.job_id, "status": "refused",
-                             "code": "idempotency.conflict",
+                             "code": codes.IDEMPOTENCY_CONFLICT,
                              "reason": "this idempotency key was used for a different manifest"}
             if rec["status"] != "failed":
                 log.info("job %s: resubmitted, returning the stored record (%s)", m.job_id,
                          rec["status"])
                 return 200, public_record(rec)
         if self._stopping:
-            return 503, {"code": "node.shutdown", "reason": self._stopping}
+            return 503, {"code": codes.NODE_SHUTDOWN, "reason": self._stopping}
         self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
                        envelope=json.dumps(m.envelope()), status="queued", step="queued",
                        code=None, reason=None, result=None, stats=None)
@@ -351,7 +357,7 @@ class Node:
                     "reason": local[1] if local else None,
                     "min_group_size": self.cfg.policy.min_group_size})
                 if local is not None:  # unreachable: _agree raised; kept for clarity
-                    raise JobFailed(*local)
+                    raise JobAbortError(*local)
                 k_floor = max(_int(v.get("min_group_size")) for v in views.values())
                 self._step(m, "load")
                 X, y, extra, problem = self._load(m)
@@ -376,9 +382,9 @@ class Node:
             self._finish(m, "done", None, None, stats, decision=decision, result=result)
         except asyncio.CancelledError:
             reason = self._stopping or "job cancelled"
-            await self._abort(s, ch, JobFailed("node.shutdown", reason))
+            await self._abort(s, ch, JobAbortError(codes.NODE_SHUTDOWN, reason))
             stats = self._stats(s, t0)
-            self._finish(m, "failed", "node.shutdown", reason, stats, decision=decision)
+            self._finish(m, "failed", codes.NODE_SHUTDOWN, reason, stats, decision=decision)
             raise
         except BaseException as e:  # every failure is terminal and recorded; nothing released
             await self._abort(s, ch, e)
@@ -386,9 +392,7 @@ class Node:
             reason = str(e) or type(e).__name__
             if isinstance(e, TimeoutError):
                 reason = f"job exceeded timeouts.job = {self.cfg.job_timeout:g}s"
-            status = "refused" if code.startswith(("agreement.", "policy.", "source.unknown",
-                                                   "job.unavailable", "job.parameters")) \
-                else "failed"
+            status = "refused" if code.startswith(codes.REFUSED) else "failed"
             self._finish(m, status, code, reason, self._stats(s, t0), decision=decision)
             if not isinstance(e, Exception):
                 raise
@@ -402,7 +406,7 @@ class Node:
     async def _abort(s, ch, e: BaseException) -> None:
         with contextlib.suppress(BaseException):
             if s is not None:
-                await s.abort(e if isinstance(e, Exception) else JobFailed("node.shutdown", ""))
+                await s.abort(e if isinstance(e, Exception) else JobAbortError(codes.NODE_SHUTDOWN, ""))
             elif ch is not None:
                 await ch.close()
 
@@ -432,7 +436,7 @@ class Node:
             connect_timeout=cfg.connect_timeout)
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
-        """Exchange `mine` with every peer; raise the same JobFailed on every node unless all
+        """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all
         sent ok with the same manifest hash and consortium fingerprint. Returns every
         party's view (party index -> dict)."""
         raw = json.dumps(mine, sort_keys=True).encode()[:MAX_AGREE_BYTES]
@@ -448,24 +452,24 @@ class Node:
                     views[j] = json.loads(got)
                     assert isinstance(views[j], dict)
                 except (ValueError, AssertionError):
-                    raise JobFailed("agreement.malformed",
+                    raise JobAbortError(codes.AGREEMENT_MALFORMED,
                                     f"party {j} sent a malformed {what} agreement") from None
         names = self.cfg.party_names()
         for j in sorted(views):  # same order everywhere: every node reports the same reason
             v = views[j]
             if v.get("fingerprint") != self.fingerprint:
-                raise JobFailed("agreement.consortium_mismatch",
+                raise JobAbortError(codes.AGREEMENT_CONSORTIUM_MISMATCH,
                                 f"{names[j]} has a different consortium configuration")
             if v.get("hash") != m.hash:
-                raise JobFailed("agreement.manifest_mismatch",
+                raise JobAbortError(codes.AGREEMENT_MANIFEST_MISMATCH,
                                 f"{names[j]} received a different manifest "
                                 f"(hash {str(v.get('hash'))[:12]}…, ours {m.hash[:12]}…)")
         for j in sorted(views):
             v = views[j]
             if not v.get("ok"):
                 code = str(v.get("code") or "refused")
-                prefix = "agreement.refused" if what == "manifest" else "agreement.data"
-                raise JobFailed(f"{prefix}:{code}", f"{names[j]} refused: {code}: "
+                prefix = codes.AGREEMENT_REFUSED if what == "manifest" else codes.AGREEMENT_DATA
+                raise JobAbortError(f"{prefix}:{code}", f"{names[j]} refused: {code}: "
                                 f"{str(v.get('reason'))[:300]}")
         return views
 
@@ -484,7 +488,7 @@ class Node:
         digests = {j: v.get("align") for j, v in sorted(views.items()) if v.get("align")}
         if len(set(digests.values())) > 1:
             names = self.cfg.party_names()
-            raise JobFailed("agreement.alignment", "the parties' row ids differ (vertical rows "
+            raise JobAbortError(codes.AGREEMENT_ALIGNMENT, "the parties' row ids differ (vertical rows "
                             "must be aligned by parameters.id_column): " + ", ".join(
                                 f"{names[j]} {d[:8]}" for j, d in digests.items()))
 
@@ -587,10 +591,10 @@ class Node:
         try:
             status, body = await asyncio.wait_for(self._handle(reader), 10)
         except (TimeoutError, ValueError, asyncio.IncompleteReadError, ConnectionError):
-            status, body = 400, {"code": "http.bad_request", "reason": "malformed request"}
+            status, body = 400, {"code": codes.HTTP_BAD_REQUEST, "reason": "malformed request"}
         except Exception as e:  # never let one request take the daemon down
             log.error("api: internal error %s", type(e).__name__)
-            status, body = 500, {"code": "http.internal", "reason": type(e).__name__}
+            status, body = 500, {"code": codes.HTTP_INTERNAL, "reason": type(e).__name__}
         data = json.dumps(body).encode()
         head = (f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
@@ -614,14 +618,14 @@ class Node:
             if k.strip().lower() == "content-length":
                 length = int(v.strip())
         if length > MAX_MANIFEST_BYTES:
-            return 413, {"code": "manifest.malformed", "reason": "submission too large"}
+            return 413, {"code": codes.MANIFEST_MALFORMED, "reason": "submission too large"}
         body = await reader.readexactly(length) if length else b""
         parts = [p for p in path.split("/") if p]
         if method == "POST" and parts == ["jobs"]:
             try:
                 env = json.loads(body)
             except ValueError:
-                return self._reject("manifest.malformed", ManifestError("body is not JSON"))
+                return self._reject(codes.MANIFEST_MALFORMED, ManifestError("body is not JSON"))
             return self.submit(env)
         if method == "GET" and parts == ["status"]:
             return 200, {"name": self.cfg.name, "index": self.cfg.index, "n": self.cfg.n,
@@ -632,7 +636,7 @@ class Node:
         if method == "GET" and len(parts) in (2, 3) and parts[0] == "jobs":
             rec = self.store.get(parts[1])
             if rec is None:
-                return 404, {"code": "job.unknown", "reason": f"no job {parts[1]!r} here"}
+                return 404, {"code": codes.JOB_UNKNOWN, "reason": f"no job {parts[1]!r} here"}
             if len(parts) == 2:
                 return 200, public_record(rec)
             if parts[2] == "result":
@@ -640,7 +644,7 @@ class Node:
                     return 409, {**public_record(rec), "reason": rec["reason"] or
                                  f"job is {rec['status']}"}
                 return 200, {**public_record(rec), "result": json.loads(rec["result"])}
-        return 404, {"code": "http.not_found", "reason": f"{method} {path}"}
+        return 404, {"code": codes.HTTP_NOT_FOUND, "reason": f"{method} {path}"}
 
 
 async def cancel_until_done(task: asyncio.Task, *, every: float = 0.2) -> None:
@@ -679,7 +683,7 @@ def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
         pk = VerifyKey(analyst_key).to_curve25519_public_key()
         return base64.b64encode(SealedBox(pk).encrypt(data)).decode()
     except Exception as e:  # PyNaCl raises untyped errors
-        raise JobFailed("deliver.seal", f"cannot seal the output to the analyst's key: "
+        raise JobAbortError(codes.DELIVER_SEAL, f"cannot seal the output to the analyst's key: "
                         f"{type(e).__name__}") from None
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mpc.node import codes
 from mpc.node.config import SourceConfig
 from network.errors import SmpcError
 
@@ -36,32 +37,32 @@ def load_columns(src: SourceConfig, columns: Sequence[str], *, max_rows: int | N
                  ) -> np.ndarray:
     """The named columns of `src` as float64 (rows, len(columns)); see the module docstring."""
     if not columns:
-        raise DataSourceError("source.columns", f"source {src.name!r}: no columns requested")
+        raise DataSourceError(codes.SOURCE_COLUMNS, f"source {src.name!r}: no columns requested")
     if len(set(columns)) != len(columns):
-        raise DataSourceError("source.columns", f"source {src.name!r}: a column is named twice")
+        raise DataSourceError(codes.SOURCE_COLUMNS, f"source {src.name!r}: a column is named twice")
     reader = {"csv": _csv, "sqlite": _sqlite, "postgres": _postgres, "parquet": _parquet}[src.kind]
     rows = reader(src, list(columns), max_rows)
     if rows.shape[0] == 0:
-        raise DataSourceError("source.empty", f"source {src.name!r} has no rows")
+        raise DataSourceError(codes.SOURCE_EMPTY, f"source {src.name!r} has no rows")
     if max_rows is not None and rows.shape[0] > max_rows:
         from mpc.node.policy import PolicyError
 
-        raise PolicyError("policy.max_rows", f"source {src.name!r} has more than "
+        raise PolicyError(codes.POLICY_MAX_ROWS, f"source {src.name!r} has more than "
                           f"policy.max_rows = {max_rows} rows")
     return rows
 
 
 def _number(v, src: str, col: str, row: int) -> float:
     if v is None or isinstance(v, bool) or (isinstance(v, str) and not v.strip()):
-        raise DataSourceError("source.nonnumeric", f"source {src!r}: column {col!r} row {row} is "
+        raise DataSourceError(codes.SOURCE_NONNUMERIC, f"source {src!r}: column {col!r} row {row} is "
                               "empty / NULL")
     try:
         x = float(v)
     except (TypeError, ValueError):
-        raise DataSourceError("source.nonnumeric", f"source {src!r}: column {col!r} row {row} is "
+        raise DataSourceError(codes.SOURCE_NONNUMERIC, f"source {src!r}: column {col!r} row {row} is "
                               "not a number") from None
     if not math.isfinite(x):
-        raise DataSourceError("source.nonnumeric", f"source {src!r}: column {col!r} row {row} is "
+        raise DataSourceError(codes.SOURCE_NONNUMERIC, f"source {src!r}: column {col!r} row {row} is "
                               "not finite")
     return x
 
@@ -69,7 +70,7 @@ def _number(v, src: str, col: str, row: int) -> float:
 def _check_columns(src: SourceConfig, have: Sequence[str], want: Sequence[str]) -> None:
     missing = [c for c in want if c not in have]
     if missing:
-        raise DataSourceError("source.columns", f"source {src.name!r} has no column(s) {missing} "
+        raise DataSourceError(codes.SOURCE_COLUMNS, f"source {src.name!r} has no column(s) {missing} "
                               f"(it has {list(have)})")
 
 
@@ -87,13 +88,13 @@ def _csv(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.ndarray
     try:
         f = open(src.path, newline="", encoding="utf-8")  # noqa: SIM115
     except OSError as e:
-        raise DataSourceError("source.missing", f"source {src.name!r}: {src.path}: "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: {src.path}: "
                               f"{e.strerror}") from None
     with f:
         r = csv.reader(f)
         header = next(r, None)
         if header is None:
-            raise DataSourceError("source.empty", f"source {src.name!r}: {src.path} is empty")
+            raise DataSourceError(codes.SOURCE_EMPTY, f"source {src.name!r}: {src.path} is empty")
         header = [h.strip() for h in header]
         _check_columns(src, header, cols)
         idx = [header.index(c) for c in cols]
@@ -103,7 +104,7 @@ def _csv(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.ndarray
             if not line:
                 continue
             if len(line) != len(header):
-                raise DataSourceError("source.nonnumeric", f"source {src.name!r}: row "
+                raise DataSourceError(codes.SOURCE_NONNUMERIC, f"source {src.name!r}: row "
                                       f"{len(rows) + 1} has {len(line)} fields, header has "
                                       f"{len(header)}")
             rows.append([line[i] for i in idx])
@@ -114,12 +115,12 @@ def _csv(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.ndarray
 
 def _sqlite(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.ndarray:
     if not src.path.exists():
-        raise DataSourceError("source.missing", f"source {src.name!r}: {src.path}: no such "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: {src.path}: no such "
                               "database")
     try:
         db = sqlite3.connect(f"file:{src.path}?mode=ro", uri=True)
     except sqlite3.Error as e:
-        raise DataSourceError("source.missing", f"source {src.name!r}: {e}") from None
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: {e}") from None
     try:
         cur = db.execute(f"SELECT * FROM ({src.query}) LIMIT 0")  # noqa: S608 (operator's query)
         _check_columns(src, [d[0] for d in cur.description], cols)
@@ -129,7 +130,7 @@ def _sqlite(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.ndar
             q += f" LIMIT {int(max_rows) + 1}"
         rows = db.execute(q).fetchall()
     except sqlite3.Error as e:
-        raise DataSourceError("source.missing", f"source {src.name!r}: query failed: "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: query failed: "
                               f"{type(e).__name__}") from None
     finally:
         db.close()
@@ -141,7 +142,7 @@ def _postgres(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.nd
         import psycopg
         from psycopg import sql
     except ImportError:
-        raise DataSourceError("source.unavailable", f"source {src.name!r}: PostgreSQL sources "
+        raise DataSourceError(codes.SOURCE_UNAVAILABLE, f"source {src.name!r}: PostgreSQL sources "
                               "need psycopg (pip install 'psycopg[binary]')") from None
     try:
         with psycopg.connect(src.dsn, connect_timeout=5) as conn:
@@ -156,10 +157,10 @@ def _postgres(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.nd
                 cur.execute(q)
                 rows = cur.fetchall()
     except psycopg.OperationalError as e:
-        raise DataSourceError("source.missing", f"source {src.name!r}: cannot connect: "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: cannot connect: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except psycopg.Error as e:
-        raise DataSourceError("source.missing", f"source {src.name!r}: query failed: "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: query failed: "
                               f"{type(e).__name__}") from None
     return _to_array(src, cols, rows)
 
@@ -168,10 +169,10 @@ def _parquet(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.nda
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataSourceError("source.unavailable", f"source {src.name!r}: Parquet sources need "
+        raise DataSourceError(codes.SOURCE_UNAVAILABLE, f"source {src.name!r}: Parquet sources need "
                               "pyarrow (pip install pyarrow)") from None
     if not src.path.exists():
-        raise DataSourceError("source.missing", f"source {src.name!r}: {src.path}: no such file")
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: {src.path}: no such file")
     try:
         schema = pq.read_schema(src.path)
         _check_columns(src, schema.names, cols)
@@ -179,7 +180,7 @@ def _parquet(src: SourceConfig, cols: list[str], max_rows: int | None) -> np.nda
     except DataSourceError:
         raise
     except Exception as e:  # pyarrow raises many untyped errors
-        raise DataSourceError("source.missing", f"source {src.name!r}: cannot read Parquet: "
+        raise DataSourceError(codes.SOURCE_MISSING, f"source {src.name!r}: cannot read Parquet: "
                               f"{type(e).__name__}") from None
     if max_rows is not None:
         table = table.slice(0, max_rows + 1)

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from mpc.node import codes
 from mpc.node.config import NodeConfig
 from mpc.node.manifest import Manifest
 from network.errors import SmpcError
@@ -59,13 +60,13 @@ from protocols.session import Session, Share
 class JobUnavailableError(SmpcError):
     """The computation is registered but cannot run in this build (a layer is missing)."""
 
-    code = "job.unavailable"
+    code = codes.JOB_UNAVAILABLE
 
 
 class JobParameterError(SmpcError):
     """The manifest's parameters or inputs do not fit the computation."""
 
-    code = "job.parameters"
+    code = codes.JOB_PARAMETERS
 
 
 class JobDataError(SmpcError):
@@ -303,7 +304,7 @@ def _fraud_check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> No
     bad = ~np.isin(g, np.asarray(p["groups"], dtype=np.float64))
     if bad.any():
         row = int(np.flatnonzero(bad)[0]) + 1  # never the value itself
-        raise JobDataError("source.groups", f"column {col!r} row {row}: not one of "
+        raise JobDataError(codes.SOURCE_GROUPS, f"column {col!r} row {row}: not one of "
                            "parameters.groups")
 
 

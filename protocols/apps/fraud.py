@@ -30,7 +30,7 @@ from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.comparison import ltz
 from protocols.core import open as open_shares
 from protocols.core import reveal_to as core_reveal_to
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.errors import ParameterError, ShapeMismatch
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
 
@@ -133,7 +133,7 @@ async def flagged_counts(
     if groups.shape != flags.shape:
         raise ShapeMismatch(f"groups {groups.shape} and flags {flags.shape} differ")
     if k_min < 1:
-        raise ConfigError("k_min must be >= 1")
+        raise ParameterError("k_min must be >= 1")
     keys, inv, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     onehot = (inv[None, :] == np.arange(len(keys))[:, None]).astype(np.int64)
     counts = flags @ onehot.T  # local: a public 0/1 matrix times shared flags
@@ -144,7 +144,7 @@ async def flagged_counts(
         (b,) = await open_shares(s, below)
         keep = s.domain.to_signed(b).astype(np.int64) == 0
     else:
-        raise ConfigError("min_on must be 'members' or 'flagged'")
+        raise ParameterError("min_on must be 'members' or 'flagged'")
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
         return {} if reveal_to is None or s.pid == reveal_to else None

@@ -33,7 +33,7 @@ __all__ = ["DT127", "GmpyField", "Mersenne61", "Mersenne127", "field_for", "M61"
 
 def field_for(p: int) -> PrimeField:
     """The fastest implementation of GF(p): Mersenne61 for 2^61 - 1, Mersenne127 for
-    2^127 - 1, GmpyField otherwise (ConfigError if p is not a prime > 2)."""
+    2^127 - 1, GmpyField otherwise (ParameterError if p is not a prime > 2)."""
     p = int(p)
     if p == M61:
         return Mersenne61()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.arith.domain import Domain
-from protocols.errors import ConfigError, InputRangeError
+from protocols.errors import InputRangeError, ParameterError
 
 DEFAULT_F = 16
 
@@ -36,12 +36,12 @@ class FixedPoint:
     def __post_init__(self) -> None:
         k = self.signed_bits
         if not 0 <= self.f < k - 1:
-            raise ConfigError(f"fixed point: need 0 <= f < {k - 1} for {self.domain}, got f={self.f}")
+            raise ParameterError(f"fixed point: need 0 <= f < {k - 1} for {self.domain}, got f={self.f}")
         limit = float(2 ** (k - 1 - self.f))
         if self.max_abs is None:
             object.__setattr__(self, "max_abs", limit)
         elif not 0 < self.max_abs <= limit:
-            raise ConfigError(f"fixed point: max_abs must be in (0, {limit:g}], got {self.max_abs}")
+            raise ParameterError(f"fixed point: max_abs must be in (0, {limit:g}], got {self.max_abs}")
 
     @property
     def signed_bits(self) -> int:

@@ -16,7 +16,7 @@ from protocols.arith._fieldops import (
     _wire_in,
 )
 from protocols.arith.domain import PrimeField, Shape
-from protocols.errors import ConfigError, DomainError, ShapeMismatch
+from protocols.errors import DomainError, ParameterError, ShapeMismatch
 from protocols.prg import CryptoRNG
 
 _OBJ = np.dtype(object)
@@ -39,13 +39,13 @@ class GmpyField(PrimeField):
     op (about 0.1-0.3 us), so roughly 50-100x slower than Mersenne61 for 64-bit-sized p; use it
     for large primes (e.g. 256 bits) and for small exhaustive-test fields. `matmul` is numpy's
     object matmul followed by one reduction; `inv` is gmpy2.invert per element.
-    Raises ConfigError unless p is a prime > 2.
+    Raises ParameterError unless p is a prime > 2.
     """
 
     def __init__(self, p: int) -> None:
         p = int(p)
         if p <= 2 or not gmpy2.is_prime(p):
-            raise ConfigError(f"GmpyField needs a prime > 2, got {p}")
+            raise ParameterError(f"GmpyField needs a prime > 2, got {p}")
         self.modulus = p
         self._p = gmpy2.mpz(p)
         self._pobj = _obj(self._p)

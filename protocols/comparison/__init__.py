@@ -64,7 +64,7 @@ from protocols.comparison.backend import backend, width
 from protocols.comparison.factor import Factor, OpenWith
 from protocols.comparison.field import field_costs
 from protocols.comparison.ring3 import ltz_tuple_values
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, check_same
 
@@ -97,7 +97,7 @@ async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = No
                 a = (c mod 2^m) - r' + 2^m BitLT(c mod 2^m, r_i),  ltz = 1 - (y - a)/2^m
 
     Shapes: x: S; returns S.   Range: Z_2^64 every int64 (exact); GF(p) |x| < 2^(l-1),
-    l = bits if given (2 <= bits <= value_bits(domain); ConfigError otherwise), else
+    l = bits if given (2 <= bits <= value_bits(domain); ParameterError otherwise), else
     value_bits(domain) (64 on GF(2^127-1)). On Z_2^64 `bits` is only validated (2..64): the
     circuit is exact on every int64 and costs the same.
     Rounds: 3 on Z_2^64 with `ltz_tuples` preprocessing (open, radix-4 level, arithmetic
@@ -114,7 +114,7 @@ async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = No
     (kappa+1)-bit random, (B_lt(l) - 1)/2 triples per element (125 for l = 64).
     Security: semi-honest; Z_2^64 perfectly hiding, GF(p) statistical 2^-kappa (edaBits) or
     2^-(kappa-1) (random bits); the XOR-shared part is secure against n - 1 parties
-    [EGKRS20; DFKNT06; CdH10].   Raises: ConfigError, PreprocessingExhausted (ran out),
+    [EGKRS20; DFKNT06; CdH10].   Raises: ParameterError, PreprocessingExhausted (ran out),
     PreprocessingUnsupported (the source supplies no comparison material), errors of `open`.
     """
     check_same(s, x)
@@ -251,7 +251,7 @@ async def clip(
     lo_a = np.broadcast_to(np.asarray(lo), x.shape)
     hi_a = np.broadcast_to(np.asarray(hi), x.shape)
     if (np.asarray(lo_a, dtype=object) > np.asarray(hi_a, dtype=object)).any():
-        raise ConfigError("clip: need lo <= hi")
+        raise ParameterError("clip: need lo <= hi")
     both = Share(np.stack([(x - lo_a).data, (-(x - hi_a)).data]), s)
     d = Share(np.stack([(-(x - lo_a)).data, (-(x - hi_a)).data]), s)
     _, p = await ltz_mul(s, both, d, bits=bits)

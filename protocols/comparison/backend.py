@@ -26,7 +26,7 @@ from protocols import beaver
 from protocols.arith.domain import Domain
 from protocols.comparison import eda, field, ring3
 from protocols.comparison.factor import Factor, OpenWith, resolve
-from protocols.errors import ConfigError, PreprocessingUnsupported, ShapeMismatch
+from protocols.errors import ParameterError, PreprocessingUnsupported, ShapeMismatch
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, check_field_room, check_same, is_ring64, value_bits
 
@@ -119,7 +119,7 @@ _chosen: weakref.WeakKeyDictionary[object, tuple[Domain, str, Backend]] = weakre
 
 def backend(s: Session) -> Backend:
     """The session's comparison backend, from `s.prep.supports` (cached per source object).
-    Raises ConfigError for a domain or scheme with no comparison protocol,
+    Raises ParameterError for a domain or scheme with no comparison protocol,
     PreprocessingUnsupported if the source supplies none of the backends' kinds."""
     D, kind = s.domain, s.scheme.kind
     try:
@@ -138,7 +138,7 @@ def _choose(s: Session) -> Backend:
     has_eda = all(prep.supports(k) for k in EDA_KINDS)
     if is_ring64(D):
         if s.scheme.kind != "additive":
-            raise ConfigError("comparison over Z_2^64 needs additive sharing")
+            raise ParameterError("comparison over Z_2^64 needs additive sharing")
         if prep.supports("ltz_tuples"):
             return RING3
         if has_eda:
@@ -147,7 +147,7 @@ def _choose(s: Session) -> Backend:
             f"{prep.name} supplies neither ltz_tuples nor {', '.join(EDA_KINDS)}: no comparison over {D}"
         )
     if not D.is_field:
-        raise ConfigError(f"no comparison protocol for {D}")
+        raise ParameterError(f"no comparison protocol for {D}")
     if has_eda:
         return EDABITS
     if all(prep.supports(k) for k in FIELD_BITS_KINDS):
@@ -161,7 +161,7 @@ def _choose(s: Session) -> Backend:
 def width(s: Session, kappa: int, bits: int | None) -> int | None:
     """The value width l of a comparison: None on Z_2^64 (the circuit is exact on every
     int64; `bits` is only validated, 2..64); on GF(p) `bits` if given (2 <= bits <=
-    value_bits(domain)), else value_bits(domain). Raises ConfigError."""
+    value_bits(domain)), else value_bits(domain). Raises ParameterError."""
     if is_ring64(s.domain):
         if bits is not None:
             check_bits(bits, 64)
@@ -169,13 +169,13 @@ def width(s: Session, kappa: int, bits: int | None) -> int | None:
     ell = value_bits(s.domain, kappa)
     check_field_room(s.domain, ell, kappa, "comparison")
     if ell < 2:
-        raise ConfigError(f"comparison on {s.domain} leaves no room for values")
+        raise ParameterError(f"comparison on {s.domain} leaves no room for values")
     return ell if bits is None else check_bits(bits, ell)
 
 
 def check_bits(bits: object, top: int) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
-        raise ConfigError(f"comparison: bits must be an integer, got {bits!r}")
+        raise ParameterError(f"comparison: bits must be an integer, got {bits!r}")
     if not 2 <= bits <= top:
-        raise ConfigError(f"comparison: bits must satisfy 2 <= bits <= {top}, got {bits}")
+        raise ParameterError(f"comparison: bits must satisfy 2 <= bits <= {top}, got {bits}")
     return int(bits)

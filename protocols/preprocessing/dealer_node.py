@@ -59,7 +59,7 @@ import numpy as np
 from network.channel import Channel
 from network.errors import FrameError
 from protocols.arith.domain import Domain
-from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.trusted_dealer import _from_limbs
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
@@ -384,7 +384,7 @@ class DealerClient(Preprocessing):
 
     def __init__(self, pid: int, n: int, domain: Domain, channel: Channel, dealer: int, *, batch: int = 1 << 16):
         if not 0 <= pid < n:
-            raise ConfigError(f"party index {pid} outside 0..{n - 1}")
+            raise ParameterError(f"party index {pid} outside 0..{n - 1}")
         self.pid, self.n, self.D, self.ch, self.dealer = pid, n, domain, channel, dealer
         self.batch = int(batch)
         self._seed: bytes | None = None
@@ -514,7 +514,7 @@ class DealerClient(Preprocessing):
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int):
         if not 0 < f < bits:
-            raise ConfigError(f"trunc pairs need 0 < f < bits, got f={f}, bits={bits}")
+            raise ParameterError(f"trunc pairs need 0 < f < bits, got f={f}, bits={bits}")
         return await self._elementwise("trunc_pairs", shape, int(f), int(bits))
 
     async def bounded_randoms(self, shape: Shape, bits: int):

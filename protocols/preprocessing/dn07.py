@@ -80,7 +80,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
@@ -195,7 +195,7 @@ class DN07(Preprocessing):
     Bytes per party per elementwise triple (amortised, n parties, e = 8): about
     e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
     Security: semi-honest, t < n/2 (see the module docstring).
-    Raises: ConfigError for a scheme / field it cannot serve, PreprocessingExhausted for
+    Raises: ParameterError for a scheme / field it cannot serve, PreprocessingExhausted for
     parameters no protocol uses (as the dealer), FrameError / SessionAbortedError for a
     peer's malformed or missing messages (received field elements are checked canonical,
     OT messages for exact shape and dtype).
@@ -205,16 +205,16 @@ class DN07(Preprocessing):
 
     def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12):
         if bit_method not in ("xor", "sqrt"):
-            raise ConfigError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
+            raise ParameterError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
         self.bit_method = bit_method
         sch = s.scheme
         if getattr(sch, "kind", None) != "shamir":
-            raise ConfigError("dn07 preprocessing needs the Shamir scheme")
+            raise ParameterError("dn07 preprocessing needs the Shamir scheme")
         if not s.domain.is_field:
-            raise ConfigError(f"dn07 needs a prime field, got {s.domain}")
+            raise ParameterError(f"dn07 needs a prime field, got {s.domain}")
         n, t = s.n, sch.t
         if n < 2 * t + 1:
-            raise ConfigError(f"dn07 needs n >= 2t + 1, got n={n}, t={t}")
+            raise ParameterError(f"dn07 needs n >= 2t + 1, got n={n}, t={t}")
         self.s = offline_session(s, "dn07")
         self.stats = self.s.stats
         self.F, self.n, self.t = s.domain, n, t
@@ -386,13 +386,13 @@ class DN07(Preprocessing):
         F = self.F
         p = F.modulus
         if p % 4 != 3:
-            raise ConfigError(f"dn07 random bits need p = 3 mod 4, got p mod 4 = {p % 4}")
+            raise ParameterError(f"dn07 random bits need p = 3 mod 4, got p mod 4 = {p % 4}")
         extra = 8 + count // 1000  # zeros (probability 1/p each) are dropped
         a, a2 = await self._gen_square_pairs(count + extra)
         u = await self.open(a2)
         keep = np.flatnonzero(_nonzero(F, u))[:count]
         if keep.size < count:  # pragma: no cover (probability about (count / p)^8)
-            raise ConfigError("dn07: too many zero squares; the field is too small for bits")
+            raise ParameterError("dn07: too many zero squares; the field is too small for bits")
         a, u = a[keep], u[keep]
         # v = sqrt(u) = u^((p + 1) / 4); for Mersenne p = 2^k - 1 that is 2^(k - 2) squarings
         e = (p + 1) // 4
@@ -485,7 +485,7 @@ class DN07(Preprocessing):
         shape = tuple(shape)
         p = self.F.modulus
         if not 0 < f < bits or (1 << bits) >= p:
-            raise ConfigError(f"trunc pairs need 0 < f < bits and 2^bits < p, got f={f}, bits={bits}")
+            raise ParameterError(f"trunc pairs need 0 < f < bits and 2^bits < p, got f={f}, bits={bits}")
         N = _size(shape)
         b = (await self._bits(N * bits)).reshape(bits, N)
         r = _weighted(self.F, b, 0, bits)

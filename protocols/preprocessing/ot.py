@@ -69,7 +69,7 @@ import asyncio
 
 import numpy as np
 
-from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import KAPPA, OTExtension
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
@@ -103,7 +103,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
 
     def __init__(self, s: Session, *, batch: int = 1 << 13, dabit_chunk: int = 1 << 16, bool_chunk: int = 1 << 11):
         if getattr(s.scheme, "kind", None) != "additive" or s.domain.modulus != 1 << 64:
-            raise ConfigError("ot preprocessing needs the additive scheme over Z_2^64")
+            raise ParameterError("ot preprocessing needs the additive scheme over Z_2^64")
         OTExtension.__init__(self, offline_session(s, "ot"))
         self.stats = self.s.stats
         self.D = s.domain

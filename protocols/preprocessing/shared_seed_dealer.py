@@ -10,7 +10,7 @@ the seed (every party) can derive every party's shares: it offers no privacy wha
 
 from __future__ import annotations
 
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.preprocessing.base import Preprocessing
 from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
 from protocols.prg import CryptoRNG
@@ -37,7 +37,7 @@ class InsecureSharedSeedDealer(InsecureTrustedDealer):
 
     def _own(self, pid: int, key, got):
         if pid != self.pid:
-            raise ConfigError(f"{self.name} of party {self.pid} asked for party {pid}'s shares")
+            raise ParameterError(f"{self.name} of party {self.pid} asked for party {pid}'s shares")
         k = self._next[pid] - 1
         self._items[k] = (key, None)  # the other parties' shares: dropped right away
         return got

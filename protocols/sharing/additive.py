@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.arith.domain import Domain
-from protocols.errors import ConfigError, ShapeMismatch
+from protocols.errors import ParameterError, ShapeMismatch
 from protocols.prg import CryptoRNG
 
 
 def share(domain: Domain, rng: CryptoRNG, x: np.ndarray, n: int) -> list[np.ndarray]:
     """Split x into n additive shares; shares 1..n-1 are uniform, share 0 = x - sum(rest)."""
     if n < 1:
-        raise ConfigError(f"additive sharing needs n >= 1, got {n}")
+        raise ParameterError(f"additive sharing needs n >= 1, got {n}")
     x = domain.check(np.asarray(x))  # a numpy scalar (a 0-d result) becomes a 0-d array
     rest = [domain.random(rng, x.shape) for _ in range(n - 1)]
     first = x
@@ -28,7 +28,7 @@ def share(domain: Domain, rng: CryptoRNG, x: np.ndarray, n: int) -> list[np.ndar
 def reconstruct(domain: Domain, shares: list[np.ndarray]) -> np.ndarray:
     """Sum of all n shares."""
     if not shares:
-        raise ConfigError("reconstruct needs at least one share")
+        raise ParameterError("reconstruct needs at least one share")
     shapes = {s.shape for s in shares}
     if len(shapes) != 1:
         raise ShapeMismatch(f"additive shares have different shapes: {sorted(shapes)}")

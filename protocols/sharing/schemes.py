@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from protocols.arith.domain import Domain
-from protocols.errors import ConfigError, PartyIndexError
+from protocols.errors import ParameterError, PartyIndexError
 from protocols.prg import CryptoRNG
 from protocols.sharing import additive
 from protocols.sharing.shamir import ShamirScheme
@@ -20,7 +20,7 @@ class AdditiveScheme:
 
     def __init__(self, domain: Domain, n: int):
         if n < 2:
-            raise ConfigError(f"additive sharing between parties needs n >= 2, got {n}")
+            raise ParameterError(f"additive sharing between parties needs n >= 2, got {n}")
         self.domain, self.n = domain, n
 
     def __repr__(self) -> str:

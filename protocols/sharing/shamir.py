@@ -19,18 +19,18 @@ from functools import lru_cache
 import numpy as np
 
 from protocols.arith.domain import PrimeField
-from protocols.errors import ConfigError, PartyIndexError, ShapeMismatch, ShareInconsistencyError
+from protocols.errors import ParameterError, PartyIndexError, ShapeMismatch, ShareInconsistencyError
 from protocols.prg import CryptoRNG
 
 
 def check_parameters(p: int, n: int, t: int, xs: Sequence[int], *, multiply: bool) -> None:
-    """Validate threshold and x-coordinates; raise ConfigError / PartyIndexError."""
+    """Validate threshold and x-coordinates; raise ParameterError / PartyIndexError."""
     if n < 2:
-        raise ConfigError(f"Shamir sharing needs n >= 2 parties, got {n}")
+        raise ParameterError(f"Shamir sharing needs n >= 2 parties, got {n}")
     if not 1 <= t < n:
-        raise ConfigError(f"Shamir threshold must satisfy 1 <= t < n = {n}, got t={t}")
+        raise ParameterError(f"Shamir threshold must satisfy 1 <= t < n = {n}, got t={t}")
     if multiply and 2 * t >= n:
-        raise ConfigError(
+        raise ParameterError(
             f"multiplication needs an honest majority, n >= 2t + 1: n={n}, t={t} "
             f"(largest allowed t is {(n - 1) // 2})"
         )
@@ -104,11 +104,11 @@ class ShamirScheme:
 
         Uses the first t + 1 parties (by index) to interpolate; every further share is
         checked to lie on the same degree-t polynomial, otherwise ShareInconsistencyError.
-        Raises ConfigError with fewer than t + 1 shares, ShapeMismatch on unequal shapes.
+        Raises ParameterError with fewer than t + 1 shares, ShapeMismatch on unequal shapes.
         """
         pids = sorted(shares)
         if len(pids) < self.t + 1:
-            raise ConfigError(f"need at least t+1 = {self.t + 1} shares, got {len(pids)}")
+            raise ParameterError(f"need at least t+1 = {self.t + 1} shares, got {len(pids)}")
         if len({shares[i].shape for i in pids}) != 1:
             raise ShapeMismatch("Shamir shares have different shapes")
         base = pids[: self.t + 1]

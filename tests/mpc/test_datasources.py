@@ -3,6 +3,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from mpc.node import codes
 from mpc.node.config import SourceConfig
 from mpc.node.datasources import DataSourceError, load_columns
 from mpc.node.policy import PolicyError
@@ -21,12 +22,12 @@ def test_csv_reads_only_named_columns(tmp_path):
 
 
 @pytest.mark.parametrize("text,cols,code", [
-    ("amount\n1\n", ["nope"], "source.columns"),
-    ("amount\n", ["amount"], "source.empty"),
-    ("", ["amount"], "source.empty"),
-    ("amount\n1\nabc\n", ["amount"], "source.nonnumeric"),
-    ("amount,b\n1,2\n,3\n", ["amount"], "source.nonnumeric"),
-    ("amount\ninf\n", ["amount"], "source.nonnumeric"),
+    ("amount\n1\n", ["nope"], codes.SOURCE_COLUMNS),
+    ("amount\n", ["amount"], codes.SOURCE_EMPTY),
+    ("", ["amount"], codes.SOURCE_EMPTY),
+    ("amount\n1\nabc\n", ["amount"], codes.SOURCE_NONNUMERIC),
+    ("amount,b\n1,2\n,3\n", ["amount"], codes.SOURCE_NONNUMERIC),
+    ("amount\ninf\n", ["amount"], codes.SOURCE_NONNUMERIC),
 ])
 def test_csv_errors_are_typed_and_never_show_values(tmp_path, text, cols, code):
     with pytest.raises(DataSourceError) as e:
@@ -37,7 +38,7 @@ def test_csv_errors_are_typed_and_never_show_values(tmp_path, text, cols, code):
 def test_missing_file_and_row_limit(tmp_path):
     with pytest.raises(DataSourceError) as e:
         load_columns(SourceConfig("tx", "csv", path=tmp_path / "none.csv"), ["a"])
-    assert e.value.code == "source.missing"
+    assert e.value.code == codes.SOURCE_MISSING
     with pytest.raises(PolicyError, match="max_rows"):
         load_columns(_csv(tmp_path, "a\n1\n2\n3\n"), ["a"], max_rows=2)
 
@@ -51,7 +52,7 @@ def test_sqlite_query_and_errors(tmp_path):
     con.close()
     src = SourceConfig("db", "sqlite", path=db, query="SELECT amount, flag, note FROM tx")
     assert load_columns(src, ["amount", "flag"]).tolist() == [[10.0, 0], [20.5, 1]]
-    for cols, code in ((["missing"], "source.columns"), (["note"], "source.nonnumeric")):
+    for cols, code in ((["missing"], codes.SOURCE_COLUMNS), (["note"], codes.SOURCE_NONNUMERIC)):
         with pytest.raises(DataSourceError) as e:
             load_columns(src, cols)
         assert e.value.code == code
@@ -60,7 +61,7 @@ def test_sqlite_query_and_errors(tmp_path):
         load_columns(empty, ["amount"])
     with pytest.raises(DataSourceError) as e:
         load_columns(SourceConfig("db", "sqlite", path=tmp_path / "x.db", query="SELECT 1"), ["a"])
-    assert e.value.code == "source.missing"
+    assert e.value.code == codes.SOURCE_MISSING
 
 
 def test_parquet(tmp_path):
@@ -73,10 +74,10 @@ def test_parquet(tmp_path):
     assert load_columns(src, ["a"]).tolist() == [[1.0], [2.0]]
     with pytest.raises(DataSourceError) as e:
         load_columns(src, ["b"])
-    assert e.value.code == "source.nonnumeric"
+    assert e.value.code == codes.SOURCE_NONNUMERIC
     with pytest.raises(DataSourceError) as e:
         load_columns(src, ["zz"])
-    assert e.value.code == "source.columns"
+    assert e.value.code == codes.SOURCE_COLUMNS
 
 
 def _pg_dsn():
@@ -104,15 +105,15 @@ def test_postgres(tmp_path):
         assert load_columns(src, ["amount", "flag"]).tolist() == [[1.5, 0], [2.5, 1]]
         with pytest.raises(DataSourceError) as e:
             load_columns(src, ["note"])
-        assert e.value.code == "source.nonnumeric"
+        assert e.value.code == codes.SOURCE_NONNUMERIC
         with pytest.raises(DataSourceError) as e:
             load_columns(src, ["nope"])
-        assert e.value.code == "source.columns"
+        assert e.value.code == codes.SOURCE_COLUMNS
         bad = SourceConfig("pg", "postgres", dsn="host=127.0.0.1 port=1 dbname=test",
                            query="SELECT 1")
         with pytest.raises(DataSourceError) as e:
             load_columns(bad, ["a"])
-        assert e.value.code == "source.missing"
+        assert e.value.code == codes.SOURCE_MISSING
     finally:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("DROP TABLE IF EXISTS smpc_ds_test")

@@ -1,5 +1,6 @@
 import pytest
 
+from mpc.node import codes
 from mpc.node.config import load_config, write_consortium
 from mpc.node.jobs import REGISTRY, JobParameterError
 from mpc.node.manifest import generate_signing_key, load_signing_key, sign_manifest
@@ -27,12 +28,12 @@ def test_allowed_manifest_passes(setup):
 
 
 @pytest.mark.parametrize("kw,code", [
-    ({"computation": "aggregate_mean"}, "policy.computation"),
-    ({"computation": "teleport"}, "policy.unknown_computation"),
-    ({"recipients": ["mallory"]}, "policy.recipient"),
-    ({"consortium": "other"}, "policy.consortium"),
-    ({"inputs": {"bank0": {"source": "nope", "columns": ["a"]}}}, "source.unknown"),
-    ({"inputs": {"bank9": {"source": "tx", "columns": ["a"]}}}, "policy.party"),
+    ({"computation": "aggregate_mean"}, codes.POLICY_COMPUTATION),
+    ({"computation": "teleport"}, codes.POLICY_UNKNOWN_COMPUTATION),
+    ({"recipients": ["mallory"]}, codes.POLICY_RECIPIENT),
+    ({"consortium": "other"}, codes.POLICY_CONSORTIUM),
+    ({"inputs": {"bank0": {"source": "nope", "columns": ["a"]}}}, codes.SOURCE_UNKNOWN),
+    ({"inputs": {"bank9": {"source": "tx", "columns": ["a"]}}}, codes.POLICY_PARTY),
 ])
 def test_refusals_have_codes(setup, kw, code):
     cfg, key = setup
@@ -46,7 +47,7 @@ def test_unknown_analyst(setup):
     stranger, _ = generate_signing_key()
     with pytest.raises(PolicyError) as e:
         check_manifest(sign_manifest(_body(), stranger), cfg, REGISTRY)
-    assert e.value.code == "policy.analyst"
+    assert e.value.code == codes.POLICY_ANALYST
 
 
 def test_parameters_and_widths_checked(setup):
@@ -61,7 +62,7 @@ def test_parameters_and_widths_checked(setup):
 def test_row_limits(setup):
     cfg, _ = setup
     check_rows(50, cfg)
-    for rows, code in ((4, "policy.min_group_size"), (101, "policy.max_rows")):
+    for rows, code in ((4, codes.POLICY_MIN_GROUP_SIZE), (101, codes.POLICY_MAX_ROWS)):
         with pytest.raises(PolicyError) as e:
             check_rows(rows, cfg)
         assert e.value.code == code

@@ -1,0 +1,85 @@
+"""Error codes a node reports, in one place: the `code` of a job record, of an HTTP error
+body, of the audit log and of the errors that carry one (PolicyError, DataSourceError,
+JobAbortError, JobUnavailableError, ...). They are a wire contract: clients and operators
+match on them, so a code is never renamed, only added. Families:
+
+  policy.*     this node's policy refuses the job (nothing computed)
+  source.*     a data source cannot supply the requested columns
+  manifest.*   the submission is malformed or not signed by a known analyst
+  agreement.*  the nodes did not agree to run the same job on aligned data
+  job.*        the job's own lifecycle; job.error.<ExceptionName> for an unexpected error
+  peer.*       another node vanished or failed authentication
+  node.*       this node stopped or restarted under the job
+  http.*       the HTTP API itself
+"""
+
+from __future__ import annotations
+
+# -- this node's policy (mpc.node.policy) ---------------------------------------------------
+POLICY_ANALYST = "policy.analyst"
+POLICY_CONSORTIUM = "policy.consortium"
+POLICY_UNKNOWN_COMPUTATION = "policy.unknown_computation"
+POLICY_COMPUTATION = "policy.computation"
+POLICY_RECIPIENT = "policy.recipient"
+POLICY_PARTY = "policy.party"
+POLICY_INPUT = "policy.input"
+POLICY_MIN_GROUP_SIZE = "policy.min_group_size"
+POLICY_MAX_ROWS = "policy.max_rows"
+
+# -- data sources (mpc.node.datasources, mpc.node.jobs) -------------------------------------
+SOURCE_UNKNOWN = "source.unknown"
+SOURCE_COLUMNS = "source.columns"
+SOURCE_EMPTY = "source.empty"
+SOURCE_NONNUMERIC = "source.nonnumeric"
+SOURCE_MISSING = "source.missing"
+SOURCE_UNAVAILABLE = "source.unavailable"
+SOURCE_GROUPS = "source.groups"
+
+# -- submissions ---------------------------------------------------------------------------
+MANIFEST_SIGNATURE = "manifest.signature"
+MANIFEST_MALFORMED = "manifest.malformed"
+IDEMPOTENCY_CONFLICT = "idempotency.conflict"
+
+# -- agreement between the nodes ------------------------------------------------------------
+AGREEMENT_MALFORMED = "agreement.malformed"
+AGREEMENT_CONSORTIUM_MISMATCH = "agreement.consortium_mismatch"
+AGREEMENT_MANIFEST_MISMATCH = "agreement.manifest_mismatch"
+#: prefixes: a peer's refusal is reported as f"{prefix}:{the peer's code}"
+AGREEMENT_REFUSED = "agreement.refused"
+AGREEMENT_DATA = "agreement.data"
+AGREEMENT_ALIGNMENT = "agreement.alignment"
+
+# -- the job ---------------------------------------------------------------------------------
+JOB_UNKNOWN = "job.unknown"
+JOB_UNAVAILABLE = "job.unavailable"
+JOB_PARAMETERS = "job.parameters"
+JOB_TIMEOUT = "job.timeout"
+#: prefix of an unexpected error: "job.error." + the exception's class name
+JOB_ERROR_PREFIX = "job.error."
+DELIVER_SEAL = "deliver.seal"
+
+# -- peers and this node ----------------------------------------------------------------------
+PEER_UNAVAILABLE = "peer.unavailable"
+PEER_AUTH = "peer.auth"
+NODE_SHUTDOWN = "node.shutdown"
+NODE_RESTARTED = "node.restarted"
+
+# -- the HTTP API -------------------------------------------------------------------------------
+HTTP_BAD_REQUEST = "http.bad_request"
+HTTP_NOT_FOUND = "http.not_found"
+HTTP_INTERNAL = "http.internal"
+#: the client's code for a node it could not reach or that answered with an HTTP error
+HTTP_ERROR = "http.error"
+
+#: codes (or prefixes) of jobs recorded as "refused" (nothing was computed), not "failed"
+REFUSED = ("agreement.", "policy.", SOURCE_UNKNOWN, JOB_UNAVAILABLE, JOB_PARAMETERS)
+
+
+def job_error(e: BaseException) -> str:
+    """The code of an unexpected error: job.error.<class name>."""
+    return JOB_ERROR_PREFIX + type(e).__name__
+
+
+#: every fixed code (prefixes excluded)
+ALL = frozenset(v for k, v in globals().items() if k.isupper() and isinstance(v, str) and k not in (
+    "JOB_ERROR_PREFIX",))
