@@ -1,43 +1,51 @@
 """The cost and error model of `smpc bench`: each protocol's documented rounds and bytes per
-party as functions of (size N, parties n, element bytes e, field or ring). The benchmark prints the
-prediction next to the measurement and flags any difference; tests assert equality.
+party as functions of (size N, parties n, element bytes e, field or ring), read from the
+protocols' cost table (protocols.costs). The benchmark prints the prediction next to the
+measurement and flags any difference; tests assert equality.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from protocols.comparison import eda_costs
+from protocols import costs
+from protocols.costs import Cost
 
 #: matmul --size k multiplies (k, MATMUL_D) @ (MATMUL_D, MATMUL_M)
 MATMUL_D, MATMUL_M = 10, 10
 
 
-@dataclass(frozen=True)
-class Cost:
-    rounds: int
-    bytes_per_party: int
+def backend(field: bool | str) -> str:
+    """The comparison backend of a bench run (protocols.costs.BACKENDS) from its `field`
+    argument: False: Z_2^64 with ltz_tuples (the dealers) "ring3"; "edabits": Z_2^64 from
+    edaBits (the OT source); True: GF(p) (l = 64) from edaBits (the in-process and
+    shared-seed dealers, dn07) "edabits"; "bits": GF(p) (l = 64) from random bits
+    "field_bits"."""
+    return {False: "ring3", "edabits": "edabits", True: "edabits", "bits": "field_bits"}[field]
+
+
+def _elem(e: int, field: bool | str) -> int:
+    return 8 if field == "edabits" else e  # Z_2^64 from edaBits: 8-byte words
 
 
 def _cost_mul(N, n, e, field=False):
-    return Cost(1, 2 * (n - 1) * N * e)  # beaver.mul: d and e opened in one batch
+    return costs.mul(N, n, e)
 
 
 def _cost_matmul(k, n, e, field=False):
-    return Cost(1, (n - 1) * (k * MATMUL_D + MATMUL_D * MATMUL_M) * e)  # beaver.matmul
+    return costs.matmul(k * MATMUL_D, MATMUL_D * MATMUL_M, n, e)
 
 
 def _cost_inner(N, n, e, field=False):
-    return Cost(1, 2 * (n - 1) * N * e)  # beaver.matmul (1 x N) @ (N,): (n-1)(N + N)e
+    return costs.matmul(N, N, n, e)  # (1 x N) @ (N,)
 
 
 def _cost_open(N, n, e, field=False):
-    return Cost(1, (n - 1) * N * e)  # core.open
+    return costs.open_(N, n, e)
 
 
 def _cost_input(N, n, e, field=False):
-    return Cost(1, (n - 1) * (8 * 1 + N * e))  # core.input: owner sends shape + shares
+    return costs.input_(N, n, e)
 
 
 def _cost_triples(N, n, e, field=False):
@@ -45,62 +53,27 @@ def _cost_triples(N, n, e, field=False):
 
 
 def _cost_truncate(N, n, e, field=False):
-    return Cost(1, (n - 1) * N * e)  # truncation.trunc "msb": one open
-
-
-def _ltz(N, n, e, field):
-    """comparison.ltz by the comparison path `field` takes: False: Z_2^64 with ltz_tuples (the
-    dealers), 3 rounds, (n-1)*N*40 bytes; "edabits": Z_2^64 from edaBits (dealer-free
-    sources); True: GF(p) (l = 64) from edaBits (the in-process and shared-seed dealers);
-    "bits": GF(p) (l = 64) from random bits (dn07, the dealer node), 7 rounds,
-    (n-1)*N*251*e bytes. From edaBits: comparison.eda_costs."""
-    if field == "bits":
-        return Cost(7, (n - 1) * N * 251 * e)
-    if field is False:
-        return Cost(3, (n - 1) * N * 40)
-    rounds, per_peer = eda_costs("ltz", 64, N, 8 if field == "edabits" else e)
-    return Cost(rounds, (n - 1) * per_peer)
-
-
-def _ltz_mul(N, n, e, field):
-    """comparison.ltz_mul with a shared factor: 3 rounds, (n-1)*N*48 bytes with ltz_tuples;
-    from edaBits the Beaver openings of the product ride in the comparison's first message;
-    from random bits one more round."""
-    if field is False:
-        return Cost(3, (n - 1) * N * 48)
-    c = _ltz(N, n, e, field)
-    e_ = 8 if field == "edabits" else e
-    return Cost(c.rounds + (field == "bits"), c.bytes_per_party + 2 * (n - 1) * N * e_)
+    return costs.trunc(N, n, e)
 
 
 def _cost_compare(N, n, e, field=False):
-    return _ltz(N, n, e, field)  # comparison.lt = ltz(x - y)
+    return costs.ltz(N, n, _elem(e, field), backend(field))  # comparison.lt = ltz(x - y)
 
 
 def _cost_fixed_mul(N, n, e, field=False):
-    return Cost(2, 3 * (n - 1) * N * e)  # fixed.mul: Beaver opening + truncation opening
+    return costs.fixed_mul(N, n, e)
 
 
 def _cost_sigmoid_piecewise(N, n, e, field=False):
-    return _ltz_mul(2 * N, n, e, field)  # clip: both comparisons and products in one batch
+    return costs.sigmoid_piecewise(N, n, _elem(e, field), backend(field))
 
 
 def _cost_sigmoid(N, n, e, field=False):
-    # nonlinear.sigmoid: 3 comparisons with their products by x (one ltz_mul on 3N); then 30
-    # rounds of products: the degree-6 polynomial (5 fixed products = 15 units of
-    # (n-1)*N*e, its truncation 1), 4 squarings (8), mul_public (1), 3 Newton steps (18),
-    # trunc (1) and the final product (2): 46 units.  Rounds 33 (Z_2^64, ltz_tuples) / 38
-    # (GF(p)) as documented.
-    c = _ltz_mul(3 * N, n, e, field)
-    return Cost(c.rounds + 30, c.bytes_per_party + 46 * (n - 1) * N * e)
+    return costs.sigmoid(N, n, _elem(e, field), backend(field))
 
 
 def _cost_reciprocal(N, n, e, field=False):
-    # nonlinear.reciprocal: 25 comparisons (every power of two of [2^-8, 2^16]) in one batch;
-    # then the clipping product (4 units), x*M and its truncation (3), mul_public (1),
-    # 3 Newton steps (18), w*M and its truncation (3): 29 units; rounds ltz + 18.
-    c = _ltz(25 * N, n, e, field)
-    return Cost(c.rounds + 18, c.bytes_per_party + 29 * (n - 1) * N * e)
+    return costs.reciprocal(N, n, _elem(e, field), backend(field))
 
 
 def _cost_not_modelled(N, n, e, field=False):

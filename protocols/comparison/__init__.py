@@ -27,7 +27,9 @@ pair of positions per level), then turn the result bit into an arithmetic share 
   Mixed Arithmetic-Binary Circuits", CRYPTO 2020; O. Catrina and S. de Hoogh, "Improved
   Primitives for Secure Multiparty Integer Computation", SCN 2010.
 
-Costs for N elements (e = domain.elem_bytes; bytes each party sends to each peer):
+Costs for N elements (e = domain.elem_bytes; bytes each party sends to each peer). The
+table is protocols.costs (ltz, ltz_mul, eqz by backend name); `eda_costs` and `field_costs`
+here are its eda_per_peer and field_bits_per_element:
   from edaBits (`eda_costs(op, l, N, e)`; Z_2^64: l = 64): one opening of N elements, the
   boolean circuit over m positions (ltz: m = l - 1, eqz: m = l; w = 2^ceil(log2 m)), one
   daBit conversion:
@@ -43,8 +45,8 @@ Costs for N elements (e = domain.elem_bytes; bytes each party sends to each peer
       eqz Rounds 1 + ceil(log2 l), elements 127 (l = 64), 63 (l = 32)
   select    Rounds 1, Bytes 2*N*e (one Beaver product)
   relu, absolute, maximum, minimum, clip: one ltz_mul (on 2N elements for clip): on
-  Z_2^64 with ltz_tuples 3 rounds, N*48 bytes (96 for clip); otherwise ltz + 1 round,
-  bytes of ltz (twice for clip) plus one product (two for clip).
+  Z_2^64 with ltz_tuples 3 rounds, N*48 bytes (96 for clip); from edaBits the rounds of
+  ltz, its bytes plus one product's; from random bits ltz + 1 round and one product.
 GF(p) random-bit circuits as functions of l (`field_costs`): one opening, then a prefix
 circuit over w positions (ltz: w = l - 1, eqz: w = l) whose levels halve the width
 (w -> ceil(w/2), an odd width padded with the neutral element), one Beaver round each:
@@ -59,11 +61,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols import beaver, bitwise
+from protocols import beaver
 from protocols.comparison.backend import backend, width
 from protocols.comparison.factor import Factor, OpenWith
-from protocols.comparison.field import field_costs
 from protocols.comparison.ring3 import ltz_tuple_values
+from protocols.costs import eda_per_peer as eda_costs
+from protocols.costs import field_bits_per_element as field_costs
 from protocols.errors import ParameterError
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, check_same
@@ -72,19 +75,6 @@ __all__ = [
     "OpenWith", "absolute", "clip", "eda_costs", "eq", "eqz", "field_costs", "gt", "lt", "ltz",
     "ltz_mul", "ltz_tuple_values", "maximum", "minimum", "relu", "select",
 ]
-
-
-def eda_costs(op: str, ell: int, N: int, elem_bytes: int) -> tuple[int, int]:
-    """(rounds, bytes each party sends to each peer) of `ltz` ("ltz") or `eqz` ("eqz") on N
-    values from edaBits with value width l = ell (Z_2^64: ell = 64, elem_bytes = 8): one
-    opening of N elements, the boolean circuit over m positions (ltz: m = l - 1, eqz:
-    m = l), one daBit conversion (bitwise.opened_words counts the words). `ltz_mul` with a
-    shared y adds 2*N*elem_bytes to the first message and no round."""
-    if op not in ("ltz", "eqz"):
-        raise ValueError(f"eda_costs: op must be 'ltz' or 'eqz', got {op!r}")
-    m = ell - 1 if op == "ltz" else ell
-    words = bitwise.opened_words("lt" if op == "ltz" else "eq", m, N)
-    return 2 + bitwise.levels(m), N * elem_bytes + 8 * words
 
 
 async def ltz(s: Session, x: Share, *, kappa: int = KAPPA, bits: int | None = None) -> Share:

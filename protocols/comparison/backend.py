@@ -12,7 +12,8 @@ PreprocessingExhausted: a source that runs out is an error, not a signal to swit
 
 All parties hold the same kind of source, so they choose the same backend and exchange the
 same messages. The choice is cached per preprocessing object (a session and its children
-share it). The costs of each backend are in the docstrings of protocols.comparison.
+share it). The costs of each backend are in protocols.costs (ltz, ltz_mul, eqz by backend
+name).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Comparisons from edaBits, for Z_2^64 (additive) and GF(p) (any scheme): mask x with an
 edaBit r (shared arithmetically and bit by bit in XOR shares), open c, compare c with r's
 bits in packed XOR shares (protocols.bitwise), convert the result bit with a daBit. The
-public functions, costs and ranges are in protocols.comparison; this module holds the
-circuits [EGKRS20; CdH10 for the statistical masking over GF(p)].
+public functions and ranges are in protocols.comparison, the costs in protocols.costs
+(eda_per_peer); this module holds the circuits [EGKRS20; CdH10 for the statistical masking over GF(p)].
 
   Z_2^64: c = open(x + r),  msb(x) = c_63 XOR r_63 XOR [c mod 2^63 < r mod 2^63]
   GF(p):  y = x + 2^(l-1) in [0, 2^l),  c = open(y + 2^l r'' + r') with r' the l-bit edaBit,

@@ -1,7 +1,8 @@
 """Comparison over GF(p) for any sharing scheme: Catrina and de Hoogh, "Improved Primitives
 for Secure Multiparty Integer Computation", SCN 2010 (LTZ via Mod2m with shared random bits
 and a logarithmic BitLT prefix; EQZ by a product tree). The public functions, costs and
-ranges are in protocols.comparison; this module holds the field circuits."""
+ranges are in protocols.comparison, the costs in protocols.costs (field_bits_per_element);
+this module holds the field circuits."""
 
 from __future__ import annotations
 
@@ -24,26 +25,6 @@ _ONE = np.uint64(1)
 # level's lo/hi positions are strided row views whose rows are contiguous, and every
 # product of a level is one contiguous (rows, N) block filled in place (no per-element
 # gathers, no concatenation of Share wrappers).
-
-
-def field_costs(op: str, ell: int) -> tuple[int, int]:
-    """(rounds, field elements sent to each peer per compared element) of the GF(p) `ltz`
-    ("ltz") or `eqz` ("eqz") with l = ell. One opening, then per level of the prefix circuit
-    (width w -> ceil(w/2), an odd width padded with the neutral element at the top) one
-    Beaver round of 2 elements per product: ltz on m = l - 1 positions, 2*ceil(w/2) products
-    per level while w > 2 and 1 at w = 2; eqz on l positions, ceil(w/2) products per level.
-    l = 64: ltz (7, 251), eqz (7, 127); l = 33: ltz (6, 123); l = 17: ltz (5, 59)."""
-    if op not in ("ltz", "eqz"):
-        raise ValueError(f"field_costs: op must be 'ltz' or 'eqz', got {op!r}")
-    rounds, elems = 1, 1
-    w = ell - 1 if op == "ltz" else ell
-    while w > 1:
-        h = (w + 1) // 2
-        prods = 2 * h if (op == "ltz" and w > 2) else h
-        rounds += 1
-        elems += 2 * prods
-        w = h
-    return rounds, elems
 
 
 def _one(s: Session) -> np.ndarray:

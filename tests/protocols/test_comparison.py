@@ -5,7 +5,7 @@ import pytest
 
 import mpc
 from protocols import comparison as C
-from protocols import core
+from protocols import core, costs
 from protocols.arith.field import Mersenne61, Mersenne127
 from protocols.errors import ConfigError
 
@@ -34,19 +34,23 @@ def signed(dom, v):
     return np.array(dom.to_signed(v), dtype=object)
 
 
+#: the comparison backend each case takes (protocols.comparison.backend)
+BACKEND = {"additive": "ring3", "shamir": "edabits", "shamir-bits": "field_bits"}
+
+
 def expected_counts(scheme, op, N, n):
-    """(rounds, bytes sent per party) as the docstrings state them."""
-    if scheme == "additive":
-        return (3, (n - 1) * N * 40) if op == "ltz" else _eda(op, 64, N, 8, n)
-    if scheme == "shamir":
-        return _eda(op, 64, N, 16, n)
-    rounds, elems = C.field_costs(op, 64)
-    return rounds, (n - 1) * N * elems * 16
+    """(rounds, bytes sent per party) from the cost table (protocols.costs)."""
+    e = 8 if scheme == "additive" else 16
+    c = (costs.ltz if op == "ltz" else costs.eqz)(N, n, e, BACKEND[scheme])
+    return c.rounds, c.bytes_per_party
 
 
-def _eda(op, ell, N, e, n):
-    rounds, per_peer = C.eda_costs(op, ell, N, e)
-    return rounds, (n - 1) * per_peer
+def test_expected_counts_spot_checks():
+    """Literal values, so that a wrong table is caught here."""
+    assert expected_counts("additive", "ltz", 64, 3) == (3, 2 * 64 * 40)
+    assert expected_counts("additive", "eqz", 64, 3) == (8, 2 * (64 * 8 + 127 * 8))
+    assert expected_counts("shamir", "ltz", 64, 3) == (8, 2 * (64 * 16 + 189 * 8))
+    assert expected_counts("shamir-bits", "eqz", 10, 5) == (7, 4 * 10 * 127 * 16)
 
 
 def values(scheme, N, g):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mpc
-from protocols import comparison, core, fixed, nonlinear, truncation
+from protocols import comparison, core, costs, fixed, nonlinear, truncation
 from protocols.arith.field import Mersenne127
 from protocols.arith.fixedpoint import DEFAULT_F
 
@@ -82,12 +82,13 @@ def test_the_guard_has_power(no_trusted_dealer):
 def test_shamir_dn07_comparisons_take_the_edabit_path(no_trusted_dealer):
     """DN07 now supplies daBits, edaBits and boolean triples over GF(p), so dealer-free
     Shamir comparisons use the edaBit circuit, not Catrina-de Hoogh's random bits: ltz and
-    eqz are exact AND cost exactly comparison.eda_costs (l = 64, 16-byte elements; the
+    eqz are exact AND cost exactly protocols.costs' edabits rows (l = 64, 16-byte elements; the
     random-bit path sends ~25x more), relu is exact and the smooth sigmoid within its bound
     and its edaBit round count (38)."""
     N, n = 64, 3
     X, _ = inputs(N, 7)
-    costs = {op: comparison.eda_costs(op, 64, N, 16) for op in ("ltz", "eqz")}
+    table = {"ltz": costs.ltz(N, n, 16, "edabits"), "eqz": costs.eqz(N, n, 16, "edabits"),
+            "relu": costs.ltz_mul(N, n, 16, "edabits"), "sigmoid": costs.sigmoid(N, n, 16, "edabits")}
 
     async def job(s):
         assert s.prep.source.name == "dn07"
@@ -109,7 +110,7 @@ def test_shamir_dn07_comparisons_take_the_edabit_path(no_trusted_dealer):
         assert (relu == np.maximum(Xo, 0)).all()
         want = 1 / (1 + np.exp(-X / 2**F))
         assert np.abs(sg.astype(float) / 2**F - want).max() <= 2**-F + 1e-4
-        for op, (rounds, per_peer) in costs.items():
-            assert counts[op] == (rounds, (n - 1) * per_peer), op
+        for op, c in table.items():
+            assert counts[op] == (c.rounds, c.bytes_per_party), op
         assert counts["ltz"][0] == 8 and counts["eqz"][0] == 8
         assert counts["sigmoid"][0] == 38

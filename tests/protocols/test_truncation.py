@@ -1,10 +1,12 @@
 """Truncation and fixed-point products: exact range, rounding within one ulp, rounds and bytes."""
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 
 import mpc
-from protocols import core, fixed, truncation
+from protocols import core, costs, fixed, truncation
 from protocols.arith.field import Mersenne61, Mersenne127
 from protocols.errors import ConfigError
 
@@ -45,8 +47,8 @@ def test_trunc_floor_or_ceil_over_whole_range_with_counts(scheme, n):
     for value, delta in res.results:
         diff = value - X // 2**F
         assert set(diff.tolist()) <= {0, 1}
-        assert delta.rounds == 1
-        assert delta.bytes_sent == (n - 1) * X.size * e
+        assert (delta.rounds, delta.bytes_sent) == astuple(costs.trunc(X.size, n, e))
+        assert delta.bytes_sent == (n - 1) * X.size * e  # spot check of the table
         assert delta.messages_sent == n - 1
 
 
@@ -251,6 +253,7 @@ def test_sub_trunc_matmul_one_round_and_fallback(prep, n):
         assert set((Vv.astype(object) - Uv // 2**fp - oy).tolist()) <= {0, 1}
         assert (oz == Xv.astype(object).dot(oy)).all()  # exactly x @ y for the y returned
         assert delta.rounds == (1 if prep == "trusted_dealer" else 2)
-        assert delta.bytes_sent == (n - 1) * (k * d + 2 * d) * 8
+        want = costs.sub_trunc_matmul(k, d, n, 8, fused=prep == "trusted_dealer")
+        assert (delta.rounds, delta.bytes_sent) == astuple(want)
         if prep == "trusted_dealer":
             assert delta.messages_sent == n - 1
