@@ -44,7 +44,7 @@ async def _mesh(kind: str, n: int = 2):
         from network.tcp import local_tcp_mesh
 
         return await local_tcp_mesh(n, session_id=sid, secure=kind == "tcp")
-    from network.mqtt import local_mqtt_mesh
+    from network.mqtt_mesh import local_mqtt_mesh
 
     return await local_mqtt_mesh(n, session_id=sid, secure=kind == "mqtt")
 

@@ -147,7 +147,7 @@ async def _open_channel(cfg: _Config, conn):
             await ch.close()
             raise
         return ch
-    from network.mqtt import open_mqtt_channel
+    from network.mqtt_mesh import open_mqtt_channel
 
     conn.send(("addr", None))
     await asyncio.to_thread(conn.recv)  # start together: the parent says go

@@ -7,8 +7,10 @@ Transports (chosen by mpc/, the composition root):
 - `network.tcp.local_tcp_mesh(n, *, session_id, secure=True, timeout=...)`: all parties in one
   process over loopback TCP; `network.tcp.open_tcp_channel(pid, addresses, *, session_id,
   static_key, peer_keys, ...)`: one party in its own OS process.
-- `network.mqtt.local_mqtt_mesh(n, *, session_id, host="127.0.0.1", port=1883, secure=True,
-  ...)`; `network.mqtt.open_mqtt_channel(pid, n, *, session_id, static_key, peer_keys, ...)`.
+- `network.mqtt_mesh.local_mqtt_mesh(n, *, session_id, host="127.0.0.1", port=1883,
+  secure=True, ...)`; `network.mqtt_mesh.open_mqtt_channel(pid, n, *, session_id, static_key,
+  peer_keys, ...)` (both also importable from network.mqtt); the channel is
+  `network.mqtt.MqttChannel`, its wire format `network.mqtt_wire`.
 
 Security: `network.secure` (Noise_KK_25519_ChaChaPoly_BLAKE2b handshake + AEAD records),
 `network.keys` (X25519 key files and pinned public keys), `network.framing` (the validated

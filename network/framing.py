@@ -94,7 +94,7 @@ def encode_header(tag: str, payload: Payload) -> tuple[bytes, memoryview]:
             raise FrameError(f"unsupported dtype {arr.dtype} for tag {tag!r}")
         if arr.ndim > MAX_NDIM:
             raise FrameError(f"array has {arr.ndim} dimensions > {MAX_NDIM}")
-        body = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
+        body = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")  # type: ignore[arg-type]
         head = FIXED.pack(MAGIC, VERSION, KIND_ARRAY, code, arr.ndim, len(traw), b"\0\0\0", arr.nbytes)
         head += struct.pack(f"<{arr.ndim}Q", *arr.shape) + traw
         return head, body
@@ -116,7 +116,7 @@ def header_size(prefix: bytes | memoryview) -> int:
         raise FrameError(f"unsupported frame version {version}")
     if ndim > MAX_NDIM:
         raise FrameError(f"frame ndim {ndim} > {MAX_NDIM}")
-    return FIXED_SIZE + 8 * ndim + tlen
+    return int(FIXED_SIZE + 8 * ndim + tlen)
 
 
 def decode_header(buf: bytes | memoryview, *, max_frame: int = DEFAULT_MAX_FRAME) -> FrameHeader:

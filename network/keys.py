@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from nacl import bindings
@@ -43,7 +44,7 @@ def public_key(private_key: bytes) -> bytes:
         raise KeyFormatError(f"cannot derive public key: {e}") from None
 
 
-def save_private_key(path: str | os.PathLike, private_key: bytes, *, overwrite: bool = False) -> None:
+def save_private_key(path: str | os.PathLike[str], private_key: bytes, *, overwrite: bool = False) -> None:
     """Write a private key file with mode 0600 (created atomically with that mode).
 
     Raises KeyFileError if the file exists (unless overwrite=True) or cannot be written.
@@ -64,7 +65,7 @@ def save_private_key(path: str | os.PathLike, private_key: bytes, *, overwrite: 
         os.close(fd)
 
 
-def load_private_key(path: str | os.PathLike) -> bytes:
+def load_private_key(path: str | os.PathLike[str]) -> bytes:
     """Read a private key file; refuse it if group- or world-accessible.
 
     Raises KeyFileError (missing, unreadable, permissions wider than 0600) or KeyFormatError.
@@ -134,7 +135,7 @@ def _check_len(key: bytes, what: str) -> None:
 
 
 def mesh_keys(
-    n: int, static_keys: list[bytes] | None, public_keys: list[bytes] | None
+    n: int, static_keys: Sequence[bytes] | None, public_keys: Sequence[bytes] | None
 ) -> tuple[list[bytes], list[bytes]]:
     """Key pairs for n parties of a local mesh (tests, notebooks, benchmarks): fresh ones
     unless given; public keys derived from the private ones when only those are given."""

@@ -27,16 +27,18 @@ class MailboxChannel(Channel):
         self.n = n
         self.timeout = timeout
         self.closed = False
-        self._box: dict[tuple[int, str], asyncio.Future] = {}
+        self._box: dict[tuple[int, str], asyncio.Future[Payload]] = {}
         self._consumed: set[tuple[int, str]] = set()
         self._sent: set[tuple[int, str]] = set()
         self._peer_error: dict[int, NetworkError] = {}
         #: handshake failures seen during setup, by peer (socket transports fill it)
         self._setup_errors: dict[int, NetworkError] = {}
+        #: socket transports set their setup deadline (seconds)
+        self.connect_timeout: float = timeout
 
     # -- called by transports ------------------------------------------------------------
 
-    def _slot(self, src: int, tag: str) -> asyncio.Future:
+    def _slot(self, src: int, tag: str) -> asyncio.Future[Payload]:
         key = (src, tag)
         fut = self._box.get(key)
         if fut is None:

@@ -7,13 +7,8 @@ through the broker too.
 Topics: ``{prefix}/{session hex}/{sender}/{receiver}``, one per direction; each party subscribes
 to ``{prefix}/{session hex}/+/{own index}``. QoS 1 throughout.
 
-MQTT payloads (first byte = type)::
-
-    HS1  0x01 | Noise KK message 1      (lower index -> higher index; repeated until answered)
-    HS2  0x02 | Noise KK message 2      (cached; re-sent when a duplicate HS1 arrives)
-    DATA 0x03 | u64 seq | AEAD(key, nonce=seq, ad=first 9 bytes, record)
-    ACK  0x04 | u64 next expected seq | u8 flags (1 = please resend from there) | mac16
-    BYE  0x05 | u64 records sent in total | mac16   (graceful close)
+The wire format (payload types, records, acknowledgements) and the per-peer link state are in
+network.mqtt_wire; the reliability rules:
 
 A channel message is a run of records with consecutive sequence numbers: the framing header,
 then the payload cut into chunks so that every MQTT message stays below `max_message_size`.
@@ -62,66 +57,25 @@ from network.errors import (
 )
 from network.framing import DEFAULT_MAX_FRAME, build_payload, decode_header, encode_header
 from network.mailbox import MailboxChannel
+from network.mqtt_wire import (  # noqa: F401 (DATA and the defaults are part of this module's API)
+    ACK,
+    ACK_HEADER,
+    BYE,
+    DATA,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_UNACKED,
+    DEFAULT_TIMEOUT,
+    HS1,
+    HS2,
+    MAX_EARLY,
+    MAX_EARLY_BYTES,
+    SEQ_HEADER,
+    WINDOW,
+    PeerLink,
+    quickack,
+)
 from network.secure import MAX_NONCE, TAGLEN, HandshakeState, SecureSession, make_prologue
-
-HS1, HS2, DATA, ACK, BYE = 1, 2, 3, 4, 5
-_SEQ = struct.Struct("<BQ")
-_ACK = struct.Struct("<BQB")
-DEFAULT_MAX_MESSAGE = 1 << 20
-WINDOW = 1 << 16  # records buffered ahead of the next expected one
-MAX_EARLY = 256  # unauthenticated records kept while our handshake with that peer completes
-MAX_EARLY_BYTES = 8 << 20  # ... and at most this many bytes of them (they are unauthenticated)
-#: a sender stops (backpressure) while this many bytes to one peer are unacknowledged
-DEFAULT_MAX_UNACKED = 64 << 20
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_CONNECT_TIMEOUT = 30.0
-
-
-_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
-
-
-def _quickack(client: aiomqtt.Client) -> None:
-    """Send the pending TCP ACK to the broker now (TCP_QUICKACK), after each packet we handle.
-
-    Mosquitto's default (set_tcp_nodelay false) runs Nagle on its side: a PUBLISH to us waits
-    while its previous small packet to us (a PUBACK) is unacknowledged, and our kernel delays
-    that ACK by up to 40 ms. Acknowledging at once removes that stall (round trips drop from
-    ~45 ms to ~1 ms). Brokers configured with set_tcp_nodelay true do not need this.
-    """
-    if _QUICKACK is None:
-        return
-    try:
-        sock = client._client.socket()  # aiomqtt wraps a paho client; no public accessor
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-    except Exception:  # an optimisation only: never let it break the transport
-        return
-
-
-class _Peer:
-    def __init__(self) -> None:
-        self.session: SecureSession | None = None
-        self.hs: HandshakeState | None = None
-        self.hs1: bytes | None = None  # our HS1 (initiator) or the HS1 we answered (responder)
-        self.hs2: bytes | None = None
-        self.ready = asyncio.Event()
-        self.ack_key = b""
-        # sending
-        self.send_seq = 0
-        self.outbox: dict[int, bytes] = {}
-        self.outbox_bytes = 0
-        self.acked = asyncio.Event()  # set whenever an acknowledgement frees outbox space
-        self.last_ack_progress = time.monotonic()
-        # receiving
-        self.recv_next = 0
-        self.pending: dict[int, bytes] = {}
-        self.early: list[bytes] = []  # DATA that arrived before our handshake finished
-        self.early_bytes = 0
-        self.gap_since: float | None = None
-        self.last_nack = 0.0
-        self.acked_sent = 0
-        self.asm: tuple | None = None  # (header, buffer, offset) of a message being assembled
-        self.bye_at: int | None = None
 
 
 class MqttChannel(MailboxChannel):
@@ -158,25 +112,25 @@ class MqttChannel(MailboxChannel):
         if self.secure and (static_key is None or peer_keys is None):
             raise ValueError("a secure channel needs static_key and peer_keys (or insecure_plaintext=True)")
         self._static_key = static_key
-        self._peer_keys = {j: peer_keys[j] for j in range(n) if j != pid} if self.secure else {}
+        self._peer_keys = {j: peer_keys[j] for j in range(n) if j != pid} if peer_keys is not None and self.secure else {}
         self.session_id = session_id
         self.consortium_id = consortium_id
         self.host, self.port = host, port
         self.connect_timeout = connect_timeout
         self.max_frame = max_frame
         self.max_message_size = max_message_size
-        self.chunk = max_message_size - _SEQ.size - TAGLEN
+        self.chunk = max_message_size - SEQ_HEADER.size - TAGLEN
         self.resend_after = resend_after
         self.max_unacked = max(max_unacked, max_message_size)
         self.ack_interval = ack_interval
         self._base = f"{topic_prefix}/{session_id.hex()}"
-        self._peers = {j: _Peer() for j in range(n) if j != pid}
+        self._peers = {j: PeerLink() for j in range(n) if j != pid}
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._down_since: float | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._fatal: NetworkError | None = None
-        self._publishes: set[asyncio.Task] = set()
+        self._publishes: set[asyncio.Task[None]] = set()
 
     def topic(self, src: int, dst: int) -> str:
         return f"{self._base}/{src}/{dst}"
@@ -251,7 +205,7 @@ class MqttChannel(MailboxChannel):
                     first = False
                     async for msg in client.messages:
                         self._on_message(str(msg.topic), msg.payload)
-                        _quickack(client)
+                        quickack(client)
             except aiomqtt.MqttError:
                 pass
             except asyncio.CancelledError:
@@ -328,7 +282,7 @@ class MqttChannel(MailboxChannel):
 
     # -- publishing ----------------------------------------------------------------------
 
-    def _publish(self, peer: int, payload: bytes) -> asyncio.Task | None:
+    def _publish(self, peer: int, payload: bytes) -> asyncio.Task[None] | None:
         client = self._client
         if client is None:
             return None
@@ -341,16 +295,16 @@ class MqttChannel(MailboxChannel):
     async def _publish_one(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
             await client.publish(topic, payload, qos=1)
-            _quickack(client)  # the PUBACK just arrived: acknowledge it at once
+            quickack(client)  # the PUBACK just arrived: acknowledge it at once
 
-    def _mac(self, peer: _Peer, body: bytes, src: int, dst: int) -> bytes:
+    def _mac(self, peer: PeerLink, body: bytes, src: int, dst: int) -> bytes:
         if not self.secure:
             return bytes(16)
         return hashlib.blake2b(struct.pack("<II", src, dst) + body, key=peer.ack_key, digest_size=16).digest()
 
     def _send_ack(self, j: int, *, resend: bool = False) -> None:
         peer = self._peers[j]
-        body = _ACK.pack(ACK, peer.recv_next, 1 if resend else 0)
+        body = ACK_HEADER.pack(ACK, peer.recv_next, 1 if resend else 0)
         peer.acked_sent = peer.recv_next
         self._publish(j, body + self._mac(peer, body, self.pid, j))
 
@@ -409,22 +363,25 @@ class MqttChannel(MailboxChannel):
         if not self.secure:
             self._set_ready(j, None)
             return
+        hs = peer.hs
+        if hs is None:
+            return
         try:
-            peer.hs.read_message(msg)
+            hs.read_message(msg)
         except ChannelAuthError as e:
             err = ChannelAuthError(f"party {self.pid}: handshake answer from party {j} failed: {e}")
             self._setup_errors[j] = err
             self._fail_peer(j, err)
             peer.ready.set()
             return
-        send, recv = peer.hs.split()
-        session = SecureSession(send, recv, peer.hs.handshake_hash, peer.hs.aux_secret())
+        send, recv = hs.split()
+        session = SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
         peer.hs = None
         self._set_ready(j, session)
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload) -> None:
+    def _on_message(self, topic: str, payload: object) -> None:
         parts = topic.rsplit("/", 2)
         if len(parts) != 3 or parts[0] != self._base or parts[2] != str(self.pid):
             return
@@ -459,12 +416,12 @@ class MqttChannel(MailboxChannel):
 
     def _on_control(self, j: int, raw: bytes) -> None:
         peer = self._peers[j]
-        if not peer.ready.is_set() or len(raw) != _ACK.size + 16:
+        if not peer.ready.is_set() or len(raw) != ACK_HEADER.size + 16:
             return
         body, mac = raw[:-16], raw[-16:]
         if not hmac.compare_digest(mac, self._mac(peer, body, j, self.pid)):
             raise ChannelAuthError(f"party {self.pid}: control message from party {j} failed authentication")
-        kind, value, flags = _ACK.unpack(body)
+        kind, value, flags = ACK_HEADER.unpack(body)
         if kind == BYE:
             peer.bye_at = value
             self._check_bye(j)
@@ -488,17 +445,17 @@ class MqttChannel(MailboxChannel):
 
     def _on_data(self, j: int, raw: bytes) -> None:
         peer = self._peers[j]
-        if len(raw) < _SEQ.size:
+        if len(raw) < SEQ_HEADER.size:
             raise FrameError(f"party {self.pid}: short record from party {j}")
-        _, seq = _SEQ.unpack_from(raw)
+        _, seq = SEQ_HEADER.unpack_from(raw)
         if seq < peer.recv_next or seq in peer.pending:
             return  # QoS 1 duplicate or our own resend request answered twice
         if seq >= peer.recv_next + WINDOW:
             return  # too far ahead; it will be resent
         if peer.session is not None:
-            rec = peer.session.recv.decrypt_at(seq, raw[: _SEQ.size], memoryview(raw)[_SEQ.size :])
+            rec = peer.session.recv.decrypt_at(seq, raw[: SEQ_HEADER.size], memoryview(raw)[SEQ_HEADER.size :])
         else:
-            rec = raw[_SEQ.size :]
+            rec = raw[SEQ_HEADER.size :]
         peer.pending[seq] = rec
         while peer.recv_next in peer.pending:
             self._consume(j, peer, peer.pending.pop(peer.recv_next))
@@ -506,7 +463,7 @@ class MqttChannel(MailboxChannel):
         peer.gap_since = (peer.gap_since or time.monotonic()) if peer.pending else None
         self._check_bye(j)
 
-    def _consume(self, j: int, peer: _Peer, rec: bytes) -> None:
+    def _consume(self, j: int, peer: PeerLink, rec: bytes) -> None:
         if peer.asm is None:
             hdr = decode_header(rec, max_frame=self.max_frame)
             if hdr.length == 0:
@@ -559,7 +516,7 @@ class MqttChannel(MailboxChannel):
             if p.outbox_bytes > self.max_unacked:
                 await self._wait_for_acks(peer, tag)
             seq = p.send_seq
-            prefix = _SEQ.pack(DATA, seq)
+            prefix = SEQ_HEADER.pack(DATA, seq)
             if p.session is not None:
                 wire = prefix + p.session.send.encrypt_at(seq, prefix, rec)
             else:
@@ -602,12 +559,13 @@ class MqttChannel(MailboxChannel):
             return
         client = self._client
         if client is not None:
-            byes = []
+            byes: list[asyncio.Task[None]] = []
             for j, peer in self._peers.items():
                 if peer.ready.is_set() and j not in self._peer_error:
-                    body = _ACK.pack(BYE, peer.send_seq, 0)
-                    byes.append(self._publish(j, body + self._mac(peer, body, self.pid, j)))
-            byes = [t for t in byes if t is not None]
+                    body = ACK_HEADER.pack(BYE, peer.send_seq, 0)
+                    task = self._publish(j, body + self._mac(peer, body, self.pid, j))
+                    if task is not None:
+                        byes.append(task)
             if byes:
                 await asyncio.wait(byes, timeout=1.0)
         self._close_mailboxes()
@@ -622,85 +580,13 @@ class MqttChannel(MailboxChannel):
         self._client = None
 
 
-async def open_mqtt_channel(
-    pid: int,
-    n: int,
-    *,
-    session_id: bytes,
-    host: str = "127.0.0.1",
-    port: int = 1883,
-    static_key: bytes | None = None,
-    peer_keys: Sequence[bytes] | Mapping[int, bytes] | None = None,
-    consortium_id: bytes = b"smpc",
-    insecure_plaintext: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    max_message_size: int = DEFAULT_MAX_MESSAGE,
-    max_frame: int = DEFAULT_MAX_FRAME,
-) -> MqttChannel:
-    """One party's channel through the broker (for a party in its own OS process): connect,
-    subscribe, and complete the handshake with every peer. Raises BrokerUnavailableError,
-    PeerUnavailableError (a peer did not show up within connect_timeout) or ChannelAuthError."""
-    ch = MqttChannel(
-        pid, n, session_id=session_id, host=host, port=port, static_key=static_key,
-        peer_keys=peer_keys, consortium_id=consortium_id, insecure_plaintext=insecure_plaintext,
-        timeout=timeout, connect_timeout=connect_timeout, max_message_size=max_message_size,
-        max_frame=max_frame,
-    )
-    await ch.start()
-    await ch.handshake()
-    return ch
+def __getattr__(name: str) -> object:
+    """open_mqtt_channel and local_mqtt_mesh live in network.mqtt_mesh; still importable here."""
+    if name in ("open_mqtt_channel", "local_mqtt_mesh"):
+        from network import mqtt_mesh
+
+        return getattr(mqtt_mesh, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-async def local_mqtt_mesh(
-    n: int,
-    *,
-    session_id: bytes,
-    host: str = "127.0.0.1",
-    port: int = 1883,
-    secure: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    static_keys: Sequence[bytes] | None = None,
-    public_keys: Sequence[bytes] | None = None,
-    consortium_id: bytes = b"smpc",
-    max_message_size: int = DEFAULT_MAX_MESSAGE,
-    max_frame: int = DEFAULT_MAX_FRAME,
-) -> list[MqttChannel]:
-    """All n parties in this process, talking through the broker at host:port.
-
-    With secure=True (the default) fresh key pairs are generated unless given.
-    """
-    from network.keys import mesh_keys
-
-    if secure:
-        static_keys, public_keys = mesh_keys(n, static_keys, public_keys)
-    chans = [
-        MqttChannel(
-            i, n, session_id=session_id, host=host, port=port,
-            static_key=static_keys[i] if secure else None,
-            peer_keys=public_keys if secure else None,
-            consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
-            connect_timeout=connect_timeout, max_message_size=max_message_size,
-            max_frame=max_frame,
-        )
-        for i in range(n)
-    ]
-    try:
-        for ch in chans:
-            await ch.start()
-        async with asyncio.TaskGroup() as tg:
-            for ch in chans:
-                tg.create_task(ch.handshake())
-    except* NetworkError as eg:
-        for ch in chans:
-            await ch.close()
-        raise eg.exceptions[0] from None
-    except* BaseException:
-        for ch in chans:
-            await ch.close()
-        raise
-    return chans
-
-
-__all__ = ["MqttChannel", "open_mqtt_channel", "local_mqtt_mesh"]
+__all__ = ["MqttChannel"]

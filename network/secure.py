@@ -33,12 +33,16 @@ import hmac
 import os
 import struct
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from nacl import bindings
 
 from network.errors import ChannelAuthError, NonceExhaustedError
+
+#: what the AEAD accepts and writes into
+BytesLike = bytes | bytearray | memoryview
 
 PROTOCOL_NAME = b"Noise_KK_25519_ChaChaPoly_BLAKE2b"
 PROTOCOL_VERSION = 1
@@ -103,18 +107,19 @@ def _public(private_key: bytes) -> bytes:
 
 class _Hash:
     def __init__(self, name: str):
+        self.fn: Callable[[bytes], Any]
         if name == "BLAKE2b":
-            self.fn, self.hashlen = hashlib.blake2b, 64
+            self.fn, self.hashlen, self.hname = hashlib.blake2b, 64, "blake2b"
         elif name == "SHA256":
-            self.fn, self.hashlen = hashlib.sha256, 32
+            self.fn, self.hashlen, self.hname = hashlib.sha256, 32, "sha256"
         else:
             raise ValueError(f"unsupported Noise hash {name!r}")
 
     def hash(self, data: bytes) -> bytes:
-        return self.fn(data).digest()
+        return bytes(self.fn(data).digest())
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
-        return hmac.new(key, data, self.fn).digest()
+        return hmac.new(key, data, self.hname).digest()
 
     def hkdf(self, ck: bytes, ikm: bytes, n: int) -> list[bytes]:
         temp = self.hmac(ck, ikm)
@@ -139,13 +144,18 @@ class CipherState:
         self.has_key = key is not None
         self._aead = ChaCha20Poly1305(key) if key is not None else None
 
+    def _key(self) -> ChaCha20Poly1305:
+        if self._aead is None:
+            raise ChannelAuthError("cipher state has no key yet")
+        return self._aead
+
     def _next(self) -> int:
         n = self.n
         if n >= MAX_NONCE:
             raise NonceExhaustedError("channel nonce counter exhausted; start a new session")
         return n
 
-    def encrypt(self, ad: bytes, plaintext) -> bytes:
+    def encrypt(self, ad: bytes, plaintext: BytesLike) -> bytes:
         if self._aead is None:
             return bytes(plaintext)
         n = self._next()
@@ -153,13 +163,13 @@ class CipherState:
         self.n = n + 1
         return ct
 
-    def encrypt_into(self, ad: bytes, plaintext, out) -> None:
+    def encrypt_into(self, ad: bytes, plaintext: BytesLike, out: BytesLike) -> None:
         """Encrypt into `out` (len(plaintext) + 16 writable bytes)."""
         n = self._next()
-        self._aead.encrypt_into(_nonce(n), plaintext, ad or None, out)
+        self._key().encrypt_into(_nonce(n), plaintext, ad or None, out)
         self.n = n + 1
 
-    def decrypt(self, ad: bytes, ciphertext) -> bytes:
+    def decrypt(self, ad: bytes, ciphertext: BytesLike) -> bytes:
         if self._aead is None:
             return bytes(ciphertext)
         n = self._next()
@@ -172,29 +182,29 @@ class CipherState:
         self.n = n + 1  # only after success
         return pt
 
-    def decrypt_into(self, ad: bytes, ciphertext, out) -> None:
+    def decrypt_into(self, ad: bytes, ciphertext: BytesLike, out: BytesLike) -> None:
         """Decrypt into `out` (len(ciphertext) - 16 writable bytes); state advances on success."""
         n = self._next()
         try:
-            self._aead.decrypt_into(_nonce(n), ciphertext, ad or None, out)
+            self._key().decrypt_into(_nonce(n), ciphertext, ad or None, out)
         except (InvalidTag, ValueError, OverflowError):
             raise ChannelAuthError(
                 "record failed authentication (tampered, replayed, reordered or dropped)"
             ) from None
         self.n = n + 1
 
-    def encrypt_at(self, n: int, ad: bytes, plaintext) -> bytes:
+    def encrypt_at(self, n: int, ad: bytes, plaintext: BytesLike) -> bytes:
         """Encrypt with an explicit nonce (for transports that carry the counter)."""
         if not 0 <= n < MAX_NONCE:
             raise NonceExhaustedError("nonce out of range")
-        return self._aead.encrypt(_nonce(n), plaintext, ad or None)
+        return self._key().encrypt(_nonce(n), plaintext, ad or None)
 
-    def decrypt_at(self, n: int, ad: bytes, ciphertext) -> bytes:
+    def decrypt_at(self, n: int, ad: bytes, ciphertext: BytesLike) -> bytes:
         """Decrypt with an explicit nonce; the caller keeps the replay window."""
         if not 0 <= n < MAX_NONCE:
             raise ChannelAuthError("nonce out of range")
         try:
-            return self._aead.decrypt(_nonce(n), ciphertext, ad or None)
+            return self._key().decrypt(_nonce(n), ciphertext, ad or None)
         except (InvalidTag, ValueError, OverflowError):
             raise ChannelAuthError("record failed authentication") from None
 
@@ -299,6 +309,8 @@ class HandshakeState:
                 out += epub
                 self.ss.mix_hash(epub)
             elif tok == "s":
+                if self.s_pub is None:
+                    raise ChannelAuthError("handshake pattern sends a static key this party lacks")
                 out += self.ss.encrypt_and_hash(self.s_pub)
             else:
                 self._dh_token(tok)

@@ -76,12 +76,12 @@ _OK, _AUTH_FAILED, _BAD_HELLO = 0, 1, 2
 class _Link:
     __slots__ = ("reader", "writer", "session", "lock", "task")
 
-    def __init__(self, reader, writer, session: SecureSession | None):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: SecureSession | None):
         self.reader: asyncio.StreamReader = reader
         self.writer: asyncio.StreamWriter = writer
         self.session = session
         self.lock = asyncio.Lock()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
 
 class TcpChannel(MailboxChannel):
@@ -117,8 +117,13 @@ class TcpChannel(MailboxChannel):
         self._links: dict[int, _Link] = {}
         self._server: asyncio.Server | None = None
         self._all_connected = asyncio.Event()
-        self._handlers: set[asyncio.Task] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.address: tuple[str, int] | None = None
+
+    def _own_key(self) -> bytes:
+        if self._static_key is None:  # secure channels check it at construction
+            raise ChannelAuthError(f"party {self.pid}: no static key for the handshake")
+        return self._static_key
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -181,7 +186,7 @@ class TcpChannel(MailboxChannel):
                 pro = make_prologue(self.consortium_id, self.session_id, self.pid, peer, transport=b"tcp")
                 session = await kk_handshake(
                     initiator=True,
-                    static_key=self._static_key,
+                    static_key=self._own_key(),
                     peer_public_key=self._peer_keys[peer],
                     prologue=pro,
                     send=lambda m: _send_hs(writer, m),
@@ -199,6 +204,7 @@ class TcpChannel(MailboxChannel):
 
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # a callback of asyncio.start_server runs in a task
         self._handlers.add(task)
         try:
             await asyncio.wait_for(self._accept(reader, writer), self.connect_timeout)
@@ -229,10 +235,10 @@ class TcpChannel(MailboxChannel):
             try:
                 session = await kk_handshake(
                     initiator=False,
-                    static_key=self._static_key,
+                    static_key=self._own_key(),
                     peer_public_key=self._peer_keys[src],
                     prologue=pro,
-                    send=lambda m: msgs.append(m) or _async_none(),
+                    send=lambda m: _append(msgs, m),
                     recv=lambda: _recv_hs(reader),
                 )
             except ChannelAuthError as e:
@@ -250,7 +256,9 @@ class TcpChannel(MailboxChannel):
         self._add_link(src, reader, writer, session)
         self._check_complete()
 
-    def _add_link(self, peer: int, reader, writer, session: SecureSession | None) -> None:
+    def _add_link(
+        self, peer: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: SecureSession | None
+    ) -> None:
         writer.transport.set_write_buffer_limits(high=4 * RECORD_SIZE)
         link = _Link(reader, writer, session)
         self._links[peer] = link
@@ -328,6 +336,7 @@ class TcpChannel(MailboxChannel):
                 head = session.recv.decrypt(b"", rec) if session else rec
                 hdr = decode_header(head, max_frame=self.max_frame)
                 length = hdr.length
+                body: bytes | bytearray
                 if session is None:
                     body = await reader.readexactly(length) if length else b""
                 else:
@@ -381,8 +390,8 @@ class TcpChannel(MailboxChannel):
         self._links.clear()
 
 
-async def _async_none() -> None:
-    return None
+async def _append(out: list[bytes], m: bytes) -> None:
+    out.append(m)
 
 
 async def _send_hs(writer: asyncio.StreamWriter, msg: bytes) -> None:
@@ -454,13 +463,12 @@ async def local_tcp_mesh(
     """
     from network.keys import mesh_keys
 
-    if secure:
-        static_keys, public_keys = mesh_keys(n, static_keys, public_keys)
+    sks, pks = mesh_keys(n, static_keys, public_keys) if secure else ([], [])
     chans = [
         TcpChannel(
             i, n, session_id=session_id,
-            static_key=static_keys[i] if secure else None,
-            peer_keys=public_keys if secure else None,
+            static_key=sks[i] if secure else None,
+            peer_keys=pks if secure else None,
             consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
             connect_timeout=connect_timeout, max_frame=max_frame,
         )

@@ -45,7 +45,7 @@ class WanProxy:
         self.bytes_forwarded = {"to_target": 0, "from_target": 0}
         self.connections = 0
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -69,7 +69,7 @@ class WanProxy:
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, key: str) -> None:
         """Read chunks as they come (stamped with their arrival), deliver each after its
         serialisation slot plus the latency."""
-        q: asyncio.Queue = asyncio.Queue()
+        q: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
 
         async def deliver() -> None:
             while True:
@@ -136,10 +136,11 @@ async def wan_addresses(
 ) -> tuple[list[tuple[str, int]], list[WanProxy]]:
     """One WanProxy in front of each listening address; returns the addresses to dial instead
     (entry 0 unchanged: in network.tcp nobody dials party 0) and the proxies (close them)."""
-    out, proxies = [tuple(addresses[0])], []
+    out: list[tuple[str, int]] = [(addresses[0][0], addresses[0][1])]
+    proxies: list[WanProxy] = []
     try:
         for a in addresses[1:]:
-            p = WanProxy(tuple(a), latency=latency, bandwidth=bandwidth)
+            p = WanProxy((a[0], a[1]), latency=latency, bandwidth=bandwidth)
             out.append(await p.start(host, 0))
             proxies.append(p)
     except BaseException:

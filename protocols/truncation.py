@@ -32,6 +32,8 @@ fixed point over Shamir.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from protocols.arith.domain import Domain
@@ -39,6 +41,9 @@ from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open
 from protocols.errors import ParameterError, ShapeMismatch
 from protocols.session import Session, Share
+
+#: what trunc_mask hands to trunc_finish: ("msb", r_hi, r_msb) or ("cs", r_hi, l)
+TruncItem = tuple[Any, ...]
 
 #: statistical security parameter for masks over fields (statistical distance <= 2^-KAPPA)
 KAPPA = 40
@@ -177,7 +182,7 @@ async def trunc(
     raise ParameterError(f"trunc: unknown method {method!r} (auto, msb, local, cs)")
 
 
-async def trunc_mask(s: Session, x: Share, f: int, *, kappa: int = KAPPA) -> tuple[Share, tuple]:
+async def trunc_mask(s: Session, x: Share, f: int, *, kappa: int = KAPPA) -> tuple[Share, TruncItem]:
     """The first half of `trunc` (method "msb" on Z_2^64, "cs" on a field), split so that a
     caller can open the masked value in a batch with other openings (one message per peer)
     and fetch the item before starting concurrent branches: returns (the masked value to
@@ -209,7 +214,7 @@ def trunc_public_parts(c: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     return np.add(p, c_msb << _U64(63 - f)), q
 
 
-def trunc_finish(s: Session, c: np.ndarray, item: tuple, f: int) -> Share:
+def trunc_finish(s: Session, c: np.ndarray, item: TruncItem, f: int) -> Share:
     """trunc(x) from the opened masked value of `trunc_mask` and its item (local)."""
     if item[0] == "cs":
         _, r_hi, ell = item

@@ -18,6 +18,7 @@ b = e XOR b_a for the opened e, so b*y = (y - b_a y if e else b_a y): no extra r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -31,16 +32,21 @@ _U64 = np.uint64
 _ONE = _U64(1)
 
 
-async def _fetch(s: Session, shape: tuple, ell: int | None, kappa: int):
+#: an edaBit (arithmetic share, XOR word) and a Beaver triple, as the source hands them out
+EdaBit = tuple[np.ndarray, np.ndarray]
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+async def _fetch(s: Session, shape: tuple[int, ...], ell: int | None, kappa: int) -> tuple[EdaBit, np.ndarray | None]:
     """(edaBit, r'' or None): ell None on Z_2^64 (64-bit edaBits, no r'')."""
     if ell is None:
         return await s.prep.edabits(shape), None
     return await s.prep.edabits(shape, ell), await s.prep.bounded_randoms(shape, kappa)
 
 
-def _masked(s: Session, x: Share, ell: int | None, eda, rr) -> Share:
+def _masked(s: Session, x: Share, ell: int | None, eda: EdaBit, rr: np.ndarray | None) -> Share:
     r_a = Share(eda[0], s)
-    if ell is None:
+    if ell is None or rr is None:
         return x + r_a
     return x + (1 << (ell - 1)) + Share(rr, s) * (1 << ell) + r_a
 
@@ -50,20 +56,23 @@ def _low(s: Session, c: np.ndarray, ell: int | None) -> np.ndarray:
     return c if ell is None else public_low_bits(s.domain, c, ell)
 
 
-def _beaver_parts(s: Session, u: Share, y: Share, triple) -> tuple[Share, Share]:
+def _beaver_parts(s: Session, u: Share, y: Share, triple: Triple) -> tuple[Share, Share]:
     a, b, _ = triple
     D = s.domain
     return Share(D.sub(u.data, a), s), Share(D.sub(y.data, b), s)
 
 
-def _beaver_finish(s: Session, triple, d: np.ndarray, e: np.ndarray) -> np.ndarray:
+def _beaver_finish(s: Session, triple: Triple, d: np.ndarray, e: np.ndarray) -> np.ndarray:
     """c + d*b + e*(a + d) at the party adding public constants, c + d*b + e*a elsewhere."""
     a, b, c = triple
     left = s.domain.add(a, d) if s.scheme.adds_public(s.pid) else a
     return s.domain.muladd(c, [(d, b), (left, e)])
 
 
-async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None, later=None):
+async def ltz(
+    s: Session, x: Share, ell: int | None, kappa: int, y: Share | None = None,
+    later: Callable[[], Awaitable[Share]] | None = None,
+) -> tuple[Share, Share | None]:
     """(ltz(x), ltz(x) * y or None). ell: the value width l on GF(p), None on Z_2^64.
 
     The factor is either a Share `y` (its Beaver openings ride in the first message) or
@@ -109,7 +118,9 @@ async def ltz(s: Session, x: Share, ell: int | None, kappa: int, y: Share | None
     return Share(b.reshape(S), s), Share(by.reshape(S), s)
 
 
-async def _later_product(s: Session, later, b_a: Share, triple) -> tuple[Share, np.ndarray]:
+async def _later_product(
+    s: Session, later: Callable[[], Awaitable[Share]], b_a: Share, triple: Triple
+) -> tuple[Share, np.ndarray]:
     """(y, b_a * y) for y = await later(), the Beaver opening in a child session."""
     y = await later()
     if not isinstance(y, Share) or y.shape != b_a.shape:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import beaver
-from protocols.arith.mersenne127 import DT127 as _DT127
+from protocols.arith.domain import Domain
 from protocols.core import open
 from protocols.session import Session, Share
 from protocols.truncation import public_low_bits
@@ -46,11 +46,11 @@ def _xnor_bits(s: Session, R: np.ndarray, cb: np.ndarray) -> np.ndarray:
     return E
 
 
-def _pow2_sum(D, R: np.ndarray) -> np.ndarray:
+def _pow2_sum(D: Domain, R: np.ndarray) -> np.ndarray:
     """sum_i 2^i R[i] over the first axis (local, exact mod p). On GF(2^127 - 1) the
     product by 2^i is a rotation of the 127-bit value (2^127 = 1), then a tree of adds."""
     m = R.shape[0]
-    if D.dtype == _DT127 and m <= 64:
+    if D.dtype.names == ("lo", "hi") and m <= 64:  # GF(2^127 - 1) limbs
         V = np.empty_like(R)
         lo, hi = R["lo"], R["hi"]
         V[:1] = R[:1]

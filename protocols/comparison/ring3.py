@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Awaitable
 
 import numpy as np
 
@@ -45,12 +46,15 @@ _SH3 = 16 * _SH1
 # delta = open(y - rho) in that round, b*y = delta*b + rho*b and rho*b expands with the
 # dealer's monomials times rho.  Words are packed: bit i of a word is position i.
 
+#: a factor of a level's products: ("a", t) the E-input of group offset t, ("b", t) the G-input
+Factor3 = tuple[str, int]
+
 _SPANS = {1: 1, 2: 4, 3: 16}
 _BLOCK = 2048  # columns per block of a boolean level (see _bool_level)
 
 
 @functools.cache
-def _terms(level: int) -> list[tuple[list[tuple[str, int]], bool]]:
+def _terms(level: int) -> list[tuple[list[Factor3], bool]]:
     """Per level the products summed: (factors, first_is_mask_only). Factor ('a', t): the
     E-input of group offset t (level 1: the edaBit bit r_t); ('b', j): the G-input.
     Level 1's g_j = r_j AND nc_j is the mask r_j alone (times the public nc_j)."""
@@ -64,7 +68,7 @@ def _terms(level: int) -> list[tuple[list[tuple[str, int]], bool]]:
 
 
 @functools.cache
-def _pairs(level: int) -> list[tuple[int, tuple]]:
+def _pairs(level: int) -> list[tuple[int, tuple[Factor3, ...]]]:
     """(term index, subset U of its factors) with U containing the mask-only factor."""
     out = []
     for ti, (fs, head_only) in enumerate(_terms(level)):
@@ -76,11 +80,11 @@ def _pairs(level: int) -> list[tuple[int, tuple]]:
     return out
 
 
-def _monomials(level: int) -> list[tuple]:
+def _monomials(level: int) -> list[tuple[Factor3, ...]]:
     """The dealer-supplied monomials of a level, in a fixed order: boolean levels need
     |U| >= 2 (singletons are the masks), the arithmetic level every nonempty U."""
     lo = 2 if level < 3 else 1
-    seen: dict[tuple, None] = {}
+    seen: dict[tuple[Factor3, ...], None] = {}
     for _, U in _pairs(level):
         key = tuple(sorted(U))
         if len(key) >= lo:
@@ -114,7 +118,9 @@ def _mono_stack(level: int, F: np.ndarray) -> np.ndarray:
     return out
 
 
-def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]]:
+def ltz_tuple_values(
+    r: np.ndarray, a2: np.ndarray, b2: np.ndarray, a3: np.ndarray, b3: np.ndarray, rho: np.ndarray | None = None
+) -> list[tuple[np.ndarray, str]]:
     """The plaintext correlation behind one `ltz_tuples` item (pure; the dealer draws the
     uniform words r, a2, b2, a3, b3 (and rho for mul=True) and shares each value as marked:
     "a" additively in Z_2^64, "x" by XOR). Order = the order of the item's arrays."""
@@ -136,7 +142,7 @@ def ltz_tuple_values(r, a2, b2, a3, b3, rho=None) -> list[tuple[np.ndarray, str]
     return out
 
 
-def _fidx(f: tuple[str, int]) -> int:
+def _fidx(f: Factor3) -> int:
     """Row of factor f in the stacked factor words: ('a', t) -> t, ('b', t) -> 4 + t."""
     return f[1] if f[0] == "a" else 4 + f[1]
 
@@ -168,7 +174,9 @@ def _bool_plan(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     return np.array(midx), np.array(amask), np.array(bidx), n_g
 
 
-def _bool_level(level: int, d: np.ndarray, masks: np.ndarray, table: np.ndarray, empty: np.ndarray):
+def _bool_level(
+    level: int, d: np.ndarray, masks: np.ndarray, table: np.ndarray, empty: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """XOR shares of (G, E) of a boolean level: G = XOR over the G terms, E the E term, each
     term the sum over its pairs of m_U AND prod_{f not in U} d_f. d, masks: the public and
     mask words of the factors stacked as rows (_fidx order); table: the dealer's monomials;
@@ -253,8 +261,7 @@ async def ltz3(s: Session, x: Share, y: Factor | None = None) -> tuple[Share, Sh
     # round 1: c = x + r (and an OpenWith factor's openings, in the same message)
     extra = list(y.shares) if isinstance(y, OpenWith) else []
     _, (c, *opened) = await open_words(s, [], [np.add(x.data.reshape(N), r_a)] + [e.data for e in extra])
-    if extra:
-        y = y.then(opened)
+    fac: Share | Awaitable[Share] | None = y.then(opened) if isinstance(y, OpenWith) else y
     c63 = c >> _U64(63)
     nc = ~(c & _LOW63)
     empty = np.full((1, N), _ONES if p0 else 0, dtype=_U64)
@@ -271,11 +278,10 @@ async def ltz3(s: Session, x: Share, y: Factor | None = None) -> tuple[Share, Sh
     w3 = np.empty((2, N), dtype=_U64)
     np.bitwise_xor(E2, a3, out=w3[0])
     np.bitwise_xor(G2, b3, out=w3[1])
-    if y is not None:
-        if not isinstance(y, Share):
-            y = await y
+    if fac is not None:
+        yv = fac if isinstance(fac, Share) else await fac
         rho_a, r63rho, wrho, W3rho = flat[10:14]
-        (d3,), (delta,) = await open_words(s, [w3], [np.subtract(y.data.reshape(N), rho_a)])
+        (d3,), (delta,) = await open_words(s, [w3], [np.subtract(yv.data.reshape(N), rho_a)])
     else:
         (d3,), _ = await open_words(s, [w3], [])
     # the 8 opened level-2 bits, their signs 1 - 2 bit and a row of ones, as small ints
@@ -305,7 +311,7 @@ async def ltz3(s: Session, x: Share, y: Factor | None = None) -> tuple[Share, Sh
     if p0:
         u += c63
     b = Share(u.reshape(S), s)
-    if y is None:
+    if fac is None:
         return b, None
     rb = np.einsum("kn,kn->n", cm, W3rho)
     rb += r63rho

@@ -70,7 +70,7 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
     # Kinds used by protocols/truncation.py and protocols/comparison/. The trusted dealer
     # supplies all of them on Z_2^64 (see its docstrings for the exact distributions);
     # other sources declare what they supply with `supports`.
-    async def trunc_triples(self, shape: Shape, f: int):
+    async def trunc_triples(self, shape: Shape, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Z_2^64 truncation material for the exact top-bit-corrected truncation."""
         raise self._unsupported(f"truncation triples (f={f})", shape)
 
@@ -78,29 +78,31 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         """Shares of uniformly random integers of `bits` bits."""
         raise self._unsupported(f"{bits}-bit random values", shape)
 
-    async def edabits(self, shape: Shape, bits: int = 64):
+    async def edabits(self, shape: Shape, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Random values r uniform in [0, 2^bits) shared both arithmetically (the session's
         scheme and domain) and bit by bit in XOR shares among all n parties, packed in one
         uint64 word per element (bit i = bit i of r). Z_2^64 uses bits = 64; GF(p)
         comparisons ask for l bits (2^l < p)."""
         raise self._unsupported(f"{bits}-bit edaBits", shape)
 
-    async def dabits(self, shape: Shape):
+    async def dabits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """Random bits shared both arithmetically and in XOR shares (bit 0 of a word)."""
         raise self._unsupported("daBits", shape)
 
-    async def bool_triples(self, shape: Shape, k: int = 1):
+    async def bool_triples(self, shape: Shape, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties whatever
         the arithmetic scheme; `k` b-words per a-word."""
         raise self._unsupported(f"boolean triples (k={k})", shape)
 
-    async def ltz_tuples(self, shape: Shape, mul: bool = False):
+    async def ltz_tuples(self, shape: Shape, mul: bool = False) -> tuple[np.ndarray, ...]:
         """Z_2^64 material for the 3-round comparison (protocols.comparison.ltz_tuple_values
         defines the correlation and the order of the arrays); `mul` adds a mask rho and its
         products for comparison.ltz_mul."""
         raise self._unsupported(f"ltz tuples (mul={mul})", shape)
 
-    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+    async def matrix_trunc_triples(
+        self, x_shape: Shape, y_shape: Shape, f: int
+    ) -> tuple[np.ndarray, ...]:
         """Z_2^64: a matrix triple (A, B, C = A @ B) for x_shape (k, d) @ y_shape (d,), the
         truncation mask of `trunc_triples(y_shape, f)` (r, r_hi, r_msb) and the products
         A @ r_hi (k,) and A * r_msb (k, d), row-broadcast: protocols.truncation.sub_trunc_matmul

@@ -10,6 +10,8 @@ through to the source.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from protocols.errors import PreprocessingExhausted
 from protocols.preprocessing.base import KINDS, Preprocessing
@@ -19,20 +21,20 @@ class Buffered(Preprocessing):
     """`guard` (e.g. a session's `check_alive`) runs before every request, so an aborted
     session cannot draw (and waste) further items."""
 
-    def __init__(self, source: Preprocessing, *, guard=None):
+    def __init__(self, source: Preprocessing, *, guard: Callable[[], None] | None = None):
         self.source = source
         self.guard = guard
         self.name = f"buffered({source.name})"
-        self._queues: dict[tuple, deque] = defaultdict(deque)
+        self._queues: dict[tuple[Any, ...], deque[Any]] = defaultdict(deque)
         #: when a list, every request is appended to it as (kind, args): `replay` fetches the
         #: same sequence again, which is how benchmarks prefetch exactly what a protocol uses
-        self.log: list[tuple[str, tuple]] | None = None
+        self.log: list[tuple[str, tuple[Any, ...]]] | None = None
 
     def supports(self, kind: str) -> bool:
         """The source's declaration (buffering adds no kind)."""
         return self.source.supports(kind)
 
-    async def fill(self, kind: str, *args, count: int = 1) -> None:
+    async def fill(self, kind: str, *args: Any, count: int = 1) -> None:
         """Fetch `count` items of `kind` (one of base.KINDS) with the given arguments into
         the buffer. Callers must later ask with the same positional arguments.
         Raises PreprocessingUnsupported (nothing fetched) for a kind the source does not supply."""
@@ -43,15 +45,15 @@ class Buffered(Preprocessing):
         for _ in range(count):
             self._queues[key].append(await method(*args))
 
-    def buffered(self, kind: str, *args) -> int:
+    def buffered(self, kind: str, *args: Any) -> int:
         return len(self._queues.get((kind, *_freeze(args)), ()))
 
-    async def replay(self, requests: list[tuple[str, tuple]]) -> None:
+    async def replay(self, requests: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Fetch one item for each logged request, in order."""
         for kind, args in requests:
             await self.fill(kind, *args)
 
-    async def _get(self, kind: str, *args):
+    async def _get(self, kind: str, *args: Any) -> Any:
         if self.guard is not None:
             self.guard()
         entry = (kind, args)
@@ -69,8 +71,8 @@ class Buffered(Preprocessing):
             raise
 
 
-def _buffered_kind(kind: str):
-    async def method(self: Buffered, *args):
+def _buffered_kind(kind: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    async def method(self: Buffered, *args: Any) -> Any:
         return await self._get(kind, *args)
 
     method.__name__ = method.__qualname__ = kind
@@ -82,5 +84,5 @@ for _kind in KINDS:
     setattr(Buffered, _kind, _buffered_kind(_kind))
 
 
-def _freeze(args: tuple) -> tuple:
+def _freeze(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(tuple(a) if isinstance(a, list | tuple) else a for a in args)

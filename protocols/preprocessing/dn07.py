@@ -84,6 +84,7 @@ from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
+from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
 
 __all__ = ["DN07", "make_dn07", "offline_session"]
@@ -212,6 +213,7 @@ class DN07(Preprocessing):
             raise ParameterError("dn07 preprocessing needs the Shamir scheme")
         if not s.domain.is_field:
             raise ParameterError(f"dn07 needs a prime field, got {s.domain}")
+        assert isinstance(sch, ShamirShares)
         n, t = s.n, sch.t
         if n < 2 * t + 1:
             raise ParameterError(f"dn07 needs n >= 2t + 1, got n={n}, t={t}")
@@ -425,6 +427,7 @@ class DN07(Preprocessing):
                 pool = fresh if pool is None else [
                     np.concatenate([o, f], axis=-1) for o, f in zip(pool, fresh, strict=True)
                 ]
+            assert pool is not None
             out = [a[..., :count] for a in pool]
             self._pools[kind] = [a[..., count:] for a in pool]
             return out

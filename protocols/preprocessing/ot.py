@@ -211,8 +211,10 @@ class OTPreprocessing(OTExtension, Preprocessing):
                 self._pool = fresh if self._pool is None else [
                     np.concatenate([o, f]) for o, f in zip(self._pool, fresh, strict=True)
                 ]
-            out = [v[:k].reshape(shape) for v in self._pool]
-            self._pool = [v[k:] for v in self._pool]
+            pool = self._pool
+            assert pool is not None
+            out = [v[:k].reshape(shape) for v in pool]
+            self._pool = [v[k:] for v in pool]
         return out[0], out[1], out[2]
 
     async def square_pairs(self, shape: Shape):

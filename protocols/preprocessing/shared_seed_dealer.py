@@ -10,6 +10,11 @@ the seed (every party) can derive every party's shares: it offers no privacy wha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
 from protocols.errors import ParameterError
 from protocols.preprocessing.base import Preprocessing
 from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
@@ -35,17 +40,21 @@ class InsecureSharedSeedDealer(InsecureTrustedDealer):
         super().__init__(scheme, CryptoRNG.from_seed(seed, "shared-seed-dealer"), limit=limit)
         self.pid = pid
 
-    def _own(self, pid: int, key, got):
+    def _own(self, pid: int, key: tuple[Any, ...], got: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         if pid != self.pid:
             raise ParameterError(f"{self.name} of party {self.pid} asked for party {pid}'s shares")
         k = self._next[pid] - 1
         self._items[k] = (key, None)  # the other parties' shares: dropped right away
         return got
 
-    def take(self, pid, key, size, make):
+    def take(
+        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], tuple[np.ndarray, ...]]
+    ) -> tuple[np.ndarray, ...]:
         return self._own(pid, key, super().take(pid, key, size, make))
 
-    def take_parts(self, pid, key, size, make):
+    def take_parts(
+        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], list[tuple[np.ndarray, ...]]]
+    ) -> tuple[np.ndarray, ...]:
         return self._own(pid, key, super().take_parts(pid, key, size, make))
 
     def view(self) -> Preprocessing:

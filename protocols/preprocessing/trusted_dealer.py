@@ -75,6 +75,7 @@ class InsecureTrustedDealer:
             self._taken.append(0)
             shares = self._items[k][1]
         self._next[pid] = k + 1
+        assert shares is not None  # forgotten only once every party took it
         mine = shares[pid]
         self._taken[k] += 1
         if self._taken[k] == self.n:

@@ -33,7 +33,7 @@ async def make_mesh(kind: str, n: int, *, timeout: float = 5.0, session_id: byte
         return await local_tcp_mesh(n, session_id=sid, secure=kind == "tcp", timeout=timeout,
                                     connect_timeout=10)
     if kind in ("mqtt", "mqtt-plain"):
-        from network.mqtt import local_mqtt_mesh
+        from network.mqtt_mesh import local_mqtt_mesh
 
         return await local_mqtt_mesh(n, session_id=sid, secure=kind == "mqtt", timeout=timeout,
                                      connect_timeout=10)

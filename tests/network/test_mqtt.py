@@ -23,7 +23,8 @@ from network.errors import (
     PeerUnavailableError,
 )
 from network.keys import generate_keypair
-from network.mqtt import DATA, MqttChannel, local_mqtt_mesh
+from network.mqtt import DATA, MqttChannel
+from network.mqtt_mesh import local_mqtt_mesh
 
 pytestmark = [pytest.mark.mqtt]
 MARKER = b"SECRET-MARKER-" * 8
