@@ -151,3 +151,34 @@ def test_comparison_without_material_fails_typed_and_sends_nothing():
     assert before == after
     res, _, _ = asyncio.run(main(Liar))
     assert all(isinstance(r, PreprocessingExhausted) for r in res)  # refused at the request
+
+
+def test_backend_chosen_once_per_source():
+    """The choice is made once per preprocessing source and shared by the session's children;
+    asking again does not consult the source, and a declaration that changes mid-session does
+    not switch paths (every party keeps the path it started with)."""
+
+    async def main():
+        ss = await open_sessions(3, seed=9)
+        try:
+            s = ss[0]
+            calls = []
+            plain = s.prep.supports
+
+            def counting(kind):
+                calls.append(kind)
+                return plain(kind)
+
+            s.prep.supports = counting
+            first = backend(s)
+            n_calls = len(calls)
+            assert first.name == "ring3" and n_calls > 0
+            assert backend(s.child("x")) is first and backend(s) is first
+            assert len(calls) == n_calls
+            s.prep.supports = lambda kind: kind != "ltz_tuples" and plain(kind)
+            assert backend(s) is first  # chosen once: a later declaration does not switch paths
+            assert backend(ss[1]).name == "ring3"
+        finally:
+            await close_sessions(ss)
+
+    asyncio.run(main())
