@@ -66,6 +66,7 @@ fixed-key block ciphers", IEEE S&P 2020.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -168,7 +169,9 @@ class OTPreprocessing(OTExtension, Preprocessing):
                 acc += mine - np.uint64(2) * prod
         return [acc[:count], mine[:count]]
 
-    async def _take(self, kind: str, count: int, gen, chunk: int) -> list[np.ndarray]:
+    async def _take(
+        self, kind: str, count: int, gen: Callable[[int], Awaitable[list[np.ndarray]]], chunk: int
+    ) -> list[np.ndarray]:
         """`count` items of a pooled kind along the last axis, generated `chunk` at a time
         (bounded memory per OT batch) and at least `chunk` per refill."""
         async with self._lock:
@@ -197,7 +200,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         cr = await self.cross(a[:, None], b)
         return [a, b, a * b + cr[:, 0]]
 
-    async def triples(self, shape: Shape):
+    async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         shape = tuple(shape)
         k = int(np.prod(shape, dtype=np.int64))
         async with self._lock:
@@ -217,7 +220,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
             self._pool = [v[k:] for v in pool]
         return out[0], out[1], out[2]
 
-    async def square_pairs(self, shape: Shape):
+    async def square_pairs(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """(a, a^2) from a triple (a, b, c): open nothing, a^2 = a*a needs its own cross
         terms, so this spends one Gilboa product with y = a."""
         shape = tuple(shape)
@@ -228,7 +231,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         # sum_{i != j} a_i a_j counted once per ordered pair: cross gives both orders
         return a.reshape(shape), (a * a + cr[:, 0]).reshape(shape)
 
-    async def matrix_triples(self, x_shape: Shape, y_shape: Shape):
+    async def matrix_triples(self, x_shape: Shape, y_shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
         if len(x_shape) != 2 or len(y_shape) not in (1, 2) or x_shape[1] != y_shape[0]:
             from protocols.errors import ShapeMismatch
@@ -248,16 +251,16 @@ class OTPreprocessing(OTExtension, Preprocessing):
             return A, B.reshape(d), C.reshape(k)
         return A, B, C
 
-    async def randoms(self, shape: Shape):
+    async def randoms(self, shape: Shape) -> np.ndarray:
         return self.s.rng.uint64(tuple(shape))  # additive shares of a uniform value
 
-    async def bits(self, shape: Shape):
+    async def bits(self, shape: Shape) -> np.ndarray:
         """Shares of uniform random bits: the arithmetic halves of daBits."""
         shape = tuple(shape)
         a, _ = await self._dabit_bits(_size(shape))
         return a.reshape(shape).copy()
 
-    async def dabits(self, shape: Shape):
+    async def dabits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """daBits [RW19]: (arithmetic shares over Z_2^64, XOR shares) of one random bit per
         element; the XOR shares are words whose XOR is 0 or 1 (this source's share is the
         party's own random bit, high bits zero; the trusted dealer randomises the high bits,
@@ -273,7 +276,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         a, x = await self._dabit_bits(nbits * N)
         return a.reshape(nbits, N), x.reshape(nbits, N)
 
-    async def edabits(self, shape: Shape, bits: int = 64):
+    async def edabits(self, shape: Shape, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """edaBits [EGKRS20]: r uniform in Z_2^64 shared additively and bit by bit in XOR
         shares packed into one word (bit i of the word = bit i of r), built from 64 daBits
         [RW19]: r = sum_i 2^i b_i (arithmetic), word = sum_i 2^i (b_i XOR share). Cost: 64
@@ -287,7 +290,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         word = np.bitwise_or.reduce((x & np.uint64(1)) << sh, axis=0)
         return r.reshape(shape), word.reshape(shape)
 
-    async def trunc_triples(self, shape: Shape, f: int):
+    async def trunc_triples(self, shape: Shape, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Shares of (r, (r mod 2^63) >> f, r >> 63) for r uniform in Z_2^64, all additive
         (the trusted dealer's format; consumed by truncation.trunc method "msb" [EGKRS20,
         sec. 5.1]), from 64 daBits: r = sum_i 2^i b_i, the others sums of the same bits.
@@ -301,7 +304,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         hi = (a[f:63] << np.arange(63 - f, dtype=_U64)[:, None]).sum(axis=0, dtype=_U64)
         return r.reshape(shape), hi.reshape(shape), a[63].reshape(shape).copy()
 
-    async def trunc_pairs(self, shape: Shape, f: int, bits: int):
+    async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
         """Shares of (r, r >> f), r uniform in [0, 2^bits), 0 < f < bits < 64 (the trusted
         dealer's format), from `bits` daBits. Security: semi-honest, up to n - 1 corrupt."""
         shape = tuple(shape)
@@ -313,7 +316,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         hi = (a[f:] << np.arange(bits - f, dtype=_U64)[:, None]).sum(axis=0, dtype=_U64)
         return r.reshape(shape), hi.reshape(shape)
 
-    async def bounded_randoms(self, shape: Shape, bits: int):
+    async def bounded_randoms(self, shape: Shape, bits: int) -> np.ndarray:
         """Shares of uniform integers in [0, 2^bits), 0 < bits < 64, as sum_i 2^i b_i over
         `bits` daBits (exact). Security: semi-honest, up to n - 1 corrupt."""
         shape = tuple(shape)
@@ -323,7 +326,7 @@ class OTPreprocessing(OTExtension, Preprocessing):
         a, _ = await self._weighted_dabits(shape, bits)
         return (a << np.arange(bits, dtype=_U64)[:, None]).sum(axis=0, dtype=_U64).reshape(shape)
 
-    async def bool_triples(self, shape: Shape, k: int = 1):
+    async def bool_triples(self, shape: Shape, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """AND triples on 64-bit words in XOR shares: a of `shape`, b of (k, *shape), c = a & b
         (the trusted dealer's format). See `OTExtension.gen_bool_triples` (OTs with k-bit messages).
         Security: semi-honest, up to n - 1 corrupt."""
