@@ -14,11 +14,11 @@ from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from network.memory import MemoryNetwork
 from protocols.arith.domain import Domain
 from protocols.arith.ring import Ring64
-from protocols.errors import ConfigError, SessionAbortedError
+from protocols.errors import ConfigError, MaliciousUnsupportedError, SessionAbortedError
 from protocols.preprocessing import InsecureTrustedDealer
 from protocols.preprocessing.buffered import Buffered
 from protocols.prg import CryptoRNG, derive_key
-from protocols.session import CountingChannel, Session, Stats
+from protocols.session import SECURITY, CountingChannel, Session, Stats
 from protocols.sharing.schemes import AdditiveScheme, ShamirShares
 
 Job = Callable[[Session], Awaitable[Any]]
@@ -52,6 +52,33 @@ def default_domain(scheme: str) -> Domain:
     return Mersenne61()
 
 
+def check_security(security: str, scheme: str, n: int, threshold: int | None, domain: Domain | None) -> Domain | None:
+    """Validate a security setting against the scheme; returns the domain to use (malicious
+    Shamir defaults to GF(2^127 - 1), where one check is sound to about 2^-126).
+    Raises ConfigError for an unknown setting and MaliciousUnsupportedError for a
+    combination with no maliciously secure protocol yet (additive sharing: SPDZ2k is not
+    implemented; Shamir with n != 2t + 1)."""
+    if security not in SECURITY:
+        raise ConfigError(f"security must be one of {SECURITY}, got {security!r}")
+    if security == "semi-honest":
+        return domain
+    if scheme != "shamir":
+        raise MaliciousUnsupportedError(
+            f"security='malicious' is implemented for scheme='shamir' only (additive: SPDZ2k "
+            f"not yet), got scheme={scheme!r}"
+        )
+    t = (n - 1) // 2 if threshold is None else threshold
+    if n != 2 * t + 1:
+        raise MaliciousUnsupportedError(
+            f"security='malicious' with Shamir needs n = 2t + 1 (got n={n}, t={t})"
+        )
+    if domain is None:
+        from protocols.arith.field import Mersenne127
+
+        return Mersenne127()
+    return domain
+
+
 def make_scheme(scheme: str, domain: Domain, n: int, threshold: int | None):
     if scheme == "additive":
         if threshold is not None:
@@ -79,6 +106,7 @@ def run_local(
     bandwidth: float | None = None,
     timeout: float = 60.0,
     prep_limit: int | None = None,
+    security: str = "semi-honest",
 ) -> LocalRun:
     """Run `job(session)` for all n parties in one event loop and return their results.
 
@@ -93,6 +121,9 @@ def run_local(
     `preprocessing="trusted_dealer"` is an in-process dealer that knows every triple:
     fine here, where one process holds every party anyway. `prep_limit` caps the elements
     it hands out (then PreprocessingExhausted), for tests of exhaustion.
+    `security="malicious"` (Shamir only, over GF(2^127 - 1) by default) gives every session
+    that setting: jobs then use protocols.malicious, and semi-honest-only protocols raise
+    MaliciousUnsupportedError; additive sharing raises it at once (SPDZ2k is not built).
 
     If a party's job raises, its session aborts, the other parties fail fast, and
     run_local re-raises the root cause (the first error that is not a consequence of
@@ -100,12 +131,13 @@ def run_local(
     """
     if not isinstance(n, int) or n < 2:
         raise ConfigError(f"run_local needs n >= 2 parties, got {n!r}")
+    domain = check_security(security, scheme, n, threshold, domain)
     make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
     return asyncio.run(
         _run(
             n, job, scheme=scheme, threshold=threshold, transport=transport, seed=seed,
             domain=domain, latency=latency, bandwidth=bandwidth, timeout=timeout,
-            prep_limit=prep_limit, preprocessing=preprocessing,
+            prep_limit=prep_limit, preprocessing=preprocessing, security=security,
         )
     )
 
@@ -138,6 +170,7 @@ async def open_sessions(
     timeout: float = 60.0,
     prep_limit: int | None = None,
     preprocessing: str = "trusted_dealer",
+    security: str = "semi-honest",
 ) -> list[Session]:
     """The n sessions run_local would use, for callers that drive the parties themselves
     (benchmarks separating offline from online time). Each session's `prep` is the named
@@ -149,6 +182,7 @@ async def open_sessions(
         raise ConfigError(f"need n >= 2 parties, got {n!r}")
     if transport not in TRANSPORTS:
         raise ConfigError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    domain = check_security(security, scheme, n, threshold, domain)
     dom = domain if domain is not None else default_domain(scheme)
     sch = make_scheme(scheme, dom, n, threshold)
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
@@ -171,6 +205,7 @@ async def open_sessions(
                 rng=CryptoRNG.from_seed(seed, "party", pid),
                 stats=stats,
                 sid=sid,
+                security=security,
             )
         )
     return [

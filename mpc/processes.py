@@ -94,6 +94,7 @@ class _Config:
     mqtt_port: int
     domain_cls: type | None = None
     preprocessing: str = "shared_seed_dealer"
+    security: str = "semi-honest"
 
 
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
@@ -159,9 +160,11 @@ async def _open_channel(cfg: _Config, conn):
 
 
 async def _child(cfg: _Config, job, job_args: tuple, conn):
-    from mpc.local import default_domain, make_scheme
+    from mpc.local import check_security, default_domain, make_scheme
 
-    dom = cfg.domain_cls() if cfg.domain_cls is not None else default_domain(cfg.scheme)
+    dom = cfg.domain_cls() if cfg.domain_cls is not None else None
+    dom = check_security(cfg.security, cfg.scheme, cfg.n, cfg.threshold, dom)
+    dom = dom if dom is not None else default_domain(cfg.scheme)
     sch = make_scheme(cfg.scheme, dom, cfg.n, cfg.threshold)
     t0 = time.perf_counter()
     ch = await _open_channel(cfg, conn)
@@ -172,6 +175,7 @@ async def _child(cfg: _Config, job, job_args: tuple, conn):
         pid=cfg.pid, n=cfg.n, domain=sch.domain, scheme=sch,
         channel=CountingChannel(ch, stats), prep=Buffered(dealer.view()),
         rng=CryptoRNG.from_seed(cfg.party_seed, "party", cfg.pid), stats=stats, sid=cfg.sid,
+        security=cfg.security,
     )
     if cfg.preprocessing != "shared_seed_dealer":
         from mpc.local import dealer_free_source
@@ -207,6 +211,7 @@ def run_processes(
     latency: float = 0.0,
     bandwidth: float | None = None,
     preprocessing: str = "shared_seed_dealer",
+    security: str = "semi-honest",
 ) -> ProcessRun:
     """Run `await job(session, *job_args)` for each of n parties, each in its own process.
 
@@ -226,6 +231,8 @@ def run_processes(
     `latency` (s, one way) and `bandwidth` (B/s per direction of each link) put a delaying,
     rate-limiting proxy (network.wanproxy) in front of every party's listening port, run by
     this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).
+    `security` "semi-honest" or "malicious" (as run_local: Shamir only, GF(2^127 - 1) by
+    default; MaliciousUnsupportedError for additive sharing).
 
     Raises the root cause of a failure: a child's own error, or PartyProcessError for a
     child that died without reporting; `party_errors` (one entry per party) is attached.
@@ -239,7 +246,7 @@ def run_processes(
         raise ParameterError("latency/bandwidth over separate processes need transport='tcp'")
     if not asyncio.iscoroutinefunction(job):
         raise ParameterError("job must be a module-level async function")
-    from mpc.local import default_domain, make_scheme
+    from mpc.local import check_security, default_domain, make_scheme
     from network.keys import generate_keypair
 
     domain_cls = type(domain) if domain is not None else None
@@ -248,7 +255,8 @@ def run_processes(
             domain_cls()
         except TypeError as e:
             raise ParameterError(f"run_processes needs a domain constructible without arguments: {e}") from e
-    make_scheme(scheme, domain if domain is not None else default_domain(scheme), n, threshold)
+    checked = check_security(security, scheme, n, threshold, domain)
+    make_scheme(scheme, checked if checked is not None else default_domain(scheme), n, threshold)
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     dealer_seed = derive_key(seed, "dealer") if seed is not None else os.urandom(32)
     party_seed = derive_key(seed, "parties") if seed is not None else None
@@ -267,7 +275,7 @@ def run_processes(
                 dealer_seed=dealer_seed, party_seed=party_seed, static_key=pairs[pid][0],
                 public_keys=public_keys, timeout=timeout, connect_timeout=connect_timeout,
                 mqtt_host=mqtt_host, mqtt_port=mqtt_port, domain_cls=domain_cls,
-                preprocessing=preprocessing,
+                preprocessing=preprocessing, security=security,
             )
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(

@@ -111,7 +111,9 @@ def unpack_bits(vec: np.ndarray, N: int) -> np.ndarray:
 
 async def open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray] = ()):
     """Open XOR-shared and additively shared (Z_2^64) uint64 arrays in one round, one
-    message per peer: (the XOR-opened arrays, the sum-opened arrays)."""
+    message per peer: (the XOR-opened arrays, the sum-opened arrays). Semi-honest only
+    (MaliciousUnsupportedError in a malicious session)."""
+    s.require_semi_honest("bitwise.open_words")
     parts = [w.reshape(-1) for w in xor_words] + [w.reshape(-1) for w in add_words]
     flat = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
     nx = sum(w.size for w in xor_words)

@@ -32,8 +32,15 @@ async def input(s: Session, x: np.ndarray | None, owner: int) -> Share:  # noqa:
     Bytes: owner sends (n-1)*(8*ndim + N*e); the others send 0.
     Security: a coalition without the owner sees at most n-1 additive shares (or t Shamir
     shares), uniformly distributed and independent of x.  Raises: DomainError,
-    PartyIndexError, FrameError (a malformed shape announcement).
+    PartyIndexError, FrameError (a malformed shape announcement), MaliciousUnsupportedError
+    (a malicious session: use protocols.malicious.input).
     """
+    s.require_semi_honest("core.input")
+    return await _input(s, x, owner)
+
+
+async def _input(s: Session, x: np.ndarray | None, owner: int) -> Share:
+    """core.input without the security guard (protocols.malicious builds on it)."""
     _check_party(s, owner, "owner")
     tag = s.tag("input")
     dom = s.domain
@@ -91,8 +98,10 @@ async def open(s: Session, *xs: Share) -> list[np.ndarray]:  # noqa: A001
     otherwise k(n-1).   Bytes: (n-1) * sum(N_i) * e sent per party.
     Security: reveals the values (only call on what may be public). Shamir opening checks
     that all n shares lie on one degree-t polynomial: ShareInconsistencyError otherwise.
-    Raises: ShareInconsistencyError, FrameError, DomainError, PeerUnavailableError.
+    Raises: ShareInconsistencyError, FrameError, DomainError, PeerUnavailableError,
+    MaliciousUnsupportedError (a malicious session: use protocols.malicious.open).
     """
+    s.require_semi_honest("core.open")
     if not xs:
         return []
     D = s.domain
@@ -153,8 +162,10 @@ async def reveal_to(s: Session, x: Share, party: int) -> np.ndarray | None:
 
     Shapes: x: S; returns S at `party`, None elsewhere.
     Rounds: 1.  Bytes: N*e sent by every party but `party`, which sends nothing.
-    Security: only `party` receives shares. Raises: PartyIndexError, ShareInconsistencyError.
+    Security: only `party` receives shares. Raises: PartyIndexError, ShareInconsistencyError,
+    MaliciousUnsupportedError (a malicious session: use protocols.malicious.reveal_to).
     """
+    s.require_semi_honest("core.reveal_to")
     _check_party(s, party, "party")
     tag = s.tag("reveal")
     if s.pid != party:

@@ -65,3 +65,22 @@ class SessionAbortedError(ProtocolError):
 class StorageIntegrityError(ProtocolError):
     """Stored state (preprocessing, cursors) failed an integrity check at load: tampered,
     truncated, from another party or session, of another domain or kind, or too permissive."""
+
+
+class MaliciousUnsupportedError(ParameterError):
+    """`security="malicious"` was asked for a protocol, scheme or setting that has no
+    maliciously secure version yet; raised instead of silently running semi-honest."""
+
+    code = "security.unsupported"
+
+
+class CheatingDetectedError(ProtocolError):
+    """A malicious-security check failed: some party deviated from the protocol. The job
+    aborts on every honest party and releases nothing; `check` names the failed check (never
+    the values)."""
+
+    code = "security.cheating_detected"
+
+    def __init__(self, message: str, *, check: str | None = None) -> None:
+        super().__init__(message)
+        self.check = check

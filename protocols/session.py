@@ -21,7 +21,13 @@ import numpy as np
 from network.channel import Channel, Payload
 from network.errors import SmpcError
 from protocols.arith.domain import Domain
-from protocols.errors import DomainError, SessionAbortedError, ShapeMismatch
+from protocols.errors import (
+    DomainError,
+    MaliciousUnsupportedError,
+    ParameterError,
+    SessionAbortedError,
+    ShapeMismatch,
+)
 from protocols.prg import CryptoRNG
 from protocols.sharing.schemes import Scheme
 
@@ -83,6 +89,12 @@ class _State:
 
     steps: dict[str, int] = field(default_factory=dict)
     aborted: BaseException | None = None
+    #: per-session protocol state keyed by protocol (e.g. the malicious compiler's MAC key)
+    ext: dict[str, Any] = field(default_factory=dict)
+
+
+#: the values of Session.security: semi-honest (passive) or malicious with abort
+SECURITY = ("semi-honest", "malicious")
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,12 @@ class Session:
     sid: bytes = b""
     prefix: str = ""
     _state: _State = field(default_factory=_State, repr=False)
+    #: "semi-honest" or "malicious" (security with abort: protocols.malicious)
+    security: str = "semi-honest"
 
     def __post_init__(self) -> None:
+        if self.security not in SECURITY:
+            raise ParameterError(f"security must be one of {SECURITY}, got {self.security!r}")
         if self.scheme.domain != self.domain or self.scheme.n != self.n:
             raise ShapeMismatch(f"scheme {self.scheme} does not match domain {self.domain}, n={self.n}")
 
@@ -120,6 +136,15 @@ class Session:
         concurrent branches must fetch their items before they start (e.g. with
         `prep.fill`), not race for them; only the trusted dealer detects a mismatch."""
         return dataclasses.replace(self, prefix=f"{self.prefix}{label}/")
+
+    def require_semi_honest(self, what: str) -> None:
+        """Raise MaliciousUnsupportedError if this session is malicious: `what` has no
+        maliciously secure version, and must not run semi-honest in its place."""
+        if self.security != "semi-honest":
+            raise MaliciousUnsupportedError(
+                f"{what} is semi-honest only; with security={self.security!r} use "
+                "protocols.malicious (input, mul, matmul, open, reveal_to)"
+            )
 
     @property
     def peers(self) -> list[int]:
