@@ -33,7 +33,7 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         communication, nothing consumed), the same answer on every party. A source that says
         True may still run out (PreprocessingExhausted) or fail; one that says False raises
         PreprocessingUnsupported when asked. Default: the kinds the class implements."""
-        if kind not in KINDS:
+        if kind not in KINDS and kind not in SHAMIR_KINDS:
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         return getattr(type(self), kind) is not getattr(Preprocessing, kind)
 
@@ -61,6 +61,11 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
     async def randoms(self, shape: Shape) -> np.ndarray:
         """Shares of uniformly random domain elements."""
         raise self._unsupported("random values", shape)
+
+    async def double_randoms(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        """Shamir only: shares of one uniform r as a degree-t and a degree-2t sharing (a
+        "double sharing" [DN07]: degree reduction of a product, protocols.malicious)."""
+        raise self._unsupported("double sharings", shape)
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
         """Shares of (r, r >> f) for truncation, with r of `bits` random bits (see
@@ -120,3 +125,6 @@ KINDS = (
 #: kinds that exist only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
 #: comparison's packed words)
 RING64_KINDS = frozenset({"trunc_triples", "ltz_tuples", "matrix_trunc_triples"})
+#: kinds that exist for Shamir sharing only, outside KINDS (the additive sources, which
+#: supply every kind of KINDS, never supply them): degree-t / degree-2t double sharings
+SHAMIR_KINDS = ("double_randoms",)

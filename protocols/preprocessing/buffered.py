@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from protocols.errors import PreprocessingExhausted
-from protocols.preprocessing.base import KINDS, Preprocessing
+from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing
 
 
 class Buffered(Preprocessing):
@@ -80,7 +80,7 @@ def _buffered_kind(kind: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     return method
 
 
-for _kind in KINDS:
+for _kind in (*KINDS, *SHAMIR_KINDS):
     setattr(Buffered, _kind, _buffered_kind(_kind))
 
 

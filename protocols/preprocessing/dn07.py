@@ -82,7 +82,7 @@ import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import OTExtension
-from protocols.preprocessing.base import KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
@@ -446,6 +446,8 @@ class DN07(Preprocessing):
     SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples", "matrix_trunc_triples"}
 
     def supports(self, kind: str) -> bool:
+        if kind in SHAMIR_KINDS:  # double sharings: the Shamir-only kind
+            return True
         if kind not in KINDS:
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         return kind in self.SUPPLIES
@@ -464,6 +466,17 @@ class DN07(Preprocessing):
         shape = tuple(shape)
         (r,) = await self._take("randoms", _size(shape), self._gen_randoms)
         return r.reshape(shape)
+
+    async def double_randoms(self, shape: Shape):
+        """(degree-t, degree-2t) shares of one uniform r: DN07 double sharings (section 3.1),
+        pooled; 1 round per refill."""
+        shape = tuple(shape)
+        rt, r2t = await self._take("doubles", _size(shape), self._gen_doubles)
+        return rt.reshape(shape), r2t.reshape(shape)
+
+    async def _gen_doubles(self, count):
+        ((rt, r2t),) = await self.random_sharings(count, [(self.t, 2 * self.t)])
+        return [rt, r2t]
 
     async def bits(self, shape: Shape):
         shape = tuple(shape)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from protocols.errors import PreprocessingExhausted, PreprocessingMismatch
-from protocols.preprocessing.base import KINDS, RING64_KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, RING64_KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.prg import CryptoRNG
 from protocols.sharing.schemes import Scheme
 
@@ -103,7 +103,10 @@ class _DealerView(Preprocessing):
     def supports(self, kind: str) -> bool:
         """Every kind on Z_2^64 with additive sharing; on GF(p) every kind but the Z_2^64
         ones (trunc_triples, ltz_tuples, matrix_trunc_triples), the mixed edaBits and daBits
-        for any scheme."""
+        for any scheme; the Shamir-only double sharings for Shamir with n >= 2t + 1."""
+        if kind in SHAMIR_KINDS:
+            sch = self.d.scheme
+            return sch.kind == "shamir" and 2 * sch.t < sch.n
         if kind not in KINDS:
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         D = self.d.domain
@@ -160,6 +163,21 @@ class _DealerView(Preprocessing):
         shape = tuple(shape)
         return self.d.take(self.pid, ("randoms", shape), _size(shape), lambda: (self._rand(shape),))[0]
 
+    async def double_randoms(self, shape: Shape):
+        """(degree-t, degree-2t) Shamir shares of one uniform r (Shamir schemes only)."""
+        shape = tuple(shape)
+        sch = self.d.scheme
+        if sch.kind != "shamir" or 2 * sch.t >= sch.n:
+            raise self._unsupported("double sharings (Shamir with n >= 2t + 1)", shape)
+        from protocols.sharing.shamir import ShamirScheme
+
+        wide = ShamirScheme(sch.field, sch.n, 2 * sch.t, sch.xs, multiply=False)
+
+        def make():
+            r = self._rand(shape)
+            return list(zip(sch.share(self.d.rng, r), wide.share(self.d.rng, r), strict=True))
+
+        return self.d.take_parts(self.pid, ("double_randoms", shape), 2 * _size(shape), make)
 
     # -- truncation and comparison kinds -------------------------------------------------
     def _need(self, kind: str, what: str, shape: object) -> None:

@@ -1,0 +1,561 @@
+"""Shamir sharing with malicious security with abort, honest majority [CGHIKLN18].
+
+K. Chida, D. Genkin, K. Hamada, D. Ikarashi, R. Kikuchi, Y. Lindell, A. Nof, "Fast
+Large-Scale Honest-Majority MPC for Malicious Adversaries", CRYPTO 2018, section 3 (the
+protocol for large fields). Multiplication: the semi-honest degree reduction of I. Damgard,
+J. B. Nielsen, "Scalable and Unconditionally Secure Multiparty Computation", CRYPTO 2007
+(DN07), which the paper shows is secure up to additive attacks.
+
+The compiler. A random shared [r] (the MAC key; unknown to everybody) is drawn once per
+epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
+
+- input: x = rho + delta with [rho] a random sharing opened to the owner only, delta
+  = x - rho sent by the owner to all (its consistency checked at the next verification by
+  a digest of every delta each party received); [r*x] = [r*rho] + delta*[r], where [r*rho]
+  is one DN07 product computed while rho travels. A malicious owner therefore always shares
+  a value on a degree-t polynomial.
+- linear operations act on both components; adding a public c adds c*[r] to [r*x].
+- mul: ([x*y], [(r*x)*y]) by two DN07 products in one degree reduction (2 rounds). matmul
+  likewise with matrix products (the communication is that of the k x m output only).
+- verification, before any value is revealed: a public random coin (a random sharing,
+  opened) seeds a PRG that yields one coefficient alpha_k per element of every input and
+  product since the last verification (the pairs (z_k, rz_k)); r is opened in the same
+  round. Every party computes [T] = sum_k alpha_k [rz_k] - r * sum_k alpha_k [z_k] and
+  T is opened and must be 0. The coin and r are opened only after every additive error is
+  fixed, and every opening uses all n shares with the Shamir consistency check (n = 2t + 1
+  shares of degree t: any change by up to t parties is seen by every party that receives
+  it). If the adversary added errors, T != 0 except with probability at most 2/|F| (1/|F|
+  over alpha that a non-zero mismatch vanishes, 1/|F| over r that an error in a z cancels
+  its r*z counterpart), about 2^-126 over GF(2^127 - 1). The paper draws the alpha_k as
+  shared randoms combined by one extra product; public coins drawn after the errors are
+  fixed are sound here because nothing the adversary sends after the coin is revealed can
+  change T (T is opened with the consistency check), and they save that product.
+- abort: a party whose check fails tells every other in the next message (a flag) and a
+  final verdict round (flags and the input digest, 33 bytes) ends the verification, so every
+  honest party raises `CheatingDetectedError` (code `security.cheating_detected`, naming the
+  check), the session aborts (terminal) and its buffered preprocessing is dropped. Values are
+  opened only after the verdict, and are returned only after a second verdict on the
+  opening's own consistency check.
+- after a verification r is public: the next operation draws a fresh r (a new epoch), and an
+  MShare of an older epoch must be `refresh`ed (one DN07 product, done by `mul` / `matmul`
+  for their left operand) before it is combined with newer ones.
+
+Security: malicious with abort (not fairness), information-theoretic, up to t < n/2 corrupt,
+n = 2t + 1, over a field of at least MIN_FIELD_BITS bits; preprocessing random and double
+sharings from DN07 (dealer-free) or the trusted dealer (tests). Elements are e =
+domain.elem_bytes bytes (16 for GF(2^127 - 1)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from network.errors import SmpcError
+from protocols.core import _check_party
+from protocols.errors import (
+    CheatingDetectedError,
+    DomainError,
+    MaliciousUnsupportedError,
+    ShapeMismatch,
+)
+from protocols.prg import CryptoRNG, derive_key
+from protocols.session import Session, Share
+from protocols.sharing.shamir import lagrange_coefficients
+
+#: smallest field (bits of p) the compiler accepts: one check is sound to about 2/p
+MIN_FIELD_BITS = 120
+#: bytes of one verdict message: a flag byte and the BLAKE2b-256 digest of received inputs
+VERDICT_BYTES = 33
+
+_EXT = "chida18"
+
+
+# ----------------------------------------------------------------------------- state ---
+@dataclass(eq=False)
+class _Key:
+    """This party's share of one epoch's MAC key r (shape ())."""
+
+    r: np.ndarray
+    epoch: int
+
+
+@dataclass(eq=False)
+class _Ctx:
+    key: _Key | None = None
+    epoch: int = 0
+    pending: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: (tag, BLAKE2b of delta) of every input delta received since the last verification
+    inputs: list[tuple[str, bytes]] = field(default_factory=list)
+    failed: str | None = None  # a check that failed locally, reported at the next verdict
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _state(s: Session) -> _Ctx:
+    ctx = s._state.ext.get(_EXT)
+    if ctx is None:
+        sch = s.scheme
+        if sch.kind != "shamir":
+            raise MaliciousUnsupportedError("the Chida et al. compiler needs Shamir sharing")
+        if s.n != 2 * sch.t + 1:
+            raise MaliciousUnsupportedError(f"malicious Shamir needs n = 2t + 1, got n={s.n}, t={sch.t}")
+        if s.domain.modulus.bit_length() < MIN_FIELD_BITS:
+            raise MaliciousUnsupportedError(
+                f"malicious Shamir needs a field of at least {MIN_FIELD_BITS} bits, got {s.domain}"
+            )
+        ctx = s._state.ext[_EXT] = _Ctx()
+    return ctx
+
+
+async def _key(s: Session) -> _Key:
+    """The current epoch's key, drawn (one random sharing) on first use after a verify."""
+    ctx = _state(s)
+    async with ctx.lock:
+        if ctx.key is None:
+            r = await s.prep.randoms(())
+            ctx.key = _Key(np.asarray(r), ctx.epoch)
+        return ctx.key
+
+
+def _rb(key: _Key, shape: tuple[int, ...]) -> np.ndarray:
+    """The key share broadcast to `shape` (contiguous: field kernels want it so)."""
+    return np.ascontiguousarray(np.broadcast_to(key.r, shape))
+
+
+# ----------------------------------------------------------------------------- MShare ---
+class MShare:
+    """A value x as this party's shares of ([x], [r*x]) under one epoch's key. Linear
+    operations are local; products use `mul` / `matmul`; values leave only through `open` /
+    `reveal_to`, which verify first."""
+
+    __slots__ = ("x", "rx", "key")
+
+    def __init__(self, x: Share, rx: Share, key: _Key):
+        if x.shape != rx.shape:
+            raise ShapeMismatch(f"MShare components differ in shape: {x.shape} and {rx.shape}")
+        self.x, self.rx, self.key = x, rx, key
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.x.shape
+
+    @property
+    def size(self) -> int:
+        return self.x.size
+
+    @property
+    def ndim(self) -> int:
+        return self.x.ndim
+
+    def __repr__(self) -> str:
+        return f"MShare(shape={self.shape}, party={self.x._s.pid}, epoch={self.key.epoch})"
+
+    def _same(self, y: MShare) -> None:
+        if y.key is not self.key:
+            raise MaliciousUnsupportedError(
+                "MShares of different MAC-key epochs (one was made before a verification): "
+                "`await malicious.refresh(s, x)` the older one first"
+            )
+
+    def _public_r(self, c: int | np.ndarray) -> np.ndarray:
+        """c * r as shares (c public), broadcast to the result's shape."""
+        s, D = self.x._s, self.x._s.domain
+        cd = s.public(c) if not (isinstance(c, np.ndarray) and c.dtype == D.dtype) else c
+        shape = np.broadcast_shapes(self.shape, cd.shape)
+        return D.mul(_rb(self.key, shape), np.ascontiguousarray(np.broadcast_to(cd, shape)))
+
+    def __add__(self, y: MShare | int | np.ndarray) -> MShare:
+        if isinstance(y, MShare):
+            self._same(y)
+            return MShare(self.x + y.x, self.rx + y.rx, self.key)
+        return MShare(self.x + y, self.rx + self._public_r(y), self.key)
+
+    __radd__ = __add__
+
+    def __sub__(self, y: MShare | int | np.ndarray) -> MShare:
+        if isinstance(y, MShare):
+            self._same(y)
+            return MShare(self.x - y.x, self.rx - y.rx, self.key)
+        return MShare(self.x - y, self.rx - self._public_r(y), self.key)
+
+    def __rsub__(self, y: int | np.ndarray) -> MShare:
+        return (-self) + y
+
+    def __neg__(self) -> MShare:
+        return MShare(-self.x, -self.rx, self.key)
+
+    def __mul__(self, c: int | np.ndarray) -> MShare:
+        if isinstance(c, MShare | Share):
+            raise TypeError("MShare * MShare needs communication: use `await malicious.mul(s, x, y)`")
+        return MShare(self.x * c, self.rx * c, self.key)
+
+    __rmul__ = __mul__
+
+    def __matmul__(self, c: np.ndarray) -> MShare:
+        if isinstance(c, MShare | Share):
+            raise TypeError("MShare @ MShare needs communication: use `await malicious.matmul(s, x, y)`")
+        return MShare(self.x @ c, self.rx @ c, self.key)
+
+    def __rmatmul__(self, c: np.ndarray) -> MShare:
+        return MShare(c @ self.x, c @ self.rx, self.key)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None) -> MShare:
+        return MShare(self.x.sum(axis), self.rx.sum(axis), self.key)
+
+    def __getitem__(self, idx: Any) -> MShare:
+        return MShare(self.x[idx], self.rx[idx], self.key)
+
+    def reshape(self, *shape: Any) -> MShare:
+        return MShare(self.x.reshape(*shape), self.rx.reshape(*shape), self.key)
+
+    @property
+    def T(self) -> MShare:  # noqa: N802
+        return MShare(self.x.T, self.rx.T, self.key)
+
+
+def _check(s: Session, *xs: MShare) -> None:
+    for x in xs:
+        if not isinstance(x, MShare):
+            raise TypeError(f"expected an MShare, got {type(x).__name__}")
+        if x.x._s.pid != s.pid or x.x._s.domain != s.domain:
+            raise ShapeMismatch("MShare does not belong to this session")
+
+
+# ------------------------------------------------------------------- DN07 reduction ---
+async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) -> np.ndarray:
+    """Degree-2t shares z -> degree-t shares of z [DN07, section 4]: d = z - r_2t goes to
+    kings (party j is the king of the j-th of n chunks), who interpolate it from 2t + 1
+    shares and send it back; [z]_t = [r]_t + d. 2 rounds; party i sends M + (n - 2) * |c_i|
+    elements for M elements in all (c_i its chunk; 4M/3 for n = 3 when 3 | M). An active
+    adversary can only add errors to z (an additive attack), which the check catches."""
+    F, n, me, t = s.domain, s.n, s.pid, s.scheme.t
+    shape = z2t.shape
+    d = F.sub(z2t.reshape(-1), r2t.reshape(-1))
+    bounds = np.linspace(0, d.size, n + 1).astype(np.int64)
+    chunk = [(int(bounds[j]), int(bounds[j + 1])) for j in range(n)]
+    lo, hi = chunk[me]
+    got = await s.exchange(
+        s.tag("mking"),
+        {j: d[chunk[j][0] : chunk[j][1]] for j in s.peers},
+        {j: (hi - lo,) for j in s.peers},
+    )
+    got[me] = d[lo:hi]
+    lag = lagrange_coefficients(F.modulus, tuple(s.scheme.xs[: 2 * t + 1]), 0)
+    mine = F.lincomb(lag, [got[i] for i in range(2 * t + 1)])
+    back = await s.exchange(
+        s.tag("mking-open"),
+        {j: mine for j in s.peers},
+        {j: (chunk[j][1] - chunk[j][0],) for j in s.peers},
+    )
+    back[me] = mine
+    opened = np.concatenate([back[j] for j in range(n)])
+    return F.add(rt.reshape(-1), opened).reshape(shape)
+
+
+def _stack(F, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty((2, *a.shape), dtype=F.dtype)
+    out[0], out[1] = a, b
+    return out
+
+
+# ----------------------------------------------------------------------- protocols ---
+async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...]) -> MShare:  # noqa: A001
+    """The owner's array x as an MShare: ([x], [r*x]) with [x] always a degree-t sharing.
+
+        rho random shared;  open rho to the owner;  owner sends delta = x - rho to all;
+        [x] = [rho] + delta;   [r*x] = reduce([r]*[rho]) + delta*[r]   (concurrently)
+
+    Shapes: x: `shape` at the owner (None elsewhere); every party passes `shape` (public).
+    Rounds: 2 on the critical path (Stats counts 4: the opening to the owner and the
+    owner's delta run concurrently with the 2-round product).
+    Bytes: N = prod(shape): every non-owner sends N*e to the owner; the owner sends
+    (n - 1)*N*e; plus the product: 4N/3*e per party for n = 3 with 3 | N (see `_reduce`).
+    Preprocessing: randoms(shape), double_randoms(shape), and [r] on a new epoch.
+    Security: the owner's delta is checked equal at every party by the next verification's
+    digest; an inconsistent rho opening makes the owner report it there.
+    Raises: DomainError (bad x), PartyIndexError, MaliciousUnsupportedError.
+    """
+    _check_party(s, owner, "owner")
+    shape = tuple(int(d) for d in shape)
+    F = s.domain
+    if s.pid == owner:
+        if x is None or not isinstance(x, np.ndarray):
+            raise DomainError(f"party {owner} owns this input but passed {type(x).__name__}")
+        F.check(x)
+        if x.shape != shape:
+            raise ShapeMismatch(f"input of shape {x.shape}, declared {shape}")
+    elif x is not None:
+        raise DomainError(f"party {s.pid} passed a value for party {owner}'s input")
+    ctx = _state(s)
+    key = await _key(s)
+    rho = await s.prep.randoms(shape)
+    rt, r2t = await s.prep.double_randoms(shape)
+
+    async def delta_round(c: Session) -> np.ndarray:
+        tag = c.tag("minput-rho")
+        if s.pid != owner:
+            await c.exchange(tag, {owner: rho}, {})
+        else:
+            got = await c.exchange(tag, {}, {j: shape for j in c.peers})
+            got[owner] = rho
+            value, ok = _reconstruct_checked(s, got)
+            if not ok:
+                ctx.failed = ctx.failed or "input"
+                value = None
+            # a failed opening is reported at the verdict; zeros leak nothing of x
+            delta = F.sub(x, value) if value is not None else F.zeros(shape)
+        tag = c.tag("minput-delta")
+        if s.pid == owner:
+            await c.exchange(tag, {j: delta for j in c.peers}, {})
+        else:
+            delta = (await c.exchange(tag, {}, {owner: shape}))[owner]
+        h = hashlib.blake2b(F.to_wire(delta).tobytes(), digest_size=32, person=b"smpc-chida18-in")
+        ctx.inputs.append((tag, h.digest()))
+        return delta
+
+    delta, r_rho = await asyncio.gather(
+        delta_round(s.child("min")),
+        _reduce(s, F.mul(_rb(key, shape), rho), rt, r2t),
+    )
+    xs = F.add(rho, delta)
+    rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
+    ctx.pending.append((xs.reshape(-1), rxs.reshape(-1)))
+    return MShare(Share(xs, s), Share(rxs, s), key)
+
+
+async def refresh(s: Session, x: MShare) -> MShare:
+    """x under the current epoch's key: [r'*x] = reduce([r']*[x]) (x's value was fixed
+    before the verification that retired its key; the new pair is checked like an input).
+    Rounds: 2 if x is of an older epoch, else 0.  Bytes: as one `_reduce` of x.size.
+    Preprocessing: double_randoms(x.shape)."""
+    _check(s, x)
+    key = await _key(s)
+    if x.key is key:
+        return x
+    F = s.domain
+    rt, r2t = await s.prep.double_randoms(x.shape)
+    rx = await _reduce(s, F.mul(_rb(key, x.shape), np.ascontiguousarray(x.x.data)), rt, r2t)
+    _state(s).pending.append((x.x.data.reshape(-1), rx.reshape(-1)))
+    return MShare(x.x, Share(rx, s), key)
+
+
+async def mul(s: Session, x: MShare, y: MShare) -> MShare:
+    """Elementwise product: ([x*y], [(r*x)*y]), both DN07 products in one reduction.
+
+    Shapes: x, y: S (equal); returns S.   Rounds: 2.
+    Bytes: those of `_reduce` on M = 2N elements: (2N + (n - 2)*|c_i|)*e sent by party i,
+    8N/3*e for n = 3 when 3 | 2N (about 2/3 of semi-honest Beaver's 4N*e, in twice the rounds).
+    Preprocessing: one double sharing of shape (2, *S).
+    Security: malicious with abort (checked at the next verification).
+    Raises: ShapeMismatch, PreprocessingExhausted, MaliciousUnsupportedError.
+    """
+    _check(s, x, y)
+    if x.shape != y.shape:
+        raise ShapeMismatch(f"mul: shapes differ: {x.shape} and {y.shape}")
+    x = await refresh(s, x)
+    F = s.domain
+    rt, r2t = await s.prep.double_randoms((2, *x.shape))
+    prod = _stack(F, F.mul(x.x.data, y.x.data), F.mul(x.rx.data, y.x.data))
+    z = await _reduce(s, prod, rt, r2t)
+    _state(s).pending.append((z[0].reshape(-1), z[1].reshape(-1)))
+    return MShare(Share(z[0], s), Share(z[1], s), x.key)
+
+
+async def matmul(s: Session, x: MShare, y: MShare) -> MShare:
+    """Matrix product: ([X @ Y], [(r*X) @ Y]), local degree-2t products, one reduction.
+
+    Shapes: x: (k, d), y: (d, m) or (d,); returns (k, m) or (k,).   Rounds: 2.
+    Bytes: those of `_reduce` on M = 2*k*m elements (4M/3*e for n = 3 when 3 | M): linear
+    in the output, not in d.   Preprocessing: double_randoms((2, k, m)).
+    Security: as `mul`.   Raises: ShapeMismatch, PreprocessingExhausted.
+    """
+    _check(s, x, y)
+    if x.ndim != 2 or y.ndim not in (1, 2) or x.shape[1] != y.shape[0]:
+        raise ShapeMismatch(f"matmul: cannot multiply {x.shape} @ {y.shape}")
+    x = await refresh(s, x)
+    F = s.domain
+    zshape = (x.shape[0],) if y.ndim == 1 else (x.shape[0], y.shape[1])
+    rt, r2t = await s.prep.double_randoms((2, *zshape))
+    prod = _stack(F, F.matmul(x.x.data, y.x.data), F.matmul(x.rx.data, y.x.data))
+    z = await _reduce(s, prod, rt, r2t)
+    _state(s).pending.append((z[0].reshape(-1), z[1].reshape(-1)))
+    return MShare(Share(z[0], s), Share(z[1], s), x.key)
+
+
+# ------------------------------------------------------------------------ the check ---
+def coefficients(F, coin: np.ndarray, count: int) -> np.ndarray:
+    """The public coefficients alpha_1..alpha_count: a PRG (AES-CTR) keyed by the opened
+    coin, uniform field elements."""
+    rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-alpha", count))
+    return F.random(rng, (count,))
+
+
+def check_value(F, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """T = sum_k alpha_k rz_k - r * sum_k alpha_k z_k (on shares: a share of T; on values: T)."""
+    u = F.sum(F.mul(alphas, rz))
+    w = F.sum(F.mul(alphas, z))
+    return F.sub(u, F.mul(np.asarray(r).reshape(()), w))
+
+
+def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.ndarray, bool]:
+    """The value and whether all n shares lie on one degree-t polynomial."""
+    sch = s.scheme
+    base = list(range(sch.t + 1))
+    checks = [(sch.lagrange(base, at=sch.xs[j]), shares[j]) for j in range(sch.t + 1, s.n)]
+    value, failed = s.domain.lincomb_checked(sch.lagrange(base), [shares[i] for i in base], checks)
+    return value, failed is None
+
+
+async def _open_checked(s: Session, arr: np.ndarray, op: str) -> tuple[np.ndarray, bool]:
+    """Open one flat array to all with the consistency check: 1 round, (n-1)*len*e bytes."""
+    got = await s.exchange(s.tag(op), {j: arr for j in s.peers}, {j: arr.shape for j in s.peers})
+    got[s.pid] = arr
+    return _reconstruct_checked(s, got)
+
+
+async def _verdict(s: Session, failed: str | None, *, to: int | None = None, digest: bool = True) -> None:
+    """One round: every party (or only party `to`'s verdict, received by all) sends a flag
+    byte and its input digest; raise CheatingDetectedError if any flag is set or digests
+    differ. 33 bytes per message."""
+    ctx = _state(s)
+    mine = np.zeros(VERDICT_BYTES, dtype=np.uint8)
+    mine[0] = 0 if failed is None else 1
+    if digest:
+        mine[1:] = np.frombuffer(_input_digest(ctx), dtype=np.uint8)
+        ctx.inputs = []
+    tag = s.tag("mverdict")
+    senders = s.peers if to is None else ([to] if to != s.pid else [])
+    receivers = s.peers if to is None or to == s.pid else []
+    try:
+        for j in receivers:
+            await s.channel.send(j, tag, mine)
+        got = {j: await s.channel.recv_array(j, tag, dtype=np.uint8, shape=(VERDICT_BYTES,)) for j in senders}
+    except SmpcError as e:
+        await s.abort(e)
+        raise
+    s.stats.rounds += 1
+    for j, v in got.items():  # the root cause first: inputs broadcast inconsistently
+        if digest and not np.array_equal(v[1:], mine[1:]):
+            await _fail(s, "input", f"party {s.pid}: party {j} received different input broadcasts")
+    if failed is not None:
+        await _fail(s, failed, f"party {s.pid}: the {failed!r} check failed")
+    for j, v in got.items():
+        if v[0] != 0:
+            await _fail(s, "reported", f"party {s.pid}: party {j} reported a failed check")
+
+
+def _input_digest(ctx: _Ctx) -> bytes:
+    """One digest of every (tag, delta hash) received, independent of arrival order."""
+    h = hashlib.blake2b(digest_size=32, person=b"smpc-chida18-dg")
+    for tag, d in sorted(ctx.inputs):
+        h.update(len(tag).to_bytes(4, "little") + tag.encode() + d)
+    return h.digest()
+
+
+async def _fail(s: Session, check: str, message: str) -> None:
+    """Terminal: burn the key, the pending pairs and the buffered preprocessing, abort."""
+    err = CheatingDetectedError(f"cheating detected ({check} check): {message}", check=check)
+    ctx = _state(s)
+    ctx.key, ctx.pending, ctx.failed = None, [], check
+    queues = getattr(s.prep, "_queues", None)
+    if isinstance(queues, dict):
+        queues.clear()
+    await s.abort(err)
+    raise err
+
+
+async def verify(s: Session) -> None:
+    """Check every input and product since the last verification [CGHIKLN18, sec. 3].
+
+        open (r, coin) [consistency-checked];  alpha = PRG(coin);
+        [T] = sum alpha_k [rz_k] - r * sum alpha_k [z_k];  open T (with each party's flag);
+        T must be 0;  verdict round (flags, input digests)
+
+    Rounds: 3 (0 when nothing was computed since the last verification).
+    Bytes: (n - 1)*(2e + 2e + 33) per party.   Preprocessing: randoms((1,)) (the coin).
+    Afterwards r is public: the next operation starts a new epoch.
+    Raises: CheatingDetectedError (every honest party, with abort) naming the check: "mac"
+    (T != 0), "open" (inconsistent shares of r, the coin or T), "input", "reported".
+    """
+    ctx = _state(s)
+    if ctx.key is None and not ctx.pending and ctx.failed is None:
+        return
+    key = await _key(s)
+    F = s.domain
+    coin = await s.prep.randoms((1,))
+    pending, ctx.pending = ctx.pending, []
+    failed = ctx.failed
+    vals, ok = await _open_checked(s, np.concatenate([key.r.reshape(1), coin.reshape(1)]), "mcoin")
+    failed = failed or (None if ok else "open")
+    if failed is None and pending:
+        z = np.concatenate([p[0] for p in pending])
+        rz = np.concatenate([p[1] for p in pending])
+        T = check_value(F, coefficients(F, vals[1:2], z.size), z, rz, vals[0:1].reshape(()))
+    else:
+        T = F.zeros(())
+    msg = np.empty(2, dtype=F.dtype)
+    msg[0:1] = T.reshape(1)
+    msg[1:2] = F.from_int(np.array([0 if failed is None else 1]))
+    got = await s.exchange(s.tag("mcheck"), {j: msg for j in s.peers}, {j: (2,) for j in s.peers})
+    got[s.pid] = msg
+    if failed is None and any(int(F.to_int(got[j][1:2])[0]) != 0 for j in s.peers):
+        failed = "reported"
+    if failed is None:
+        tv, ok = _reconstruct_checked(s, {j: got[j][:1] for j in got})
+        if not ok:
+            failed = "open"
+        elif int(F.to_int(tv)[0]) != 0:
+            failed = "mac"
+    ctx.key, ctx.epoch = None, ctx.epoch + 1  # r is public now
+    await _verdict(s, failed)
+
+
+async def open(s: Session, *xs: MShare) -> list[np.ndarray]:  # noqa: A001
+    """Verify, then reveal the values of xs to every party.
+
+        verify;  open every [x] with the consistency check (1 round);  verdict (1 round)
+
+    Shapes: any; returns one array per input.
+    Rounds: 3 (verify) + 2.   Bytes: verify's + (n - 1)*(sum N_i*e + 33) per party.
+    Security: nothing is sent before the verification passed at every party; a value is
+    returned only if every party saw consistent shares.
+    Raises: CheatingDetectedError (security.cheating_detected) on every honest party.
+    """
+    _check(s, *xs)
+    if not xs:
+        return []
+    await verify(s)
+    flat = np.concatenate([x.x.data.reshape(-1) for x in xs])
+    vals, ok = await _open_checked(s, flat, "mopen")
+    await _verdict(s, None if ok else "open", digest=False)
+    out, k = [], 0
+    for x in xs:
+        out.append(vals[k : k + x.size].reshape(x.shape))
+        k += x.size
+    return out
+
+
+async def reveal_to(s: Session, x: MShare, party: int) -> np.ndarray | None:
+    """Verify, then reveal x to `party` only (None elsewhere).
+
+    Rounds: 3 (verify) + 2 (shares to `party`; its verdict to all).
+    Bytes: verify's + N*e by every party but `party`; `party` sends (n - 1)*33.
+    Raises: CheatingDetectedError on every honest party if `party` sees inconsistent shares.
+    """
+    _check(s, x)
+    _check_party(s, party, "party")
+    await verify(s)
+    tag = s.tag("mreveal")
+    if s.pid != party:
+        await s.exchange(tag, {party: x.x.data}, {})
+        await _verdict(s, None, to=party, digest=False)
+        return None
+    got = await s.exchange(tag, {}, {j: x.shape for j in s.peers})
+    got[s.pid] = x.x.data
+    value, ok = _reconstruct_checked(s, got)
+    await _verdict(s, None if ok else "open", to=party, digest=False)
+    return value
