@@ -99,12 +99,12 @@ def _ops(op: str, size: int, epochs: int = LOGREG_EPOCHS) -> int:
     return size * MATMUL_D * MATMUL_M if op == "matmul" else size
 
 
-def bench_domain(op: str, scheme: str):
+def bench_domain(op: str, scheme: str, security: str = "semi-honest"):
     """The domain a measurement runs on: Z_2^64 (additive), GF(2^61 - 1) (Shamir), and
-    GF(2^127 - 1) for the fixed-point ops over Shamir."""
+    GF(2^127 - 1) for the fixed-point ops over Shamir and for malicious Shamir."""
     from mpc.local import default_domain
 
-    if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS):
+    if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS or security == "malicious"):
         from protocols.arith.field import Mersenne127
 
         return Mersenne127()
@@ -183,6 +183,54 @@ async def _run_op(s, op: str, size: int, x, y, px):
     raise ParameterError(f"unknown op {op!r}")
 
 
+#: ops `--security malicious` measures (protocols.malicious): the product, then the check
+MALICIOUS_OPS = ("mul", "matmul")
+
+
+async def _barrier(s) -> None:
+    """One tiny round (the malicious sessions have no core.open)."""
+    await s.exchange(s.tag("barrier"), {j: s.domain.zeros((1,)) for j in s.peers},
+                     {j: (1,) for j in s.peers})
+
+
+async def _malicious_job(s, op: str, size: int, repeat: int) -> dict:
+    """bench_job for security="malicious": the timed run is the product and the
+    verification that must precede any output (mul: 2 + 3 rounds)."""
+    from protocols import malicious as mal
+    from protocols.errors import MaliciousUnsupportedError
+
+    if op not in MALICIOUS_OPS:
+        raise MaliciousUnsupportedError(f"bench op {op!r} has no malicious version yet ({MALICIOUS_OPS})")
+    prep = Buffered(s.prep)
+    s = dataclasses.replace(s, prep=prep)
+    D = s.domain
+    px, py = _plain(D, op, size)
+    x = await mal.input(s, px if s.pid == 0 else None, 0, px.shape)
+    y = await mal.input(s, py if s.pid == 1 else None, 1, py.shape)
+    log: list = []
+    online, offline, counts, out = [], [], [], None
+    for i in range(repeat + 1):
+        t0 = time.perf_counter()
+        if i > 0:
+            await prep.replay(log)
+        offline.append(time.perf_counter() - t0)
+        x = await mal.refresh(s, x)  # under this run's key (set-up, not timed)
+        await _barrier(s)
+        prep.log = log if i == 0 else None
+        before = s.stats.copy()
+        t1 = time.monotonic()
+        out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
+        await mal.verify(s)
+        online.append((t1, time.monotonic()))
+        prep.log = None
+        d = s.stats - before
+        counts.append((d.rounds, d.bytes_sent))
+    (got,) = await mal.open(s, out)
+    want = D.mul(px, py) if op == "mul" else D.matmul(px, py)
+    return {"online": online, "offline": offline, "counts": counts,
+            "correct": bool(np.array_equal(got, want)), "max_error": None}
+
+
 async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
     """One party's side of a measurement; returns its per-run times and counts.
 
@@ -193,6 +241,8 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     from protocols import core
     from protocols.session import Share
 
+    if s.security == "malicious":
+        return await _malicious_job(s, op, size, repeat)
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ParameterError("bench op 'truncate' is implemented for --scheme additive only")
     params = dict(params or {})
@@ -312,10 +362,14 @@ def measure(
     timeout: float = 120.0,
     source: str = "trusted_dealer",
     epochs: int = LOGREG_EPOCHS,
+    security: str = "semi-honest",
 ) -> dict:
     """One measurement as the JSON record `smpc bench --json` prints. `source` names the
     preprocessing source (run_local's names); its own traffic is offline and not counted in
-    rounds/bytes, which are the online phase's. `epochs`: logistic_regression only."""
+    rounds/bytes, which are the online phase's. `epochs`: logistic_regression only.
+    `security="malicious"`: Shamir over GF(2^127 - 1), ops MALICIOUS_OPS, the online time
+    includes the verification (not in the cost model: its counts are asserted in
+    tests/protocols/test_malicious_shamir.py)."""
     if op not in COST_MODEL:
         raise ParameterError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
@@ -329,7 +383,7 @@ def measure(
     if epochs < 1:
         raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
-    dom = bench_domain(op, scheme)
+    dom = bench_domain(op, scheme, security)
     if processes:
         from mpc.processes import run_processes
 
@@ -337,11 +391,12 @@ def measure(
             parties, bench_job, job_args=args, scheme=scheme, transport=transport, seed=seed,
             timeout=timeout, domain=dom, latency=latency, bandwidth=bandwidth,
             preprocessing="shared_seed_dealer" if source == "trusted_dealer" else source,
+            security=security,
         ).results
     else:
         per_party = asyncio.run(
             _in_process(parties, args, scheme, dom, transport, latency, bandwidth, seed,
-                        timeout, source)
+                        timeout, source, security)
         )
     e = dom.elem_bytes
     # a run lasts from the moment the last party starts (the barrier cannot remove a skew of
@@ -357,7 +412,7 @@ def measure(
         path = "bits" if source == "dealer" else True
     else:  # nor ltz_tuples without a dealer
         path = "edabits" if source not in ("trusted_dealer", "dealer") else False
-    pred = COST_MODEL[op](size, parties, e, path)
+    pred = COST_MODEL[op](size, parties, e, path) if security == "semi-honest" else None
     checked = [p["correct"] for p in per_party if p["correct"] is not None]
     correct = bool(checked) and all(checked)  # None: this party learns no output to check
     seconds = statistics.median(online)
@@ -366,6 +421,7 @@ def measure(
         "size": size,
         "parties": parties,
         "scheme": scheme,
+        "security": security,
         "domain": str(dom),
         "transport": transport,
         "processes": processes,
@@ -397,14 +453,15 @@ def measure(
     return rec
 
 
-async def _in_process(n, args, scheme, dom, transport, latency, bandwidth, seed, timeout, source):
+async def _in_process(n, args, scheme, dom, transport, latency, bandwidth, seed, timeout, source,
+                      security="semi-honest"):
     from mpc.local import close_sessions, open_sessions
 
     wan = transport == "tcp" and (bool(latency) or bandwidth is not None)
     sessions = await open_sessions(
         n, scheme=scheme, domain=dom, transport="memory" if wan else transport, seed=seed,
         latency=0.0 if wan else latency, bandwidth=None if wan else bandwidth,
-        timeout=timeout, preprocessing=source,
+        timeout=timeout, preprocessing=source, security=security,
     )
     proxies = []
     try:
@@ -455,6 +512,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parties", nargs="+", type=int, default=[3], help="party count(s)")
     p.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
+    p.add_argument("--security", choices=["semi-honest", "malicious"], default="semi-honest",
+                   help="malicious: Shamir with abort (Chida et al. 2018) over GF(2^127 - 1); "
+                        "ops mul, matmul; online time includes the check")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")
     p.add_argument("--latency", nargs="+", type=float, default=[0.0],
                    help="simulated one-way latency(s), s (memory; tcp: via a delaying proxy)")
@@ -517,7 +577,7 @@ def main(args: argparse.Namespace) -> int:
                 op, size, parties=n, scheme=args.scheme, transport=args.transport,
                 processes=args.processes, latency=lat, bandwidth=args.bandwidth,
                 repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
-                epochs=args.epochs,
+                epochs=args.epochs, security=args.security,
             )
             if args.compare == "mpyc":
                 from mpc.bench.compare_mpyc import attach_mpyc

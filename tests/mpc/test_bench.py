@@ -311,3 +311,23 @@ def test_e2e_wrong_output_is_an_error(monkeypatch, op):
 def test_e2e_refuses_too_few_rows():
     with pytest.raises(Exception, match="rows per party"):
         bench.measure("logistic_regression", 5, repeat=1)
+
+
+def test_security_malicious(capsys):
+    """mul of 30 (M = 60 reduced elements, 20 per king): 2 + 3 rounds, (60 + 20) * 16 bytes
+    for the product and 2 * (2 * 16 + 2 * 16 + 33) for the check; matmul (30, 8) @ (8, 4)."""
+    recs = _run(capsys, "--op", "mul", "matmul", "--size", "30", "--scheme", "shamir",
+                "--security", "malicious", "--source", "dn07")
+    assert [r["security"] for r in recs] == ["malicious"] * 2
+    assert all(r["correct"] and r["counts_stable"] and r["domain"] == "GF(2^127-1)" for r in recs)
+    assert (recs[0]["rounds"], recs[0]["bytes_per_party"]) == (5, 80 * 16 + 2 * (64 + 33))
+    assert recs[1]["rounds"] == 5 and recs[1]["predicted_rounds"] is None
+
+
+def test_security_malicious_refuses_what_it_lacks():
+    from protocols.errors import MaliciousUnsupportedError
+
+    with pytest.raises(MaliciousUnsupportedError):
+        bench.measure("compare", 4, scheme="shamir", security="malicious", repeat=1)
+    with pytest.raises(MaliciousUnsupportedError):
+        bench.measure("mul", 4, security="malicious", repeat=1)
