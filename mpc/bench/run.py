@@ -99,11 +99,18 @@ def _ops(op: str, size: int, epochs: int = LOGREG_EPOCHS) -> int:
     return size * MATMUL_D * MATMUL_M if op == "matmul" else size
 
 
-def bench_domain(op: str, scheme: str, security: str = "semi-honest"):
+def bench_domain(op: str, scheme: str, security: str = "semi-honest", prime: int | None = None):
     """The domain a measurement runs on: Z_2^64 (additive), GF(2^61 - 1) (Shamir), and
-    GF(2^127 - 1) for the fixed-point ops over Shamir and for malicious Shamir."""
+    GF(2^127 - 1) for the fixed-point ops over Shamir and for malicious Shamir; `prime`
+    (61 or 127) picks the Mersenne field of a Shamir measurement instead."""
     from mpc.local import default_domain
 
+    if prime is not None and scheme == "shamir":
+        from protocols.arith.field import Mersenne61, Mersenne127
+
+        if prime not in (61, 127):
+            raise ConfigError(f"prime must be 61 or 127 (2^p - 1), got {prime}")
+        return Mersenne61() if prime == 61 else Mersenne127()
     if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS or security == "malicious"):
         from protocols.arith.field import Mersenne127
 
@@ -184,7 +191,7 @@ async def _run_op(s, op: str, size: int, x, y, px):
 
 
 #: ops `--security malicious` measures (protocols.malicious): the product, then the check
-MALICIOUS_OPS = ("mul", "matmul")
+MALICIOUS_OPS = ("mul", "matmul", "fixed_mul")
 
 
 async def _barrier(s) -> None:
@@ -219,13 +226,20 @@ async def _malicious_job(s, op: str, size: int, repeat: int) -> dict:
         prep.log = log if i == 0 else None
         before = s.stats.copy()
         t1 = time.monotonic()
-        out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
+        if op == "fixed_mul":  # the truncation's mask bits are made here too (no offline yet)
+            out = await mal.fixed_mul(s, x, y, FIX_F)
+        else:
+            out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
         await mal.verify(s)
         online.append((t1, time.monotonic()))
         prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
     (got,) = await mal.open(s, out)
+    if op == "fixed_mul":  # floor(x*y / 2^f) + u, u in {0, 1}, on the encodings
+        diff = D.to_signed(got).astype(object) - ((D.to_signed(px).astype(object) * D.to_signed(py)) >> FIX_F)
+        return {"online": online, "offline": offline, "counts": counts,
+                "correct": bool(np.isin(diff, (0, 1)).all()), "max_error": None}
     want = D.mul(px, py) if op == "mul" else D.matmul(px, py)
     return {"online": online, "offline": offline, "counts": counts,
             "correct": bool(np.array_equal(got, want)), "max_error": None}
@@ -363,6 +377,7 @@ def measure(
     source: str = "trusted_dealer",
     epochs: int = LOGREG_EPOCHS,
     security: str = "semi-honest",
+    prime: int | None = None,
 ) -> dict:
     """One measurement as the JSON record `smpc bench --json` prints. `source` names the
     preprocessing source (run_local's names); its own traffic is offline and not counted in
@@ -383,7 +398,7 @@ def measure(
     if epochs < 1:
         raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
-    dom = bench_domain(op, scheme, security)
+    dom = bench_domain(op, scheme, security, prime)
     if processes:
         from mpc.processes import run_processes
 
@@ -514,7 +529,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     p.add_argument("--security", choices=["semi-honest", "malicious"], default="semi-honest",
                    help="malicious: Shamir with abort (Chida et al. 2018) over GF(2^127 - 1); "
-                        "ops mul, matmul; online time includes the check")
+                        "ops mul, matmul, fixed_mul; online time includes the check")
+    p.add_argument("--prime", type=int, choices=[61, 127], default=None,
+                   help="Shamir over GF(2^p - 1) (default: 127 for fixed point and malicious, else 61)")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")
     p.add_argument("--latency", nargs="+", type=float, default=[0.0],
                    help="simulated one-way latency(s), s (memory; tcp: via a delaying proxy)")
@@ -577,7 +594,7 @@ def main(args: argparse.Namespace) -> int:
                 op, size, parties=n, scheme=args.scheme, transport=args.transport,
                 processes=args.processes, latency=lat, bandwidth=args.bandwidth,
                 repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
-                epochs=args.epochs, security=args.security,
+                epochs=args.epochs, security=args.security, prime=args.prime,
             )
             if args.compare == "mpyc":
                 from mpc.bench.compare_mpyc import attach_mpyc

@@ -16,7 +16,9 @@ from protocols.malicious.chida18 import (
     reveal_to,
     verify,
 )
+from protocols.malicious.fixed import fixed_mul, random, random_bits, trunc
 
 __all__ = [
-    "MIN_FIELD_BITS", "MShare", "input", "matmul", "mul", "open", "refresh", "reveal_to", "verify",
+    "MIN_FIELD_BITS", "MShare", "fixed_mul", "input", "matmul", "mul", "open", "random",
+    "random_bits", "refresh", "reveal_to", "trunc", "verify",
 ]

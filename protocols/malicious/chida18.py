@@ -191,6 +191,10 @@ class MShare:
     def __mul__(self, c: int | np.ndarray) -> MShare:
         if isinstance(c, MShare | Share):
             raise TypeError("MShare * MShare needs communication: use `await malicious.mul(s, x, y)`")
+        s = self.x._s
+        if isinstance(c, np.ndarray) and c.dtype == s.domain.dtype:  # public field elements
+            D = s.domain
+            return MShare(Share(D.mul(self.x.data, c), s), Share(D.mul(self.rx.data, c), s), self.key)
         return MShare(self.x * c, self.rx * c, self.key)
 
     __rmul__ = __mul__

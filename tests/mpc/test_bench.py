@@ -329,5 +329,7 @@ def test_security_malicious_refuses_what_it_lacks():
 
     with pytest.raises(MaliciousUnsupportedError):
         bench.measure("compare", 4, scheme="shamir", security="malicious", repeat=1)
+    rec = bench.measure("fixed_mul", 5, scheme="shamir", security="malicious", repeat=1)
+    assert rec["correct"] and rec["rounds"] == 2 + 6 + 3
     with pytest.raises(MaliciousUnsupportedError):
         bench.measure("mul", 4, security="malicious", repeat=1)

@@ -1,0 +1,70 @@
+"""Test doubles for malicious-security tests: a cheating channel and a runner that puts a
+cheater (the last party) into an otherwise honest run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+
+from mpc.local import close_sessions, open_sessions
+from network.channel import Channel
+
+
+class Cheat(Channel):
+    """Wraps the cheater's channel: the first message under a tag starting with `prefix`
+    (to `peers`, default all) gets 1 added to its first field element."""
+
+    def __init__(self, inner, domain, prefix: str, peers=None):
+        self.inner, self.D, self.prefix, self.peers = inner, domain, prefix, peers
+        self.pid, self.n = inner.pid, inner.n
+        self.done_tag = None
+
+    @property
+    def timeout(self):  # type: ignore[override]
+        return self.inner.timeout
+
+    async def send(self, peer, tag, payload):
+        base = tag.rsplit("/", 1)[-1]
+        hit = base.startswith(self.prefix) and (self.peers is None or peer in self.peers)
+        if hit and self.done_tag in (None, tag) and isinstance(payload, np.ndarray):
+            self.done_tag = tag
+            vals = self.D.from_wire(payload, payload.shape[:-1])
+            one = self.D.zeros(vals.shape)
+            one.reshape(-1)[0:1] = self.D.from_int(np.array([1]))
+            payload = self.D.to_wire(self.D.add(vals, one))
+        await self.inner.send(peer, tag, payload)
+
+    async def recv(self, peer, tag):
+        return await self.inner.recv(peer, tag)
+
+    async def close(self):
+        await self.inner.close()
+
+
+def run(job, *, cheat=None, n=3, domain=None, preprocessing="trusted_dealer", seed=5):
+    """run_local's loop with party n-1's channel optionally wrapped in Cheat(prefix, peers).
+    Returns (results, errors, stats)."""
+
+    async def main():
+        ss = await open_sessions(n, scheme="shamir", security="malicious", seed=seed, domain=domain,
+                                 preprocessing=preprocessing)
+        if cheat is not None:
+            c = ss[-1]
+            ss[-1] = dataclasses.replace(c, channel=Cheat(c.channel, c.domain, *cheat))
+
+        async def one(s):
+            try:
+                return await job(s)
+            except BaseException as e:
+                await s.abort(e)
+                raise
+
+        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
+        await close_sessions(ss)
+        return out, [s.stats for s in ss]
+
+    out, stats = asyncio.run(main())
+    errs = [o if isinstance(o, BaseException) else None for o in out]
+    return [None if e else o for o, e in zip(out, errs, strict=True)], errs, stats
