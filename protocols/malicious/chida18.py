@@ -88,7 +88,9 @@ class _Key:
 class _Ctx:
     key: _Key | None = None
     epoch: int = 0
-    pending: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: (tag of the operation, z, r*z) of every input and product since the last check; the
+    #: check sorts them by tag, so concurrent branches may finish in any order
+    pending: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)
     #: (tag, BLAKE2b of delta) of every input delta received since the last verification
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
     failed: str | None = None  # a check that failed locally, reported at the next verdict
@@ -230,20 +232,22 @@ def _check(s: Session, *xs: MShare) -> None:
 
 
 # ------------------------------------------------------------------- DN07 reduction ---
-async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) -> np.ndarray:
+async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) -> tuple[np.ndarray, str]:
     """Degree-2t shares z -> degree-t shares of z [DN07, section 4]: d = z - r_2t goes to
     kings (party j is the king of the j-th of n chunks), who interpolate it from 2t + 1
     shares and send it back; [z]_t = [r]_t + d. 2 rounds; party i sends M + (n - 2) * |c_i|
     elements for M elements in all (c_i its chunk; 4M/3 for n = 3 when 3 | M). An active
-    adversary can only add errors to z (an additive attack), which the check catches."""
+    adversary can only add errors to z (an additive attack), which the check catches.
+    Returns (the degree-t shares, this reduction's tag: a deterministic name for it)."""
     F, n, me, t = s.domain, s.n, s.pid, s.scheme.t
     shape = z2t.shape
     d = F.sub(z2t.reshape(-1), r2t.reshape(-1))
     bounds = np.linspace(0, d.size, n + 1).astype(np.int64)
     chunk = [(int(bounds[j]), int(bounds[j + 1])) for j in range(n)]
     lo, hi = chunk[me]
+    tag = s.tag("mking")
     got = await s.exchange(
-        s.tag("mking"),
+        tag,
         {j: d[chunk[j][0] : chunk[j][1]] for j in s.peers},
         {j: (hi - lo,) for j in s.peers},
     )
@@ -257,7 +261,7 @@ async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) 
     )
     back[me] = mine
     opened = np.concatenate([back[j] for j in range(n)])
-    return F.add(rt.reshape(-1), opened).reshape(shape)
+    return F.add(rt.reshape(-1), opened).reshape(shape), tag
 
 
 def _stack(F, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -321,13 +325,13 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
         ctx.inputs.append((tag, h.digest()))
         return delta
 
-    delta, r_rho = await asyncio.gather(
+    delta, (r_rho, tag) = await asyncio.gather(
         delta_round(s.child("min")),
         _reduce(s, F.mul(_rb(key, shape), rho), rt, r2t),
     )
     xs = F.add(rho, delta)
     rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
-    ctx.pending.append((xs.reshape(-1), rxs.reshape(-1)))
+    ctx.pending.append((tag, xs.reshape(-1), rxs.reshape(-1)))
     return MShare(Share(xs, s), Share(rxs, s), key)
 
 
@@ -342,8 +346,8 @@ async def refresh(s: Session, x: MShare) -> MShare:
         return x
     F = s.domain
     rt, r2t = await s.prep.double_randoms(x.shape)
-    rx = await _reduce(s, F.mul(_rb(key, x.shape), np.ascontiguousarray(x.x.data)), rt, r2t)
-    _state(s).pending.append((x.x.data.reshape(-1), rx.reshape(-1)))
+    rx, tag = await _reduce(s, F.mul(_rb(key, x.shape), np.ascontiguousarray(x.x.data)), rt, r2t)
+    _state(s).pending.append((tag, x.x.data.reshape(-1), rx.reshape(-1)))
     return MShare(x.x, Share(rx, s), key)
 
 
@@ -364,8 +368,8 @@ async def mul(s: Session, x: MShare, y: MShare) -> MShare:
     F = s.domain
     rt, r2t = await s.prep.double_randoms((2, *x.shape))
     prod = _stack(F, F.mul(x.x.data, y.x.data), F.mul(x.rx.data, y.x.data))
-    z = await _reduce(s, prod, rt, r2t)
-    _state(s).pending.append((z[0].reshape(-1), z[1].reshape(-1)))
+    z, tag = await _reduce(s, prod, rt, r2t)
+    _state(s).pending.append((tag, z[0].reshape(-1), z[1].reshape(-1)))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)
 
 
@@ -385,8 +389,8 @@ async def matmul(s: Session, x: MShare, y: MShare) -> MShare:
     zshape = (x.shape[0],) if y.ndim == 1 else (x.shape[0], y.shape[1])
     rt, r2t = await s.prep.double_randoms((2, *zshape))
     prod = _stack(F, F.matmul(x.x.data, y.x.data), F.matmul(x.rx.data, y.x.data))
-    z = await _reduce(s, prod, rt, r2t)
-    _state(s).pending.append((z[0].reshape(-1), z[1].reshape(-1)))
+    z, tag = await _reduce(s, prod, rt, r2t)
+    _state(s).pending.append((tag, z[0].reshape(-1), z[1].reshape(-1)))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)
 
 
@@ -496,8 +500,9 @@ async def verify(s: Session) -> None:
     vals, ok = await _open_checked(s, np.concatenate([key.r.reshape(1), coin.reshape(1)]), "mcoin")
     failed = failed or (None if ok else "open")
     if failed is None and pending:
-        z = np.concatenate([p[0] for p in pending])
-        rz = np.concatenate([p[1] for p in pending])
+        pending.sort(key=lambda p: p[0])  # the same order at every party
+        z = np.concatenate([p[1] for p in pending])
+        rz = np.concatenate([p[2] for p in pending])
         T = check_value(F, coefficients(F, vals[1:2], z.size), z, rz, vals[0:1].reshape(()))
     else:
         T = F.zeros(())

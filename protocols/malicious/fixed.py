@@ -50,8 +50,8 @@ async def random(s: Session, shape: tuple[int, ...]) -> MShare:
     F = s.domain
     a = await s.prep.randoms(shape)
     rt, r2t = await s.prep.double_randoms(shape)
-    ra = await _reduce(s, F.mul(_rb(key, shape), np.ascontiguousarray(a)), rt, r2t)
-    _state(s).pending.append((a.reshape(-1), ra.reshape(-1)))
+    ra, tag = await _reduce(s, F.mul(_rb(key, shape), np.ascontiguousarray(a)), rt, r2t)
+    _state(s).pending.append((tag, a.reshape(-1), ra.reshape(-1)))
     return MShare(Share(a, s), Share(ra, s), key)
 
 

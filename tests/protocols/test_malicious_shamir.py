@@ -330,3 +330,23 @@ def test_protocol_level_detection_rate_on_a_small_field(monkeypatch):
         _, errs, _ = run(job, cheat=("mking", [0]), domain=GmpyField(127), seed=i)
         caught += all(isinstance(errs[p], CheatingDetectedError) for p in (0, 1))
     assert caught >= 135, caught
+
+
+def test_check_does_not_depend_on_completion_order():
+    """Concurrent branches may finish (and record their pairs) in different orders at
+    different parties: here party 0's record of two products in child sessions is reversed.
+    The check orders the pairs by operation tag, so there is no false alarm (without the
+    ordering this run fails with security.cheating_detected)."""
+
+    async def job(s):
+        x, y = await inputs(s)
+        za = await mal.mul(s.child("a"), x, y)
+        zb = await mal.mul(s.child("b"), x.reshape(6), y.reshape(6))
+        if s.pid == 0:
+            chida18._state(s).pending.reverse()
+        va, vb = await mal.open(s, za, zb)
+        return s.domain.to_int(va).astype(np.int64), s.domain.to_int(vb).astype(np.int64)
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3
+    assert all(np.array_equal(a, X * Y) and np.array_equal(b, (X * Y).reshape(6)) for a, b in res)
