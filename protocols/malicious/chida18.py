@@ -501,9 +501,11 @@ async def verify(s: Session) -> None:
     failed = failed or (None if ok else "open")
     if failed is None and pending:
         pending.sort(key=lambda p: p[0])  # the same order at every party
-        z = np.concatenate([p[1] for p in pending])
-        rz = np.concatenate([p[2] for p in pending])
-        T = check_value(F, coefficients(F, vals[1:2], z.size), z, rz, vals[0:1].reshape(()))
+        alphas = coefficients(F, vals[1:2], sum(p[1].size for p in pending))
+        r, T, k = vals[0:1].reshape(()), F.zeros(()), 0
+        for _, z, rz in pending:  # T is linear: summed per recorded pair, no concatenation
+            T = F.add(T, check_value(F, alphas[k : k + z.size], z, rz, r))
+            k += z.size
     else:
         T = F.zeros(())
     msg = np.empty(2, dtype=F.dtype)
