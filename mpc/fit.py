@@ -76,6 +76,7 @@ def fit_local(
     transport: str = "memory",
     seed: int | None = None,
     preprocessing: str = "trusted_dealer",
+    security: str = "semi-honest",
     **hyperparameters,
 ) -> FittedModel:
     """Train `model` ("linear", "ridge", "logistic") on `parts`, one (X_i, y_i) per party,
@@ -85,7 +86,9 @@ def fit_local(
     columns of the same aligned rows and exactly one party passes y (None elsewhere).
     scheme "additive" (Z_2^64) or "shamir" (GF(2^127 - 1): fixed point needs the big field;
     threshold (n-1)//2). transport "memory" | "tcp" | "mqtt" (see run_local).
-    hyperparameters: see protocols.apps.ml.train.
+    hyperparameters: see protocols.apps.ml.train. `security="malicious"` is passed to
+    run_local; the trainers have no malicious version yet, so it raises
+    MaliciousUnsupportedError (never trains semi-honest in its place).
     """
     n = len(parts)
     if n < 2:
@@ -101,7 +104,7 @@ def fit_local(
         return await _job(s, model, parts, partition, hyperparameters)
 
     run = run_local(n, job, scheme=scheme, transport=transport, seed=seed, domain=domain,
-                    preprocessing=preprocessing)
+                    preprocessing=preprocessing, security=security)
     coef, intercept, info = run.results[0]
     per = [st.as_dict() for st in run.stats]
     stats = {

@@ -60,3 +60,12 @@ def test_semi_honest_unchanged():
         return v.tolist()
 
     assert mpc.run_local(3, job, scheme="shamir", security="semi-honest").results[0] == [0, 1, 4]
+
+
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_fit_local_malicious_is_refused(scheme):
+    X = np.arange(24, dtype=float).reshape(12, 2)
+    y = X @ np.array([1.0, -2.0]) + 0.5
+    parts = [(X[i::3], y[i::3]) for i in range(3)]
+    with pytest.raises(MaliciousUnsupportedError):
+        mpc.fit_local("linear", parts, scheme=scheme, security="malicious")
