@@ -109,7 +109,7 @@ def bench_domain(op: str, scheme: str, security: str = "semi-honest", prime: int
         from protocols.arith.field import Mersenne61, Mersenne127
 
         if prime not in (61, 127):
-            raise ConfigError(f"prime must be 61 or 127 (2^p - 1), got {prime}")
+            raise ParameterError(f"prime must be 61 or 127 (2^p - 1), got {prime}")
         return Mersenne61() if prime == 61 else Mersenne127()
     if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS or security == "malicious"):
         from protocols.arith.field import Mersenne127

@@ -9,6 +9,7 @@ match on them, so a code is never renamed, only added. Families:
   agreement.*  the nodes did not agree to run the same job on aligned data
   job.*        the job's own lifecycle; job.error.<ExceptionName> for an unexpected error
   peer.*       another node vanished or failed authentication
+  security.*   malicious mode: a check caught a deviation, or no malicious protocol exists
   node.*       this node stopped or restarted under the job
   http.*       the HTTP API itself
 """
@@ -63,6 +64,11 @@ PEER_UNAVAILABLE = "peer.unavailable"
 PEER_AUTH = "peer.auth"
 NODE_SHUTDOWN = "node.shutdown"
 NODE_RESTARTED = "node.restarted"
+
+# -- malicious security (the `code` of protocols.errors' CheatingDetectedError and
+# MaliciousUnsupportedError, which error_code reads) ------------------------------------------
+SECURITY_CHEATING_DETECTED = "security.cheating_detected"
+SECURITY_UNSUPPORTED = "security.unsupported"
 
 # -- the HTTP API -------------------------------------------------------------------------------
 HTTP_BAD_REQUEST = "http.bad_request"

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from network.errors import SmpcError
+from protocols.arith.domain import PrimeField
 from protocols.core import _check_party
 from protocols.errors import (
     CheatingDetectedError,
@@ -65,6 +66,7 @@ from protocols.errors import (
 )
 from protocols.prg import CryptoRNG, derive_key
 from protocols.session import Session, Share
+from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
 
 #: smallest field (bits of p) the compiler accepts: one check is sound to about 2/p
@@ -97,12 +99,24 @@ class _Ctx:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _sch(s: Session) -> ShamirShares:
+    sch = s.scheme
+    if not isinstance(sch, ShamirShares):
+        raise MaliciousUnsupportedError("the Chida et al. compiler needs Shamir sharing")
+    return sch
+
+
+def _field(s: Session) -> PrimeField:
+    D = s.domain
+    if not isinstance(D, PrimeField):
+        raise MaliciousUnsupportedError(f"the Chida et al. compiler needs a prime field, got {D}")
+    return D
+
+
 def _state(s: Session) -> _Ctx:
     ctx = s._state.ext.get(_EXT)
     if ctx is None:
-        sch = s.scheme
-        if sch.kind != "shamir":
-            raise MaliciousUnsupportedError("the Chida et al. compiler needs Shamir sharing")
+        sch = _sch(s)
         if s.n != 2 * sch.t + 1:
             raise MaliciousUnsupportedError(f"malicious Shamir needs n = 2t + 1, got n={s.n}, t={sch.t}")
         if s.domain.modulus.bit_length() < MIN_FIELD_BITS:
@@ -239,7 +253,7 @@ async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) 
     elements for M elements in all (c_i its chunk; 4M/3 for n = 3 when 3 | M). An active
     adversary can only add errors to z (an additive attack), which the check catches.
     Returns (the degree-t shares, this reduction's tag: a deterministic name for it)."""
-    F, n, me, t = s.domain, s.n, s.pid, s.scheme.t
+    F, n, me, t = _field(s), s.n, s.pid, _sch(s).t
     shape = z2t.shape
     d = F.sub(z2t.reshape(-1), r2t.reshape(-1))
     bounds = np.linspace(0, d.size, n + 1).astype(np.int64)
@@ -252,7 +266,7 @@ async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) 
         {j: (hi - lo,) for j in s.peers},
     )
     got[me] = d[lo:hi]
-    lag = lagrange_coefficients(F.modulus, tuple(s.scheme.xs[: 2 * t + 1]), 0)
+    lag = lagrange_coefficients(F.modulus, tuple(_sch(s).xs[: 2 * t + 1]), 0)
     mine = F.lincomb(lag, [got[i] for i in range(2 * t + 1)])
     back = await s.exchange(
         s.tag("mking-open"),
@@ -313,9 +327,8 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
             value, ok = _reconstruct_checked(s, got)
             if not ok:
                 ctx.failed = ctx.failed or "input"
-                value = None
             # a failed opening is reported at the verdict; zeros leak nothing of x
-            delta = F.sub(x, value) if value is not None else F.zeros(shape)
+            delta = F.sub(x, value) if ok and x is not None else F.zeros(shape)
         tag = c.tag("minput-delta")
         if s.pid == owner:
             await c.exchange(tag, {j: delta for j in c.peers}, {})
@@ -411,10 +424,10 @@ def check_value(F, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndar
 
 def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.ndarray, bool]:
     """The value and whether all n shares lie on one degree-t polynomial."""
-    sch = s.scheme
+    sch = _sch(s)
     base = list(range(sch.t + 1))
     checks = [(sch.lagrange(base, at=sch.xs[j]), shares[j]) for j in range(sch.t + 1, s.n)]
-    value, failed = s.domain.lincomb_checked(sch.lagrange(base), [shares[i] for i in base], checks)
+    value, failed = _field(s).lincomb_checked(sch.lagrange(base), [shares[i] for i in base], checks)
     return value, failed is None
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.malicious.chida18 import (
     MShare,
     _check,
+    _field,
     _key,
     _open_checked,
     _rb,
@@ -61,11 +62,11 @@ async def random_bits(s: Session, shape: tuple[int, ...]) -> MShare:
     Shapes: returns S.   Rounds: 5 (random 2, square 2, opening 1).
     Bytes: for M = N + 8 + N // 1000 candidates (zeros, probability 1/p, are dropped):
     those of `random` and `mul` on M, plus (n - 1)*M*e for the opening.
-    Raises: ConfigError unless p = 3 (mod 4)."""
-    F = s.domain
+    Raises: ParameterError unless p = 3 (mod 4)."""
+    F = _field(s)
     p = F.modulus
     if p % 4 != 3:
-        raise ConfigError(f"random bits need p = 3 (mod 4), got p mod 4 = {p % 4}")
+        raise ParameterError(f"random bits need p = 3 (mod 4), got p mod 4 = {p % 4}")
     shape = tuple(int(d) for d in shape)
     N = int(np.prod(shape, dtype=np.int64))
     M = N + 8 + N // 1000
@@ -77,7 +78,7 @@ async def random_bits(s: Session, shape: tuple[int, ...]) -> MShare:
         ctx.failed = ctx.failed or "open"
     nz = np.flatnonzero(F.to_int(u) != 0)[:N]
     if nz.size < N:  # pragma: no cover (probability about (M / p)^8)
-        raise ConfigError("too many zero squares: the field is too small for random bits")
+        raise ParameterError("too many zero squares: the field is too small for random bits")
     a, u = a[nz], u[nz]
     e = (p + 1) // 4
     if e & (e - 1) == 0 and F.dtype != object:  # Mersenne: sqrt by squarings in place
@@ -109,13 +110,13 @@ async def trunc(s: Session, x: MShare, f: int, *, kappa: int = KAPPA) -> MShare:
     Shapes: x: S; returns S.   Rounds: 6 (the bits 5, the opening 1).
     Bytes: `random_bits` of (l + kappa, *S), plus (n - 1)*N*e for c.
     Security: malicious with abort; c is statistically hidden (2^-kappa).
-    Raises: ConfigError (field too small, f out of range)."""
+    Raises: ParameterError (field too small, f out of range)."""
     _check(s, x)
     D = s.domain
     ell = value_bits(D, kappa)
     check_field_room(D, ell, kappa, "truncation")
     if not 0 < f < ell - 1:
-        raise ConfigError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
+        raise ParameterError(f"trunc: need 0 < f < {ell - 1} on {D}, got {f}")
     nb = ell + kappa
     b = await random_bits(s, (nb, *x.shape))
     r, r_hi = _weighted(b, 0, nb), _weighted(b, f, nb)

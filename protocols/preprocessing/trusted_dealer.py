@@ -20,7 +20,7 @@ import numpy as np
 from protocols.errors import PreprocessingExhausted, PreprocessingMismatch
 from protocols.preprocessing.base import KINDS, RING64_KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.prg import CryptoRNG
-from protocols.sharing.schemes import Scheme
+from protocols.sharing.schemes import Scheme, ShamirShares
 
 
 class InsecureTrustedDealer:
@@ -106,7 +106,7 @@ class _DealerView(Preprocessing):
         for any scheme; the Shamir-only double sharings for Shamir with n >= 2t + 1."""
         if kind in SHAMIR_KINDS:
             sch = self.d.scheme
-            return sch.kind == "shamir" and 2 * sch.t < sch.n
+            return isinstance(sch, ShamirShares) and 2 * sch.t < sch.n
         if kind not in KINDS:
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         D = self.d.domain
@@ -167,7 +167,7 @@ class _DealerView(Preprocessing):
         """(degree-t, degree-2t) Shamir shares of one uniform r (Shamir schemes only)."""
         shape = tuple(shape)
         sch = self.d.scheme
-        if sch.kind != "shamir" or 2 * sch.t >= sch.n:
+        if not isinstance(sch, ShamirShares) or 2 * sch.t >= sch.n:
             raise self._unsupported("double sharings (Shamir with n >= 2t + 1)", shape)
         from protocols.sharing.shamir import ShamirScheme
 

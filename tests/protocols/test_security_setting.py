@@ -49,8 +49,12 @@ def test_semi_honest_protocols_refuse_a_malicious_session(what):
 
 
 def test_daemon_error_codes():
+    from mpc.node import codes
+
     assert error_code(CheatingDetectedError("x", check="mac")) == "security.cheating_detected"
     assert error_code(MaliciousUnsupportedError("x")) == "security.unsupported"
+    assert codes.SECURITY_CHEATING_DETECTED == CheatingDetectedError.code
+    assert codes.SECURITY_UNSUPPORTED == MaliciousUnsupportedError.code
 
 
 def test_semi_honest_unchanged():
