@@ -53,11 +53,20 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from mpc.node.audit import verify
+    from mpc.node.anchor import verify_with_peers
 
-    res = verify(args.log)
+    keys = None
+    if args.config:  # pinned keys: this node's (from its key file) and every peer's
+        from mpc.node.config import load_config
+        from network.keys import load_private_key, public_key
+
+        cfg = load_config(args.config)
+        keys = {p.index: p.public_key for p in cfg.peers}
+        keys[cfg.index] = public_key(load_private_key(cfg.key_file))
+    res = verify_with_peers(args.log, args.peers or [], keys=keys, anchor=args.anchor)
     if res.ok:
-        print(f"{args.log}: ok, {res.entries} entries, head {res.head}")
+        print(f"{args.log}: ok, {res.entries} entries, head {res.head}"
+              + (f", consistent with {len(args.peers)} peer log(s)" if args.peers else ""))
         return 0
     print(f"{args.log}: {res.problem} (first bad entry: {res.first_bad})", file=sys.stderr)
     return 1
@@ -85,7 +94,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_node(args: argparse.Namespace) -> int:
     from mpc.node.daemon import run_node
 
-    return run_node(args.config, insecure=args.insecure)
+    return run_node(args.config, insecure=args.insecure, init=args.init)
 
 
 def _nodes_arg(args: argparse.Namespace) -> list[str]:
@@ -159,8 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", help="audit log tools")
     ausub = au.add_subparsers(dest="audit_command", required=True)
-    av = ausub.add_parser("verify", help="check the hash chain of a node's audit log")
+    av = ausub.add_parser("verify", help="check a node's audit log: hash chain, signatures, "
+                          "its anchor and the heads its peers countersigned")
     av.add_argument("log", help="path to the audit log (SQLite)")
+    av.add_argument("--peers", nargs="+", metavar="PEER_LOG",
+                    help="the peers' audit logs: every head of LOG they witnessed must be in it")
+    av.add_argument("--config", help="the node's config: pins every party's public key")
+    av.add_argument("--anchor", help="the anchor file (default: audit.anchor beside LOG)")
     av.set_defaults(func=_cmd_audit_verify)
 
     try:
@@ -186,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     nd.add_argument("--config", required=True, help="the node's TOML config")
     nd.add_argument("--insecure", action="store_true",
                     help="allow insecure options in the config (tests/benchmarks only)")
+    nd.add_argument("--init", action="store_true",
+                    help="create the audit log if there is none (first start of a new node "
+                    "only: a missing log is otherwise an error)")
     nd.set_defaults(func=_cmd_node)
 
     for name, helptext in (("submit", "sign a job manifest and submit it to every node"),

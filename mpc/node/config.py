@@ -495,5 +495,14 @@ def write_consortium(
         p = outp / f"{names[i]}.toml"
         p.write_text("\n".join(lines))
         configs.append(p)
+        # issue 14: the node's first (empty, signed-chain) audit log, so that `smpc node`
+        # starts without --init; a later missing log is an error
+        from mpc.node.audit import AuditLog
+
+        state = outp / f"{names[i]}-state"
+        state.mkdir(mode=0o700, exist_ok=True)
+        if not (state / "audit.db").exists():
+            AuditLog.create(state / "audit.db", pairs[i][0], party=i,
+                            consortium=consortium_id).close()
     return {"configs": configs, "analyst_key": akey,
             "api": [f"http://127.0.0.1:{a}" for a in apis], "names": names}

@@ -59,7 +59,7 @@ import numpy as np
 
 from mpc.loop import run_event_loop
 from mpc.node import codes
-from mpc.node.audit import AuditLog, AuditLogError, verify
+from mpc.node.anchor import AuditAnchorError, exchange_heads, open_audit
 from mpc.node.config import ANALYST, InsecureConfigError, NodeConfig, NodeConfigError
 from mpc.node.jobs import REGISTRY, JobContext
 from mpc.node.manifest import (
@@ -162,7 +162,7 @@ def public_record(rec: dict) -> dict:
 
 # ------------------------------------------------------------------------------ node ---
 class Node:
-    def __init__(self, cfg: NodeConfig, *, insecure: bool = False):
+    def __init__(self, cfg: NodeConfig, *, insecure: bool = False, init: bool = False):
         from network.keys import load_private_key, public_key
 
         bad = cfg.insecure_options()
@@ -183,13 +183,11 @@ class Node:
         mine = cfg.fingerprint(self.public_key)
         self.fingerprint = mine
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        audit_path = cfg.state_dir / "audit.db"
-        if audit_path.exists():
-            res = verify(audit_path)
-            if not res.ok:
-                raise AuditLogError(f"{audit_path}: {res.problem}; refusing to start (keep the "
-                                    "file for investigation, move it aside to start a new log)")
-        self.audit = AuditLog(audit_path)
+        # issue 14 (audit anchor): chain, signatures and countersigned head checked at start;
+        # a missing log is an error unless --init (mpc.node.anchor.open_audit)
+        self.audit = open_audit(cfg.state_dir / "audit.db", self.static_key, party=cfg.index,
+                                consortium=cfg.consortium_id, init=init,
+                                peer_keys={p.index: p.public_key for p in cfg.peers})
         self.store = JobStore(str(cfg.state_dir / "jobs.db"))
         self._recover()
         self.queue: asyncio.Queue[Manifest] = asyncio.Queue()
@@ -346,6 +344,7 @@ class Node:
             log.warning("job %s: this node refuses: %s: %s", m.job_id, *local)
         ch = None
         s = None
+        finished = False  # issue 14: the outcome is recorded before the audit heads exchange
         try:
             async with asyncio.timeout(self.cfg.job_timeout):
                 self._step(m, "connect", peers=self.cfg.n - 1, transport=self.cfg.transport)
@@ -378,16 +377,22 @@ class Node:
                 self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
                 stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4)}
+                self._finish(m, "done", None, None, stats, decision=decision, result=result)
+                finished = True
+                await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
             await ch.close()
-            self._finish(m, "done", None, None, stats, decision=decision, result=result)
         except asyncio.CancelledError:
             reason = self._stopping or "job cancelled"
             await self._abort(s, ch, JobAbortError(codes.NODE_SHUTDOWN, reason))
+            if finished:
+                raise
             stats = self._stats(s, t0)
             self._finish(m, "failed", codes.NODE_SHUTDOWN, reason, stats, decision=decision)
             raise
         except BaseException as e:  # every failure is terminal and recorded; nothing released
             await self._abort(s, ch, e)
+            if finished:
+                raise
             code = error_code(e)
             reason = str(e) or type(e).__name__
             if isinstance(e, TimeoutError):
@@ -396,6 +401,27 @@ class Node:
             self._finish(m, status, code, reason, self._stats(s, t0), decision=decision)
             if not isinstance(e, Exception):
                 raise
+
+    async def _anchor_audit(self, ch, m: Manifest) -> None:
+        """Issue 14: exchange this job's final audit head with the peers and store their
+        countersignatures (mpc.node.anchor). A peer gone or slow only leaves this head
+        unanchored until the next job; a peer proving that our log lost a head it
+        countersigned stops the node."""
+        try:
+            res = await exchange_heads(
+                ch, self.audit, self.static_key, {p.index: p.public_key for p in self.cfg.peers},
+                job_id=m.job_id, timeout=min(self.cfg.receive_timeout, 30.0))
+        except AuditAnchorError as e:
+            log.critical("job %s: audit.anchor: %s; stopping", m.job_id, e)
+            self.stop(f"audit.anchor: {e}")
+            return
+        except (SmpcError, TimeoutError) as e:
+            log.warning("job %s: audit head not countersigned: %s", m.job_id, error_code(e))
+            return
+        for p in res.problems:
+            log.warning("job %s: audit anchor: %s", m.job_id, p)
+        log.info("job %s: audit head seq %d countersigned by %s", m.job_id, res.seq,
+                 list(res.countersigned_by))
 
     @staticmethod
     def _stats(s, t0: float) -> dict:
@@ -687,7 +713,7 @@ def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
                         f"{type(e).__name__}") from None
 
 
-def run_node(config_path: str, *, insecure: bool = False) -> int:
+def run_node(config_path: str, *, insecure: bool = False, init: bool = False) -> int:
     """Entry point of `smpc node`: returns the exit code."""
     from mpc.node.config import load_config
 
@@ -696,7 +722,7 @@ def run_node(config_path: str, *, insecure: bool = False) -> int:
     cfg = load_config(config_path)
 
     async def main() -> None:
-        node = Node(cfg, insecure=insecure)
+        node = Node(cfg, insecure=insecure, init=init)
         await node.serve()
 
     run_event_loop(main())
