@@ -44,6 +44,11 @@ class ChannelAuthError(NetworkError):
     """Authentication or decryption failed: unknown key, bad handshake, tampered frame."""
 
 
+class AuthFailureLimitError(ChannelAuthError):
+    """Too many records claiming one peer failed authentication (a flood of forged or
+    garbage records on a shared medium such as the MQTT broker): the link gives up."""
+
+
 class ReplayError(ChannelAuthError):
     """A frame was replayed, reordered or transplanted from another session or sender."""
 
@@ -54,6 +59,10 @@ class MessageLossError(NetworkError):
 
 class BrokerUnavailableError(NetworkError):
     """The message broker could not be reached for longer than the deadline."""
+
+
+class BrokerRefusedError(BrokerUnavailableError):
+    """The message broker refused this client's credentials (not authorised)."""
 
 
 class KeyFileError(NetworkError):

@@ -4,6 +4,13 @@ A transport's reader tasks call `_deliver(peer, tag, payload)` for every complet
 `_fail_peer(peer, error)` when a link ends or a check fails; `recv` waits on the mailbox with
 the channel's deadline. A failure is terminal for that peer: every pending and later receive
 from it raises the error (messages delivered before the failure remain readable).
+
+What fails authentication BEFORE a peer is authenticated on that path (a stranger's garbage
+connection, a spoofed or garbage publish on a shared broker, a replayed record) is not a
+failure of the link: the transport calls `_reject` / `_duplicate`, which drop it and count it
+(`link_stats()`); `max_rejected` bounds the forged records accepted per claimed sender before
+the link fails with AuthFailureLimitError. A check failure on an authenticated stream (TCP
+after the handshake) stays terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 
 from network.channel import Channel, Payload, check_tag
 from network.errors import (
+    AuthFailureLimitError,
     ChannelClosedError,
     DuplicateTagError,
     NetworkError,
@@ -35,6 +43,30 @@ class MailboxChannel(Channel):
         self._setup_errors: dict[int, NetworkError] = {}
         #: socket transports set their setup deadline (seconds)
         self.connect_timeout: float = timeout
+        #: dropped before authentication (by claimed sender) and dropped duplicates / replays
+        self.rejected: dict[int, int] = {}
+        self.duplicates: dict[int, int] = {}
+        #: forged records accepted per claimed sender before its link fails (None: no bound)
+        self.max_rejected: int | None = None
+
+    def _reject(self, src: int, why: str) -> None:
+        """Drop and count a record claiming to come from `src` that did not authenticate;
+        past `max_rejected` of them the link from `src` fails (AuthFailureLimitError)."""
+        k = self.rejected[src] = self.rejected.get(src, 0) + 1
+        if self.max_rejected is not None and k > self.max_rejected:
+            self._fail_peer(src, AuthFailureLimitError(
+                f"party {self.pid}: {k} records claiming party {src} failed authentication "
+                f"(limit {self.max_rejected}; last: {why})"))
+
+    def _duplicate(self, src: int) -> None:
+        self.duplicates[src] = self.duplicates.get(src, 0) + 1
+
+    def link_stats(self) -> dict[str, int | dict[int, int]]:
+        """Counters for metrics: records dropped unauthenticated, duplicates dropped."""
+        return {"rejected": sum(self.rejected.values()),
+                "duplicates": sum(self.duplicates.values()),
+                "rejected_by_peer": dict(sorted(self.rejected.items())),
+                "duplicates_by_peer": dict(sorted(self.duplicates.items()))}
 
     # -- called by transports ------------------------------------------------------------
 

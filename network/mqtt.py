@@ -7,26 +7,18 @@ through the broker too.
 Topics: ``{prefix}/{session hex}/{sender}/{receiver}``, one per direction; each party subscribes
 to ``{prefix}/{session hex}/+/{own index}``. QoS 1 throughout.
 
-The wire format (payload types, records, acknowledgements) and the per-peer link state are in
-network.mqtt_wire; the reliability rules:
+The wire format, the per-peer link state, the handshake steps and the reliability rules
+(acknowledgements, resends, replay window, loss and outage detection) are in network.mqtt_wire.
 
-A channel message is a run of records with consecutive sequence numbers: the framing header,
-then the payload cut into chunks so that every MQTT message stays below `max_message_size`.
-
-Reliability, since QoS 1 gives at-least-once delivery per connection only:
-- the receiver keeps a replay window: a seq below the next expected one, or already buffered,
-  is dropped before decryption (QoS 1 duplicates are never delivered twice); records are
-  consumed strictly in sequence order;
-- the sender keeps every record until the receiver acknowledges it (ACK, end to end; a PUBACK
-  is never taken as proof of delivery), resends unacknowledged records after each reconnect,
-  on a resend request (a receiver that sees a gap or reconnected asks for one), and when no
-  acknowledgement arrived for `resend_after` seconds;
-- a gap that is not filled within the receive deadline is reported as MessageLossError;
-- after a broker restart the client reconnects with backoff; if the broker stays unreachable
-  for longer than the deadline, every receive fails with BrokerUnavailableError.
-
-A record that fails authentication (a spoofed publish on another party's topic, a record from
-another session or sender) is terminal for that link: ChannelAuthError.
+Anyone who may publish on the broker can put bytes on a session's topics: a record that fails
+authentication (garbage; a spoofed, transplanted or forged record, ACK, BYE or handshake) is
+dropped and counted (`link_stats()`), never terminal by itself: the link fails on the receive
+deadline, or after `max_rejected` (default 64) of them claiming one sender (AuthFailureLimitError).
+Replays of records already received are dropped before decryption (counted as duplicates). A
+record that authenticates but breaks the protocol comes from the peer and stays terminal.
+`username` / `password` log in to the broker (Mosquitto password_file; with per-node topic
+ACLs, mpc.node.broker_auth, no other client can publish on a node's topics); refused
+credentials raise BrokerRefusedError at once.
 
 `insecure_plaintext=True` sends records in the clear (tests and benchmarks only).
 """
@@ -35,11 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import os
 import socket
-import struct
 import time
 from collections.abc import Mapping, Sequence
 
@@ -47,6 +37,7 @@ import aiomqtt
 
 from network.channel import Payload
 from network.errors import (
+    BrokerRefusedError,
     BrokerUnavailableError,
     ChannelAuthError,
     FrameError,
@@ -64,6 +55,7 @@ from network.mqtt_wire import (  # noqa: F401 (DATA and the defaults are part of
     DATA,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_REJECTED,
     DEFAULT_MAX_UNACKED,
     DEFAULT_TIMEOUT,
     HS1,
@@ -73,9 +65,13 @@ from network.mqtt_wire import (  # noqa: F401 (DATA and the defaults are part of
     SEQ_HEADER,
     WINDOW,
     PeerLink,
+    answer_handshake,
+    finish_handshake,
+    not_authorised,
     quickack,
+    start_handshake,
 )
-from network.secure import MAX_NONCE, TAGLEN, HandshakeState, SecureSession, make_prologue
+from network.secure import MAX_NONCE, TAGLEN, SecureSession, make_prologue
 
 
 class MqttChannel(MailboxChannel):
@@ -102,8 +98,13 @@ class MqttChannel(MailboxChannel):
         resend_after: float = 2.0,
         ack_interval: float = 0.05,
         max_unacked: int = DEFAULT_MAX_UNACKED,
+        max_rejected: int | None = DEFAULT_MAX_REJECTED,
+        username: str | None = None,
+        password: str | None = None,
     ):
         super().__init__(pid, n, timeout)
+        self.max_rejected = max_rejected
+        self._auth = (username, password)
         if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 64:
             raise ValueError("session_id must be 1..64 bytes")
         if max_message_size < 1024:
@@ -191,6 +192,8 @@ class MqttChannel(MailboxChannel):
                 keepalive=10,
                 max_inflight_messages=64,
                 socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                username=self._auth[0],
+                password=self._auth[1],
             )
             client.pending_calls_threshold = 1 << 30  # chunked sends are many publishes by design
             try:
@@ -206,8 +209,12 @@ class MqttChannel(MailboxChannel):
                     async for msg in client.messages:
                         self._on_message(str(msg.topic), msg.payload)
                         quickack(client)
-            except aiomqtt.MqttError:
-                pass
+            except aiomqtt.MqttError as e:
+                if not_authorised(e):  # retrying cannot help
+                    self._fail_all(BrokerRefusedError(f"party {self.pid}: MQTT broker "
+                                                      f"{self.host}:{self.port} refused our credentials: {e}"))
+                    self._connected.set()
+                    return
             except asyncio.CancelledError:
                 self._client = None
                 raise
@@ -297,16 +304,11 @@ class MqttChannel(MailboxChannel):
             await client.publish(topic, payload, qos=1)
             quickack(client)  # the PUBACK just arrived: acknowledge it at once
 
-    def _mac(self, peer: PeerLink, body: bytes, src: int, dst: int) -> bytes:
-        if not self.secure:
-            return bytes(16)
-        return hashlib.blake2b(struct.pack("<II", src, dst) + body, key=peer.ack_key, digest_size=16).digest()
-
     def _send_ack(self, j: int, *, resend: bool = False) -> None:
         peer = self._peers[j]
         body = ACK_HEADER.pack(ACK, peer.recv_next, 1 if resend else 0)
         peer.acked_sent = peer.recv_next
-        self._publish(j, body + self._mac(peer, body, self.pid, j))
+        self._publish(j, body + peer.mac(body, self.pid, j))
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -324,32 +326,33 @@ class MqttChannel(MailboxChannel):
 
     def _begin_initiator(self, j: int) -> None:
         peer = self._peers[j]
-        if self.secure:
-            peer.hs = HandshakeState("KK", True, self._prologue(self.pid, j), s=self._static_key, rs=self._peer_keys[j])
-            peer.hs1 = peer.hs.write_message()
+        if self.secure and self._static_key is not None:
+            peer.hs, peer.hs1 = start_handshake(self._prologue(self.pid, j), self._static_key, self._peer_keys[j])
         else:
             peer.hs1 = b""
         self._publish(j, bytes([HS1]) + peer.hs1)
 
     def _on_hs1(self, j: int, msg: bytes) -> None:
         if j > self.pid:
-            return  # only lower indices initiate
+            self._reject(j, "handshake from a higher index")  # only lower indices initiate
+            return
         peer = self._peers[j]
         if peer.hs2 is not None:
             if hmac.compare_digest(msg, peer.hs1 or b""):
                 self._publish(j, bytes([HS2]) + peer.hs2)  # our answer was lost: repeat it
+            else:
+                self._reject(j, "a second, different handshake")
             return
-        if self.secure:
-            hs = HandshakeState("KK", False, self._prologue(j, self.pid), s=self._static_key, rs=self._peer_keys[j])
+        session: SecureSession | None
+        if self.secure and self._static_key is not None:
             try:
-                hs.read_message(msg)
-                hs2 = hs.write_message()
+                hs2, session = answer_handshake(self._prologue(j, self.pid), self._static_key,
+                                                self._peer_keys[j], msg)
             except ChannelAuthError as e:  # spoofed or wrong keys: refuse, keep listening
                 self._setup_errors[j] = ChannelAuthError(
                     f"party {self.pid}: handshake from a publisher claiming party {j} failed: {e}")
+                self._reject(j, "handshake failed")
                 return
-            send, recv = hs.split()
-            session = SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
         else:
             hs2, session = b"", None
         peer.hs1, peer.hs2 = msg, hs2
@@ -359,24 +362,22 @@ class MqttChannel(MailboxChannel):
     def _on_hs2(self, j: int, msg: bytes) -> None:
         peer = self._peers[j]
         if j < self.pid or peer.ready.is_set() or peer.hs1 is None:
+            if not peer.ready.is_set():
+                self._reject(j, "unexpected handshake answer")
             return
         if not self.secure:
             self._set_ready(j, None)
             return
-        hs = peer.hs
-        if hs is None:
+        if self._static_key is None or peer.hs is None:  # never a plaintext link when secure
             return
-        try:
-            hs.read_message(msg)
-        except ChannelAuthError as e:
-            err = ChannelAuthError(f"party {self.pid}: handshake answer from party {j} failed: {e}")
-            self._setup_errors[j] = err
-            self._fail_peer(j, err)
-            peer.ready.set()
+        try:  # a forged answer is undone: the genuine one still completes the handshake
+            session = finish_handshake(peer, self._prologue(self.pid, j), self._static_key,
+                                       self._peer_keys[j], msg)
+        except ChannelAuthError as e:  # spoofed, or the peer holds other keys: keep waiting
+            self._setup_errors[j] = ChannelAuthError(
+                f"party {self.pid}: handshake answer from party {j} failed: {e}")
+            self._reject(j, "handshake answer failed")
             return
-        send, recv = hs.split()
-        session = SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
-        peer.hs = None
         self._set_ready(j, session)
 
     # -- receiving -----------------------------------------------------------------------
@@ -388,10 +389,14 @@ class MqttChannel(MailboxChannel):
         try:
             src = int(parts[1])
         except ValueError:
-            return
-        if src not in self._peers or not isinstance(payload, bytes | bytearray) or not payload:
+            src = -1
+        if src not in self._peers:  # on our topics, but from no party: counted, unbounded
+            self.rejected[-1] = self.rejected.get(-1, 0) + 1
             return
         if src in self._peer_error:
+            return
+        if not isinstance(payload, bytes | bytearray) or not payload or not HS1 <= payload[0] <= BYE:
+            self._reject(src, "not a record")
             return
         kind = payload[0]
         try:
@@ -403,10 +408,7 @@ class MqttChannel(MailboxChannel):
                 if self._peers[src].ready.is_set():
                     self._on_data(src, bytes(payload))
                 else:
-                    peer = self._peers[src]
-                    if len(peer.early) < MAX_EARLY and peer.early_bytes + len(payload) <= MAX_EARLY_BYTES:
-                        peer.early.append(bytes(payload))
-                        peer.early_bytes += len(payload)
+                    self._peers[src].keep_early(bytes(payload))
             elif kind in (ACK, BYE):
                 self._on_control(src, bytes(payload))
         except NetworkError as e:
@@ -416,11 +418,12 @@ class MqttChannel(MailboxChannel):
 
     def _on_control(self, j: int, raw: bytes) -> None:
         peer = self._peers[j]
-        if not peer.ready.is_set() or len(raw) != ACK_HEADER.size + 16:
+        if not peer.ready.is_set():
             return
         body, mac = raw[:-16], raw[-16:]
-        if not hmac.compare_digest(mac, self._mac(peer, body, j, self.pid)):
-            raise ChannelAuthError(f"party {self.pid}: control message from party {j} failed authentication")
+        if len(raw) != ACK_HEADER.size + 16 or not hmac.compare_digest(mac, peer.mac(body, j, self.pid)):
+            self._reject(j, "control message failed authentication")  # forged: dropped
+            return
         kind, value, flags = ACK_HEADER.unpack(body)
         if kind == BYE:
             peer.bye_at = value
@@ -428,12 +431,7 @@ class MqttChannel(MailboxChannel):
             return
         if value > peer.send_seq:
             raise ChannelAuthError(f"party {self.pid}: party {j} acknowledged records never sent")
-        done = [s for s in peer.outbox if s < value]
-        if done:
-            peer.last_ack_progress = time.monotonic()
-            for s in done:
-                peer.outbox_bytes -= len(peer.outbox.pop(s))
-            peer.acked.set()
+        peer.acknowledged(value)
         if flags & 1:
             for s in sorted(peer.outbox):
                 self._publish(j, peer.outbox[s])
@@ -445,15 +443,22 @@ class MqttChannel(MailboxChannel):
 
     def _on_data(self, j: int, raw: bytes) -> None:
         peer = self._peers[j]
-        if len(raw) < SEQ_HEADER.size:
-            raise FrameError(f"party {self.pid}: short record from party {j}")
+        if len(raw) < SEQ_HEADER.size + (TAGLEN if peer.session is not None else 0):
+            self._reject(j, "short record")
+            return
         _, seq = SEQ_HEADER.unpack_from(raw)
         if seq < peer.recv_next or seq in peer.pending:
-            return  # QoS 1 duplicate or our own resend request answered twice
+            self._duplicate(j)  # QoS 1 duplicate, a replay, or a resend answered twice
+            return
         if seq >= peer.recv_next + WINDOW:
-            return  # too far ahead; it will be resent
+            self._reject(j, "record too far ahead")  # a genuine one will be resent
+            return
         if peer.session is not None:
-            rec = peer.session.recv.decrypt_at(seq, raw[: SEQ_HEADER.size], memoryview(raw)[SEQ_HEADER.size :])
+            try:  # by explicit nonce: a failed decryption changes no state
+                rec = peer.session.recv.decrypt_at(seq, raw[: SEQ_HEADER.size], memoryview(raw)[SEQ_HEADER.size :])
+            except ChannelAuthError:
+                self._reject(j, f"record seq {seq} failed authentication")
+                return
         else:
             rec = raw[SEQ_HEADER.size :]
         peer.pending[seq] = rec
@@ -563,7 +568,7 @@ class MqttChannel(MailboxChannel):
             for j, peer in self._peers.items():
                 if peer.ready.is_set() and j not in self._peer_error:
                     body = ACK_HEADER.pack(BYE, peer.send_seq, 0)
-                    task = self._publish(j, body + self._mac(peer, body, self.pid, j))
+                    task = self._publish(j, body + peer.mac(body, self.pid, j))
                     if task is not None:
                         byes.append(task)
             if byes:

@@ -11,7 +11,12 @@ from network.errors import NetworkError
 from network.framing import DEFAULT_MAX_FRAME
 from network.keys import mesh_keys
 from network.mqtt import MqttChannel
-from network.mqtt_wire import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT
+from network.mqtt_wire import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_REJECTED,
+    DEFAULT_TIMEOUT,
+)
 
 
 async def open_mqtt_channel(
@@ -29,15 +34,19 @@ async def open_mqtt_channel(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_message_size: int = DEFAULT_MAX_MESSAGE,
     max_frame: int = DEFAULT_MAX_FRAME,
+    max_rejected: int | None = DEFAULT_MAX_REJECTED,
+    username: str | None = None,
+    password: str | None = None,
 ) -> MqttChannel:
     """One party's channel through the broker (for a party in its own OS process): connect,
     subscribe, and complete the handshake with every peer. Raises BrokerUnavailableError,
-    PeerUnavailableError (a peer did not show up within connect_timeout) or ChannelAuthError."""
+    PeerUnavailableError (a peer did not show up within connect_timeout) or ChannelAuthError;
+    BrokerRefusedError if the broker refuses `username` / `password`."""
     ch = MqttChannel(
         pid, n, session_id=session_id, host=host, port=port, static_key=static_key,
         peer_keys=peer_keys, consortium_id=consortium_id, insecure_plaintext=insecure_plaintext,
         timeout=timeout, connect_timeout=connect_timeout, max_message_size=max_message_size,
-        max_frame=max_frame,
+        max_frame=max_frame, max_rejected=max_rejected, username=username, password=password,
     )
     await ch.start()
     await ch.handshake()
@@ -58,6 +67,7 @@ async def local_mqtt_mesh(
     consortium_id: bytes = b"smpc",
     max_message_size: int = DEFAULT_MAX_MESSAGE,
     max_frame: int = DEFAULT_MAX_FRAME,
+    max_rejected: int | None = DEFAULT_MAX_REJECTED,
 ) -> list[MqttChannel]:
     """All n parties in this process, talking through the broker at host:port.
 
@@ -71,7 +81,7 @@ async def local_mqtt_mesh(
             peer_keys=pks if secure else None,
             consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
             connect_timeout=connect_timeout, max_message_size=max_message_size,
-            max_frame=max_frame,
+            max_frame=max_frame, max_rejected=max_rejected,
         )
         for i in range(n)
     ]

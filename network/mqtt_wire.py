@@ -1,4 +1,5 @@
-"""The MQTT transport's wire format and per-peer link state (network.mqtt holds the channel).
+"""The MQTT transport's wire format, per-peer link state, handshake steps and reliability rules
+(network.mqtt holds the channel).
 
 MQTT payloads (first byte = type)::
 
@@ -7,17 +8,39 @@ MQTT payloads (first byte = type)::
     DATA 0x03 | u64 seq | AEAD(key, nonce=seq, ad=first 9 bytes, record)
     ACK  0x04 | u64 next expected seq | u8 flags (1 = please resend from there) | mac16
     BYE  0x05 | u64 records sent in total | mac16   (graceful close)
+
+A channel message is a run of records with consecutive sequence numbers: the framing header,
+then the payload cut into chunks so that every MQTT message stays below `max_message_size`.
+
+Reliability, since QoS 1 gives at-least-once delivery per connection only:
+- the receiver keeps a replay window: a seq below the next expected one, or already buffered,
+  is dropped before decryption (QoS 1 duplicates are never delivered twice); records are
+  consumed strictly in sequence order;
+- the sender keeps every record until the receiver acknowledges it (ACK, end to end; a PUBACK
+  is never taken as proof of delivery), resends unacknowledged records after each reconnect,
+  on a resend request (a receiver that sees a gap or reconnected asks for one), and when no
+  acknowledgement arrived for `resend_after` seconds;
+- a gap that is not filled within the receive deadline is reported as MessageLossError;
+- after a broker restart the client reconnects with backoff; if the broker stays unreachable
+  for longer than the deadline, every receive fails with BrokerUnavailableError.
+
+Handshake: Noise KK through the broker; the lower index sends HS1 (repeated until answered),
+the higher one answers HS2 (cached, re-sent when a duplicate HS1 arrives). A forged answer
+that fails is undone (`finish_handshake` rebuilds the initiator's state from its ephemeral
+key), so it cannot spoil the genuine one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import struct
 import time
 
 import aiomqtt
 
+from network.errors import ChannelAuthError
 from network.framing import FrameHeader
 from network.secure import HandshakeState, SecureSession
 
@@ -32,6 +55,8 @@ MAX_EARLY_BYTES = 8 << 20  # ... and at most this many bytes of them (they are u
 DEFAULT_MAX_UNACKED = 64 << 20
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
+#: records that fail authentication accepted per claimed sender before the link fails
+DEFAULT_MAX_REJECTED = 64
 
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
@@ -81,3 +106,64 @@ class PeerLink:
         self.acked_sent = 0
         self.asm: tuple[FrameHeader, bytearray, int] | None = None  # (header, buffer, offset) of a message being assembled
         self.bye_at: int | None = None
+
+    def mac(self, body: bytes, src: int, dst: int) -> bytes:
+        """The MAC of a control message (ACK, BYE) from src to dst (zeros when insecure)."""
+        if not self.ack_key:
+            return bytes(16)
+        return hashlib.blake2b(struct.pack("<II", src, dst) + body, key=self.ack_key, digest_size=16).digest()
+
+    def keep_early(self, raw: bytes) -> None:
+        """Keep a DATA record that arrived before our handshake finished (bounded)."""
+        if len(self.early) < MAX_EARLY and self.early_bytes + len(raw) <= MAX_EARLY_BYTES:
+            self.early.append(raw)
+            self.early_bytes += len(raw)
+
+    def acknowledged(self, value: int) -> None:
+        """The peer received every record below `value`: free them from the outbox."""
+        done = [s for s in self.outbox if s < value]
+        if done:
+            self.last_ack_progress = time.monotonic()
+            for s in done:
+                self.outbox_bytes -= len(self.outbox.pop(s))
+            self.acked.set()
+
+
+def start_handshake(prologue: bytes, static_key: bytes, peer_key: bytes,
+                    e: bytes | None = None) -> tuple[HandshakeState, bytes]:
+    """The initiator's state after writing HS1, and HS1. With `e` (the ephemeral key of an
+    earlier call) the same state again: how a failed answer is undone."""
+    hs = HandshakeState("KK", True, prologue, s=static_key, rs=peer_key, e=e)
+    return hs, hs.write_message()
+
+
+def answer_handshake(prologue: bytes, static_key: bytes, peer_key: bytes,
+                     msg: bytes) -> tuple[bytes, SecureSession]:
+    """The responder's HS2 and session for HS1 `msg` (ChannelAuthError if it fails)."""
+    hs = HandshakeState("KK", False, prologue, s=static_key, rs=peer_key)
+    hs.read_message(msg)
+    hs2 = hs.write_message()
+    send, recv = hs.split()
+    return hs2, SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
+
+
+def finish_handshake(peer: PeerLink, prologue: bytes, static_key: bytes, peer_key: bytes,
+                     msg: bytes) -> SecureSession:
+    """The initiator's session from HS2 `msg`. If it fails (ChannelAuthError), `peer.hs` is
+    restored to the state after our HS1, since reading mixes the message into the state."""
+    hs = peer.hs
+    assert hs is not None
+    try:
+        hs.read_message(msg)
+    except ChannelAuthError:
+        peer.hs = start_handshake(prologue, static_key, peer_key, hs.e)[0]
+        raise
+    send, recv = hs.split()
+    peer.hs = None
+    return SecureSession(send, recv, hs.handshake_hash, hs.aux_secret())
+
+
+def not_authorised(e: aiomqtt.MqttError) -> bool:
+    """The broker refused our credentials (CONNACK 4/5 in MQTT 3.1.1, 134/135 in MQTT 5)."""
+    rc = getattr(e, "rc", None)
+    return isinstance(e, aiomqtt.MqttCodeError) and getattr(rc, "value", rc) in (4, 5, 134, 135)

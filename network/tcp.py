@@ -208,7 +208,10 @@ class TcpChannel(MailboxChannel):
         self._handlers.add(task)
         try:
             await asyncio.wait_for(self._accept(reader, writer), self.connect_timeout)
-        except (NetworkError, OSError, asyncio.IncompleteReadError, TimeoutError):
+        except (NetworkError, OSError, asyncio.IncompleteReadError, TimeoutError) as e:
+            # not (yet) an authenticated peer: dropped and counted, never terminal (-1: the
+            # sender is unknown); a failure on an authenticated link is (_read_loop)
+            self._reject(-1, type(e).__name__)
             writer.close()
         finally:
             self._handlers.discard(task)

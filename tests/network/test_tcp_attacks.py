@@ -152,6 +152,8 @@ def test_mitm_is_detected(attack):
                 assert isinstance(first, ChannelAuthError), first
             # nothing after the attack point was delivered, and nothing wrong ever was
             assert all(r == PAYLOAD for r in results if not isinstance(r, Exception))
+            # on an authenticated stream a failed check is terminal, not dropped and counted
+            assert 0 in c1._peer_error and c1.link_stats()["rejected"] == 0
         finally:
             await _teardown(c0, c1, proxy)
 
@@ -354,6 +356,12 @@ def test_garbage_connections_do_not_break_setup():
         await asyncio.gather(*(c.connect(addrs) for c in chans))
         await chans[0].send(1, "t", b"ok")
         assert await chans[1].recv(0, "t") == b"ok"
+        t_end = time.monotonic() + 5  # the strangers' handlers may still be finishing
+        while chans[1].link_stats()["rejected"] < 3 and time.monotonic() < t_end:
+            await asyncio.sleep(0.01)
+        # dropped and counted (sender unknown: -1), never charged to a party's link
+        assert chans[1].link_stats()["rejected_by_peer"] == {-1: 3}
+        assert not chans[1]._peer_error
         for c in chans:
             await c.close()
 
