@@ -81,12 +81,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from mpc.node.config import write_consortium
 
+    if args.broker_auth and args.transport != "mqtt":
+        raise SmpcError("--broker-auth applies to --transport mqtt")
     r = write_consortium(args.out, args.parties, scheme=args.scheme, transport=args.transport,
-                         consortium_id=args.id, base_port=args.base_port)
+                         consortium_id=args.id, base_port=args.base_port,
+                         broker=args.broker, broker_auth=args.broker_auth)
     print(f"wrote {args.parties} node configs to {args.out}:")
     for c, api in zip(r["configs"], r["api"], strict=True):
         print(f"  {c}   (api {api})")
     print(f"analyst signing key: {r['analyst_key']} (allowed by every node's policy)")
+    if args.broker_auth:
+        print(f"broker accounts: {args.out}/mosquitto.passwd and mosquitto.acl (run the broker "
+              f"with {args.out}/mosquitto.conf); each node's password in <name>.broker-password")
     print(f"start each node with: smpc node --config {r['configs'][0]}")
     return 0
 
@@ -194,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--id", default="demo", help="consortium id")
     it.add_argument("--base-port", type=int, help="peer ports base+i, API ports base+100+i "
                     "(default: free ports)")
+    it.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="the MQTT broker URL")
+    it.add_argument("--broker-auth", action="store_true",
+                    help="with --transport mqtt: write a Mosquitto password/ACL file pair and a "
+                    "broker password file per node (node.broker_username/_password_file)")
     it.set_defaults(func=_cmd_init)
 
     nd = sub.add_parser("node", help="run a bank's node daemon")

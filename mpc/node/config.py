@@ -13,6 +13,8 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     listen = "127.0.0.1:7000"      # where peers reach this node for job sessions
     api = "127.0.0.1:7100"         # analysts' HTTP API; loopback only
     state_dir = "bank0-state"      # jobs database and audit log
+    # broker_username = "bank0"    # MQTT broker account (Mosquitto password_file + acl_file)
+    # broker_password_file = "bank0.broker-password"   # mode 0600; never the password inline
 
     [consortium]                   # must be identical on every node (checked per job)
     id = "demo"
@@ -137,6 +139,21 @@ class NodeConfig:
     plaintext_channels: bool = False
     allow_dealer_node: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    broker_username: str | None = None  # issue 14: broker account (mpc.node.broker_auth)
+    broker_password_file: Path | None = None
+
+    def broker_password(self) -> str | None:
+        """The broker password, read from node.broker_password_file (mode 0600)."""
+        if self.broker_password_file is None:
+            return None
+        try:
+            st = os.stat(self.broker_password_file)
+            if st.st_mode & 0o077:
+                raise _err("node.broker_password_file", f"{self.broker_password_file} is "
+                           "readable by group or others; chmod 600 it")
+            return self.broker_password_file.read_text().strip()
+        except OSError as e:
+            raise _err("node.broker_password_file", f"cannot read: {e.strerror}") from None
 
     @property
     def n(self) -> int:
@@ -279,9 +296,15 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     if not _loopback(api_host):
         raise _err("node.api", f"the analyst API binds to loopback only, got {api_host!r}")
     state_dir = _rel(base, _get(node, "state_dir", "node.", str, default=f"{name}-state"))
+    broker_user = _get(node, "broker_username", "node.", str, default=None)
+    broker_pw = _get(node, "broker_password_file", "node.", str, default=None)
+    if (broker_user is None) != (broker_pw is None):
+        raise _err("node.broker_password_file" if broker_pw is None else "node.broker_username",
+                   "broker_username and broker_password_file go together")
     for k in node:
-        if k not in ("name", "index", "key_file", "listen", "api", "state_dir"):
-            if k in ("private_key", "secret", "password", "key"):
+        if k not in ("name", "index", "key_file", "listen", "api", "state_dir",
+                     "broker_username", "broker_password_file"):
+            if k in ("private_key", "secret", "password", "key", "broker_password"):
                 raise _err(f"node.{k}", "secrets never go in the config; use node.key_file")
             raise _err(f"node.{k}", "unknown field")
 
@@ -409,6 +432,8 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     return NodeConfig(
         path=path, name=name, index=index, key_file=key_file, host=host, port=port,
         api_host=api_host, api_port=api_port, state_dir=state_dir, consortium_id=cid,
+        broker_username=broker_user,
+        broker_password_file=_rel(base, broker_pw) if broker_pw is not None else None,
         scheme=scheme, threshold=threshold, transport=transport, broker_host=bhost,
         broker_port=bport, preprocessing=prep, peers=tuple(sorted(peers, key=lambda p: p.index)),
         sources=sources, policy=policy, connect_timeout=connect, receive_timeout=receive,
@@ -443,10 +468,14 @@ def write_consortium(
     max_rows: int = 10_000_000,
     extra: str = "",
     preprocessing: str | None = None,
+    broker: str = "mqtt://127.0.0.1:1883",
+    broker_auth: bool = False,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
     (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
+    With broker_auth, also a Mosquitto password/ACL file pair and one broker password file
+    per node (mpc.node.broker_auth), named in each config.
     Returns {"configs": [...], "analyst_key": path, "api": [...]} for the caller."""
     from mpc.node.manifest import generate_signing_key, save_signing_key, verify_key_text
     from network.keys import generate_keypair, public_key_text, save_private_key
@@ -464,6 +493,10 @@ def write_consortium(
     apis = [base_port + 100 + i if base_port else _free_port() for i in range(n)]
     comps = list(computations) if computations is not None else sorted(COMPUTATIONS)
     names = [f"bank{i}" for i in range(n)]
+    if broker_auth:  # issue 14: broker accounts and per-node topic ACLs
+        from mpc.node.broker_auth import write_broker_auth
+
+        write_broker_auth(outp, names, port=_parse_broker(broker)[1])
     tmo = {"connect": 30, "receive": 60, "job": 600, **(timeouts or {})}
     configs = []
     for i in range(n):
@@ -471,9 +504,12 @@ def write_consortium(
         lines = [
             "[node]", f"name = {_toml_str(names[i])}", f"index = {i}",
             f"key_file = {_toml_str(names[i] + '.key')}", f'listen = "127.0.0.1:{ports[i]}"',
-            f'api = "127.0.0.1:{apis[i]}"', f"state_dir = {_toml_str(names[i] + '-state')}", "",
+            f'api = "127.0.0.1:{apis[i]}"', f"state_dir = {_toml_str(names[i] + '-state')}",
+            *([f"broker_username = {_toml_str(names[i])}",
+               f"broker_password_file = {_toml_str(names[i] + '.broker-password')}"]
+              if broker_auth else []), "",
             "[consortium]", f"id = {_toml_str(consortium_id)}", f"scheme = {_toml_str(scheme)}",
-            f"transport = {_toml_str(transport)}", 'broker = "mqtt://127.0.0.1:1883"',
+            f"transport = {_toml_str(transport)}", f"broker = {_toml_str(broker)}",
             *([f"preprocessing = {_toml_str(preprocessing)}"] if preprocessing else []), "",
             "[timeouts]", *(f"{k} = {v}" for k, v in tmo.items()), "",
         ]

@@ -459,7 +459,8 @@ class Node:
             cfg.index, cfg.n, session_id=self._sid(m), host=cfg.broker_host,
             port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
             consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
-            connect_timeout=cfg.connect_timeout)
+            connect_timeout=cfg.connect_timeout,
+            username=cfg.broker_username, password=cfg.broker_password())  # issue 14
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
         """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all

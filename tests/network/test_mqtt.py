@@ -19,6 +19,7 @@ from net_helpers import MQTT_SKIP
 
 from network.errors import (
     AuthFailureLimitError,
+    BrokerRefusedError,
     BrokerUnavailableError,
     ChannelAuthError,
     MessageLossError,
@@ -496,3 +497,166 @@ def test_receiver_that_stops_reading_bounds_sender_memory():
                 await c.close()
 
     asyncio.run(main())
+
+
+class AuthBroker(PrivateBroker):
+    """A private mosquitto run with the mosquitto.conf (password and ACL files) that
+    `smpc init --transport mqtt --broker-auth` wrote into `folder` for `port`."""
+
+    def __init__(self, folder, port):  # not PrivateBroker's: it would write its own conf
+        self.port, self.conf, self.proc = port, folder / "mosquitto.conf", None
+        if os.geteuid() == 0:  # mosquitto started as root drops to its own user, which could
+            # not read our 0600 files (operators: chown the two files to the broker's user)
+            self.conf.write_text(self.conf.read_text() + "user root\n")
+        self.pw = {f"bank{i}": (folder / f"bank{i}.broker-password").read_text().strip()
+                   for i in range(3)}
+
+
+def _init_with_broker_auth(folder):
+    from mpc.cli.main import main
+
+    port = _free_port()
+    assert main(["init", "--parties", "3", "--out", str(folder), "--transport", "mqtt",
+                 "--broker-auth", "--broker", f"mqtt://127.0.0.1:{port}"]) == 0
+    return AuthBroker(folder, port)
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
+@pytest.mark.timeout(40)
+def test_broker_accounts_and_per_node_topic_acls(tmp_path):
+    """Nodes connect with their accounts; no anonymous or wrong-password client connects; a
+    valid account that is not the node cannot publish on (or read) the node's topics, which
+    it can on its own (positive control: that record reaches the node and is counted)."""
+    from mpc.node.config import load_config
+    from network.keys import load_private_key, public_key
+
+    broker = _init_with_broker_auth(tmp_path)
+    broker.start()
+    cfgs = [load_config(tmp_path / f"bank{i}.toml") for i in range(2)]
+    sks = [load_private_key(c.key_file) for c in cfgs]
+    keys = [(sk, public_key(sk)) for sk in sks]
+
+    async def main():
+        sid = os.urandom(8)
+        chans = [MqttChannel(i, 2, session_id=sid, host=cfgs[i].broker_host,
+                             port=cfgs[i].broker_port, static_key=keys[i][0],
+                             peer_keys=[k[1] for k in keys], username=cfgs[i].broker_username,
+                             password=cfgs[i].broker_password(), timeout=5, connect_timeout=5)
+                 for i in range(2)]
+        try:
+            for c in chans:
+                await c.start()
+            await asyncio.gather(*(c.handshake() for c in chans))
+            await chans[0].send(1, "hello", b"through the authenticated broker")
+            assert await chans[1].recv(0, "hello") == b"through the authenticated broker"
+            bad = MqttChannel(0, 2, session_id=os.urandom(8), port=broker.port,
+                              static_key=keys[0][0], peer_keys=[k[1] for k in keys],
+                              username="bank0", password="wrong", connect_timeout=5)
+            with pytest.raises(BrokerRefusedError, match="refused our credentials"):
+                await bad.start()  # at once, not after connect_timeout of retries
+            for user, pw in ((None, None), ("bank2", "wrong"), ("mallory", "x")):
+                with pytest.raises(aiomqtt.MqttError):
+                    async with aiomqtt.Client("127.0.0.1", broker.port, username=user,
+                                              password=pw, timeout=3):
+                        pass
+            seen = []
+            async with aiomqtt.Client("127.0.0.1", broker.port, username="bank2",
+                                      password=broker.pw["bank2"]) as c2:
+                await c2.subscribe(f"smpc/{sid.hex()}/#", qos=1)
+
+                async def listen():
+                    async for m in c2.messages:
+                        seen.append(str(m.topic))
+
+                lt = asyncio.create_task(listen())
+                forged = bytes([DATA]) + (0).to_bytes(8, "little") + os.urandom(40)
+                await c2.publish(chans[0].topic(0, 1), forged, qos=1)  # denied by the ACL
+                await c2.publish(f"smpc/{sid.hex()}/2/1", b"\x7fjunk", qos=1)  # its own topic
+                await chans[0].send(1, "after", b"still fine")
+                assert await chans[1].recv(0, "after") == b"still fine"
+                await chans[1].send(0, "back", b"ok")
+                assert await chans[0].recv(1, "back") == b"ok"
+                await asyncio.sleep(0.3)
+                lt.cancel()
+                await asyncio.gather(lt, return_exceptions=True)
+            # bank2 read nothing of bank0 <-> bank1 (its own publish is not for itself either)
+            assert seen == []
+            # only bank2's record on its own topic reached bank1 (counted: from no party here)
+            assert chans[1].link_stats()["rejected_by_peer"] == {-1: 1}
+            assert not chans[1]._peer_error
+        finally:
+            for c in chans:
+                await c.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        broker.stop()
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
+@pytest.mark.timeout(90)
+def test_daemons_run_a_job_through_the_authenticated_broker(tmp_path):
+    """Three node daemons with node.broker_username / broker_password_file (as `smpc init
+    --transport mqtt --broker-auth` writes them) run a job through a broker that has no
+    anonymous access and per-node ACLs; with a wrong password the node cannot run one."""
+    from mpc.node.client import JobFailedError
+    from mpc.node.config import load_config
+    from tests.mpc.test_node import DATA as ROWS
+    from tests.mpc.test_node import Cluster, _manifest
+
+    broker = _init_with_broker_auth(tmp_path / "broker")
+    for f in broker.pw:
+        shutil.copy(tmp_path / "broker" / f"{f}.broker-password", tmp_path)
+    cl = Cluster(tmp_path, transport="mqtt", timeouts={"connect": 5, "receive": 8, "job": 60})
+    for i, p in enumerate(cl.info["configs"]):
+        text = p.read_text().replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{broker.port}")
+        p.write_text(text.replace("[consortium]", f'broker_username = "bank{i}"\n'
+                                  f'broker_password_file = "bank{i}.broker-password"\n\n'
+                                  "[consortium]"))
+        assert load_config(p).broker_password() == broker.pw[f"bank{i}"]
+    broker.start()
+    try:
+        cl.start_all()
+        c = cl.client()
+        res = c.result(c.submit(_manifest()), timeout=60)
+        assert res.outputs["count"] == [sum(len(x) for x in ROWS)]
+        cl.stop()
+        (tmp_path / "bank2.broker-password").write_text("wrong\n")
+        cl.start_all()
+        with pytest.raises(JobFailedError) as e:
+            c.result(c.submit(_manifest("k2")), timeout=60)
+        assert all(r[0] == "failed" for r in e.value.reasons.values()), e.value.reasons
+        assert "BrokerRefusedError" in e.value.reasons[cl.info["api"][2]][1], e.value.reasons
+    finally:
+        cl.stop()
+        broker.stop()
+
+
+def test_broker_password_comes_from_a_private_file(tmp_path):
+    from mpc.cli.main import main
+    from mpc.node.config import NodeConfigError, load_config
+
+    assert main(["init", "--parties", "2", "--out", str(tmp_path), "--transport", "mqtt",
+                 "--broker-auth"]) == 0
+    p = tmp_path / "bank0.toml"
+    cfg = load_config(p)
+    assert cfg.broker_username == "bank0"
+    assert cfg.broker_password() == (tmp_path / "bank0.broker-password").read_text().strip()
+    assert oct((tmp_path / "bank0.broker-password").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "mosquitto.passwd").stat().st_mode & 0o777) == "0o600"
+    acl = (tmp_path / "mosquitto.acl").read_text()
+    assert "user bank1\ntopic write smpc/+/1/+\ntopic read smpc/+/+/1" in acl
+    assert cfg.broker_password() not in p.read_text()
+    os.chmod(tmp_path / "bank0.broker-password", 0o644)
+    with pytest.raises(NodeConfigError, match="node.broker_password_file: .*chmod 600"):
+        cfg.broker_password()
+    good = p.read_text()
+    line = 'broker_password_file = "bank0.broker-password"'
+    for text, match in ((good.replace(line, line + '\nbroker_password = "x"'),
+                         "node.broker_password: secrets never go in the config"),
+                        (good.replace(line, ""), "node.broker_password_file: .* go together")):
+        p.write_text(text)
+        with pytest.raises(NodeConfigError, match=match):
+            load_config(p)
+    assert main(["init", "--out", str(tmp_path / "t"), "--broker-auth"]) == 2  # tcp: refused
