@@ -376,7 +376,8 @@ class Node:
                 outputs = await spec.run(ctx)
                 self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
-                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4)}
+                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
+                         **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}}
                 self._finish(m, "done", None, None, stats, decision=decision, result=result)
                 finished = True
                 await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads

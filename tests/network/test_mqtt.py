@@ -28,7 +28,7 @@ from network.errors import (
 from network.keys import generate_keypair
 from network.mqtt import DATA, MqttChannel
 from network.mqtt_mesh import local_mqtt_mesh
-from network.mqtt_wire import ACK, BYE, HS1
+from network.mqtt_wire import ACK, HS1
 
 pytestmark = [pytest.mark.mqtt]
 MARKER = b"SECRET-MARKER-" * 8
@@ -37,11 +37,11 @@ MARKER = b"SECRET-MARKER-" * 8
 class Spy:
     """A client with broker-level access: sees every payload, can publish anywhere."""
 
-    def __init__(self, base: str):
-        self.base, self.seen, self.client, self.task = base, [], None, None
+    def __init__(self, base: str, port: int = 1883):
+        self.base, self.seen, self.client, self.task, self.port = base, [], None, None, port
 
     async def start(self):
-        self.client = aiomqtt.Client("127.0.0.1", 1883)
+        self.client = aiomqtt.Client("127.0.0.1", self.port)
         await self.client.__aenter__()
         await self.client.subscribe(f"{self.base}/#", qos=1)
         self.task = asyncio.create_task(self._loop())
@@ -151,13 +151,20 @@ def test_too_many_forged_records_fail_the_link_typed():
 
 
 class Attacker(Spy):
-    """A broker client that is not a party (T27): on every topic of the session it sees, it
-    replays each record once and publishes `per_topic` garbage records of every kind (fewer
-    than the links' bound, so none may abort the job)."""
+    """A broker client that is not a party (T27). The moment it sees a new session it
+    publishes a burst of garbage of every kind on each of the session's n*(n-1) directed
+    topics (`per_topic` records each, fewer than a link's bound), and it replays every record
+    it sees once. QoS 0: fire and forget, so that the attack lands while the job runs."""
 
-    def __init__(self, base: str, per_topic: int = 6):
-        super().__init__(base)
-        self.per_topic, self.mine, self.garbage, self.replayed = per_topic, set(), {}, 0
+    def __init__(self, base: str, per_topic: int = 6, port: int = 1883, n: int = 3):
+        super().__init__(base, port)
+        self.per_topic, self.n = per_topic, n
+        self.mine, self.sessions, self.garbage, self.replayed = set(), set(), {}, 0
+
+    async def _send(self, topic, payload):
+        self.mine.add(payload)
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self.client.publish(topic, payload, qos=0)
 
     async def _loop(self):
         async for m in self.client.messages:
@@ -165,21 +172,24 @@ class Attacker(Spy):
             if pl in self.mine:
                 continue
             self.mine.add(pl)
-            out = [pl]  # the replay
+            session = t.rsplit("/", 2)[0]
+            if session not in self.sessions:
+                self.sessions.add(session)
+                for src in range(self.n):
+                    for dst in range(self.n):
+                        if src != dst:
+                            await self._burst(f"{session}/{src}/{dst}")
+            await self._send(t, pl)  # the replay
             self.replayed += 1
-            k = self.garbage.get(t, 0)
-            if k < self.per_topic and pl:
-                seq = (int.from_bytes(pl[1:9], "little") + 1).to_bytes(8, "little")
-                junk = [bytes([DATA]) + seq + os.urandom(48), os.urandom(33),
-                        bytes([ACK]) + os.urandom(25), bytes([HS1]) + os.urandom(48),
-                        bytes([DATA]) + pl[1:9] + os.urandom(len(pl) - 9 if len(pl) > 9 else 8),
-                        bytes([BYE]) + os.urandom(25)]
-                out += junk[: self.per_topic - k]
-                self.garbage[t] = k + len(junk[: self.per_topic - k])
-            for x in out:
-                self.mine.add(x)
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await self.client.publish(t, x, qos=1)
+
+    async def _burst(self, topic):
+        junk = [bytes([DATA]) + (0).to_bytes(8, "little") + os.urandom(48), os.urandom(33),
+                bytes([DATA]) + (1).to_bytes(8, "little") + os.urandom(64),
+                bytes([HS1]) + os.urandom(48), b"\x7f" + os.urandom(8),
+                bytes([DATA]) + (2).to_bytes(8, "little")]
+        for x in junk[: self.per_topic]:
+            await self._send(topic, x)
+        self.garbage[topic] = min(self.per_topic, len(junk))
 
 
 @MQTT_SKIP
@@ -217,9 +227,9 @@ def test_broker_client_garbage_and_replays_do_not_abort_a_job():
     assert results == [[plaintext_total(3)] * 5] * 3
     assert errors == [{}, {}, {}]
     assert sum(st["rejected"] for st in stats) > 0 and sum(st["duplicates"] for st in stats) > 0
-    published = sum(spy.garbage.values())
-    assert published >= 6 * 6  # every directed topic of the session was attacked
-    assert sum(st["rejected"] for st in stats) <= published
+    assert spy.garbage == {f"smpc/{sid.hex()}/{i}/{j}": 6 for i in range(3) for j in range(3)
+                           if i != j}  # every directed topic of the session was attacked
+    assert sum(st["rejected"] for st in stats) <= 6 * 6
 
 
 @MQTT_SKIP
@@ -660,3 +670,58 @@ def test_broker_password_comes_from_a_private_file(tmp_path):
         with pytest.raises(NodeConfigError, match=match):
             load_config(p)
     assert main(["init", "--out", str(tmp_path / "t"), "--broker-auth"]) == 2  # tcp: refused
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
+@pytest.mark.timeout(90)
+def test_broker_client_does_not_abort_a_daemon_job(tmp_path):
+    """T27 against real daemons: a broker client replays every record and publishes garbage on
+    the topics of the live jobs (a private broker, so that it attacks only this test's jobs):
+    both jobs complete with the right result, and the nodes' job stats count what they dropped."""
+    import threading
+
+    from tests.mpc.test_node import DATA as ROWS
+    from tests.mpc.test_node import Cluster, _manifest
+
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    cl = Cluster(tmp_path, transport="mqtt", timeouts={"connect": 8, "receive": 8, "job": 60})
+    for p in cl.info["configs"]:
+        p.write_text(p.read_text().replace("mqtt://127.0.0.1:1883",
+                                           f"mqtt://127.0.0.1:{broker.port}"))
+    stop, ready = threading.Event(), threading.Event()
+    spy_box = {}
+
+    def attack():
+        async def run():
+            spy = spy_box["spy"] = Attacker("smpc", per_topic=6, port=broker.port)
+            await spy.start()
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            await spy.close()
+
+        asyncio.run(run())
+
+    t = threading.Thread(target=attack)
+    try:
+        cl.start_all()
+        t.start()
+        assert ready.wait(10)
+        c = cl.client()
+        all_rows = np.concatenate(ROWS)
+        for key, comp, out, want in (("t27a", "aggregate_sum", "sum", all_rows.sum(axis=0)),
+                                     ("t27b", "aggregate_mean", "mean", all_rows.mean(axis=0))):
+            job = c.submit(_manifest(key, comp))
+            res = c.result(job, timeout=60)
+            assert np.allclose(res.outputs[out], want, atol=1e-2)
+            stats = [b["stats"] for b in c.status(job).values()]
+            assert sum(st["rejected"] for st in stats) > 0, stats
+            assert sum(st["duplicates"] for st in stats) > 0, stats
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join(10)
+        cl.stop()
+        broker.stop()
+    assert sum(spy_box["spy"].garbage.values()) > 0
