@@ -16,9 +16,10 @@ What anchors the log, from strongest to weakest:
    replaced on our host no longer contains the heads the peers witnessed: `smpc audit verify
    LOG --peers PEER_LOG ...` reports it, and no key on our host can change the peers' logs.
 2. Online, at the next job. In the same exchange each peer returns the newest head of ours it
-   witnessed, carrying our own signature; we check that our log still holds it. A node whose
-   log was cut or rewritten (even with the anchor file removed too) raises AuditAnchorError at
-   its first job after restart, and the daemon stops.
+   witnessed, with our own signature and its countersignature; we check that our log still
+   holds it. A node whose log was cut or rewritten (even with the anchor file removed too)
+   raises AuditAnchorError at its first job after restart, rewrites its anchor file from the
+   peers' evidence (so it will not start again on that log), and the daemon stops.
 3. The local anchor file (`audit.anchor`, beside the log, mode 0600): the newest head of ours
    with the peers' countersignatures. At start-up the node refuses a log that does not contain
    that head (tail truncation, emptying, rechaining), a countersignature that does not verify
@@ -166,7 +167,7 @@ def _parse_head(raw: bytes) -> dict:
     out = {"seq": int(m["seq"]), "head": bytes.fromhex(m["head"]), "sig": bytes.fromhex(m["sig"])}
     seen = m.get("seen")
     out["seen"] = None if seen is None else (int(seen[0]), bytes.fromhex(seen[1]),
-                                             bytes.fromhex(seen[2]))
+                                             bytes.fromhex(seen[2]), bytes.fromhex(seen[3]))
     if out["seq"] < 1 or len(out["head"]) != 32:
         raise ValueError("bad head")
     return out
@@ -191,11 +192,14 @@ async def exchange_heads(channel, log: AuditLog, private_key: bytes, peer_keys: 
         raise AuditLogError("nothing to anchor: the log is empty")
     problems: list[str] = []
     fatal: list[str] = []
+    evidence: dict[tuple[int, bytes], dict[int, bytes]] = {}  # heads of ours we lost
     async with asyncio.timeout(timeout):
         for j in peers:
             seen = log.witnessed(j)
-            body = {"seq": seq, "head": head.hex(), "sig": sig.hex(),
-                    "seen": None if seen is None else [seen[0], seen[1].hex(), seen[2].hex()]}
+            if seen is not None:  # j's head, its signature and our countersignature
+                cs = xsign(private_key, countersign_message(me, j, seen[0], seen[1]))
+                seen = [seen[0], seen[1].hex(), seen[2].hex(), cs.hex()]
+            body = {"seq": seq, "head": head.hex(), "sig": sig.hex(), "seen": seen}
             await channel.send(j, HEAD_TAG, json.dumps(body).encode())
         got: dict[int, bytes] = {}
         for j in peers:
@@ -206,13 +210,16 @@ async def exchange_heads(channel, log: AuditLog, private_key: bytes, peer_keys: 
                 problems.append(f"party {j} sent a malformed head")
                 continue
             if h["seen"] is not None:  # our own head as party j witnessed it
-                s_seq, s_head, s_sig = h["seen"]
-                if xverify(log.public_key, entry_message(me, s_seq, s_head), s_sig):
+                s_seq, s_head, s_sig, s_cs = h["seen"]
+                if xverify(log.public_key, entry_message(me, s_seq, s_head), s_sig) and \
+                        xverify(peer_keys[j], countersign_message(j, me, s_seq, s_head), s_cs):
                     if log.hash_at(s_seq) != s_head:
                         fatal.append(f"party {j} countersigned our head at seq {s_seq}, which "
                                      "this log no longer holds (cut or rewritten)")
+                        evidence.setdefault((s_seq, s_head), {})[j] = s_cs
                 else:
-                    problems.append(f"party {j} returned a head of ours we never signed")
+                    problems.append(f"party {j} returned a head of ours that we did not sign "
+                                    "or it did not countersign")
             if not xverify(peer_keys[j], entry_message(j, h["seq"], h["head"]), h["sig"]):
                 problems.append(f"party {j}'s head at seq {h['seq']} is not signed by its key")
                 continue
@@ -236,7 +243,10 @@ async def exchange_heads(channel, log: AuditLog, private_key: bytes, peer_keys: 
             else:
                 problems.append(f"party {j} did not countersign our head"
                                 + (" validly" if cs else ""))
-    if sigs:
+    if evidence:  # the anchor becomes the newest head we lost: we will not start on this log
+        (e_seq, e_head), e_sigs = max(evidence.items(), key=lambda kv: kv[0][0])
+        write_anchor(anchor or anchor_path(log.path), me, e_seq, e_head, e_sigs)
+    elif sigs:
         write_anchor(anchor or anchor_path(log.path), me, seq, head, sigs)
     if fatal:
         raise AuditAnchorError("; ".join(fatal))

@@ -345,6 +345,10 @@ def test_anchor_removed_too_is_caught_by_the_peers(banks):
     assert isinstance(results[1], AuditAnchorError)
     assert "no longer holds" in str(results[1])
     assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+    # the peers' evidence became bank1's anchor: it will not start on this log again
+    assert read_anchor(anchor_path(banks.paths[1]))["seq"] == 4
+    with pytest.raises(AuditAnchorError, match="truncated"):
+        banks.open(1)
 
 
 def test_rolled_back_log_is_not_countersigned(banks, tmp_path):
@@ -368,6 +372,8 @@ def test_rolled_back_log_is_not_countersigned(banks, tmp_path):
     banks.open(1).close()  # local checks pass
     results = banks.job()
     assert isinstance(results[1], AuditAnchorError)
+    with pytest.raises(AuditAnchorError, match="entry 4 differs"):  # the peers' evidence
+        banks.open(1)
     for i in (0, 2):
         assert any("rolled back" in p for p in results[i].problems)
         assert AuditLog(banks.paths[i]).witnessed(1)[0] == 4  # still the old, higher head
@@ -440,5 +446,52 @@ def test_daemons_countersign_and_refuse_a_tampered_log(tmp_path, capsys):
     cl.start(1)
     try:
         cl.wait_up(1)  # the genuine log starts
+    finally:
+        cl.stop()
+
+
+@pytest.mark.timeout(120)
+def test_daemon_stops_when_the_peers_show_its_log_lost_a_head(tmp_path):
+    """Log AND anchor deleted, node re-initialised with --init: it starts (nothing local to
+    compare with), but at its next job the peers return its own countersigned head, so it
+    records the evidence, stops with exit code 3, and then refuses to start."""
+    import time
+
+    from tests.mpc.test_node import Cluster, _manifest
+
+    cl = Cluster(tmp_path)
+    state1 = tmp_path / "bank1-state"
+    try:
+        cl.start_all()
+        c = cl.client()
+        c.result(c.submit(_manifest()), timeout=60)
+        t_end = time.monotonic() + 30
+        while not all((tmp_path / f"bank{i}-state" / "audit.anchor").exists() for i in range(N)):
+            assert time.monotonic() < t_end, "no anchor written"
+            time.sleep(0.05)
+        cl.stop()
+        for f in ("audit.db", "audit.db-wal", "audit.db-shm", "audit.anchor"):
+            if (state1 / f).exists():
+                os.remove(state1 / f)
+        cl.start(1)
+        assert cl.procs[1].wait(30) == 2  # a missing log is not a fresh start
+        for i in range(N):
+            cl.start(i, *(["--init"] if i == 1 else []))
+        for i in range(N):
+            cl.wait_up(i)
+        job = c.submit(_manifest("after"))
+        assert cl.procs[1].wait(60) == 3
+        from mpc.node.client import Client
+
+        two = Client([cl.info["api"][0], cl.info["api"][2]], key=cl.info["analyst_key"])
+        assert {b["status"] for b in two.status(job).values()} == {"done"}  # done everywhere
+        db = sqlite3.connect(state1 / "jobs.db")
+        assert db.execute("SELECT status FROM jobs WHERE job_id = ?", (job,)).fetchone() == ("done",)
+        db.close()
+        assert "audit.anchor" in cl.log(1)
+        assert read_anchor(state1 / "audit.anchor")["seq"] == 1
+        seen = len(cl.log(1))
+        assert cl.start(1).wait(30) == 2
+        assert "AuditAnchorError" in cl.log(1)[seen:]
     finally:
         cl.stop()
