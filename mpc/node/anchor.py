@@ -27,8 +27,13 @@ What anchors the log, from strongest to weakest:
    exists). It lives in a separate file, so cutting or replacing the log does not remove it;
    an attacker who deletes both gets past the start-up check, but not past 1 and 2.
 
-Entries appended after the last exchanged head (a failed job, the witness entries of the last
-exchange) are covered by the entry signatures only, until the next successful job anchors them.
+Limits. Entries appended after the last exchanged head (a failed job, the witness entries of
+the last exchange) are covered by the entry signatures only, until the next successful job
+anchors them. A log and anchor restored together from an older backup pass the start-up
+check; the first job after it completes before the peers' evidence stops the node (the job's
+own outcome is recorded, just on a log that must then be investigated). Nothing local can
+stop an attacker on the host from doing anything there; what this guarantees is that the
+rewrite cannot go unnoticed by the peers, whose logs must be kept (and offered to the auditor).
 """
 
 from __future__ import annotations
