@@ -46,6 +46,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpc.node import codes
 from mpc.node.audit import (
     AuditLog,
     AuditLogError,
@@ -67,7 +68,7 @@ class AuditAnchorError(AuditLogError):
     """The log does not hold a head that was countersigned (it was cut or rewritten), or a
     countersignature does not verify."""
 
-    code = "audit.anchor"
+    code = codes.AUDIT_ANCHOR
 
 
 def countersign_message(witness: int, party: int, seq: int, head: bytes) -> bytes:

@@ -35,6 +35,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from mpc.node import codes
 from network.errors import SmpcError
 
 FORMAT = 2
@@ -48,13 +49,13 @@ class AuditLogError(SmpcError):
     """The audit log is corrupted (chain or signature does not verify), missing, not anchored
     by its countersigned head, or an entry is invalid."""
 
-    code = "audit.log"
+    code = codes.AUDIT_LOG
 
 
 class AuditLogMissing(AuditLogError):
     """There is no audit log where one must be (a deleted log is not a fresh start)."""
 
-    code = "audit.missing"
+    code = codes.AUDIT_MISSING
 
 
 # ----------------------------------------------------------------------- signatures ---

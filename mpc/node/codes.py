@@ -11,6 +11,7 @@ match on them, so a code is never renamed, only added. Families:
   peer.*       another node vanished or failed authentication
   security.*   malicious mode: a check caught a deviation, or no malicious protocol exists
   node.*       this node stopped or restarted under the job
+  audit.*      the audit log is missing, corrupted or lost a countersigned head
   http.*       the HTTP API itself
 """
 
@@ -69,6 +70,11 @@ NODE_RESTARTED = "node.restarted"
 # MaliciousUnsupportedError, which error_code reads) ------------------------------------------
 SECURITY_CHEATING_DETECTED = "security.cheating_detected"
 SECURITY_UNSUPPORTED = "security.unsupported"
+
+# -- the audit log (mpc.node.audit, mpc.node.anchor) ------------------------------------------
+AUDIT_LOG = "audit.log"
+AUDIT_MISSING = "audit.missing"
+AUDIT_ANCHOR = "audit.anchor"
 
 # -- the HTTP API -------------------------------------------------------------------------------
 HTTP_BAD_REQUEST = "http.bad_request"

@@ -414,7 +414,7 @@ class Node:
                 job_id=m.job_id, timeout=min(self.cfg.receive_timeout, 30.0))
         except AuditAnchorError as e:
             log.critical("job %s: audit.anchor: %s; stopping", m.job_id, e)
-            self.stop(f"audit.anchor: {e}")
+            self.stop(f"{codes.AUDIT_ANCHOR}: {e}")
             return
         except (SmpcError, TimeoutError) as e:
             log.warning("job %s: audit head not countersigned: %s", m.job_id, error_code(e))
@@ -731,4 +731,4 @@ def run_node(config_path: str, *, insecure: bool = False, init: bool = False) ->
 
     run_event_loop(main())
     # issue 14: stopped because the peers proved our audit log lost a head: not a clean exit
-    return 3 if (nodes[0]._stopping or "").startswith("audit.anchor") else 0
+    return 3 if (nodes[0]._stopping or "").startswith(codes.AUDIT_ANCHOR) else 0
