@@ -315,6 +315,7 @@ class PrivateBroker:
                 return
             except OSError:
                 time.sleep(0.05)
+        self.stop()  # never leave a broker behind
         raise RuntimeError("private mosquitto did not start")
 
     def stop(self):

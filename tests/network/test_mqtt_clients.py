@@ -161,7 +161,6 @@ def test_broker_accounts_and_per_node_topic_acls(tmp_path):
     from network.keys import load_private_key, public_key
 
     broker = _init_with_broker_auth(tmp_path)
-    broker.start()
     cfgs = [load_config(tmp_path / f"bank{i}.toml") for i in range(2)]
     sks = [load_private_key(c.key_file) for c in cfgs]
     keys = [(sk, public_key(sk)) for sk in sks]
@@ -219,6 +218,7 @@ def test_broker_accounts_and_per_node_topic_acls(tmp_path):
                 await c.close()
 
     try:
+        broker.start()
         asyncio.run(main())
     finally:
         broker.stop()
@@ -245,8 +245,8 @@ def test_daemons_run_a_job_through_the_authenticated_broker(tmp_path):
                                   f'broker_password_file = "bank{i}.broker-password"\n\n'
                                   "[consortium]"))
         assert load_config(p).broker_password() == broker.pw[f"bank{i}"]
-    broker.start()
     try:
+        broker.start()
         cl.start_all()
         c = cl.client()
         res = c.result(c.submit(_manifest()), timeout=60)
@@ -304,7 +304,6 @@ def test_broker_client_does_not_abort_a_daemon_job(tmp_path):
     from tests.mpc.test_node import Cluster, _manifest
 
     broker = PrivateBroker(tmp_path)
-    broker.start()
     cl = Cluster(tmp_path, transport="mqtt", timeouts={"connect": 8, "receive": 8, "job": 60})
     for p in cl.info["configs"]:
         p.write_text(p.read_text().replace("mqtt://127.0.0.1:1883",
@@ -325,6 +324,7 @@ def test_broker_client_does_not_abort_a_daemon_job(tmp_path):
 
     t = threading.Thread(target=attack)
     try:
+        broker.start()
         cl.start_all()
         t.start()
         assert ready.wait(10)
