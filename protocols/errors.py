@@ -84,3 +84,7 @@ class CheatingDetectedError(ProtocolError):
     def __init__(self, message: str, *, check: str | None = None) -> None:
         super().__init__(message)
         self.check = check
+
+
+class SessionMismatch(ShapeMismatch):
+    """Secret values of different sessions (or parties, or domains) are combined."""

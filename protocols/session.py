@@ -198,6 +198,13 @@ class Session:
         """A public integer constant as a domain array."""
         return self.domain.from_int(value)
 
+    async def input(self, value: Any, owner: Any, *, f: int | None = None) -> Any:
+        """`owner` secret-shares `value` as a typed secret array: SecInt for integers, SecFxp
+        for floats (the others pass None). See protocols.secure_types.input."""
+        from protocols.secure_types import input as typed_input
+
+        return await typed_input(self, value, owner, f=f)
+
 
 class Share:
     """This party's share of a secret-shared array, with local (no-communication) linear
