@@ -45,11 +45,15 @@ class LocalRun:
 
 
 def default_domain(scheme: str) -> Domain:
+    """Z_2^64 for additive sharing; GF(2^127 - 1) for Shamir, as the node daemon uses: room
+    for fixed-point products and 64-bit comparisons (GF(2^61 - 1) leaves 19 bits above the
+    40-bit statistical mask), at twice the bytes per element of GF(2^61 - 1) (pass
+    `domain=Mersenne61()` for integer-only jobs that want the smaller field)."""
     if scheme == "additive":
         return Ring64()
-    from protocols.arith.field import Mersenne61
+    from protocols.arith.field import Mersenne127
 
-    return Mersenne61()
+    return Mersenne127()
 
 
 def check_security(security: str, scheme: str, n: int, threshold: int | None, domain: Domain | None) -> Domain | None:
@@ -112,7 +116,7 @@ def run_local(
 
     `job` is `async def job(s) -> value`; each party's return value lands in `.results`
     and its communication counters in `.stats`. scheme "additive" shares over Z_2^64 by
-    default, "shamir" over GF(2^61 - 1) with threshold t = (n - 1) // 2 unless given;
+    default, "shamir" over GF(2^127 - 1) with threshold t = (n - 1) // 2 unless given;
     `domain` overrides the default. `seed` makes all randomness reproducible (tests only).
     transport "memory" passes arrays between the parties in process (with optional simulated
     `latency` in seconds and `bandwidth` in bytes/s per link); "tcp" runs every party over

@@ -111,10 +111,12 @@ def bench_domain(op: str, scheme: str, security: str = "semi-honest", prime: int
         if prime not in (61, 127):
             raise ParameterError(f"prime must be 61 or 127 (2^p - 1), got {prime}")
         return Mersenne61() if prime == 61 else Mersenne127()
-    if scheme == "shamir" and (op in FIXED_OPS or op in E2E_OPS or security == "malicious"):
-        from protocols.arith.field import Mersenne127
+    if scheme == "shamir":  # not run_local's default (GF(2^127 - 1)): integer ops on 2^61 - 1
+        from protocols.arith.field import Mersenne61, Mersenne127
 
-        return Mersenne127()
+        if op in FIXED_OPS or op in E2E_OPS or security == "malicious":
+            return Mersenne127()
+        return Mersenne61()
     return default_domain(scheme)
 
 

@@ -11,6 +11,7 @@ import pytest
 from mpc.processes import PartyProcessError, run_processes
 from network.errors import ChannelClosedError, PeerUnavailableError
 from protocols import beaver, core
+from protocols.arith.field import Mersenne61
 from protocols.errors import SessionAbortedError
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,7 +73,8 @@ def test_three_processes_mqtt_beaver_mul(mqtt_broker):
 
 
 def test_shamir_processes():
-    run = run_processes(3, mul_job, job_args=(9,), scheme="shamir", transport="tcp", timeout=10)
+    run = run_processes(3, mul_job, job_args=(9,), scheme="shamir", transport="tcp", timeout=10,
+                        domain=Mersenne61())  # mul_job passes uint64 words as GF(2^61-1) elements
     assert run.results == [True, True, True]  # inputs < 2^30: the products fit in GF(2^61-1)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import mpc
+from mpc.local import default_domain
 from protocols import beaver, core
 from protocols.errors import ConfigError, ShapeMismatch
 
@@ -51,7 +52,7 @@ def test_products_exact_with_counts(scheme, n, op):
         return signed(s.domain, out), delta
 
     res = run(scheme, n, job)
-    e = res.results[0][0].dtype and 8
+    e = default_domain(scheme).elem_bytes  # 8 on Z_2^64, 16 on GF(2^127 - 1)
     for value, delta in res.results:
         assert (value == expected).all()
         assert delta.rounds == 1
@@ -138,7 +139,8 @@ def test_mul_and_matmul_over_every_transport(transport, scheme):
         assert (z == X.astype(object) * Y.astype(object)).all()
         assert (w == X.astype(object) @ M.astype(object)).all()
         assert delta.rounds == 2
-        assert delta.bytes_sent == 2 * (2 * X.size + X.size + M.size) * 8
+        e = default_domain(scheme).elem_bytes
+        assert delta.bytes_sent == 2 * (2 * X.size + X.size + M.size) * e
 
 
 @pytest.mark.timeout(90)
