@@ -23,6 +23,7 @@ is the positive class, as scikit-learn's); they are mapped to 0/1 before trainin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,13 @@ class FittedModel:
     (logistic), stats {"rounds": [...], "bytes_sent": [...], "messages_sent": [...],
     "seconds": s, "per_party": [Stats.as_dict(), ...]} (one entry per party) and info.
     """
+
+    # set by fit (absent before, as scikit-learn's fitted attributes)
+    coef_: np.ndarray
+    intercept_: float
+    n_features_in_: int
+    feature_names_in_: np.ndarray
+    classes_: np.ndarray
 
     def __init__(
         self,
@@ -105,6 +113,8 @@ class FittedModel:
         n = len(parts)
         if n < 2:
             raise ConfigError("fit_local needs at least two parties' parts")
+        for attr in ("classes_", "feature_names_in_"):  # from an earlier fit
+            self.__dict__.pop(attr, None)
         names = [None if X is None else _columns(X) for X, _ in parts]
         arrays = [
             (None if X is None else _array(X).astype(np.float64),
@@ -120,7 +130,7 @@ class FittedModel:
             domain = Mersenne127()
         model, partition, hp = self.model, self.partition, self.hyperparameters
 
-        async def job(s):
+        async def job(s: Any) -> tuple[Any, Any, dict[str, Any]]:
             from protocols.apps.ml import train
 
             X, y = arrays[s.pid]
@@ -146,7 +156,7 @@ class FittedModel:
         self._set_feature_names(names)
         return self
 
-    def _binary_labels(self, arrays):
+    def _binary_labels(self, arrays: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         ys = [y for _, y in arrays if y is not None]
         seen = np.unique(np.concatenate(ys)) if ys else np.array([])
         if len(seen) > 2:
@@ -160,8 +170,6 @@ class FittedModel:
         return [(X, None if y is None else (y == seen[1]).astype(np.int64)) for X, y in arrays]
 
     def _set_feature_names(self, names: list[list[str] | None]) -> None:
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
         present = [nm for nm in names if nm is not None]
         if not present or len(present) != len(names):
             return
@@ -191,7 +199,8 @@ class FittedModel:
         return A
 
     def decision_function(self, X: Any) -> np.ndarray:
-        return self._X(X) @ self.coef_ + self.intercept_
+        z: np.ndarray = self._X(X) @ self.coef_ + self.intercept_
+        return z
 
     def predict(self, X: Any) -> np.ndarray:
         z = self.decision_function(X)
@@ -200,7 +209,7 @@ class FittedModel:
         return z
 
     @property
-    def predict_proba(self):
+    def predict_proba(self) -> Callable[[Any], np.ndarray]:
         """(n, 2) probabilities of classes_[0] and classes_[1] (logistic models only: other
         models have no predict_proba attribute, as scikit-learn's regressors)."""
         if self.model != "logistic":
