@@ -326,3 +326,69 @@ def test_shamir_fixed_point_without_choosing_a_domain():
 
     (v, dom), *_ = mpc.run_local(3, job, scheme="shamir").results
     assert dom == "GF(2^127-1)" and np.allclose(v, [2.25, 4.0], atol=2 * RES)
+
+
+# -- transports and preprocessing sources ------------------------------------------------
+@pytest.fixture(params=["tcp", pytest.param("mqtt", marks=pytest.mark.mqtt)])
+def transport(request):
+    if request.param == "mqtt":
+        request.getfixturevalue("mqtt_broker")
+    return request.param
+
+
+async def _salary_job(s):
+    xs = await s.input(SALARIES[s.pid], range(s.n))
+    return await (sum(xs) / s.n).reveal(), await (xs[0] > xs[1]).reveal()
+
+
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_salary_over_real_transports(transport, scheme):
+    for mean, richer in mpc.run_local(3, _salary_job, scheme=scheme, transport=transport,
+                                      timeout=20).results:
+        assert abs(mean - np.mean(SALARIES[:3])) < 1e-3 and richer == 0
+
+
+@pytest.mark.parametrize("scheme,n,source", [("additive", 2, "ot"), ("shamir", 3, "dn07")])
+def test_salary_with_dealer_free_preprocessing(scheme, n, source, no_trusted_dealer):
+    for mean, richer in mpc.run_local(n, _salary_job, scheme=scheme, preprocessing=source).results:
+        assert abs(mean - np.mean(SALARIES[:n])) < 1e-3 and richer == 0
+
+
+# -- more operators -----------------------------------------------------------------------
+def test_secret_divisors_public_numerators_and_pending_reveals():
+    async def job(s):
+        i = await s.input(np.array([7, -9, 40]) if s.pid == 0 else None, 0)
+        j = await s.input(np.array([2, 3, 8]) if s.pid == 1 else None, 1)
+        x = await s.input(np.array([0.5, 4.0, 10.0]) if s.pid == 2 else None, 2)
+        q = await (i / j)  # both promoted; reciprocal of j, then an exact int * fxp product
+        assert isinstance(q, SecFxp)
+        r1 = await (1 / x).reveal()  # public integer numerator: local after the reciprocal
+        r2 = await (2.5 / x).reveal()  # real numerator: fixed.mul_public after it
+        only = await (x * x).reveal_to(2)
+        positive = await (i > 0)
+        before = s.stats.copy()
+        both_public = await where(positive, 1, 2)  # select of two publics: local
+        assert s.stats.as_dict() == before.as_dict()
+        return await q.reveal(), r1, r2, only, await both_public.reveal()
+
+    res = mpc.run_local(3, job, scheme="shamir", seed=9).results
+    q, r1, r2, only, bp = res[2]
+    assert np.allclose(q, [3.5, -3.0, 5.0], atol=1e-3)
+    assert np.allclose(r1, [2.0, 0.25, 0.1], atol=1e-3) and np.allclose(r2, [5.0, 0.625, 0.25], atol=1e-3)
+    assert np.allclose(only, [0.25, 16.0, 100.0], atol=1e-3) and res[0][3] is None
+    assert list(bp) == [1, 2, 1]
+
+
+def test_matmul_shape_mismatch_and_iteration():
+    async def job(s):
+        a = await s.input(np.ones((2, 3)) if s.pid == 0 else None, 0)
+        assert [r.shape for r in a] == [(3,), (3,)] and len(a) == 2 and a.T.shape == (3, 2)
+        with pytest.raises(ShapeMismatch):
+            a @ np.ones((2, 2))
+        with pytest.raises(ShapeMismatch):
+            await (a @ a)
+        with pytest.raises(TypeError, match="secret index"):
+            a[await (a[0, 0] > 0)]
+        return True
+
+    assert mpc.run_local(2, job).results == [True, True]
