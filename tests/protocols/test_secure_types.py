@@ -38,7 +38,7 @@ def same_cost(a, b):
 SALARIES = [52.5, 61.25, 48.0, 70.0, 39.5]
 
 
-@pytest.mark.parametrize("scheme,n", CASES)
+@pytest.mark.parametrize("scheme,n", [*CASES, ("additive", 5)])
 def test_salary_program(scheme, n):
     async def job(s):
         xs = await s.input(SALARIES[s.pid], range(s.n))
