@@ -60,6 +60,16 @@ def input_(N: int, n: int, e: int) -> Cost:
     return Cost(1, (n - 1) * (8 + N * e))
 
 
+def typed_input(N: int, n: int, e: int, ndim: int = 1) -> Cost:
+    """secure_types.input (`s.input`) by one owner: core.input (8*ndim header bytes and the N
+    shares) plus the 8-byte type word, to each peer, in the same round (counted for the owner).
+
+    >>> typed_input(6, 3, 16, ndim=2)
+    Cost(rounds=1, bytes_per_party=240)
+    """
+    return Cost(1, (n - 1) * (8 + 8 * ndim + N * e))
+
+
 def mul(N: int, n: int, e: int) -> Cost:
     """beaver.mul (and square: one opening of 2N or N elements, see its docstring): d and e
     opened in one batch."""

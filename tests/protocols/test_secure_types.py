@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mpc
-from protocols import beaver, comparison, core, fixed, nonlinear
+from protocols import beaver, comparison, core, costs, fixed, nonlinear
 from protocols.errors import (
     DomainError,
     InputRangeError,
@@ -160,6 +160,7 @@ def test_input_costs_core_input_plus_one_type_word(scheme, n):
         assert dx.rounds == dr.rounds == 1
         if pid == 1:
             assert dx.bytes_sent == dr.bytes_sent + (n - 1) * 8 == (n - 1) * (8 + 16 + 6 * e)
+            assert dx.bytes_sent == costs.typed_input(6, n, e, ndim=2).bytes_per_party
             assert dx.messages_sent == dr.messages_sent + (n - 1)
         else:
             assert dx.bytes_sent == dr.bytes_sent == 0
