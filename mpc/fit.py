@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from mpc.local import run_local
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 
 #: the options of the run itself (everything else is a hyperparameter of the model)
 RUN_PARAMS = ("partition", "scheme", "transport", "seed", "preprocessing", "security")
@@ -95,7 +95,7 @@ class FittedModel:
 
     def set_params(self, **params: Any) -> FittedModel:
         """Change constructor arguments (for the next `fit`); returns self. Unknown
-        hyperparameters are refused by `fit` (ConfigError naming them)."""
+        hyperparameters are refused by `fit` (ParameterError naming them)."""
         for k, v in params.items():
             if k == "model" or k in RUN_PARAMS:
                 setattr(self, k, v)
@@ -112,7 +112,7 @@ class FittedModel:
         """Train on `parts`, one (X_i, y_i) per party (see fit_local); returns self."""
         n = len(parts)
         if n < 2:
-            raise ConfigError("fit_local needs at least two parties' parts")
+            raise ParameterError("fit_local needs at least two parties' parts")
         for attr in ("classes_", "feature_names_in_"):  # from an earlier fit
             self.__dict__.pop(attr, None)
         names = [None if X is None else _columns(X) for X, _ in parts]
@@ -160,12 +160,12 @@ class FittedModel:
         ys = [y for _, y in arrays if y is not None]
         seen = np.unique(np.concatenate(ys)) if ys else np.array([])
         if len(seen) > 2:
-            raise ConfigError(f"logistic regression is binary: got {len(seen)} classes")
+            raise ParameterError(f"logistic regression is binary: got {len(seen)} classes")
         if set(seen.tolist()) <= {0, 1}:
             self.classes_ = np.array([0, 1])
             return arrays
         if len(seen) < 2:
-            raise ConfigError(f"logistic regression needs two classes, got {seen.tolist()}")
+            raise ParameterError(f"logistic regression needs two classes, got {seen.tolist()}")
         self.classes_ = seen
         return [(X, None if y is None else (y == seen[1]).astype(np.int64)) for X, y in arrays]
 
@@ -178,7 +178,7 @@ class FittedModel:
         elif all(nm == present[0] for nm in present):
             cols = present[0]
         else:
-            raise ConfigError("horizontal partition: the parties' DataFrames have different columns")
+            raise ParameterError("horizontal partition: the parties' DataFrames have different columns")
         if len(cols) == self.n_features_in_:
             self.feature_names_in_ = np.array(cols, dtype=object)
 

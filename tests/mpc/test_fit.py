@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_diabetes, make_classification
 
 import mpc
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,7 +68,7 @@ def test_params_protocol_and_clone():
     parts = [(X[i::3], y[i::3]) for i in range(3)]
     c.fit(parts)
     assert c.coef_.shape == (4,) and c.stats["rounds"][0] < m.stats["rounds"][0]
-    with pytest.raises(ConfigError, match="unknown hyperparameters"):
+    with pytest.raises(ParameterError, match="unknown hyperparameters"):
         clone(m).set_params(n_estimators=3).fit(parts)
     assert "epochs=2" in repr(m)
 
@@ -82,7 +82,7 @@ def test_classes_and_predict_proba_follow_sklearn():
     # column 1 is P(classes_[1]), and predict picks the larger column
     assert (m.classes_[p.argmax(1)] == m.predict(X)).all()
     assert m.score(X, y) > 0.7 and m.score(X, y) == np.mean(m.predict(X) == y)
-    with pytest.raises(ConfigError, match="binary"):
+    with pytest.raises(ParameterError, match="binary"):
         _small_logistic(labels=(0, 1))[2].set_params().fit(
             [(X[:40], np.arange(40) % 3), (X[40:], np.zeros(80))])
 
