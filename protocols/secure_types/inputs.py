@@ -82,8 +82,9 @@ async def input(  # noqa: A001
 ) -> Any:
     """Secret-share `value` of party `owner` as SecInt (integer / bool dtypes) or SecFxp
     (float dtypes, f fractional bits: DEFAULT_F = 16 unless given); the other parties pass
-    None and receive the type and the shape. With a sequence of owners every party passes
-    its own value and gets a list, in owner order (concurrently: one round of latency).
+    None and receive the type and the shape. With a sequence of owners every owner passes
+    its own value (the others None) and all get a list, in owner order (concurrently: one
+    round of latency).
 
     Shapes: value: any (numpy arrays, scalars, lists, pandas objects); returns that shape.
     Rounds: 1 per owner (Stats counts core.input's round; a sequence runs them concurrently).
@@ -98,6 +99,8 @@ async def input(  # noqa: A001
     owners = [int(o) for o in owner]
     if len(set(owners)) != len(owners):
         raise PartyIndexError(f"input: owners repeat: {owners}")
+    if s.pid not in owners and value is not None:
+        raise DomainError(f"party {s.pid} is not among the owners {owners} but passed a value (pass None)")
 
     async def one(j: int) -> SecureArray:
         got = await _input_one(s.child(f"input{j}"), value if j == s.pid else None, j, f)

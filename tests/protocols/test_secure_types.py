@@ -294,6 +294,18 @@ def test_non_owner_value_and_bad_owner():
     with pytest.raises(PartyIndexError):
         mpc.run_local(3, nobody, timeout=5)
 
+    async def outsider(s):
+        return await s.input(1.0, [0, 1])  # party 2 is no owner but passes a value
+
+    with pytest.raises(DomainError, match="not among the owners"):
+        mpc.run_local(3, outsider, timeout=5)
+
+    async def two_of_three(s):
+        xs = await s.input(float(s.pid) if s.pid < 2 else None, [0, 1])
+        return [await x.reveal() for x in xs]
+
+    assert mpc.run_local(3, two_of_three).results == [[0.0, 1.0]] * 3
+
 
 def test_integers_beyond_a_small_field_are_refused():
     from protocols.arith.field import Mersenne61
