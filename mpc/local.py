@@ -66,11 +66,12 @@ def check_security(security: str, scheme: str, n: int, threshold: int | None, do
         raise ConfigError(f"security must be one of {SECURITY}, got {security!r}")
     if security == "semi-honest":
         return domain
+    if scheme == "additive":  # SPDZ2k (protocols.malicious.spdz2k) over Z_2^64
+        if domain is not None and (domain.is_field or domain.modulus != 1 << 64):
+            raise MaliciousUnsupportedError(f"malicious additive sharing (SPDZ2k) needs Z_2^64, got {domain}")
+        return domain
     if scheme != "shamir":
-        raise MaliciousUnsupportedError(
-            f"security='malicious' is implemented for scheme='shamir' only (additive: SPDZ2k "
-            f"not yet), got scheme={scheme!r}"
-        )
+        raise MaliciousUnsupportedError(f"security='malicious' has no protocol for scheme={scheme!r}")
     t = (n - 1) // 2 if threshold is None else threshold
     if n != 2 * t + 1:
         raise MaliciousUnsupportedError(
@@ -212,12 +213,30 @@ async def open_sessions(
                 security=security,
             )
         )
-    return [
+    out = [
         dataclasses.replace(
             s, prep=Buffered(_source(preprocessing, s, dealer, dealer_net), guard=s.check_alive)
         )
         for s in sessions
     ]
+    if security == "malicious" and scheme == "additive":
+        _attach_spdz2k(out, preprocessing, seed)
+    return out
+
+
+def _attach_spdz2k(sessions, preprocessing, seed):
+    """SPDZ2k's MAC key shares and MACed preprocessing (the in-process dealer only, so far)."""
+    from protocols.malicious import spdz2k
+    from protocols.malicious.spdz2k_prep import Spdz2kDealer
+
+    if preprocessing != "trusted_dealer":
+        raise MaliciousUnsupportedError(
+            f"SPDZ2k (malicious additive) has MACed preprocessing from the in-process trusted dealer "
+            f"only; preprocessing={preprocessing!r} is not implemented"
+        )
+    dealer = Spdz2kDealer(len(sessions), CryptoRNG.from_seed(seed, "spdz2k-dealer"))
+    for s in sessions:
+        spdz2k.attach(s, dealer)
 
 
 def _start_dealer_node(n, sch, seed, transport, timeout):
