@@ -42,7 +42,7 @@ from typing import Any
 
 from mpc.loop import run_event_loop
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
-from protocols.errors import ParameterError, SessionAbortedError
+from protocols.errors import MaliciousUnsupportedError, ParameterError, SessionAbortedError
 from protocols.preprocessing.buffered import Buffered
 from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 from protocols.prg import CryptoRNG, derive_key
@@ -182,6 +182,13 @@ async def _child(cfg: _Config, job, job_args: tuple, conn):
 
         source = dealer_free_source(cfg.preprocessing, s)
         s = dataclasses.replace(s, prep=Buffered(source, guard=s.check_alive))
+    if cfg.security == "malicious" and cfg.scheme == "additive":  # SPDZ2k: MACed items
+        from protocols.malicious import spdz2k
+        from protocols.malicious.spdz2k_prep import Spdz2kDealer
+
+        if cfg.preprocessing != "shared_seed_dealer":
+            raise MaliciousUnsupportedError(f"SPDZ2k has no {cfg.preprocessing!r} preprocessing yet")
+        spdz2k.attach(s, Spdz2kDealer.shared_seed(cfg.n, cfg.dealer_seed, cfg.pid))
     try:
         t1 = time.perf_counter()
         result = await job(s, *job_args)
@@ -232,7 +239,7 @@ def run_processes(
     rate-limiting proxy (network.wanproxy) in front of every party's listening port, run by
     this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).
     `security` "semi-honest" or "malicious" (as run_local: Shamir only, GF(2^127 - 1) by
-    default; MaliciousUnsupportedError for additive sharing).
+    default; additive: SPDZ2k with the shared-seed MACed dealer).
 
     Raises the root cause of a failure: a child's own error, or PartyProcessError for a
     child that died without reporting; `party_errors` (one entry per party) is attached.

@@ -23,8 +23,14 @@ Z_2^(k+s) = Z_2^128 (protocols.arith.ring128), any n >= 2, up to n - 1 corrupt.
   16-byte seed, then opens it) gives coefficients chi_j in Z_2^s for every value opened since
   the last check; party i computes y = sum chi_j x~_j (public) and z_i = sum chi_j m_ij -
   alpha_i * y, commits to z_i, opens it; the check passes iff sum_i z_i = 0 mod 2^(k+s). A
-  last round (a verdict: flag byte and a digest of everything this party received) makes
-  the outcome unanimous: every honest party raises CheatingDetectedError or none does.
+  last round (a verdict: flag byte and a digest of the seeds, the z_i, the input deltas and
+  the openings' tags) makes the outcome agree: a party that sees a flag or a digest unlike
+  its own raises CheatingDetectedError. Opened values are not hashed: honest parties that
+  saw different values of an opening (a share sent differently to different peers) compute
+  their z_i with different y, which the same check catches (an error the adversary adds to
+  one honest party's view is multiplied by that party's secret alpha_i). Without a
+  broadcast channel the verdict round itself can lie to some parties only: those then abort
+  with cheating_detected, the others at their next message (security with abort; tested).
   Soundness (Theorem 1): an adversary that changed any opened value mod 2^k passes with
   probability at most 2^(-s + log2(s + 1)) ~ 2^-57.9 for s = 64 (plus the commitments'
   collision resistance, BLAKE2b-256).
@@ -58,6 +64,7 @@ from protocols.errors import (
     MaliciousUnsupportedError,
     ShapeMismatch,
 )
+from protocols.malicious.spdz2k_prep import Spdz2kDealerView
 from protocols.prg import CryptoRNG
 from protocols.session import Session
 
@@ -84,11 +91,16 @@ class _Ctx:
 
 def attach(s: Session, dealer: Any) -> None:
     """Set up SPDZ2k on a malicious additive session over Z_2^64: draw alpha_i in Z_2^s from
-    the session's CSPRNG and register it with the in-process dealer (`Spdz2kDealer`)."""
+    the session's CSPRNG and register it with the in-process dealer (`Spdz2kDealer`); with
+    a shared-seed dealer copy (run_processes, insecure) alpha_i comes from the dealer seed."""
     if s.security != "malicious":
         raise MaliciousUnsupportedError("SPDZ2k runs on sessions with security='malicious'")
     if s.scheme.kind != "additive" or s.domain.is_field or s.domain.modulus != 1 << K:
         raise MaliciousUnsupportedError(f"SPDZ2k needs additive sharing over Z_2^{K}, got {s.scheme}")
+    if getattr(dealer, "only", None) == s.pid:  # a shared-seed dealer copy (run_processes)
+        alpha = dealer.alphas[s.pid]
+        s._state.ext[_EXT] = _Ctx(alpha, Spdz2kDealerView(dealer, s.pid))
+        return
     alpha = R.zeros(())
     alpha[0] = s.rng.uint64(())  # s = 64 bits
     s._state.ext[_EXT] = _Ctx(alpha, dealer.register(s.pid, alpha))
@@ -250,25 +262,26 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
     return AShare(R.add(r, delta) if s.pid == 0 else r, R.add(mr, R.mul(delta, ctx.alpha)), s)
 
 
-async def mul(s: Session, x: AShare, y: AShare) -> AShare:
+async def mul(s: Session, x: AShare, y: AShare, *, triple: tuple[np.ndarray, ...] | None = None) -> AShare:
     """Elementwise product by Beaver's trick with a MACed triple.
 
     Shapes: x, y: S (equal); returns S.   Rounds: 1.
     Bytes: (n - 1) * 2 * 16 * N sent per party (twice semi-honest Beaver's 8-byte elements).
-    Preprocessing: triples(S).   Security: the openings of d, e are checked at the next `check`.
+    Preprocessing: triples(S), or `triple` if given (fetched ahead, e.g. by a benchmark).
+    Security: the openings of d, e are checked at the next `check`.
     """
     _check(s, x, y)
     if x.shape != y.shape:
         raise ShapeMismatch(f"mul: shapes differ: {x.shape} and {y.shape}")
     ctx = _ctx(s)
-    a, ma, b, mb, c, mc = await ctx.prep.triples(x.shape)
+    a, ma, b, mb, c, mc = triple if triple is not None else await ctx.prep.triples(x.shape)
     d, e = await _open_partial(s, "sopen", [x - AShare(a, ma, s), y - AShare(b, mb, s)])
-    de = R.mul(d, e)
-    z = R.add(R.add(c, R.mul(d, b)), R.mul(e, a))
-    if s.pid == 0:
-        z = R.add(z, de)
-    mz = R.add(R.add(R.add(mc, R.mul(d, mb)), R.mul(e, ma)), R.mul(de, ctx.alpha))
-    return AShare(z, mz, s)
+    from protocols.arith import _r128_jit
+
+    flat = [np.ascontiguousarray(v).reshape(-1, 2) for v in (d, e, a, b, c, ma, mb, mc)]
+    z, mz = np.empty_like(flat[0]), np.empty_like(flat[0])
+    _r128_jit.beaver(*flat, ctx.alpha, s.pid == 0, z, mz)
+    return AShare(z.reshape(d.shape), mz.reshape(d.shape), s)
 
 
 # ----------------------------------------------------------------------- the MAC check ---
@@ -280,8 +293,11 @@ def coefficients(seed: bytes, count: int, s_bits: int = S) -> np.ndarray:
 
 def z_share(chi: np.ndarray, vals: np.ndarray, macs: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """z_i = sum_j chi_j m_ij - alpha_i * sum_j chi_j x~_j mod 2^128 (shape (2,))."""
-    y = R.sum(R.mul_u64(vals, chi), 0)
-    return R.sub(R.sum(R.mul_u64(macs, chi), 0), R.mul(y, alpha))
+    from protocols.arith import _r128_jit
+
+    acc = np.zeros((2, 2), dtype=_U64)
+    _r128_jit.dot2(np.ascontiguousarray(chi), np.ascontiguousarray(vals), np.ascontiguousarray(macs), acc)
+    return R.sub(acc[1], R.mul(acc[0], alpha))
 
 
 def _commit(*parts: bytes) -> bytes:
@@ -336,7 +352,7 @@ async def check(s: Session, *, _fixed_chi: bool = False) -> None:
     for tag, vals, macs in opened:  # z is linear in the openings: summed per batch
         z = R.add(z, z_share(chi[k : k + vals.shape[0]], vals, macs, ctx.alpha))
         k += vals.shape[0]
-        tr.update(tag.encode() + b"\0" + vals.tobytes())
+        tr.update(tag.encode() + b"\0")
     for tag, d in sorted(ctx.inputs):
         tr.update(tag.encode() + b"\0" + d)
     ctx.inputs = []
@@ -345,6 +361,7 @@ async def check(s: Session, *, _fixed_chi: bool = False) -> None:
     total = R.zeros(())
     for j in range(s.n):
         total = R.add(total, np.frombuffer(zs[j], dtype=_U64))
+        tr.update(zs[j])
     if failed is None and total.any():
         failed = "mac"
     await _verdict(s, failed, tr.digest())

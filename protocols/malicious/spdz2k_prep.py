@@ -19,7 +19,7 @@ import numpy as np
 
 from protocols.arith import ring128 as R
 from protocols.errors import ParameterError, PreprocessingMismatch
-from protocols.prg import CryptoRNG
+from protocols.prg import CryptoRNG, derive_key
 
 Shape = tuple[int, ...]
 
@@ -35,6 +35,20 @@ class Spdz2kDealer:
         self._items: list[tuple[tuple, list[tuple[np.ndarray | None, ...]] | None]] = []
         self._taken: list[int] = []
         self._next = [0] * n
+        self.only: int | None = None  # shared-seed copy: deals to this party only
+
+    @classmethod
+    def shared_seed(cls, n: int, seed: bytes, pid: int) -> Spdz2kDealer:
+        """Party pid's copy of a dealer every process derives from one shared seed (for
+        run_processes; as insecure as InsecureSharedSeedDealer): the alpha_i of every party
+        come from the seed too, and each copy deals only to pid, in the same order."""
+        d = cls(n, CryptoRNG(derive_key(seed, "spdz2k-dealer")))
+        for j in range(n):
+            a = R.zeros(())
+            a[0] = d.rng.uint64(())
+            d.alphas[j] = a
+        d.only = pid
+        return d
 
     def register(self, pid: int, alpha_i: np.ndarray) -> Spdz2kDealerView:
         """Party pid's view; the dealer learns alpha_i (in process: this is the insecurity)."""
@@ -70,6 +84,8 @@ class Spdz2kDealer:
         return [tuple(p[i] for p in per) for i in range(self.n)]
 
     def take(self, pid: int, key: tuple, make: Callable[[], list[tuple[np.ndarray | None, ...]]]):
+        if self.only is not None:
+            return make()[pid]
         k = self._next[pid]
         if k < len(self._items):
             want, shares = self._items[k]

@@ -275,3 +275,14 @@ def test_false_accept_rate_small_ring():
     fixed = np.ones(2, dtype=np.uint64)
     broken = sum(_accepts(rng, fixed, [e, (1 << 16) - e], [0, 0]) for _ in range(400))
     assert broken / 400 > bound + 5 * math.sqrt(bound / 400)
+
+
+def test_tcp_processes_equal_in_process():
+    """3 processes over encrypted TCP with the shared-seed MACed dealer: the same outputs."""
+    from mpc.processes import run_processes
+
+    res = run_processes(3, mal_job, scheme="additive", security="malicious", transport="tcp", seed=3)
+    Z = X * Y
+    for w, zs in res.results:
+        assert np.array_equal(w, Z * np.uint64(5) - X + np.uint64(3)) and zs == Z.sum(dtype=np.uint64)
+    assert [st.rounds for st in res.stats] == [3 + 5 + 1 + 5] * 3
