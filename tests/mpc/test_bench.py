@@ -332,4 +332,13 @@ def test_security_malicious_refuses_what_it_lacks():
     rec = bench.measure("fixed_mul", 5, scheme="shamir", security="malicious", repeat=1)
     assert rec["correct"] and rec["rounds"] == 2 + 6 + 3
     with pytest.raises(MaliciousUnsupportedError):
-        bench.measure("mul", 4, security="malicious", repeat=1)
+        bench.measure("matmul", 4, security="malicious", repeat=1)
+
+
+def test_security_malicious_additive_spdz2k(capsys):
+    """SPDZ2k mul of 30: the Beaver opening (2 * 30 * 16 bytes to each of 2 peers) and the
+    MAC check (5 rounds, 161 bytes to each peer) in the timed run."""
+    recs = _run(capsys, "--op", "mul", "--size", "30", "--security", "malicious")
+    r = recs[0]
+    assert r["security"] == "malicious" and r["correct"] and r["counts_stable"]
+    assert (r["rounds"], r["bytes_per_party"]) == (1 + 5, 2 * (2 * 30 * 16 + 161))
