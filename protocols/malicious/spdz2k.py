@@ -116,6 +116,12 @@ def _ctx(s: Session) -> _Ctx:
     return ctx
 
 
+def _alpha(ctx: _Ctx) -> np.ndarray:
+    if ctx.alpha is None:
+        raise CheatingDetectedError("SPDZ2k: the MAC key was deleted after a failed check", check=ctx.failed)
+    return ctx.alpha
+
+
 class AShare:
     """This party's shares ([x], [alpha x]) over Z_2^128 of an array x in Z_2^64; arrays of
     shape (*shape, 2) uint64 (ring128 layout). Linear operations are local."""
@@ -144,7 +150,7 @@ class AShare:
 
     def _add_public(self, c: np.ndarray) -> AShare:
         s = self._s
-        alpha = _ctx(s).alpha
+        alpha = _alpha(_ctx(s))
         x = R.add(self.x, c) if s.pid == 0 else np.broadcast_to(self.x, np.broadcast_shapes(self.x.shape, c.shape)).copy()
         return AShare(x, R.add(self.m, R.mul(c, alpha)), s)
 
@@ -252,14 +258,14 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
         raise DomainError(f"party {s.pid} passed a value for party {owner}'s input")
     ctx = _ctx(s)
     r, mr, rc = await ctx.prep.input_masks(shape, owner)
-    if s.pid == owner:
+    if x is not None:  # the owner (checked above)
         delta = R.sub(R.from_u64(x), rc)
         await _round(s, "sinput", {j: delta for j in s.peers}, {})
     else:
         delta = (await _round(s, "sinput", {}, {owner: ((*shape, 2), _U64)}))[owner]
     h = hashlib.blake2b(delta.tobytes(), digest_size=32, person=b"smpc-spdz2k-in")
     ctx.inputs.append((f"{s.prefix}{owner}", h.digest()))
-    return AShare(R.add(r, delta) if s.pid == 0 else r, R.add(mr, R.mul(delta, ctx.alpha)), s)
+    return AShare(R.add(r, delta) if s.pid == 0 else r, R.add(mr, R.mul(delta, _alpha(ctx))), s)
 
 
 async def mul(s: Session, x: AShare, y: AShare, *, triple: tuple[np.ndarray, ...] | None = None) -> AShare:
@@ -280,7 +286,7 @@ async def mul(s: Session, x: AShare, y: AShare, *, triple: tuple[np.ndarray, ...
 
     flat = [np.ascontiguousarray(v).reshape(-1, 2) for v in (d, e, a, b, c, ma, mb, mc)]
     z, mz = np.empty_like(flat[0]), np.empty_like(flat[0])
-    _r128_jit.beaver(*flat, ctx.alpha, s.pid == 0, z, mz)
+    _r128_jit.beaver(*flat, _alpha(ctx), s.pid == 0, z, mz)
     return AShare(z.reshape(d.shape), mz.reshape(d.shape), s)
 
 
@@ -350,7 +356,7 @@ async def check(s: Session, *, _fixed_chi: bool = False) -> None:
     tr = hashlib.blake2b(digest_size=VERDICT_BYTES - 1, person=b"smpc-spdz2k-tr")
     tr.update(seed)
     for tag, vals, macs in opened:  # z is linear in the openings: summed per batch
-        z = R.add(z, z_share(chi[k : k + vals.shape[0]], vals, macs, ctx.alpha))
+        z = R.add(z, z_share(chi[k : k + vals.shape[0]], vals, macs, _alpha(ctx)))
         k += vals.shape[0]
         tr.update(tag.encode() + b"\0")
     for tag, d in sorted(ctx.inputs):

@@ -13,7 +13,8 @@ same kind and shape (checked: PreprocessingMismatch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class Spdz2kDealer:
     def __init__(self, n: int, rng: CryptoRNG):
         self.n, self.rng = n, rng
         self.alphas: dict[int, np.ndarray] = {}
-        self._items: list[tuple[tuple, list[tuple[np.ndarray | None, ...]] | None]] = []
+        self._items: list[tuple[tuple, Sequence[tuple[Any, ...]] | None]] = []
         self._taken: list[int] = []
         self._next = [0] * n
         self.only: int | None = None  # shared-seed copy: deals to this party only
@@ -83,7 +84,7 @@ class Spdz2kDealer:
             per.append(self._share(R.mul(v, alpha)))
         return [tuple(p[i] for p in per) for i in range(self.n)]
 
-    def take(self, pid: int, key: tuple, make: Callable[[], list[tuple[np.ndarray | None, ...]]]):
+    def take(self, pid: int, key: tuple, make: Callable[[], Sequence[tuple[Any, ...]]]) -> Any:
         if self.only is not None:
             return make()[pid]
         k = self._next[pid]
