@@ -34,7 +34,7 @@ Z_2^(k+s) = Z_2^128 (protocols.arith.ring128), any n >= 2, up to n - 1 corrupt.
   Soundness (Theorem 1): an adversary that changed any opened value mod 2^k passes with
   probability at most 2^(-s + log2(s + 1)) ~ 2^-57.9 for s = 64 (plus the commitments'
   collision resistance, BLAKE2b-256).
-- output (`open`): first the check of everything opened so far; then [x + 2^k r] is opened
+- output (`open`; `reveal_to` one party, masked by its own MACed r): first the check of everything opened so far; then [x + 2^k r] is opened
   for a MACed random r (the upper s bits of x~ are not protected: the mask hides them),
   checked again, and only then x = (x + 2^k r) mod 2^k is returned.
 - abort: a failed check deletes alpha_i and the pending openings, drops the buffered
@@ -428,3 +428,26 @@ async def open(s: Session, *xs: AShare) -> list[np.ndarray]:  # noqa: A001
         out.append(low[k : k + x.size].reshape(x.shape))
         k += x.size
     return out
+
+
+async def reveal_to(s: Session, x: AShare, party: int) -> np.ndarray | None:
+    """Check, then reveal x (Z_2^64, uint64) to `party` only (None elsewhere): with the
+    party's MACed mask r (known to it in full), [x - r] is opened to all (uniform in
+    Z_2^128: it tells nothing), checked, and the party adds r.
+
+        check;  open [x - r] (1 round);  check;  party: x = (x - r) + r mod 2^64
+
+    Rounds: 5 (only if anything is pending) + 1 + 5.
+    Bytes: (n - 1) * (16 * N + 161) + the first check's.   Preprocessing: input_masks(N, party).
+    Raises: CheatingDetectedError on every honest party; nothing is returned then.
+    """
+    _check(s, x)
+    _check_party(s, party, "party")
+    await check(s)
+    ctx = _ctx(s)
+    r, mr, rc = await ctx.prep.input_masks(x.shape, party)
+    (vals,) = await _open_partial(s, "sout", [x - AShare(r, mr, s)])
+    await check(s)
+    if s.pid != party:
+        return None
+    return R.lo(R.add(vals, rc))

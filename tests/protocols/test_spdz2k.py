@@ -286,3 +286,18 @@ def test_tcp_processes_equal_in_process():
     for w, zs in res.results:
         assert np.array_equal(w, Z * np.uint64(5) - X + np.uint64(3)) and zs == Z.sum(dtype=np.uint64)
     assert [st.rounds for st in res.stats] == [3 + 5 + 1 + 5] * 3
+
+
+@pytest.mark.parametrize("cheat", [None, ("sout", None)])
+def test_reveal_to_one_party(cheat):
+    async def job(s):
+        x = await spdz2k.input(s, X if s.pid == 0 else None, 0, X.shape)
+        y = await spdz2k.input(s, Y if s.pid == s.n - 1 else None, s.n - 1, Y.shape)
+        return await spdz2k.reveal_to(s, await spdz2k.mul(s, x, y), 1)
+
+    out, stats, _ = run(job, cheat=cheat)
+    if cheat is None:
+        assert out[0] is None and out[2] is None and np.array_equal(out[1], X * Y)
+        assert [st.rounds for st in stats] == [3 + 5 + 1 + 5] * 3
+    else:  # a wrong share of the masked value: caught, party 1 gets nothing
+        assert all(isinstance(o, CheatingDetectedError) and o.check == "mac" for o in out[:2])
