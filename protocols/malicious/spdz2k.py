@@ -34,9 +34,10 @@ Z_2^(k+s) = Z_2^128 (protocols.arith.ring128), any n >= 2, up to n - 1 corrupt.
   Soundness (Theorem 1): an adversary that changed any opened value mod 2^k passes with
   probability at most 2^(-s + log2(s + 1)) ~ 2^-57.9 for s = 64 (plus the commitments'
   collision resistance, BLAKE2b-256).
-- output (`open`; `reveal_to` one party, masked by its own MACed r): first the check of everything opened so far; then [x + 2^k r] is opened
+- output (`open`): first the check of everything opened so far; then [x + 2^k r] is opened
   for a MACed random r (the upper s bits of x~ are not protected: the mask hides them),
-  checked again, and only then x = (x + 2^k r) mod 2^k is returned.
+  checked again, and only then x = (x + 2^k r) mod 2^k is returned. `reveal_to` one party:
+  [x - r] is opened instead, r being that party's own MACed mask, and the party adds r.
 - abort: a failed check deletes alpha_i and the pending openings, drops the buffered
   preprocessing, aborts the session (terminal) and raises CheatingDetectedError (code
   `security.cheating_detected`, naming the check: "mac", "commit", "transcript",
