@@ -566,7 +566,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     p.add_argument("--security", choices=["semi-honest", "malicious"], default="semi-honest",
                    help="malicious: Shamir with abort (Chida et al. 2018) over GF(2^127 - 1); "
-                        "ops mul, matmul, fixed_mul; online time includes the check")
+                        "ops mul, matmul, fixed_mul; additive: SPDZ2k over Z_2^64 (MACs mod 2^128), "
+                        "op mul; online time includes the check")
     p.add_argument("--prime", type=int, choices=[61, 127], default=None,
                    help="Shamir over GF(2^p - 1) (default: 127 for fixed point and malicious, else 61)")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")
