@@ -38,13 +38,27 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     [sources.transactions]
     kind = "csv"                   # csv | sqlite | postgres | parquet
     path = "bank0.csv"
+    [sources.transactions.columns.amount]   # with any columns table, only named columns
+    computations = ["aggregate_sum"]        #   may be used (default: every computation)
+    aggregate_only = true          # never a per-row output (fraud_score's scores)
+    bounds = [0, 10000]            # clipped under MPC before aggregates; DP sensitivity
 
     [policy]
     allowed_computations = ["aggregate_sum", "logistic_regression"]
     allowed_recipients = ["analyst"]
     analyst_keys = ["ed25519:..."]
-    min_group_size = 10
+    min_group_size = 10            # k: group size and flagged count, each
     max_rows = 1000000
+    approved_models = []           # fraud scoring models by hash (mpc.node.policy.model_hash)
+    approved_models_file = "approved-models.txt"   # more hashes, re-read at every job
+    allow_reveal_scores = false    # fraud_score: flags only, never per-row scores
+
+    [policy.dp]                    # released aggregates get DP noise generated under MPC
+    epsilon = 1.0                  # per job and (analyst, source)
+    delta = 0.0                    # > 0 with mechanism = "gaussian"
+    mechanism = "laplace"          # laplace | gaussian
+    budget_epsilon = 10.0          # total per (analyst, source) (mpc.node.budget)
+    budget_delta = 1e-6
 
     [insecure]                     # each one makes the daemon refuse to start without --insecure
     plaintext_channels = false
@@ -95,12 +109,44 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class ColumnPolicy:
+    """What the data owner allows for one column of a source ([sources.<s>.columns.<c>]).
+
+    computations: the computations that may read it (None: every allowed computation);
+    aggregate_only: it may feed aggregates only, never a per-row output (fraud_score's
+    scores); bounds: (lo, hi) public bounds every value is clipped to under MPC before an
+    aggregate, which fix the sensitivity of the DP noise (None: no DP release of its sum)."""
+
+    computations: tuple[str, ...] | None = None
+    aggregate_only: bool = False
+    bounds: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     kind: str
     path: Path | None = None
     query: str | None = None
     dsn: str | None = None
+    #: per-column policy; None: the source states none (every column usable, a warning at
+    #: start), else only the columns named here may be used
+    columns: dict[str, ColumnPolicy] | None = None
+
+
+@dataclass(frozen=True)
+class DPPolicy:
+    """[policy.dp]: differential privacy of released aggregates (mpc.node.budget).
+
+    epsilon / delta: what one job may spend per (analyst, source) (the manifest may ask for
+    less); mechanism: "laplace" (pure epsilon) or "gaussian" (zCDP, delta > 0);
+    budget_epsilon / budget_delta: the total per (analyst, source) over all jobs."""
+
+    epsilon: float = 1.0
+    delta: float = 0.0
+    mechanism: str = "laplace"
+    budget_epsilon: float = 10.0
+    budget_delta: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -110,6 +156,14 @@ class PolicyConfig:
     analyst_keys: tuple[bytes, ...] = ()
     min_group_size: int = 1
     max_rows: int = 10_000_000
+    #: scoring models (coef, intercept, threshold, proba) approved by hash (policy.model_hash)
+    approved_models: tuple[str, ...] = ()
+    #: a file of further approved hashes, one a line, re-read at every job (None: none)
+    approved_models_file: Path | None = None
+    #: fraud_score may reveal per-row scores (to the querying bank, its own rows only)
+    allow_reveal_scores: bool = False
+    #: None: aggregates are released exactly (no DP; a warning at start)
+    dp: DPPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +319,56 @@ def _rel(base: Path, p: str) -> Path:
     return q if q.is_absolute() else (base / q)
 
 
+def _parse_columns(raw: dict | None, pre: str) -> dict[str, ColumnPolicy] | None:
+    if raw is None:
+        return None
+    out = {}
+    for cname, c in raw.items():
+        cp = f"{pre}{cname}."
+        if not isinstance(c, dict):
+            raise _err(pre + cname, "must be a table (computations, aggregate_only, bounds)")
+        comps = _get(c, "computations", cp, list, default=None)
+        if comps is not None and not all(isinstance(x, str) for x in comps):
+            raise _err(cp + "computations", "must be a list of computation names")
+        bounds = _get(c, "bounds", cp, list, default=None)
+        if bounds is not None:
+            if (len(bounds) != 2 or not all(isinstance(b, int | float) and not isinstance(b, bool)
+                                            for b in bounds) or not bounds[0] <= bounds[1]):
+                raise _err(cp + "bounds", "must be [lo, hi] with lo <= hi")
+            bounds = (float(bounds[0]), float(bounds[1]))
+        unknown = sorted(set(c) - {"computations", "aggregate_only", "bounds"})
+        if unknown:
+            raise _err(cp + unknown[0], "unknown field")
+        out[cname] = ColumnPolicy(None if comps is None else tuple(comps),
+                                  _get(c, "aggregate_only", cp, bool, default=False), bounds)
+    return out
+
+
+def _parse_dp(raw: dict | None) -> DPPolicy | None:
+    if raw is None:
+        return None
+    pre = "policy.dp."
+
+    def prob(v):
+        return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"
+
+    mech = _get(raw, "mechanism", pre, str, default="laplace",
+                check=lambda v: None if v in ("laplace", "gaussian") else
+                "must be 'laplace' or 'gaussian'")
+    dp = DPPolicy(
+        epsilon=_get(raw, "epsilon", pre, float, default=1.0, check=_positive),
+        delta=_get(raw, "delta", pre, float, default=0.0, check=prob), mechanism=mech,
+        budget_epsilon=_get(raw, "budget_epsilon", pre, float, default=10.0, check=_positive),
+        budget_delta=_get(raw, "budget_delta", pre, float, default=1e-6, check=prob))
+    if mech == "gaussian" and dp.delta <= 0:
+        raise _err(pre + "delta", "the gaussian mechanism needs delta > 0")
+    unknown = sorted(set(raw) - {"epsilon", "delta", "mechanism", "budget_epsilon",
+                                 "budget_delta"})
+    if unknown:
+        raise _err(pre + unknown[0], "unknown field")
+    return dp
+
+
 def load_config(path: str | os.PathLike) -> NodeConfig:
     """Read and validate a node configuration. Raises NodeConfigError naming the bad field."""
     path = Path(path)
@@ -387,10 +491,11 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
                            "environment")
         if query is not None and not query.lstrip().lower().startswith(("select", "with")):
             raise _err(pre + "query", "must be a SELECT query")
-        unknown = sorted(set(s) - {"kind", "path", "query", "dsn"})
+        unknown = sorted(set(s) - {"kind", "path", "query", "dsn", "columns"})
         if unknown:
             raise _err(pre + unknown[0], "unknown field")
-        sources[sname] = SourceConfig(sname, kind, spath, query, dsn)
+        cols = _parse_columns(_get(s, "columns", pre, dict, default=None), pre + "columns.")
+        sources[sname] = SourceConfig(sname, kind, spath, query, dsn, cols)
 
     pol = _get(raw, "policy", "", dict, default={})
     from mpc.node.manifest import parse_verify_key
@@ -409,14 +514,24 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     for r in recips:
         if r != ANALYST and r not in names:
             raise _err("policy.allowed_recipients", f"{r!r} is neither 'analyst' nor a party name")
+    models = _get(pol, "approved_models", "policy.", list, default=[])
+    if not all(isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)
+               for h in models):
+        raise _err("policy.approved_models", "must be a list of 64-hex-digit model hashes")
+    mfile = _get(pol, "approved_models_file", "policy.", str, default=None)
     policy = PolicyConfig(
         allowed_computations=tuple(comps), allowed_recipients=tuple(recips),
         analyst_keys=tuple(keys),
         min_group_size=_get(pol, "min_group_size", "policy.", int, default=1, check=_positive),
         max_rows=_get(pol, "max_rows", "policy.", int, default=10_000_000, check=_positive),
+        approved_models=tuple(models),
+        approved_models_file=_rel(base, mfile) if mfile else None,
+        allow_reveal_scores=_get(pol, "allow_reveal_scores", "policy.", bool, default=False),
+        dp=_parse_dp(_get(pol, "dp", "policy.", dict, default=None)),
     )
     unknown = sorted(set(pol) - {"allowed_computations", "allowed_recipients", "analyst_keys",
-                                 "min_group_size", "max_rows"})
+                                 "min_group_size", "max_rows", "approved_models",
+                                 "approved_models_file", "allow_reveal_scores", "dp"})
     if unknown:
         raise _err("policy." + unknown[0], "unknown field")
 
@@ -470,12 +585,15 @@ def write_consortium(
     preprocessing: str | None = None,
     broker: str = "mqtt://127.0.0.1:1883",
     broker_auth: bool = False,
+    dp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
     (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     With broker_auth, also a Mosquitto password/ACL file pair and one broker password file
     per node (mpc.node.broker_auth), named in each config.
+    `dp` (e.g. {"epsilon": 1.0, "budget_epsilon": 10.0}) writes a [policy.dp] table: released
+    aggregates then carry DP noise and spend each node's budget.
     Returns {"configs": [...], "analyst_key": path, "api": [...]} for the caller."""
     from mpc.node.manifest import generate_signing_key, save_signing_key, verify_key_text
     from network.keys import generate_keypair, public_key_text, save_private_key
@@ -526,7 +644,9 @@ def write_consortium(
             "[policy]", f"allowed_computations = {json.dumps(comps)}",
             f'allowed_recipients = ["analyst", {", ".join(_toml_str(x) for x in names)}]',
             f"analyst_keys = [{_toml_str(verify_key_text(vk))}]",
-            f"min_group_size = {min_group_size}", f"max_rows = {max_rows}", "", extra,
+            f"min_group_size = {min_group_size}", f"max_rows = {max_rows}", "",
+            *(["[policy.dp]", *(f"{k} = {json.dumps(v)}" for k, v in dp.items()), ""]
+              if dp else []), extra,
         ]
         p = outp / f"{names[i]}.toml"
         p.write_text("\n".join(lines))

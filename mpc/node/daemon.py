@@ -188,6 +188,12 @@ class Node:
         self.audit = open_audit(cfg.state_dir / "audit.db", self.static_key, party=cfg.index,
                                 consortium=cfg.consortium_id, init=init,
                                 peer_keys={p.index: p.public_key for p in cfg.peers})
+        # issue 13 (privacy): the privacy-budget ledger, checked at policy, spent at agreement
+        from mpc.node.budget import BudgetLedger
+
+        self.budget = BudgetLedger(cfg.state_dir / "budget.db")
+        if cfg.policy.dp is None:
+            log.warning("policy.dp is not set: aggregates are released without DP noise")
         self.store = JobStore(str(cfg.state_dir / "jobs.db"))
         self._recover()
         self.queue: asyncio.Queue[Manifest] = asyncio.Queue()
@@ -241,6 +247,7 @@ class Node:
                 await asyncio.wait_for(server.wait_closed(), 2)
             self._fail_queued()
             self.store.close()
+            self.budget.close()
             self.audit.close()
             log.info("node %s stopped: %s", self.cfg.name, self._stopping)
 
@@ -330,14 +337,16 @@ class Node:
             log.warning("job %s: %s: %s: %s", m.job_id, status, code, reason)
 
     async def _run_job(self, m: Manifest) -> None:
-        from mpc.node.policy import PolicyError, check_manifest
+        from mpc.node.policy import PolicyError, agree_dp, check_manifest, dp_request, spend_budget
 
         t0 = time.perf_counter()
         stats: dict[str, Any] = {}
         decision = "accepted"
         local: tuple[str, str] | None = None
+        dp_mine = None
         try:
-            check_manifest(m, self.cfg, REGISTRY)
+            check_manifest(m, self.cfg, REGISTRY, self.budget)
+            dp_mine = dp_request(m, self.cfg)  # issue 13: this node's DP terms
         except (PolicyError, SmpcError) as e:
             local = (error_code(e), str(e))
             decision = "refused"
@@ -354,10 +363,21 @@ class Node:
                     "hash": m.hash, "fingerprint": self.fingerprint,
                     "ok": local is None, "code": local[0] if local else None,
                     "reason": local[1] if local else None,
-                    "min_group_size": self.cfg.policy.min_group_size})
+                    "min_group_size": self.cfg.policy.min_group_size, "dp": dp_mine})
                 if local is not None:  # unreachable: _agree raised; kept for clarity
                     raise JobAbortError(*local)
                 k_floor = max(_int(v.get("min_group_size")) for v in views.values())
+                # issue 13 (privacy): every node agreed; spend the agreed DP terms (no round)
+                dp_terms = agree_dp(views)
+                spend_budget(m, self.cfg, self.budget, dp_terms)
+                if dp_terms is not None and m.inputs.get(self.cfg.name):
+                    with contextlib.suppress(SmpcError):
+                        self.audit.append(
+                            job_id=m.job_id, manifest_hash=m.hash, decision="budget",
+                            peers=[], rounds=0, bytes=0, outcome="spent",
+                            reason=f"dp {dp_terms['mechanism']} epsilon={dp_terms['epsilon']:g} "
+                                   f"delta={dp_terms['delta']:g} source="
+                                   f"{m.inputs[self.cfg.name]['source']}"[:500])
                 self._step(m, "load")
                 X, y, extra, problem = self._load(m)
                 views = await self._agree(ch, m, "data", {
@@ -372,7 +392,7 @@ class Node:
                 spec = REGISTRY[m.computation]
                 ctx = JobContext(s, m, self.cfg.party_names(), X, y,
                                  log=lambda step, **kw: self._step(m, step, **kw),
-                                 extra=extra, k_floor=k_floor)
+                                 extra=extra, k_floor=k_floor, dp=dp_terms)
                 outputs = await spec.run(ctx)
                 self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ from network.errors import SmpcError
 from protocols import core
 from protocols.arith.fixedpoint import DEFAULT_F, FixedPoint
 from protocols.session import Session, Share
+
+log = logging.getLogger("smpc.node.jobs")
 
 
 class JobUnavailableError(SmpcError):
@@ -99,6 +102,8 @@ class JobContext:
     log: Callable[..., None] = lambda step, **kw: None
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # extra_columns, by name
     k_floor: int = 1  # the largest policy.min_group_size among the nodes (agreed)
+    #: the agreed DP terms (mpc.node.policy.agree_dp), None: release exactly
+    dp: dict | None = None
 
 
 @dataclass
@@ -186,8 +191,78 @@ async def _input_all(s: Session, x: np.ndarray, shape: tuple[int, ...]) -> list[
     return list(shares)
 
 
+def _public_share(s: Session, v: np.ndarray, f: int) -> Share:
+    """A sharing of a public value (every party knows it): the release states it."""
+    enc = FixedPoint(s.domain, f).encode(np.atleast_1d(np.asarray(v, dtype=np.float64)))
+    return Share(s.domain.zeros(enc.shape), s) + enc
+
+
+async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
+    """Column totals and the row count with DP noise generated under MPC.
+
+        X_p = party p's rows (fixed point), input by p;  lo_p, hi_p = p's policy bounds
+        S = sum over rows of clip(X, lo, hi)       (protocols.comparison.clip, one ltz_mul)
+        release S + DLap(Delta_j / eps'), count + DLap(1 / eps'), eps' = eps / (d + 1)
+        (Gaussian: each at (eps', delta / (d + 1))), Delta_j = max_p max(|lo_pj|, |hi_pj|)
+
+    The peers learn every party's row count (the shapes of the inputs); the recipients
+    learn only the noisy totals, the noise scales and epsilon.
+    """
+    from protocols.apps import dp as dpm
+    from protocols.comparison import clip
+
+    s, terms = ctx.s, ctx.dp
+    fp = FixedPoint(s.domain, DEFAULT_F)
+    d = ctx.X.shape[1]
+    bounds = terms.get("bounds", {})
+    if set(bounds) != set(range(s.n)):
+        raise JobDataError("policy.bounds", "a party states no bounds for its columns")
+    ctx.log("input", shape=list(ctx.X.shape))
+
+    async def one(o: int) -> Share:
+        return await core.input(s.child(f"rows{o}"), fp.encode(ctx.X) if o == s.pid else None, o)
+
+    parts = await asyncio.gather(*(one(o) for o in range(s.n)))
+    if any(p.ndim != 2 or p.shape[1] != d for p in parts):
+        from protocols.errors import ShapeMismatch
+
+        raise ShapeMismatch("a party's rows do not have the job's column count")
+    from protocols.session import concatenate
+
+    X = concatenate(list(parts), 0)
+    bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
+    lo = np.concatenate([np.broadcast_to(bnd[o][:, 0], (p.shape[0], d))
+                         for o, p in enumerate(parts)])
+    hi = np.concatenate([np.broadcast_to(bnd[o][:, 1], (p.shape[0], d))
+                         for o, p in enumerate(parts)])
+    ctx.log("clip", rows=X.shape[0])
+    def enc(v: np.ndarray) -> np.ndarray:  # signed integers: clip compares them as such
+        return np.round(v * 2**DEFAULT_F).astype(np.int64)
+
+    Xc = await clip(s.child("clip"), X, enc(lo), enc(hi))
+    total = Xc.sum(axis=0)
+    rows = sum(p.shape[0] for p in parts)
+    b = np.abs(np.stack(bnd))  # (n, d, 2)
+    sens = np.maximum(np.ceil(b.max(axis=(0, 2)) * 2**DEFAULT_F), 1)  # encoded units
+    k = d + 1
+    noises = [dpm.calibrate(terms["mechanism"], terms["epsilon"] / k, terms["delta"] / k,
+                            float(x)) for x in [*sens, 1.0]]
+    ctx.log("noise", outputs=k, mechanism=terms["mechanism"])
+    vals = concatenate([total, _public_share(s, [rows], 0)], 0)
+    noisy = await asyncio.gather(*(dpm.add_noise(s.child(f"noise{j}"), vals[j:j + 1], nz)
+                                   for j, nz in enumerate(noises)))
+    std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
+    return {"sum": Output(concatenate(noisy[:d], 0), DEFAULT_F),
+            "count": Output(noisy[d], 0),
+            "noise_std": Output(_public_share(s, std, DEFAULT_F), DEFAULT_F),
+            "epsilon": Output(_public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
+
+
 async def _aggregate(ctx: JobContext) -> dict[str, Output]:
-    """Column totals and the row count over all parties. Rounds: 1 (inputs in parallel)."""
+    """Column totals and the row count over all parties. Rounds: 1 (inputs in parallel).
+    With DP terms agreed (a node's [policy.dp]): `_aggregate_dp`."""
+    if ctx.dp is not None:
+        return await _aggregate_dp(ctx)
     s = ctx.s
     fp = FixedPoint(s.domain, DEFAULT_F)
     d = ctx.X.shape[1]
@@ -303,9 +378,10 @@ def _fraud_check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> No
     g = extra[col]
     bad = ~np.isin(g, np.asarray(p["groups"], dtype=np.float64))
     if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 1  # never the value itself
-        raise JobDataError(codes.SOURCE_GROUPS, f"column {col!r} row {row}: not one of "
-                           "parameters.groups")
+        # the row stays in this node's log; peers and the analyst get the code only
+        row = int(np.flatnonzero(bad)[0]) + 1
+        log.warning("data check: column %r row %d: not one of parameters.groups", col, row)
+        raise JobDataError(codes.SOURCE_GROUPS, "a group key is not in parameters.groups")
 
 
 def _fraud_model(ctx: JobContext) -> tuple[np.ndarray, float]:
@@ -337,13 +413,19 @@ async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
 
         z = X coef + b            fraud.score (threshold None: nothing is revealed)
         flag = [z > t]            t = logit(threshold) if proba, as fraud.score
-        G = onehot(owner's keys)  input by the owner (N, K): the per-row keys stay private
+        G = onehot(owner's keys)  input by the owner (N, K): the per-row keys stay private;
+                                  fraud.check_onehot verifies under MPC that every row is a
+                                  unit vector (a malicious owner's e_t + k e_d is caught)
         counts = flag G,  sizes = 1 G
-        released = 1 - [sizes - k < 0],  counts_out = released * counts
+        with DP: counts += DLap(2/eps), sizes += DLap(2/eps)  (each eps/2; a row changes one
+                                  group's count and size by at most 1: the one-hot check)
+        released = [sizes >= k] [counts >= k],  counts_out = released * counts
 
-    Rounds: fraud.score's (2) + ltz + 1 (input G) + 1 (matmul) + ltz + 1 (mul).
-    Security: semi-honest; the recipients learn, per group, whether it has >= k members and,
-    if so, its flagged count; nobody learns a suppressed group's count or any row's flag.
+    Rounds: fraud.score's (2) + ltz + 1 (input G) + one-hot check (3-4) + 1 (matmul)
+    (+ the noise's ltz) + ltz on 2K + 2 (products).
+    Security: semi-honest; the recipients learn, per group, whether its (noisy) size and
+    flagged count both reach k and, if so, its (noisy) flagged count; nobody learns a
+    suppressed group's count or any row's flag.
     """
     from protocols import beaver
     from protocols.apps import fraud
@@ -373,12 +455,33 @@ async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         from protocols.errors import ShapeMismatch
 
         raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups))}")
+    await fraud.check_onehot(s.child("onehot"), G)
     counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
     sizes = G.sum(axis=0)
-    small = await ltz(s.child("k"), sizes - np.int64(k))  # [sizes < k]
-    released = -small + np.int64(1)
+    out: dict[str, Output] = {}
+    if ctx.dp is not None:
+        from protocols.apps import dp as dpm
+
+        terms = ctx.dp
+        nz = dpm.calibrate(terms["mechanism"], terms["epsilon"] / 2, terms["delta"] / 2, 1.0)
+        ctx.log("noise", groups=len(groups), mechanism=nz.mechanism)
+        both = await dpm.add_noise(s.child("noise"), concatenate_shares([counts, sizes]), nz)
+        K = len(groups)
+        counts, sizes = both[:K], both[K:]
+        out["noise_std"] = Output(_public_share(s, [nz.std()], DEFAULT_F), DEFAULT_F)
+        out["epsilon"] = Output(_public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)
+    K = len(groups)
+    small = await ltz(s.child("k"), concatenate_shares([sizes, counts]) - np.int64(k))
+    big = -small + np.int64(1)  # [sizes >= k] ++ [counts >= k]
+    released = await beaver.mul(s.child("both"), big[:K], big[K:])
     kept = await beaver.mul(s.child("keep"), released, counts)
-    return {"counts": Output(kept, 0), "released": Output(released, 0)}
+    return {"counts": Output(kept, 0), "released": Output(released, 0), **out}
+
+
+def concatenate_shares(xs: list[Share]) -> Share:
+    from protocols.session import concatenate
+
+    return concatenate(xs, 0)
 
 
 #: protocols.apps.ml.train hyperparameters (train itself rejects ones its solver does not take)
@@ -395,8 +498,9 @@ _FRAUD_PARAMS: dict[str, Any] = {
 }
 _FRAUD_AGG_PARAMS: dict[str, Any] = {
     **{k: v for k, v in _FRAUD_PARAMS.items() if k != "reveal_scores"},
-    "group_column": str, "groups": list, "k_min": int,
+    "group_column": str, "groups": list, "k_min": int, "epsilon": (int, float),
 }
+_AGG_PARAMS: dict[str, Any] = {"epsilon": (int, float)}
 
 
 def _ml_spec(name: str, model: str) -> JobSpec:
@@ -407,8 +511,8 @@ def _ml_spec(name: str, model: str) -> JobSpec:
 
 
 REGISTRY: dict[str, JobSpec] = {
-    "aggregate_sum": JobSpec("aggregate_sum", _aggregate),
-    "aggregate_mean": JobSpec("aggregate_mean", _aggregate),
+    "aggregate_sum": JobSpec("aggregate_sum", _aggregate, params=_AGG_PARAMS),
+    "aggregate_mean": JobSpec("aggregate_mean", _aggregate, params=_AGG_PARAMS),
     "linear_regression": _ml_spec("linear_regression", "linear"),
     "ridge_regression": _ml_spec("ridge_regression", "ridge"),
     "logistic_regression": _ml_spec("logistic_regression", "logistic"),
@@ -429,7 +533,7 @@ def finish_outputs(computation: str, values: dict[str, np.ndarray],
     out: dict[str, Any] = {k: v.tolist() for k, v in values.items()}
     if computation == "aggregate_mean" and "sum" in values and "count" in values:
         c = float(values["count"].reshape(-1)[0])
-        out["mean"] = (values["sum"] / c).tolist() if c else None
+        out["mean"] = (values["sum"] / c).tolist() if c > 0 else None
     if computation == "fraud_aggregate" and "counts" in values and "released" in values:
         keys = (parameters or {}).get("groups") or list(range(len(values["counts"])))
         out["by_group"] = {

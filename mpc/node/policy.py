@@ -6,14 +6,43 @@ this node's own data source exists, and the consortium matches. Row limits and t
 group size are checked again when the data is loaded (`check_rows`), because only then does
 the node know its row count. A refusal is a `PolicyError` with a short machine-readable code
 (`policy.analyst`, `policy.computation`, ...) and a sentence for humans.
+
+What the data owner controls (issue 13), each checked here on every node for its own data:
+
+* columns: a source with a `columns` table lets the job read only the columns named there,
+  each only by its listed computations (`policy.column`); `aggregate_only` columns never feed
+  a per-row output (`policy.reveal_scores`); `bounds` clip values under MPC before an
+  aggregate and fix the sensitivity of its DP noise (`policy.bounds` if DP needs them).
+* scoring models: fraud_score / fraud_aggregate with public coefficients run only if
+  `model_hash(coef, intercept, threshold, proba)` is in policy.approved_models (or the
+  approved_models_file): an analyst cannot choose coefficients or thresholds per job
+  (`policy.model`). Per-row scores only with policy.allow_reveal_scores on every node.
+* differential privacy ([policy.dp]): the job's epsilon may not exceed the node's
+  (`policy.epsilon`), and the spend must fit the (analyst, source) budget of the ledger
+  (mpc.node.budget, `policy.budget`). The agreed noise uses the smallest epsilon of all
+  nodes (`agree_dp`).
+
+The reasons sent to peers and the analyst are generic sentences; the specific column or
+model stays in this node's log.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
 
 from mpc.node import codes
 from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.manifest import Manifest
 from network.errors import SmpcError
+
+log = logging.getLogger("smpc.node.policy")
+
+#: computations whose outputs are aggregates released with DP noise when [policy.dp] is set
+DP_COMPUTATIONS = ("aggregate_sum", "aggregate_mean", "fraud_aggregate")
+FRAUD = ("fraud_score", "fraud_aggregate")
 
 
 class PolicyError(SmpcError):
@@ -24,8 +53,150 @@ class PolicyError(SmpcError):
         self.code = code
 
 
-def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
-    """Raise PolicyError if this node's policy refuses the manifest."""
+def model_hash(coef, intercept, threshold, proba: bool = True) -> str:
+    """The hash a privacy officer approves: BLAKE2b-256 of the canonical JSON of the public
+    scoring model and its threshold (floats as the manifest spells them)."""
+    body = {"coef": [float(c) for c in coef], "intercept": float(intercept),
+            "threshold": float(threshold), "proba": bool(proba)}
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(raw, digest_size=32, person=b"smpc-model").hexdigest()
+
+
+def approved_models(cfg: NodeConfig) -> set[str]:
+    out = set(cfg.policy.approved_models)
+    f = cfg.policy.approved_models_file
+    if f is not None:
+        try:
+            out |= {ln.strip() for ln in f.read_text().splitlines()
+                    if ln.strip() and not ln.startswith("#")}
+        except OSError as e:
+            log.warning("policy.approved_models_file %s unreadable: %s", f, e.strerror)
+    return out
+
+
+def _refuse(code: str, public: str, detail: str) -> PolicyError:
+    log.warning("policy refusal %s: %s", code, detail)  # the specifics stay in this log
+    return PolicyError(code, public)
+
+
+def used_columns(m: Manifest, party: str, registry: dict) -> list[str]:
+    inp = m.inputs.get(party)
+    if inp is None:
+        return []
+    cols = list(inp.get("columns", [])) + ([inp["label"]] if "label" in inp else [])
+    return cols + [c for c in registry[m.computation].extras(m, party) if c not in cols]
+
+
+def check_columns(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
+    """This node's columns: listed in the source's columns table, for this computation."""
+    inp = m.inputs.get(cfg.name)
+    if inp is None or inp["source"] not in cfg.sources:
+        return
+    table = cfg.sources[inp["source"]].columns
+    if table is None:
+        return
+    for c in used_columns(m, cfg.name, registry):
+        cp = table.get(c)
+        if cp is None or (cp.computations is not None and m.computation not in cp.computations):
+            raise _refuse("policy.column", f"a requested column is not allowed for "
+                          f"{m.computation} by {cfg.name}'s policy",
+                          f"column {c!r} of source {inp['source']!r} for {m.computation}")
+
+
+def check_model(m: Manifest, cfg: NodeConfig) -> None:
+    """Fraud jobs: an approved model and threshold; per-row scores only where allowed."""
+    if m.computation not in FRAUD:
+        return
+    p = m.parameters
+    if "coef" in p:
+        h = model_hash(p["coef"], p.get("intercept", 0.0), p.get("threshold", 0.5),
+                       p.get("proba", True))
+        if h not in approved_models(cfg):
+            raise _refuse("policy.model", f"the scoring model is not approved by {cfg.name}'s "
+                          "policy", f"model hash {h} not in approved_models")
+    if p.get("reveal_scores"):
+        if not cfg.policy.allow_reveal_scores:
+            raise _refuse("policy.reveal_scores", f"{cfg.name}'s policy releases flags only",
+                          "reveal_scores with allow_reveal_scores = false")
+        inp = m.inputs.get(cfg.name)
+        table = cfg.sources[inp["source"]].columns if inp and inp["source"] in cfg.sources \
+            else None
+        for c in (inp or {}).get("columns", []):
+            if table is not None and c in table and table[c].aggregate_only:
+                raise _refuse("policy.reveal_scores", f"{cfg.name}'s policy allows some "
+                              "requested columns in aggregates only",
+                              f"column {c!r} is aggregate_only")
+
+
+def dp_request(m: Manifest, cfg: NodeConfig) -> dict[str, Any] | None:
+    """This node's DP terms for the job (None: no DP here): what it sends at agreement."""
+    dp = cfg.policy.dp
+    if dp is None or m.computation not in DP_COMPUTATIONS:
+        return None
+    eps = m.parameters.get("epsilon", dp.epsilon)
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps <= dp.epsilon:
+        raise _refuse("policy.epsilon", f"parameters.epsilon must be in (0, {dp.epsilon:g}] "
+                      f"at {cfg.name}", f"epsilon {eps!r}")
+    req: dict[str, Any] = {"epsilon": float(eps), "delta": dp.delta, "mechanism": dp.mechanism}
+    inp = m.inputs.get(cfg.name)
+    if m.computation in ("aggregate_sum", "aggregate_mean") and inp is not None:
+        table = cfg.sources[inp["source"]].columns if inp["source"] in cfg.sources else None
+        bounds = []
+        for c in inp.get("columns", []):
+            b = table[c].bounds if table is not None and c in table else None
+            if b is None:
+                raise _refuse("policy.bounds", f"{cfg.name}'s policy states no bounds for a "
+                              "requested column (needed for DP sums)", f"column {c!r}")
+            bounds.append(list(b))
+        req["bounds"] = bounds
+    return req
+
+
+def agree_dp(views: dict[int, dict]) -> dict[str, Any] | None:
+    """The DP terms every node uses (same on every node): the smallest epsilon of the nodes
+    that ask for DP; the Gaussian only if all of them allow it; every party's bounds."""
+    reqs = {j: v.get("dp") for j, v in sorted(views.items()) if isinstance(v.get("dp"), dict)}
+    if not reqs:
+        return None
+    gauss = all(r.get("mechanism") == "gaussian" for r in reqs.values())
+    return {"epsilon": min(float(r["epsilon"]) for r in reqs.values()),
+            "delta": min(float(r["delta"]) for r in reqs.values()) if gauss else 0.0,
+            "mechanism": "gaussian" if gauss else "laplace",
+            "bounds": {j: r["bounds"] for j, r in reqs.items() if "bounds" in r}}
+
+
+def job_cost(terms: dict[str, Any]):
+    """What the job spends per (analyst, source): its epsilon, delta and zCDP rho."""
+    from mpc.node.budget import Cost
+    from protocols.apps.dp import calibrate
+
+    n = calibrate(terms["mechanism"], terms["epsilon"], terms["delta"], 1.0)
+    return Cost(n.epsilon, n.delta, n.rho)
+
+
+def check_budget(m: Manifest, cfg: NodeConfig, ledger, req: dict | None) -> None:
+    if ledger is None or req is None or cfg.name not in m.inputs:
+        return
+    dp = cfg.policy.dp
+    ledger.check(m.analyst_key.hex(), m.inputs[cfg.name]["source"], job_cost(req),
+                 dp.budget_epsilon, dp.budget_delta, job_id=m.job_id)
+
+
+def spend_budget(m: Manifest, cfg: NodeConfig, ledger, terms: dict | None) -> None:
+    """After every node agreed: record the agreed spend on this node's ledger (idempotent
+    per job id). The audit log gets the spend through the job's audit entry reason."""
+    if ledger is None or terms is None or cfg.name not in m.inputs:
+        return
+    c = job_cost(terms)
+    if ledger.spend(m.job_id, m.analyst_key.hex(), m.inputs[cfg.name]["source"], c):
+        log.info("job %s: privacy budget spent: epsilon=%g delta=%g rho=%g (analyst %s…, "
+                 "source %s)", m.job_id, c.epsilon, c.delta, c.rho, m.analyst_key.hex()[:12],
+                 m.inputs[cfg.name]["source"])
+
+
+def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) -> None:
+    """Raise PolicyError if this node's policy refuses the manifest (ledger: this node's
+    BudgetLedger, for the privacy budget)."""
     pol = cfg.policy
     if m.analyst_key not in pol.analyst_keys:
         raise PolicyError(codes.POLICY_ANALYST, f"analyst key ed25519:{m.analyst_key.hex()[:16]}... "
@@ -69,6 +240,9 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
     ):
         raise PolicyError(codes.POLICY_MIN_GROUP_SIZE, f"parameters.k_min = {k_min!r} is below "
                           f"policy.min_group_size = {pol.min_group_size}")
+    check_columns(m, cfg, registry)
+    check_model(m, cfg)
+    check_budget(m, cfg, ledger, dp_request(m, cfg))
 
 
 def check_rows(rows: int, cfg: NodeConfig) -> None:

@@ -30,7 +30,7 @@ from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.comparison import ltz
 from protocols.core import open as open_shares
 from protocols.core import reveal_to as core_reveal_to
-from protocols.errors import ParameterError, ShapeMismatch
+from protocols.errors import InputRangeError, ParameterError, ShapeMismatch
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
 
@@ -157,3 +157,53 @@ async def flagged_counts(
             return None
     vals = s.domain.to_signed(v).astype(np.int64)
     return {keys[i].item(): int(c) for i, c in zip(idx, vals, strict=True)}
+
+
+class OneHotError(InputRangeError):
+    """A shared group matrix is not one-hot (a row does not sum to 1 or an entry is not 0/1)."""
+
+    code = "input.onehot"
+
+
+async def check_onehot(s: Session, G: Share, *, checks: int | None = None) -> None:
+    """Verify under MPC that every row of the shared (N, K) matrix G is a unit vector:
+    entries in {0, 1} (g (g - 1) = 0) and row sums 1, without revealing G.
+
+        T = [g (g - 1) for every entry] ++ [rowsum - 1 for every row]     (1 product round)
+        gamma: public coefficients drawn from a jointly opened random seed, after G is shared
+        v_c = sum_i gamma_ci T_i  for c < checks, over GF(p) times a fresh shared random
+              mask rho_c (not over Z_2^64, where a mask could zero it); open(v): all 0
+
+    A valid G gives v = 0 (nothing revealed). An invalid one (e.g. the malicious owner's
+    e_t + k e_d: its row sums to 1 + k, its entry k has k (k - 1) != 0) gives a nonzero
+    combination except with probability 1/p per check over GF(p), 1/2 per check over
+    Z_2^64 (a zero divisor), so `checks` defaults to 1 over a field and 40 over the ring;
+    the mask rho makes a nonzero v uniform over GF(p), so a cheater's values are not
+    revealed either (over Z_2^64 the opened combinations of a cheater's entries are). Sum-check batching as in Corrigan-Gibbs and Boneh, "Prio", NSDI 2017,
+    Sec. 4 (valid-input proofs by random linear combination).
+
+    Rounds: 4 over GF(p) (product, seed opening, the masks' product, the result opening),
+    3 over Z_2^64.  Bytes: one product of N*K (and of `checks` over GF(p)), openings of
+    1 + checks elements.  Preprocessing: N*K (+ checks) triples, 1 (+ checks) randoms.  Security: semi-honest parties; catches a malicious *input*
+    (T28's one-hot form).  Raises: OneHotError on every party (the same opened value).
+    """
+    N, K = G.shape
+    if checks is None:
+        checks = 1 if s.domain.is_field else 40
+    gm1 = G - 1
+    sq = await beaver.mul(s.child("g2"), G, gm1)
+    T = concatenate([sq.reshape(-1), (G.sum(axis=1) - 1).reshape(-1)], 0)
+    seed_sh = Share(await s.prep.randoms((1,)), s)
+    (seed,) = await open_shares(s.child("seed"), seed_sh)
+    from protocols.prg import CryptoRNG
+
+    rng = CryptoRNG.from_seed(bytes(np.ascontiguousarray(s.domain.to_wire(seed)).tobytes()),
+                              "onehot-gamma", s.sid or b"")
+    gamma = s.domain.random(rng, (checks, T.shape[0]))
+    v = Share(s.domain.matmul(gamma, T.data.reshape(-1, 1)).reshape(-1), s)
+    if s.domain.is_field:  # over Z_2^64 a mask could zero a nonzero v (zero divisors)
+        rho = Share(await s.prep.randoms((checks,)), s)
+        v = await beaver.mul(s.child("rho"), rho, v)
+    (out,) = await open_shares(s.child("open"), v)
+    if np.any(s.domain.to_int(out) != 0):
+        raise OneHotError("the group input is not one-hot")

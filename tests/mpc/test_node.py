@@ -14,6 +14,7 @@ from mpc.node.audit import verify
 from mpc.node.client import Client, JobFailedError, SubmissionRejected
 from mpc.node.config import write_consortium
 from mpc.node.manifest import generate_signing_key
+from mpc.node.policy import model_hash
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -282,6 +283,7 @@ def test_peer_dying_mid_job(tmp_path):
 FCOEF = [0.8, -1.1, 1.5, 0.6]  # bank0: amount, hour; bank1: seen; bank2: velocity
 FB = -0.4
 FRAUD_N = 90
+FMODEL = model_hash(FCOEF, FB, 0.5, True)
 
 
 def _fraud_data(d, *, shift_ids=False, n=FRAUD_N):
@@ -325,14 +327,17 @@ class FraudCluster(Cluster):
                 '"logistic_regression"]', '"logistic_regression", "fraud_score", '
                 '"fraud_aggregate"]').replace("min_group_size = 1\n",
                                               f"min_group_size = {min_group_size[i]}\n")
+            # the officers approve the scoring model (and its threshold) by hash
             text = text.replace("[policy]", f'[sources.fraud]\nkind = "csv"\npath = "fraud{i}.csv"'
-                                "\n\n[policy]")
+                                "\n\n[policy]\n" f'approved_models = ["{FMODEL}"]\n'
+                                "allow_reveal_scores = true")
             cfg.write_text(text)
 
     def want(self, k):
-        flags = self.z > 0
+        flags = self.z > 0  # k on the group size and on the flagged count (issue 13)
         return {str(g): (int(flags[self.merchant == g].sum())
-                         if (self.merchant == g).sum() >= k else None)
+                         if (self.merchant == g).sum() >= k
+                         and flags[self.merchant == g].sum() >= k else None)
                 for g in (10, 20, 30, 40, 50)}
 
 
@@ -355,7 +360,8 @@ def test_fraud_aggregate_exact_counts_policy_floor_and_idempotent(fraud_cluster)
     assert res.outputs["by_group"] == cl.want(12), res.outputs
     assert res.outputs["counts"][3] == 0 and res.outputs["released"][3] == 0  # never formed
     # the manifest's larger k wins over every policy
-    big = sorted(sizes.values())[-2] + 1  # only the largest group is released
+    flagged = {g: int((cl.z[cl.merchant == g] > 0).sum()) for g in sizes}
+    big = sorted(min(sizes[g], flagged[g]) for g in sizes)[-2] + 1  # only one group passes
     res2 = c.result(c.submit(_fraud_manifest("agg-big", k_min=big)), timeout=60)
     assert res2.outputs["by_group"] == cl.want(big)
     assert sum(v is not None for v in res2.outputs["by_group"].values()) == 1
