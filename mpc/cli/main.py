@@ -72,10 +72,46 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_budget_show(args: argparse.Namespace) -> int:
+    from mpc.node.budget import show
+    from mpc.node.config import load_config
+
+    cfg = load_config(args.config)
+    if cfg.policy.dp is None:
+        print(f"{cfg.name}: policy.dp is not set: aggregates are released without DP noise "
+              "and no budget is kept")
+        return 0
+    print(f"{cfg.name}: privacy budget ({cfg.policy.dp.mechanism}, epsilon per job "
+          f"<= {cfg.policy.dp.epsilon:g})")
+    print(show(cfg.state_dir, cfg.policy.dp.budget_epsilon, cfg.policy.dp.budget_delta), end="")
+    return 0
+
+
+def _cmd_model_hash(args: argparse.Namespace) -> int:
+    from mpc.node.manifest import load_manifest_file
+    from mpc.node.policy import model_hash
+
+    body = load_manifest_file(args.manifest)
+    body = body.get("manifest", body)
+    p = body.get("parameters", {})
+    if "coef" not in p:
+        print(f"{args.manifest}: parameters.coef missing (no public model)", file=sys.stderr)
+        return 1
+    print(model_hash(p["coef"], p.get("intercept", 0.0), p.get("threshold", 0.5),
+                     p.get("proba", True)))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mpc.bench import run as bench
 
     return bench.main(args)
+
+
+#: what `smpc init` writes into every node's [policy.dp]: epsilon 1 per job, 10 in total per
+#: analyst and source (pure-DP discrete Laplace)
+DEFAULT_DP = {"epsilon": 1.0, "mechanism": "laplace", "budget_epsilon": 10.0,
+              "budget_delta": 1e-6}
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -85,7 +121,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
         raise SmpcError("--broker-auth applies to --transport mqtt")
     r = write_consortium(args.out, args.parties, scheme=args.scheme, transport=args.transport,
                          consortium_id=args.id, base_port=args.base_port,
-                         broker=args.broker, broker_auth=args.broker_auth)
+                         broker=args.broker, broker_auth=args.broker_auth, min_group_size=10,
+                         dp=None if args.no_dp else DEFAULT_DP)
     print(f"wrote {args.parties} node configs to {args.out}:")
     for c, api in zip(r["configs"], r["api"], strict=True):
         print(f"  {c}   (api {api})")
@@ -204,7 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--broker-auth", action="store_true",
                     help="with --transport mqtt: write a Mosquitto password/ACL file pair and a "
                     "broker password file per node (node.broker_username/_password_file)")
+    it.add_argument("--no-dp", action="store_true",
+                    help="no [policy.dp]: aggregates released exactly (not recommended)")
     it.set_defaults(func=_cmd_init)
+
+    bu = sub.add_parser("budget", help="privacy-budget ledger of a node")
+    busub = bu.add_subparsers(dest="budget_command", required=True)
+    bs = busub.add_parser("show", help="what each (analyst, source) has spent and has left")
+    bs.add_argument("--config", required=True, help="the node's TOML config")
+    bs.set_defaults(func=_cmd_budget_show)
+
+    po = sub.add_parser("policy", help="policy tools for a privacy officer")
+    posub = po.add_subparsers(dest="policy_command", required=True)
+    mh = posub.add_parser("model-hash", help="the hash to approve for a manifest's scoring "
+                          "model (policy.approved_models)")
+    mh.add_argument("manifest", help="job manifest (TOML or JSON) with parameters.coef")
+    mh.set_defaults(func=_cmd_model_hash)
 
     nd = sub.add_parser("node", help="run a bank's node daemon")
     nd.add_argument("--config", required=True, help="the node's TOML config")

@@ -249,8 +249,8 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
                             float(x)) for x in [*sens, 1.0]]
     ctx.log("noise", outputs=k, mechanism=terms["mechanism"])
     vals = concatenate([total, _public_share(s, [rows], 0)], 0)
-    noisy = await asyncio.gather(*(dpm.add_noise(s.child(f"noise{j}"), vals[j:j + 1], nz)
-                                   for j, nz in enumerate(noises)))
+    noisy_all = await dpm.add_noise(s.child("noise"), vals, noises)  # one batch, no gather
+    noisy = [noisy_all[j:j + 1] for j in range(k)]
     std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
     return {"sum": Output(concatenate(noisy[:d], 0), DEFAULT_F),
             "count": Output(noisy[d], 0),

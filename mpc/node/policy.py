@@ -177,9 +177,14 @@ def job_cost(terms: dict[str, Any]):
 def check_budget(m: Manifest, cfg: NodeConfig, ledger, req: dict | None) -> None:
     if ledger is None or req is None or cfg.name not in m.inputs:
         return
+    from mpc.node.budget import BudgetExceeded
+
     dp = cfg.policy.dp
-    ledger.check(m.analyst_key.hex(), m.inputs[cfg.name]["source"], job_cost(req),
-                 dp.budget_epsilon, dp.budget_delta, job_id=m.job_id)
+    try:
+        ledger.check(m.analyst_key.hex(), m.inputs[cfg.name]["source"], job_cost(req),
+                     dp.budget_epsilon, dp.budget_delta, job_id=m.job_id)
+    except BudgetExceeded as e:
+        raise PolicyError(e.code, str(e)) from None
 
 
 def spend_budget(m: Manifest, cfg: NodeConfig, ledger, terms: dict | None) -> None:

@@ -84,11 +84,15 @@ def _frac(v) -> Fraction:
     return f
 
 
-def geometric_digits(scale, kappa: int = KAPPA) -> np.ndarray:
+def _digits_len(t: Fraction, kappa: int) -> int:
+    return max(1, math.ceil(math.log2(float(t) * kappa * math.log(2)))) + 1
+
+
+def geometric_digits(scale, kappa: int = KAPPA, L: int | None = None) -> np.ndarray:
     """Public thresholds P_j = floor(2^kappa a^(2^j) / (1 + a^(2^j))), a = exp(-1/scale),
-    for the L binary digits of a geometric variable (a^(2^L) < 2^-kappa)."""
+    for the L binary digits of a geometric variable (default L: a^(2^L) < 2^-kappa)."""
     t = _frac(scale)
-    L = max(1, math.ceil(math.log2(float(t) * kappa * math.log(2)))) + 1
+    L = _digits_len(t, kappa) if L is None else L
     out = []
     for j in range(L):
         q = _exp_neg(Fraction(2**j) / t)
@@ -141,35 +145,38 @@ def _bits_for(s: Session, kappa: int) -> int | None:
     return None if not s.domain.is_field else kappa + 1
 
 
-async def _below(s: Session, thresholds: np.ndarray, shape: tuple[int, ...], kappa: int) -> Share:
-    """[U < P] for fresh uniform kappa-bit U of shape thresholds.shape + shape (one ltz)."""
-    full = (*thresholds.shape, *shape)
-    U = Share(await s.prep.bounded_randoms(full, kappa), s)
-    P = np.broadcast_to(thresholds.reshape(thresholds.shape + (1,) * len(shape)), full)
+async def _below(s: Session, P: np.ndarray, kappa: int) -> Share:
+    """[U < P] for fresh uniform kappa-bit U of P's shape (one ltz)."""
+    U = Share(await s.prep.bounded_randoms(P.shape, kappa), s)
     return await ltz(s, U - s.domain.from_int(np.ascontiguousarray(P)), bits=_bits_for(s, kappa))
 
 
 async def discrete_laplace(s: Session, shape: tuple[int, ...], scale, *,
                            kappa: int = KAPPA) -> Share:
-    """Shares of integers X ~ discrete Laplace(scale), independent, of `shape`.
+    """Shares of integers X ~ discrete Laplace(scale), independent, of `shape` (scale: one
+    number, or one per element: an array of `shape`).
 
         a = exp(-1/scale);  B[g, j] = [U[g, j] < P_j],  G_g = sum_j 2^j B[g, j],  X = G_0 - G_1
 
     Shapes: returns `shape`.   Rounds: one `ltz` (3 on Z_2^64 with ltz_tuples; 6-7 on
     GF(2^127-1) for 49-bit comparands).   Bytes: `ltz` on 2*L*N elements, L =
-    len(geometric_digits(scale, kappa)) (7 for scale 1, 11 for scale 10).
+    len(geometric_digits(max scale, kappa)) (7 for scale 1, 11 for scale 10).
     Preprocessing: 2*L*N kappa-bit bounded randoms and the comparisons' material.
     Security: semi-honest, as `ltz`; the noise stays shared.  Raises: ConfigError (scale <= 0,
     a field too small for kappa-bit comparisons), PreprocessingExhausted.
     Reference: CKS 2020 Def. 28; Eriguchi et al. TDSC 2023 Sec. 5 (see the module docstring).
     """
     shape = tuple(shape)
-    P = geometric_digits(scale, kappa)
-    B = await _below(s, np.stack([P, P]), shape, kappa)  # (2, L, *shape)
-    w = s.domain.from_int(np.array([1 << j for j in range(len(P))], dtype=np.int64))
-    wb = w.reshape((1, len(P)) + (1,) * len(shape))
-    G = Share(s.domain.mul(B.data, np.broadcast_to(wb, B.shape)), s).sum(axis=1)
-    return G[0] - G[1]
+    N = int(np.prod(shape))
+    scales = [Fraction(v) for v in np.broadcast_to(np.asarray(scale, dtype=object), shape).reshape(-1)]
+    L = max((_digits_len(_frac(v), kappa) for v in set(scales)), default=1)
+    table = {v: geometric_digits(v, kappa, L) for v in set(scales)}
+    P = np.stack([table[v] for v in scales], axis=1) if N else np.zeros((L, 0), np.int64)
+    B = await _below(s, np.stack([P, P]), kappa)  # (2, L, N)
+    w = np.array([1 << j for j in range(L)], dtype=np.int64).reshape(1, L, 1)
+    G = Share(s.domain.mul(B.data, s.domain.from_int(np.broadcast_to(w, B.shape).copy())),
+              s).sum(axis=1)
+    return (G[0] - G[1]).reshape(shape)
 
 
 async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2, *,
@@ -187,7 +194,7 @@ async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2, *,
     shape = tuple(shape)
     C = gaussian_table(sigma2, kappa)
     full = (len(C), *shape)
-    U = Share(await s.prep.bounded_randoms(shape, kappa), s)
+    U = Share(await s.prep.bounded_randoms(shape, kappa), s)  # one U per sample, T thresholds
     Ub = Share(np.ascontiguousarray(np.broadcast_to(U.data, full)), s)
     Cb = np.broadcast_to(C.reshape((len(C),) + (1,) * len(shape)), full)
     below = await ltz(s, Ub - s.domain.from_int(np.ascontiguousarray(Cb)),
@@ -236,11 +243,28 @@ def calibrate(mechanism: str, epsilon: float, delta: float, sensitivity: float) 
     raise ConfigError(f"dp: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}")
 
 
-async def add_noise(s: Session, x: Share, noise: Noise, *, kappa: int = KAPPA) -> Share:
-    """x + fresh joint noise of `noise` on every entry (x: shared integers in the units the
-    noise was calibrated in)."""
-    if noise.mechanism == "laplace":
-        z = await discrete_laplace(s, x.shape, Fraction(noise.scale), kappa=kappa)
-    else:
-        z = await discrete_gaussian(s, x.shape, Fraction(noise.scale) ** 2, kappa=kappa)
-    return x + z
+async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
+                    kappa: int = KAPPA) -> Share:
+    """x + fresh joint noise on every entry (x: shared integers in the units the noise was
+    calibrated in); `noise`: one Noise for all entries or a list, one per entry of x
+    (flattened), all of one mechanism. The Laplace noise of every entry is drawn in one
+    batch (one ltz); Gaussian entries in one batch per distinct sigma, in a fixed order
+    (the parties must request preprocessing in the same order: never concurrently)."""
+    flat = x.reshape(-1)
+    ns = [noise] * flat.shape[0] if isinstance(noise, Noise) else list(noise)
+    if len(ns) != flat.shape[0] or len({n.mechanism for n in ns}) > 1:
+        raise ConfigError("dp.add_noise: one Noise per entry, all of one mechanism")
+    if not ns:
+        return x
+    if ns[0].mechanism == "laplace":
+        z = await discrete_laplace(s, flat.shape, np.array([Fraction(n.scale) for n in ns],
+                                                            dtype=object), kappa=kappa)
+        return x + z.reshape(x.shape)
+    out = flat
+    for sigma in sorted({n.scale for n in ns}):
+        idx = np.array([i for i, n in enumerate(ns) if n.scale == sigma])
+        z = await discrete_gaussian(s, (len(idx),), Fraction(sigma) ** 2, kappa=kappa)
+        full = s.domain.zeros(flat.shape)
+        full[idx] = z.data
+        out = out + Share(full, s)
+    return out.reshape(x.shape)

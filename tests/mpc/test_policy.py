@@ -66,3 +66,120 @@ def test_row_limits(setup):
         with pytest.raises(PolicyError) as e:
             check_rows(rows, cfg)
         assert e.value.code == code
+
+
+# ---------------------------------------------------------------- issue 13: owners' policy ---
+from mpc.node.budget import BudgetLedger  # noqa: E402
+from mpc.node.policy import agree_dp, dp_request, model_hash  # noqa: E402
+
+COLS = """
+[sources.tx.columns.a]
+computations = ["aggregate_sum"]
+bounds = [0, 100]
+[sources.tx.columns.b]
+aggregate_only = true
+[sources.tx.columns.c]
+"""
+
+
+@pytest.fixture
+def owner(tmp_path):
+    r = write_consortium(tmp_path, 3, min_group_size=1,
+                         computations=["aggregate_sum", "aggregate_mean", "fraud_score",
+                                       "fraud_aggregate"],
+                         sources={i: {"tx": {"kind": "csv", "path": "tx.csv"}} for i in range(3)},
+                         dp={"epsilon": 1.0, "budget_epsilon": 2.0})
+    cfg0 = r["configs"][0]
+    text = cfg0.read_text().replace("[policy]\n", "[policy]\n" f'approved_models = ["{"0" * 64}"]\n'
+                                    'approved_models_file = "approved.txt"\n', 1)
+    cfg0.write_text(text + COLS)
+    return load_config(cfg0), load_signing_key(r["analyst_key"]), tmp_path
+
+
+def _fraud(cols0, **p):
+    params = {"owner": "bank0", "coef": [1.0] * (len(cols0) + 1), "threshold": 0.5, **p}
+    return {"computation": "fraud_score", "idempotency_key": "f", "recipients": ["bank0"],
+            "parameters": params, "inputs": {"bank0": {"source": "tx", "columns": cols0},
+                                             "bank1": {"source": "tx", "columns": ["x"]}}}
+
+
+def test_column_policy(owner):
+    cfg, key, _ = owner
+    ok = _body(inputs={f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)})
+    check_manifest(sign_manifest(ok, key), cfg, REGISTRY)
+    for cols, comp in ((["zz"], "aggregate_sum"), (["a"], "aggregate_mean")):
+        b = _body(computation=comp,
+                  inputs={f"bank{i}": {"source": "tx", "columns": cols} for i in range(3)})
+        with pytest.raises(PolicyError) as e:
+            check_manifest(sign_manifest(b, key), cfg, REGISTRY)
+        # the code is typed; the reason names no column (the log has it)
+        assert e.value.code == "policy.column" and f"'{cols[0]}'" not in str(e.value)
+
+
+def test_dp_needs_bounds_and_caps_epsilon(owner):
+    cfg, key, _ = owner
+    b = _body(inputs={f"bank{i}": {"source": "tx", "columns": ["c"]} for i in range(3)})
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest(b, key), cfg, REGISTRY)
+    assert e.value.code == "policy.bounds"
+    b = _body(parameters={"epsilon": 5.0},
+              inputs={f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)})
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest(b, key), cfg, REGISTRY)
+    assert e.value.code == "policy.epsilon"
+    m = sign_manifest(_body(parameters={"epsilon": 0.5}, inputs={
+        f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)}), key)
+    req = dp_request(m, cfg)
+    assert req == {"epsilon": 0.5, "delta": 0.0, "mechanism": "laplace", "bounds": [[0.0, 100.0]]}
+    views = {0: {"dp": req}, 1: {"dp": {**req, "epsilon": 0.3, "bounds": [[0, 5]]}}, 2: {}}
+    agreed = agree_dp(views)
+    assert agreed["epsilon"] == 0.3 and agreed["mechanism"] == "laplace"
+    assert agreed["bounds"] == {0: [[0.0, 100.0]], 1: [[0, 5]]}
+    assert agree_dp({0: {"dp": None}, 1: {}}) is None
+
+
+def test_budget_checked_at_policy(owner):
+    cfg, key, d = owner
+    led = BudgetLedger(d / "b.db")
+    b = _body(inputs={f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)})
+    from mpc.node.policy import spend_budget
+
+    for k in ("k1", "k2"):
+        m = sign_manifest({**b, "idempotency_key": k}, key)
+        check_manifest(m, cfg, REGISTRY, led)
+        spend_budget(m, cfg, led, agree_dp({0: {"dp": dp_request(m, cfg)}}))
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest({**b, "idempotency_key": "k3"}, key), cfg, REGISTRY, led)
+    assert e.value.code == "policy.budget"
+    check_manifest(sign_manifest({**b, "idempotency_key": "k1"}, key), cfg, REGISTRY, led)
+
+
+def test_fraud_models_approved_by_hash_and_scores_by_policy(owner):
+    cfg, key, d = owner
+    body = _fraud(["c"])
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest(body, key), cfg, REGISTRY)
+    assert e.value.code == "policy.model"
+    h = model_hash([1.0, 1.0], 0.0, 0.5, True)
+    (d / "approved.txt").write_text(f"# approved by the officer\n{h}\n")
+    check_manifest(sign_manifest(body, key), cfg, REGISTRY)  # re-read at every job
+    # the same model with another threshold is another model
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest(_fraud(["c"], threshold=0.6), key), cfg, REGISTRY)
+    assert e.value.code == "policy.model"
+    with pytest.raises(PolicyError) as e:  # per-row scores: not allowed by default
+        check_manifest(sign_manifest(_fraud(["c"], reveal_scores=True), key), cfg, REGISTRY)
+    assert e.value.code == "policy.reveal_scores"
+
+
+def test_aggregate_only_column_never_feeds_per_row_scores(owner):
+    cfg, key, d = owner
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy,
+                                                              allow_reveal_scores=True))
+    (d / "approved.txt").write_text(model_hash([1.0, 1.0], 0.0, 0.5, True) + "\n")
+    check_manifest(sign_manifest(_fraud(["c"], reveal_scores=True), key), cfg, REGISTRY)
+    with pytest.raises(PolicyError) as e:
+        check_manifest(sign_manifest(_fraud(["b"], reveal_scores=True), key), cfg, REGISTRY)
+    assert e.value.code == "policy.reveal_scores"

@@ -1,0 +1,108 @@
+"""mpc.node.budget: the ledger's composition and crash safety, `smpc budget show`, and
+budget exhaustion refusing the next job on every node (three real daemons)."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mpc.node.budget import BudgetExceeded, BudgetLedger, Cost, Spent, epsilon_used, within
+from mpc.node.client import JobFailedError
+from tests.mpc.test_node import DATA, Cluster, _manifest
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_basic_and_zcdp_composition():
+    # 3 Laplace jobs at eps 1: basic 3; zCDP rho 1.5 -> eps(1e-6) ~ 10.6: basic wins
+    sp = Spent()
+    for _ in range(3):
+        sp = sp.plus(Cost(1.0, 0.0, 0.5))
+    assert epsilon_used(sp, 1e-6) == pytest.approx(3.0)
+    # 100 small Gaussian jobs: zCDP is far better than basic
+    g = Spent()
+    for _ in range(100):
+        g = g.plus(Cost(0.1, 1e-9, 0.0004))
+    z = 0.04 + 2 * math.sqrt(0.04 * math.log(1 / (1e-6 - 1e-7)))
+    assert epsilon_used(g, 1e-6) == pytest.approx(z)
+    assert z < 10.0 == pytest.approx(g.epsilon)
+    assert within(g, 1.6, 1e-6) and not within(g, 1.4, 1e-6)
+    assert not within(Spent(0.1, 2e-6, 0.0, 1), 10.0, 1e-6)  # delta over budget
+
+
+def test_ledger_persists_and_spends_once_per_job(tmp_path):
+    p = tmp_path / "budget.db"
+    led = BudgetLedger(p)
+    assert led.spend("j1", "a", "tx", Cost(1.0, 0.0, 0.5))
+    assert not led.spend("j1", "a", "tx", Cost(1.0, 0.0, 0.5))  # a re-run spends once
+    led.spend("j2", "a", "tx", Cost(1.0, 0.0, 0.5))
+    led.spend("j3", "b", "tx", Cost(1.0, 0.0, 0.5))
+    led.close()
+    led = BudgetLedger(p)  # reopened (a restart): the spend is still there
+    assert led.spent("a", "tx") == Spent(2.0, 0.0, 1.0, 2)
+    led.check("a", "tx", Cost(1.0, 0.0, 0.5), 3.0, 1e-6)
+    with pytest.raises(BudgetExceeded) as e:
+        led.check("a", "tx", Cost(1.5, 0.0, 1.125), 3.0, 1e-6)
+    assert e.value.code == "policy.budget"
+    led.check("a", "tx", Cost(5.0, 0.0, 12.5), 3.0, 1e-6, job_id="j1")  # already paid
+    led.check("b", "other", Cost(3.0, 0.0, 4.5), 3.0, 1e-6)  # per (analyst, source)
+    assert (p.stat().st_mode & 0o777) == 0o600
+
+
+BOUNDS = "\n[sources.tx.columns.amount]\nbounds = [0, 200]\n[sources.tx.columns.fee]\n" \
+         "bounds = [0, 200]\n"
+
+
+@pytest.fixture
+def dp_cluster(tmp_path):
+    c = Cluster(tmp_path)
+    for cfg in c.info["configs"]:
+        text = cfg.read_text()
+        text += ("\n[policy.dp]\nepsilon = 1.0\nbudget_epsilon = 2.5\nbudget_delta = 1e-6\n"
+                 + BOUNDS)
+        cfg.write_text(text)
+    c.start_all()
+    yield c
+    c.stop()
+
+
+def test_budget_exhaustion_refuses_the_next_job_on_every_node(dp_cluster):
+    cl = dp_cluster
+    c = cl.client()
+    want = np.concatenate(DATA).clip(0, 200).sum(axis=0)
+    for k in ("b1", "b2"):
+        res = c.result(c.submit(_manifest(k)), timeout=60)
+        # noise: discrete Laplace, scale 200 * 3 / 1 per column (eps split over 3 outputs)
+        std = res.outputs["noise_std"]
+        assert std[0] == pytest.approx(math.sqrt(2) * 600, rel=0.01)
+        assert np.all(np.abs(np.asarray(res.outputs["sum"]) - want) < 12 * np.asarray(std[:2]))
+        assert res.outputs["epsilon"] == [pytest.approx(1.0)]
+    with pytest.raises(JobFailedError) as e:
+        c.result(c.submit(_manifest("b3")), timeout=60)
+    assert all(r[0] == "refused" and "policy.budget" in r[1] for r in e.value.reasons.values()), \
+        e.value.reasons
+    # a smaller epsilon still fits (2 + 0.5 <= 2.5)
+    m = _manifest("b4")
+    m["parameters"] = {"epsilon": 0.5}
+    c.result(c.submit(m), timeout=60)
+    with pytest.raises(JobFailedError) as e:
+        m2 = _manifest("b5")
+        m2["parameters"] = {"epsilon": 0.01}
+        c.result(c.submit(m2), timeout=60)
+    assert all("policy.budget" in r[1] for r in e.value.reasons.values())
+    cl.stop()
+    out = subprocess.run([sys.executable, "-m", "mpc.cli", "budget", "show", "--config",
+                          str(cl.info["configs"][1])], capture_output=True, text=True,
+                         check=True).stdout
+    assert " tx " in out and "2.5" in out and " 3 " in out, out  # 3 jobs, eps 2.5 spent
+    import json
+    import sqlite3
+
+    for i in range(3):  # the spend is in every node's audit log
+        db = sqlite3.connect(cl.dir / f"bank{i}-state" / "audit.db")
+        entries = [json.loads(e) for (e,) in db.execute("SELECT entry FROM audit")]
+        db.close()
+        spent = [e for e in entries if e.get("decision") == "budget"]
+        assert len(spent) == 3 and all("epsilon=" in e["reason"] for e in spent), entries
