@@ -13,9 +13,13 @@ and then acts as the analyst:
    analyst only, and compared on held-out transactions with the same algorithm trained in
    float64 on the pooled data (accuracy, AUC).
 2. fraud_aggregate on the held-out ("today's") transactions with the released model as a
-   public model: the number of flagged transactions per merchant category, released only
-   for categories with at least k transactions (k = max(--k-min, every bank's
-   policy.min_group_size)); checked against the same count in plaintext.
+   public model, which each bank's privacy officer first approves by hash (the demo
+   appends `model_hash(...)` to every node's policy.approved_models_file): the number of
+   flagged transactions per merchant category, with discrete Laplace noise drawn jointly
+   under MPC (every node's [policy.dp], --epsilon per job), released only for categories
+   with at least k transactions and at least k flagged ones (k = max(--k-min, every bank's
+   policy.min_group_size), decided on the noisy values); shown next to the plaintext count,
+   with the noise's standard deviation and the privacy budget left at each bank.
 
 Preprocessing is dealer-free by default (OT for additive sharing, DN07 for Shamir);
 `--preprocessing shared_seed_dealer` is the explicit insecure option (every node can derive
@@ -53,9 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threshold", type=float, default=0.5,
                    help="flag a transaction when the model's probability exceeds this")
-    p.add_argument("--k-min", type=int, default=100,
+    p.add_argument("--k-min", type=int, default=5,
                    help="release a category's count only if it has at least this many "
-                   "transactions (default 100)")
+                   "transactions and this many flagged ones (default 5)")
+    p.add_argument("--epsilon", type=float, default=1.0,
+                   help="differential privacy of the released counts, per job (default 1; "
+                   "each bank's total budget is 10x this)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -147,7 +154,13 @@ def run(args: argparse.Namespace) -> dict:
             sources={b: {s: {"kind": "csv", "path": f"bank{b}_{s}.csv"}
                          for s in ("train", "today")} for b in range(n)},
             computations=["logistic_regression", "fraud_aggregate"],
-            timeouts={"connect": 30, "receive": 120, "job": args.timeout}, preprocessing=prep)
+            timeouts={"connect": 30, "receive": 120, "job": args.timeout}, preprocessing=prep,
+            dp={"epsilon": args.epsilon, "mechanism": "laplace",
+                "budget_epsilon": 10 * args.epsilon, "budget_delta": 1e-6})
+        for cfg in info["configs"]:  # each officer approves scoring models in this file
+            cfg.write_text(cfg.read_text().replace(
+                "[policy]\n", '[policy]\napproved_models_file = "approved-models-'
+                f'{cfg.stem}.txt"\n', 1))
         insecure = ["--insecure"] if prep == "shared_seed_dealer" else []
         if insecure:
             _say(False, "WARNING: preprocessing from an INSECURE shared-seed dealer: every node "
@@ -210,6 +223,12 @@ def run(args: argparse.Namespace) -> dict:
             "bytes_per_party": _peak(res.stats, "bytes_sent"),
         }
 
+        from mpc.node.policy import model_hash
+
+        h = model_hash(coef.tolist(), intercept, args.threshold, True)
+        for b in range(n):  # the officers review the released model and approve it
+            (tmp / f"approved-models-bank{b}.txt").write_text(h + "\n")
+        _say(quiet, f"each bank's privacy officer approves the model (hash {h[:16]}...)")
         groups = list(range(len(CATEGORIES)))
         agg_m = {
             "computation": "fraud_aggregate", "idempotency_key": "demo-aggregate",
@@ -220,7 +239,8 @@ def run(args: argparse.Namespace) -> dict:
             "inputs": inputs("today", False),
         }
         _say(quiet, f"[2/2] fraud_aggregate: flagged transactions per merchant category among "
-                    f"{args.score_rows} new ones (p > {args.threshold:g}, k >= {args.k_min}) ...")
+                    f"{args.score_rows} new ones (p > {args.threshold:g}, k >= {args.k_min}, "
+                    f"epsilon {args.epsilon:g}) ...")
         t0 = time.perf_counter()
         ares = client.result(client.submit(agg_m), timeout=args.timeout, progress=progress)
         a_seconds = time.perf_counter() - t0
@@ -229,13 +249,16 @@ def run(args: argparse.Namespace) -> dict:
         m_test = data.merchant[test]
         sizes = {g: int((m_test == g).sum()) for g in groups}
         k_used = args.k_min  # every demo node has policy.min_group_size 1
-        plain = {CATEGORIES[g][0]: (int(flags[m_test == g].sum()) if sizes[g] >= k_used else None)
-                 for g in groups}
+        plain = {CATEGORIES[g][0]: int(flags[m_test == g].sum()) for g in groups}
         secure = {CATEGORIES[int(g)][0]: v for g, v in ares.outputs["by_group"].items()}
+        std = float(ares.outputs["noise_std"][0])
         out["aggregate"] = {
             "k": k_used, "threshold": args.threshold, "by_group": secure,
             "group_sizes": {CATEGORIES[g][0]: sizes[g] for g in groups},
-            "plain": plain, "match": secure == plain,
+            "plain": plain, "epsilon": float(ares.outputs["epsilon"][0]), "noise_std": std,
+            "budget_left": _budget_left(tmp, n, 10 * args.epsilon),
+            "within_noise": all(v is None or abs(v - plain[g]) <= 8 * std + 0.5
+                                for g, v in secure.items()),
             "seconds": round(a_seconds, 3), "rounds": _peak(ares.stats, "rounds"),
             "bytes_per_party": _peak(ares.stats, "bytes_sent"),
         }
@@ -254,6 +277,22 @@ def run(args: argparse.Namespace) -> dict:
             _say(quiet, f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _budget_left(folder: Path, n: int, budget: float) -> dict[str, float]:
+    """Epsilon left per bank for this analyst on today's source (the ledger in its state)."""
+    from mpc.node.budget import BudgetLedger, epsilon_used
+
+    left = {}
+    for b in range(n):
+        led = BudgetLedger(folder / f"bank{b}-state" / "budget.db")
+        try:
+            spent = [sp for _, src, sp in led.summary() if src == "today"]
+            used = epsilon_used(spent[0], 1e-6) if spent else 0.0
+        finally:
+            led.close()
+        left[f"bank{b}"] = round(max(0.0, budget - used), 6)
+    return left
 
 
 def main(args: argparse.Namespace) -> int:
@@ -279,12 +318,17 @@ def main(args: argparse.Namespace) -> int:
     print(f"{'bytes sent per party':30}{out['bytes_per_party']:>10}")
     print()
     print(f"fraud_aggregate: flagged (p > {a['threshold']:g}) among {out['score_rows']} new "
-          f"transactions, released for categories with >= {a['k']} transactions")
-    print(f"{'merchant category':20}{'transactions':>14}{'flagged':>12}{'plaintext':>11}")
+          f"transactions, released for categories with >= {a['k']} transactions and >= "
+          f"{a['k']} flagged (decided on the noisy values)")
+    print(f"differential privacy: epsilon {a['epsilon']:g} for this release; each count has "
+          f"discrete Laplace noise drawn under MPC, standard deviation {a['noise_std']:.2f}")
+    print(f"{'merchant category':20}{'transactions':>14}{'flagged+noise':>15}{'plaintext':>11}")
     for name, v in a["by_group"].items():
         shown = "suppressed" if v is None else str(v)
-        pl = "-" if a["plain"][name] is None else str(a["plain"][name])
-        print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>12}{pl:>11}")
+        print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>15}{a['plain'][name]:>11}")
     print(f"{'seconds':20}{a['seconds']:>14.2f}   rounds {a['rounds']}, bytes sent per party "
-          f"{a['bytes_per_party']}; {'matches plaintext' if a['match'] else 'DIFFERS from plaintext'}")
+          f"{a['bytes_per_party']}; released counts "
+          f"{'within' if a['within_noise'] else 'OUTSIDE'} 8 noise standard deviations")
+    print("privacy budget left for this analyst (epsilon): " + ", ".join(
+        f"{b} {v:g}" for b, v in a["budget_left"].items()))
     return 0
