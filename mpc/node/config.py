@@ -52,6 +52,8 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     approved_models = []           # fraud scoring models by hash (mpc.node.policy.model_hash)
     approved_models_file = "approved-models.txt"   # more hashes, re-read at every job
     allow_reveal_scores = false    # fraud_score: flags only, never per-row scores
+    allow_stored_models = true     # fraud jobs may use models kept as shares (store_model)
+    approved_thresholds = [0.5]    # thresholds allowed with a stored model
 
     [policy.dp]                    # released aggregates get DP noise generated under MPC
     epsilon = 1.0                  # per job and (analyst, source)
@@ -164,6 +166,10 @@ class PolicyConfig:
     allow_reveal_scores: bool = False
     #: None: aggregates are released exactly (no DP; a warning at start)
     dp: DPPolicy | None = None
+    #: fraud jobs may score with models stored as shares here (mpc.node.models)
+    allow_stored_models: bool = True
+    #: thresholds allowed with a stored model (a public model's is part of its hash)
+    approved_thresholds: tuple[float, ...] = (0.5,)
 
 
 @dataclass(frozen=True)
@@ -528,10 +534,16 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         approved_models_file=_rel(base, mfile) if mfile else None,
         allow_reveal_scores=_get(pol, "allow_reveal_scores", "policy.", bool, default=False),
         dp=_parse_dp(_get(pol, "dp", "policy.", dict, default=None)),
+        allow_stored_models=_get(pol, "allow_stored_models", "policy.", bool, default=True),
+        approved_thresholds=tuple(float(x) for x in _get(
+            pol, "approved_thresholds", "policy.", list, default=[0.5],
+            check=lambda v: None if all(isinstance(x, int | float) and not isinstance(x, bool)
+                                        for x in v) else "must be a list of numbers")),
     )
     unknown = sorted(set(pol) - {"allowed_computations", "allowed_recipients", "analyst_keys",
                                  "min_group_size", "max_rows", "approved_models",
-                                 "approved_models_file", "allow_reveal_scores", "dp"})
+                                 "approved_models_file", "allow_reveal_scores", "dp",
+                                 "allow_stored_models", "approved_thresholds"})
     if unknown:
         raise _err("policy." + unknown[0], "unknown field")
 

@@ -337,6 +337,7 @@ class Node:
             log.warning("job %s: %s: %s: %s", m.job_id, status, code, reason)
 
     async def _run_job(self, m: Manifest) -> None:
+        from mpc.node.models import ModelStore  # issue 13: shared models stay shared
         from mpc.node.policy import PolicyError, agree_dp, check_manifest, dp_request, spend_budget
 
         t0 = time.perf_counter()
@@ -392,7 +393,8 @@ class Node:
                 spec = REGISTRY[m.computation]
                 ctx = JobContext(s, m, self.cfg.party_names(), X, y,
                                  log=lambda step, **kw: self._step(m, step, **kw),
-                                 extra=extra, k_floor=k_floor, dp=dp_terms)
+                                 extra=extra, k_floor=k_floor, dp=dp_terms,
+                                 models=ModelStore(self.cfg.state_dir / "models"))
                 outputs = await spec.run(ctx)
                 self._step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)

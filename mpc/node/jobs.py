@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from mpc.node import codes
-from mpc.node.config import NodeConfig
+from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.manifest import Manifest
 from network.errors import SmpcError
 from protocols import core
@@ -104,6 +104,8 @@ class JobContext:
     k_floor: int = 1  # the largest policy.min_group_size among the nodes (agreed)
     #: the agreed DP terms (mpc.node.policy.agree_dp), None: release exactly
     dp: dict | None = None
+    #: this node's mpc.node.models.ModelStore (shared models kept between jobs)
+    models: Any = None
 
 
 @dataclass
@@ -236,6 +238,7 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     hi = np.concatenate([np.broadcast_to(bnd[o][:, 1], (p.shape[0], d))
                          for o, p in enumerate(parts)])
     ctx.log("clip", rows=X.shape[0])
+
     def enc(v: np.ndarray) -> np.ndarray:  # signed integers: clip compares them as such
         return np.round(v * 2**DEFAULT_F).astype(np.int64)
 
@@ -287,11 +290,19 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         hyper = dict(ctx.manifest.parameters)
         partition = hyper.pop("partition", "horizontal")
         hyper.pop("id_column", None)  # used at load (row alignment)
+        store = hyper.pop("store_model", None)
         if isinstance(hyper.get("class_weight"), dict):  # TOML/JSON keys are strings
             hyper["class_weight"] = {int(k): float(v) for k, v in hyper["class_weight"].items()}
         ctx.log("train", model=model, partition=partition, shape=list(ctx.X.shape))
         sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, **hyper)
         f = getattr(sm, "f", DEFAULT_F)
+        if store is not None:  # kept as shares at every node; nothing is released
+            if ctx.models is None:
+                raise JobParameterError("parameters.store_model: this node keeps no models")
+            ctx.models.save(store, sm, ctx.s.domain, job_id=ctx.manifest.job_id,
+                            analyst=ctx.manifest.analyst_key.hex())
+            ctx.log("stored", model=store)
+            return {}
         return {"coef": Output(sm.coef, f), "intercept": Output(sm.intercept, f)}
 
     return run
@@ -309,6 +320,15 @@ def _validate_ml(spec_name: str) -> Callable[[Manifest, NodeConfig], None]:
         else:
             raise JobParameterError(f"parameters.partition: 'horizontal' or 'vertical', got "
                                     f"{partition!r}")
+        if "store_model" in m.parameters:
+            from mpc.node.models import valid_name
+
+            if not valid_name(m.parameters["store_model"]):
+                raise JobParameterError("parameters.store_model: 1-64 letters, digits, '_', "
+                                        "'-' or '.'")
+            if list(m.recipients) != [ANALYST]:
+                raise JobParameterError("recipients: a stored model is released to nobody; "
+                                        "recipients must be ['analyst'] (who gets nothing)")
 
     return validate
 
@@ -328,13 +348,23 @@ def _fraud_validate(m: Manifest, cfg: NodeConfig) -> None:
         raise JobParameterError("parameters.owner: name the querying bank (whose transactions)")
     if owner not in names or owner not in m.inputs:
         raise JobParameterError(f"parameters.owner: {owner!r} must be a party with inputs")
-    coef = p.get("coef")
-    if not coef or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coef):
-        raise JobParameterError("parameters.coef: a non-empty list of numbers (the public model)")
-    width = sum(len(i["columns"]) for i in m.inputs.values())
-    if len(coef) != width:
-        raise JobParameterError(f"parameters.coef: {len(coef)} coefficients for {width} columns "
-                                "(every contributing party's columns, in party order)")
+    if "model" in p:  # a stored shared model (mpc.node.models); its width is checked at run
+        from mpc.node.models import valid_name
+
+        if "coef" in p or "intercept" in p or not valid_name(p["model"]):
+            raise JobParameterError("parameters.model: a stored model's name, without coef "
+                                    "or intercept")
+    else:
+        coef = p.get("coef")
+        if not coef or not all(isinstance(c, int | float) and not isinstance(c, bool)
+                               for c in coef):
+            raise JobParameterError("parameters.coef: a non-empty list of numbers (the public "
+                                    "model), or parameters.model (a stored shared model)")
+        width = sum(len(i["columns"]) for i in m.inputs.values())
+        if len(coef) != width:
+            raise JobParameterError(f"parameters.coef: {len(coef)} coefficients for {width} "
+                                    "columns (every contributing party's columns, in party "
+                                    "order)")
     proba = p.get("proba", True)
     t = float(p.get("threshold", 0.5))
     if proba and not 0 < t < 1:
@@ -384,8 +414,13 @@ def _fraud_check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> No
         raise JobDataError(codes.SOURCE_GROUPS, "a group key is not in parameters.groups")
 
 
-def _fraud_model(ctx: JobContext) -> tuple[np.ndarray, float]:
+def _fraud_model(ctx: JobContext):
+    """The public (coef, intercept), or the stored SharedModel named by parameters.model."""
     p = ctx.manifest.parameters
+    if "model" in p:
+        if ctx.models is None:
+            raise JobParameterError("parameters.model: this node keeps no models")
+        return ctx.models.load(p["model"], ctx.s)
     return np.asarray(p["coef"], dtype=np.float64), float(p.get("intercept", 0.0))
 
 
@@ -490,11 +525,11 @@ _ML_PARAMS: dict[str, Any] = {
     "feature_scale": list, "l2": (int, float), "batch_size": int, "epochs": int,
     "lr": (int, float), "schedule": str, "lr_decay": (int, float), "class_weight": (str, dict),
     "sigmoid": str, "shuffle_seed": int, "standardize": bool, "partition": str,
-    "id_column": str,
+    "id_column": str, "store_model": str,
 }
 _FRAUD_PARAMS: dict[str, Any] = {
     "owner": str, "coef": list, "intercept": (int, float), "threshold": (int, float),
-    "proba": bool, "reveal_scores": bool, "sigmoid": str, "id_column": str,
+    "proba": bool, "reveal_scores": bool, "sigmoid": str, "id_column": str, "model": str,
 }
 _FRAUD_AGG_PARAMS: dict[str, Any] = {
     **{k: v for k, v in _FRAUD_PARAMS.items() if k != "reveal_scores"},

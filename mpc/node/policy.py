@@ -108,6 +108,21 @@ def check_model(m: Manifest, cfg: NodeConfig) -> None:
     if m.computation not in FRAUD:
         return
     p = m.parameters
+    if "model" in p:  # a stored shared model: trained here under this policy, never seen
+        from mpc.node.models import ModelStore, ModelStoreError
+
+        try:
+            present = ModelStore(cfg.state_dir / "models").exists(p["model"])
+        except ModelStoreError:
+            present = False
+        if not cfg.policy.allow_stored_models or not present:
+            raise _refuse("policy.model", f"the stored model is not available at {cfg.name}",
+                          f"stored model {p['model']!r}: allowed="
+                          f"{cfg.policy.allow_stored_models} present={present}")
+        t = float(p.get("threshold", 0.5))
+        if t not in cfg.policy.approved_thresholds:
+            raise _refuse("policy.threshold", f"the threshold is not approved by {cfg.name}'s "
+                          "policy", f"threshold {t} not in approved_thresholds")
     if "coef" in p:
         h = model_hash(p["coef"], p.get("intercept", 0.0), p.get("threshold", 0.5),
                        p.get("proba", True))
