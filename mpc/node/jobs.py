@@ -193,7 +193,7 @@ async def _input_all(s: Session, x: np.ndarray, shape: tuple[int, ...]) -> list[
     return list(shares)
 
 
-def _public_share(s: Session, v: np.ndarray, f: int) -> Share:
+def public_share(s: Session, v: np.ndarray, f: int) -> Share:
     """A sharing of a public value (every party knows it): the release states it."""
     enc = FixedPoint(s.domain, f).encode(np.atleast_1d(np.asarray(v, dtype=np.float64)))
     return Share(s.domain.zeros(enc.shape), s) + enc
@@ -251,14 +251,14 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     noises = [dpm.calibrate(terms["mechanism"], terms["epsilon"] / k, terms["delta"] / k,
                             float(x)) for x in [*sens, 1.0]]
     ctx.log("noise", outputs=k, mechanism=terms["mechanism"])
-    vals = concatenate([total, _public_share(s, [rows], 0)], 0)
+    vals = concatenate([total, public_share(s, [rows], 0)], 0)
     noisy_all = await dpm.add_noise(s.child("noise"), vals, noises)  # one batch, no gather
     noisy = [noisy_all[j:j + 1] for j in range(k)]
     std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
     return {"sum": Output(concatenate(noisy[:d], 0), DEFAULT_F),
             "count": Output(noisy[d], 0),
-            "noise_std": Output(_public_share(s, std, DEFAULT_F), DEFAULT_F),
-            "epsilon": Output(_public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
+            "noise_std": Output(public_share(s, std, DEFAULT_F), DEFAULT_F),
+            "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
 async def _aggregate(ctx: JobContext) -> dict[str, Output]:
@@ -333,192 +333,6 @@ def _validate_ml(spec_name: str) -> Callable[[Manifest, NodeConfig], None]:
     return validate
 
 
-# ----------------------------------------------------------------------------- fraud ---
-MAX_GROUPS = 4096
-
-
-def _fraud_validate(m: Manifest, cfg: NodeConfig) -> None:
-    """The fraud jobs' manifest checks (same on every node: only the manifest and the
-    consortium's party names are used)."""
-    p = m.parameters
-    names = cfg.party_names()
-    _check_vertical(m, label=False)
-    owner = p.get("owner")
-    if owner is None:
-        raise JobParameterError("parameters.owner: name the querying bank (whose transactions)")
-    if owner not in names or owner not in m.inputs:
-        raise JobParameterError(f"parameters.owner: {owner!r} must be a party with inputs")
-    if "model" in p:  # a stored shared model (mpc.node.models); its width is checked at run
-        from mpc.node.models import valid_name
-
-        if "coef" in p or "intercept" in p or not valid_name(p["model"]):
-            raise JobParameterError("parameters.model: a stored model's name, without coef "
-                                    "or intercept")
-    else:
-        coef = p.get("coef")
-        if not coef or not all(isinstance(c, int | float) and not isinstance(c, bool)
-                               for c in coef):
-            raise JobParameterError("parameters.coef: a non-empty list of numbers (the public "
-                                    "model), or parameters.model (a stored shared model)")
-        width = sum(len(i["columns"]) for i in m.inputs.values())
-        if len(coef) != width:
-            raise JobParameterError(f"parameters.coef: {len(coef)} coefficients for {width} "
-                                    "columns (every contributing party's columns, in party "
-                                    "order)")
-    proba = p.get("proba", True)
-    t = float(p.get("threshold", 0.5))
-    if proba and not 0 < t < 1:
-        raise JobParameterError(f"parameters.threshold: a probability in (0, 1), got {t}")
-    if p.get("sigmoid", "smooth") not in ("smooth", "piecewise"):
-        raise JobParameterError("parameters.sigmoid: 'smooth' or 'piecewise'")
-    if m.computation == "fraud_score":
-        if list(m.recipients) != [owner]:
-            raise JobParameterError(f"recipients: fraud_score releases per-transaction flags to "
-                                    f"the querying bank only: recipients must be [{owner!r}]")
-        for k in ("group_column", "groups", "k_min"):
-            if k in p:
-                raise JobParameterError(f"parameters.{k}: only for fraud_aggregate")
-        return
-    if p.get("reveal_scores"):
-        raise JobParameterError("parameters.reveal_scores: fraud_aggregate releases counts only")
-    if not isinstance(p.get("group_column"), str) or not p["group_column"]:
-        raise JobParameterError("parameters.group_column: the owner's group-key column")
-    groups = p.get("groups")
-    if (not groups or len(groups) > MAX_GROUPS or len(set(groups)) != len(groups)
-            or not all(isinstance(g, int) and not isinstance(g, bool) for g in groups)):
-        raise JobParameterError(f"parameters.groups: 1..{MAX_GROUPS} distinct integers (the "
-                                "public set of group keys)")
-    if p.get("k_min", 1) < 1:
-        raise JobParameterError("parameters.k_min: must be >= 1")
-
-
-def _fraud_extra(m: Manifest, party: str) -> list[str]:
-    p = m.parameters
-    cols = [p["id_column"]] if "id_column" in p else []
-    if m.computation == "fraud_aggregate" and party == p.get("owner"):
-        cols.append(p["group_column"])
-    return cols
-
-
-def _fraud_check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> None:
-    p = m.parameters
-    col = p.get("group_column")
-    if m.computation != "fraud_aggregate" or col not in extra or party != p.get("owner"):
-        return
-    g = extra[col]
-    bad = ~np.isin(g, np.asarray(p["groups"], dtype=np.float64))
-    if bad.any():
-        # the row stays in this node's log; peers and the analyst get the code only
-        row = int(np.flatnonzero(bad)[0]) + 1
-        log.warning("data check: column %r row %d: not one of parameters.groups", col, row)
-        raise JobDataError(codes.SOURCE_GROUPS, "a group key is not in parameters.groups")
-
-
-def _fraud_model(ctx: JobContext):
-    """The public (coef, intercept), or the stored SharedModel named by parameters.model."""
-    p = ctx.manifest.parameters
-    if "model" in p:
-        if ctx.models is None:
-            raise JobParameterError("parameters.model: this node keeps no models")
-        return ctx.models.load(p["model"], ctx.s)
-    return np.asarray(p["coef"], dtype=np.float64), float(p.get("intercept", 0.0))
-
-
-async def _fraud_score(ctx: JobContext) -> dict[str, Output]:
-    """Flags (and scores if asked) of the owner's rows, revealed to the owner only (inside
-    protocols.fraud.score: the owner is the job's only recipient)."""
-    from protocols.apps import fraud
-
-    p = ctx.manifest.parameters
-    owner = ctx.names.index(p["owner"])
-    ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0])
-    sc = await fraud.score(
-        ctx.s, _fraud_model(ctx), ctx.X, owner=owner, threshold=float(p.get("threshold", 0.5)),
-        reveal_to=owner, proba=bool(p.get("proba", True)),
-        reveal_scores=bool(p.get("reveal_scores", False)), sigmoid=p.get("sigmoid", "smooth"))
-    out = {"flags": Output(None, 0, sc.revealed_flags)}
-    if p.get("reveal_scores"):
-        out["scores"] = Output(None, DEFAULT_F, sc.revealed_scores)
-    return out
-
-
-async def _fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
-    """Per public group key: flagged count and group size over shares, suppression over
-    shares; delivers counts * released and released.
-
-        z = X coef + b            fraud.score (threshold None: nothing is revealed)
-        flag = [z > t]            t = logit(threshold) if proba, as fraud.score
-        G = onehot(owner's keys)  input by the owner (N, K): the per-row keys stay private;
-                                  fraud.check_onehot verifies under MPC that every row is a
-                                  unit vector (a malicious owner's e_t + k e_d is caught)
-        counts = flag G,  sizes = 1 G
-        with DP: counts += DLap(2/eps), sizes += DLap(2/eps)  (each eps/2; a row changes one
-                                  group's count and size by at most 1: the one-hot check)
-        released = [sizes >= k] [counts >= k],  counts_out = released * counts
-
-    Rounds: fraud.score's (2) + ltz + 1 (input G) + one-hot check (3-4) + 1 (matmul)
-    (+ the noise's ltz) + ltz on 2K + 2 (products).
-    Security: semi-honest; the recipients learn, per group, whether its (noisy) size and
-    flagged count both reach k and, if so, its (noisy) flagged count; nobody learns a
-    suppressed group's count or any row's flag.
-    """
-    from protocols import beaver
-    from protocols.apps import fraud
-    from protocols.apps.ml._base import pub
-    from protocols.comparison import ltz
-
-    s, p = ctx.s, ctx.manifest.parameters
-    owner = ctx.names.index(p["owner"])
-    groups = np.asarray(p["groups"], dtype=np.int64)
-    k = max(int(p.get("k_min", 1)), int(ctx.k_floor))
-    proba = bool(p.get("proba", True))
-    thr = float(p.get("threshold", 0.5))
-    ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0], groups=len(groups), k=k)
-    sc = await fraud.score(s.child("score"), _fraud_model(ctx), ctx.X, owner=owner,
-                           threshold=None, reveal_to=owner, proba=False)
-    z = sc.score
-    t = float(np.log(thr / (1 - thr))) if proba else thr
-    flags = await ltz(s.child("flag"), -z + pub(t, DEFAULT_F))  # [t < z], shape (N,)
-    n_rows = flags.shape[0]
-    G_local = None
-    if s.pid == owner:
-        keys = ctx.extra[p["group_column"]].astype(np.int64)
-        G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
-    ctx.log("group", rows=n_rows, groups=len(groups))
-    G = await core.input(s.child("groups"), G_local, owner)
-    if G.shape != (n_rows, len(groups)):
-        from protocols.errors import ShapeMismatch
-
-        raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups))}")
-    await fraud.check_onehot(s.child("onehot"), G)
-    counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
-    sizes = G.sum(axis=0)
-    out: dict[str, Output] = {}
-    if ctx.dp is not None:
-        from protocols.apps import dp as dpm
-
-        terms = ctx.dp
-        nz = dpm.calibrate(terms["mechanism"], terms["epsilon"] / 2, terms["delta"] / 2, 1.0)
-        ctx.log("noise", groups=len(groups), mechanism=nz.mechanism)
-        both = await dpm.add_noise(s.child("noise"), concatenate_shares([counts, sizes]), nz)
-        K = len(groups)
-        counts, sizes = both[:K], both[K:]
-        out["noise_std"] = Output(_public_share(s, [nz.std()], DEFAULT_F), DEFAULT_F)
-        out["epsilon"] = Output(_public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)
-    K = len(groups)
-    small = await ltz(s.child("k"), concatenate_shares([sizes, counts]) - np.int64(k))
-    big = -small + np.int64(1)  # [sizes >= k] ++ [counts >= k]
-    released = await beaver.mul(s.child("both"), big[:K], big[K:])
-    kept = await beaver.mul(s.child("keep"), released, counts)
-    return {"counts": Output(kept, 0), "released": Output(released, 0), **out}
-
-
-def concatenate_shares(xs: list[Share]) -> Share:
-    from protocols.session import concatenate
-
-    return concatenate(xs, 0)
-
-
 #: protocols.apps.ml.train hyperparameters (train itself rejects ones its solver does not take)
 _ML_PARAMS: dict[str, Any] = {
     "alpha": (int, float), "solver": str, "solver_iters": int, "f_solve": int,
@@ -526,14 +340,6 @@ _ML_PARAMS: dict[str, Any] = {
     "lr": (int, float), "schedule": str, "lr_decay": (int, float), "class_weight": (str, dict),
     "sigmoid": str, "shuffle_seed": int, "standardize": bool, "partition": str,
     "id_column": str, "store_model": str,
-}
-_FRAUD_PARAMS: dict[str, Any] = {
-    "owner": str, "coef": list, "intercept": (int, float), "threshold": (int, float),
-    "proba": bool, "reveal_scores": bool, "sigmoid": str, "id_column": str, "model": str,
-}
-_FRAUD_AGG_PARAMS: dict[str, Any] = {
-    **{k: v for k, v in _FRAUD_PARAMS.items() if k != "reveal_scores"},
-    "group_column": str, "groups": list, "k_min": int, "epsilon": (int, float),
 }
 _AGG_PARAMS: dict[str, Any] = {"epsilon": (int, float)}
 
@@ -545,20 +351,22 @@ def _ml_spec(name: str, model: str) -> JobSpec:
                                                    if "id_column" in m.parameters else []))
 
 
+from mpc.node import fraud_jobs as fj  # noqa: E402 (it imports the types above)
+
 REGISTRY: dict[str, JobSpec] = {
     "aggregate_sum": JobSpec("aggregate_sum", _aggregate, params=_AGG_PARAMS),
     "aggregate_mean": JobSpec("aggregate_mean", _aggregate, params=_AGG_PARAMS),
     "linear_regression": _ml_spec("linear_regression", "linear"),
     "ridge_regression": _ml_spec("ridge_regression", "ridge"),
     "logistic_regression": _ml_spec("logistic_regression", "logistic"),
-    "fraud_score": JobSpec("fraud_score", _fraud_score, every_party_inputs=False,
-                           requires=("protocols.apps.fraud",), params=_FRAUD_PARAMS,
-                           validate=_fraud_validate, extra_columns=_fraud_extra,
-                           check_data=_fraud_check_data),
-    "fraud_aggregate": JobSpec("fraud_aggregate", _fraud_aggregate, every_party_inputs=False,
-                               requires=("protocols.apps.fraud",), params=_FRAUD_AGG_PARAMS,
-                               validate=_fraud_validate, extra_columns=_fraud_extra,
-                               check_data=_fraud_check_data),
+    "fraud_score": JobSpec("fraud_score", fj.fraud_score, every_party_inputs=False,
+                           requires=("protocols.apps.fraud",), params=fj.FRAUD_PARAMS,
+                           validate=fj.validate, extra_columns=fj.extra_columns,
+                           check_data=fj.check_data),
+    "fraud_aggregate": JobSpec("fraud_aggregate", fj.fraud_aggregate, every_party_inputs=False,
+                               requires=("protocols.apps.fraud",), params=fj.FRAUD_AGG_PARAMS,
+                               validate=fj.validate, extra_columns=fj.extra_columns,
+                               check_data=fj.check_data),
 }
 
 

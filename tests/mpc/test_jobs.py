@@ -219,3 +219,34 @@ def test_dp_aggregate_clips_under_mpc_and_adds_noise(signer):
     assert abs(got["count"][0] - 135) <= 2
     assert got["epsilon"][0] == pytest.approx(1000.0)
     assert 0 < got["noise_std"][0] < 0.2
+
+
+@pytest.mark.parametrize("scheme", ["additive", "shamir"])
+def test_horizontal_fraud_aggregate(signer, scheme):
+    """Every bank its own transactions (same two features) and its own merchant keys: the
+    released counts are over the union of all banks' rows (k on size and flagged count)."""
+    cfg, key = signer
+    rng = np.random.default_rng(8)
+    coef, icpt = [1.0, -0.5], -0.25
+    X = [rng.normal(size=(30 + 7 * i, 2)).round(3) for i in range(3)]
+    g = [rng.choice([3, 5, 7], size=len(x), p=[0.5, 0.4, 0.1]) for x in X]
+    params = {"coef": coef, "intercept": icpt, "threshold": 0.5, "partition": "horizontal",
+              "group_column": "merchant", "groups": GROUPS, "k_min": 3}
+    m = sign_manifest({"computation": "fraud_aggregate", "idempotency_key": "h",
+                       "recipients": ["analyst"], "parameters": params,
+                       "inputs": {f"bank{i}": {"source": "tx", "columns": ["a", "b"]}
+                                  for i in range(3)}}, key)
+    REGISTRY["fraud_aggregate"].check_parameters(m, cfg)
+    assert REGISTRY["fraud_aggregate"].extras(m, "bank2") == ["merchant"]
+    res = _run(m, X, [{"merchant": gi.astype(float)} for gi in g], scheme=scheme)
+    out = finish_outputs("fraud_aggregate", res[0], params)["by_group"]
+    z = np.concatenate(X) @ coef + icpt
+    assert np.min(np.abs(z)) > 1e-3
+    ga, flags = np.concatenate(g), z > 0
+    for k in GROUPS:
+        n, f = int((ga == k).sum()), int(flags[ga == k].sum())
+        assert out[str(k)] == (f if n >= 3 and f >= 3 else None), (k, out)
+    assert any(v is not None for v in out.values()) and out["9"] is None
+    bad = sign_manifest({**m.body, "parameters": {**params, "owner": "bank0"}}, key)
+    with pytest.raises(JobParameterError, match="owner"):
+        REGISTRY["fraud_aggregate"].check_parameters(bad, cfg)
