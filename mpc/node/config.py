@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc.node.computations import COMPUTATIONS
+from mpc.node.policy_config import ColumnPolicy, DPPolicy, parse_columns, parse_dp
 from network.errors import SmpcError
 
 SCHEMES = ("additive", "shamir")
@@ -111,20 +112,6 @@ class Peer:
 
 
 @dataclass(frozen=True)
-class ColumnPolicy:
-    """What the data owner allows for one column of a source ([sources.<s>.columns.<c>]).
-
-    computations: the computations that may read it (None: every allowed computation);
-    aggregate_only: it may feed aggregates only, never a per-row output (fraud_score's
-    scores); bounds: (lo, hi) public bounds every value is clipped to under MPC before an
-    aggregate, which fix the sensitivity of the DP noise (None: no DP release of its sum)."""
-
-    computations: tuple[str, ...] | None = None
-    aggregate_only: bool = False
-    bounds: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
 class SourceConfig:
     name: str
     kind: str
@@ -134,21 +121,6 @@ class SourceConfig:
     #: per-column policy; None: the source states none (every column usable, a warning at
     #: start), else only the columns named here may be used
     columns: dict[str, ColumnPolicy] | None = None
-
-
-@dataclass(frozen=True)
-class DPPolicy:
-    """[policy.dp]: differential privacy of released aggregates (mpc.node.budget).
-
-    epsilon / delta: what one job may spend per (analyst, source) (the manifest may ask for
-    less); mechanism: "laplace" (pure epsilon) or "gaussian" (zCDP, delta > 0);
-    budget_epsilon / budget_delta: the total per (analyst, source) over all jobs."""
-
-    epsilon: float = 1.0
-    delta: float = 0.0
-    mechanism: str = "laplace"
-    budget_epsilon: float = 10.0
-    budget_delta: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -325,56 +297,6 @@ def _rel(base: Path, p: str) -> Path:
     return q if q.is_absolute() else (base / q)
 
 
-def _parse_columns(raw: dict | None, pre: str) -> dict[str, ColumnPolicy] | None:
-    if raw is None:
-        return None
-    out = {}
-    for cname, c in raw.items():
-        cp = f"{pre}{cname}."
-        if not isinstance(c, dict):
-            raise _err(pre + cname, "must be a table (computations, aggregate_only, bounds)")
-        comps = _get(c, "computations", cp, list, default=None)
-        if comps is not None and not all(isinstance(x, str) for x in comps):
-            raise _err(cp + "computations", "must be a list of computation names")
-        bounds = _get(c, "bounds", cp, list, default=None)
-        if bounds is not None:
-            if (len(bounds) != 2 or not all(isinstance(b, int | float) and not isinstance(b, bool)
-                                            for b in bounds) or not bounds[0] <= bounds[1]):
-                raise _err(cp + "bounds", "must be [lo, hi] with lo <= hi")
-            bounds = (float(bounds[0]), float(bounds[1]))
-        unknown = sorted(set(c) - {"computations", "aggregate_only", "bounds"})
-        if unknown:
-            raise _err(cp + unknown[0], "unknown field")
-        out[cname] = ColumnPolicy(None if comps is None else tuple(comps),
-                                  _get(c, "aggregate_only", cp, bool, default=False), bounds)
-    return out
-
-
-def _parse_dp(raw: dict | None) -> DPPolicy | None:
-    if raw is None:
-        return None
-    pre = "policy.dp."
-
-    def prob(v):
-        return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"
-
-    mech = _get(raw, "mechanism", pre, str, default="laplace",
-                check=lambda v: None if v in ("laplace", "gaussian") else
-                "must be 'laplace' or 'gaussian'")
-    dp = DPPolicy(
-        epsilon=_get(raw, "epsilon", pre, float, default=1.0, check=_positive),
-        delta=_get(raw, "delta", pre, float, default=0.0, check=prob), mechanism=mech,
-        budget_epsilon=_get(raw, "budget_epsilon", pre, float, default=10.0, check=_positive),
-        budget_delta=_get(raw, "budget_delta", pre, float, default=1e-6, check=prob))
-    if mech == "gaussian" and dp.delta <= 0:
-        raise _err(pre + "delta", "the gaussian mechanism needs delta > 0")
-    unknown = sorted(set(raw) - {"epsilon", "delta", "mechanism", "budget_epsilon",
-                                 "budget_delta"})
-    if unknown:
-        raise _err(pre + unknown[0], "unknown field")
-    return dp
-
-
 def load_config(path: str | os.PathLike) -> NodeConfig:
     """Read and validate a node configuration. Raises NodeConfigError naming the bad field."""
     path = Path(path)
@@ -500,7 +422,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         unknown = sorted(set(s) - {"kind", "path", "query", "dsn", "columns"})
         if unknown:
             raise _err(pre + unknown[0], "unknown field")
-        cols = _parse_columns(_get(s, "columns", pre, dict, default=None), pre + "columns.")
+        cols = parse_columns(_get(s, "columns", pre, dict, default=None), pre + "columns.")
         sources[sname] = SourceConfig(sname, kind, spath, query, dsn, cols)
 
     pol = _get(raw, "policy", "", dict, default={})
@@ -533,7 +455,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         approved_models=tuple(models),
         approved_models_file=_rel(base, mfile) if mfile else None,
         allow_reveal_scores=_get(pol, "allow_reveal_scores", "policy.", bool, default=False),
-        dp=_parse_dp(_get(pol, "dp", "policy.", dict, default=None)),
+        dp=parse_dp(_get(pol, "dp", "policy.", dict, default=None)),
         allow_stored_models=_get(pol, "allow_stored_models", "policy.", bool, default=True),
         approved_thresholds=tuple(float(x) for x in _get(
             pol, "approved_thresholds", "policy.", list, default=[0.5],
