@@ -21,11 +21,12 @@ Why this design (and not the alternatives):
 
 discrete_laplace(scale t): Pr[X = x] = (1 - a)/(1 + a) a^|x|, a = exp(-1/t) (Canonne,
 Kamath, Steinke, "The Discrete Gaussian for Differential Privacy", NeurIPS 2020, Def. 28 and
-Prop. 29). X = G1 - G2 for independent geometrics Pr[G = k] ~ a^k (Inusah and Kozubowski,
-"A discrete analogue of the Laplace distribution", JSPI 2006). The binary digits of a
-geometric are independent: digit j is Bernoulli(a^(2^j) / (1 + a^(2^j))), so
-G = sum_j 2^j B_j over L digits is exactly the geometric conditioned on G < 2^L; L is chosen
-with a^(2^L) < 2^-kappa. Cost: 2L comparisons per sample, all in one batch (one `ltz`).
+Prop. 29). X = V (1 + M): V in {-1, 0, +1} with Pr[+-1] = a/(1+a) each (two comparisons of
+one uniform U), M geometric Pr[M = m] = (1 - a) a^m. The binary digits of a geometric are
+independent: digit j is Bernoulli(a^(2^j) / (1 + a^(2^j))), so M = sum_j 2^j B_j over L
+digits is exactly the geometric conditioned on M < 2^L; L is chosen with a^(2^L) <= 2^-kappa.
+(The usual G1 - G2 of two geometrics, Inusah and Kozubowski, JSPI 2006, costs 2L
+comparisons; this costs L + 2 and one product.) All comparisons in one batch (one `ltz`).
 
 discrete_gaussian(sigma^2): Pr[X = x] ~ exp(-x^2 / (2 sigma^2)) (CKS 2020, Def. 1). Sampled
 by a cumulative distribution table on |X| (the CDT sampler of lattice cryptography, e.g.
@@ -85,7 +86,8 @@ def _frac(v) -> Fraction:
 
 
 def _digits_len(t: Fraction, kappa: int) -> int:
-    return max(1, math.ceil(math.log2(float(t) * kappa * math.log(2)))) + 1
+    """L with a^(2^L) <= 2^-kappa, a = exp(-1/t): 2^L >= t kappa ln 2."""
+    return max(1, math.ceil(math.log2(float(t) * kappa * math.log(2))))
 
 
 def geometric_digits(scale, kappa: int = KAPPA, L: int | None = None) -> np.ndarray:
@@ -145,38 +147,59 @@ def _bits_for(s: Session, kappa: int) -> int | None:
     return None if not s.domain.is_field else kappa + 1
 
 
-async def _below(s: Session, P: np.ndarray, kappa: int) -> Share:
-    """[U < P] for fresh uniform kappa-bit U of P's shape (one ltz)."""
-    U = Share(await s.prep.bounded_randoms(P.shape, kappa), s)
-    return await ltz(s, U - s.domain.from_int(np.ascontiguousarray(P)), bits=_bits_for(s, kappa))
-
-
 async def discrete_laplace(s: Session, shape: tuple[int, ...], scale, *,
                            kappa: int = KAPPA) -> Share:
     """Shares of integers X ~ discrete Laplace(scale), independent, of `shape` (scale: one
-    number, or one per element: an array of `shape`).
+    number or Fraction, or one float64 per element: an array of `shape`).
 
-        a = exp(-1/scale);  B[g, j] = [U[g, j] < P_j],  G_g = sum_j 2^j B[g, j],  X = G_0 - G_1
+        a = exp(-1/scale),  q = floor(2^kappa a / (1 + a))
+        V = [U_0 < q] - [U_0 >= 2^kappa - q]       in {-1, 0, 1}: Pr[V = +-1] = a/(1+a) each
+        M = sum_j 2^j [U_j < P_j]  (j = 1..L)      geometric: Pr[M = m] = (1 - a) a^m
+        X = V (1 + M)
 
-    Shapes: returns `shape`.   Rounds: one `ltz` (3 on Z_2^64 with ltz_tuples; 6-7 on
-    GF(2^127-1) for 49-bit comparands).   Bytes: `ltz` on 2*L*N elements, L =
-    len(geometric_digits(max scale, kappa)) (7 for scale 1, 11 for scale 10).
-    Preprocessing: 2*L*N kappa-bit bounded randoms and the comparisons' material.
+    Pr[X = 0] = (1-a)/(1+a) and Pr[X = x] = (a/(1+a)) (1-a) a^(|x|-1) = (1-a)/(1+a) a^|x|: the
+    discrete Laplace. (Cheaper than G_1 - G_2: L + 2 comparisons instead of 2L.)
+
+    Shapes: returns `shape`.   Rounds: one `ltz` + 1 (the product V (1 + M)): 4 on Z_2^64
+    with ltz_tuples.   Bytes: `ltz` on (L + 2) N elements, L = len(geometric_digits(max
+    scale, kappa)) (6 for scale 1, 9 for scale 10), and one product of N.
+    Preprocessing: (L + 2) N kappa-bit bounded randoms (one U_0 used twice: L + 1 randoms),
+    N triples and the comparisons' material.
     Security: semi-honest, as `ltz`; the noise stays shared.  Raises: ConfigError (scale <= 0,
     a field too small for kappa-bit comparisons), PreprocessingExhausted.
     Reference: CKS 2020 Def. 28; Eriguchi et al. TDSC 2023 Sec. 5 (see the module docstring).
     """
     shape = tuple(shape)
     N = int(np.prod(shape))
-    scales = [Fraction(v) for v in np.broadcast_to(np.asarray(scale, dtype=object), shape).reshape(-1)]
-    L = max((_digits_len(_frac(v), kappa) for v in set(scales)), default=1)
-    table = {v: geometric_digits(v, kappa, L) for v in set(scales)}
-    P = np.stack([table[v] for v in scales], axis=1) if N else np.zeros((L, 0), np.int64)
-    B = await _below(s, np.stack([P, P]), kappa)  # (2, L, N)
-    w = np.array([1 << j for j in range(L)], dtype=np.int64).reshape(1, L, 1)
-    G = Share(s.domain.mul(B.data, s.domain.from_int(np.broadcast_to(w, B.shape).copy())),
-              s).sum(axis=1)
-    return (G[0] - G[1]).reshape(shape)
+    if np.ndim(scale) == 0:  # one scale (a number or a Fraction, used exactly)
+        uniq, inv = [_frac(scale)], np.zeros(N, dtype=np.intp)
+    else:  # one per element: float64 values (each used exactly as a binary fraction)
+        u, inv = np.unique(np.broadcast_to(np.asarray(scale, dtype=np.float64), shape)
+                           .reshape(-1), return_inverse=True)
+        uniq = [_frac(float(v)) for v in u]
+    L = max((_digits_len(v, kappa) for v in uniq), default=1)
+    P = np.stack([geometric_digits(v, kappa, L) for v in uniq], axis=1)[:, inv] if N else \
+        np.zeros((L, 0), np.int64)
+    q = np.array([_floor_scaled(_coin(v), kappa) for v in uniq], dtype=np.int64)[inv]
+    U = Share(await s.prep.bounded_randoms((L + 1, N), kappa), s)
+    # rows: [U_0 < q], [U_0 < 2^kappa - q] (= 1 - [U_0 >= 2^kappa - q]), digits j = 0..L-1
+    U_all = Share(np.concatenate([U.data[:1], U.data[:1], U.data[1:]]), s)
+    thr = np.concatenate([q[None], ((1 << kappa) - q)[None], P])
+    B = await ltz(s, U_all - s.domain.from_int(np.ascontiguousarray(thr)), bits=_bits_for(s, kappa))
+    V = B[0] + B[1] - 1  # [U_0 < q] - (1 - [U_0 < 2^kappa - q])
+    w = np.array([1 << j for j in range(L)], dtype=np.int64).reshape(L, 1)
+    M = Share(s.domain.mul(B.data[2:], s.domain.from_int(np.broadcast_to(w, (L, N)).copy())),
+              s).sum(axis=0)
+    X = await beaver.mul(s, V, M + 1)
+    return X.reshape(shape)
+
+
+def _coin(scale: Fraction) -> Decimal:
+    """a / (1 + a), a = exp(-1/scale): the probability of each sign of a nonzero sample."""
+    a = _exp_neg(1 / scale)
+    with localcontext() as c:
+        c.prec = _DIGITS
+        return a / (1 + a)
 
 
 async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2, *,
@@ -257,8 +280,9 @@ async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
     if not ns:
         return x
     if ns[0].mechanism == "laplace":
-        z = await discrete_laplace(s, flat.shape, np.array([Fraction(n.scale) for n in ns],
-                                                            dtype=object), kappa=kappa)
+        sc = {n.scale for n in ns}
+        z = await discrete_laplace(s, flat.shape, sc.pop() if len(sc) == 1 else
+                                   np.array([n.scale for n in ns]), kappa=kappa)
         return x + z.reshape(x.shape)
     out = flat
     for sigma in sorted({n.scale for n in ns}):

@@ -87,7 +87,7 @@ def test_shamir_field_sampler_matches():
 def test_rounds_and_no_party_knows_the_noise():
     res = _sample("laplace", 1, 2000, 5)
     x, rounds = res[0][0], res[0][2]
-    assert rounds == 4  # one ltz (3 rounds with ltz_tuples) + the opening in this test
+    assert rounds == 5  # one ltz (3 rounds with ltz_tuples), the sign product, the opening
     # a single party's share is uniform and says nothing about the noise value
     for pid in range(3):
         share = res[pid][1].astype(np.uint64)
