@@ -29,13 +29,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from mpc.node import codes
 from network.errors import SmpcError
 
 
 class BudgetExceeded(SmpcError):
     """The job would exceed the privacy budget of an (analyst, source) on this node."""
 
-    code = "policy.budget"
+    code = codes.POLICY_BUDGET
 
 
 @dataclass(frozen=True)

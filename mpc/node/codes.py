@@ -27,6 +27,14 @@ POLICY_PARTY = "policy.party"
 POLICY_INPUT = "policy.input"
 POLICY_MIN_GROUP_SIZE = "policy.min_group_size"
 POLICY_MAX_ROWS = "policy.max_rows"
+# the owners' data policy and differential privacy (issue 13)
+POLICY_COLUMN = "policy.column"
+POLICY_MODEL = "policy.model"
+POLICY_THRESHOLD = "policy.threshold"
+POLICY_REVEAL_SCORES = "policy.reveal_scores"
+POLICY_EPSILON = "policy.epsilon"
+POLICY_BOUNDS = "policy.bounds"
+POLICY_BUDGET = "policy.budget"
 
 # -- data sources (mpc.node.datasources, mpc.node.jobs) -------------------------------------
 SOURCE_UNKNOWN = "source.unknown"
@@ -59,6 +67,10 @@ JOB_TIMEOUT = "job.timeout"
 #: prefix of an unexpected error: "job.error." + the exception's class name
 JOB_ERROR_PREFIX = "job.error."
 DELIVER_SEAL = "deliver.seal"
+#: a stored shared model is missing or malformed, or its name is taken (mpc.node.models)
+MODEL_STORE = "model.store"
+#: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
+INPUT_ONEHOT = "input.onehot"
 
 # -- peers and this node ----------------------------------------------------------------------
 PEER_UNAVAILABLE = "peer.unavailable"

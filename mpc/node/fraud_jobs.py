@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mpc.node import codes
 from mpc.node.config import NodeConfig
 from mpc.node.jobs import (
     JobContext,
@@ -130,7 +131,7 @@ def check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> None:
         # the row stays in this node's log; peers and the analyst get the code only
         row = int(np.flatnonzero(bad)[0]) + 1
         log.warning("data check: column %r row %d: not one of parameters.groups", col, row)
-        raise JobDataError("source.groups", "a group key is not in parameters.groups")
+        raise JobDataError(codes.SOURCE_GROUPS, "a group key is not in parameters.groups")
 
 
 def model_of(ctx: JobContext):

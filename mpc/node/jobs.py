@@ -218,7 +218,7 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     d = ctx.X.shape[1]
     bounds = terms.get("bounds", {})
     if set(bounds) != set(range(s.n)):
-        raise JobDataError("policy.bounds", "a party states no bounds for its columns")
+        raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
     ctx.log("input", shape=list(ctx.X.shape))
 
     async def one(o: int) -> Share:

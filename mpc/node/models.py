@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mpc.node import codes
 from network.errors import SmpcError
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -31,7 +32,7 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class ModelStoreError(SmpcError):
     """A stored model is missing, malformed, or its name is taken by another job."""
 
-    code = "model.store"
+    code = codes.MODEL_STORE
 
 
 def valid_name(name: object) -> bool:

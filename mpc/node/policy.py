@@ -98,7 +98,7 @@ def check_columns(m: Manifest, cfg: NodeConfig, registry: dict) -> None:
     for c in used_columns(m, cfg.name, registry):
         cp = table.get(c)
         if cp is None or (cp.computations is not None and m.computation not in cp.computations):
-            raise _refuse("policy.column", f"a requested column is not allowed for "
+            raise _refuse(codes.POLICY_COLUMN, f"a requested column is not allowed for "
                           f"{m.computation} by {cfg.name}'s policy",
                           f"column {c!r} of source {inp['source']!r} for {m.computation}")
 
@@ -116,29 +116,29 @@ def check_model(m: Manifest, cfg: NodeConfig) -> None:
         except ModelStoreError:
             present = False
         if not cfg.policy.allow_stored_models or not present:
-            raise _refuse("policy.model", f"the stored model is not available at {cfg.name}",
+            raise _refuse(codes.POLICY_MODEL, f"the stored model is not available at {cfg.name}",
                           f"stored model {p['model']!r}: allowed="
                           f"{cfg.policy.allow_stored_models} present={present}")
         t = float(p.get("threshold", 0.5))
         if t not in cfg.policy.approved_thresholds:
-            raise _refuse("policy.threshold", f"the threshold is not approved by {cfg.name}'s "
+            raise _refuse(codes.POLICY_THRESHOLD, f"the threshold is not approved by {cfg.name}'s "
                           "policy", f"threshold {t} not in approved_thresholds")
     if "coef" in p:
         h = model_hash(p["coef"], p.get("intercept", 0.0), p.get("threshold", 0.5),
                        p.get("proba", True))
         if h not in approved_models(cfg):
-            raise _refuse("policy.model", f"the scoring model is not approved by {cfg.name}'s "
+            raise _refuse(codes.POLICY_MODEL, f"the scoring model is not approved by {cfg.name}'s "
                           "policy", f"model hash {h} not in approved_models")
     if p.get("reveal_scores"):
         if not cfg.policy.allow_reveal_scores:
-            raise _refuse("policy.reveal_scores", f"{cfg.name}'s policy releases flags only",
+            raise _refuse(codes.POLICY_REVEAL_SCORES, f"{cfg.name}'s policy releases flags only",
                           "reveal_scores with allow_reveal_scores = false")
         inp = m.inputs.get(cfg.name)
         table = cfg.sources[inp["source"]].columns if inp and inp["source"] in cfg.sources \
             else None
         for c in (inp or {}).get("columns", []):
             if table is not None and c in table and table[c].aggregate_only:
-                raise _refuse("policy.reveal_scores", f"{cfg.name}'s policy allows some "
+                raise _refuse(codes.POLICY_REVEAL_SCORES, f"{cfg.name}'s policy allows some "
                               "requested columns in aggregates only",
                               f"column {c!r} is aggregate_only")
 
@@ -150,7 +150,7 @@ def dp_request(m: Manifest, cfg: NodeConfig) -> dict[str, Any] | None:
         return None
     eps = m.parameters.get("epsilon", dp.epsilon)
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps <= dp.epsilon:
-        raise _refuse("policy.epsilon", f"parameters.epsilon must be in (0, {dp.epsilon:g}] "
+        raise _refuse(codes.POLICY_EPSILON, f"parameters.epsilon must be in (0, {dp.epsilon:g}] "
                       f"at {cfg.name}", f"epsilon {eps!r}")
     req: dict[str, Any] = {"epsilon": float(eps), "delta": dp.delta, "mechanism": dp.mechanism}
     inp = m.inputs.get(cfg.name)
@@ -160,7 +160,7 @@ def dp_request(m: Manifest, cfg: NodeConfig) -> dict[str, Any] | None:
         for c in inp.get("columns", []):
             b = table[c].bounds if table is not None and c in table else None
             if b is None:
-                raise _refuse("policy.bounds", f"{cfg.name}'s policy states no bounds for a "
+                raise _refuse(codes.POLICY_BOUNDS, f"{cfg.name}'s policy states no bounds for a "
                               "requested column (needed for DP sums)", f"column {c!r}")
             bounds.append(list(b))
         req["bounds"] = bounds

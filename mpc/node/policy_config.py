@@ -1,6 +1,6 @@
 """The owners' policy fields of a node configuration (issue 13): per-column policy of a
 source ([sources.<s>.columns.<c>]) and differential privacy ([policy.dp]). Parsed by
-mpc.node.config (errors name the field, as every ConfigError); enforced by mpc.node.policy.
+mpc.node.config (errors name the field, as every NodeConfigError); enforced by mpc.node.policy.
 """
 
 from __future__ import annotations

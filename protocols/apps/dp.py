@@ -57,7 +57,7 @@ import numpy as np
 
 from protocols import beaver
 from protocols.comparison import ltz
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.session import Session, Share
 
 #: bits of every Bernoulli threshold / uniform comparand
@@ -81,7 +81,7 @@ def _floor_scaled(p: Decimal, kappa: int) -> int:
 def _frac(v) -> Fraction:
     f = Fraction(v)
     if f <= 0:
-        raise ConfigError(f"dp: the scale must be > 0, got {v}")
+        raise ParameterError(f"dp: the scale must be > 0, got {v}")
     return f
 
 
@@ -165,7 +165,7 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale, *,
     scale, kappa)) (6 for scale 1, 9 for scale 10), and one product of N.
     Preprocessing: (L + 2) N kappa-bit bounded randoms (one U_0 used twice: L + 1 randoms),
     N triples and the comparisons' material.
-    Security: semi-honest, as `ltz`; the noise stays shared.  Raises: ConfigError (scale <= 0,
+    Security: semi-honest, as `ltz`; the noise stays shared.  Raises: ParameterError (scale <= 0,
     a field too small for kappa-bit comparisons), PreprocessingExhausted.
     Reference: CKS 2020 Def. 28; Eriguchi et al. TDSC 2023 Sec. 5 (see the module docstring).
     """
@@ -252,18 +252,18 @@ def calibrate(mechanism: str, epsilon: float, delta: float, sensitivity: float) 
     Laplace). gaussian: rho from eps = rho + 2 sqrt(rho ln(1/delta)) (Bun and Steinke,
     "Concentrated Differential Privacy", TCC 2016, Prop. 1.3), sigma = sensitivity/sqrt(2 rho)."""
     if epsilon <= 0 or sensitivity <= 0:
-        raise ConfigError("dp: epsilon and sensitivity must be > 0")
+        raise ParameterError("dp: epsilon and sensitivity must be > 0")
     if mechanism == "laplace":
         return Noise("laplace", sensitivity / epsilon, sensitivity, epsilon, 0.0,
                      epsilon * epsilon / 2)
     if mechanism == "gaussian":
         if not 0 < delta < 1:
-            raise ConfigError("dp: the gaussian mechanism needs 0 < delta < 1")
+            raise ParameterError("dp: the gaussian mechanism needs 0 < delta < 1")
         L = math.log(1 / delta)
         rho = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
         return Noise("gaussian", sensitivity / math.sqrt(2 * rho), sensitivity, epsilon, delta,
                      rho)
-    raise ConfigError(f"dp: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}")
+    raise ParameterError(f"dp: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}")
 
 
 async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
@@ -276,7 +276,7 @@ async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
     flat = x.reshape(-1)
     ns = [noise] * flat.shape[0] if isinstance(noise, Noise) else list(noise)
     if len(ns) != flat.shape[0] or len({n.mechanism for n in ns}) > 1:
-        raise ConfigError("dp.add_noise: one Noise per entry, all of one mechanism")
+        raise ParameterError("dp.add_noise: one Noise per entry, all of one mechanism")
     if not ns:
         return x
     if ns[0].mechanism == "laplace":
