@@ -178,14 +178,18 @@ def test_malicious_owner_group_matrix_caught_under_mpc(scheme):
     for G, ok in ((good, True), (bad1, False), (bad2, False), (bad3, False)):
         async def job(s, G=G):
             sh = await core.input(s, s.public(G) if s.pid == 0 else None, 0)
+            before = s.stats.rounds
             try:
                 await check_onehot(s, sh)
             except OneHotError:
                 return "caught"
-            return "passed"
+            return "passed", s.stats.rounds - before
 
         got = mpc.run_local(3, job, scheme=scheme, domain=dom).results
-        assert got == ["passed" if ok else "caught"] * 3, (G.tolist()[:12], got)
+        if ok:  # Rounds: 3 over Z_2^64, 4 over GF(p) (the mask's product)
+            assert got == [("passed", 3 if scheme == "additive" else 4)] * 3, got
+        else:
+            assert got == ["caught"] * 3, (G.tolist()[:12], got)
 
 
 def test_dp_aggregate_clips_under_mpc_and_adds_noise(signer):

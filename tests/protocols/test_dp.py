@@ -24,8 +24,9 @@ def _sample(kind, param, N, seed, scheme="additive", domain=None):
             z = await dp.discrete_laplace(s, (N,), param)
         else:
             z = await dp.discrete_gaussian(s, (N,), param)
+        sent = s.stats.bytes_sent
         (v,) = await open_shares(s, z)
-        return s.domain.to_signed(v).astype(np.int64), z.data, s.stats.rounds
+        return s.domain.to_signed(v).astype(np.int64), z.data, s.stats.rounds, sent
 
     r = run_local(3, job, scheme=scheme, domain=domain, seed=seed)
     return r.results
@@ -88,6 +89,11 @@ def test_rounds_and_no_party_knows_the_noise():
     res = _sample("laplace", 1, 2000, 5)
     x, rounds = res[0][0], res[0][2]
     assert rounds == 5  # one ltz (3 rounds with ltz_tuples), the sign product, the opening
+    assert _sample("gaussian", 4, 100, 5)[0][2] == 5  # the same for the Gaussian
+    # Bytes (Z_2^64, ltz_tuples): ltz on (L + 2) N elements at 40 bytes, one product of N
+    # (2 x 8 bytes), to each of the 2 peers
+    L = len(dp.geometric_digits(1))
+    assert L == 6 and all(r[3] == 2 * ((L + 2) * 2000 * 40 + 2000 * 16) for r in res)
     # a single party's share is uniform and says nothing about the noise value
     for pid in range(3):
         share = res[pid][1].astype(np.uint64)
