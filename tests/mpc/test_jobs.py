@@ -33,7 +33,7 @@ def _manifest(computation, params, recipients=("analyst",)):
     inputs = {"bank0": {"source": "tx", "columns": ["a", "b"]},
               "bank1": {"source": "tx", "columns": ["c"]}}
     return {"computation": computation, "idempotency_key": "k", "recipients": list(recipients),
-            "parameters": params, "inputs": inputs}
+            "parameters": params, "inputs": inputs, "consortium": "demo", "not_after": 4102444800}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ def setup(tmp_path):
 
 def _body(**kw):
     b = {"computation": "aggregate_sum", "idempotency_key": "k", "recipients": ["analyst"],
-         "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)}}
+         "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)},
+         "consortium": "demo", "not_after": 4102444800}
     b.update(kw)
     return b
 
