@@ -143,11 +143,12 @@ class Node:
             await self._stop.wait()
         finally:
             self.runner.stopping = self._stopping or "node stopped"
-            if self._job_task is not None:
-                await cancel_until_done(self._job_task)
-            worker.cancel()
+            job = self._job_task
+            worker.cancel()  # first: it must not start the next queued job
             with contextlib.suppress(BaseException):
                 await worker
+            if job is not None:
+                await cancel_until_done(job)
             self._fail_queued()
             await self.api.close()
             self.store.close()
@@ -264,7 +265,7 @@ class Node:
     async def _worker(self) -> None:
         """Run queued jobs one at a time. Its own cancellation is never swallowed: serve()
         cancels the running job first (cancel_until_done), then this task."""
-        while True:
+        while not self._stopping:
             while not self.pending:
                 self._wake.clear()
                 await self._wake.wait()

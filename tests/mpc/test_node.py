@@ -30,7 +30,7 @@ def _write_data(d):
 
 class Cluster:
     def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None,
-                 preprocessing=None):
+                 preprocessing=None, api=None):
         self.dir = tmp_path
         _write_data(tmp_path)
         srcs = {i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"},
@@ -38,7 +38,7 @@ class Cluster:
         self.info = write_consortium(
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
             computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
-            preprocessing=preprocessing,
+            preprocessing=preprocessing, api=api,
             timeouts=timeouts or {"connect": 8, "receive": 8, "job": 60})
         self.procs = {}
         self.logs = {}
@@ -74,6 +74,16 @@ class Cluster:
 
     def client(self, key=None):
         return Client(self.info["api"], key=key or self.info["analyst_key"])
+
+    def add_analyst(self):
+        """A second analyst allowed by every node's policy; returns its signing key."""
+        from mpc.node.manifest import verify_key_text
+
+        seed, vk = generate_signing_key()
+        for p in self.info["configs"]:
+            p.write_text(p.read_text().replace(
+                "analyst_keys = [", f'analyst_keys = ["{verify_key_text(vk)}", ', 1))
+        return seed
 
     def operator(self, i):
         """Bank i's operator: reads every job and the values revealed to bank i."""
