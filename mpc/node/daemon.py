@@ -14,7 +14,8 @@ queued or audited; a refusal answers at once with a code (403 `policy.*`, 400 `m
 A job id already known with the same manifest hash returns the stored record (T18); a different
 manifest under a used idempotency key is refused (`idempotency.conflict`); a failed job may be
 re-submitted and runs again as the next attempt. At most api.max_queue jobs wait (429
-`queue.full` beyond). Queued jobs run one at a time in arrival order.
+`queue.full` beyond). Queued jobs run one at a time, the lowest job id first, with connect
+rounds that let every node converge on the same job (see `Node._worker`, `Runner._meet`).
 
 Shutdown (SIGTERM/SIGINT): the running job is cancelled and aborted towards the peers (they end
 it with `peer.unavailable`), every queued job is failed with `node.shutdown`, the API listener
@@ -49,6 +50,7 @@ from mpc.node.manifest import (
 from mpc.node.metrics import Metrics
 from mpc.node.runner import (  # noqa: F401  (re-exported: public names of the old module)
     JobFailed,
+    Requeue,
     Run,
     Runner,
     cancel_until_done,
@@ -212,7 +214,7 @@ class Node:
             attempt = int(rec.get("attempt") or 1) + 1
         if self._stopping:
             return 503, {"code": "node.shutdown", "reason": "the node is shutting down"}
-        if len(self.pending) >= self.cfg.api.max_queue:
+        if len(self.pending) + (self.current is not None) > self.cfg.api.max_queue:
             return 429, {"code": "queue.full", "reason": f"{len(self.pending)} jobs queued; "
                          "retry later", "retry_after": 5}
         self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
@@ -263,14 +265,22 @@ class Node:
 
     # ---------------------------------------------------------------- worker ---
     async def _worker(self) -> None:
-        """Run queued jobs one at a time. Its own cancellation is never swallowed: serve()
-        cancels the running job first (cancel_until_done), then this task."""
+        """Run queued jobs one at a time, the lowest job id first. A job whose peers are not
+        all there in a connect round (Runner._meet raises Requeue) goes back to the queue and
+        the lowest id is picked again after a short random pause: every node follows the same
+        rule, so concurrent submissions that reach the nodes in different orders run one after
+        the other instead of failing. Its own cancellation is never swallowed: serve()
+        cancels this task first, then the running job."""
+        import random
+
+        rng = random.SystemRandom()
         while not self._stopping:
             while not self.pending:
                 self._wake.clear()
                 await self._wake.wait()
-            _, r = self.pending.popitem(last=False)
-            self.current = r.m.job_id
+            job_id = min(self.pending)
+            r = self.pending.pop(job_id)
+            self.current = job_id
             self._current_run = r
             self._job_task = asyncio.create_task(self.runner.run(r))
             try:
@@ -278,7 +288,12 @@ class Node:
             finally:
                 self.current = None
                 self._current_run = None
-                self._job_task = None
+                task, self._job_task = self._job_task, None
+            if not task.cancelled() and isinstance(task.exception(), Requeue):
+                self.pending[job_id] = r
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):  # a new job may take the turn
+                    await asyncio.wait_for(self._wake.wait(), rng.uniform(0.05, 0.25))
 
 
 def run_node(config_path: str, *, insecure: bool = False, log_json: bool = False) -> int:

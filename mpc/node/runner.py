@@ -147,11 +147,34 @@ class Run:
     nonce: bytes = field(default_factory=lambda: os.urandom(16))  # this node's randomness
     sid: bytes = b""                # the job session's id once every node's nonce is known
     cancel_code: str | None = None  # why the job task was cancelled (default node.shutdown)
+    rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
+    connect_deadline: float | None = None  # monotonic time the connect budget ends
+
+    def next_window(self, connect_timeout: float) -> float:
+        """How long the next connect round may wait for the peers: growing (1 s, 1.6 s,
+        2.6 s, ...) with +-20% jitter, so nodes that started their rounds at different times
+        soon overlap; never beyond the job's connect budget (timeouts.connect in all)."""
+        now = time.monotonic()
+        if self.connect_deadline is None:
+            self.connect_deadline = now + connect_timeout
+        base = min(1.0 * 1.6 ** self.rounds, connect_timeout)
+        self.rounds += 1
+        jitter = 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535
+        return max(0.05, min(base * jitter, self.connect_deadline - now))
+
+    def budget_left(self) -> bool:
+        return self.connect_deadline is not None and time.monotonic() < self.connect_deadline
+
 
     @property
     def channel_sid(self) -> bytes:
         return hashlib.blake2b(self.m.job_id.encode() + b"\0" + self.run, digest_size=16,
                                person=b"smpc-job-sid").digest()
+
+
+class Requeue(Exception):  # noqa: N818  (a control-flow signal, not an error)
+    """The peers were not all on this job in this connect round (another job, not yet
+    submitted there, or between rounds): nothing was exchanged; queue it again."""
 
 
 class Runner:
@@ -219,15 +242,13 @@ class Runner:
         s = None
         try:
             async with asyncio.timeout(self.cfg.job_timeout):
-                self.step(m, "connect", peers=self.cfg.n - 1, transport=self.cfg.transport,
-                          attempt=r.attempt)
-                ch = await self._open_channel(r)
-                self.step(m, "agree")
-                views = await self._agree(ch, m, "manifest", {
+                if r.rounds == 0:
+                    self.step(m, "connect", peers=self.cfg.n - 1,
+                              transport=self.cfg.transport, attempt=r.attempt)
+                ch, views = await self._meet(r, {
                     "hash": m.hash, "fingerprint": self.fingerprint,
                     "ok": local is None, "code": local[0] if local else None,
                     "nonce": r.nonce.hex(), "min_group_size": self.cfg.policy.min_group_size})
-                r.sid = self._job_sid(r, views)
                 k_floor = max(_int(v.get("min_group_size")) for v in views.values())
                 self.step(m, "load")
                 X, y, extra, problem = self._load(m)
@@ -249,6 +270,8 @@ class Runner:
                 stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4)}
             await ch.close()
             self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
+        except Requeue:
+            raise
         except asyncio.CancelledError:
             code = r.cancel_code or "node.shutdown"
             reason = self.stopping or "job cancelled"
@@ -311,7 +334,37 @@ class Runner:
             h.update(bytes.fromhex(nonce))
         return h.digest()
 
-    async def _open_channel(self, r: Run):
+    async def _meet(self, r: Run, mine: dict):
+        """One connect round: open the job's session with every peer and exchange the
+        manifest agreement, within the round's window. If the peers are not all there (they
+        run another job first, have not received this one yet, or are between rounds) and
+        the job's connect budget is not spent, raise Requeue: the worker then picks the
+        lowest queued job id again. Every node does the same, so once two jobs are queued
+        everywhere all nodes converge on the lower id and the other runs after it. Nothing
+        of the job has been exchanged unless every view arrived."""
+        from network.errors import NetworkError
+        from protocols.errors import SessionAbortedError
+
+        window = r.next_window(self.cfg.connect_timeout)
+        ch = None
+        try:
+            ch = await self._open_channel(r, window)
+            self.step(r.m, "agree")
+            async with asyncio.timeout(max(window, 1.0)):
+                views = await self._agree(ch, r.m, "manifest", mine)
+        except (NetworkError, SessionAbortedError, TimeoutError) as e:
+            if ch is not None:
+                with contextlib.suppress(BaseException):
+                    await ch.close()
+            if r.budget_left() and not self.stopping:
+                log.info("job %s: connect round %d: peers not all on this job (%s); queued "
+                         "again", r.m.job_id, r.rounds, type(e).__name__)
+                raise Requeue(str(e)) from None
+            raise
+        r.sid = self._job_sid(r, views)
+        return ch, views
+
+    async def _open_channel(self, r: Run, connect_timeout: float):
         cfg = self.cfg
         peer_keys = {p.index: p.public_key for p in cfg.peers}
         if cfg.transport == "tcp":
@@ -323,7 +376,7 @@ class Runner:
                 peer_keys=None if cfg.plaintext_channels else peer_keys,
                 consortium_id=cfg.consortium_id.encode(),
                 insecure_plaintext=cfg.plaintext_channels, timeout=cfg.receive_timeout,
-                connect_timeout=cfg.connect_timeout)
+                connect_timeout=connect_timeout)
             try:  # closed on every path: a job cancelled during connect frees the port
                 await ch.connect(cfg.addresses())
             except BaseException:
@@ -337,7 +390,7 @@ class Runner:
             cfg.index, cfg.n, session_id=r.channel_sid, host=cfg.broker_host,
             port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
             consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
-            connect_timeout=cfg.connect_timeout)
+            connect_timeout=connect_timeout)
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
         """Exchange `mine` with every peer; raise the same JobFailed on every node unless all

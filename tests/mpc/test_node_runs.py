@@ -187,3 +187,37 @@ def test_sigterm_with_queued_jobs_exits_fails_them_and_frees_ports(tmp_path):
         assert json.dumps(st).count("node.restarted") == 0
     finally:
         cl.stop()
+
+
+def test_two_analysts_submitting_concurrently_both_complete(tmp_path):
+    import threading
+
+    cl = Cluster(tmp_path, timeouts={"connect": 20, "receive": 8, "job": 60})
+    other = cl.add_analyst()
+    try:
+        cl.start_all()
+        apis = cl.info["api"]
+        # the two submissions reach the nodes in opposite orders, at the same instant
+        clients = [Client(apis, key=cl.info["analyst_key"], consortium="demo"),
+                   Client(apis[::-1], key=other, consortium="demo")]
+        barrier = threading.Barrier(2)
+        out: dict[int, object] = {}
+
+        def one(k):
+            try:
+                barrier.wait(10)
+                job = clients[k].submit(_manifest(f"conc{k}"))
+                out[k] = clients[k].result(job, timeout=60).outputs["count"]
+            except Exception as e:  # reported below
+                out[k] = e
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        assert out == {0: [105], 1: [105]}, out
+        for i in range(3):  # each job computed exactly once on every node
+            assert cl.log(i).count("step compute") == 2
+    finally:
+        cl.stop()
