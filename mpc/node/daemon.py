@@ -315,8 +315,11 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message (already escaped)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": round(record.created, 3), "level": record.levelname,
-                           "logger": record.name, "message": record.getMessage()})
+        out = {"time": round(record.created, 3), "level": record.levelname,
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
 
 
 def setup_logging(as_json: bool = False) -> None:

@@ -169,3 +169,35 @@ def test_api_loopback_rule_parses_addresses(tmp_path):
     p.write_text(text.replace(f'api = "127.0.0.1:{port}"', f'api = "0.0.0.0:{port}"')
                  .replace("[api]", '[api]\ntls_cert = "c.pem"\ntls_key = "k.pem"'))
     assert load_config(p).api.tls_cert.name == "c.pem"
+
+
+def test_metrics_prometheus_text_and_json_logs(tmp_path):
+    cl = Cluster(tmp_path)
+    try:
+        cl.start(0, "--log-json")
+        for i in (1, 2):
+            cl.start(i)
+        for i in range(3):
+            cl.wait_up(i)
+        c = cl.client()
+        job = c.submit(_manifest("m"))
+        c.result(job, timeout=60)
+        _raw(cl.info["api"][0] + "/status")  # one unsigned request: refused and counted
+        stats = cl.status_of(0, job)["stats"]
+        with urllib.request.urlopen(cl.info["api"][0] + "/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+        lines = dict(ln.rsplit(" ", 1) for ln in text.splitlines() if not ln.startswith("#"))
+        assert lines['smpc_jobs_total{status="done"}'] == "1"
+        assert lines['smpc_jobs_total{status="failed"}'] == "0"
+        assert int(lines["smpc_job_rounds_total"]) == stats["rounds"] > 0
+        assert int(lines["smpc_job_bytes_sent_total"]) == stats["bytes_sent"] > 0
+        assert lines["smpc_queue_length"] == "0" and lines["smpc_job_running"] == "0"
+        assert lines['smpc_requests_rejected_total{code="auth.missing"}'] == "1"
+        assert job not in text  # counts only
+        cl.stop()
+        records = [json.loads(ln) for ln in cl.log(0).splitlines() if ln.strip()]
+        assert {"time", "level", "logger", "message"} <= set(records[0])
+        assert any(f"job {job}: done" in r["message"] for r in records)
+    finally:
+        cl.stop()
