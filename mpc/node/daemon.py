@@ -223,6 +223,11 @@ class Node:
                        analyst=m.analyst_key.hex(), attempt=attempt, run=run)
         self.pending[m.job_id] = Run(m, run_b, attempt)
         self._wake.set()
+        cur = self._current_run
+        if cur is not None and cur.meeting and m.job_id < cur.m.job_id \
+                and self._job_task is not None and not cur.preempted:
+            cur.preempted = True  # the lower id goes first: end the current connect round
+            self._job_task.cancel()
         log.info("job %s: queued %s (manifest %s…, attempt %d), %d ahead", m.job_id,
                  escape(m.computation, 60), m.hash[:12], attempt,
                  len(self.pending) - 1 + (self.current is not None))

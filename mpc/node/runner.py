@@ -52,6 +52,8 @@ from network.errors import SmpcError
 log = logging.getLogger("smpc.node")
 
 MAX_AGREE_BYTES = 4096
+#: the longest one connect round waits for the peers (the job's budget is timeouts.connect)
+MAX_WINDOW = 4.0
 
 #: what the analyst and the peers are told for a code family; details stay in the local log
 GENERIC = (
@@ -147,17 +149,19 @@ class Run:
     nonce: bytes = field(default_factory=lambda: os.urandom(16))  # this node's randomness
     sid: bytes = b""                # the job session's id once every node's nonce is known
     cancel_code: str | None = None  # why the job task was cancelled (default node.shutdown)
+    meeting: bool = False           # in a connect round: may be preempted (lower job id)
+    preempted: bool = False         # a lower job id arrived: end the round, queue again
     rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
     connect_deadline: float | None = None  # monotonic time the connect budget ends
 
     def next_window(self, connect_timeout: float) -> float:
         """How long the next connect round may wait for the peers: growing (1 s, 1.6 s,
-        2.6 s, ...) with +-20% jitter, so nodes that started their rounds at different times
+        2.6 s, up to MAX_WINDOW) with +-20% jitter, so nodes that started their rounds at different times
         soon overlap; never beyond the job's connect budget (timeouts.connect in all)."""
         now = time.monotonic()
         if self.connect_deadline is None:
             self.connect_deadline = now + connect_timeout
-        base = min(1.0 * 1.6 ** self.rounds, connect_timeout)
+        base = min(1.0 * 1.6 ** self.rounds, MAX_WINDOW, connect_timeout)
         self.rounds += 1
         jitter = 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535
         return max(0.05, min(base * jitter, self.connect_deadline - now))
@@ -339,20 +343,35 @@ class Runner:
         manifest agreement, within the round's window. If the peers are not all there (they
         run another job first, have not received this one yet, or are between rounds) and
         the job's connect budget is not spent, raise Requeue: the worker then picks the
-        lowest queued job id again. Every node does the same, so once two jobs are queued
-        everywhere all nodes converge on the lower id and the other runs after it. Nothing
-        of the job has been exchanged unless every view arrived."""
+        lowest queued job id again. A lower job id arriving during the round ends it at once
+        (Node.submit preempts). Every node does the same, so once two jobs are queued
+        everywhere all nodes converge on the lower id and the other runs after it. Once the
+        mesh is up every peer is on this job: the agreement then waits the receive timeout.
+        Nothing of the job has been exchanged unless every view arrived."""
         from network.errors import NetworkError
         from protocols.errors import SessionAbortedError
 
         window = r.next_window(self.cfg.connect_timeout)
         ch = None
+        r.meeting = True
         try:
             ch = await self._open_channel(r, window)
+            r.meeting = False  # the mesh is up: every peer is on this job
             self.step(r.m, "agree")
-            async with asyncio.timeout(max(window, 1.0)):
-                views = await self._agree(ch, r.m, "manifest", mine)
+            views = await self._agree(ch, r.m, "manifest", mine)
+        except asyncio.CancelledError:
+            if not r.preempted:
+                raise
+            asyncio.current_task().uncancel()
+            r.preempted = r.meeting = False
+            if ch is not None:
+                with contextlib.suppress(BaseException):
+                    await ch.close()
+            log.info("job %s: connect round %d: a lower job id arrived; queued again",
+                     r.m.job_id, r.rounds)
+            raise Requeue("preempted") from None
         except (NetworkError, SessionAbortedError, TimeoutError) as e:
+            r.meeting = False
             if ch is not None:
                 with contextlib.suppress(BaseException):
                     await ch.close()
