@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from mpc.node import codes
 from mpc.node.config import is_loopback
 from mpc.node.escape import escape
 from mpc.node.manifest import MAX_MANIFEST_BYTES
@@ -105,19 +106,19 @@ class Api:
         host = (request.headers.get("Host") or "").lower()
         if host not in self._hosts:
             log.warning("api: refused Host %s", escape(host, 100))
-            return self._reject(421, "http.host", "unexpected Host header")
+            return self._reject(421, codes.HTTP_HOST, "unexpected Host header")
         if "Origin" in request.headers and \
                 request.headers["Origin"] not in self.node.cfg.api.allowed_hosts:
-            return self._reject(403, "http.origin", "cross-origin requests are refused")
+            return self._reject(403, codes.HTTP_ORIGIN, "cross-origin requests are refused")
         if request.content_length is not None and request.content_length > MAX_BODY:
-            return self._reject(413, "http.too_large", "request body too large")
+            return self._reject(413, codes.HTTP_TOO_LARGE, "request body too large")
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
-            return self._reject(413, "http.too_large", "request body too large")
+            return self._reject(413, codes.HTTP_TOO_LARGE, "request body too large")
         except web.HTTPException as e:
             if e.status == 404 or e.status == 405:
-                return self._reject(e.status, "http.not_found", "no such endpoint")
+                return self._reject(e.status, codes.HTTP_NOT_FOUND, "no such endpoint")
             raise
 
     async def _auth(self, request: web.Request, body: bytes = b"") -> bytes | web.Response:
@@ -126,7 +127,7 @@ class Api:
         except RequestAuthError as e:
             return self._reject(401, e.code, str(e))
         if not self.limiter.allow(key):
-            return self._reject(429, "rate.limited", "too many requests; slow down",
+            return self._reject(429, codes.RATE_LIMITED, "too many requests; slow down",
                                 retry_after=1)
         return key
 
@@ -136,7 +137,7 @@ class Api:
 
     async def _submit(self, request: web.Request) -> web.Response:
         if request.content_type != "application/json":
-            return self._reject(415, "http.content_type", "POST bodies must be "
+            return self._reject(415, codes.HTTP_CONTENT_TYPE, "POST bodies must be "
                                 "application/json")
         body = await request.read()
         key = await self._auth(request, body)
@@ -145,7 +146,7 @@ class Api:
         try:
             env = json.loads(body)
         except ValueError:
-            return self._reject(400, "manifest.malformed", "body is not JSON")
+            return self._reject(400, codes.MANIFEST_MALFORMED, "body is not JSON")
         status, out = self.node.submit(env, key)
         if status >= 400:
             self.node.metrics.reject(out.get("code", "?"))
@@ -166,7 +167,7 @@ class Api:
             return key
         rec = self._readable(key, request.match_info["job_id"])
         if rec is None:
-            return self._reject(404, "job.unknown", "no such job here")
+            return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
         return web.json_response(public_record(rec))
 
     async def _withdraw(self, request: web.Request) -> web.Response:
@@ -175,7 +176,7 @@ class Api:
             return key
         rec = self._readable(key, request.match_info["job_id"])
         if rec is None:
-            return self._reject(404, "job.unknown", "no such job here")
+            return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
         status, out = await self.node.withdraw(rec["job_id"])
         return web.json_response(out, status=status)
 
@@ -185,9 +186,9 @@ class Api:
             return key
         rec = self._readable(key, request.match_info["job_id"])
         if rec is None:
-            return self._reject(404, "job.unknown", "no such job here")
+            return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
         if rec["status"] != "done":
-            return _err(409, rec["code"] or "job.not_done",
+            return _err(409, rec["code"] or codes.JOB_NOT_DONE,
                         rec["reason"] or f"job is {rec['status']}", **{
                             k: v for k, v in public_record(rec).items()
                             if k not in ("code", "reason")})
@@ -213,6 +214,6 @@ class Api:
             if isinstance(key, web.Response):
                 return key
             if key not in self.operators:
-                return self._reject(403, "auth.forbidden", "metrics are for operators")
+                return self._reject(403, codes.AUTH_FORBIDDEN, "metrics are for operators")
         return web.Response(text=self.node.metrics_text(), content_type="text/plain",
                             headers={"X-Content-Type-Options": "nosniff"})

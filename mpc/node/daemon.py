@@ -35,9 +35,10 @@ from collections import OrderedDict
 from typing import Any
 
 from mpc.loop import run_event_loop
+from mpc.node import codes
 from mpc.node.api import Api
 from mpc.node.audit import AuditLog, AuditLogError, verify
-from mpc.node.config import ConfigError, InsecureConfigError, NodeConfig
+from mpc.node.config import InsecureConfigError, NodeConfig, NodeConfigError
 from mpc.node.escape import escape
 from mpc.node.jobs import REGISTRY
 from mpc.node.manifest import (
@@ -49,6 +50,7 @@ from mpc.node.manifest import (
 )
 from mpc.node.metrics import Metrics
 from mpc.node.runner import (  # noqa: F401  (re-exported: public names of the old module)
+    JobAbortError,
     JobFailed,
     Requeue,
     Run,
@@ -81,7 +83,7 @@ class Node:
             for b in bad:
                 log.warning("!!! INSECURE: %s. DO NOT USE WITH REAL DATA !!!", b)
         if cfg.preprocessing == "dealer":
-            raise ConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
+            raise NodeConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
                               "daemon does not run yet; use 'ot' (additive) or 'dn07' (shamir)")
         self.cfg = cfg
         self.insecure = insecure
@@ -119,7 +121,7 @@ class Node:
         its record would say done)."""
         for rec in self.store.unfinished():
             reason = f"the node restarted while the job was {rec['status']}"
-            self.store.put(rec["job_id"], status="failed", step="failed", code="node.restarted",
+            self.store.put(rec["job_id"], status="failed", step="failed", code=codes.NODE_RESTARTED,
                            reason=reason)
             with contextlib.suppress(SmpcError):
                 self.audit.append(job_id=rec["job_id"], manifest_hash=rec["manifest_hash"] or "",
@@ -166,7 +168,7 @@ class Node:
     def _fail_queued(self) -> None:
         while self.pending:
             _, r = self.pending.popitem(last=False)
-            self.runner.job_ended(r.m, "failed", "node.shutdown", generic_reason("node."), {},
+            self.runner.job_ended(r.m, "failed", codes.NODE_SHUTDOWN, generic_reason("node."), {},
                                   decision="not_run", detail=self._stopping)
 
     # ---------------------------------------------------------------- submissions ---
@@ -183,17 +185,17 @@ class Node:
                                     "submission)")
             run_b = bytes.fromhex(run)
         except SignatureError as e:
-            return self._refuse(400, "manifest.signature", e)
+            return self._refuse(400, codes.MANIFEST_SIGNATURE, e)
         except (ManifestError, ValueError) as e:
-            return self._refuse(400, "manifest.malformed", e)
+            return self._refuse(400, codes.MANIFEST_MALFORMED, e)
         if signer != m.analyst_key:
-            return self._refuse(403, "auth.mismatch", SmpcError(
+            return self._refuse(403, codes.AUTH_MISMATCH, SmpcError(
                 "the request is not signed by the manifest's analyst"))
         now = time.time()
         if m.expired(now):
-            return self._refuse(400, "manifest.expired", SmpcError("manifest.not_after passed"))
+            return self._refuse(400, codes.MANIFEST_EXPIRED, SmpcError("manifest.not_after passed"))
         if m.not_after > now + MAX_LIFETIME:
-            return self._refuse(400, "manifest.lifetime", SmpcError(
+            return self._refuse(400, codes.MANIFEST_LIFETIME, SmpcError(
                 f"manifest.not_after is more than {MAX_LIFETIME}s ahead"))
         try:
             check_manifest(m, self.cfg, REGISTRY)
@@ -205,7 +207,7 @@ class Node:
             stored = json.loads(rec["envelope"] or "{}").get("manifest", {})
             if rec["manifest_hash"] != m.hash and content_hash(stored) != content_hash(m.body):
                 return 409, {"job_id": m.job_id, "status": "refused",
-                             "code": "idempotency.conflict",
+                             "code": codes.IDEMPOTENCY_CONFLICT,
                              "reason": "this idempotency key was used for a different manifest"}
             if rec["status"] != "failed":
                 log.info("job %s: resubmitted, returning the stored record (%s)", m.job_id,
@@ -213,9 +215,9 @@ class Node:
                 return 200, public_record(rec)
             attempt = int(rec.get("attempt") or 1) + 1
         if self._stopping:
-            return 503, {"code": "node.shutdown", "reason": "the node is shutting down"}
+            return 503, {"code": codes.NODE_SHUTDOWN, "reason": "the node is shutting down"}
         if len(self.pending) + (self.current is not None) > self.cfg.api.max_queue:
-            return 429, {"code": "queue.full", "reason": f"{len(self.pending)} jobs queued; "
+            return 429, {"code": codes.QUEUE_FULL, "reason": f"{len(self.pending)} jobs queued; "
                          "retry later", "retry_after": 5}
         self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
                        envelope=json.dumps(m.envelope()), status="queued", step="queued",
@@ -249,11 +251,11 @@ class Node:
             task, run = self._job_task, self._current_run
             if task is not None and run is not None and run.m.job_id == job_id \
                     and rec["step"] == "connect":
-                run.cancel_code = "job.withdrawn"
+                run.cancel_code = codes.JOB_WITHDRAWN
                 await cancel_until_done(task)
                 return 200, public_record(self.store.get(job_id))
-            return 409, {"code": "job.not_queued", "reason": f"job is {rec['status']}"}
-        self.runner.job_ended(r.m, "refused", "job.withdrawn", "the analyst withdrew the job",
+            return 409, {"code": codes.JOB_NOT_QUEUED, "reason": f"job is {rec['status']}"}
+        self.runner.job_ended(r.m, "refused", codes.JOB_WITHDRAWN, "the analyst withdrew the job",
                               {}, decision="not_run")
         return 200, public_record(self.store.get(job_id))
 

@@ -16,6 +16,7 @@ import os
 import time
 from collections import OrderedDict
 
+from mpc.node import codes
 from mpc.node.manifest import VERIFY_PREFIX, parse_verify_key
 from network.errors import SmpcError
 
@@ -71,7 +72,7 @@ class RequestVerifier:
         now = time.time() if now is None else now
         vals = [headers.get(h) for h in (H_KEY, H_TIME, H_NONCE, H_SIG)]
         if not all(vals):
-            raise RequestAuthError("auth.missing", "request is not signed")
+            raise RequestAuthError(codes.AUTH_MISSING, "request is not signed")
         key_text, ts, nonce, sig_hex = vals
         try:
             key = parse_verify_key(key_text)
@@ -81,23 +82,23 @@ class RequestVerifier:
                 raise ValueError
             bytes.fromhex(nonce)
         except (SmpcError, ValueError):
-            raise RequestAuthError("auth.malformed", "malformed signature headers") from None
+            raise RequestAuthError(codes.AUTH_MALFORMED, "malformed signature headers") from None
         if key not in self.keys:
-            raise RequestAuthError("auth.unknown_key", "unknown key")
+            raise RequestAuthError(codes.AUTH_UNKNOWN_KEY, "unknown key")
         if abs(now - t) > self.max_skew:
-            raise RequestAuthError("auth.skew", f"timestamp more than {self.max_skew:g}s "
+            raise RequestAuthError(codes.AUTH_SKEW, f"timestamp more than {self.max_skew:g}s "
                                    "from the node's clock")
         try:
             VerifyKey(key).verify(request_message(method, path, body, ts, nonce), sig)
         except BadSignatureError:
-            raise RequestAuthError("auth.signature", "signature does not verify") from None
+            raise RequestAuthError(codes.AUTH_SIGNATURE, "signature does not verify") from None
         except Exception:  # PyNaCl raises untyped errors for malformed input
-            raise RequestAuthError("auth.signature", "signature does not verify") from None
+            raise RequestAuthError(codes.AUTH_SIGNATURE, "signature does not verify") from None
         self._prune(now)
         if (key, nonce) in self._seen:
-            raise RequestAuthError("auth.replay", "request replayed")
+            raise RequestAuthError(codes.AUTH_REPLAY, "request replayed")
         if len(self._seen) >= self.cache_max:
-            raise RequestAuthError("auth.busy", "too many recent requests; retry")
+            raise RequestAuthError(codes.AUTH_BUSY, "too many recent requests; retry")
         self._seen[(key, nonce)] = now + 2 * self.max_skew
         return key
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from mpc.node import codes
 from mpc.node.audit import AuditLog
 from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.escape import escape
@@ -59,8 +60,8 @@ MAX_WINDOW = 4.0
 GENERIC = (
     ("policy.", "this node's policy refuses the job"),
     ("source.", "this node's data does not meet the job's rules"),
-    ("job.parameters", "the job's parameters are not acceptable"),
-    ("job.timeout", "the job exceeded its time limit"),
+    (codes.JOB_PARAMETERS, "the job's parameters are not acceptable"),
+    (codes.JOB_TIMEOUT, "the job exceeded its time limit"),
     ("peer.", "a peer was unavailable or could not be authenticated"),
     ("manifest.", "the manifest is not acceptable"),
     ("node.", "the node stopped or restarted"),
@@ -75,12 +76,17 @@ def generic_reason(code: str) -> str:
     return "the job failed"
 
 
-class JobFailed(SmpcError):
-    """A job step failed with a code that every node reports."""
+class JobAbortError(SmpcError):
+    """This node aborts the running job with a code (mpc.node.codes) that every node reports
+    (the client sees it in JobFailedError.reasons)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
+
+
+#: deprecated name of JobAbortError
+JobFailed = JobAbortError
 
 
 def error_code(e: BaseException) -> str:
@@ -91,12 +97,12 @@ def error_code(e: BaseException) -> str:
     if isinstance(code, str):
         return code
     if isinstance(e, PeerUnavailableError | ChannelClosedError | SessionAbortedError):
-        return "peer.unavailable"
+        return codes.PEER_UNAVAILABLE
     if isinstance(e, ChannelAuthError):
-        return "peer.auth"
+        return codes.PEER_AUTH
     if isinstance(e, TimeoutError):
-        return "job.timeout"
-    return "job.error." + type(e).__name__
+        return codes.JOB_TIMEOUT
+    return codes.job_error(e)
 
 
 def domain_for(scheme: str):
@@ -119,7 +125,7 @@ def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
         pk = VerifyKey(analyst_key).to_curve25519_public_key()
         return base64.b64encode(SealedBox(pk).encrypt(data)).decode()
     except Exception as e:  # PyNaCl raises untyped errors
-        raise JobFailed("deliver.seal", f"cannot seal the output to the analyst's key: "
+        raise JobAbortError(codes.DELIVER_SEAL, f"cannot seal the output to the analyst's key: "
                         f"{type(e).__name__}") from None
 
 
@@ -236,7 +242,7 @@ class Runner:
         try:
             check_manifest(m, self.cfg, REGISTRY)  # again: the policy may have been reloaded
             if m.expired():
-                raise JobFailed("manifest.expired", "manifest.not_after has passed")
+                raise JobAbortError(codes.MANIFEST_EXPIRED, "manifest.not_after has passed")
         except (PolicyError, SmpcError) as e:
             local = (error_code(e), str(e))
             decision = "refused"
@@ -277,10 +283,10 @@ class Runner:
         except Requeue:
             raise
         except asyncio.CancelledError:
-            code = r.cancel_code or "node.shutdown"
+            code = r.cancel_code or codes.NODE_SHUTDOWN
             reason = self.stopping or "job cancelled"
-            await self._abort(s, ch, JobFailed(code, reason))
-            if code == "node.shutdown":
+            await self._abort(s, ch, JobAbortError(code, reason))
+            if code == codes.NODE_SHUTDOWN:
                 self.job_ended(m, "failed", code, generic_reason("node."), self._stats(s, t0),
                                decision=decision, detail=reason)
             else:
@@ -293,12 +299,10 @@ class Runner:
             detail = str(e) or type(e).__name__
             if isinstance(e, TimeoutError):
                 detail = f"job exceeded timeouts.job = {self.cfg.job_timeout:g}s"
-            if local is not None and code.startswith("agreement.refused"):
+            if local is not None and code.startswith(codes.AGREEMENT_REFUSED):
                 detail = f"{code} (this node: {local[0]}: {local[1]})"
             reason = detail if code.startswith("agreement.") else generic_reason(code)
-            status = "refused" if code.startswith(("agreement.", "policy.", "source.unknown",
-                                                   "job.unavailable", "job.parameters",
-                                                   "manifest.expired")) else "failed"
+            status = "refused" if code.startswith(codes.REFUSED) else "failed"
             self.job_ended(m, status, code, reason, self._stats(s, t0), decision=decision,
                            detail=detail)
             if not isinstance(e, Exception):
@@ -323,7 +327,7 @@ class Runner:
     async def _abort_now(s, ch, e: BaseException) -> None:
         with contextlib.suppress(BaseException):
             if s is not None:
-                await s.abort(e if isinstance(e, Exception) else JobFailed("node.shutdown", ""))
+                await s.abort(e if isinstance(e, Exception) else JobAbortError(codes.NODE_SHUTDOWN, ""))
             elif ch is not None:
                 await ch.close()
 
@@ -334,7 +338,7 @@ class Runner:
         for j in sorted(views):
             nonce = views[j].get("nonce")
             if not isinstance(nonce, str) or len(nonce) != 32:
-                raise JobFailed("agreement.malformed", f"party {j} sent no nonce")
+                raise JobAbortError(codes.AGREEMENT_MALFORMED, f"party {j} sent no nonce")
             h.update(bytes.fromhex(nonce))
         return h.digest()
 
@@ -412,7 +416,7 @@ class Runner:
             connect_timeout=connect_timeout)
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
-        """Exchange `mine` with every peer; raise the same JobFailed on every node unless all
+        """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all
         sent ok with the same manifest hash and consortium fingerprint. Peers send codes
         only, never reasons. Returns every party's view (party index -> dict)."""
         raw = json.dumps(mine, sort_keys=True).encode()[:MAX_AGREE_BYTES]
@@ -428,23 +432,23 @@ class Runner:
                     views[j] = json.loads(got)
                     assert isinstance(views[j], dict)
                 except (ValueError, AssertionError):
-                    raise JobFailed("agreement.malformed",
+                    raise JobAbortError(codes.AGREEMENT_MALFORMED,
                                     f"party {j} sent a malformed {what} agreement") from None
         names = self.cfg.party_names()
         for j in sorted(views):  # same order everywhere: every node reports the same reason
             v = views[j]
             if v.get("fingerprint") != self.fingerprint:
-                raise JobFailed("agreement.consortium_mismatch",
+                raise JobAbortError(codes.AGREEMENT_CONSORTIUM_MISMATCH,
                                 f"{names[j]} has a different consortium configuration")
             if v.get("hash") != m.hash:
-                raise JobFailed("agreement.manifest_mismatch",
+                raise JobAbortError(codes.AGREEMENT_MANIFEST_MISMATCH,
                                 f"{names[j]} received a different manifest")
         for j in sorted(views):
             v = views[j]
             if not v.get("ok"):
                 code = escape(v.get("code") or "refused", 80)
-                prefix = "agreement.refused" if what == "manifest" else "agreement.data"
-                raise JobFailed(f"{prefix}:{code}", f"{names[j]} refused: {code}")
+                prefix = codes.AGREEMENT_REFUSED if what == "manifest" else codes.AGREEMENT_DATA
+                raise JobAbortError(f"{prefix}:{code}", f"{names[j]} refused: {code}")
         return views
 
     def _align_digest(self, r: Run, extra: dict) -> str | None:
@@ -461,7 +465,7 @@ class Runner:
     def _check_alignment(self, views: dict[int, dict]) -> None:
         digests = {j: v.get("align") for j, v in sorted(views.items()) if v.get("align")}
         if len(set(digests.values())) > 1:
-            raise JobFailed("agreement.alignment", "the parties' row ids differ (vertical rows "
+            raise JobAbortError(codes.AGREEMENT_ALIGNMENT, "the parties' row ids differ (vertical rows "
                             "must be aligned by parameters.id_column)")
 
     def _load(self, m: Manifest):
@@ -507,7 +511,7 @@ class Runner:
         if self.cfg.preprocessing in ("dn07", "ot"):
             return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
         # shared_seed_dealer: allowed only with --insecure (checked at start)
-        from mpc.processes import InsecureSharedSeedDealer
+        from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 
         return with_source(s, InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view(),
                            guard=False)
