@@ -80,13 +80,19 @@ class JobResult:
 
 class Client:
     def __init__(self, nodes: list[str], key: str | os.PathLike | bytes, *,
-                 http_timeout: float = 30.0, consortium: str | None = None):
+                 http_timeout: float = 30.0, consortium: str | None = None,
+                 tls_ca: str | os.PathLike | None = None):
+        """`tls_ca`: a CA bundle (or a node's self-signed certificate) that https:// node
+        URLs must chain to; the system's trust store otherwise."""
+        import ssl
+
         if not nodes:
             raise ClientError("Client needs at least one node URL")
         self.nodes = [u.rstrip("/") for u in nodes]
         self.key = key if isinstance(key, bytes) else load_signing_key(key)
         self.http_timeout = http_timeout
         self.consortium = consortium
+        self._ssl = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None
 
     # ---------------------------------------------------------------- HTTP ---
     def request(self, node: str, method: str, path: str, body: dict | None = None
@@ -103,7 +109,8 @@ class Client:
         req = urllib.request.Request(node + path, data=data if body is not None else None,
                                      method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.http_timeout) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.http_timeout,  # noqa: S310
+                                        context=self._ssl) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:

@@ -201,3 +201,61 @@ def test_metrics_prometheus_text_and_json_logs(tmp_path):
         assert any(f"job {job}: done" in r["message"] for r in records)
     finally:
         cl.stop()
+
+
+def _self_signed(d):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (d / "api.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "api.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return d / "api.crt", d / "api.pem"
+
+
+def test_api_over_tls(tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    cl = Cluster(tmp_path, api={"tls_cert": str(cert), "tls_key": str(key)})
+    apis = [u.replace("http://", "https://") for u in cl.info["api"]]
+    ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        for i in range(3):
+            cl.start(i)
+        for i, api in enumerate(apis):
+            t_end = time.monotonic() + 20
+            while True:
+                try:
+                    urllib.request.urlopen(api + "/health", timeout=1, context=ctx)  # noqa: S310
+                    break
+                except OSError:
+                    assert cl.procs[i].poll() is None and time.monotonic() < t_end, cl.log(i)
+                    time.sleep(0.1)
+        assert "api https://" in cl.log(0)
+        with pytest.raises(OSError):  # plain HTTP is not served
+            urllib.request.urlopen(cl.info["api"][0] + "/health", timeout=5)  # noqa: S310
+        with pytest.raises(OSError):  # nor TLS to an untrusted certificate
+            urllib.request.urlopen(apis[0] + "/health", timeout=5)  # noqa: S310
+        c = Client(apis, key=cl.info["analyst_key"], tls_ca=cert)
+        assert c.result(c.submit(_manifest("tls")), timeout=60).outputs["count"] == [105]
+    finally:
+        cl.stop()
