@@ -36,8 +36,8 @@ from typing import Any
 
 from mpc.loop import run_event_loop
 from mpc.node import codes
+from mpc.node.anchor import open_audit
 from mpc.node.api import Api
-from mpc.node.audit import AuditLog, AuditLogError, verify
 from mpc.node.config import InsecureConfigError, NodeConfig, NodeConfigError
 from mpc.node.escape import escape
 from mpc.node.jobs import REGISTRY
@@ -71,7 +71,7 @@ ABORT_GRACE = 2.0
 
 
 class Node:
-    def __init__(self, cfg: NodeConfig, *, insecure: bool = False):
+    def __init__(self, cfg: NodeConfig, *, insecure: bool = False, init: bool = False):
         from network.keys import load_private_key, public_key
 
         bad = cfg.insecure_options()
@@ -91,17 +91,15 @@ class Node:
         self.public_key = public_key(self.static_key)
         self.fingerprint = cfg.fingerprint(self.public_key)
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        audit_path = cfg.state_dir / "audit.db"
-        if audit_path.exists():
-            res = verify(audit_path)
-            if not res.ok:
-                raise AuditLogError(f"{audit_path}: {res.problem}; refusing to start (keep the "
-                                    "file for investigation, move it aside to start a new log)")
-        self.audit = AuditLog(audit_path)
+        # issue 14 (audit anchor): chain, signatures and countersigned head checked at start;
+        # a missing log is an error unless --init (mpc.node.anchor.open_audit)
+        self.audit = open_audit(cfg.state_dir / "audit.db", self.static_key, party=cfg.index,
+                                consortium=cfg.consortium_id, init=init,
+                                peer_keys={p.index: p.public_key for p in cfg.peers})
         self.store = JobStore(str(cfg.state_dir / "jobs.db"))
         self.metrics = Metrics()
         self.runner = Runner(cfg, self.static_key, self.fingerprint, self.store, self.audit,
-                             self.metrics)
+                             self.metrics, stop=self.stop)
         self._recover()
         self.pending: OrderedDict[str, Run] = OrderedDict()  # queued, in arrival order
         self._wake = asyncio.Event()
@@ -303,19 +301,22 @@ class Node:
                     await asyncio.wait_for(self._wake.wait(), rng.uniform(0.05, 0.25))
 
 
-def run_node(config_path: str, *, insecure: bool = False, log_json: bool = False) -> int:
+def run_node(config_path: str, *, insecure: bool = False, init: bool = False,
+             log_json: bool = False) -> int:
     """Entry point of `smpc node`: returns the exit code."""
     from mpc.node.config import load_config
 
     setup_logging(log_json)
     cfg = load_config(config_path)
+    nodes = []
 
     async def main() -> None:
-        node = Node(cfg, insecure=insecure)
-        await node.serve()
+        nodes.append(Node(cfg, insecure=insecure, init=init))
+        await nodes[0].serve()
 
     run_event_loop(main())
-    return 0
+    # issue 14: stopped because the peers proved our audit log lost a head: not a clean exit
+    return 3 if (nodes[0]._stopping or "").startswith(codes.AUDIT_ANCHOR) else 0
 
 
 class JsonFormatter(logging.Formatter):

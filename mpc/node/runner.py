@@ -191,13 +191,14 @@ class Runner:
     """Runs one job at a time with the peers; records every outcome through job_ended."""
 
     def __init__(self, cfg: NodeConfig, static_key: bytes, fingerprint: str, store: JobStore,
-                 audit: AuditLog, metrics=None):
+                 audit: AuditLog, metrics=None, stop=None):
         self.cfg = cfg
         self.static_key = static_key
         self.fingerprint = fingerprint
         self.store = store
         self.audit = audit
         self.metrics = metrics
+        self.stop = stop  # called with a reason when the audit anchor proves our log was cut
         self.stopping: str | None = None
 
     # ------------------------------------------------------------------ job end ---
@@ -250,6 +251,7 @@ class Runner:
                         escape(local[1]))
         ch = None
         s = None
+        finished = False
         try:
             async with asyncio.timeout(self.cfg.job_timeout):
                 if r.rounds == 0:
@@ -277,15 +279,20 @@ class Runner:
                 outputs = await spec.run(ctx)
                 self.step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
-                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4)}
+                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
+                         **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}}
+                self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
+                finished = True  # the outcome is recorded before the audit heads exchange
+                await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
             await ch.close()
-            self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
         except Requeue:
             raise
         except asyncio.CancelledError:
             code = r.cancel_code or codes.NODE_SHUTDOWN
             reason = self.stopping or "job cancelled"
             await self._abort(s, ch, JobAbortError(code, reason))
+            if finished:
+                raise
             if code == codes.NODE_SHUTDOWN:
                 self.job_ended(m, "failed", code, generic_reason("node."), self._stats(s, t0),
                                decision=decision, detail=reason)
@@ -295,6 +302,8 @@ class Runner:
             raise
         except BaseException as e:  # every failure is terminal and recorded; nothing released
             await self._abort(s, ch, e)
+            if finished:
+                raise
             code = error_code(e)
             detail = str(e) or type(e).__name__
             if isinstance(e, TimeoutError):
@@ -307,6 +316,30 @@ class Runner:
                            detail=detail)
             if not isinstance(e, Exception):
                 raise
+
+    async def _anchor_audit(self, ch, m: Manifest) -> None:
+        """Issue 14: exchange this job's final audit head with the peers and store their
+        countersignatures (mpc.node.anchor). A peer gone or slow only leaves this head
+        unanchored until the next job; a peer proving that our log lost a head it
+        countersigned stops the node."""
+        from mpc.node.anchor import AuditAnchorError, exchange_heads
+
+        try:
+            res = await exchange_heads(
+                ch, self.audit, self.static_key, {p.index: p.public_key for p in self.cfg.peers},
+                job_id=m.job_id, timeout=min(self.cfg.receive_timeout, 30.0))
+        except AuditAnchorError as e:
+            log.critical("job %s: audit.anchor: %s; stopping", m.job_id, escape(e))
+            if self.stop is not None:
+                self.stop(f"{codes.AUDIT_ANCHOR}: {e}")
+            return
+        except (SmpcError, TimeoutError) as e:
+            log.warning("job %s: audit head not countersigned: %s", m.job_id, error_code(e))
+            return
+        for p in res.problems:
+            log.warning("job %s: audit anchor: %s", m.job_id, escape(p))
+        log.info("job %s: audit head seq %d countersigned by %s", m.job_id, res.seq,
+                 list(res.countersigned_by))
 
     @staticmethod
     def _stats(s, t0: float) -> dict:
@@ -413,7 +446,8 @@ class Runner:
             cfg.index, cfg.n, session_id=r.channel_sid, host=cfg.broker_host,
             port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
             consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
-            connect_timeout=connect_timeout)
+            connect_timeout=connect_timeout,
+            username=cfg.broker_username, password=cfg.broker_password())  # issue 14
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
         """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all
