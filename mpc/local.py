@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpc.sessions import new_session, with_source
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from network.memory import MemoryNetwork
 from protocols.arith.domain import Domain
 from protocols.arith.ring import Ring64
 from protocols.errors import ConfigError, MaliciousUnsupportedError, SessionAbortedError
 from protocols.preprocessing import InsecureTrustedDealer
-from protocols.preprocessing.buffered import Buffered
 from protocols.prg import CryptoRNG, derive_key
-from protocols.session import SECURITY, CountingChannel, Session, Stats
+from protocols.session import SECURITY, Session, Stats
 from protocols.sharing.schemes import AdditiveScheme, ShamirShares
 
 Job = Callable[[Session], Awaitable[Any]]
@@ -196,29 +195,9 @@ async def open_sessions(
     dealer_net = None
     if preprocessing == "dealer":
         dealer_net = _start_dealer_node(n, sch, seed, transport, timeout)
-    sessions = []
-    for pid in range(n):
-        stats = Stats()
-        sessions.append(
-            Session(
-                pid=pid,
-                n=n,
-                domain=sch.domain,
-                scheme=sch,
-                channel=CountingChannel(channels[pid], stats),
-                prep=dealer.for_party(pid),
-                rng=CryptoRNG.from_seed(seed, "party", pid),
-                stats=stats,
-                sid=sid,
-                security=security,
-            )
-        )
-    out = [
-        dataclasses.replace(
-            s, prep=Buffered(_source(preprocessing, s, dealer, dealer_net), guard=s.check_alive)
-        )
-        for s in sessions
-    ]
+    sessions = [new_session(pid, n, sch, channels[pid], sid=sid, seed=seed,
+                            prep=dealer.for_party(pid), security=security) for pid in range(n)]
+    out = [with_source(s, _source(preprocessing, s, dealer, dealer_net)) for s in sessions]
     if security == "malicious" and scheme == "additive":
         _attach_spdz2k(out, preprocessing, seed)
     return out

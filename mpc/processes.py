@@ -30,7 +30,6 @@ at the overall deadline are terminated (then killed): no orphan processes.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -41,12 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpc.loop import run_event_loop
+from mpc.sessions import new_session, with_source
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from protocols.errors import MaliciousUnsupportedError, ParameterError, SessionAbortedError
-from protocols.preprocessing.buffered import Buffered
 from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
-from protocols.prg import CryptoRNG, derive_key
-from protocols.session import CountingChannel, Session, Stats
+from protocols.prg import derive_key
+from protocols.session import Stats
 
 PROCESS_TRANSPORTS = ("tcp", "mqtt")
 
@@ -169,19 +168,16 @@ async def _child(cfg: _Config, job, job_args: tuple, conn):
     t0 = time.perf_counter()
     ch = await _open_channel(cfg, conn)
     setup = time.perf_counter() - t0
-    stats = Stats()
     dealer = InsecureSharedSeedDealer(sch, cfg.dealer_seed, cfg.pid)
-    s = Session(
-        pid=cfg.pid, n=cfg.n, domain=sch.domain, scheme=sch,
-        channel=CountingChannel(ch, stats), prep=Buffered(dealer.view()),
-        rng=CryptoRNG.from_seed(cfg.party_seed, "party", cfg.pid), stats=stats, sid=cfg.sid,
-        security=cfg.security,
-    )
+    s = new_session(cfg.pid, cfg.n, sch, ch, sid=cfg.sid, seed=cfg.party_seed,
+                    security=cfg.security)
     if cfg.preprocessing != "shared_seed_dealer":
         from mpc.local import dealer_free_source
 
-        source = dealer_free_source(cfg.preprocessing, s)
-        s = dataclasses.replace(s, prep=Buffered(source, guard=s.check_alive))
+        s = with_source(s, dealer_free_source(cfg.preprocessing, s))
+    else:
+        s = with_source(s, dealer.view(), guard=False)
+    stats = s.stats
     if cfg.security == "malicious" and cfg.scheme == "additive":  # SPDZ2k: MACed items
         from protocols.malicious import spdz2k
         from protocols.malicious.spdz2k_prep import Spdz2kDealer

@@ -120,7 +120,7 @@ def _wait_up(api: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0)
         if proc.poll() is not None:
             raise RuntimeError(f"node exited during startup:\n{log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(api + "/status", timeout=1):  # noqa: S310 (loopback)
+            with urllib.request.urlopen(api + "/health", timeout=1):  # noqa: S310 (loopback)
                 return
         except OSError:
             time.sleep(0.1)

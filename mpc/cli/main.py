@@ -137,7 +137,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_node(args: argparse.Namespace) -> int:
     from mpc.node.daemon import run_node
 
-    return run_node(args.config, insecure=args.insecure, init=args.init)
+    return run_node(args.config, insecure=args.insecure, init=args.init,
+                    log_json=args.log_json)
 
 
 def _nodes_arg(args: argparse.Namespace) -> list[str]:
@@ -177,11 +178,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from mpc.node.client import Client
 
     nodes = _nodes_arg(args)
-    c = Client(nodes, key=b"\0" * 32)  # status needs no key
+    c = Client(nodes, key=args.key)  # requests are signed: the analyst's or an operator's key
     if args.job:
         out = c.status(args.job)
     else:
-        out = {n: c._call(n, "GET", "/status")[1] for n in nodes}
+        out = {n: c.request(n, "GET", "/status")[1] for n in nodes}
     print(json.dumps(out, indent=None if args.json else 2))
     return 0
 
@@ -265,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     nd.add_argument("--init", action="store_true",
                     help="create the audit log if there is none (first start of a new node "
                     "only: a missing log is otherwise an error)")
+    nd.add_argument("--log-json", action="store_true",
+                    help="log one JSON object per line (time, level, logger, message)")
     nd.set_defaults(func=_cmd_node)
 
     for name, helptext in (("submit", "sign a job manifest and submit it to every node"),
@@ -280,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.set_defaults(func=_cmd_submit)
         else:
             sp.add_argument("job", nargs="?", help="job id (default: node status)")
+            sp.add_argument("--key", required=True, help="signing key file: the analyst's "
+                            "(its own jobs) or a bank operator's (every job on that node)")
             sp.add_argument("--json", action="store_true", help="one line of JSON")
             sp.set_defaults(func=_cmd_status)
 

@@ -8,7 +8,11 @@
     >>> res = c.result(job, timeout=120)             # JobResult: .outputs, .stats
 
 `submit` signs the manifest with the analyst's Ed25519 key and sends the same envelope to
-every node (the nodes then agree on its hash among themselves). `result` waits until every
+every node (the nodes then agree on its hash among themselves). Every HTTP request is itself
+signed with the same key (mpc.node.reqauth: method, path, body hash, timestamp, nonce), so
+only this analyst can read its jobs' status and results. A manifest without `consortium` gets
+the nodes' consortium id, one without `not_after` expires DEFAULT_LIFETIME seconds from now.
+If some node refuses a submission, `submit` withdraws it from the nodes that accepted it. `result` waits until every
 node has finished; if any node failed or refused it raises `JobFailedError` with every
 node's code and reason. Outputs addressed to "analyst" arrive as one sealed share per node;
 only this key can open them, and the client reconstructs and decodes them here.
@@ -29,7 +33,14 @@ from typing import Any
 import numpy as np
 
 from mpc.node import codes
-from mpc.node.manifest import Manifest, load_manifest_file, load_signing_key, sign_manifest
+from mpc.node.manifest import (
+    DEFAULT_LIFETIME,
+    Manifest,
+    load_manifest_file,
+    load_signing_key,
+    sign_manifest,
+)
+from mpc.node.reqauth import sign_request
 from network.errors import SmpcError
 
 TERMINAL = ("done", "failed", "refused")
@@ -69,21 +80,37 @@ class JobResult:
 
 class Client:
     def __init__(self, nodes: list[str], key: str | os.PathLike | bytes, *,
-                 http_timeout: float = 30.0):
+                 http_timeout: float = 30.0, consortium: str | None = None,
+                 tls_ca: str | os.PathLike | None = None):
+        """`tls_ca`: a CA bundle (or a node's self-signed certificate) that https:// node
+        URLs must chain to; the system's trust store otherwise."""
+        import ssl
+
         if not nodes:
             raise ClientError("Client needs at least one node URL")
         self.nodes = [u.rstrip("/") for u in nodes]
         self.key = key if isinstance(key, bytes) else load_signing_key(key)
         self.http_timeout = http_timeout
+        self.consortium = consortium
+        self._ssl = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None
 
     # ---------------------------------------------------------------- HTTP ---
+    def request(self, node: str, method: str, path: str, body: dict | None = None
+                ) -> tuple[int, dict]:
+        """One signed request to one node; returns (HTTP status, JSON body)."""
+        return self._call(node, method, path, body)
+
     def _call(self, node: str, method: str, path: str, body: dict | None = None
               ) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(node + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = sign_request(self.key, method, path, data)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(node + path, data=data if body is not None else None,
+                                     method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.http_timeout) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.http_timeout,  # noqa: S310
+                                        context=self._ssl) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             try:
@@ -94,6 +121,16 @@ class Client:
             raise ClientError(f"node {node} unreachable: {getattr(e, 'reason', e)}") from None
 
     # ---------------------------------------------------------------- API ---
+    def consortium_id(self) -> str:
+        """The nodes' consortium id (from the first node's signed /status), cached."""
+        if self.consortium is None:
+            status, body = self._call(self.nodes[0], "GET", "/status")
+            if status != 200 or not isinstance(body.get("consortium"), str):
+                raise ClientError(f"node {self.nodes[0]} did not tell its consortium: "
+                                  f"{body.get('code')}: {body.get('reason')}")
+            self.consortium = body["consortium"]
+        return self.consortium
+
     def sign(self, manifest: dict | str | os.PathLike | Manifest, **kw: Any) -> Manifest:
         if isinstance(manifest, Manifest):
             return manifest
@@ -102,26 +139,39 @@ class Client:
             body = {"computation": manifest, **kw}
             body.setdefault("idempotency_key", os.urandom(8).hex())
             body.setdefault("recipients", ["analyst"])
-            return sign_manifest(body, self.key)
-        if isinstance(manifest, str | os.PathLike):
+        elif isinstance(manifest, str | os.PathLike):
             body = load_manifest_file(manifest)
             if "manifest" in body and "signature" in body:
                 body = body["manifest"]
         else:
             body = dict(manifest)
         body.pop("analyst", None)  # re-signed with this client's key
+        if "consortium" not in body:
+            body["consortium"] = self.consortium_id()
+        body.setdefault("not_after", int(time.time()) + DEFAULT_LIFETIME)
         return sign_manifest(body, self.key)
+
+    def post_job(self, node: str, m: Manifest, run: str) -> tuple[int, dict]:
+        """Send one signed envelope to one node, with the submission's run nonce (the same
+        for every node of one submission; it binds the job's session to this attempt)."""
+        return self._call(node, "POST", "/jobs", {**m.envelope(), "run": run})
 
     def submit(self, manifest: dict | str | os.PathLike | Manifest, **kw: Any) -> str:
         """Sign (if needed) and send to every node; returns the job id. Raises
-        SubmissionRejected if any node rejects it (with every node's reason)."""
+        SubmissionRejected if any node rejects it (with every node's reason); the nodes
+        that accepted it are told to withdraw it."""
         m = self.sign(manifest, **kw)
-        reasons = {}
+        run = os.urandom(16).hex()
+        reasons, accepted = {}, []
         for node in self.nodes:
-            status, body = self._call(node, "POST", "/jobs", m.envelope())
+            status, body = self.post_job(node, m, run)
             if status >= 400:
                 reasons[node] = (body.get("code", "?"), body.get("reason", ""))
+            elif status == 202:
+                accepted.append(node)
         if reasons:
+            for node in accepted:
+                self._call(node, "DELETE", f"/jobs/{m.job_id}")
             first = next(iter(reasons.values()))
             raise SubmissionRejected(f"job {m.job_id} rejected by {len(reasons)} node(s): "
                                      f"{first[0]}: {first[1]}", reasons)
@@ -174,8 +224,8 @@ class Client:
         from nacl.signing import SigningKey
 
         from mpc.local import make_scheme
-        from mpc.node.daemon import domain_for
         from mpc.node.jobs import finish_outputs
+        from mpc.node.runner import domain_for
         from protocols.arith.fixedpoint import FixedPoint
 
         rs = [b["result"] for b in results.values()]

@@ -13,6 +13,8 @@ match on them, so a code is never renamed, only added. Families:
   node.*       this node stopped or restarted under the job
   audit.*      the audit log is missing, corrupted or lost a countersigned head
   http.*       the HTTP API itself
+  auth.*       a request's signature (mpc.node.reqauth): missing, stale, replayed, unknown key
+  rate.*, queue.*  the API's limits (HTTP 429)
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ SOURCE_GROUPS = "source.groups"
 MANIFEST_SIGNATURE = "manifest.signature"
 MANIFEST_MALFORMED = "manifest.malformed"
 IDEMPOTENCY_CONFLICT = "idempotency.conflict"
+MANIFEST_EXPIRED = "manifest.expired"
+MANIFEST_LIFETIME = "manifest.lifetime"
 
 # -- agreement between the nodes ------------------------------------------------------------
 AGREEMENT_MALFORMED = "agreement.malformed"
@@ -71,6 +75,9 @@ DELIVER_SEAL = "deliver.seal"
 MODEL_STORE = "model.store"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
+JOB_WITHDRAWN = "job.withdrawn"
+JOB_NOT_QUEUED = "job.not_queued"
+JOB_NOT_DONE = "job.not_done"
 
 # -- peers and this node ----------------------------------------------------------------------
 PEER_UNAVAILABLE = "peer.unavailable"
@@ -94,9 +101,27 @@ HTTP_NOT_FOUND = "http.not_found"
 HTTP_INTERNAL = "http.internal"
 #: the client's code for a node it could not reach or that answered with an HTTP error
 HTTP_ERROR = "http.error"
+HTTP_HOST = "http.host"
+HTTP_ORIGIN = "http.origin"
+HTTP_CONTENT_TYPE = "http.content_type"
+HTTP_TOO_LARGE = "http.too_large"
+RATE_LIMITED = "rate.limited"
+QUEUE_FULL = "queue.full"
+
+# -- signed requests (mpc.node.reqauth) ---------------------------------------------------------
+AUTH_MISSING = "auth.missing"
+AUTH_MALFORMED = "auth.malformed"
+AUTH_UNKNOWN_KEY = "auth.unknown_key"
+AUTH_SKEW = "auth.skew"
+AUTH_SIGNATURE = "auth.signature"
+AUTH_REPLAY = "auth.replay"
+AUTH_BUSY = "auth.busy"
+AUTH_MISMATCH = "auth.mismatch"
+AUTH_FORBIDDEN = "auth.forbidden"
 
 #: codes (or prefixes) of jobs recorded as "refused" (nothing was computed), not "failed"
-REFUSED = ("agreement.", "policy.", SOURCE_UNKNOWN, JOB_UNAVAILABLE, JOB_PARAMETERS)
+REFUSED = ("agreement.", "policy.", SOURCE_UNKNOWN, JOB_UNAVAILABLE, JOB_PARAMETERS,
+           MANIFEST_EXPIRED, JOB_WITHDRAWN)
 
 
 def job_error(e: BaseException) -> str:

@@ -11,7 +11,7 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     index = 0                      # 0-based party index; Shamir x-coordinate index + 1
     key_file = "bank0.key"         # X25519 private key (smpc keygen), mode 0600
     listen = "127.0.0.1:7000"      # where peers reach this node for job sessions
-    api = "127.0.0.1:7100"         # analysts' HTTP API; loopback only
+    api = "127.0.0.1:7100"         # analysts' HTTP API; loopback unless [api] TLS is set
     state_dir = "bank0-state"      # jobs database and audit log
     # broker_username = "bank0"    # MQTT broker account (Mosquitto password_file + acl_file)
     # broker_password_file = "bank0.broker-password"   # mode 0600; never the password inline
@@ -61,6 +61,17 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     mechanism = "laplace"          # laplace | gaussian
     budget_epsilon = 10.0          # total per (analyst, source) (mpc.node.budget)
     budget_delta = 1e-6
+
+    [api]                          # all optional
+    operator_keys = ["ed25519:..."]  # this bank's operators: read any job, results, metrics
+    allowed_hosts = []             # extra Host header values (default: the bound address,
+                                   # 127.0.0.1 / localhost / [::1] with the API port)
+    max_queue = 64                 # queued jobs beyond this get 429 queue.full
+    rate = 20.0                    # signed requests per second per key (token bucket)
+    burst = 50
+    max_skew = 60                  # seconds a request's timestamp may differ from our clock
+    tls_cert = "api.crt"           # both set: the API serves HTTPS and may bind beyond
+    tls_key = "api.key"            # loopback (without them a non-loopback api is refused)
 
     [insecure]                     # each one makes the daemon refuse to start without --insecure
     plaintext_channels = false
@@ -145,6 +156,18 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    operator_keys: tuple[bytes, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    max_queue: int = 64
+    rate: float = 20.0
+    burst: int = 50
+    max_skew: float = 60.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     path: Path
     name: str
@@ -173,6 +196,7 @@ class NodeConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     broker_username: str | None = None  # issue 14: broker account (mpc.node.broker_auth)
     broker_password_file: Path | None = None
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def broker_password(self) -> str | None:
         """The broker password, read from node.broker_password_file (mode 0600)."""
@@ -271,8 +295,17 @@ def parse_address(text: str, fieldname: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback IP literals (127.0.0.0/8, ::1), parsed as addresses:
+    a name such as '127.attacker.example' is not loopback."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _positive(v):
@@ -314,7 +347,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     from network.keys import parse_public_key
 
     base = path.parent
-    known = {"node", "consortium", "timeouts", "peers", "sources", "policy", "insecure"}
+    known = {"node", "consortium", "timeouts", "peers", "sources", "policy", "insecure", "api"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _err(unknown[0], f"unknown section (known: {sorted(known)})")
@@ -325,8 +358,6 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     host, port = parse_address(_get(node, "listen", "node.", str), "node.listen")
     api_host, api_port = parse_address(_get(node, "api", "node.", str, default="127.0.0.1:0"),
                                        "node.api")
-    if not _loopback(api_host):
-        raise _err("node.api", f"the analyst API binds to loopback only, got {api_host!r}")
     state_dir = _rel(base, _get(node, "state_dir", "node.", str, default=f"{name}-state"))
     broker_user = _get(node, "broker_username", "node.", str, default=None)
     broker_pw = _get(node, "broker_password_file", "node.", str, default=None)
@@ -478,6 +509,11 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     if plaintext and transport == "mqtt":
         raise _err("insecure.plaintext_channels", "not available over mqtt in the daemon")
 
+    api = _parse_api(_get(raw, "api", "", dict, default={}), base)
+    if not is_loopback(api_host) and api.tls_cert is None:
+        raise _err("node.api", f"{api_host!r} is not a loopback address; the API listens beyond "
+                   "loopback only with TLS (api.tls_cert and api.tls_key)")
+
     return NodeConfig(
         path=path, name=name, index=index, key_file=key_file, host=host, port=port,
         api_host=api_host, api_port=api_port, state_dir=state_dir, consortium_id=cid,
@@ -487,7 +523,38 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         broker_port=bport, preprocessing=prep, peers=tuple(sorted(peers, key=lambda p: p.index)),
         sources=sources, policy=policy, connect_timeout=connect, receive_timeout=receive,
         job_timeout=job, plaintext_channels=plaintext, allow_dealer_node=allow_dealer,
+        api=api,
     )
+
+
+def _parse_api(t: dict, base: Path) -> ApiConfig:
+    from mpc.node.manifest import parse_verify_key
+
+    keys = []
+    for i, k in enumerate(_get(t, "operator_keys", "api.", list, default=[])):
+        try:
+            keys.append(parse_verify_key(k))
+        except SmpcError as e:
+            raise _err(f"api.operator_keys[{i}]", str(e)) from None
+    hosts = _get(t, "allowed_hosts", "api.", list, default=[])
+    if not all(isinstance(h, str) and h for h in hosts):
+        raise _err("api.allowed_hosts", "must be a list of host[:port] names")
+    cert = _get(t, "tls_cert", "api.", str, default=None)
+    key = _get(t, "tls_key", "api.", str, default=None)
+    if (cert is None) != (key is None):
+        raise _err("api.tls_cert" if cert is None else "api.tls_key",
+                   "tls_cert and tls_key go together")
+    unknown = sorted(set(t) - {"operator_keys", "allowed_hosts", "max_queue", "rate", "burst",
+                               "max_skew", "tls_cert", "tls_key"})
+    if unknown:
+        raise _err("api." + unknown[0], "unknown field")
+    return ApiConfig(
+        operator_keys=tuple(keys), allowed_hosts=tuple(hosts),
+        max_queue=_get(t, "max_queue", "api.", int, default=64, check=_positive),
+        rate=_get(t, "rate", "api.", float, default=20.0, check=_positive),
+        burst=_get(t, "burst", "api.", int, default=50, check=_positive),
+        max_skew=_get(t, "max_skew", "api.", float, default=60.0, check=_positive),
+        tls_cert=_rel(base, cert) if cert else None, tls_key=_rel(base, key) if key else None)
 
 
 def _free_port() -> int:
@@ -520,9 +587,12 @@ def write_consortium(
     broker: str = "mqtt://127.0.0.1:1883",
     broker_auth: bool = False,
     dp: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
-    (bank<i>.toml), plus one analyst signing key (analyst.key) allowed by every policy.
+    (bank<i>.toml) with an operator signing key (bank<i>-operator.key, in the node's
+    api.operator_keys), plus one analyst signing key (analyst.key) allowed by every policy.
+    `api` adds fields to every node's [api] table.
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     With broker_auth, also a Mosquitto password/ACL file pair and one broker password file
     per node (mpc.node.broker_auth), named in each config.
@@ -551,8 +621,12 @@ def write_consortium(
         write_broker_auth(outp, names, port=_parse_broker(broker)[1])
     tmo = {"connect": 30, "receive": 60, "job": 600, **(timeouts or {})}
     configs = []
+    operators = []
     for i in range(n):
         save_private_key(outp / f"{names[i]}.key", pairs[i][0])
+        oseed, ovk = generate_signing_key()
+        operators.append(outp / f"{names[i]}-operator.key")
+        save_signing_key(operators[-1], oseed)
         lines = [
             "[node]", f"name = {_toml_str(names[i])}", f"index = {i}",
             f"key_file = {_toml_str(names[i] + '.key')}", f'listen = "127.0.0.1:{ports[i]}"',
@@ -580,7 +654,9 @@ def write_consortium(
             f"analyst_keys = [{_toml_str(verify_key_text(vk))}]",
             f"min_group_size = {min_group_size}", f"max_rows = {max_rows}", "",
             *(["[policy.dp]", *(f"{k} = {json.dumps(v)}" for k, v in dp.items()), ""]
-              if dp else []), extra,
+              if dp else []),
+            "[api]", f"operator_keys = [{_toml_str(verify_key_text(ovk))}]",
+            *(f"{k} = {json.dumps(v)}" for k, v in (api or {}).items()), "", extra,
         ]
         p = outp / f"{names[i]}.toml"
         p.write_text("\n".join(lines))
@@ -594,5 +670,6 @@ def write_consortium(
         if not (state / "audit.db").exists():
             AuditLog.create(state / "audit.db", pairs[i][0], party=i,
                             consortium=consortium_id).close()
-    return {"configs": configs, "analyst_key": akey,
+    return {"configs": configs, "analyst_key": akey, "operator_keys": operators,
+            "consortium": consortium_id,
             "api": [f"http://127.0.0.1:{a}" for a in apis], "names": names}

@@ -5,6 +5,8 @@ which data source and columns each party contributes, who receives the outputs, 
 idempotency key:
 
     computation = "aggregate_sum"
+    consortium = "demo"                  # required: the consortium id it is meant for
+    not_after = 1767225600               # required: unix seconds; refused after this time
     idempotency_key = "exposure-2024-q3"
     recipients = ["analyst"]             # "analyst" (the signer) and/or party names
     [parameters]
@@ -20,6 +22,11 @@ nodes accept. The hash is BLAKE2b-256 over canonical JSON (sorted keys, no white
 no NaN), so TOML and JSON spellings of one manifest hash alike. The job id is derived from
 (analyst key, idempotency key): the same analyst re-submitting the same key gets the stored
 outcome (and a different manifest under a used key is refused).
+
+`consortium` binds the manifest to one consortium (a node of another consortium that trusts the
+same analyst key refuses it), and `not_after` bounds its life: a node refuses an expired
+manifest at submission and again before running it, so a failed job's envelope cannot be
+replayed later. `not_after` may be at most MAX_LIFETIME seconds ahead of a node's clock.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +47,11 @@ VERIFY_PREFIX = "ed25519:"
 SIGN_CONTEXT = b"smpc-manifest-v1"
 MAX_MANIFEST_BYTES = 64 * 1024
 FIELDS = ("computation", "parameters", "inputs", "recipients", "idempotency_key", "analyst",
-          "consortium")
+          "consortium", "not_after")
+#: the longest a manifest may stay valid (seconds ahead of the node's clock)
+MAX_LIFETIME = 30 * 24 * 3600
+#: what Client.sign uses when the manifest names no not_after
+DEFAULT_LIFETIME = 3600
 
 
 class ManifestError(SmpcError):
@@ -113,6 +125,12 @@ def manifest_hash(manifest: dict) -> str:
     return hashlib.blake2b(canonical(manifest), digest_size=32, person=b"smpc-manifest").hexdigest()
 
 
+def content_hash(manifest: dict) -> str:
+    """The manifest's hash without its expiry: two signings of one request that differ only
+    in not_after are the same job (idempotency), while the peers still agree on `hash`."""
+    return manifest_hash({k: v for k, v in manifest.items() if k != "not_after"})
+
+
 def job_id_of(analyst_key: bytes, idempotency_key: str) -> str:
     h = hashlib.blake2b(analyst_key + idempotency_key.encode(), digest_size=12, person=b"smpc-job")
     return h.hexdigest()
@@ -144,6 +162,17 @@ class Manifest:
     def recipients(self) -> list[str]:
         return self.body["recipients"]
 
+    @property
+    def consortium(self) -> str:
+        return self.body["consortium"]
+
+    @property
+    def not_after(self) -> int:
+        return self.body["not_after"]
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) > self.not_after
+
     def envelope(self) -> dict:
         return {"manifest": self.body, "signature": self.signature.hex()}
 
@@ -156,13 +185,17 @@ def check_body(body: Any) -> dict:
     if unknown:
         raise ManifestError(f"manifest.{unknown[0]}: unknown field")
     for f, typ in (("computation", str), ("idempotency_key", str), ("recipients", list),
-                   ("inputs", dict)):
+                   ("inputs", dict), ("consortium", str), ("not_after", int)):
         if f not in body:
             raise ManifestError(f"manifest.{f}: missing")
         if not isinstance(body[f], typ):
             raise ManifestError(f"manifest.{f}: must be {typ.__name__}")
     if not body["computation"] or not body["idempotency_key"]:
         raise ManifestError("manifest.computation and idempotency_key must not be empty")
+    if not body["consortium"]:
+        raise ManifestError("manifest.consortium: must not be empty")
+    if isinstance(body["not_after"], bool) or body["not_after"] <= 0:
+        raise ManifestError("manifest.not_after: must be unix seconds (an integer > 0)")
     if not isinstance(body.get("parameters", {}), dict):
         raise ManifestError("manifest.parameters: must be a table")
     if not body["recipients"] or not all(isinstance(r, str) and r for r in body["recipients"]):

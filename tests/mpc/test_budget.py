@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mpc.node.budget import BudgetExceeded, BudgetLedger, Cost, Spent, epsilon_used, within
-from mpc.node.client import JobFailedError
+from mpc.node.client import SubmissionRejected
 from tests.mpc.test_node import DATA, Cluster, _manifest
 
 pytestmark = pytest.mark.timeout(180)
@@ -79,19 +79,21 @@ def test_budget_exhaustion_refuses_the_next_job_on_every_node(dp_cluster):
         assert std[0] == pytest.approx(math.sqrt(2) * 600, rel=0.01)
         assert np.all(np.abs(np.asarray(res.outputs["sum"]) - want) < 12 * np.asarray(std[:2]))
         assert res.outputs["epsilon"] == [pytest.approx(1.0)]
-    with pytest.raises(JobFailedError) as e:
-        c.result(c.submit(_manifest("b3")), timeout=60)
-    assert all(r[0] == "refused" and "policy.budget" in r[1] for r in e.value.reasons.values()), \
-        e.value.reasons
+    # refused at submission (policy is checked before anything is queued or audited)
+    with pytest.raises(SubmissionRejected) as e:
+        c.submit(_manifest("b3"))
+    assert len(e.value.reasons) == 3 and all(
+        r[0] == "policy.budget" for r in e.value.reasons.values()), e.value.reasons
     # a smaller epsilon still fits (2 + 0.5 <= 2.5)
     m = _manifest("b4")
     m["parameters"] = {"epsilon": 0.5}
     c.result(c.submit(m), timeout=60)
-    with pytest.raises(JobFailedError) as e:
+    with pytest.raises(SubmissionRejected) as e:
         m2 = _manifest("b5")
         m2["parameters"] = {"epsilon": 0.01}
-        c.result(c.submit(m2), timeout=60)
-    assert all("policy.budget" in r[1] for r in e.value.reasons.values())
+        c.submit(m2)
+    assert len(e.value.reasons) == 3 and all(
+        r[0] == "policy.budget" for r in e.value.reasons.values()), e.value.reasons
     cl.stop()
     out = subprocess.run([sys.executable, "-m", "mpc.cli", "budget", "show", "--config",
                           str(cl.info["configs"][1])], capture_output=True, text=True,

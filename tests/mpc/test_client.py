@@ -7,7 +7,7 @@ from mpc.node.manifest import generate_signing_key, verify_envelope
 
 def test_sign_by_name_and_kwargs_and_unreachable_node():
     seed, vk = generate_signing_key()
-    c = Client(["http://127.0.0.1:1"], key=seed, http_timeout=2)
+    c = Client(["http://127.0.0.1:1"], key=seed, http_timeout=2, consortium="demo")
     m = c.sign("aggregate_sum", inputs={"bank0": {"source": "tx", "columns": ["a"]}},
                idempotency_key="x")
     got = verify_envelope(m.envelope())

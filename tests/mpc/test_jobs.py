@@ -33,7 +33,7 @@ def _manifest(computation, params, recipients=("analyst",)):
     inputs = {"bank0": {"source": "tx", "columns": ["a", "b"]},
               "bank1": {"source": "tx", "columns": ["c"]}}
     return {"computation": computation, "idempotency_key": "k", "recipients": list(recipients),
-            "parameters": params, "inputs": inputs}
+            "parameters": params, "inputs": inputs, "consortium": "demo", "not_after": 4102444800}
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_dp_aggregate_clips_under_mpc_and_adds_noise(signer):
     parts[1][0, 0] = 10_000.0  # an outlier: clipped to bank1's bound 20
     bounds = {0: [[0, 10]], 1: [[0, 20]], 2: [[0, 10]]}
     m = sign_manifest({"computation": "aggregate_sum", "idempotency_key": "k",
-                       "recipients": ["analyst"],
+                       "recipients": ["analyst"], "consortium": "demo", "not_after": 4102444800,
                        "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]}
                                   for i in range(3)}}, key)
     terms = {"epsilon": 1000.0, "delta": 0.0, "mechanism": "laplace", "bounds": bounds}
@@ -238,6 +238,7 @@ def test_horizontal_fraud_aggregate(signer, scheme):
               "group_column": "merchant", "groups": GROUPS, "k_min": 3}
     m = sign_manifest({"computation": "fraud_aggregate", "idempotency_key": "h",
                        "recipients": ["analyst"], "parameters": params,
+                       "consortium": "demo", "not_after": 4102444800,
                        "inputs": {f"bank{i}": {"source": "tx", "columns": ["a", "b"]}
                                   for i in range(3)}}, key)
     REGISTRY["fraud_aggregate"].check_parameters(m, cfg)

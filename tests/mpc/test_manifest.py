@@ -16,6 +16,8 @@ BODY = {
     "computation": "aggregate_sum",
     "idempotency_key": "q3",
     "recipients": ["analyst"],
+    "consortium": "demo",
+    "not_after": 4102444800,
     "parameters": {},
     "inputs": {"bank0": {"source": "tx", "columns": ["amount"]},
                "bank1": {"source": "tx", "columns": ["amount"]}},
@@ -29,6 +31,7 @@ def test_sign_verify_roundtrip_and_toml_json_hash_alike(tmp_path):
     assert got.hash == m.hash and got.job_id == m.job_id and got.analyst_key == vk
     (tmp_path / "m.toml").write_text(
         'computation = "aggregate_sum"\nidempotency_key = "q3"\nrecipients = ["analyst"]\n'
+        'consortium = "demo"\nnot_after = 4102444800\n'
         '[parameters]\n[inputs.bank1]\nsource = "tx"\ncolumns = ["amount"]\n'
         '[inputs.bank0]\ncolumns = ["amount"]\nsource = "tx"\n')
     assert manifest_hash(load_manifest_file(tmp_path / "m.toml")) == manifest_hash(BODY)

@@ -1,6 +1,5 @@
 """End to end: three node daemons in separate processes, a signed job via the client."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ def _write_data(d):
 
 class Cluster:
     def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None,
-                 preprocessing=None):
+                 preprocessing=None, api=None):
         self.dir = tmp_path
         _write_data(tmp_path)
         srcs = {i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"},
@@ -40,7 +39,7 @@ class Cluster:
         self.info = write_consortium(
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
             computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
-            preprocessing=preprocessing,
+            preprocessing=preprocessing, api=api,
             timeouts=timeouts or {"connect": 8, "receive": 8, "job": 60})
         self.procs = {}
         self.logs = {}
@@ -59,7 +58,7 @@ class Cluster:
             if self.procs[i].poll() is not None:
                 raise AssertionError(f"node {i} exited: {self.log(i)}")
             try:
-                with urllib.request.urlopen(self.info["api"][i] + "/status", timeout=1):
+                with urllib.request.urlopen(self.info["api"][i] + "/health", timeout=1):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -76,6 +75,26 @@ class Cluster:
 
     def client(self, key=None):
         return Client(self.info["api"], key=key or self.info["analyst_key"])
+
+    def add_analyst(self):
+        """A second analyst allowed by every node's policy; returns its signing key."""
+        from mpc.node.manifest import verify_key_text
+
+        seed, vk = generate_signing_key()
+        for p in self.info["configs"]:
+            p.write_text(p.read_text().replace(
+                "analyst_keys = [", f'analyst_keys = ["{verify_key_text(vk)}", ', 1))
+        return seed
+
+    def operator(self, i):
+        """Bank i's operator: reads every job and the values revealed to bank i."""
+        return Client([self.info["api"][i]], key=self.info["operator_keys"][i])
+
+    def status_of(self, i, job):
+        return self.operator(i).request(self.info["api"][i], "GET", f"/jobs/{job}")[1]
+
+    def result_of(self, i, job):
+        return self.operator(i).request(self.info["api"][i], "GET", f"/jobs/{job}/result")
 
     def stop(self):
         for p in self.procs.values():
@@ -127,43 +146,42 @@ def test_aggregate_end_to_end_idempotent_and_audited(cluster):
 
 def test_refusals_reach_every_node_and_analyst(cluster):
     c = cluster.client()
-    # unsigned / malformed: refused at submission by every node
-    for env, code in (({"manifest": _manifest()}, "manifest.signature"),
-                      ({"manifest": {"computation": 1}}, "manifest.malformed")):
+    # unsigned / malformed manifests in signed requests: refused at submission by every node
+    unsigned = {**_manifest(), "consortium": "demo", "not_after": int(time.time()) + 60}
+    for env, code in (({"manifest": unsigned, "run": "00" * 16}, "manifest.signature"),
+                      ({"manifest": {"computation": 1}, "run": "00" * 16},
+                       "manifest.malformed")):
         for api in cluster.info["api"]:
-            req = urllib.request.Request(api + "/jobs", data=json.dumps(env).encode(),
-                                         method="POST")
-            with pytest.raises(urllib.error.HTTPError) as e:
-                urllib.request.urlopen(req, timeout=5)
-            assert json.loads(e.value.read())["code"] == code
-    # unknown analyst, forbidden computation, forbidden recipient, bad data
+            status, body = c.request(api, "POST", "/jobs", env)
+            assert (status, body["code"]) == (400, code), body
+    # unknown analyst (a self-signed manifest): 401 at once on every node, nothing queued
     stranger, _ = generate_signing_key()
-    cases = [
-        (Client(cluster.info["api"], key=stranger), _manifest("a"), "policy.analyst"),
-        (c, _manifest("b", "ridge_regression"), "policy.computation"),
-        (c, _manifest("b2", "fraud_aggregate"), "policy.computation"),
-        (c, _manifest("c", recipients=("mallory",)), "policy.recipient"),
-        (c, _manifest("d", source="bad"), "source.nonnumeric"),
-        (c, _manifest("e", cols=("amount", "nope")), "source.columns"),
-    ]
-    for cl, m, code in cases:
-        job = cl.submit(m)
+    with pytest.raises(SubmissionRejected) as e:
+        Client(cluster.info["api"], key=stranger, consortium="demo").submit(_manifest("a"))
+    assert [r[0] for r in e.value.reasons.values()] == ["auth.unknown_key"] * 3
+    # forbidden computation / recipient: this node's policy, at submission, before queueing
+    for m, code in ((_manifest("b", "ridge_regression"), "policy.computation"),
+                    (_manifest("b2", "fraud_aggregate"), "policy.computation"),
+                    (_manifest("c", recipients=("mallory",)), "policy.recipient")):
+        with pytest.raises(SubmissionRejected) as e:
+            c.submit(m)
+        assert [r[0] for r in e.value.reasons.values()] == [code] * 3, e.value.reasons
+    # bad data: found only when loading, reported by every node with the same reason
+    for m, code in ((_manifest("d", source="bad"), "source.nonnumeric"),
+                    (_manifest("e", cols=("amount", "nope")), "source.columns")):
+        job = c.submit(m)
         with pytest.raises(JobFailedError) as e:
-            cl.result(job, timeout=30)
+            c.result(job, timeout=30)
         reasons = e.value.reasons
         assert len(reasons) == 3, reasons  # every node reports it
         assert all(code in r[1] for r in reasons.values()), reasons
         assert len({r[2] for r in reasons.values()}) == 1  # the same reason everywhere
+        assert all("nope" not in r[2] and "oops" not in r[2] for r in reasons.values())
     # idempotency key reused for a different manifest
     with pytest.raises(SubmissionRejected, match="idempotency.conflict"):
         c.submit(_manifest("d", cols=("amount",)))
     # the daemons are still up and run the next job
     assert c.result(c.submit(_manifest("ok")), timeout=60).outputs["count"] == [105]
-
-
-def _status_of(api, job):
-    with urllib.request.urlopen(f"{api}/jobs/{job}", timeout=5) as r:
-        return json.loads(r.read())
 
 
 def test_peer_down_at_start_then_recovers(tmp_path):
@@ -196,7 +214,7 @@ def test_sigterm_during_job_ends_it_with_a_reason(tmp_path):
             cl.wait_up(i)
         job = Client(cl.info["api"][:2], key=cl.info["analyst_key"]).submit(_manifest())
         t_end = time.monotonic() + 10
-        while _status_of(cl.info["api"][0], job)["status"] != "running":
+        while cl.status_of(0, job)["status"] != "running":
             assert time.monotonic() < t_end
             time.sleep(0.05)
         cl.procs[0].send_signal(signal.SIGTERM)
@@ -206,7 +224,7 @@ def test_sigterm_during_job_ends_it_with_a_reason(tmp_path):
             tmp_path / "bank0-state" / "audit.db").entries()
         assert entries[-1]["outcome"] == "failed" and "node.shutdown" in entries[-1]["reason"]
         # node 1 is still up and reports its own reason once its connect deadline passes
-        assert _status_of(cl.info["api"][1], job)["status"] in ("running", "failed")
+        assert cl.status_of(1, job)["status"] in ("running", "failed")
     finally:
         cl.stop()
 
@@ -262,7 +280,7 @@ def test_peer_dying_mid_job(tmp_path):
                                      "label": "flag"} for i in range(3)}}
         job = c.submit(m)
         t_end = time.monotonic() + 20
-        while _status_of(cl.info["api"][2], job)["step"] not in ("train", "compute"):
+        while cl.status_of(2, job)["step"] not in ("train", "compute"):
             assert time.monotonic() < t_end
             time.sleep(0.02)
         cl.procs[2].kill()
@@ -271,10 +289,9 @@ def test_peer_dying_mid_job(tmp_path):
             two.result(job, timeout=30)
         assert all(r[0] == "failed" and r[1] == "peer.unavailable"
                    for r in e.value.reasons.values()), e.value.reasons
-        for api in cl.info["api"][:2]:  # nothing released, daemons still up
-            with pytest.raises(urllib.error.HTTPError):
-                urllib.request.urlopen(f"{api}/jobs/{job}/result", timeout=5)
-            assert _status_of(api, job)["status"] == "failed"
+        for i in range(2):  # nothing released, daemons still up
+            assert cl.result_of(i, job)[0] == 409
+            assert cl.status_of(i, job)["status"] == "failed"
     finally:
         cl.stop()
 
@@ -365,18 +382,22 @@ def test_fraud_aggregate_exact_counts_policy_floor_and_idempotent(fraud_cluster)
     res2 = c.result(c.submit(_fraud_manifest("agg-big", k_min=big)), timeout=60)
     assert res2.outputs["by_group"] == cl.want(big)
     assert sum(v is not None for v in res2.outputs["by_group"].values()) == 1
-    # a k_min below a node's policy minimum: that node refuses, nothing runs anywhere
-    with pytest.raises(JobFailedError) as e:
-        c.result(c.submit(_fraud_manifest("agg-small", k_min=3)), timeout=30)
-    assert all("policy.min_group_size" in r[1] for r in e.value.reasons.values())
+    # a k_min below a node's policy minimum: that node refuses at submission, the client
+    # withdraws the job from the others, nothing runs anywhere
+    with pytest.raises(SubmissionRejected) as e:
+        c.submit(_fraud_manifest("agg-small", k_min=3))
+    assert {n: r[0] for n, r in e.value.reasons.items()} == {
+        cl.info["api"][2]: "policy.min_group_size"}
+    small = e.value.args[0].split()[1]
+    assert [cl.status_of(i, small)["code"] for i in range(2)] == ["job.withdrawn"] * 2
     # idempotent: the same manifest returns the stored outcome, computed once
     assert c.submit(_fraud_manifest("agg")) == job
     assert c.result(job, timeout=10).outputs["by_group"] == cl.want(12)
     for i in range(3):
         log = cl.log(i)
         assert log.count(f"job {job}: step compute") == 1
-        for api in cl.info["api"]:  # nodes store only sealed shares, never the counts
-            body = json.loads(urllib.request.urlopen(f"{api}/jobs/{job}/result").read())
+        for j in range(3):  # nodes store only sealed shares, never the counts
+            body = cl.result_of(j, job)[1]
             assert all("values" not in o for o in body["result"]["outputs"].values())
 
 
@@ -387,9 +408,11 @@ def test_fraud_score_flags_to_the_querying_bank_only_and_alignment(fraud_cluster
     res = c.result(job, timeout=60)
     assert res.outputs == {}  # nothing for the analyst
     got = {}
-    for i, api in enumerate(cl.info["api"]):
-        body = json.loads(urllib.request.urlopen(f"{api}/jobs/{job}/result").read())
-        got[i] = body["result"]["outputs"]
+    for i, api in enumerate(cl.info["api"]):  # each bank's operator reads its own node
+        got[i] = cl.result_of(i, job)[1]["result"]["outputs"]
+        # the analyst who submitted it never sees the values revealed to bank0
+        assert all("values" not in o for o in
+                   c.request(api, "GET", f"/jobs/{job}/result")[1]["result"]["outputs"].values())
     order = np.argsort(cl.ids)  # flags follow the shared id order
     assert got[0]["flags"]["values"] == (cl.z[order] > 0).astype(int).tolist()
     p = 1 / (1 + np.exp(-cl.z[order]))
@@ -399,9 +422,9 @@ def test_fraud_score_flags_to_the_querying_bank_only_and_alignment(fraud_cluster
     # analyst as recipient of per-transaction flags: refused everywhere
     bad = _fraud_manifest("score-analyst", "fraud_score")
     bad["recipients"] = ["analyst"]
-    with pytest.raises(JobFailedError) as e:
-        c.result(c.submit(bad), timeout=30)
-    assert all("job.parameters" in r[1] for r in e.value.reasons.values()), e.value.reasons
+    with pytest.raises(SubmissionRejected) as e:
+        c.submit(bad)
+    assert all("job.parameters" in r[0] for r in e.value.reasons.values()), e.value.reasons
     # rows not aligned (bank2 holds other ids): stopped before any computation, everywhere
     _fraud_data(cl.dir, shift_ids=True)
     with pytest.raises(JobFailedError) as e:
@@ -422,7 +445,7 @@ def test_peer_dying_mid_fraud_job(tmp_path):
         c = cl.client()
         job = c.submit(_fraud_manifest("die"))
         t_end = time.monotonic() + 20
-        while _status_of(cl.info["api"][2], job)["step"] not in ("score", "group"):
+        while cl.status_of(2, job)["step"] not in ("score", "group"):
             assert time.monotonic() < t_end
             time.sleep(0.01)
         cl.procs[2].kill()
@@ -431,13 +454,12 @@ def test_peer_dying_mid_fraud_job(tmp_path):
             two.result(job, timeout=30)
         assert all(r[0] == "failed" and r[1] == "peer.unavailable"
                    for r in e.value.reasons.values()), e.value.reasons
-        for api in cl.info["api"][:2]:
-            with pytest.raises(urllib.error.HTTPError):
-                urllib.request.urlopen(f"{api}/jobs/{job}/result", timeout=5)
+        for i in range(2):
+            assert cl.result_of(i, job)[0] == 409
         # restart the dead node: the failed job may be re-submitted and now succeeds
         cl.start(2)
         cl.wait_up(2)
-        st = _status_of(cl.info["api"][2], job)  # killed mid-job: recorded at restart
+        st = cl.status_of(2, job)  # killed mid-job: recorded at restart
         assert (st["status"], st["code"]) == ("failed", "node.restarted"), st
         assert c.submit(_fraud_manifest("die")) == job
         got = c.result(job, timeout=60).outputs["by_group"]
@@ -457,7 +479,7 @@ def test_sigterm_mid_fraud_job_reason_everywhere(tmp_path):
         c = cl.client()
         job = c.submit(_fraud_manifest("term", "fraud_score", reveal_scores=True))
         t_end = time.monotonic() + 20
-        while _status_of(cl.info["api"][0], job)["step"] not in ("score",):
+        while cl.status_of(0, job)["step"] not in ("score",):
             assert time.monotonic() < t_end
             time.sleep(0.01)
         cl.procs[0].send_signal(signal.SIGTERM)
@@ -468,10 +490,9 @@ def test_sigterm_mid_fraud_job_reason_everywhere(tmp_path):
         assert all(r[1] == "peer.unavailable" for r in e.value.reasons.values()), e.value.reasons
         cl.start(0)
         cl.wait_up(0)
-        st = _status_of(cl.info["api"][0], job)
+        st = cl.status_of(0, job)
         assert (st["status"], st["code"]) == ("failed", "node.shutdown"), st
-        for api in cl.info["api"]:  # the querying bank got no flags; nothing anywhere
-            with pytest.raises(urllib.error.HTTPError):
-                urllib.request.urlopen(f"{api}/jobs/{job}/result", timeout=5)
+        for i in range(3):  # the querying bank got no flags; nothing anywhere
+            assert cl.result_of(i, job)[0] == 409
     finally:
         cl.stop()

@@ -17,7 +17,8 @@ def setup(tmp_path):
 
 def _body(**kw):
     b = {"computation": "aggregate_sum", "idempotency_key": "k", "recipients": ["analyst"],
-         "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)}}
+         "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)},
+         "consortium": "demo", "not_after": 4102444800}
     b.update(kw)
     return b
 
@@ -100,7 +101,8 @@ def _fraud(cols0, **p):
     params = {"owner": "bank0", "coef": [1.0] * (len(cols0) + 1), "threshold": 0.5, **p}
     return {"computation": "fraud_score", "idempotency_key": "f", "recipients": ["bank0"],
             "parameters": params, "inputs": {"bank0": {"source": "tx", "columns": cols0},
-                                             "bank1": {"source": "tx", "columns": ["x"]}}}
+                                             "bank1": {"source": "tx", "columns": ["x"]}},
+            "consortium": "demo", "not_after": 4102444800}
 
 
 def test_column_policy(owner):

@@ -1,0 +1,603 @@
+"""The job runner: one accepted job, step by step, with this node's peers.
+
+Steps (every node runs the same; `step` in the status shows progress):
+
+connect  a fresh session with every peer: TCP mesh (Noise KK, pinned keys) or MQTT. The
+         channel's session id binds the job id and the submission's run nonce (fresh per
+         submission, chosen by the analyst and carried in the signed request), so a Noise
+         message recorded in an earlier run of the same job fails the hello / handshake of a
+         re-run instead of occupying the peer's slot. A peer that is not there within
+         timeouts.connect fails the job (`peer.unavailable`).
+agree    every node sends every other its manifest hash, consortium fingerprint, decision, a
+         fresh 16-byte nonce and policy.min_group_size. The job's session id (message tags,
+         preprocessing) is then BLAKE2b(channel sid, every node's nonce, attempt): fresh
+         randomness from every node. Mismatch or refusal: nothing runs; every node records
+         the same code (`agreement.*`). Peers learn only codes, never reasons.
+load     each node reads its own source (named columns only) and checks its row limits and
+         the job's data rules; a second agreement round shares only ok / code, and for
+         vertical jobs a digest of the sorted row ids.
+compute  the registered computation (mpc.node.jobs) with dealer-free preprocessing.
+deliver  every output goes to its recipients only (party recipients: core.reveal_to; the
+         analyst: this node's share sealed to the analyst's key).
+
+Any error ends the job with a code on this node and a generic reason (what the analyst and the
+peers see); the details (rows, columns, values' names) stay in this node's log, escaped. A
+failed job releases nothing. The end of every job goes through `Runner.job_ended` (store,
+audit entry, log): the one place to hook job-end work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mpc.node import codes
+from mpc.node.audit import AuditLog
+from mpc.node.config import ANALYST, NodeConfig
+from mpc.node.escape import escape
+from mpc.node.jobs import REGISTRY, JobContext
+from mpc.node.manifest import Manifest
+from mpc.node.store import JobStore
+from network.errors import SmpcError
+
+log = logging.getLogger("smpc.node")
+
+MAX_AGREE_BYTES = 4096
+#: the longest one connect round waits for the peers (the job's budget is timeouts.connect)
+MAX_WINDOW = 4.0
+
+#: what the analyst and the peers are told for a code family; details stay in the local log
+GENERIC = (
+    ("policy.", "this node's policy refuses the job"),
+    ("source.", "this node's data does not meet the job's rules"),
+    (codes.JOB_PARAMETERS, "the job's parameters are not acceptable"),
+    (codes.JOB_TIMEOUT, "the job exceeded its time limit"),
+    ("peer.", "a peer was unavailable or could not be authenticated"),
+    ("manifest.", "the manifest is not acceptable"),
+    ("node.", "the node stopped or restarted"),
+    ("deliver.", "the output could not be delivered"),
+)
+
+
+def generic_reason(code: str) -> str:
+    for prefix, text in GENERIC:
+        if code.startswith(prefix):
+            return text
+    return "the job failed"
+
+
+class JobAbortError(SmpcError):
+    """This node aborts the running job with a code (mpc.node.codes) that every node reports
+    (the client sees it in JobFailedError.reasons)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+#: deprecated name of JobAbortError
+JobFailed = JobAbortError
+
+
+def error_code(e: BaseException) -> str:
+    from network.errors import ChannelAuthError, ChannelClosedError, PeerUnavailableError
+    from protocols.errors import SessionAbortedError
+
+    code = getattr(e, "code", None)
+    if isinstance(code, str):
+        return code
+    if isinstance(e, PeerUnavailableError | ChannelClosedError | SessionAbortedError):
+        return codes.PEER_UNAVAILABLE
+    if isinstance(e, ChannelAuthError):
+        return codes.PEER_AUTH
+    if isinstance(e, TimeoutError):
+        return codes.JOB_TIMEOUT
+    return codes.job_error(e)
+
+
+def domain_for(scheme: str):
+    """The domain a node computes in: Z_2^64 (additive) or GF(2^127 - 1) (Shamir: room for
+    fixed-point products)."""
+    if scheme == "additive":
+        from protocols.arith.ring import Ring64
+
+        return Ring64()
+    from protocols.arith.field import Mersenne127
+
+    return Mersenne127()
+
+
+def seal_to_analyst(analyst_key: bytes, data: bytes) -> str:
+    from nacl.public import SealedBox
+    from nacl.signing import VerifyKey
+
+    try:
+        pk = VerifyKey(analyst_key).to_curve25519_public_key()
+        return base64.b64encode(SealedBox(pk).encrypt(data)).decode()
+    except Exception as e:  # PyNaCl raises untyped errors
+        raise JobAbortError(codes.DELIVER_SEAL, f"cannot seal the output to the analyst's key: "
+                        f"{type(e).__name__}") from None
+
+
+async def cancel_until_done(task: asyncio.Task, *, every: float = 0.2) -> None:
+    """Cancel `task` and wait for it, cancelling again while it runs: on Python 3.11
+    `asyncio.wait_for` swallows a cancellation that arrives as the awaited future completes
+    (CPython gh-86296, fixed in 3.12), and the channels' receive path uses wait_for, so a
+    single cancel() during busy traffic can be lost and the job would run on after SIGTERM."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(BaseException):
+        task.result()
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 1
+
+
+@dataclass
+class Run:
+    """One attempt at a job on this node."""
+
+    m: Manifest
+    run: bytes                      # the submission's run nonce (analyst's, signed request)
+    attempt: int = 1
+    nonce: bytes = field(default_factory=lambda: os.urandom(16))  # this node's randomness
+    sid: bytes = b""                # the job session's id once every node's nonce is known
+    cancel_code: str | None = None  # why the job task was cancelled (default node.shutdown)
+    meeting: bool = False           # in a connect round: may be preempted (lower job id)
+    preempted: bool = False         # a lower job id arrived: end the round, queue again
+    rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
+    connect_deadline: float | None = None  # monotonic time the connect budget ends
+
+    def next_window(self, connect_timeout: float) -> float:
+        """How long the next connect round may wait for the peers: growing (1 s, 1.6 s,
+        2.6 s, up to MAX_WINDOW) with +-20% jitter, so nodes that started their rounds at different times
+        soon overlap; never beyond the job's connect budget (timeouts.connect in all)."""
+        now = time.monotonic()
+        if self.connect_deadline is None:
+            self.connect_deadline = now + connect_timeout
+        base = min(1.0 * 1.6 ** self.rounds, MAX_WINDOW, connect_timeout)
+        self.rounds += 1
+        jitter = 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535
+        return max(0.05, min(base * jitter, self.connect_deadline - now))
+
+    def budget_left(self) -> bool:
+        return self.connect_deadline is not None and time.monotonic() < self.connect_deadline
+
+
+    @property
+    def channel_sid(self) -> bytes:
+        return hashlib.blake2b(self.m.job_id.encode() + b"\0" + self.run, digest_size=16,
+                               person=b"smpc-job-sid").digest()
+
+
+class Requeue(Exception):  # noqa: N818  (a control-flow signal, not an error)
+    """The peers were not all on this job in this connect round (another job, not yet
+    submitted there, or between rounds): nothing was exchanged; queue it again."""
+
+
+class Runner:
+    """Runs one job at a time with the peers; records every outcome through job_ended."""
+
+    def __init__(self, cfg: NodeConfig, static_key: bytes, fingerprint: str, store: JobStore,
+                 audit: AuditLog, metrics=None, stop=None, budget=None):
+        self.cfg = cfg
+        self.static_key = static_key
+        self.fingerprint = fingerprint
+        self.store = store
+        self.audit = audit
+        self.metrics = metrics
+        self.budget = budget  # issue 13: mpc.node.budget.BudgetLedger (None: no DP ledger)
+        self.stop = stop  # called with a reason when the audit anchor proves our log was cut
+        self.stopping: str | None = None
+
+    # ------------------------------------------------------------------ job end ---
+    def job_ended(self, m: Manifest, status: str, code: str | None, reason: str | None,
+                  stats: dict, *, decision: str, result: dict | None = None,
+                  detail: str | None = None) -> None:
+        """Every job's end: store record, one audit entry, one log line. `reason` is what the
+        analyst sees (generic); `detail` goes to the local log only (escaped)."""
+        self.store.put(m.job_id, status=status, step=status, code=code, reason=reason,
+                       stats=json.dumps(stats), result=json.dumps(result) if result else None)
+        peers = [p.index for p in self.cfg.peers]
+        try:
+            self.audit.append(
+                job_id=m.job_id, manifest_hash=m.hash, decision=decision, peers=peers,
+                rounds=int(stats.get("rounds", 0)), bytes=int(stats.get("bytes_sent", 0)),
+                outcome=status, reason=escape(f"{code}: {reason}" if code else "ok", 500))
+        except SmpcError as e:
+            log.error("job %s: audit append failed: %s", m.job_id, escape(e))
+        if self.metrics is not None:
+            self.metrics.job_ended(status, stats)
+        if status == "done":
+            log.info("job %s: done, rounds=%s bytes_sent=%s seconds=%s", m.job_id,
+                     stats.get("rounds"), stats.get("bytes_sent"), stats.get("seconds"))
+        else:
+            log.warning("job %s: %s: %s: %s", m.job_id, status, escape(code),
+                        escape(detail or reason))
+
+    def step(self, m: Manifest, step: str, **info: Any) -> None:
+        self.store.put(m.job_id, step=step, status="running")
+        extra = " ".join(f"{k}={escape(v, 120)}" for k, v in info.items())
+        log.info("job %s: step %s %s", m.job_id, step, extra)
+
+    # ------------------------------------------------------------------ run ---
+    async def run(self, r: Run) -> None:
+        from mpc.node.models import ModelStore  # issue 13: shared models stay shared
+        from mpc.node.policy import PolicyError, agree_dp, check_manifest, dp_request, spend_budget
+
+        m = r.m
+        t0 = time.perf_counter()
+        stats: dict[str, Any] = {}
+        decision = "accepted"
+        local: tuple[str, str] | None = None
+        dp_mine = None
+        try:
+            # again: the policy may have been reloaded, the budget spent by another job
+            check_manifest(m, self.cfg, REGISTRY, self.budget)
+            dp_mine = dp_request(m, self.cfg)  # issue 13: this node's DP terms
+            if m.expired():
+                raise JobAbortError(codes.MANIFEST_EXPIRED, "manifest.not_after has passed")
+        except (PolicyError, SmpcError) as e:
+            local = (error_code(e), str(e))
+            decision = "refused"
+            log.warning("job %s: this node refuses: %s: %s", m.job_id, local[0],
+                        escape(local[1]))
+        ch = None
+        s = None
+        finished = False
+        try:
+            async with asyncio.timeout(self.cfg.job_timeout):
+                if r.rounds == 0:
+                    self.step(m, "connect", peers=self.cfg.n - 1,
+                              transport=self.cfg.transport, attempt=r.attempt)
+                ch, views = await self._meet(r, {
+                    "hash": m.hash, "fingerprint": self.fingerprint,
+                    "ok": local is None, "code": local[0] if local else None,
+                    "nonce": r.nonce.hex(), "min_group_size": self.cfg.policy.min_group_size,
+                    "dp": dp_mine})
+                k_floor = max(_int(v.get("min_group_size")) for v in views.values())
+                # issue 13 (privacy): every node agreed; spend the agreed DP terms (no round)
+                dp_terms = agree_dp(views)
+                spend_budget(m, self.cfg, self.budget, dp_terms)
+                if dp_terms is not None and m.inputs.get(self.cfg.name):
+                    with contextlib.suppress(SmpcError):
+                        self.audit.append(
+                            job_id=m.job_id, manifest_hash=m.hash, decision="budget",
+                            peers=[], rounds=0, bytes=0, outcome="spent",
+                            reason=escape(f"dp {dp_terms['mechanism']} epsilon="
+                                          f"{dp_terms['epsilon']:g} delta={dp_terms['delta']:g} "
+                                          f"source={m.inputs[self.cfg.name]['source']}", 500))
+                self.step(m, "load")
+                X, y, extra, problem = self._load(m)
+                views = await self._agree(ch, m, "data", {
+                    "hash": m.hash, "fingerprint": self.fingerprint, "ok": problem is None,
+                    "code": problem[0] if problem else None,
+                    "align": self._align_digest(r, extra)})
+                self._check_alignment(views)
+                s = self._session(ch, r)
+                self.step(m, "compute", computation=m.computation,
+                          shape=list(X.shape) if X is not None else None)
+                spec = REGISTRY[m.computation]
+                ctx = JobContext(s, m, self.cfg.party_names(), X, y,
+                                 log=lambda step, **kw: self.step(m, step, **kw),
+                                 extra=extra, k_floor=k_floor, dp=dp_terms,
+                                 models=ModelStore(self.cfg.state_dir / "models"))
+                outputs = await spec.run(ctx)
+                self.step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
+                result = await self._deliver(s, m, outputs)
+                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
+                         **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}}
+                self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
+                finished = True  # the outcome is recorded before the audit heads exchange
+                await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
+            await ch.close()
+        except Requeue:
+            raise
+        except asyncio.CancelledError:
+            code = r.cancel_code or codes.NODE_SHUTDOWN
+            reason = self.stopping or "job cancelled"
+            await self._abort(s, ch, JobAbortError(code, reason))
+            if finished:
+                raise
+            if code == codes.NODE_SHUTDOWN:
+                self.job_ended(m, "failed", code, generic_reason("node."), self._stats(s, t0),
+                               decision=decision, detail=reason)
+            else:
+                self.job_ended(m, "refused", code, "the analyst withdrew the job",
+                               self._stats(s, t0), decision="not_run")
+            raise
+        except BaseException as e:  # every failure is terminal and recorded; nothing released
+            await self._abort(s, ch, e)
+            if finished:
+                raise
+            code = error_code(e)
+            detail = str(e) or type(e).__name__
+            if isinstance(e, TimeoutError):
+                detail = f"job exceeded timeouts.job = {self.cfg.job_timeout:g}s"
+            if local is not None and code.startswith(codes.AGREEMENT_REFUSED):
+                detail = f"{code} (this node: {local[0]}: {local[1]})"
+            reason = detail if code.startswith("agreement.") else generic_reason(code)
+            status = "refused" if code.startswith(codes.REFUSED) else "failed"
+            self.job_ended(m, status, code, reason, self._stats(s, t0), decision=decision,
+                           detail=detail)
+            if not isinstance(e, Exception):
+                raise
+
+    async def _anchor_audit(self, ch, m: Manifest) -> None:
+        """Issue 14: exchange this job's final audit head with the peers and store their
+        countersignatures (mpc.node.anchor). A peer gone or slow only leaves this head
+        unanchored until the next job; a peer proving that our log lost a head it
+        countersigned stops the node."""
+        from mpc.node.anchor import AuditAnchorError, exchange_heads
+
+        try:
+            res = await exchange_heads(
+                ch, self.audit, self.static_key, {p.index: p.public_key for p in self.cfg.peers},
+                job_id=m.job_id, timeout=min(self.cfg.receive_timeout, 30.0))
+        except AuditAnchorError as e:
+            log.critical("job %s: audit.anchor: %s; stopping", m.job_id, escape(e))
+            if self.stop is not None:
+                self.stop(f"{codes.AUDIT_ANCHOR}: {e}")
+            return
+        except (SmpcError, TimeoutError) as e:
+            log.warning("job %s: audit head not countersigned: %s", m.job_id, error_code(e))
+            return
+        for p in res.problems:
+            log.warning("job %s: audit anchor: %s", m.job_id, escape(p))
+        log.info("job %s: audit head seq %d countersigned by %s", m.job_id, res.seq,
+                 list(res.countersigned_by))
+
+    @staticmethod
+    def _stats(s, t0: float) -> dict:
+        base = s.stats.as_dict() if s is not None else {}
+        return {**base, "seconds": round(time.perf_counter() - t0, 4)}
+
+    @staticmethod
+    async def _abort(s, ch, e: BaseException) -> None:
+        """Tell the peers (bounded: a shutdown must not wait on a slow peer) and close."""
+        with contextlib.suppress(BaseException):
+            async with asyncio.timeout(2.0):
+                await Runner._abort_now(s, ch, e)
+        with contextlib.suppress(BaseException):
+            if ch is not None:
+                await ch.close()
+
+    @staticmethod
+    async def _abort_now(s, ch, e: BaseException) -> None:
+        with contextlib.suppress(BaseException):
+            if s is not None:
+                await s.abort(e if isinstance(e, Exception) else JobAbortError(codes.NODE_SHUTDOWN, ""))
+            elif ch is not None:
+                await ch.close()
+
+    # ------------------------------------------------------------------ steps ---
+    def _job_sid(self, r: Run, views: dict[int, dict]) -> bytes:
+        h = hashlib.blake2b(digest_size=16, person=b"smpc-job-session")
+        h.update(r.channel_sid)
+        for j in sorted(views):
+            nonce = views[j].get("nonce")
+            if not isinstance(nonce, str) or len(nonce) != 32:
+                raise JobAbortError(codes.AGREEMENT_MALFORMED, f"party {j} sent no nonce")
+            h.update(bytes.fromhex(nonce))
+        return h.digest()
+
+    async def _meet(self, r: Run, mine: dict):
+        """One connect round: open the job's session with every peer and exchange the
+        manifest agreement, within the round's window. If the peers are not all there (they
+        run another job first, have not received this one yet, or are between rounds) and
+        the job's connect budget is not spent, raise Requeue: the worker then picks the
+        lowest queued job id again. A lower job id arriving during the round ends it at once
+        (Node.submit preempts). Every node does the same, so once two jobs are queued
+        everywhere all nodes converge on the lower id and the other runs after it. Once the
+        mesh is up every peer is on this job: the agreement then waits the receive timeout.
+        Nothing of the job has been exchanged unless every view arrived."""
+        from network.errors import NetworkError
+        from protocols.errors import SessionAbortedError
+
+        window = r.next_window(self.cfg.connect_timeout)
+        ch = None
+        r.meeting = True
+        try:
+            ch = await self._open_channel(r, window)
+            r.meeting = False  # the mesh is up: every peer is on this job
+            self.step(r.m, "agree")
+            views = await self._agree(ch, r.m, "manifest", mine)
+        except asyncio.CancelledError:
+            if not r.preempted:
+                raise
+            asyncio.current_task().uncancel()
+            r.preempted = r.meeting = False
+            if ch is not None:
+                with contextlib.suppress(BaseException):
+                    await ch.close()
+            log.info("job %s: connect round %d: a lower job id arrived; queued again",
+                     r.m.job_id, r.rounds)
+            raise Requeue("preempted") from None
+        except (NetworkError, SessionAbortedError, TimeoutError) as e:
+            r.meeting = False
+            if ch is not None:
+                with contextlib.suppress(BaseException):
+                    await ch.close()
+            if r.budget_left() and not self.stopping:
+                log.info("job %s: connect round %d: peers not all on this job (%s); queued "
+                         "again", r.m.job_id, r.rounds, type(e).__name__)
+                raise Requeue(str(e)) from None
+            raise
+        r.sid = self._job_sid(r, views)
+        return ch, views
+
+    async def _open_channel(self, r: Run, connect_timeout: float):
+        cfg = self.cfg
+        peer_keys = {p.index: p.public_key for p in cfg.peers}
+        if cfg.transport == "tcp":
+            from network.tcp import TcpChannel
+
+            ch = TcpChannel(
+                cfg.index, cfg.n, session_id=r.channel_sid,
+                static_key=None if cfg.plaintext_channels else self.static_key,
+                peer_keys=None if cfg.plaintext_channels else peer_keys,
+                consortium_id=cfg.consortium_id.encode(),
+                insecure_plaintext=cfg.plaintext_channels, timeout=cfg.receive_timeout,
+                connect_timeout=connect_timeout)
+            try:  # closed on every path: a job cancelled during connect frees the port
+                await ch.connect(cfg.addresses())
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    await ch.close()
+                raise
+            return ch
+        from network.mqtt import open_mqtt_channel
+
+        return await open_mqtt_channel(
+            cfg.index, cfg.n, session_id=r.channel_sid, host=cfg.broker_host,
+            port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
+            consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
+            connect_timeout=connect_timeout,
+            username=cfg.broker_username, password=cfg.broker_password())  # issue 14
+
+    async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
+        """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all
+        sent ok with the same manifest hash and consortium fingerprint. Peers send codes
+        only, never reasons. Returns every party's view (party index -> dict)."""
+        raw = json.dumps(mine, sort_keys=True).encode()[:MAX_AGREE_BYTES]
+        tag = f"agree/{what}"
+        for j in range(self.cfg.n):
+            if j != self.cfg.index:
+                await ch.send(j, tag, raw)
+        views = {self.cfg.index: mine}
+        for j in range(self.cfg.n):
+            if j != self.cfg.index:
+                got = await ch.recv_bytes(j, tag, max_len=MAX_AGREE_BYTES)
+                try:
+                    views[j] = json.loads(got)
+                    assert isinstance(views[j], dict)
+                except (ValueError, AssertionError):
+                    raise JobAbortError(codes.AGREEMENT_MALFORMED,
+                                    f"party {j} sent a malformed {what} agreement") from None
+        names = self.cfg.party_names()
+        for j in sorted(views):  # same order everywhere: every node reports the same reason
+            v = views[j]
+            if v.get("fingerprint") != self.fingerprint:
+                raise JobAbortError(codes.AGREEMENT_CONSORTIUM_MISMATCH,
+                                f"{names[j]} has a different consortium configuration")
+            if v.get("hash") != m.hash:
+                raise JobAbortError(codes.AGREEMENT_MANIFEST_MISMATCH,
+                                f"{names[j]} received a different manifest")
+        for j in sorted(views):
+            v = views[j]
+            if not v.get("ok"):
+                code = escape(v.get("code") or "refused", 80)
+                prefix = codes.AGREEMENT_REFUSED if what == "manifest" else codes.AGREEMENT_DATA
+                raise JobAbortError(f"{prefix}:{code}", f"{names[j]} refused: {code}")
+        return views
+
+    def _align_digest(self, r: Run, extra: dict) -> str | None:
+        """A digest of this party's sorted row ids (vertical jobs with parameters.id_column):
+        the parties hold the same ids by assumption, so the digest tells a peer nothing new
+        when rows are aligned, and a mismatch stops the job before any computation."""
+        col = r.m.parameters.get("id_column")
+        if not col or col not in extra:
+            return None
+        ids = np.ascontiguousarray(np.sort(extra[col]), dtype=np.float64)
+        return hashlib.blake2b(ids.tobytes(), digest_size=16, key=r.sid,
+                               person=b"smpc-row-ids").hexdigest()
+
+    def _check_alignment(self, views: dict[int, dict]) -> None:
+        digests = {j: v.get("align") for j, v in sorted(views.items()) if v.get("align")}
+        if len(set(digests.values())) > 1:
+            raise JobAbortError(codes.AGREEMENT_ALIGNMENT, "the parties' row ids differ (vertical rows "
+                            "must be aligned by parameters.id_column)")
+
+    def _load(self, m: Manifest):
+        from mpc.node.datasources import load_columns
+        from mpc.node.policy import check_rows
+
+        inp = m.inputs.get(self.cfg.name)
+        if inp is None:
+            return None, None, {}, None
+        spec = REGISTRY[m.computation]
+        try:
+            src = self.cfg.sources[inp["source"]]
+            feats = list(inp["columns"])
+            label = [inp["label"]] if "label" in inp else []
+            extras = [c for c in spec.extras(m, self.cfg.name) if c not in feats + label]
+            data = load_columns(src, feats + label + extras, max_rows=self.cfg.policy.max_rows)
+            check_rows(data.shape[0], self.cfg)
+            idc = m.parameters.get("id_column")
+            if idc in extras:  # vertical rows aligned by a shared id: every party sorts by it
+                order = np.argsort(data[:, len(feats) + len(label) + extras.index(idc)],
+                                   kind="stable")
+                data = data[order]
+            X = data[:, :len(feats)]
+            y = data[:, len(feats)] if label else None
+            extra = {c: data[:, len(feats) + len(label) + i] for i, c in enumerate(extras)}
+            if spec.check_data is not None:
+                spec.check_data(m, self.cfg.name, X, extra)
+        except SmpcError as e:
+            log.warning("job %s: data check failed: %s: %s", m.job_id, error_code(e),
+                        escape(e))
+            return None, None, {}, (error_code(e), str(e))
+        log.info("job %s: loaded %s rows x %s columns from %s", m.job_id, data.shape[0],
+                 data.shape[1], escape(inp["source"], 80))
+        return X, y, extra, None
+
+    def _session(self, ch, r: Run):
+        from mpc.local import dealer_free_source, make_scheme
+        from mpc.sessions import new_session, with_source
+
+        dom = domain_for(self.cfg.scheme)
+        sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
+        s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid)
+        if self.cfg.preprocessing in ("dn07", "ot"):
+            return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
+        # shared_seed_dealer: allowed only with --insecure (checked at start)
+        from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
+
+        return with_source(s, InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view(),
+                           guard=False)
+
+    async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
+        """Reveal each output to its party recipients; seal this node's share of it to the
+        analyst. Returns what this node stores (never an output not addressed to it)."""
+        from protocols import core
+        from protocols.arith.fixedpoint import FixedPoint
+
+        names = self.cfg.party_names()
+        result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
+                                  "pid": self.cfg.index, "computation": m.computation,
+                                  "parameters": m.parameters, "outputs": {}}
+        for name in sorted(outputs):
+            out = outputs[name]
+            if out.share is None:  # revealed inside the protocol to the only recipient
+                entry = {"f": out.f, "revealed_in_protocol": True}
+                if out.revealed is not None:
+                    entry["values"] = np.asarray(out.revealed).tolist()
+                result["outputs"][name] = entry
+                continue
+            entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
+            for rcp in m.recipients:
+                if rcp == ANALYST:
+                    wire = np.asarray(s.domain.to_wire(out.share.data))
+                    entry["sealed"] = seal_to_analyst(m.analyst_key,
+                                                      np.ascontiguousarray(wire).tobytes())
+                    entry["wire_dtype"] = str(wire.dtype)
+                    entry["wire_shape"] = list(wire.shape)
+                else:
+                    got = await core.reveal_to(s.child(f"out/{name}/{rcp}"), out.share,
+                                               names.index(rcp))
+                    if got is not None:
+                        entry["values"] = FixedPoint(s.domain, out.f).decode(got).tolist()
+            result["outputs"][name] = entry
+        return result
