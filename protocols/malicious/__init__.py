@@ -16,9 +16,9 @@ from protocols.malicious.chida18 import (
     reveal_to,
     verify,
 )
-from protocols.malicious.fixed import fixed_mul, random, random_bits, trunc
+from protocols.malicious.fixed import fixed_mul, prepare_trunc, prepared, random, random_bits, trunc
 
 __all__ = [
-    "MIN_FIELD_BITS", "MShare", "fixed_mul", "input", "matmul", "mul", "open", "random",
+    "MIN_FIELD_BITS", "MShare", "fixed_mul", "input", "matmul", "mul", "open", "prepare_trunc", "prepared", "random",
     "random_bits", "refresh", "reveal_to", "trunc", "verify",
 ]
