@@ -203,3 +203,34 @@ def test_cheater_caught_on_every_honest_party(job, cheat, check):
         assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
         assert errs[pid].code == "security.cheating_detected"
     assert any(errs[pid].check == check for pid in (0, 1))
+
+
+def test_select_and_relu_rounds_and_bytes_exact():
+    """select on MShares of the current key: Rounds 2, Bytes one reduction of 2N; relu with
+    prepared masks: ltz's + one product (the ltz result times x)."""
+    N = 6
+
+    async def job(s):
+        D = s.domain
+        x = await mal.input(s, D.from_int(XS[:N]) if s.pid == 0 else None, 0, (N,))
+        y = await mal.input(s, D.from_int(YS[:N]) if s.pid == 1 else None, 1, (N,))
+        await mc.prepare_compare(s, 2 * N, "ltz")
+        x, y = await mal.refresh(s, x), await mal.refresh(s, y)
+        b = await mc.lt(s, x, y)
+        b0 = s.stats.copy()
+        z = await mc.select(s, b, x, y)
+        d1 = s.stats - b0
+        b1 = s.stats.copy()
+        r = await mc.relu(s, x)
+        d2 = s.stats - b1
+        zv, rv = await mal.open(s, z, r)
+        return (d1.rounds, d1.bytes_sent, d2.rounds, d2.bytes_sent,
+                D.to_signed(zv).astype(np.int64), D.to_signed(rv).astype(np.int64))
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3
+    lt_bytes = [2 * N * E + sum(_reduce_bytes(2 * r * N, 3, p) for r in _levels("ltz", 63)) for p in range(3)]
+    for pid, (r1, b1, r2, b2, zv, rv) in enumerate(res):
+        assert (r1, b1) == (2, _reduce_bytes(2 * N, 3, pid))
+        assert (r2, b2) == (13 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
+        assert np.array_equal(zv, np.minimum(XS[:N], YS[:N])) and np.array_equal(rv, np.maximum(XS[:N], 0))
