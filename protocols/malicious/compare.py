@@ -171,12 +171,14 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
         else:
             chunks.pop(0)
         need -= k
-    out = _Masks(*(np.concatenate([getattr(p, f) for p in parts], axis=-1) if len(parts) > 1
-                   else getattr(parts[0], f) for f in ("R", "Rm", "rlow")),
-                 (np.concatenate([p.rlow_m for p in parts]) if len(parts) > 1 else parts[0].rlow_m)
-                 if kind == "ltz" else None,
-                 np.concatenate([p.rr for p in parts]) if len(parts) > 1 else parts[0].rr,
-                 parts[0].key)
+    def cat(arrs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(arrs, axis=-1) if len(arrs) > 1 else arrs[0]
+
+    rlow_m = None
+    if kind == "ltz":
+        rlow_m = cat([p.rlow_m for p in parts if p.rlow_m is not None])
+    out = _Masks(cat([p.R for p in parts]), cat([p.Rm for p in parts]), cat([p.rlow for p in parts]),
+                 rlow_m, cat([p.rr for p in parts]), parts[0].key)
     key = await _key(s)
     if any(p.key is not key for p in parts):  # a verification ran since: re-MAC the rows
         rows = _mac_rows(kind, out.R.shape[0])

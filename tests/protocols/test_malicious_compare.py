@@ -129,15 +129,16 @@ def test_rounds_and_bytes_exact(kind, bits):
 
 
 def test_prepared_masks_survive_a_verification():
-    """Masks prepared before another verification are re-MACed (refreshed) on use; the
-    inline path (nothing prepared) gives the same results."""
+    """Masks prepared in two batches before another verification are joined and re-MACed
+    (refreshed) on use; the inline path (nothing prepared) gives the same results."""
 
     async def job(s):
         D = s.domain
         x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
-        await mc.prepare_compare(s, X.size, "ltz")
+        await mc.prepare_compare(s, 10, "ltz")  # two batches of two epochs, then a third
+        await mc.prepare_compare(s, X.size - 10, "ltz")
         await mal.verify(s)
-        a = await mc.ltz(s, x)
+        a = await mc.ltz(s, x)  # both batches, concatenated and re-MACed
         b = await mc.ltz(s, x)  # none left: prepared inline
         va, vb = await mal.open(s, a, b)
         return D.to_int(va).astype(np.int64), D.to_int(vb).astype(np.int64)

@@ -153,3 +153,24 @@ def test_cheating_in_prepared_truncation_caught(cheat, check):
         assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
         assert errs[pid].code == "security.cheating_detected"
     assert any(errs[pid].check == check for pid in (0, 1))
+
+
+def test_prepared_masks_from_two_batches():
+    """Masks from two prepare_trunc batches (the first of an older epoch, re-MACed on use)
+    are joined for one truncation; the pool is then empty."""
+
+    async def job(s):
+        D = s.domain
+        x = await mal.input(s, D.from_int(XI) if s.pid == 0 else None, 0, XI.shape)
+        await mal.prepare_trunc(s, 2, F16)
+        await mal.prepare_trunc(s, XI.size - 2, F16)
+        z = await mal.trunc(s, x, F16)
+        left = mal.prepared(s, F16)
+        (v,) = await mal.open(s, z)
+        return D.to_signed(v), left
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3
+    for v, left in res:
+        d = np.asarray(v, dtype=np.int64) - (XI >> F16)
+        assert ((d == 0) | (d == 1)).all() and left == 0
