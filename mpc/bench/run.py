@@ -193,7 +193,7 @@ async def _run_op(s, op: str, size: int, x, y, px):
 
 
 #: ops `--security malicious` measures (protocols.malicious): the product, then the check
-MALICIOUS_OPS = ("mul", "matmul", "fixed_mul")
+MALICIOUS_OPS = ("mul", "matmul", "fixed_mul", "compare")
 
 
 async def _barrier(s) -> None:
@@ -257,14 +257,22 @@ async def _malicious_job(s, op: str, size: int, repeat: int) -> dict:
         t0 = time.perf_counter()
         if i > 0:
             await prep.replay(log)
+        if op == "fixed_mul":  # the truncation masks: checked bits, verified (offline)
+            await mal.prepare_trunc(s, size, FIX_F)
+        if op == "compare":  # the comparison masks: checked bits, MACed rows, verified
+            await mal.prepare_compare(s, size, "ltz")
         offline.append(time.perf_counter() - t0)
         x = await mal.refresh(s, x)  # under this run's key (set-up, not timed)
+        if op == "compare":  # x - y needs both under it
+            y = await mal.refresh(s, y)
         await _barrier(s)
         prep.log = log if i == 0 else None
         before = s.stats.copy()
         t1 = time.monotonic()
-        if op == "fixed_mul":  # the truncation's mask bits are made here too (no offline yet)
+        if op == "fixed_mul":  # the product, then trunc with the prepared masks
             out = await mal.fixed_mul(s, x, y, FIX_F)
+        elif op == "compare":  # [x < y] with the prepared masks
+            out = await mal.lt(s, x, y)
         else:
             out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
         await mal.verify(s)
@@ -277,6 +285,10 @@ async def _malicious_job(s, op: str, size: int, repeat: int) -> dict:
         diff = D.to_signed(got).astype(object) - ((D.to_signed(px).astype(object) * D.to_signed(py)) >> FIX_F)
         return {"online": online, "offline": offline, "counts": counts,
                 "correct": bool(np.isin(diff, (0, 1)).all()), "max_error": None}
+    if op == "compare":
+        want = (D.to_signed(px) < D.to_signed(py)).astype(np.int64)
+        return {"online": online, "offline": offline, "counts": counts,
+                "correct": bool(np.array_equal(D.to_signed(got), want)), "max_error": None}
     want = D.mul(px, py) if op == "mul" else D.matmul(px, py)
     return {"online": online, "offline": offline, "counts": counts,
             "correct": bool(np.array_equal(got, want)), "max_error": None}
@@ -421,7 +433,9 @@ def measure(
     rounds/bytes, which are the online phase's. `epochs`: logistic_regression only.
     `security="malicious"`: Shamir over GF(2^127 - 1), ops MALICIOUS_OPS, the online time
     includes the verification (not in the cost model: its counts are asserted in
-    tests/protocols/test_malicious_shamir.py)."""
+    tests/protocols/test_malicious_shamir.py); the offline time of fixed_mul (compare)
+    includes malicious.prepare_trunc (prepare_compare): the masks' checked bits and their
+    verification."""
     if op not in COST_MODEL:
         raise ParameterError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
@@ -566,8 +580,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=["memory", "tcp", "mqtt"], default="memory")
     p.add_argument("--security", choices=["semi-honest", "malicious"], default="semi-honest",
                    help="malicious: Shamir with abort (Chida et al. 2018) over GF(2^127 - 1); "
-                        "ops mul, matmul, fixed_mul; additive: SPDZ2k over Z_2^64 (MACs mod 2^128), "
-                        "op mul; online time includes the check")
+                        "ops mul, matmul, fixed_mul, compare; additive: SPDZ2k over Z_2^64 (MACs "
+                        "mod 2^128), op mul; online time includes the check; the truncation and "
+                        "comparison masks are made and verified offline")
     p.add_argument("--prime", type=int, choices=[61, 127], default=None,
                    help="Shamir over GF(2^p - 1) (default: 127 for fixed point and malicious, else 61)")
     p.add_argument("--processes", action="store_true", help="each party in its own OS process")

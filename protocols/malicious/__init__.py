@@ -3,6 +3,9 @@
 `chida18`: Shamir sharing with an honest majority (t < n/2), the compiler of Chida, Genkin,
 Hamada, Ikarashi, Kikuchi, Lindell and Nof (CRYPTO 2018): every value travels as the pair
 ([x], [r*x]) (an `MShare`), and one batched check runs before anything is revealed.
+`fixed`: checked random bits, truncation (masks preprocessed by `prepare_trunc`), fixed_mul.
+`compare`: ltz, lt, eqz, eq, select, relu (Catrina-de Hoogh on checked bits; masks
+preprocessed by `prepare_compare`).
 """
 
 from protocols.malicious.chida18 import (
@@ -16,9 +19,11 @@ from protocols.malicious.chida18 import (
     reveal_to,
     verify,
 )
-from protocols.malicious.fixed import fixed_mul, random, random_bits, trunc
+from protocols.malicious.compare import eq, eqz, lt, ltz, prepare_compare, relu, select
+from protocols.malicious.fixed import fixed_mul, prepare_trunc, prepared, random, random_bits, trunc
 
 __all__ = [
-    "MIN_FIELD_BITS", "MShare", "fixed_mul", "input", "matmul", "mul", "open", "random",
-    "random_bits", "refresh", "reveal_to", "trunc", "verify",
+    "MIN_FIELD_BITS", "MShare", "eq", "eqz", "fixed_mul", "input", "lt", "ltz", "matmul", "mul",
+    "open", "prepare_compare", "prepare_trunc", "prepared", "random", "random_bits", "refresh",
+    "relu", "reveal_to", "select", "trunc", "verify",
 ]
