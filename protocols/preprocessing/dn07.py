@@ -83,6 +83,7 @@ import numpy as np
 from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
+from protocols.preprocessing.prss import MAX_SETS, PRSS, prss_sets
 from protocols.session import CountingChannel, Session, Stats
 from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
@@ -204,7 +205,10 @@ class DN07(Preprocessing):
 
     name = "dn07"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12):
+    def __init__(
+        self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12,
+        prss: bool | None = None,
+    ):
         if bit_method not in ("xor", "sqrt"):
             raise ParameterError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
         self.bit_method = bit_method
@@ -232,6 +236,15 @@ class DN07(Preprocessing):
         # boolean triples: pairwise OT extension over this source's own session and tags
         self._ot = OTExtension(self.s)
         self.bool_chunk = max(1, int(bool_chunk))
+        # random and double sharings: PRSS (no communication) for small n, else DN07's
+        # Vandermonde extraction (one round per batch)
+        n_sets = len(prss_sets(n, t))
+        self.prss = n_sets <= MAX_SETS if prss is None else bool(prss)
+        if self.prss and n_sets > MAX_SETS:
+            raise ParameterError(f"dn07: PRSS with n={n}, t={t} needs {n_sets} key sets (> {MAX_SETS})")
+        #: bits of the PRSS integer masks lost to the sum over the C(n, t) key sets
+        self.mask_loss = max(0, (n_sets - 1).bit_length())
+        self._prss: PRSS | None = None
 
     # -- building blocks ---------------------------------------------------------------
     def _deal(self, secret: np.ndarray, deg: int) -> list[np.ndarray]:
@@ -249,7 +262,20 @@ class DN07(Preprocessing):
     async def random_sharings(self, count: int, degrees: Sequence[Sequence[int]]) -> list[list[np.ndarray]]:
         """`count` random sharings per spec, in one round. A spec is a tuple of degrees of
         sharings of one common secret: (t,) a random sharing, (t, 2t) a double sharing.
-        Returns out[spec][degree index] = this party's shares, arrays of length count."""
+        Returns out[spec][degree index] = this party's shares, arrays of length count.
+        With PRSS (`self.prss`): no communication (the keys are agreed in one round on
+        first use), (t,) from PRSS, (t, 2t) from PRSS plus a degree-2t PRZS [CDI05]."""
+        if self.prss:
+            g = await self._prss_state()
+            out = []
+            for spec in degrees:
+                if tuple(spec) == (self.t,):
+                    out.append([g.randoms(count)])
+                elif tuple(spec) == (self.t, 2 * self.t):
+                    out.append(list(g.double(count)))
+                else:  # pragma: no cover (no generator asks for other specs)
+                    raise ParameterError(f"dn07: no PRSS sharing of degrees {spec}")
+            return out
         F, n, t = self.F, self.n, self.t
         K = -(-count // (n - t))
         rows = [d for spec in degrees for d in spec]
@@ -278,6 +304,20 @@ class DN07(Preprocessing):
             out.append([R[r + k, :count] for k in range(len(spec))])
             r += len(spec)
         return out
+
+    async def _prss_state(self) -> PRSS:
+        if self._prss is None:
+            self._prss = await PRSS.setup(self.s)
+        return self._prss
+
+    async def _mask_ints(self, count: int, bits: int) -> np.ndarray:
+        """Shares of statistical masks r < 2^bits: with PRSS the sum over the C(n, t) key
+        sets of uniform integers below 2^(bits - mask_loss) (no communication; any t
+        parties miss one uniform summand of bits - mask_loss bits); without PRSS, uniform
+        in [0, 2^bits) from `bits` random bits."""
+        if self.prss and bits - self.mask_loss >= 1:
+            return (await self._prss_state()).ints(count, bits - self.mask_loss)
+        return await self._gen_bounded(count, bits)
 
     async def reduce(self, z2t: np.ndarray, r_t: np.ndarray, r_2t: np.ndarray) -> np.ndarray:
         """Degree reduction with kings: degree-2t shares z (any shape) -> degree-t shares."""
@@ -495,27 +535,46 @@ class DN07(Preprocessing):
         return A, B, C
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int):
-        """Shares of (r, r >> f), r uniform in [0, 2^bits), from `bits` random bits:
-        r = sum_j 2^j b_j, r >> f = sum_{j >= f} 2^(j - f) b_j (the trusted dealer's
-        distribution). Needs 0 < f < bits and 2^bits < p. Rounds: those of `bits`."""
+        """Shares of (r, r >> f) with 0 <= r < 2^bits, a statistical mask for the
+        probabilistic truncation (truncation "cs") that needs r mod 2^f exactly uniform.
+        With PRSS (default for small n): r = r' + 2^f r'', r' = sum_{j<f} 2^j b_j from f
+        random bits, r'' the PRSS integer mask of `_mask_ints(bits - f)` (no
+        communication; any t parties miss a uniform summand of bits - f - mask_loss bits,
+        mask_loss = ceil(log2 C(n, t)): 2 at n = 3, 4 at n = 5), so the truncation's
+        statistical distance is 2^-(kappa - mask_loss) instead of 2^-kappa [CS10, sec. 2,
+        PRandInt; CDI05]. Without PRSS (or no room): r uniform from `bits` random bits,
+        the trusted dealer's distribution. Needs 0 < f < bits and 2^bits < p.
+        Rounds: those of f (PRSS) or `bits` random bits."""
         shape = tuple(shape)
         p = self.F.modulus
         if not 0 < f < bits or (1 << bits) >= p:
             raise ParameterError(f"trunc pairs need 0 < f < bits and 2^bits < p, got f={f}, bits={bits}")
         N = _size(shape)
+        if self.prss and bits - f - self.mask_loss >= 1:
+            # r = r' + 2^f r'': r' uniform in [0, 2^f) from f random bits (the unbiased
+            # rounding needs it exact), r'' a PRSS integer mask below 2^(bits - f)
+            b = (await self._bits(N * f)).reshape(f, N)
+            lo = _weighted(self.F, b, 0, f)
+            hi = await self._mask_ints(N, bits - f)
+            r = self.F.lincomb([1, 1 << f], [lo, hi])
+            return r.reshape(shape), hi.reshape(shape)
         b = (await self._bits(N * bits)).reshape(bits, N)
         r = _weighted(self.F, b, 0, bits)
         hi = _weighted(self.F, b, f, bits)
         return r.reshape(shape), hi.reshape(shape)
 
     async def bounded_randoms(self, shape: Shape, bits: int):
-        """Shares of uniform integers in [0, 2^bits) (exact: sum of 2^j times `bits` random
-        bits), as the trusted dealer's. Needs 0 < bits and 2^bits < p; otherwise
-        PreprocessingExhausted (as the dealer). Rounds: those of `bits`."""
+        """Shares of statistical masks r in [0, 2^bits) (what the comparisons use them
+        for): with PRSS the sum over the C(n, t) key sets of uniform integers below
+        2^(bits - mask_loss), no communication, any t parties missing one uniform summand
+        (statistical hiding 2^-(kappa - mask_loss) for a kappa-bit mask); without PRSS
+        uniform in [0, 2^bits) from `bits` random bits (the trusted dealer's distribution).
+        Needs 0 < bits and 2^bits < p; otherwise PreprocessingExhausted (as the dealer).
+        Rounds: 0 with PRSS (after the key agreement), else those of `bits`."""
         shape = tuple(shape)
         if not isinstance(bits, int | np.integer) or not 0 < bits or (1 << int(bits)) >= self.F.modulus:
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {self.F}")
-        return (await self._gen_bounded(_size(shape), int(bits))).reshape(shape)
+        return (await self._mask_ints(_size(shape), int(bits))).reshape(shape)
 
     async def dabits(self, shape: Shape):
         """daBits: (Shamir share of a uniform bit b, XOR share of b in bit 0 of a uint64
