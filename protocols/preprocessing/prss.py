@@ -30,9 +30,9 @@ authenticated channels. psi_A for call number c and label L is the AES-256-CTR s
 the key derive_key(k_A, L, c) (protocols.prg), so parties that make the same calls in the
 same order derive the same values, and values of different calls are independent.
 
-Cost: C(n-1, t) ... every party holds the C(n-1, n-t-1) keys of the sets it is in (2 of 3
-at n = 3, t = 1; 6 of 10 at n = 5, t = 2); per output element it expands one field
-element per key (t more for a zero sharing) and forms one linear combination. That is
+Cost: every party holds the keys of the C(n-1, n-t-1) sets it is in (2 of 3 at n = 3,
+t = 1; 6 of 10 at n = 5, t = 2); per output element it expands one field element per key
+(t per key for a zero sharing) and forms one linear combination; no communication. That is
 exponential in n, so PRSS is for small n (as MPyC: it switches to dealing beyond a bound):
 `MAX_SETS` bounds C(n, t).
 
@@ -130,8 +130,9 @@ class PRSS:
     @classmethod
     async def setup(cls, s: Session) -> PRSS:
         """Agree on the keys over `s`'s channels (one round): the smallest member of each
-        set draws its key and sends it to the other members. Bytes: a party sends 32 bytes
-        per (set it leads, other member) pair (n = 3: party 0 sends 2 keys to 2 peers...)."""
+        set draws its key and sends it to the other members. Bytes: 32 per (set it leads,
+        other member): n = 3: 64, 32, 0; n = 5, t = 2: 384, 192, 64, 0, 0.
+        Raises: ConfigError (n, t), FrameError / SessionAbortedError from the channel."""
         n, t, me = s.n, s.scheme.t, s.pid
         check_params(n, t)
         keys: dict[tuple[int, ...], bytes] = {}
