@@ -112,7 +112,10 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         truncation mask of `trunc_triples(y_shape, f)` (r, r_hi, r_msb) and the products
         A @ r_hi (k,) and A * r_msb (k, d), row-broadcast: protocols.truncation.sub_trunc_matmul
         truncates y and multiplies by it in one round. Order: A, B, C, r, r_hi, r_msb,
-        A @ r_hi, A * r_msb."""
+        A @ r_hi, A * r_msb.
+        GF(p) (the probabilistic truncation "cs", any scheme): the matrix triple, the pair
+        (r, r_hi) of `trunc_pairs(y_shape, f, l + kappa)` (l = truncation.value_bits) and
+        A @ r_hi (k,). Order: A, B, C, r, r_hi, A @ r_hi."""
         raise self._unsupported(f"matrix truncation triples (f={f})", (x_shape, y_shape))
 
 

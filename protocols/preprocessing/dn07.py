@@ -81,6 +81,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
+from protocols.preprocessing._fieldlin import _U64, _Lin, _matmul_shape, _nonzero, _size, _weighted
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.preprocessing.prss import MAX_SETS, PRSS, prss_sets
@@ -89,11 +90,6 @@ from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
 
 __all__ = ["DN07", "make_dn07", "offline_session"]
-
-_U64 = np.dtype(np.uint64)
-_M61 = (1 << 61) - 1
-_P61 = np.uint64(_M61)
-_S61 = np.uint64(61)
 
 
 def offline_session(s: Session, label: str) -> Session:
@@ -114,66 +110,6 @@ def offline_session(s: Session, label: str) -> Session:
         sid=s.sid,
         prefix=f"{s.prefix}{label}/",
     )
-
-
-def _matmul_shape(x: Shape, y: Shape) -> Shape:
-    if len(x) != 2 or len(y) not in (1, 2) or x[1] != y[0]:
-        from protocols.errors import ShapeMismatch
-
-        raise ShapeMismatch(f"matrix triples for {x} @ {y}: need (k, d) @ (d, m) or (d,)")
-    return (x[0],) if len(y) == 1 else (x[0], y[1])
-
-
-def _size(shape: Shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
-
-class _Lin:
-    """Linear combinations with public integer coefficients, fast for GF(2^61 - 1) and small
-    coefficients: v * c < 2^64 for c < 8, then one Mersenne fold (2^61 = 1)."""
-
-    def __init__(self, F):
-        self.F = F
-        self.m61 = F.modulus == _M61 and F.dtype == _U64
-
-    def scale(self, v: np.ndarray, c: int) -> np.ndarray:
-        c %= self.F.modulus
-        if c == 0:
-            return self.F.zeros(v.shape)
-        if c == 1:
-            return v.copy()
-        if self.m61 and c < 8:
-            r = v * np.uint64(c)
-            t = r >> _S61
-            r &= _P61
-            r += t  # < 2^61 + 8
-            t = r - _P61
-            return np.minimum(r, t, out=r)
-        if c < 16:  # other fields: double-and-add; the Vandermonde entries and x-coordinates are
-            # small. GF(2^127 - 1), 640k elements: numpy kernels add 6 ms, product by a
-            # constant 37 ms (edaBits 10^4 x 64, n = 3: 1.9 -> 1.1 s); compiled kernels 1.9
-            # vs 2.9 ms, edaBits unchanged within noise (0.77 vs 0.80 s)
-            r = v
-            for bit in bin(c)[3:]:
-                r = self.F.add(r, r)
-                if bit == "1":
-                    r = self.F.add(r, v)
-            return r
-        return self.F.mul(v, np.full(v.shape, c, dtype=self.F.dtype) if self.m61 else self.F.from_int(c))
-
-    def comb(self, coeffs: Sequence[int], arrays: Sequence[np.ndarray]) -> np.ndarray:
-        acc = None
-        for c, a in zip(coeffs, arrays, strict=True):
-            c %= self.F.modulus
-            if c == 0:
-                continue
-            if acc is None:
-                acc = self.scale(a, c)
-            elif c == 1:
-                self.F.add(acc, a, out=acc)
-            else:
-                self.F.add(acc, self.scale(a, c), out=acc)
-        return acc if acc is not None else self.F.zeros(arrays[0].shape)
 
 
 class DN07(Preprocessing):
@@ -483,7 +419,7 @@ class DN07(Preprocessing):
 
     # -- the Preprocessing interface ------------------------------------------------------
     #: what this source supplies (Shamir over GF(p)): no Z_2^64 kinds
-    SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples", "matrix_trunc_triples"}
+    SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples"}  # matrix_trunc_triples: the GF(p) "cs" form
 
     def supports(self, kind: str) -> bool:
         if kind in SHAMIR_KINDS:  # double sharings: the Shamir-only kind
@@ -533,6 +469,31 @@ class DN07(Preprocessing):
             rt, r2t = rt[:nc], r2t[:nc]  # both specs come in max(na + nb, nc) sharings
             C = await self.reduce(F.matmul(A, B), rt.reshape(z_shape), r2t.reshape(z_shape))
         return A, B, C
+
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+        """GF(p) material of truncation.sub_trunc_matmul ("cs"): (A, B, C = A @ B, r, r_hi,
+        A @ r_hi) for x_shape (k, d) @ y_shape (d,), (r, r_hi) = trunc_pairs((d,), f,
+        l + kappa) with l = truncation.value_bits(field). A, B: random sharings; C and
+        A @ r_hi: local degree-2t products reduced together by one king reduction (2
+        rounds, 2k elements), plus the truncation pair's bits. Raises
+        PreprocessingExhausted for other shapes or f outside 0 < f < l - 1."""
+        from protocols.truncation import KAPPA, value_bits
+
+        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
+        if len(x_shape) != 2 or y_shape != x_shape[1:]:
+            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
+        ell = value_bits(self.F, KAPPA)
+        if not 0 < f < ell - 1 or (1 << (ell + KAPPA)) >= self.F.modulus:
+            raise PreprocessingExhausted(f"{self.name}: no matrix truncation triples with f={f} in {self.F}")
+        F, t = self.F, self.t
+        r, r_hi = await self.trunc_pairs(y_shape, f, ell + KAPPA)
+        k, d = x_shape
+        async with self._lock:
+            (ab,), (rt, r2t) = await self.random_sharings(max(k * d + d, 2 * k), [(t,), (t, 2 * t)])
+            A, B = ab[: k * d].reshape(x_shape), ab[k * d : k * d + d]
+            z = np.concatenate([F.matmul(A, B), F.matmul(A, r_hi)])
+            CR = await self.reduce(z, rt[: 2 * k], r2t[: 2 * k])
+        return A, B, CR[:k], r, r_hi, CR[k:]
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int):
         """Shares of (r, r >> f) with 0 <= r < 2^bits, a statistical mask for the
@@ -628,24 +589,6 @@ class DN07(Preprocessing):
             return [np.concatenate([p[i] for p in parts], axis=-1) for i in range(3)]
 
         return gen
-
-
-def _nonzero(F, u: np.ndarray) -> np.ndarray:
-    """Elementwise u != 0 for canonical elements of any field representation (uint64, the
-    two-limb structured dtype of GF(2^127 - 1), or object arrays)."""
-    if F.dtype.names is not None:
-        return np.logical_or.reduce([u[name] != 0 for name in F.dtype.names])
-    if F.dtype == object:
-        return np.array([int(v) != 0 for v in u.reshape(-1)], dtype=bool).reshape(u.shape)
-    return u != 0
-
-
-def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """sum_{lo <= j < hi} 2^(j - lo) b[j] over the first axis of b, by Horner's rule."""
-    acc = b[hi - 1].copy()
-    for j in range(hi - 2, lo - 1, -1):
-        acc = F.add(F.add(acc, acc), b[j])
-    return acc
 
 
 async def make_dn07(s: Session, *, batch: int = 1 << 16) -> DN07:
