@@ -566,7 +566,10 @@ class DN07(Preprocessing):
 
     async def bool_triples(self, shape: Shape, k: int = 1):
         """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties: a of
-        `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format), from pairwise
+        `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format). With PRSS
+        (default for small n): from the replicated sharings the PRSS keys define, with no
+        communication at all (`PRSS.bool_triples`: local products of CNF shares and an XOR
+        zero-sharing; semi-honest, t < n/2). Otherwise from pairwise
         IKNP OT extension with k-bit messages (protocols.preprocessing._otext
         .OTExtension.gen_bool_triples, shared with the OT source). Base OTs once per pair
         on first use (2 rounds); then 2 rounds per refill of `bool_chunk` a-words, 64 OTs
@@ -578,11 +581,15 @@ class DN07(Preprocessing):
         if not isinstance(k, int | np.integer) or not 1 <= k <= 64:
             raise PreprocessingExhausted(f"{self.name}: boolean triples need 1 <= k <= 64, got {k}")
         k = int(k)
-        a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), self.bool_chunk)
+        chunk = self.batch if self.prss else self.bool_chunk
+        a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), chunk)
         return a.reshape(shape), b.reshape((k, *shape)), c.reshape((k, *shape))
 
     def _gen_bool(self, k: int):
         async def gen(L: int) -> list[np.ndarray]:
+            if self.prss:  # replicated (CNF) shares from the PRSS keys: no communication
+                g = await self._prss_state()
+                return list(g.bool_triples(L, k))
             parts = [await self._ot.gen_bool_triples(min(self.bool_chunk, L - o), k) for o in range(0, L, self.bool_chunk)]
             if len(parts) == 1:
                 return parts[0]

@@ -204,6 +204,50 @@ class PRSS:
         vals = [field_ints(F, *_uniform_ints(g, (count,), w)) for g in self._streams(f"int{w}")]
         return F.lincomb(self.c_rand, vals)
 
+    def bool_triples(self, count: int, k: int = 1, *, zero_mask: bool = True):
+        """XOR shares among all n parties of boolean (AND) triples on 64-bit words: a of
+        (count,), b and c = a & b of (k, count), with NO communication.
+
+        The keys define replicated (CNF) sharings [Ito-Saito-Nishizeki 1987; Maurer,
+        "Secure multi-party computation made simple", DAM 2006]: a = XOR_A a_A, b = XOR_B b_B
+        with a_A, b_A expanded from k_A. Since |A| + |B| = 2(n - t) > n, every A and B
+        meet, so a & b = XOR_{A,B} a_A & b_B is a sum of terms each computable by a party in
+        A and B (term (A, B) by min(A & B)); each party's XOR share of a (b) is the XOR of
+        the a_A (b_A) of the sets it leads. The product's terms are then re-randomised by
+        an XOR zero-sharing from the same keys (for each set, members 1..s-1 take fresh
+        words r_j, the last their XOR), so that the honest parties' shares of c are uniform
+        given c and the corrupt parties' view: the 3-party case is Araki, Furukawa,
+        Lindell, Nof, Ohara, "High-throughput semi-honest secure three-party computation
+        with an honest majority", CCS 2016, sec. 2.2 (z_i = x_i y_i + x_i y_(i+1) +
+        x_(i+1) y_i + alpha_i), before its resharing round, which a triple does not need.
+        `zero_mask=False` leaves the terms unmasked: INSECURE, for the tests' broken
+        variant only.
+        Cost per a-word: (1 + k + k (n - t - 1)) words expanded per own set, a few ANDs.
+        Security: semi-honest, t < n/2, computational (AES as a PRF)."""
+        me = self.pid
+        s_ = self.n - self.t
+        words = {}
+        for A, g in zip(self.sets, self._streams(f"bool{k}"), strict=True):
+            w = g.uint64((1 + k + k * (s_ - 1), count))
+            words[A] = (w[0], w[1 : 1 + k], w[1 + k :].reshape(s_ - 1, k, count))
+        a = np.zeros(count, dtype=_U64)
+        b = np.zeros((k, count), dtype=_U64)
+        c = np.zeros((k, count), dtype=_U64)
+        for A, (aA, bA, zA) in words.items():
+            if A[0] == me:
+                a ^= aA
+                b ^= bA
+            if zero_mask:
+                j = A.index(me)
+                if j < s_ - 1:
+                    c ^= zA[j]
+                else:
+                    c ^= np.bitwise_xor.reduce(zA, axis=0)
+            for B, (_, bB, _) in words.items():
+                if min(set(A) & set(B)) == me:
+                    c ^= aA[None, :] & bB
+        return a, b, c
+
     def set_values(self, count: int, w: int) -> list[tuple[tuple[int, ...], np.ndarray]]:
         """The raw psi_A of the next `ints`-like call, for tests: [(A, uniform ints)]."""
         return [(A, _uniform_ints(g, (count,), w)[0]) for A, g in zip(self.sets, self._streams(f"int{w}"), strict=True)]

@@ -196,3 +196,51 @@ def test_dn07_prss_trunc_pairs_cost_exact():
     deal = 16 * 2 * 48000
     assert [x.bytes_sent for x in st] == [deal + king + 64, deal + king + 32, king]
     assert {x.rounds for x in st} == {4}
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("n", [3, 5])
+def test_bool_triples_correct_and_masked(n, k):
+    """XOR over the n parties: c = a & b for every word and bit; a, b, c look uniform (about
+    half the bits set). Broken variant (zero_mask=False, the unmasked CNF products): party
+    1's share of c is then the fixed XOR of the products of the set values it knows,
+    which a test recomputing them from the keys detects on every word; masked it matches
+    only by chance (never in 2000 words)."""
+    sch, ss, gens = setup(n)
+    N = 2000
+    twins = [PRSS(sch.field, n, sch.t, g.pid, xs=sch.xs, keys=dict(g.keys)) for g in gens]
+    out = [g.bool_triples(N, k) for g in gens]
+    a = np.bitwise_xor.reduce([o[0] for o in out])
+    b = np.bitwise_xor.reduce([o[1] for o in out])
+    c = np.bitwise_xor.reduce([o[2] for o in out])
+    assert a.shape == (N,) and b.shape == c.shape == (k, N)
+    assert (c == (a[None] & b)).all()
+    ones = lambda v: int(np.unpackbits(v.view(np.uint8)).sum())  # noqa: E731
+    assert abs(ones(a) - 64 * N / 2) < 6 * np.sqrt(64 * N / 4)
+    assert abs(ones(c) - k * 64 * N / 4) < 6 * np.sqrt(k * 64 * N * 3 / 16)
+    for masked in (True, False):
+        shares = [tw.bool_triples(N, k, zero_mask=masked) for tw in twins]
+        assert (np.bitwise_xor.reduce([x[2] for x in shares]) == (np.bitwise_xor.reduce([x[0] for x in shares])[None] & np.bitwise_xor.reduce([x[1] for x in shares]))).all()
+        unmasked = PRSS(sch.field, n, sch.t, 1, xs=sch.xs, keys=dict(gens[1].keys))
+        unmasked._calls = twins[1]._calls - 1
+        again = unmasked.bool_triples(N, k, zero_mask=False)[2]
+        same = int((again == shares[1][2]).sum())
+        assert (same == k * N) == (not masked)
+        assert masked is False or same == 0
+
+
+def test_dn07_bool_triples_from_prss_cost_nothing():
+    """DN07 with PRSS: boolean triples need no communication but the key agreement."""
+    sch = ShamirShares(Mersenne61(), 3, 1)
+    ss = sessions(3, sch, lambda s: DN07(s, batch=1000))
+
+    async def job(s):
+        a, b, c = await s.prep.bool_triples((500,), 2)
+        return a, b, c, s.prep.stats.copy()
+
+    res = run_all(ss, job)
+    a = np.bitwise_xor.reduce([r[0] for r in res])
+    b = np.bitwise_xor.reduce([r[1] for r in res])
+    c = np.bitwise_xor.reduce([r[2] for r in res])
+    assert (c == a[None] & b).all()
+    assert [r[3].bytes_sent for r in res] == [64, 32, 0] and {r[3].rounds for r in res} == {1}
