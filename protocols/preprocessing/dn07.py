@@ -4,14 +4,23 @@ I. Damgard and J. B. Nielsen, "Scalable and Unconditionally Secure Multiparty Co
 CRYPTO 2007, sections 3-4 (random and double sharings by hyper-invertible / Vandermonde
 extraction, multiplication by degree reduction through a "king").
 
-Security: semi-honest (passive), information-theoretic, against up to t < n/2 corrupt
-parties (n >= 2t + 1), given private authenticated channels (boolean triples: computational,
-from OT extension, see below). Nothing is checked: an active
+Security: semi-honest (passive), against up to t < n/2 corrupt parties (n >= 2t + 1),
+given private authenticated channels; information-theoretic without PRSS except the
+boolean triples (computational, from OT extension, see below); computational with PRSS. Nothing is checked: an active
 adversary can make the items wrong without being detected (the DN07 consistency checks on
 the extra n - 2t sharings and MAC'd variants are not implemented).
 
-Building blocks (F = GF(p), x_i = scheme.xs[i], V the (n - t) x n Vandermonde matrix
-V[j, i] = (i + 1)^j):
+PRSS (the default while C(n, t) <= prss.MAX_SETS, i.e. n <= 9; `prss=False` forces the
+extraction below): random and double sharings, the statistical masks (bounded randoms and
+the high part of truncation pairs) and boolean triples come from pseudo-random secret
+sharing keyed once per session (protocols.preprocessing.prss, Cramer-Damgard-Ishai TCC
+2005): no communication, so a triple costs one king reduction, a daBit its dealing and one
+reduction, a truncation pair only its f low bits, and boolean triples nothing (replicated
+products, Araki et al. CCS 2016 for n = 3). PRSS security is computational (AES as a PRF)
+and the integer masks hide with statistical distance 2^-(kappa - ceil(log2 C(n, t))).
+
+Building blocks without PRSS (F = GF(p), x_i = scheme.xs[i], V the (n - t) x n Vandermonde
+matrix V[j, i] = (i + 1)^j):
 
 - Random sharings (section 3.1): every party deals K random secrets with degree-t polynomials
   (and, for a *double sharing*, the same secret again with degree 2t). Party i's K
@@ -126,12 +135,17 @@ class DN07(Preprocessing):
     `bool_chunk`: boolean triples are made `bool_chunk` a-words per OT extension (bounds its
     memory: 64 * bool_chunk OTs per ordered pair) and at least that many per refill.
 
-    Rounds per refill: randoms 1, triples / square pairs 3, bits and daBits
-    1 + 2 ceil(log2(t + 1)) ("xor"; 3 for n = 3) or 4 ("sqrt"), matrix triples 3, boolean
-    triples 2 (+2 once for the base OTs); trunc_pairs, bounded_randoms and edaBits: those
-    of their bits (bits and daBits share one pool).
-    Bytes per party per elementwise triple (amortised, n parties, e = 8): about
-    e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
+    `prss`: None (default) uses PRSS when C(n, t) <= prss.MAX_SETS; True / False force it.
+
+    Rounds per refill with PRSS (plus 1 once for the key agreement): randoms 0, triples /
+    square pairs / matrix (truncation) triples 2 (the king), bits and daBits
+    1 + 2 ceil(log2(t + 1)) ("xor") or 4 ("sqrt"), boolean triples and bounded randoms 0,
+    trunc_pairs and edaBits those of their f (l) bits. Without PRSS: randoms 1, triples 3,
+    matrix triples 3, boolean triples 2 (+2 once for the base OTs), bounded randoms and
+    trunc_pairs those of their bits.
+    Bytes per party per elementwise triple (amortised, n parties, e bytes per element):
+    e * 2 * (n - 1) / n for the king, plus without PRSS e * (n - 1) * 4 / (n - t) for the
+    sharings.
     Security: semi-honest, t < n/2 (see the module docstring).
     Raises: ParameterError for a scheme / field it cannot serve, PreprocessingExhausted for
     parameters no protocol uses (as the dealer), FrameError / SessionAbortedError for a
