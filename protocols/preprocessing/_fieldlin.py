@@ -91,3 +91,21 @@ def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
     for j in range(hi - 2, lo - 1, -1):
         acc = F.add(F.add(acc, acc), b[j])
     return acc
+
+
+def sqrt_bits(F, a: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Shares of b = (a / sqrt(u) + 1) / 2 for shares of a and the opened u = a^2 != 0 (the
+    square-root trick; p = 3 mod 4, so sqrt(u) = u^((p + 1) / 4), for Mersenne p = 2^k - 1
+    2^(k - 2) squarings in place)."""
+    p = F.modulus
+    e = (p + 1) // 4
+    if e & (e - 1) == 0 and F.dtype != object:
+        v = u.copy()
+        for _ in range(e.bit_length() - 1):
+            F.mul(v, v, out=v)
+    else:
+        v = F.pow(u, e)
+    w = F.mul(a, F.inv(v))  # shares of a / v = +-1
+    one = F.from_int(1)
+    half = F.from_int((p + 1) // 2)  # 0-d, broadcast
+    return F.mul(F.add(w, np.broadcast_to(one, w.shape).copy()), half)

@@ -89,36 +89,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from protocols.arith.domain import PrimeField
 from protocols.errors import ParameterError, PreprocessingExhausted
-from protocols.preprocessing._fieldlin import _U64, _Lin, _matmul_shape, _nonzero, _size, _weighted
+from protocols.preprocessing._fieldlin import (
+    _U64,
+    _Lin,
+    _matmul_shape,
+    _nonzero,
+    _size,
+    _weighted,
+    sqrt_bits,
+)
+from protocols.preprocessing._offline import offline_session
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.preprocessing.prss import MAX_SETS, PRSS, prss_sets
-from protocols.session import CountingChannel, Session, Stats
+from protocols.session import Session
 from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
 
 __all__ = ["DN07", "make_dn07", "offline_session"]
 
-
-def offline_session(s: Session, label: str) -> Session:
-    """A session for a preprocessing source running over `s`'s channel: its own tag prefix
-    (`label/`, so it never collides with the online protocol's tags) and its own Stats (so
-    online rounds and bytes are counted apart from the offline ones)."""
-    inner = s.channel.inner if isinstance(s.channel, CountingChannel) else s.channel
-    stats = Stats()
-    return Session(
-        pid=s.pid,
-        n=s.n,
-        domain=s.domain,
-        scheme=s.scheme,
-        channel=CountingChannel(inner, stats),
-        prep=None,
-        rng=s.rng.spawn(),
-        stats=stats,
-        sid=s.sid,
-        prefix=f"{s.prefix}{label}/",
-    )
 
 
 class DN07(Preprocessing):
@@ -385,19 +376,7 @@ class DN07(Preprocessing):
         keep = np.flatnonzero(_nonzero(F, u))[:count]
         if keep.size < count:  # pragma: no cover (probability about (count / p)^8)
             raise ParameterError("dn07: too many zero squares; the field is too small for bits")
-        a, u = a[keep], u[keep]
-        # v = sqrt(u) = u^((p + 1) / 4); for Mersenne p = 2^k - 1 that is 2^(k - 2) squarings
-        e = (p + 1) // 4
-        if e & (e - 1) == 0 and F.dtype != object:  # Mersenne: square in place
-            v = u.copy()
-            for _ in range(e.bit_length() - 1):
-                F.mul(v, v, out=v)
-        else:
-            v = F.pow(u, e)
-        w = F.mul(a, F.inv(v))  # shares of a / v = +-1
-        one = F.from_int(1)
-        half = F.from_int((p + 1) // 2)  # 0-d, broadcast
-        return [F.mul(F.add(w, np.broadcast_to(one, w.shape).copy()), half)]
+        return [sqrt_bits(F, a[keep], u[keep])]
 
     async def _gen_bounded(self, count: int, bits: int) -> np.ndarray:
         """count uniform integers of `bits` bits, sum_j 2^j b_j from `bits` random bits each
@@ -531,7 +510,9 @@ class DN07(Preprocessing):
             b = (await self._bits(N * f)).reshape(f, N)
             lo = _weighted(self.F, b, 0, f)
             hi = await self._mask_ints(N, bits - f)
-            r = self.F.lincomb([1, 1 << f], [lo, hi])
+            F = self.F
+            assert isinstance(F, PrimeField)  # checked in __init__ (is_field)
+            r = F.lincomb([1, 1 << f], [lo, hi])
             return r.reshape(shape), hi.reshape(shape)
         b = (await self._bits(N * bits)).reshape(bits, N)
         r = _weighted(self.F, b, 0, bits)

@@ -50,6 +50,7 @@ import numpy as np
 from protocols.errors import ParameterError
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 from protocols.session import Session
+from protocols.sharing.schemes import ShamirShares
 
 __all__ = ["MAX_SETS", "PRSS", "field_ints", "prss_sets", "set_polys"]
 
@@ -133,7 +134,10 @@ class PRSS:
         set draws its key and sends it to the other members. Bytes: 32 per (set it leads,
         other member): n = 3: 64, 32, 0; n = 5, t = 2: 384, 192, 64, 0, 0.
         Raises: ConfigError (n, t), FrameError / SessionAbortedError from the channel."""
-        n, t, me = s.n, s.scheme.t, s.pid
+        sch = s.scheme
+        if not isinstance(sch, ShamirShares):
+            raise ParameterError("PRSS needs the Shamir scheme")
+        n, t, me = s.n, sch.t, s.pid
         check_params(n, t)
         keys: dict[tuple[int, ...], bytes] = {}
         out: dict[int, list[bytes]] = {j: [] for j in range(n) if j != me}
@@ -163,7 +167,7 @@ class PRSS:
                 j = A[0]
                 keys[A] = got[j][taken[j] * KEY_BYTES : (taken[j] + 1) * KEY_BYTES]
                 taken[j] += 1
-        return cls(s.domain, n, t, me, s.scheme.xs, keys)
+        return cls(s.domain, n, t, me, sch.xs, keys)
 
     # -- streams -------------------------------------------------------------------------
     def _streams(self, label: str) -> list[CryptoRNG]:

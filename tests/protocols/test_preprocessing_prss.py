@@ -10,7 +10,7 @@ import pytest
 from preprocessing_helpers import reconstruct, run_all, sessions
 
 from protocols.arith.field import Mersenne61, Mersenne127
-from protocols.errors import ConfigError
+from protocols.errors import ParameterError
 from protocols.preprocessing import prss as prss_mod
 from protocols.preprocessing.dn07 import DN07
 from protocols.preprocessing.prss import PRSS, prss_sets, set_polys
@@ -85,7 +85,7 @@ def test_ints_are_the_sum_of_the_set_values(n):
     low = np.array([int(v) & ((1 << 64) - 1) for v in r], dtype=object)
     want = sum(v.astype(object) for v in vals.values()) & ((1 << 64) - 1)
     assert (low == want).all()  # the low limb of the sum
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         gens[0].ints(4, 127)  # C(n, t) 2^127 > p
 
 
@@ -141,11 +141,11 @@ def test_setup_cost_exact():
 
 def test_refuses_bad_parameters():
     F = Mersenne61()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         PRSS(F, 3, 2, 0, (1, 2, 3), {})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         PRSS(F, 3, 1, 0, (1, 2, 3), {})  # missing keys
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         prss_mod.check_params(15, 7)  # C(15, 7) key sets: too many
 
 
