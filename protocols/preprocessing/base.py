@@ -125,8 +125,8 @@ KINDS = (
     "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
     "ltz_tuples", "matrix_trunc_triples",
 )
-#: kinds that exist only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
-#: comparison's packed words)
+#: kinds the dealers supply only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
+#: comparison's packed words); matrix_trunc_triples also has a GF(p) form, which dn07 supplies
 RING64_KINDS = frozenset({"trunc_triples", "ltz_tuples", "matrix_trunc_triples"})
 #: kinds that exist for Shamir sharing only, outside KINDS (the additive sources, which
 #: supply every kind of KINDS, never supply them): degree-t / degree-2t double sharings
