@@ -112,7 +112,10 @@ class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
         truncation mask of `trunc_triples(y_shape, f)` (r, r_hi, r_msb) and the products
         A @ r_hi (k,) and A * r_msb (k, d), row-broadcast: protocols.truncation.sub_trunc_matmul
         truncates y and multiplies by it in one round. Order: A, B, C, r, r_hi, r_msb,
-        A @ r_hi, A * r_msb."""
+        A @ r_hi, A * r_msb.
+        GF(p) (the probabilistic truncation "cs", any scheme): the matrix triple, the pair
+        (r, r_hi) of `trunc_pairs(y_shape, f, l + kappa)` (l = truncation.value_bits) and
+        A @ r_hi (k,). Order: A, B, C, r, r_hi, A @ r_hi."""
         raise self._unsupported(f"matrix truncation triples (f={f})", (x_shape, y_shape))
 
 
@@ -122,8 +125,8 @@ KINDS = (
     "trunc_triples", "bounded_randoms", "edabits", "dabits", "bool_triples",
     "ltz_tuples", "matrix_trunc_triples",
 )
-#: kinds that exist only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
-#: comparison's packed words)
+#: kinds the dealers supply only for Z_2^64 (the exact truncation's 2^63 split, the 3-round
+#: comparison's packed words); matrix_trunc_triples also has a GF(p) form, which dn07 supplies
 RING64_KINDS = frozenset({"trunc_triples", "ltz_tuples", "matrix_trunc_triples"})
 #: kinds that exist for Shamir sharing only, outside KINDS (the additive sources, which
 #: supply every kind of KINDS, never supply them): degree-t / degree-2t double sharings

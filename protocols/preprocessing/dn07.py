@@ -4,14 +4,23 @@ I. Damgard and J. B. Nielsen, "Scalable and Unconditionally Secure Multiparty Co
 CRYPTO 2007, sections 3-4 (random and double sharings by hyper-invertible / Vandermonde
 extraction, multiplication by degree reduction through a "king").
 
-Security: semi-honest (passive), information-theoretic, against up to t < n/2 corrupt
-parties (n >= 2t + 1), given private authenticated channels (boolean triples: computational,
-from OT extension, see below). Nothing is checked: an active
+Security: semi-honest (passive), against up to t < n/2 corrupt parties (n >= 2t + 1),
+given private authenticated channels; information-theoretic without PRSS except the
+boolean triples (computational, from OT extension, see below); computational with PRSS. Nothing is checked: an active
 adversary can make the items wrong without being detected (the DN07 consistency checks on
 the extra n - 2t sharings and MAC'd variants are not implemented).
 
-Building blocks (F = GF(p), x_i = scheme.xs[i], V the (n - t) x n Vandermonde matrix
-V[j, i] = (i + 1)^j):
+PRSS (the default while C(n, t) <= prss.MAX_SETS, i.e. n <= 9; `prss=False` forces the
+extraction below): random and double sharings, the statistical masks (bounded randoms and
+the high part of truncation pairs) and boolean triples come from pseudo-random secret
+sharing keyed once per session (protocols.preprocessing.prss, Cramer-Damgard-Ishai TCC
+2005): no communication, so a triple costs one king reduction, a daBit its dealing and one
+reduction, a truncation pair only its f low bits, and boolean triples nothing (replicated
+products, Araki et al. CCS 2016 for n = 3). PRSS security is computational (AES as a PRF)
+and the integer masks hide with statistical distance 2^-(kappa - ceil(log2 C(n, t))).
+
+Building blocks without PRSS (F = GF(p), x_i = scheme.xs[i], V the (n - t) x n Vandermonde
+matrix V[j, i] = (i + 1)^j):
 
 - Random sharings (section 3.1): every party deals K random secrets with degree-t polynomials
   (and, for a *double sharing*, the same secret again with degree 2t). Party i's K
@@ -80,99 +89,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from protocols.arith.domain import PrimeField
 from protocols.errors import ParameterError, PreprocessingExhausted
+from protocols.preprocessing._fieldlin import (
+    _U64,
+    _Lin,
+    _matmul_shape,
+    _nonzero,
+    _size,
+    _weighted,
+    sqrt_bits,
+)
+from protocols.preprocessing._offline import offline_session
 from protocols.preprocessing._otext import OTExtension
 from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
-from protocols.session import CountingChannel, Session, Stats
+from protocols.preprocessing.prss import MAX_SETS, PRSS, prss_sets
+from protocols.session import Session
 from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
 
 __all__ = ["DN07", "make_dn07", "offline_session"]
 
-_U64 = np.dtype(np.uint64)
-_M61 = (1 << 61) - 1
-_P61 = np.uint64(_M61)
-_S61 = np.uint64(61)
-
-
-def offline_session(s: Session, label: str) -> Session:
-    """A session for a preprocessing source running over `s`'s channel: its own tag prefix
-    (`label/`, so it never collides with the online protocol's tags) and its own Stats (so
-    online rounds and bytes are counted apart from the offline ones)."""
-    inner = s.channel.inner if isinstance(s.channel, CountingChannel) else s.channel
-    stats = Stats()
-    return Session(
-        pid=s.pid,
-        n=s.n,
-        domain=s.domain,
-        scheme=s.scheme,
-        channel=CountingChannel(inner, stats),
-        prep=None,
-        rng=s.rng.spawn(),
-        stats=stats,
-        sid=s.sid,
-        prefix=f"{s.prefix}{label}/",
-    )
-
-
-def _matmul_shape(x: Shape, y: Shape) -> Shape:
-    if len(x) != 2 or len(y) not in (1, 2) or x[1] != y[0]:
-        from protocols.errors import ShapeMismatch
-
-        raise ShapeMismatch(f"matrix triples for {x} @ {y}: need (k, d) @ (d, m) or (d,)")
-    return (x[0],) if len(y) == 1 else (x[0], y[1])
-
-
-def _size(shape: Shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
-
-class _Lin:
-    """Linear combinations with public integer coefficients, fast for GF(2^61 - 1) and small
-    coefficients: v * c < 2^64 for c < 8, then one Mersenne fold (2^61 = 1)."""
-
-    def __init__(self, F):
-        self.F = F
-        self.m61 = F.modulus == _M61 and F.dtype == _U64
-
-    def scale(self, v: np.ndarray, c: int) -> np.ndarray:
-        c %= self.F.modulus
-        if c == 0:
-            return self.F.zeros(v.shape)
-        if c == 1:
-            return v.copy()
-        if self.m61 and c < 8:
-            r = v * np.uint64(c)
-            t = r >> _S61
-            r &= _P61
-            r += t  # < 2^61 + 8
-            t = r - _P61
-            return np.minimum(r, t, out=r)
-        if c < 16:  # other fields: double-and-add; the Vandermonde entries and x-coordinates are
-            # small. GF(2^127 - 1), 640k elements: numpy kernels add 6 ms, product by a
-            # constant 37 ms (edaBits 10^4 x 64, n = 3: 1.9 -> 1.1 s); compiled kernels 1.9
-            # vs 2.9 ms, edaBits unchanged within noise (0.77 vs 0.80 s)
-            r = v
-            for bit in bin(c)[3:]:
-                r = self.F.add(r, r)
-                if bit == "1":
-                    r = self.F.add(r, v)
-            return r
-        return self.F.mul(v, np.full(v.shape, c, dtype=self.F.dtype) if self.m61 else self.F.from_int(c))
-
-    def comb(self, coeffs: Sequence[int], arrays: Sequence[np.ndarray]) -> np.ndarray:
-        acc = None
-        for c, a in zip(coeffs, arrays, strict=True):
-            c %= self.F.modulus
-            if c == 0:
-                continue
-            if acc is None:
-                acc = self.scale(a, c)
-            elif c == 1:
-                self.F.add(acc, a, out=acc)
-            else:
-                self.F.add(acc, self.scale(a, c), out=acc)
-        return acc if acc is not None else self.F.zeros(arrays[0].shape)
 
 
 class DN07(Preprocessing):
@@ -189,12 +126,17 @@ class DN07(Preprocessing):
     `bool_chunk`: boolean triples are made `bool_chunk` a-words per OT extension (bounds its
     memory: 64 * bool_chunk OTs per ordered pair) and at least that many per refill.
 
-    Rounds per refill: randoms 1, triples / square pairs 3, bits and daBits
-    1 + 2 ceil(log2(t + 1)) ("xor"; 3 for n = 3) or 4 ("sqrt"), matrix triples 3, boolean
-    triples 2 (+2 once for the base OTs); trunc_pairs, bounded_randoms and edaBits: those
-    of their bits (bits and daBits share one pool).
-    Bytes per party per elementwise triple (amortised, n parties, e = 8): about
-    e * (n - 1) * 4 / (n - t) for the sharings plus e * 2 * (n - 1) / n for the king.
+    `prss`: None (default) uses PRSS when C(n, t) <= prss.MAX_SETS; True / False force it.
+
+    Rounds per refill with PRSS (plus 1 once for the key agreement): randoms 0, triples /
+    square pairs / matrix (truncation) triples 2 (the king), bits and daBits
+    1 + 2 ceil(log2(t + 1)) ("xor") or 4 ("sqrt"), boolean triples and bounded randoms 0,
+    trunc_pairs and edaBits those of their f (l) bits. Without PRSS: randoms 1, triples 3,
+    matrix triples 3, boolean triples 2 (+2 once for the base OTs), bounded randoms and
+    trunc_pairs those of their bits.
+    Bytes per party per elementwise triple (amortised, n parties, e bytes per element):
+    e * 2 * (n - 1) / n for the king, plus without PRSS e * (n - 1) * 4 / (n - t) for the
+    sharings.
     Security: semi-honest, t < n/2 (see the module docstring).
     Raises: ParameterError for a scheme / field it cannot serve, PreprocessingExhausted for
     parameters no protocol uses (as the dealer), FrameError / SessionAbortedError for a
@@ -204,7 +146,10 @@ class DN07(Preprocessing):
 
     name = "dn07"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12):
+    def __init__(
+        self, s: Session, *, batch: int = 1 << 16, bit_method: str = "xor", bool_chunk: int = 1 << 12,
+        prss: bool | None = None,
+    ):
         if bit_method not in ("xor", "sqrt"):
             raise ParameterError(f"dn07 bit_method must be 'xor' or 'sqrt', got {bit_method!r}")
         self.bit_method = bit_method
@@ -232,6 +177,15 @@ class DN07(Preprocessing):
         # boolean triples: pairwise OT extension over this source's own session and tags
         self._ot = OTExtension(self.s)
         self.bool_chunk = max(1, int(bool_chunk))
+        # random and double sharings: PRSS (no communication) for small n, else DN07's
+        # Vandermonde extraction (one round per batch)
+        n_sets = len(prss_sets(n, t))
+        self.prss = n_sets <= MAX_SETS if prss is None else bool(prss)
+        if self.prss and n_sets > MAX_SETS:
+            raise ParameterError(f"dn07: PRSS with n={n}, t={t} needs {n_sets} key sets (> {MAX_SETS})")
+        #: bits of the PRSS integer masks lost to the sum over the C(n, t) key sets
+        self.mask_loss = max(0, (n_sets - 1).bit_length())
+        self._prss: PRSS | None = None
 
     # -- building blocks ---------------------------------------------------------------
     def _deal(self, secret: np.ndarray, deg: int) -> list[np.ndarray]:
@@ -249,7 +203,20 @@ class DN07(Preprocessing):
     async def random_sharings(self, count: int, degrees: Sequence[Sequence[int]]) -> list[list[np.ndarray]]:
         """`count` random sharings per spec, in one round. A spec is a tuple of degrees of
         sharings of one common secret: (t,) a random sharing, (t, 2t) a double sharing.
-        Returns out[spec][degree index] = this party's shares, arrays of length count."""
+        Returns out[spec][degree index] = this party's shares, arrays of length count.
+        With PRSS (`self.prss`): no communication (the keys are agreed in one round on
+        first use), (t,) from PRSS, (t, 2t) from PRSS plus a degree-2t PRZS [CDI05]."""
+        if self.prss:
+            g = await self._prss_state()
+            out = []
+            for spec in degrees:
+                if tuple(spec) == (self.t,):
+                    out.append([g.randoms(count)])
+                elif tuple(spec) == (self.t, 2 * self.t):
+                    out.append(list(g.double(count)))
+                else:  # pragma: no cover (no generator asks for other specs)
+                    raise ParameterError(f"dn07: no PRSS sharing of degrees {spec}")
+            return out
         F, n, t = self.F, self.n, self.t
         K = -(-count // (n - t))
         rows = [d for spec in degrees for d in spec]
@@ -278,6 +245,20 @@ class DN07(Preprocessing):
             out.append([R[r + k, :count] for k in range(len(spec))])
             r += len(spec)
         return out
+
+    async def _prss_state(self) -> PRSS:
+        if self._prss is None:
+            self._prss = await PRSS.setup(self.s)
+        return self._prss
+
+    async def _mask_ints(self, count: int, bits: int) -> np.ndarray:
+        """Shares of statistical masks r < 2^bits: with PRSS the sum over the C(n, t) key
+        sets of uniform integers below 2^(bits - mask_loss) (no communication; any t
+        parties miss one uniform summand of bits - mask_loss bits); without PRSS, uniform
+        in [0, 2^bits) from `bits` random bits."""
+        if self.prss and bits - self.mask_loss >= 1:
+            return (await self._prss_state()).ints(count, bits - self.mask_loss)
+        return await self._gen_bounded(count, bits)
 
     async def reduce(self, z2t: np.ndarray, r_t: np.ndarray, r_2t: np.ndarray) -> np.ndarray:
         """Degree reduction with kings: degree-2t shares z (any shape) -> degree-t shares."""
@@ -395,19 +376,7 @@ class DN07(Preprocessing):
         keep = np.flatnonzero(_nonzero(F, u))[:count]
         if keep.size < count:  # pragma: no cover (probability about (count / p)^8)
             raise ParameterError("dn07: too many zero squares; the field is too small for bits")
-        a, u = a[keep], u[keep]
-        # v = sqrt(u) = u^((p + 1) / 4); for Mersenne p = 2^k - 1 that is 2^(k - 2) squarings
-        e = (p + 1) // 4
-        if e & (e - 1) == 0 and F.dtype != object:  # Mersenne: square in place
-            v = u.copy()
-            for _ in range(e.bit_length() - 1):
-                F.mul(v, v, out=v)
-        else:
-            v = F.pow(u, e)
-        w = F.mul(a, F.inv(v))  # shares of a / v = +-1
-        one = F.from_int(1)
-        half = F.from_int((p + 1) // 2)  # 0-d, broadcast
-        return [F.mul(F.add(w, np.broadcast_to(one, w.shape).copy()), half)]
+        return [sqrt_bits(F, a[keep], u[keep])]
 
     async def _gen_bounded(self, count: int, bits: int) -> np.ndarray:
         """count uniform integers of `bits` bits, sum_j 2^j b_j from `bits` random bits each
@@ -443,7 +412,7 @@ class DN07(Preprocessing):
 
     # -- the Preprocessing interface ------------------------------------------------------
     #: what this source supplies (Shamir over GF(p)): no Z_2^64 kinds
-    SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples", "matrix_trunc_triples"}
+    SUPPLIES = frozenset(KINDS) - {"trunc_triples", "ltz_tuples"}  # matrix_trunc_triples: the GF(p) "cs" form
 
     def supports(self, kind: str) -> bool:
         if kind in SHAMIR_KINDS:  # double sharings: the Shamir-only kind
@@ -494,28 +463,74 @@ class DN07(Preprocessing):
             C = await self.reduce(F.matmul(A, B), rt.reshape(z_shape), r2t.reshape(z_shape))
         return A, B, C
 
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+        """GF(p) material of truncation.sub_trunc_matmul ("cs"): (A, B, C = A @ B, r, r_hi,
+        A @ r_hi) for x_shape (k, d) @ y_shape (d,), (r, r_hi) = trunc_pairs((d,), f,
+        l + kappa) with l = truncation.value_bits(field). A, B: random sharings; C and
+        A @ r_hi: local degree-2t products reduced together by one king reduction (2
+        rounds, 2k elements), plus the truncation pair's bits. Raises
+        PreprocessingExhausted for other shapes or f outside 0 < f < l - 1."""
+        from protocols.truncation import KAPPA, value_bits
+
+        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
+        if len(x_shape) != 2 or y_shape != x_shape[1:]:
+            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
+        ell = value_bits(self.F, KAPPA)
+        if not 0 < f < ell - 1 or (1 << (ell + KAPPA)) >= self.F.modulus:
+            raise PreprocessingExhausted(f"{self.name}: no matrix truncation triples with f={f} in {self.F}")
+        F, t = self.F, self.t
+        r, r_hi = await self.trunc_pairs(y_shape, f, ell + KAPPA)
+        k, d = x_shape
+        async with self._lock:
+            (ab,), (rt, r2t) = await self.random_sharings(max(k * d + d, 2 * k), [(t,), (t, 2 * t)])
+            A, B = ab[: k * d].reshape(x_shape), ab[k * d : k * d + d]
+            z = np.concatenate([F.matmul(A, B), F.matmul(A, r_hi)])
+            CR = await self.reduce(z, rt[: 2 * k], r2t[: 2 * k])
+        return A, B, CR[:k], r, r_hi, CR[k:]
+
     async def trunc_pairs(self, shape: Shape, f: int, bits: int):
-        """Shares of (r, r >> f), r uniform in [0, 2^bits), from `bits` random bits:
-        r = sum_j 2^j b_j, r >> f = sum_{j >= f} 2^(j - f) b_j (the trusted dealer's
-        distribution). Needs 0 < f < bits and 2^bits < p. Rounds: those of `bits`."""
+        """Shares of (r, r >> f) with 0 <= r < 2^bits, a statistical mask for the
+        probabilistic truncation (truncation "cs") that needs r mod 2^f exactly uniform.
+        With PRSS (default for small n): r = r' + 2^f r'', r' = sum_{j<f} 2^j b_j from f
+        random bits, r'' the PRSS integer mask of `_mask_ints(bits - f)` (no
+        communication; any t parties miss a uniform summand of bits - f - mask_loss bits,
+        mask_loss = ceil(log2 C(n, t)): 2 at n = 3, 4 at n = 5), so the truncation's
+        statistical distance is 2^-(kappa - mask_loss) instead of 2^-kappa [CS10, sec. 2,
+        PRandInt; CDI05]. Without PRSS (or no room): r uniform from `bits` random bits,
+        the trusted dealer's distribution. Needs 0 < f < bits and 2^bits < p.
+        Rounds: those of f (PRSS) or `bits` random bits."""
         shape = tuple(shape)
         p = self.F.modulus
         if not 0 < f < bits or (1 << bits) >= p:
             raise ParameterError(f"trunc pairs need 0 < f < bits and 2^bits < p, got f={f}, bits={bits}")
         N = _size(shape)
+        if self.prss and bits - f - self.mask_loss >= 1:
+            # r = r' + 2^f r'': r' uniform in [0, 2^f) from f random bits (the unbiased
+            # rounding needs it exact), r'' a PRSS integer mask below 2^(bits - f)
+            b = (await self._bits(N * f)).reshape(f, N)
+            lo = _weighted(self.F, b, 0, f)
+            hi = await self._mask_ints(N, bits - f)
+            F = self.F
+            assert isinstance(F, PrimeField)  # checked in __init__ (is_field)
+            r = F.lincomb([1, 1 << f], [lo, hi])
+            return r.reshape(shape), hi.reshape(shape)
         b = (await self._bits(N * bits)).reshape(bits, N)
         r = _weighted(self.F, b, 0, bits)
         hi = _weighted(self.F, b, f, bits)
         return r.reshape(shape), hi.reshape(shape)
 
     async def bounded_randoms(self, shape: Shape, bits: int):
-        """Shares of uniform integers in [0, 2^bits) (exact: sum of 2^j times `bits` random
-        bits), as the trusted dealer's. Needs 0 < bits and 2^bits < p; otherwise
-        PreprocessingExhausted (as the dealer). Rounds: those of `bits`."""
+        """Shares of statistical masks r in [0, 2^bits) (what the comparisons use them
+        for): with PRSS the sum over the C(n, t) key sets of uniform integers below
+        2^(bits - mask_loss), no communication, any t parties missing one uniform summand
+        (statistical hiding 2^-(kappa - mask_loss) for a kappa-bit mask); without PRSS
+        uniform in [0, 2^bits) from `bits` random bits (the trusted dealer's distribution).
+        Needs 0 < bits and 2^bits < p; otherwise PreprocessingExhausted (as the dealer).
+        Rounds: 0 with PRSS (after the key agreement), else those of `bits`."""
         shape = tuple(shape)
         if not isinstance(bits, int | np.integer) or not 0 < bits or (1 << int(bits)) >= self.F.modulus:
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {self.F}")
-        return (await self._gen_bounded(_size(shape), int(bits))).reshape(shape)
+        return (await self._mask_ints(_size(shape), int(bits))).reshape(shape)
 
     async def dabits(self, shape: Shape):
         """daBits: (Shamir share of a uniform bit b, XOR share of b in bit 0 of a uint64
@@ -546,7 +561,10 @@ class DN07(Preprocessing):
 
     async def bool_triples(self, shape: Shape, k: int = 1):
         """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties: a of
-        `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format), from pairwise
+        `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format). With PRSS
+        (default for small n): from the replicated sharings the PRSS keys define, with no
+        communication at all (`PRSS.bool_triples`: local products of CNF shares and an XOR
+        zero-sharing; semi-honest, t < n/2). Otherwise from pairwise
         IKNP OT extension with k-bit messages (protocols.preprocessing._otext
         .OTExtension.gen_bool_triples, shared with the OT source). Base OTs once per pair
         on first use (2 rounds); then 2 rounds per refill of `bool_chunk` a-words, 64 OTs
@@ -558,35 +576,21 @@ class DN07(Preprocessing):
         if not isinstance(k, int | np.integer) or not 1 <= k <= 64:
             raise PreprocessingExhausted(f"{self.name}: boolean triples need 1 <= k <= 64, got {k}")
         k = int(k)
-        a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), self.bool_chunk)
+        chunk = self.batch if self.prss else self.bool_chunk
+        a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), chunk)
         return a.reshape(shape), b.reshape((k, *shape)), c.reshape((k, *shape))
 
     def _gen_bool(self, k: int):
         async def gen(L: int) -> list[np.ndarray]:
+            if self.prss:  # replicated (CNF) shares from the PRSS keys: no communication
+                g = await self._prss_state()
+                return list(g.bool_triples(L, k))
             parts = [await self._ot.gen_bool_triples(min(self.bool_chunk, L - o), k) for o in range(0, L, self.bool_chunk)]
             if len(parts) == 1:
                 return parts[0]
             return [np.concatenate([p[i] for p in parts], axis=-1) for i in range(3)]
 
         return gen
-
-
-def _nonzero(F, u: np.ndarray) -> np.ndarray:
-    """Elementwise u != 0 for canonical elements of any field representation (uint64, the
-    two-limb structured dtype of GF(2^127 - 1), or object arrays)."""
-    if F.dtype.names is not None:
-        return np.logical_or.reduce([u[name] != 0 for name in F.dtype.names])
-    if F.dtype == object:
-        return np.array([int(v) != 0 for v in u.reshape(-1)], dtype=bool).reshape(u.shape)
-    return u != 0
-
-
-def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """sum_{lo <= j < hi} 2^(j - lo) b[j] over the first axis of b, by Horner's rule."""
-    acc = b[hi - 1].copy()
-    for j in range(hi - 2, lo - 1, -1):
-        acc = F.add(F.add(acc, acc), b[j])
-    return acc
 
 
 async def make_dn07(s: Session, *, batch: int = 1 << 16) -> DN07:

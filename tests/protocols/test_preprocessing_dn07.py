@@ -7,7 +7,7 @@ from preprocessing_helpers import make_scheme, reconstruct, run_all, sessions
 
 from protocols import beaver, core
 from protocols.arith.field import Mersenne61, Mersenne127
-from protocols.errors import ConfigError, PreprocessingExhausted
+from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing import dn07
 from protocols.preprocessing.dn07 import DN07
 from protocols.session import Share
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.timeout(60)
 FIELDS = {"M61": Mersenne61, "M127": Mersenne127}
 
 
-def dn07_sessions(n, batch=1000, field="M61", bit_method="xor"):
+def dn07_sessions(n, batch=1000, field="M61", bit_method="xor", prss=None):
     sch = ShamirShares(FIELDS[field](), n, (n - 1) // 2) if field != "M61" else make_scheme("shamir", n)
-    return sch, sessions(n, sch, lambda s: DN07(s, batch=batch, bit_method=bit_method))
+    return sch, sessions(n, sch, lambda s: DN07(s, batch=batch, bit_method=bit_method, prss=prss))
 
 
 @pytest.mark.parametrize("field", ["M61", "M127"])
@@ -34,7 +34,7 @@ def test_bits_both_methods(n, method, field):
     bits = sch.field.to_int(reconstruct(sch, out))
     assert set(np.unique(bits).tolist()) == {0, 1}
     assert 1300 < int(bits.sum()) < 1700  # 3000 fair bits: 7.3 sigma
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         DN07(ss[0], bit_method="nope")
 
 
@@ -98,7 +98,7 @@ def test_bounded_randoms_uniform(broken, monkeypatch):
     doubling (r = sum of the bits, a binomial), which must fail."""
     if broken:
         monkeypatch.setattr(dn07, "_weighted", lambda F, b, lo, hi: F.sum(b[lo:hi], axis=0))
-    sch, ss = dn07_sessions(3, batch=4000, field="M127")
+    sch, ss = dn07_sessions(3, batch=4000, field="M127", prss=False)  # PRSS masks: test_preprocessing_prss
     out = run_all(ss, lambda s: s.prep.bounded_randoms((2000,), 44))
     r = np.array(sch.field.to_int(reconstruct(sch, out)).tolist(), dtype=object)
     assert (r < (1 << 44)).all()
@@ -107,26 +107,32 @@ def test_bounded_randoms_uniform(broken, monkeypatch):
     assert (chi2 < 50) != broken  # 15 dof: p ~ 1e-5
 
 
-def test_offline_traffic_counted_apart():
-    sch, ss = dn07_sessions(3, batch=600)
+@pytest.mark.parametrize("prss", [False, True])
+def test_offline_traffic_counted_apart(prss):
+    """600 triples at n = 3 over GF(2^61 - 1). Extraction (prss=False): 4 sharings of 300
+    secrets to 2 peers (1 round), then the king: 2 chunks of 200 out, 200 to 2 back (2
+    rounds). PRSS: the key agreement (1 round; party 0 sends its 2 keys to its 2 peers,
+    party 1 one key to party 2: 32 bytes each), no sharing traffic, then the king."""
+    sch, ss = dn07_sessions(3, batch=600, prss=prss)
 
     async def job(s):
         await s.prep.triples((600,))
         return s.stats.copy(), s.prep.stats.copy()
 
-    for online, offline in run_all(ss, job):
+    king = 8 * (2 * 200 + 2 * 200)
+    keys = [64, 32, 0]
+    for pid, (online, offline) in enumerate(run_all(ss, job)):
         assert online.bytes_sent == 0 and online.rounds == 0
         assert offline.rounds == 3
-        # 4 sharings of 300 secrets to 2 peers, then king: 2 chunks of 200 out, 200 to 2 back
-        assert offline.bytes_sent == 8 * (2 * 4 * 300 + 2 * 200 + 2 * 200)
+        assert offline.bytes_sent == (keys[pid] + king if prss else 8 * 2 * 4 * 300 + king)
 
 
 def test_needs_shamir_honest_majority():
     sch = make_scheme("additive", 3)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         sessions(3, sch, lambda s: DN07(s))
     sch4 = ShamirShares(make_scheme("shamir", 3).field, 4, 2, multiply=False)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ParameterError):
         sessions(4, sch4, lambda s: DN07(s))
 
 
@@ -135,7 +141,7 @@ def test_corrupt_dealer_cannot_bias_output(broken):
     """Party 0 deals fixed secrets (all zero) instead of random ones. With the Vandermonde
     extraction the outputs stay uniform (low 4 bits pass a chi-square test); the broken
     extraction passes party 0's zeros through and must fail."""
-    sch, ss = dn07_sessions(3, batch=4000)
+    sch, ss = dn07_sessions(3, batch=4000, prss=False)  # the extraction (PRSS deals nothing)
     F = sch.field
     orig = ss[0].prep._deal
     ss[0].prep._deal = lambda secret, deg: orig(F.zeros(secret.shape), deg)
@@ -288,8 +294,9 @@ def test_dabit_costs():
     party deals one double sharing of 300 secrets (2 degrees to 2 peers) and takes part in
     one king reduction (2 chunks of 200 out, its 200 to 2 peers back). Rounds: the dealing
     and the double sharings go out concurrently (counted as 2 exchanges), then 2 for the
-    king: 3 communication rounds, 4 counted."""
-    sch, ss = dn07_sessions(3, batch=600)
+    king: 3 communication rounds, 4 counted. With PRSS the double sharing costs nothing
+    but the one-off key agreement (its own counted round, 64 / 32 / 0 bytes)."""
+    sch, ss = dn07_sessions(3, batch=600, prss=False)
 
     async def job(s):
         await s.prep.dabits((600,))
@@ -298,4 +305,9 @@ def test_dabit_costs():
     st = run_all(ss, job)
     common = 2 * 2 * 300 + 2 * 200 + 2 * 200
     assert [x.bytes_sent for x in st] == [8 * (2 * 600 + common)] * 2 + [8 * common]
+    assert {x.rounds for x in st} == {4}
+    sch, ss = dn07_sessions(3, batch=600, prss=True)
+    st = run_all(ss, job)
+    king = 2 * 200 + 2 * 200
+    assert [x.bytes_sent for x in st] == [8 * (2 * 600 + king) + 64, 8 * (2 * 600 + king) + 32, 8 * king]
     assert {x.rounds for x in st} == {4}

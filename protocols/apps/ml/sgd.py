@@ -30,7 +30,9 @@ round, the last update takes one). Without those kinds (dealer-free sources, GF(
 truncation takes its own round and ltz_mul costs 8 (from edaBits, the product's opening
 running concurrently with its AND levels): 1 + 1 + 8 + 1 = 11 (Stats counts two more, the
 concurrent openings of trunc(z) and of the product; from random bits, as with the dealer
-node on GF(p): 7 + 1 for ltz_mul, also 11)
+node on GF(p): 7 + 1 for ltz_mul, also 11). GF(p) with a source that has the field
+matrix_trunc_triples (dn07; truncation.sub_trunc_matmul "cs") merges the first two:
+1 + 8 + 1 = 10 (Stats 12)
 (squared loss: 4 rounds, 3 with the fused kind); the smooth sigmoid (nonlinear.sigmoid)
 costs 34 + 1 instead of 3 (Z_2^64).
 Bytes per iteration and party, Z_2^64 with both kinds, d' = d + 1 (the intercept column):
@@ -165,7 +167,7 @@ async def sgd(
     l2mask = np.ones(d + 1)
     l2mask[d] = 0.0
     XgTd = np.ascontiguousarray(XgT.data)  # rows of Xg^T: a batch's columns gather from here
-    fused = is_ring64(s.domain)
+    fused = is_ring64(s.domain) or s.domain.is_field  # GF(p): the "cs" variant
     upd = None  # the previous iteration's update, not yet truncated and applied
     for idx, rate in zip(sched, rates, strict=True):
         B = len(idx)
