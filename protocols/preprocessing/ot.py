@@ -72,6 +72,7 @@ import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing._otext import KAPPA, OTExtension
+from protocols.preprocessing._otmixed import OTMixedKinds
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
 from protocols.session import Session
@@ -85,16 +86,17 @@ def _size(shape: Shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-class OTPreprocessing(OTExtension, Preprocessing):
+class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
     """One party's OT-based source (additive sharing over Z_2^64, any n >= 2).
 
     Construct with the party's online Session; it runs over the same channel under its own
     tag prefix and counts its traffic in `self.stats`. The OT machinery (base OTs once per
     pair on first use, IKNP extension, correlated OTs, boolean triples) is inherited from
     protocols.preprocessing._otext.OTExtension, which DN07 shares. `batch`: elementwise triples are generated at least `batch` at a time and pooled;
-    daBits `dabit_chunk` and boolean triples `bool_chunk` words at a time (which also bounds
-    the memory of one OT extension). Supplies every kind of base.KINDS but the dealer's
-    ltz_tuples and matrix_trunc_triples (`supports`).
+    daBits `dabit_chunk`, boolean triples `bool_chunk` words and ltz tuples `ltz_chunk`
+    elements at a time (which also bounds the memory of one OT extension). Supplies every
+    kind of base.KINDS (ltz_tuples and matrix_trunc_triples from
+    protocols.preprocessing._otmixed.OTMixedKinds).
     Security: semi-honest, up to n - 1 corrupt (see the module docstring).
     Raises: FrameError for a peer's malformed base-OT points or messages (the session is
     aborted), PreprocessingExhausted for parameters no protocol uses (as the dealer).
@@ -102,7 +104,10 @@ class OTPreprocessing(OTExtension, Preprocessing):
 
     name = "ot"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 13, dabit_chunk: int = 1 << 16, bool_chunk: int = 1 << 11):
+    def __init__(
+        self, s: Session, *, batch: int = 1 << 13, dabit_chunk: int = 1 << 16, bool_chunk: int = 1 << 11,
+        ltz_chunk: int = 1 << 12,
+    ):
         if getattr(s.scheme, "kind", None) != "additive" or s.domain.modulus != 1 << 64:
             raise ParameterError("ot preprocessing needs the additive scheme over Z_2^64")
         OTExtension.__init__(self, offline_session(s, "ot"))
@@ -113,10 +118,11 @@ class OTPreprocessing(OTExtension, Preprocessing):
         self._pools: dict[str, list[np.ndarray]] = {}
         self.dabit_chunk = max(8, dabit_chunk)
         self.bool_chunk = max(1, bool_chunk)
+        self.ltz_chunk = max(1, ltz_chunk)
         self._lock = asyncio.Lock()
 
-    #: what this source supplies (additive Z_2^64 only, checked at construction)
-    SUPPLIES = frozenset(KINDS) - {"ltz_tuples", "matrix_trunc_triples"}
+    #: what this source supplies (additive Z_2^64 only, checked at construction): every kind
+    SUPPLIES = frozenset(KINDS)
 
     def supports(self, kind: str) -> bool:
         if kind not in KINDS:
