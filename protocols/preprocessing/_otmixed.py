@@ -57,6 +57,8 @@ MPC over mixed arithmetic-binary circuits", CRYPTO 2020.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from protocols.errors import PreprocessingExhausted
@@ -211,8 +213,10 @@ class OTMixedKinds:
     async def matrix_trunc_triples(self, x_shape, y_shape, f: int):
         """(A, B, C = A @ B, r, r_hi, r_msb, A @ r_hi, A * r_msb) for (k, d) @ (d,), as
         base.Preprocessing says (module docstring for the construction).
-        Rounds: 2 (Gilboa) + n + 2 (daBits, when the pool is empty they come fresh) + 1 + n.
-        Bytes sent per party (n = 2): 64 d (16 + 8 k) + 64 d * 24 + (64 - f) d (16 + 8 k).
+        Generated `reps` items of one shape at a time (reps * 64 d k about `mat_words`, at
+        most 64) and pooled per (shape, f).
+        Rounds per batch: 2 (Gilboa) + n + 1 (daBits) + 1 + n (bit_mul).
+        Bytes sent per party and item (n = 2): d (64 * 16 + 344 k) + 64 d * 24 + (64 - f) d (16 + 8 k).
         Security: semi-honest, up to n - 1 corrupt."""
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
         if len(x_shape) != 2 or y_shape != x_shape[1:]:
@@ -221,18 +225,27 @@ class OTMixedKinds:
             raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need 0 < f < 63, got {f}")
         f = int(f)
         k, d = x_shape
-        rng = self.s.rng
         async with self._lock:
-            A, B = rng.uint64((k, d)), rng.uint64(d)
-            cr = await self.cross(np.ascontiguousarray(A.T), B)  # (d, k)
-            C = A @ B + cr.sum(axis=0, dtype=_U64)
-            a, x = await self._gen_dabits(64 * d)
-            a, x = a[: 64 * d].reshape(64, d), x[: 64 * d].reshape(64, d) & _ONE
-            nb = 64 - f
-            P = await self.bit_mul(x[f:].reshape(-1), np.tile(A.T, (nb, 1)))  # (nb d, k)
-        P = P.reshape(nb, d, k)
-        r = (a << np.arange(64, dtype=_U64)[:, None]).sum(axis=0, dtype=_U64)
-        w = (np.uint64(1) << np.arange(nb - 1, dtype=_U64))[:, None]
+            pool = self._mpools.setdefault(("mtt", x_shape, f), deque())
+            if not pool:
+                reps = max(1, min(64, self.mat_words // (64 * d * k)))
+                pool.extend(zip(*await self._gen_mtt(k, d, f, reps), strict=True))
+            return pool.popleft()
+
+    async def _gen_mtt(self, k: int, d: int, f: int, reps: int) -> list[np.ndarray]:
+        rng = self.s.rng
+        A, B = rng.uint64((reps, k, d)), rng.uint64((reps, d))
+        AT = np.ascontiguousarray(A.transpose(0, 2, 1)).reshape(reps * d, k)
+        cr = await self.cross(AT, B.reshape(-1))  # (reps d, k)
+        C = (A @ B[:, :, None])[:, :, 0] + cr.reshape(reps, d, k).sum(axis=1, dtype=_U64)
+        a, x = await self._gen_dabits(64 * reps * d)
+        a, x = a.reshape(64, reps, d), x.reshape(64, reps, d) & _ONE
+        nb = 64 - f
+        P = await self.bit_mul(x[f:].reshape(-1), np.tile(AT, (nb, 1)))  # (nb reps d, k)
+        P = P.reshape(nb, reps, d, k)
+        r = (a << np.arange(64, dtype=_U64)[:, None, None]).sum(axis=0, dtype=_U64)
+        w = (np.uint64(1) << np.arange(nb - 1, dtype=_U64))[:, None, None]
         r_hi = (a[f:63] * w).sum(axis=0, dtype=_U64)
-        AR = (P[:-1] * w[:, :, None]).sum(axis=(0, 1), dtype=_U64)
-        return A, B, C, r, r_hi, a[63].copy(), AR, np.ascontiguousarray(P[-1].T)
+        AR = (P[:-1] * w[..., None]).sum(axis=(0, 2), dtype=_U64)  # (reps, k)
+        AM = np.ascontiguousarray(P[-1].transpose(0, 2, 1))  # (reps, k, d)
+        return [A, B, C, r, r_hi, a[63].copy(), AR, AM]
