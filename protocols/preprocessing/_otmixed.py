@@ -200,14 +200,15 @@ class OTMixedKinds:
         """Material of the 3-round ring comparison (protocols.comparison.ltz_tuple_values;
         the boolean monomials at the bit positions the comparison reads, see the module
         docstring), generated `ltz_chunk` elements at a time and pooled per `mul`.
-        Cost per element for n = 2: 63 daBits, about 80 OTs for the monomials and 23 (mul:
-        the same, 2-word messages) for the arithmetic ones; offline rounds per chunk:
-        n + 2 (daBits) + 3 (1 + n) + 1 + 3 + 1 + 6 + 1 + 5.
+        Cost per element for n = 2: 63 daBits, 48 + 24 + 5/64 bit-OTs for the boolean
+        monomials (packed read positions) and 23 bit x vector OTs for the arithmetic ones
+        and r63; offline rounds per chunk: 3n + 19 (daBits n, r63's bit_mul 1 + n, the three
+        levels' monomials 1 + 3, 1 + 6, 1 + 5, the arithmetic ones' bit_mul 1 + n).
         Security: semi-honest, up to n - 1 corrupt."""
         shape, mul = tuple(shape), bool(mul)
         N = int(np.prod(shape, dtype=np.int64))
         items = await self._take(f"ltz{int(mul)}", N, lambda c: self._gen_ltz(c, mul), self.ltz_chunk)
-        return tuple(v.reshape(*v.shape[:-1], *shape).copy() for v in items)
+        return tuple(v.reshape((*v.shape[:-1], *shape)).copy() for v in items)
 
     # -- matrix_trunc_triples -------------------------------------------------------------
     async def matrix_trunc_triples(self, x_shape, y_shape, f: int):
