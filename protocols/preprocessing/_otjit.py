@@ -32,3 +32,49 @@ def transpose_into(rows: np.ndarray, out: np.ndarray) -> None:  # pragma: no cov
                 x ^= t ^ (t << np.uint64(36))
                 for i in range(8):
                     out[8 * j + i, c] = np.uint8((x >> np.uint64(8 * i)) & np.uint64(0xFF))
+
+
+@njit(cache=True, nogil=True)
+def gilboa_send(h0, h1, x, t8, t4, t2, t1, acc):  # pragma: no cover - compiled
+    """The Gilboa sender's corrections and kept shares in one pass (see ot.cross): for OT
+    row 64 l + k and word w, tau = h0 - h1 + x[e, w] goes to its width tier (t8: k < 32,
+    t4: k < 48, t2: k < 56, t1: the rest; (L, count, M) each) and acc[l, w] -= h0 << k."""
+    L, M = x.shape
+    for e in range(L):
+        for k in range(64):
+            row = 64 * e + k
+            sh = np.uint64(k)
+            for w in range(M):
+                a = h0[row, w]
+                t = a - h1[row, w] + x[e, w]
+                acc[e, w] -= a << sh
+                if k < 32:
+                    t8[e, k, w] = t
+                elif k < 48:
+                    t4[e, k - 32, w] = np.uint32(t & np.uint64(0xFFFFFFFF))
+                elif k < 56:
+                    t2[e, k - 48, w] = np.uint16(t & np.uint64(0xFFFF))
+                else:
+                    t1[e, k - 56, w] = np.uint8(t & np.uint64(0xFF))
+
+
+@njit(cache=True, nogil=True)
+def gilboa_recv(h, r, t8, t4, t2, t1, acc):  # pragma: no cover - compiled
+    """The Gilboa receiver's shares in one pass: acc[l, w] += (h + r * tau) << k for OT
+    row 64 l + k (tau zero-extended from its tier; higher bits vanish in the shift)."""
+    L, M = acc.shape
+    for e in range(L):
+        for k in range(64):
+            row = 64 * e + k
+            sh = np.uint64(k)
+            rb = np.uint64(r[row])
+            for w in range(M):
+                if k < 32:
+                    t = t8[e, k, w]
+                elif k < 48:
+                    t = np.uint64(t4[e, k - 32, w])
+                elif k < 56:
+                    t = np.uint64(t2[e, k - 48, w])
+                else:
+                    t = np.uint64(t1[e, k - 56, w])
+                acc[e, w] += (h[row, w] + rb * t) << sh
