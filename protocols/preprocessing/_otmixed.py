@@ -57,11 +57,18 @@ MPC over mixed arithmetic-binary circuits", CRYPTO 2020.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from protocols.errors import PreprocessingExhausted
+
+if TYPE_CHECKING:
+    from protocols.preprocessing._otext import _Ext
+    from protocols.session import Session
 
 _U64 = np.dtype(np.uint64)
 _ONE = np.uint64(1)
@@ -105,6 +112,26 @@ class OTMixedKinds:
     docstring). Needs OTPreprocessing's s, _extend, _finish_add, extend_words, and_words,
     cross, _gen_dabits, _take and _lock."""
 
+    if TYPE_CHECKING:  # provided by OTPreprocessing / OTExtension
+        s: Session
+        name: str
+        ltz_chunk: int
+        mat_words: int
+        _lock: asyncio.Lock
+        _mpools: dict[tuple[object, ...], deque[Any]]
+
+        async def _extend(self, choices: dict[int, np.ndarray], send: dict[int, int]) -> _Ext: ...
+        async def _finish_add(
+            self, ext: _Ext, deltas: dict[int, np.ndarray], recv_words: dict[int, int]
+        ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]: ...
+        async def extend_words(self, *words: np.ndarray) -> list[_Ext] | _Ext: ...
+        async def and_words(self, a: np.ndarray, b: np.ndarray, ext: _Ext | None = None) -> np.ndarray: ...
+        async def cross(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+        async def _gen_dabits(self, count: int) -> list[np.ndarray]: ...
+        async def _take(
+            self, kind: str, count: int, gen: Callable[[int], Awaitable[list[np.ndarray]]], chunk: int
+        ) -> list[np.ndarray]: ...
+
     # -- products -------------------------------------------------------------------------
     async def bit_mul(self, bits: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Shares of beta_e * Y[e] (Z_2^64) for XOR-shared bits beta (my share `bits`, (N,)
@@ -143,9 +170,8 @@ class OTMixedKinds:
                 need.add(U)
                 U = U[:-1]
         lasts = sorted({U[-1] for U in need})
-        exts = await self.extend_words(*[F[f] for f in lasts])
-        if len(lasts) == 1:
-            exts = [exts]
+        got = await self.extend_words(*[F[f] for f in lasts])
+        exts = got if isinstance(got, list) else [got]
         val: dict[tuple, np.ndarray] = {(f,): F[f] for f in range(F.shape[0])}
         for f, ext in zip(lasts, exts, strict=True):
             todo = sorted(U for U in need if U[-1] == f)
@@ -165,7 +191,7 @@ class OTMixedKinds:
         sh = np.arange(63, dtype=_U64)[:, None]
         r63x = rng.bits(N)
         rl = np.bitwise_or.reduce(x << sh, axis=0)
-        rho = rng.uint64(N) if mul else None
+        rho = rng.uint64(N) if mul else np.zeros(N, dtype=_U64)  # (unused without mul)
         # r63 (and r63 * rho) arithmetic; w = 1 - 2 r63
         P = await self.bit_mul(r63x, np.stack([one, rho], axis=1) if mul else one[:, None])
         r63 = P[:, 0].copy()

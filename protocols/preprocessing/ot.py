@@ -68,6 +68,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,7 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         self.bool_chunk = max(1, bool_chunk)
         self.ltz_chunk = max(1, ltz_chunk)
         self.mat_words = int(mat_words)
-        self._mpools: dict[tuple, deque] = {}
+        self._mpools: dict[tuple[object, ...], deque[Any]] = {}
         self._lock = asyncio.Lock()
 
     #: what this source supplies (additive Z_2^64 only, checked at construction): every kind
@@ -175,12 +176,12 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
             h0 = _hash(self.aes, q, ext.sbase[j], M)
             h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
             buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
-            gilboa_send(h0, h1, x, *_tier_views(buf, L, M), acc)
+            gilboa_send(h0, h1, x, *_tier_views(buf, L, M), acc)  # type: ignore[call-arg]
             tau[j] = buf
         got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
         for j in peers:
             h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
-            gilboa_recv(h, r, *_tier_views(got[j], L, M), acc)
+            gilboa_recv(h, r, *_tier_views(got[j], L, M), acc)  # type: ignore[call-arg]
         return acc
 
     # -- daBits and boolean triples ---------------------------------------------------------
