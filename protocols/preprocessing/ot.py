@@ -17,15 +17,20 @@ each a few fixed-key AES blocks and bit-matrix transposes that numpy does in bul
 above 10^4 triples per second for 2 parties (benchmarks/test_bench_preprocessing.py).
 
 Gilboa product of x (sender, a vector of M words per element) and y (receiver, one word per
-element) over Z_2^64: for each bit k of y_l one correlated OT with correlation x_l * 2^k:
-the receiver gets H(t) + y_lk * tau with tau = H(q) + x_l 2^k - H(q ^ s); the sender keeps
--H(q). Summed over k the two shares add up to x_l * y_l. With M > 1 the same OTs multiply a
-whole column, which gives matrix triples for (k x d) @ (d x m) from d*m*64 OTs carrying k
-words each (communication linear in k*d*m words for the cross terms, as in [MZ17, sec. 4.2]).
+element) over Z_2^64: for each bit k of y_l one correlated OT with correlation x_l over
+Z_2^(64-k) (the outputs are multiplied by 2^k): the receiver gets H(t) + y_lk * tau with
+tau = H(q) + x_l - H(q ^ s) mod 2^(64-k), sent in an 8/4/2/1-byte tier; the sender keeps
+-H(q). Summed over k (times 2^k) the two shares add up to x_l * y_l. With M > 1 the same OTs
+multiply a whole column, which gives matrix triples for (k x d) @ (d x m) from d*m*64 OTs
+carrying k words each (communication linear in k*d*m words for the cross terms, as in
+[MZ17, sec. 4.2]); they are made several per extension and pooled per shape.
 
 Triples (per party p, a_p, b_p uniform): c_p = a_p*b_p + sum_{j != p} (sender share of
 a_p*b_j + receiver share of a_j*b_p). Rounds: 2 per batch (+2 once per pair for the base
-OTs). Bytes per party per triple: (n-1)*64*(16 + 8) = 1536*(n-1).
+OTs). Bytes per party per triple: (n-1)*(64*16 + 344) = 1368*(n-1).
+
+ltz_tuples and matrix_trunc_triples (the 3-round comparison's and the merged truncation's
+material) come from protocols.preprocessing._otmixed (see there).
 
 Mixed arithmetic-boolean kinds (for comparison.py and truncation.py, same formats as the
 trusted dealer's):
