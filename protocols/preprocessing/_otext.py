@@ -94,17 +94,6 @@ def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
 
 
 def _transpose(rows: np.ndarray) -> np.ndarray:
-    """(K, m/8) packed bit rows -> (m, K/8) packed bit columns: the compiled kernel of
-    protocols.preprocessing._otjit (about 5x faster), `_transpose_numpy` the reference."""
-    from protocols.preprocessing._otjit import transpose_into
-
-    K, mb = rows.shape
-    out = np.empty((mb * 8, K // 8), dtype=np.uint8)
-    transpose_into(np.ascontiguousarray(rows), out)
-    return out
-
-
-def _transpose_numpy(rows: np.ndarray) -> np.ndarray:
     """(K, m/8) packed bit rows -> (m, K/8) packed bit columns (numpy packbits bit order:
     MSB first), K a multiple of 8.
 

@@ -92,14 +92,20 @@ _U64 = np.dtype(np.uint64)
 #: Gilboa corrections by bit k of y: (first k, last k + 1, dtype) of each width tier
 _TIERS = ((0, 32, np.dtype("<u8")), (32, 48, np.dtype("<u4")), (48, 56, np.dtype("<u2")), (56, 64, np.dtype("u1")))
 _TIER_BYTES = sum((b - a) * dt.itemsize for a, b, dt in _TIERS)  # 344 per word and 64 OTs
+_SHIFTS = np.arange(64, dtype=_U64)[None, :, None]
 
 
-def _tier_views(buf: np.ndarray, L: int, M: int) -> list[np.ndarray]:
-    """The (L, count, M) arrays of each width tier inside one byte buffer (tier after tier)."""
-    out, at = [], 0
+def _pack_tiers(t: np.ndarray) -> np.ndarray:
+    """(L, 64, M) corrections -> bytes: per tier, the low bits that matter mod 2^(64-k)."""
+    return np.concatenate([np.ascontiguousarray(t[:, a:b]).astype(dt).reshape(-1).view(np.uint8) for a, b, dt in _TIERS])
+
+
+def _unpack_tiers(raw: np.ndarray, L: int, M: int) -> np.ndarray:
+    out = np.empty((L, 64, M), dtype=_U64)
+    at = 0
     for a, b, dt in _TIERS:
         size = L * (b - a) * M * dt.itemsize
-        out.append(buf[at : at + size].view(dt).reshape(L, b - a, M))
+        out[:, a:b] = raw[at : at + size].view(dt).reshape(L, b - a, M)
         at += size
     return out
 
@@ -172,22 +178,23 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         # receiver role: choice bits = bits of y (OT l = 64 e + k carries bit k of y_e)
         r = np.unpackbits(np.ascontiguousarray(y).view(np.uint8), bitorder="little")
         ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
-        from protocols.preprocessing._otjit import gilboa_recv, gilboa_send
-
-        acc = np.zeros((L, M), dtype=_U64)
+        acc = np.zeros((L, 64, M), dtype=_U64)
         tau = {}
         for j in peers:
             S, q = self._send[j], ext.q[j]
-            h0 = _hash(self.aes, q, ext.sbase[j], M)
-            h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
-            buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
-            gilboa_send(h0, h1, x, *_tier_views(buf, L, M), acc)  # type: ignore[call-arg]
-            tau[j] = buf
+            h0 = _hash(self.aes, q, ext.sbase[j], M).reshape(L, 64, M)
+            t = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M).reshape(L, 64, M)
+            np.subtract(h0, t, out=t)
+            t += x[:, None, :]
+            tau[j] = _pack_tiers(t)
+            acc -= h0
         got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
+        rw = r.reshape(L, 64, 1).astype(_U64)
         for j in peers:
-            h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
-            gilboa_recv(h, r, *_tier_views(got[j], L, M), acc)  # type: ignore[call-arg]
-        return acc
+            acc += _hash(self.aes, ext.t[j], ext.rbase[j], M).reshape(L, 64, M)
+            acc += _unpack_tiers(got[j], L, M) * rw
+        acc <<= _SHIFTS
+        return acc.sum(axis=1, dtype=_U64)
 
     # -- daBits and boolean triples ---------------------------------------------------------
     async def _gen_dabits(self, count: int) -> list[np.ndarray]:
