@@ -78,16 +78,19 @@ class _AES:
 
 
 def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
-    """H(base + j, x_j) for rows x_j of x (m, 16): M uint64 words per row (tweaks (j, w))."""
+    """H(base + j, x_j) for rows x_j of x (m, 16): M uint64 words per row (tweaks (j, w)).
+    TMMO [GKWY20, sec. 7]: pi(pi(x) ^ i) ^ pi(x) with the tweak i = (base + j, w), one
+    block per two words (the tweak XORed into the two 64-bit halves without temporaries)."""
     m = x.shape[0]
     nb_ = (M + 1) // 2
     p = aes(x)  # pi(x)
-    tw = np.zeros((m, nb_, 2), dtype=_U64)
-    tw[:, :, 0] = np.arange(base, base + m, dtype=_U64)[:, None]
-    tw[:, :, 1] = np.arange(nb_, dtype=_U64)[None, :]
-    y = p[:, None, :] ^ tw.view(np.uint8).reshape(m, nb_, 16)
-    out = aes(y) ^ p[:, None, :]  # pi(pi(x) ^ i) ^ pi(x)
-    return out.reshape(m, nb_ * 16).view(_U64)[:, :M]
+    p64 = p.view(_U64)  # (m, 2)
+    y = np.empty((m, nb_, 2), dtype=_U64)
+    np.bitwise_xor(p64[:, None, 0], np.arange(base, base + m, dtype=_U64)[:, None], out=y[:, :, 0])
+    np.bitwise_xor(p64[:, None, 1], np.arange(nb_, dtype=_U64)[None, :], out=y[:, :, 1])
+    out = aes(y.view(np.uint8)).view(_U64)  # (m, nb_, 2)
+    out ^= p64[:, None, :]
+    return out.reshape(m, 2 * nb_)[:, :M]
 
 
 def _transpose(rows: np.ndarray) -> np.ndarray:
@@ -302,18 +305,27 @@ class OTExtension:
         return out, kept
 
     async def gen_bool_triples(self, L: int, k: int) -> list[np.ndarray]:
-        """AND triples on 64-bit words [Beaver91] from correlated OTs with k-bit messages:
-        a, b_1..b_k XOR-shared, c_t = a & b_t = XOR_{p,q} a_p & b_{t,q}. Each cross term
-        a_q & b_{t,p} (q != p) is one OT per bit position: receiver q chooses with its bit of
-        a_q, sender p's correlation is the k bits (b_{1,p}, ..., b_{k,p}) at that position:
-        tau = H(q) ^ H(q ^ s) ^ delta (k bits, packed 64 OTs to a word), receiver output
-        H(t) ^ r & tau, sender output H(q) [IKNP03; ALSZ13 for bit messages].
+        """AND triples on 64-bit words [Beaver91]: a (L,), b (k, L) uniform XOR-shared (each
+        party's shares drawn locally) and c = a & b from `and_words`.
         Rounds: 2.  Bytes sent per party and a-word: (n - 1) * 64 * 16 (u) + (n - 1) * 8 k."""
-        m = 64 * L
-        rng, peers = self.s.rng, self.s.peers
+        rng = self.s.rng
         a, b = rng.uint64(L), rng.uint64((k, L))
-        r = np.unpackbits(a.view(np.uint8), bitorder="little")  # OT 64 e + i: bit i of a[e]
-        ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
+        return [a, b, await self.and_words(a, b)]
+
+    async def and_words(self, a: np.ndarray, b: np.ndarray, ext: _Ext | None = None) -> np.ndarray:
+        """XOR shares of a & b_t (t = 1..k) for XOR-shared words a (L,) and b (k, L): the
+        local term a_p & b_{t,p} plus every cross term a_q & b_{t,p} (q != p), one OT per
+        bit position: receiver q chooses with its bit of a_q, sender p's correlation is the
+        k bits (b_{1,p}, ..., b_{k,p}) at that position: tau = H(q) ^ H(q ^ s) ^ delta (k
+        bits, packed 64 OTs to a word), receiver output H(t) ^ r & tau, sender output H(q)
+        [IKNP03; ALSZ13 for bit messages]. `ext`: OTs extended ahead with the bits of a as
+        choices (`extend_words`), to save the extension round; else one is run here.
+        Rounds: 2 (1 with `ext`).  Bytes sent per party and a-word: (n - 1) * 64 * 16 (u,
+        in the extension) + (n - 1) * 8 k."""
+        L, k = a.shape[0], b.shape[0]
+        peers = self.s.peers
+        if ext is None:
+            ext = await self.extend_words(a)
         M = -(-k // 64)
         tau, c = {}, a[None, :] & b
         for j in peers:
@@ -325,4 +337,26 @@ class OTExtension:
         got = await self._array_round("ot-btau", tau, {j: (k, L) for j in peers}, _U64)
         for j in peers:
             c ^= _bitwords(_hash(self.aes, ext.t[j], ext.rbase[j], M), L, k) ^ (a[None, :] & got[j])
-        return [a, b, c]
+        return c
+
+    async def extend_words(self, *words: np.ndarray) -> list[_Ext] | _Ext:
+        """One IKNP extension round for `and_words` calls to come: OTs with every peer in
+        both directions, with the bits of each given XOR-share word array as my choices
+        (OT 64 e + i: bit i of word e). Returns one _Ext per array (a single one for one
+        array). Rounds: 1.  Bytes sent per party: (n - 1) * 16 per OT."""
+        peers = self.s.peers
+        r = np.concatenate([np.unpackbits(np.ascontiguousarray(w).view(np.uint8), bitorder="little") for w in words])
+        m = r.size
+        ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
+        if len(words) == 1:
+            return ext
+        out, at = [], 0
+        for w in words:
+            mw = 64 * w.shape[0]
+            e = _Ext()
+            for j in peers:
+                e.t[j], e.r[j], e.rbase[j] = ext.t[j][at : at + mw], ext.r[j][at : at + mw], ext.rbase[j] + at
+                e.q[j], e.sbase[j] = ext.q[j][at : at + mw], ext.sbase[j] + at
+            out.append(e)
+            at += mw
+        return out

@@ -17,15 +17,20 @@ each a few fixed-key AES blocks and bit-matrix transposes that numpy does in bul
 above 10^4 triples per second for 2 parties (benchmarks/test_bench_preprocessing.py).
 
 Gilboa product of x (sender, a vector of M words per element) and y (receiver, one word per
-element) over Z_2^64: for each bit k of y_l one correlated OT with correlation x_l * 2^k:
-the receiver gets H(t) + y_lk * tau with tau = H(q) + x_l 2^k - H(q ^ s); the sender keeps
--H(q). Summed over k the two shares add up to x_l * y_l. With M > 1 the same OTs multiply a
-whole column, which gives matrix triples for (k x d) @ (d x m) from d*m*64 OTs carrying k
-words each (communication linear in k*d*m words for the cross terms, as in [MZ17, sec. 4.2]).
+element) over Z_2^64: for each bit k of y_l one correlated OT with correlation x_l over
+Z_2^(64-k) (the outputs are multiplied by 2^k): the receiver gets H(t) + y_lk * tau with
+tau = H(q) + x_l - H(q ^ s) mod 2^(64-k), sent in an 8/4/2/1-byte tier; the sender keeps
+-H(q). Summed over k (times 2^k) the two shares add up to x_l * y_l. With M > 1 the same OTs
+multiply a whole column, which gives matrix triples for (k x d) @ (d x m) from d*m*64 OTs
+carrying k words each (communication linear in k*d*m words for the cross terms, as in
+[MZ17, sec. 4.2]); they are made several per extension and pooled per shape.
 
 Triples (per party p, a_p, b_p uniform): c_p = a_p*b_p + sum_{j != p} (sender share of
 a_p*b_j + receiver share of a_j*b_p). Rounds: 2 per batch (+2 once per pair for the base
-OTs). Bytes per party per triple: (n-1)*64*(16 + 8) = 1536*(n-1).
+OTs). Bytes per party per triple: (n-1)*(64*16 + 344) = 1368*(n-1).
+
+ltz_tuples and matrix_trunc_triples (the 3-round comparison's and the merged truncation's
+material) come from protocols.preprocessing._otmixed (see there).
 
 Mixed arithmetic-boolean kinds (for comparison.py and truncation.py, same formats as the
 trusted dealer's):
@@ -66,12 +71,15 @@ fixed-key block ciphers", IEEE S&P 2020.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
-from protocols.preprocessing._otext import KAPPA, OTExtension
+from protocols.preprocessing._otext import KAPPA, OTExtension, _hash
+from protocols.preprocessing._otmixed import OTMixedKinds
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
 from protocols.session import Session
@@ -81,20 +89,42 @@ __all__ = ["KAPPA", "OTPreprocessing", "make_ot"]
 _U64 = np.dtype(np.uint64)
 
 
+#: Gilboa corrections by bit k of y: (first k, last k + 1, dtype) of each width tier
+_TIERS = ((0, 32, np.dtype("<u8")), (32, 48, np.dtype("<u4")), (48, 56, np.dtype("<u2")), (56, 64, np.dtype("u1")))
+_TIER_BYTES = sum((b - a) * dt.itemsize for a, b, dt in _TIERS)  # 344 per word and 64 OTs
+_SHIFTS = np.arange(64, dtype=_U64)[None, :, None]
+
+
+def _pack_tiers(t: np.ndarray) -> np.ndarray:
+    """(L, 64, M) corrections -> bytes: per tier, the low bits that matter mod 2^(64-k)."""
+    return np.concatenate([np.ascontiguousarray(t[:, a:b]).astype(dt).reshape(-1).view(np.uint8) for a, b, dt in _TIERS])
+
+
+def _unpack_tiers(raw: np.ndarray, L: int, M: int) -> np.ndarray:
+    out = np.empty((L, 64, M), dtype=_U64)
+    at = 0
+    for a, b, dt in _TIERS:
+        size = L * (b - a) * M * dt.itemsize
+        out[:, a:b] = raw[at : at + size].view(dt).reshape(L, b - a, M)
+        at += size
+    return out
+
+
 def _size(shape: Shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-class OTPreprocessing(OTExtension, Preprocessing):
+class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
     """One party's OT-based source (additive sharing over Z_2^64, any n >= 2).
 
     Construct with the party's online Session; it runs over the same channel under its own
     tag prefix and counts its traffic in `self.stats`. The OT machinery (base OTs once per
     pair on first use, IKNP extension, correlated OTs, boolean triples) is inherited from
     protocols.preprocessing._otext.OTExtension, which DN07 shares. `batch`: elementwise triples are generated at least `batch` at a time and pooled;
-    daBits `dabit_chunk` and boolean triples `bool_chunk` words at a time (which also bounds
-    the memory of one OT extension). Supplies every kind of base.KINDS but the dealer's
-    ltz_tuples and matrix_trunc_triples (`supports`).
+    daBits `dabit_chunk`, boolean triples `bool_chunk` words and ltz tuples `ltz_chunk`
+    elements at a time (which also bounds the memory of one OT extension). Supplies every
+    kind of base.KINDS (ltz_tuples and matrix_trunc_triples from
+    protocols.preprocessing._otmixed.OTMixedKinds).
     Security: semi-honest, up to n - 1 corrupt (see the module docstring).
     Raises: FrameError for a peer's malformed base-OT points or messages (the session is
     aborted), PreprocessingExhausted for parameters no protocol uses (as the dealer).
@@ -102,7 +132,10 @@ class OTPreprocessing(OTExtension, Preprocessing):
 
     name = "ot"
 
-    def __init__(self, s: Session, *, batch: int = 1 << 13, dabit_chunk: int = 1 << 16, bool_chunk: int = 1 << 11):
+    def __init__(
+        self, s: Session, *, batch: int = 1 << 13, dabit_chunk: int = 1 << 16, bool_chunk: int = 1 << 11,
+        ltz_chunk: int = 1 << 12, mat_words: int = 1 << 20,
+    ):
         if getattr(s.scheme, "kind", None) != "additive" or s.domain.modulus != 1 << 64:
             raise ParameterError("ot preprocessing needs the additive scheme over Z_2^64")
         OTExtension.__init__(self, offline_session(s, "ot"))
@@ -113,10 +146,13 @@ class OTPreprocessing(OTExtension, Preprocessing):
         self._pools: dict[str, list[np.ndarray]] = {}
         self.dabit_chunk = max(8, dabit_chunk)
         self.bool_chunk = max(1, bool_chunk)
+        self.ltz_chunk = max(1, ltz_chunk)
+        self.mat_words = int(mat_words)
+        self._mpools: dict[tuple[object, ...], deque[Any]] = {}
         self._lock = asyncio.Lock()
 
-    #: what this source supplies (additive Z_2^64 only, checked at construction)
-    SUPPLIES = frozenset(KINDS) - {"ltz_tuples", "matrix_trunc_triples"}
+    #: what this source supplies (additive Z_2^64 only, checked at construction): every kind
+    SUPPLIES = frozenset(KINDS)
 
     def supports(self, kind: str) -> bool:
         if kind not in KINDS:
@@ -129,20 +165,36 @@ class OTPreprocessing(OTExtension, Preprocessing):
 
         x: (L, M) uint64, y: (L,) uint64 (the same L, M at every party). Returns (L, M): my
         share of sum_{j != me} (x_j[l] * y_me[l] + x_me[l] * y_j[l]) summed over both roles.
-        Rounds: 2.  Bytes sent per party: (n-1) * 64 L * (16 + 8 M).
+        The OT for bit k of y_l is an additive correlated OT with correlation x_l over
+        Z_2^(64-k) only (its result is multiplied by 2^k, so higher bits vanish mod 2^64, as
+        in the C-OT multiplication of Demmler, Schneider, Zohner, "ABY", NDSS 2015, sec.
+        III-B): the corrections tau of bits 0-31 go as 8-byte words, 32-47 as 4, 48-55 as
+        2 and 56-63 as 1 byte (43 bytes per 64 OTs and word instead of 64).
+        Rounds: 2.  Bytes sent per party: (n-1) * L * (64 * 16 + 344 M).
         """
         L, M = x.shape
         m = 64 * L
         peers = self.s.peers
         # receiver role: choice bits = bits of y (OT l = 64 e + k carries bit k of y_e)
-        r = ((y[:, None] >> np.arange(64, dtype=_U64)[None, :]) & np.uint64(1)).astype(np.uint8).reshape(m)
+        r = np.unpackbits(np.ascontiguousarray(y).view(np.uint8), bitorder="little")
         ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
-        delta = (x[:, None, :] << np.arange(64, dtype=_U64)[None, :, None]).reshape(m, M)
-        got, kept = await self._finish_add(ext, {j: delta for j in peers}, {j: M for j in peers})
-        acc = np.zeros((L, M), dtype=_U64)
+        acc = np.zeros((L, 64, M), dtype=_U64)
+        tau = {}
         for j in peers:
-            acc += (got[j] + kept[j]).reshape(L, 64, M).sum(axis=1, dtype=_U64)
-        return acc
+            S, q = self._send[j], ext.q[j]
+            h0 = _hash(self.aes, q, ext.sbase[j], M).reshape(L, 64, M)
+            t = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M).reshape(L, 64, M)
+            np.subtract(h0, t, out=t)
+            t += x[:, None, :]
+            tau[j] = _pack_tiers(t)
+            acc -= h0
+        got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
+        rw = r.reshape(L, 64, 1).astype(_U64)
+        for j in peers:
+            acc += _hash(self.aes, ext.t[j], ext.rbase[j], M).reshape(L, 64, M)
+            acc += _unpack_tiers(got[j], L, M) * rw
+        acc <<= _SHIFTS
+        return acc.sum(axis=1, dtype=_U64)
 
     # -- daBits and boolean triples ---------------------------------------------------------
     async def _gen_dabits(self, count: int) -> list[np.ndarray]:
@@ -232,6 +284,11 @@ class OTPreprocessing(OTExtension, Preprocessing):
         return a.reshape(shape), (a * a + cr[:, 0]).reshape(shape)
 
     async def matrix_triples(self, x_shape: Shape, y_shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(A, B, C = A @ B) by Gilboa products with the columns of A as the sender's
+        vectors (see `cross`): 64 d m OTs carrying k words each. Generated `reps` items of
+        one shape at a time (reps * 64 d m k about `mat_words`, at most 64: the OT
+        messages of a batch, 8 MB by default) and pooled per shape, so a training's thousands of small triples share their OT extensions.
+        Rounds: 2 per batch.  Bytes sent per party and item: (n-1) d m (64 * 16 + 344 k)."""
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
         if len(x_shape) != 2 or len(y_shape) not in (1, 2) or x_shape[1] != y_shape[0]:
             from protocols.errors import ShapeMismatch
@@ -239,16 +296,25 @@ class OTPreprocessing(OTExtension, Preprocessing):
             raise ShapeMismatch(f"matrix triples for {x_shape} @ {y_shape}")
         k, d = x_shape
         m = 1 if len(y_shape) == 1 else y_shape[1]
-        rng = self.s.rng
         async with self._lock:
-            A = rng.uint64((k, d))
-            B = rng.uint64((d, m))
-            # element (dd, c): x = A[:, dd] (k words), y = B[dd, c]
-            x = np.repeat(A.T, m, axis=0)  # (d*m, k), row dd*m + c = A[:, dd]
-            cr = await self.cross(x, B.reshape(-1))
-        C = A @ B + cr.reshape(d, m, k).sum(axis=0, dtype=_U64).T
+            pool = self._mpools.setdefault(("mat", x_shape, y_shape), deque())
+            if not pool:
+                reps = max(1, min(64, self.mat_words // (64 * d * m * k)))
+                A, B, C = await self._gen_matrix(k, d, m, reps)
+                pool.extend(zip(A, B, C, strict=True))
+            A, B, C = pool.popleft()
         if len(y_shape) == 1:
             return A, B.reshape(d), C.reshape(k)
+        return A, B, C
+
+    async def _gen_matrix(self, k: int, d: int, m: int, reps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rng = self.s.rng
+        A = rng.uint64((reps, k, d))
+        B = rng.uint64((reps, d, m))
+        # element (r, dd, c): x = A[r][:, dd] (k words), y = B[r][dd, c]
+        x = np.repeat(A.transpose(0, 2, 1), m, axis=1).reshape(reps * d * m, k)
+        cr = await self.cross(x, B.reshape(-1))
+        C = A @ B + cr.reshape(reps, d, m, k).sum(axis=1, dtype=_U64).transpose(0, 2, 1)
         return A, B, C
 
     async def randoms(self, shape: Shape) -> np.ndarray:

@@ -112,8 +112,8 @@ def test_fraud_data_accuracy_and_auc(partition):
 def test_rounds_and_bytes_per_iteration(prep):
     """The sgd module docstring's costs on Z_2^64 with the dealer: 5 rounds per iteration
     (4 in the first, 1 for the last update), (n-1) 8 (2|B|d' + 2d' + 14|B|) bytes per
-    iteration, d' = d + 1. The dealer-free OT source (no ltz_tuples, no
-    matrix_trunc_triples) falls back to more rounds and trains the same model."""
+    iteration, d' = d + 1. The dealer-free OT source supplies ltz_tuples and
+    matrix_trunc_triples too: the same rounds and bytes, and the same model."""
     N, d, B = 64, 3, 16
     Xs = X[:N, :d] / SCALE[:d]
     Xs = (Xs - Xs.mean(0)) / Xs.std(0)
@@ -133,12 +133,9 @@ def test_rounds_and_bytes_per_iteration(prep):
 
     (w1, st1), (w2, st2) = (mpc.run_local(3, job_for(e), seed=2, preprocessing=prep).results[0] for e in (1, 2))
     k, dp = N // B, d + 1  # iterations per epoch, columns with the intercept
-    if prep == "trusted_dealer":
-        assert st1.rounds == 5 * k
-        assert st2.rounds - st1.rounds == 5 * k
-        assert st2.bytes_sent - st1.bytes_sent == k * 2 * 8 * (2 * B * dp + 2 * dp + 14 * B)
-    else:  # 11 rounds on the critical path, and Stats counts the 2 concurrent openings
-        assert st2.rounds - st1.rounds == 13 * k
+    assert st1.rounds == 5 * k
+    assert st2.rounds - st1.rounds == 5 * k
+    assert st2.bytes_sent - st1.bytes_sent == k * 2 * 8 * (2 * B * dp + 2 * dp + 14 * B)
     for w, e in ((w1, 1), (w2, 2)):
         cf, bf = fit_sgd_plain(Xs, ys, loss="logistic", batch_size=B, epochs=e, lr=0.5, standardize=False)
         assert np.allclose(w[:-1], cf, atol=0.01) and abs(w[-1] - bf) < 0.01

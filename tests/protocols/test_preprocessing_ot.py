@@ -56,27 +56,29 @@ def test_needs_additive_ring():
 
 @pytest.mark.parametrize("broken", [False, True])
 def test_receiver_sees_uniform_corrections(broken, monkeypatch):
-    """The corrections tau = H(q) + x 2^k - H(q ^ s) that the sender sends must look
-    uniform (they are all the receiver learns about x). Broken variant: a hash that outputs
-    zeros, so tau = x 2^k leaks x and has zero low bits for k >= 4; the test must fail."""
+    """The Gilboa corrections tau = H(q) + x - H(q ^ s) mod 2^(64-k) that the sender sends
+    must look uniform and unrelated to x (they are all the receiver learns about x). Broken
+    variant: a hash that outputs zeros, so tau = x: x in the clear; the test must fail."""
     sch, ss = ot_sessions(2, batch=64)
     if broken:
-        monkeypatch.setattr(_otext, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
+        monkeypatch.setattr(ot, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
     seen = []
     orig = OTPreprocessing._array_round
 
     async def spy(self, op, out, shapes, dtype):
-        if op == "ot-tau" and self.s.pid == 0:
+        if op == "ot-gtau" and self.s.pid == 0:
             seen.extend(v for v in out.values())
         return await orig(self, op, out, shapes, dtype)
 
     monkeypatch.setattr(OTPreprocessing, "_array_round", spy)
-    run_all(ss, lambda s: s.prep.triples((64,)))
-    tau = np.concatenate([t.ravel() for t in seen])  # 64 * 64 words
-    counts = np.bincount((tau & np.uint64(15)).astype(np.int64), minlength=16)
+    a0 = run_all(ss, lambda s: s.prep.triples((64,)))[0][0]
+    # the 8-byte tier: corrections of bits k = 0..31 of y, (64 elements, 32 k) words
+    tau = seen[0][: 64 * 32 * 8].view(np.uint64).reshape(64, 32)
+    counts = np.bincount((tau.ravel() & np.uint64(15)).astype(np.int64), minlength=16)
     exp = tau.size / 16
     chi2 = float(((counts - exp) ** 2 / exp).sum())
-    assert (chi2 < 50) != broken
+    same = float((tau == a0[:, None]).mean())  # party 0's x = its share of a
+    assert (chi2 < 50 and same < 0.01) != broken
 
 
 @pytest.mark.parametrize("n", [2, 3])

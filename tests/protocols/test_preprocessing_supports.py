@@ -77,7 +77,7 @@ def test_base_default_is_what_the_class_implements():
 @pytest.mark.parametrize("source,scheme,domain,missing,chosen", [
     ("trusted_dealer", "additive", None, set(), "ring3"),
     ("trusted_dealer", "shamir", Mersenne127(), set(RING64_KINDS), "edabits"),
-    ("ot", "additive", None, {"ltz_tuples", "matrix_trunc_triples"}, "edabits"),
+    ("ot", "additive", None, set(), "ring3"),
     # dn07 also has the GF(p) form of matrix_trunc_triples (truncation.sub_trunc_matmul "cs")
     ("dn07", "shamir", Mersenne127(), set(RING64_KINDS) - {"matrix_trunc_triples"}, "edabits"),
     ("dealer", "additive", None, set(), "ring3"),

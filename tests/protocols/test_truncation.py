@@ -226,10 +226,18 @@ def test_public_constants_out_of_range_refused(bad):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("prep,n", [("trusted_dealer", 3), ("trusted_dealer", 2), ("ot", 3)])
-def test_sub_trunc_matmul_one_round_and_fallback(prep, n):
-    # y = v - trunc(u, f') and x @ y in one round (dealer); two rounds from the dealer-free
-    # OT source, which has no matrix_trunc_triples (the fallback), with the same words sent
+@pytest.mark.parametrize(
+    "prep,n", [("trusted_dealer", 3), ("trusted_dealer", 2), ("ot", 3), ("ot", 2), ("ot-fallback", 3)]
+)
+def test_sub_trunc_matmul_one_round_and_fallback(prep, n, monkeypatch):
+    # y = v - trunc(u, f') and x @ y in one round (dealer, and the dealer-free OT source's
+    # matrix_trunc_triples); two rounds with the same words sent when the source has no
+    # matrix_trunc_triples (the fallback: "ot-fallback" does not declare them)
+    if prep == "ot-fallback":
+        from protocols.preprocessing.base import KINDS
+        from protocols.preprocessing.ot import OTPreprocessing
+
+        monkeypatch.setattr(OTPreprocessing, "SUPPLIES", frozenset(KINDS) - {"matrix_trunc_triples"})
     fp = F + 20
     g = np.random.default_rng(5)
     k, d = 40, 6
@@ -248,12 +256,12 @@ def test_sub_trunc_matmul_one_round_and_fallback(prep, n):
         oy, oz = await core.open(s, y, z)
         return signed(s.domain, oy), signed(s.domain, oz), delta
 
-    res = mpc.run_local(n, job, seed=7, preprocessing=prep)
+    res = mpc.run_local(n, job, seed=7, preprocessing=prep.split("-")[0])
     for oy, oz, delta in res.results:
         assert set((Vv.astype(object) - Uv // 2**fp - oy).tolist()) <= {0, 1}
         assert (oz == Xv.astype(object).dot(oy)).all()  # exactly x @ y for the y returned
-        assert delta.rounds == (1 if prep == "trusted_dealer" else 2)
-        want = costs.sub_trunc_matmul(k, d, n, 8, fused=prep == "trusted_dealer")
+        want = costs.sub_trunc_matmul(k, d, n, 8, fused=prep != "ot-fallback")
         assert (delta.rounds, delta.bytes_sent) == astuple(want)
-        if prep == "trusted_dealer":
+        assert delta.rounds == (2 if prep == "ot-fallback" else 1)
+        if prep != "ot-fallback":
             assert delta.messages_sent == n - 1
