@@ -10,6 +10,7 @@ import abc
 import threading
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols.arith.domain import Domain, PrimeField, Shape
 from protocols.errors import DomainError, ShapeMismatch
@@ -63,7 +64,7 @@ class _Scratch(threading.local):
     def __init__(self) -> None:
         self.bufs: dict[tuple[str, int], list[np.ndarray]] = {}
 
-    def get(self, dtype: np.dtype, count: int, size: int) -> list[np.ndarray]:
+    def get(self, dtype: npt.DTypeLike, count: int, size: int) -> list[np.ndarray]:
         key = (np.dtype(dtype).str, count)
         got = self.bufs.get(key)
         if got is None or got[0].shape[0] < size:
