@@ -35,6 +35,8 @@ is shared serve the two ANDs with the same left operand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from network.errors import SmpcError
@@ -109,7 +111,9 @@ def unpack_bits(vec: np.ndarray, N: int) -> np.ndarray:
     return np.unpackbits(np.ascontiguousarray(vec).view(np.uint8), bitorder="little", count=N).astype(bool)
 
 
-async def open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np.ndarray] = ()):
+async def open_words(
+    s: Session, xor_words: list[np.ndarray], add_words: Sequence[np.ndarray] = ()
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Open XOR-shared and additively shared (Z_2^64) uint64 arrays in one round, one
     message per peer: (the XOR-opened arrays, the sum-opened arrays). Semi-honest only
     (MaliciousUnsupportedError in a malicious session)."""
@@ -130,7 +134,8 @@ async def open_words(s: Session, xor_words: list[np.ndarray], add_words: list[np
         await s.abort(e)
         raise
     s.stats.rounds += 1
-    out, k = [], 0
+    out: list[np.ndarray] = []
+    k = 0
     for w in [*xor_words, *add_words]:
         out.append(acc[k : k + w.size].reshape(w.shape))
         k += w.size
@@ -252,7 +257,7 @@ def select_bit(e: np.ndarray, if_true: np.ndarray, if_false: np.ndarray) -> np.n
     return out
 
 
-async def b2a(s: Session, bits: np.ndarray, shape: tuple, flip: np.ndarray | None = None) -> Share:
+async def b2a(s: Session, bits: np.ndarray, shape: tuple[int, ...], flip: np.ndarray | None = None) -> Share:
     """Arithmetic shares (in the session's domain and scheme) of bit XOR flip for the XOR-shared
     vector `bits` of N = prod(shape) bits and a public bool `flip` (N,) (None: no flip), with
     one daBit per value. Rounds: 1; bits opened per value: 1."""

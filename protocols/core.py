@@ -63,15 +63,15 @@ async def _input(s: Session, x: np.ndarray | None, owner: int) -> Share:
     if x is not None:
         raise DomainError(f"party {s.pid} passed a value for party {owner}'s input")
     try:
-        header = await s.channel.recv(owner, tag + ".shape")
+        announced = await s.channel.recv(owner, tag + ".shape")
         if (
-            not isinstance(header, np.ndarray)
-            or header.dtype != np.uint64
-            or header.ndim != 1
-            or header.size > MAX_NDIM
+            not isinstance(announced, np.ndarray)
+            or announced.dtype != np.uint64
+            or announced.ndim != 1
+            or announced.size > MAX_NDIM
         ):
             raise FrameError(f"party {s.pid}: malformed shape announcement from party {owner}")
-        shape = tuple(int(d) for d in header)
+        shape = tuple(int(d) for d in announced)
         if int(np.prod(shape, dtype=object)) > MAX_ELEMENTS:
             raise FrameError(f"party {s.pid}: announced input shape {shape} is too large")
     except SmpcError as e:

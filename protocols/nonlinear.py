@@ -170,7 +170,7 @@ async def sigmoid(s: Session, x: Share, f: int = DEFAULT_F) -> Share:
     return r + await beaver.mul(s, neg, (1 << f) - r * 2)
 
 
-async def _normalise(s: Session, x: Share, f: int, lo: int, hi: int):
+async def _normalise(s: Session, x: Share, f: int, lo: int, hi: int) -> tuple[Share, list[Share]]:
     """Clip x to [2^lo, 2^hi - 2^-f] and return (xc, c) with c[j] = [xc >= 2^(lo+1+j)]
     for the thresholds strictly inside (lo, hi): one batch of comparisons + one product.
     Rounds: ltz + 1."""

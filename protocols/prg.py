@@ -61,7 +61,8 @@ class CryptoRNG:
             raise ValueError("fill needs a C-contiguous array")
         if out.size == 0:
             return out
-        buf = memoryview(out.reshape(-1)).cast("B")
+        # numpy declares ndarray.__buffer__ for Python >= 3.12 only; the mypy target is 3.11
+        buf = memoryview(out.reshape(-1)).cast("B")  # type: ignore[arg-type]
         n = buf.nbytes
         if len(self._zeros) < n:
             self._zeros = bytearray(n)

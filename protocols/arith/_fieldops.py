@@ -6,11 +6,13 @@ vectorised batch inversion by a product tree.
 
 from __future__ import annotations
 
+import abc
 import threading
 
 import numpy as np
+import numpy.typing as npt
 
-from protocols.arith.domain import Shape
+from protocols.arith.domain import Domain, PrimeField, Shape
 from protocols.errors import DomainError, ShapeMismatch
 
 M61 = (1 << 61) - 1
@@ -62,7 +64,7 @@ class _Scratch(threading.local):
     def __init__(self) -> None:
         self.bufs: dict[tuple[str, int], list[np.ndarray]] = {}
 
-    def get(self, dtype: np.dtype, count: int, size: int) -> list[np.ndarray]:
+    def get(self, dtype: npt.DTypeLike, count: int, size: int) -> list[np.ndarray]:
         key = (np.dtype(dtype).str, count)
         got = self.bufs.get(key)
         if got is None or got[0].shape[0] < size:
@@ -71,7 +73,9 @@ class _Scratch(threading.local):
         return got
 
 
-def _broadcast_operands(dom, x, y, out):
+def _broadcast_operands(
+    dom: Domain, x: np.ndarray, y: np.ndarray, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Check dtypes, broadcast, and return flat C-contiguous x, y, the result array and its
     flat view (a temporary when `out` is not contiguous)."""
     for a in (x, y):
@@ -104,7 +108,7 @@ def _finish(out: np.ndarray, of: np.ndarray) -> np.ndarray:
     return out
 
 
-def _matmul_prepare(name: str, x: np.ndarray, y: np.ndarray):
+def _matmul_prepare(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Promote 1-d operands as numpy's matmul does; returns (x2, y2, squeeze_axes)."""
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeMismatch(f"{name}: matmul needs arrays of at least one dimension")
@@ -132,7 +136,7 @@ def _matmul_finish(r: np.ndarray, squeeze: tuple[int, ...]) -> np.ndarray:
     return r.copy() if not r.flags.c_contiguous or r.base is not None else r
 
 
-def _sum_axes(x: np.ndarray, axis) -> tuple[np.ndarray, Shape]:
+def _sum_axes(x: np.ndarray, axis: int | tuple[int, ...] | None) -> tuple[np.ndarray, Shape]:
     """Move the reduced axes last and flatten: returns (x2 of shape (prod(rest), n), rest)."""
     if axis is None:
         return x.reshape(1, x.size), ()
@@ -146,12 +150,16 @@ def _sum_axes(x: np.ndarray, axis) -> tuple[np.ndarray, Shape]:
     return moved.reshape(_prod(rest), _prod(tuple(x.shape[a] for a in axes))), rest
 
 
-class _VectorInv:
+class _VectorInv(PrimeField):
     """Vectorised inversion for fields with fast elementwise `mul`: a product tree (Montgomery's
     batch-inversion trick [Montgomery87: "Speeding the Pollard and elliptic curve methods of
     factorization", Math. Comp. 48] arranged as a binary tree so every level
     is one vectorised multiplication). Costs about 3 multiplications per element plus one
     scalar inversion, instead of a Fermat exponentiation (~120 multiplications) per element."""
+
+    @abc.abstractmethod
+    def _has_zero(self, x: np.ndarray) -> bool:
+        """True when some element of x is zero."""
 
     def _scalar_inv_int(self, v: int) -> int:
         return pow(v, -1, self.modulus)

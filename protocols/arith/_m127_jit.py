@@ -44,13 +44,13 @@ _S63 = _U(63)
 _S64 = _U(64)
 
 # no parallel=True: the in-process parties share two cores; nogil lets threaded callers overlap
-_OPTS = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
-_INLINE = {"inline": "always", "boundscheck": False, "error_model": "numpy"}
+_kernel = njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_inline = njit(inline="always", boundscheck=False, error_model="numpy")
 
 
 # -- element helpers (inlined) ---------------------------------------------------------------
-@njit(**_INLINE)
-def _mul64(a, b):
+@_inline
+def _mul64(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:
     """(lo, hi) of the 128-bit product a*b from four 32-bit half products."""
     a0 = a & _M32
     a1 = a >> _S32
@@ -66,8 +66,10 @@ def _mul64(a, b):
     return lo, hi
 
 
-@njit(**_INLINE)
-def _mulred(xl, xh, yl, yh):
+@_inline
+def _mulred(
+    xl: np.uint64, xh: np.uint64, yl: np.uint64, yh: np.uint64
+) -> tuple[np.uint64, np.uint64]:
     """x*y mod p as (lo, hi) < 2^128, partially reduced, for x, y < 2^127 (xh, yh < 2^63)."""
     l00, h00 = _mul64(xl, yl)
     l01, h01 = _mul64(xl, yh)  # h01 < 2^63
@@ -91,8 +93,8 @@ def _mulred(xl, xh, yl, yh):
     return lo, hi
 
 
-@njit(**_INLINE)
-def _canon2p(lo, hi):
+@_inline
+def _canon2p(lo: np.uint64, hi: np.uint64) -> tuple[np.uint64, np.uint64]:
     """v mod p for v = lo + 2^64 hi < 2p: v >= p iff v + 1 >= 2^127, and then v - p is
     v + 1 - 2^127."""
     lo1 = lo + _ONE
@@ -102,8 +104,8 @@ def _canon2p(lo, hi):
     return lo + m, ((hi1 & _M63) & mask) | (hi & ~mask)
 
 
-@njit(**_INLINE)
-def _canon3(lo, hi, top):
+@_inline
+def _canon3(lo: np.uint64, hi: np.uint64, top: np.uint64) -> tuple[np.uint64, np.uint64]:
     """v mod p for v = lo + 2^64 hi + 2^128 top (top < 2^62): 2^127 = 1 and 2^128 = 2 fold
     it below 2^127 + 2^64 < 2p, then `_canon2p`."""
     k = (hi >> _S63) + (top << _S1)
@@ -113,8 +115,10 @@ def _canon3(lo, hi, top):
     return _canon2p(lo, hi)
 
 
-@njit(**_INLINE)
-def _acc(lo, hi, top, vl, vh):
+@_inline
+def _acc(
+    lo: np.uint64, hi: np.uint64, top: np.uint64, vl: np.uint64, vh: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64]:
     """(lo, hi, top) + (vl, vh), a 192-bit sum."""
     lo = lo + vl
     c = _U(lo < vl)
@@ -125,8 +129,10 @@ def _acc(lo, hi, top, vl, vh):
     return lo, hi, top
 
 
-@njit(**_INLINE)
-def _rot(lo, hi, s, flip):
+@_inline
+def _rot(
+    lo: np.uint64, hi: np.uint64, s: np.uint64, flip: np.uint64
+) -> tuple[np.uint64, np.uint64]:
     """+-x * 2^s mod p for canonical x and 0 <= s < 64 (a uint64): a rotation of the 127
     bits; flip = 0 or all ones: p - v = (~lo, (2^63 - 1) ^ hi), in [1, p]. Branchless: hi >> 63
     is 0, and lo >> (63 - s) >> 1 avoids a shift by 64 when s = 0."""
@@ -135,72 +141,72 @@ def _rot(lo, hi, s, flip):
     return olo ^ flip, ohi ^ (flip & _M63)
 
 
-@njit(**_INLINE)
-def _add(xl, xh, yl, yh):
+@_inline
+def _add(xl: np.uint64, xh: np.uint64, yl: np.uint64, yh: np.uint64) -> tuple[np.uint64, np.uint64]:
     """x + y for canonical x and y in [0, p]: x + y < 2p."""
     lo = xl + yl
     return _canon2p(lo, xh + yh + _U(lo < xl))
 
 
-@njit(**_INLINE)
-def _sub(xl, xh, yl, yh):
+@_inline
+def _sub(xl: np.uint64, xh: np.uint64, yl: np.uint64, yh: np.uint64) -> tuple[np.uint64, np.uint64]:
     """x - y = x + (p - y), p - y = (~lo, (2^63 - 1) ^ hi) in [1, p]."""
     return _add(xl, xh, ~yl, _M63 ^ yh)
 
 
-@njit(**_INLINE)
-def _mul(xl, xh, yl, yh):
+@_inline
+def _mul(xl: np.uint64, xh: np.uint64, yl: np.uint64, yh: np.uint64) -> tuple[np.uint64, np.uint64]:
     lo, hi = _mulred(xl, xh, yl, yh)
     return _canon3(lo, hi, _ZERO)
 
 
 # -- elementwise kernels: x, y, o hold n elements (2n words); "1" kernels take a constant ----
-@njit(**_OPTS)
-def mul(x, y, o, n):
+@_kernel
+def mul(x: np.ndarray, y: np.ndarray, o: np.ndarray, n: int) -> None:
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _mul(x[2 * i], x[2 * i + 1], y[2 * i], y[2 * i + 1])
 
 
-@njit(**_OPTS)
-def mul1(x, cl, ch, o, n):
+@_kernel
+def mul1(x: np.ndarray, cl: np.uint64, ch: np.uint64, o: np.ndarray, n: int) -> None:
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _mul(x[2 * i], x[2 * i + 1], cl, ch)
 
 
-@njit(**_OPTS)
-def add(x, y, o, n):
+@_kernel
+def add(x: np.ndarray, y: np.ndarray, o: np.ndarray, n: int) -> None:
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _add(x[2 * i], x[2 * i + 1], y[2 * i], y[2 * i + 1])
 
 
-@njit(**_OPTS)
-def add1(x, cl, ch, o, n):
+@_kernel
+def add1(x: np.ndarray, cl: np.uint64, ch: np.uint64, o: np.ndarray, n: int) -> None:
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _add(x[2 * i], x[2 * i + 1], cl, ch)
 
 
-@njit(**_OPTS)
-def sub(x, y, o, n):
+@_kernel
+def sub(x: np.ndarray, y: np.ndarray, o: np.ndarray, n: int) -> None:
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _sub(x[2 * i], x[2 * i + 1], y[2 * i], y[2 * i + 1])
 
 
-@njit(**_OPTS)
-def sub1(x, cl, ch, o, n):
+@_kernel
+def sub1(x: np.ndarray, cl: np.uint64, ch: np.uint64, o: np.ndarray, n: int) -> None:
     """o = x - c."""
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _sub(x[2 * i], x[2 * i + 1], cl, ch)
 
 
-@njit(**_OPTS)
-def rsub1(cl, ch, y, o, n):
+@_kernel
+def rsub1(cl: np.uint64, ch: np.uint64, y: np.ndarray, o: np.ndarray, n: int) -> None:
     """o = c - y."""
     for i in range(n):
         o[2 * i], o[2 * i + 1] = _sub(cl, ch, y[2 * i], y[2 * i + 1])
 
 
-@njit(**_OPTS)
-def neg(x, o, n):
+@_kernel
+def neg(x: np.ndarray, o: np.ndarray, n: int) -> None:
     """o = p - x, and 0 for x = 0."""
     for i in range(n):
         lo = ~x[2 * i]
@@ -210,8 +216,21 @@ def neg(x, o, n):
         o[2 * i + 1] = hi & keep
 
 
-@njit(**_OPTS)
-def muladd(c, x0, y0, x1, y1, x2, y2, x3, y3, npairs, o, n):
+@_kernel
+def muladd(
+    c: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    x1: np.ndarray,
+    y1: np.ndarray,
+    x2: np.ndarray,
+    y2: np.ndarray,
+    x3: np.ndarray,
+    y3: np.ndarray,
+    npairs: int,
+    o: np.ndarray,
+    n: int,
+) -> None:
     """o = c + sum_{q < npairs} xq * yq (1 <= npairs <= 4; unused pairs are ignored): the
     partially reduced products are summed in 192 bits and reduced once."""
     if npairs == 1:
@@ -244,8 +263,17 @@ def muladd(c, x0, y0, x1, y1, x2, y2, x3, y3, npairs, o, n):
 
 
 # -- linear combinations with public coefficients ---------------------------------------------
-@njit(**_INLINE)
-def _lin_rot(a0, a1, a2, a3, nt, s, f, a):
+@_inline
+def _lin_rot(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    s: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    f: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    a: int,
+) -> tuple[np.uint64, np.uint64, np.uint64]:
     """sum_j (-1)^f_j 2^s_j aj[element a/2] for j < nt (1 <= nt <= 4), unreduced (192 bits)."""
     lo, hi = _rot(a0[a], a0[a + 1], s[0], f[0])
     top = _ZERO
@@ -261,8 +289,17 @@ def _lin_rot(a0, a1, a2, a3, nt, s, f, a):
     return lo, hi, top
 
 
-@njit(**_INLINE)
-def _lin_mul(a0, a1, a2, a3, nt, cl, ch, a):
+@_inline
+def _lin_mul(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    cl: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    ch: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    a: int,
+) -> tuple[np.uint64, np.uint64, np.uint64]:
     """sum_j c_j aj[element a/2] for j < nt with canonical c_j = (cl[j], ch[j]), unreduced."""
     lo, hi = _mulred(a0[a], a0[a + 1], cl[0], ch[0])
     top = _ZERO
@@ -278,8 +315,18 @@ def _lin_mul(a0, a1, a2, a3, nt, cl, ch, a):
     return lo, hi, top
 
 
-@njit(**_OPTS)
-def lincomb_rot(a0, a1, a2, a3, nt, shift, flip, o, n):
+@_kernel
+def lincomb_rot(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    shift: np.ndarray,
+    flip: np.ndarray,
+    o: np.ndarray,
+    n: int,
+) -> None:
     """o = sum_{j < nt} (-1)^flip_j 2^shift_j aj: shift (uint64 < 64) and flip (0 or all
     ones, uint64) of length 4."""
     s = (shift[0], shift[1], shift[2], shift[3])
@@ -294,8 +341,18 @@ def lincomb_rot(a0, a1, a2, a3, nt, shift, flip, o, n):
             o[2 * i], o[2 * i + 1] = _canon3(lo, hi, top)
 
 
-@njit(**_OPTS)
-def lincomb_mul(a0, a1, a2, a3, nt, cl, ch, o, n):
+@_kernel
+def lincomb_mul(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    cl: np.ndarray,
+    ch: np.ndarray,
+    o: np.ndarray,
+    n: int,
+) -> None:
     """o = sum_{j < nt} c_j aj for canonical coefficients c_j = (cl[j], ch[j])."""
     c0 = (cl[0], cl[1], cl[2], cl[3])
     c1 = (ch[0], ch[1], ch[2], ch[3])
@@ -309,8 +366,21 @@ def lincomb_mul(a0, a1, a2, a3, nt, cl, ch, o, n):
             o[2 * i], o[2 * i + 1] = _canon3(lo, hi, top)
 
 
-@njit(**_OPTS)
-def lincomb_rot_check(a0, a1, a2, a3, nt, shift, flip, o, cshift, cflip, e, n):
+@_kernel
+def lincomb_rot_check(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    shift: np.ndarray,
+    flip: np.ndarray,
+    o: np.ndarray,
+    cshift: np.ndarray,
+    cflip: np.ndarray,
+    e: np.ndarray,
+    n: int,
+) -> int:
     """o = sum_j (-1)^flip_j 2^shift_j aj as `lincomb_rot`, and, in the same pass, the
     number of elements where sum_j (-1)^cflip_j 2^cshift_j aj differs from e (a Shamir
     reconstruction and the consistency check of one further share)."""
@@ -338,8 +408,18 @@ def lincomb_rot_check(a0, a1, a2, a3, nt, shift, flip, o, cshift, cflip, e, n):
     return bad
 
 
-@njit(**_OPTS)
-def lincomb_mul_ne(a0, a1, a2, a3, nt, cl, ch, e, n):
+@_kernel
+def lincomb_mul_ne(
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+    nt: int,
+    cl: np.ndarray,
+    ch: np.ndarray,
+    e: np.ndarray,
+    n: int,
+) -> int:
     """The number of elements where sum_{j < nt} c_j aj differs from e."""
     c0 = (cl[0], cl[1], cl[2], cl[3])
     c1 = (ch[0], ch[1], ch[2], ch[3])
@@ -353,8 +433,8 @@ def lincomb_mul_ne(a0, a1, a2, a3, nt, cl, ch, e, n):
 
 
 # -- validation ------------------------------------------------------------------------------
-@njit(**_OPTS)
-def copy_canonical(w, o, n):
+@_kernel
+def copy_canonical(w: np.ndarray, o: np.ndarray, n: int) -> int:
     """o = w (2n words) and the number of elements >= p in w (0 means all canonical)."""
     bad = 0
     for i in range(n):
@@ -366,8 +446,8 @@ def copy_canonical(w, o, n):
     return bad
 
 
-@njit(**_OPTS)
-def count_noncanonical(w, n):
+@_kernel
+def count_noncanonical(w: np.ndarray, n: int) -> int:
     """The number of elements >= p among the n elements in w."""
     bad = 0
     for i in range(n):

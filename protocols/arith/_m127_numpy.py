@@ -4,9 +4,12 @@ without numba or with SMPC_NO_JIT=1, and the reference the compiled kernels
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from protocols.arith._fieldops import _S3, _add, _and, _ls, _mul, _or, _rs, _sub, _u
+from protocols.arith._fieldops import _S3, _add, _and, _ls, _mul, _or, _rs, _Scratch, _sub, _u
+from protocols.arith.domain import Shape
 
 _P127_HI = _u((1 << 63) - 1)
 _M64 = _u((1 << 64) - 1)
@@ -21,7 +24,7 @@ DT127 = np.dtype([("lo", "<u8"), ("hi", "<u8")])
 _ADD_BLOCK = 1 << 16
 
 
-def _limbs26(lo, hi, L, t) -> None:
+def _limbs26(lo: np.ndarray, hi: np.ndarray, L: Sequence[np.ndarray], t: np.ndarray) -> None:
     """Split x = lo + hi*2^64 (< 2^127) into five limbs of 26,26,26,26,23 bits."""
     _and(lo, _M26, L[0])
     _rs(lo, _S26, L[1])
@@ -35,7 +38,7 @@ def _limbs26(lo, hi, L, t) -> None:
     _rs(hi, _S40, L[4])
 
 
-def _canon127(lo, hi, olo, ohi, t, c, m) -> None:
+def _canon127(lo: np.ndarray, hi: np.ndarray, olo: np.ndarray, ohi: np.ndarray, t: np.ndarray, c: np.ndarray, m: np.ndarray) -> None:
     """(olo, ohi) = v mod p for v = lo + hi*2^64 < 2p (so hi < 2^64 - 1). t: uint64 scratch,
     c, m: bool scratch. v >= p iff v + 1 >= 2^127; then v - p = (v + 1) - 2^127."""
     _add(lo, _u(1), t)  # lo + 1
@@ -47,7 +50,7 @@ def _canon127(lo, hi, olo, ohi, t, c, m) -> None:
     _and(t, _M63, out=ohi, where=m)
 
 
-def _reduce_cols127(C, olo, ohi, t, c, m) -> None:
+def _reduce_cols127(C: Sequence[np.ndarray], olo: np.ndarray, ohi: np.ndarray, t: np.ndarray, c: np.ndarray, m: np.ndarray) -> None:
     """Turn five columns C[k] (weights 2^(26k), each < 2^63.5, already folded with 2^130 = 8)
     into the canonical (olo, ohi). Destroys C."""
     for k in range(4):
@@ -74,7 +77,7 @@ def _reduce_cols127(C, olo, ohi, t, c, m) -> None:
     _canon127(C[0], C[2], olo, ohi, t, c, m)
 
 
-def _add_product(X, Y, C, t, first: bool) -> None:
+def _add_product(X: Sequence[np.ndarray], Y: Sequence[np.ndarray], C: Sequence[np.ndarray], t: np.ndarray, first: bool) -> None:
     """Columns C[k] (+)= the five folded product columns of limbs X, Y (see _mul127_block);
     destroys Y (limbs 1..4 shifted by 3). Column k grows by less than 2^58."""
     for k in range(5):
@@ -95,7 +98,10 @@ def _add_product(X, Y, C, t, first: bool) -> None:
             _add(col, t, col)
 
 
-def _mul127_block(xlo, xhi, ylo, yhi, olo, ohi, X, Y, C, t, c, m) -> None:
+def _mul127_block(
+    xlo: np.ndarray, xhi: np.ndarray, ylo: np.ndarray, yhi: np.ndarray, olo: np.ndarray, ohi: np.ndarray,
+    X: Sequence[np.ndarray], Y: Sequence[np.ndarray], C: Sequence[np.ndarray], t: np.ndarray, c: np.ndarray, m: np.ndarray,
+) -> None:
     """Product of canonical elements given as lo/hi limb arrays; outputs may alias inputs.
 
     Limbs of 26 bits: x = sum x_i 2^(26i), i < 5. Products x_i*y_j < 2^52. Terms with
@@ -109,7 +115,7 @@ def _mul127_block(xlo, xhi, ylo, yhi, olo, ohi, X, Y, C, t, c, m) -> None:
     _reduce_cols127(C, olo, ohi, t, c, m)
 
 
-def _canonical(lo, hi) -> bool:
+def _canonical(lo: np.ndarray, hi: np.ndarray) -> bool:
     """All lo + hi*2^64 < p. One pass in the common case: hi < 2^63 - 1 leaves no doubt."""
     top = hi >= _M63
     if not top.any():
@@ -117,7 +123,7 @@ def _canonical(lo, hi) -> bool:
     return not (bool((hi > _M63).any()) or bool((top & (lo == _M64)).any()))
 
 
-def _rotl127(lo, hi, k, olo, ohi, t) -> None:
+def _rotl127(lo: np.ndarray, hi: np.ndarray, k: int, olo: np.ndarray, ohi: np.ndarray, t: np.ndarray) -> None:
     """(olo, ohi) = x * 2^k mod p for 0 < k < 64: a left rotation of the 127 bits of x
     (canonical stays canonical: only p maps to p). t: uint64 scratch; outputs must not
     alias the inputs."""
@@ -130,7 +136,10 @@ def _rotl127(lo, hi, k, olo, ohi, t) -> None:
     _and(ohi, _M63, out=ohi)
 
 
-def _sub_limbs(xl, xh, yl, yh, ol, oh, u, v, w, c, *, negate_y=False) -> None:
+def _sub_limbs(
+    xl: np.ndarray, xh: np.ndarray, yl: np.ndarray, yh: np.ndarray, ol: np.ndarray, oh: np.ndarray, u: np.ndarray, v: np.ndarray, w: np.ndarray, c: np.ndarray,
+    *, negate_y: bool = False,
+) -> None:
     """(ol, oh) = x - y mod p for x canonical and y in [0, p] (y = p allowed: p - 0), given
     as lo/hi limb arrays (any strides; outputs may alias inputs). With negate_y, y is
     replaced by p - y first (so the result is x + y). u, v, w: uint64 scratch, c: bool."""
@@ -149,7 +158,7 @@ def _sub_limbs(xl, xh, yl, yh, ol, oh, u, v, w, c, *, negate_y=False) -> None:
     _sub(w, c, out=oh)
 
 
-def _lincomb_terms(terms, shape, scratch) -> np.ndarray:
+def _lincomb_terms(terms: list[tuple[int, bool, np.ndarray]], shape: Shape, scratch: _Scratch) -> np.ndarray:
     """sum of the terms (rotation k or 0, negate, flat (N, 2) uint64 view) into a new DT127
     array of `shape`, in blocks of _ADD_BLOCK limbs from the scratch pool (Mersenne127.lincomb)."""
     if not terms:
@@ -177,11 +186,13 @@ def _lincomb_terms(terms, shape, scratch) -> np.ndarray:
             if xl is None:
                 xl, xh = yl, yh
                 continue
+            assert xh is not None  # set together with xl
             last = j == len(terms) - 1
             zl, zh = (ol, oh) if last else (al[:n], ah[:n])
             _sub_limbs(xl, xh, yl, yh, zl, zh, u[:n], v[:n], w[:n], cb[:n], negate_y=not neg)
             xl, xh = zl, zh
         if len(terms) == 1 and not start_neg:
+            assert xl is not None and xh is not None  # set from the only term
             np.copyto(ol, xl)
             np.copyto(oh, xh)
     return out

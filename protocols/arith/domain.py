@@ -41,7 +41,7 @@ class Domain(abc.ABC):
     def zeros(self, shape: Shape) -> np.ndarray: ...
 
     @abc.abstractmethod
-    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+    def from_int(self, values: int | np.ndarray | Sequence[int]) -> np.ndarray:
         """Reduce integers (Python ints, int64/uint64 or object arrays; negatives allowed)
         into the domain: the element congruent to each value mod m."""
 
@@ -158,7 +158,7 @@ class PrimeField(Domain):
         for i in range(1, k):
             prefix.append(self.mul(prefix[-1], flat[i : i + 1]))
         acc = self.inv(prefix[-1])
-        out = [None] * k
+        out: list[np.ndarray] = [flat[0:0]] * k  # every slot is assigned below
         for i in range(k - 1, 0, -1):
             out[i] = self.mul(acc, prefix[i - 1])
             acc = self.mul(acc, flat[i : i + 1])

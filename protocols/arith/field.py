@@ -23,10 +23,11 @@ allocates nothing but its output.
 from __future__ import annotations
 
 from protocols.arith._fieldops import M61, M127
+from protocols.arith._m127_numpy import DT127
 from protocols.arith.domain import PrimeField
 from protocols.arith.gmpy_field import GmpyField
 from protocols.arith.mersenne61 import Mersenne61
-from protocols.arith.mersenne127 import DT127, Mersenne127
+from protocols.arith.mersenne127 import Mersenne127
 
 __all__ = ["DT127", "GmpyField", "Mersenne61", "Mersenne127", "field_for", "M61", "M127"]
 

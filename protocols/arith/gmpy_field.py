@@ -22,7 +22,7 @@ from protocols.prg import CryptoRNG
 _OBJ = np.dtype(object)
 
 
-def _obj(v) -> np.ndarray:
+def _obj(v: object) -> np.ndarray:
     """Make sure a ufunc result on object arrays is an ndarray (0-d results come back bare)."""
     if isinstance(v, np.ndarray):
         return v
@@ -56,7 +56,7 @@ class GmpyField(PrimeField):
         self._mod = np.frompyfunc(lambda v: gmpy2.mpz(v) % self._p, 1, 1)
         self._inv = np.frompyfunc(lambda v: gmpy2.invert(v, self._p), 1, 1)
 
-    def _red(self, v) -> np.ndarray:
+    def _red(self, v: object) -> np.ndarray:
         # both operands as object arrays: a bare mpz that fits in int64 would be read as int64
         return _obj(np.remainder(_obj(v), self._pobj))
 
@@ -65,7 +65,7 @@ class GmpyField(PrimeField):
         out[...] = gmpy2.mpz(0)
         return out
 
-    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+    def from_int(self, values: int | np.ndarray | Sequence[int]) -> np.ndarray:
         if isinstance(values, np.ndarray):
             if values.dtype.kind in "iub":
                 values = values.astype(object)
@@ -92,7 +92,7 @@ class GmpyField(PrimeField):
         n = _prod(shape)
         nb = self.elem_bytes
         excess = 8 * nb - self.bits
-        out = []
+        out: list[object] = []  # gmpy2.mpz values
         while len(out) < n:
             need = n - len(out)
             raw = np.empty((need, nb), dtype=np.uint8)
@@ -116,13 +116,13 @@ class GmpyField(PrimeField):
                     raise DomainError(f"{self.name}: non-canonical element")
         return x
 
-    def _check_dtype(self, *xs) -> None:
+    def _check_dtype(self, *xs: object) -> None:
         for x in xs:
             if not isinstance(x, np.ndarray) or x.dtype != _OBJ:
                 got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
                 raise DomainError(f"{self.name}: expected object arrays, got {got}")
 
-    def _bin(self, op, x, y, out):
+    def _bin(self, op: np.ufunc, x: np.ndarray, y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         self._check_dtype(x, y)
         try:
             r = op(x, y)
@@ -136,32 +136,32 @@ class GmpyField(PrimeField):
         out[...] = r
         return out
 
-    def add(self, x, y, out=None):
+    def add(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self._bin(np.add, x, y, out)
 
-    def sub(self, x, y, out=None):
+    def sub(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self._bin(np.subtract, x, y, out)
 
-    def mul(self, x, y, out=None):
+    def mul(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self._bin(np.multiply, x, y, out)
 
-    def neg(self, x):
+    def neg(self, x: np.ndarray) -> np.ndarray:
         self._check_dtype(x)
         return self._red(np.negative(x))
 
-    def matmul(self, x, y):
+    def matmul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self._check_dtype(x, y)
         x2, y2, squeeze = _matmul_prepare(self.name, x, y)
         return _matmul_finish(self._red(np.matmul(x2, y2)), squeeze)
 
-    def sum(self, x, axis=None):
+    def sum(self, x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
         self._check_dtype(x)
         x2, rest = _sum_axes(x, axis)
         if x2.shape[-1] == 0:
             return self.zeros(rest)
         return self._red(np.sum(x2, axis=-1)).reshape(rest)
 
-    def inv(self, x):
+    def inv(self, x: np.ndarray) -> np.ndarray:
         self.check(x)
         if x.size and any(v == 0 for v in x.reshape(-1)):
             raise DomainError(f"{self.name}: inverse of zero")
@@ -169,12 +169,12 @@ class GmpyField(PrimeField):
             return x.copy()
         return _obj(self._inv(x))
 
-    def batch_inv(self, x):
+    def batch_inv(self, x: np.ndarray) -> np.ndarray:
         """gmpy2.invert per element: a C-level extended gcd is cheaper than the three Python-level
         multiplications per element of Montgomery's trick."""
         return self.inv(x)
 
-    def pow(self, x, e):
+    def pow(self, x: np.ndarray, e: int) -> np.ndarray:
         self.check(x)
         e = int(e)
         if e < 0:
@@ -192,19 +192,19 @@ class GmpyField(PrimeField):
     def wire_shape(self, shape: Shape) -> Shape:
         return tuple(shape) + (self.elem_bytes,)
 
-    def to_wire(self, x):
+    def to_wire(self, x: np.ndarray) -> np.ndarray:
         self.check(x)
         nb = self.elem_bytes
         buf = b"".join(int(v).to_bytes(nb, "little") for v in x.reshape(-1))
         return np.frombuffer(buf, dtype=np.uint8).reshape(self.wire_shape(x.shape)).copy()
 
-    def from_wire(self, w, shape):
+    def from_wire(self, w: np.ndarray, shape: Shape) -> np.ndarray:
         shape = _as_shape(shape)
         w = _wire_in(self.name, w, np.dtype(np.uint8), self.wire_shape(shape))
         nb = self.elem_bytes
         raw = np.ascontiguousarray(w).tobytes()
         p = self.modulus
-        vals = []
+        vals: list[object] = []  # gmpy2.mpz values
         for i in range(0, len(raw), nb):
             v = int.from_bytes(raw[i : i + nb], "little")
             if v >= p:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -44,13 +45,16 @@ from protocols.arith.domain import PrimeField, Shape, check_same_shape
 from protocols.errors import DomainError, ShapeMismatch
 from protocols.prg import CryptoRNG
 
+_A = np.ndarray
+_Term = tuple[int, tuple[int, bool] | None, np.ndarray, int]
+
 #: the compiled kernels (protocols.arith._m127_jit), False for the numpy code, None before the
 #: first use: importing numba costs about 0.3 s, so it happens on the first hot operation, not
 #: when the package is imported
-_JIT_KERNELS = None
+_JIT_KERNELS: ModuleType | bool | None = None
 
 
-def _jit_kernels():
+def _jit_kernels() -> ModuleType | None:
     """The kernel module, or None when SMPC_NO_JIT is set (other than "" or "0") or numba
     cannot be imported. Decided once per process."""
     global _JIT_KERNELS
@@ -64,7 +68,7 @@ def _jit_kernels():
             else:
                 _JIT_KERNELS = _m127_jit
                 _m127_jit.tune_malloc()
-    return _JIT_KERNELS or None
+    return _JIT_KERNELS if isinstance(_JIT_KERNELS, ModuleType) else None
 
 
 def _words(a: np.ndarray) -> np.ndarray:
@@ -124,7 +128,7 @@ class Mersenne127(_VectorInv, PrimeField):
     def __init__(self) -> None:
         self._scratch = _Scratch()
 
-    def _kernels(self):
+    def _kernels(self) -> ModuleType | None:
         """The compiled kernel module, or None for the numpy code."""
         if self.use_jit is None:
             return _jit_kernels()
@@ -142,7 +146,7 @@ class Mersenne127(_VectorInv, PrimeField):
         out["hi"] = hi
         return out
 
-    def check_dtype(self, x) -> None:
+    def check_dtype(self, x: object) -> None:
         if not isinstance(x, np.ndarray) or x.dtype != self.dtype:
             got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
             raise DomainError(f"{self.name}: expected an array of dtype {self.dtype}, got {got}")
@@ -151,7 +155,7 @@ class Mersenne127(_VectorInv, PrimeField):
     def zeros(self, shape: Shape) -> np.ndarray:
         return np.zeros(shape, dtype=DT127)
 
-    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+    def from_int(self, values: int | np.ndarray | Sequence[int]) -> np.ndarray:
         p = self.modulus
         if isinstance(values, np.ndarray):
             kind = values.dtype.kind
@@ -210,10 +214,10 @@ class Mersenne127(_VectorInv, PrimeField):
         return bool(x.size) and bool(((x["lo"] == 0) & (x["hi"] == 0)).any())
 
     # -- arithmetic --------------------------------------------------------------------
-    def mul(self, x, y, out=None):
+    def mul(self, x: _A, y: _A, out: _A | None = None) -> _A:
         k = self._kernels()
         if k is not None:
-            return self._jit_binary("mul", x, y, out)
+            return self._jit_binary(k, "mul", x, y, out)
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         n = of.shape[0]
         bs = self.block
@@ -230,7 +234,7 @@ class Mersenne127(_VectorInv, PrimeField):
             )
         return _finish(out, of)
 
-    def muladd(self, c, pairs, out=None):
+    def muladd(self, c: _A, pairs: Sequence[tuple[_A, _A]], out: _A | None = None) -> _A:
         """c + sum_i x_i * y_i with one reduction (see Domain.muladd): the limb products of
         every pair go into the same five columns (each pair adds less than 2^58 to a column,
         so up to 4 pairs stay below the 2^63.5 the carry step takes), c's limbs are added
@@ -271,13 +275,13 @@ class Mersenne127(_VectorInv, PrimeField):
                 _add_product(X, Y, C, t, q == 0)
             cb = flat[0][i:j]
             _limbs26(cb["lo"], cb["hi"], X, t)
-            for k in range(5):
-                _add(C[k], X[k], C[k])
+            for col in range(5):
+                _add(C[col], X[col], C[col])
             ob = of[i:j]
             _reduce_cols127(C, ob["lo"], ob["hi"], t, bl[0][:m], bl[1][:m])
         return _finish(out, of)
 
-    def _addsub(self, x, y, out, subtract: bool):
+    def _addsub(self, x: _A, y: _A, out: _A | None, subtract: bool) -> _A:
         """x - y, or x + y = x - (p - y) with p - y = (~lo, (2^63-1) - hi) in [1, p], blocked.
 
         Two-limb subtraction with borrow gives d = x - y in [-p, p) as a 128-bit two's
@@ -288,15 +292,14 @@ class Mersenne127(_VectorInv, PrimeField):
         fold)."""
         k = self._kernels()
         if k is not None:
-            return self._jit_binary("sub" if subtract else "add", x, y, out)
+            return self._jit_binary(k, "sub" if subtract else "add", x, y, out)
         xv, yv, out, of = self._limb_operands(x, y, out)
         return self._addsub_views(xv, yv, out, of, subtract)
 
-    def _jit_binary(self, op: str, x, y, out):
+    def _jit_binary(self, k: ModuleType, op: str, x: _A, y: _A, out: _A | None) -> _A:
         """The compiled kernel of op ("add", "sub", "mul"): a single element against an
         array (a public constant) is passed as two words (no broadcast copy), other
         broadcasts are materialised."""
-        k = self._kernels()
         xv, yv, out, of = self._limb_operands(x, y, out)
         n = of.shape[0]
         if n == 0:
@@ -316,7 +319,7 @@ class Mersenne127(_VectorInv, PrimeField):
             getattr(k, op)(_unalias(xv.reshape(-1), ow), _unalias(yv.reshape(-1), ow), ow, n)
         return _finish(out, of)
 
-    def _limb_operands(self, x, y, out):
+    def _limb_operands(self, x: _A, y: _A, out: _A | None) -> tuple[_A, _A, _A, _A]:
         """(x, y) as flat (N, 2) uint64 limb views, the result and its flat view. A single
         element against an array (a public constant) becomes a stride-0 view of its limbs
         instead of a materialised broadcast (structured-dtype copies are slow)."""
@@ -333,7 +336,7 @@ class Mersenne127(_VectorInv, PrimeField):
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         return xf.view(_U64).reshape(-1, 2), yf.view(_U64).reshape(-1, 2), out, of
 
-    def _addsub_views(self, xv, yv, out, of, subtract: bool):
+    def _addsub_views(self, xv: _A, yv: _A, out: _A, of: _A, subtract: bool) -> _A:
         ov = of.view(_U64).reshape(-1, 2)
         total = xv.shape[0]
         bs = min(_ADD_BLOCK, max(total, 1))
@@ -347,13 +350,13 @@ class Mersenne127(_VectorInv, PrimeField):
                        u[:k], v[:k], w[:k], c[:k], negate_y=not subtract)
         return _finish(out, of)
 
-    def add(self, x, y, out=None):
+    def add(self, x: _A, y: _A, out: _A | None = None) -> _A:
         return self._addsub(x, y, out, subtract=False)
 
-    def sub(self, x, y, out=None):
+    def sub(self, x: _A, y: _A, out: _A | None = None) -> _A:
         return self._addsub(x, y, out, subtract=True)
 
-    def neg(self, x):
+    def neg(self, x: _A) -> _A:
         """p - x, and 0 for x = 0: complement the 127 bits, then map p back to 0 (5 passes)."""
         self.check_dtype(x)
         out = np.empty(x.shape, dtype=DT127)
@@ -372,7 +375,7 @@ class Mersenne127(_VectorInv, PrimeField):
             hi[z] = 0
         return out
 
-    def lincomb(self, coeffs, arrays):
+    def lincomb(self, coeffs: Sequence[int], arrays: Sequence[_A]) -> _A:
         """sum_j coeffs[j] * arrays[j] (public integer coefficients, equal shapes).
 
         Multiplying by 2^k (0 <= k < 64) or -2^k is a rotation of the 127 bits (2^127 = 1),
@@ -385,10 +388,10 @@ class Mersenne127(_VectorInv, PrimeField):
         for a in arrays:
             self.check_dtype(a)
         shape = check_same_shape(*arrays)
-        k = self._kernels()
-        if k is not None:
-            return self._jit_lincomb(k, coeffs, arrays, shape)
-        terms = []  # (rotation k or None, negate, flat (N, 2) uint64 view)
+        kern = self._kernels()
+        if kern is not None:
+            return self._jit_lincomb(kern, coeffs, arrays, shape)
+        terms: list[tuple[int, bool, _A]] = []  # (rotation k or 0, negate, flat (N, 2) words)
         for c, a in zip(coeffs, arrays, strict=True):
             c = int(c) % p
             if c == 0:
@@ -403,9 +406,9 @@ class Mersenne127(_VectorInv, PrimeField):
         return _lincomb_terms(terms, shape, self._scratch)
 
     @staticmethod
-    def _jit_terms(p: int, coeffs, arrays):
+    def _jit_terms(p: int, coeffs: Sequence[int], arrays: Sequence[_A]) -> list[_Term]:
         """Nonzero terms as (c mod p, rotation (shift, negate) or None, words, index)."""
-        terms = []
+        terms: list[_Term] = []
         for j, (c, a) in enumerate(zip(coeffs, arrays, strict=True)):
             c = int(c) % p
             if c == 0:
@@ -417,18 +420,19 @@ class Mersenne127(_VectorInv, PrimeField):
         return terms
 
     @staticmethod
-    def _jit_coeffs(batch):
+    def _jit_coeffs(batch: Sequence[_Term]) -> tuple[list[_A], bool, _A, _A, _A, _A]:
         """Kernel arguments for up to 4 terms (padded by repeating the first): (arrays, all
         rotations, shift, flip, coefficient lo, coefficient hi)."""
         batch = list(batch) + [batch[0]] * (4 - len(batch))
+        rots = [t[1] if t[1] is not None else (0, False) for t in batch]
         rot = all(t[1] is not None for t in batch)
-        shift = np.array([t[1][0] if rot else 0 for t in batch], dtype=_U64)
-        flip = np.array([_M64 if rot and t[1][1] else 0 for t in batch], dtype=_U64)
+        shift = np.array([r[0] if rot else 0 for r in rots], dtype=_U64)
+        flip = np.array([_M64 if rot and r[1] else 0 for r in rots], dtype=_U64)
         cl = np.array([t[0] & 0xFFFFFFFFFFFFFFFF for t in batch], dtype=_U64)
         ch = np.array([t[0] >> 64 for t in batch], dtype=_U64)
         return [t[2] for t in batch], rot, shift, flip, cl, ch
 
-    def _jit_lincomb(self, k, coeffs, arrays, shape):
+    def _jit_lincomb(self, k: ModuleType, coeffs: Sequence[int], arrays: Sequence[_A], shape: Shape) -> _A:
         """lincomb with the compiled kernels, up to 4 terms per pass (a longer sum carries
         its partial result into the next pass as a term of coefficient 1). Coefficients
         +-2^j (j < 64) are rotations when all terms of a pass are; otherwise every term is a
@@ -452,7 +456,8 @@ class Mersenne127(_VectorInv, PrimeField):
                 return out
             batch, terms = [(1, (0, False), ow, -1)] + terms[:3], terms[3:]
 
-    def lincomb_checked(self, coeffs, arrays, checks):
+    def lincomb_checked(self, coeffs: Sequence[int], arrays: Sequence[_A],
+                        checks: Sequence[tuple[Sequence[int], _A]]) -> tuple[_A, int | None]:
         """See PrimeField.lincomb_checked. With the compiled kernels, a Shamir reconstruction
         from up to 4 shares with rotation coefficients and its first check run in one pass
         (no array for the expected share); further checks count mismatches without writing."""
@@ -470,9 +475,9 @@ class Mersenne127(_VectorInv, PrimeField):
                 raise ShapeMismatch(f"{self.name}: checked share of shape {e.shape}, expected {shape}")
         terms = self._jit_terms(p, coeffs, arrays)
         n = _prod(shape)
-        failed = None
+        failed: int | None = None
         done = 0
-        out = None
+        out: _A | None = None
         if checks and 1 <= len(terms) <= 4:
             cterms = self._jit_terms(p, checks[0][0], arrays)
             arrs, rot, shift, flip, _, _ = self._jit_coeffs(terms)
@@ -496,7 +501,7 @@ class Mersenne127(_VectorInv, PrimeField):
                 failed = j
         return out, failed
 
-    def _jit_equal(self, k, coeffs, arrays, e, shape) -> bool:
+    def _jit_equal(self, k: ModuleType, coeffs: Sequence[int], arrays: Sequence[_A], e: _A, shape: Shape) -> bool:
         """lincomb(coeffs, arrays) == e elementwise, without writing the combination when
         it has at most 4 terms."""
         terms = self._jit_terms(self.modulus, coeffs, arrays)
@@ -507,7 +512,7 @@ class Mersenne127(_VectorInv, PrimeField):
         got = self._jit_lincomb(k, coeffs, arrays, shape)
         return bool(np.array_equal(got.reshape(-1).view(_U64), _words(e)))
 
-    def matmul(self, x, y):
+    def matmul(self, x: _A, y: _A) -> _A:
         """Exact (x @ y) mod p: 26-bit limbs of both sides, one stacked uint64 matmul per
         inner-dimension chunk of 64 computes all 25 limb products (each sum < 64*2^52), the
         columns of weight >= 2^130 are folded with 2^130 = 8 and carried as in `mul`."""
@@ -516,7 +521,7 @@ class Mersenne127(_VectorInv, PrimeField):
         x2, y2, squeeze = _matmul_prepare(self.name, x, y)
         k = x2.shape[-1]
         rows, cols = x2.shape[-2], y2.shape[-1]
-        acc = None
+        acc: _A | None = None
         for k0 in range(0, max(k, 1), self.matmul_chunk):
             k1 = min(k, k0 + self.matmul_chunk)
             xs, ys = x2[..., k0:k1], y2[..., k0:k1, :]
@@ -525,7 +530,7 @@ class Mersenne127(_VectorInv, PrimeField):
             _limbs26(xs["lo"], xs["hi"], X, np.empty(xs.shape, _U64))
             _limbs26(ys["lo"], ys["hi"], Y, np.empty(ys.shape, _U64))
             prods = np.matmul(np.concatenate(X, axis=-2), np.concatenate(Y, axis=-1))
-            C: list[np.ndarray | None] = [None] * 5
+            Cs: list[_A | None] = [None] * 5
             for i in range(5):
                 for j in range(5):
                     blk = prods[..., i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
@@ -533,7 +538,9 @@ class Mersenne127(_VectorInv, PrimeField):
                     if s >= 5:
                         blk = blk << _S3
                         s -= 5
-                    C[s] = blk.copy() if C[s] is None else _add(C[s], blk)
+                    c = Cs[s]
+                    Cs[s] = blk.copy() if c is None else _add(c, blk)
+            C = [c for c in Cs if c is not None]  # i + j covers every column 0..4
             shape = C[0].shape
             part = np.empty(shape, dtype=DT127)
             t = np.empty(shape, _U64)
@@ -541,9 +548,10 @@ class Mersenne127(_VectorInv, PrimeField):
             _reduce_cols127(C, lo_o, hi_o, t, np.empty(shape, bool), np.empty(shape, bool))
             part["lo"], part["hi"] = lo_o, hi_o
             acc = part if acc is None else self.add(acc, part)
+        assert acc is not None  # the loop runs at least once
         return _matmul_finish(acc, squeeze)
 
-    def sum(self, x, axis=None):
+    def sum(self, x: _A, axis: int | tuple[int, ...] | None = None) -> _A:
         self.check_dtype(x)
         x2, rest = _sum_axes(x, axis)
         # four 32-bit limb sums in uint64 are exact for < 2^32 terms; recombine in Python ints
@@ -565,11 +573,11 @@ class Mersenne127(_VectorInv, PrimeField):
     def wire_shape(self, shape: Shape) -> Shape:
         return tuple(shape) + (2,)
 
-    def to_wire(self, x):
+    def to_wire(self, x: _A) -> _A:
         self.check_dtype(x)
         return np.ascontiguousarray(x).reshape(-1).view(_U64).reshape(tuple(x.shape) + (2,))
 
-    def from_wire(self, w, shape):
+    def from_wire(self, w: _A, shape: Shape) -> _A:
         shape = _as_shape(shape)
         w = _wire_in(self.name, w, _U64, shape + (2,))
         k = self._kernels()

@@ -44,7 +44,10 @@ _M30 = _u((1 << 30) - 1)
 _M21 = _u((1 << 21) - 1)
 
 
-def _mul61_block(x, y, o, a, b, c, d, e) -> None:
+def _mul61_block(
+    x: np.ndarray, y: np.ndarray, o: np.ndarray,
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, e: np.ndarray,
+) -> None:
     """o = x*y mod 2^61-1 for canonical uint64 x, y (1-d, equal length; o may alias x or y).
     21 numpy passes over the block.
 
@@ -131,7 +134,7 @@ class Mersenne61(_VectorInv, PrimeField):
     def zeros(self, shape: Shape) -> np.ndarray:
         return np.zeros(shape, dtype=_U64)
 
-    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+    def from_int(self, values: int | np.ndarray | Sequence[int]) -> np.ndarray:
         p = self.modulus
         if isinstance(values, np.ndarray):
             kind = values.dtype.kind
@@ -162,7 +165,7 @@ class Mersenne61(_VectorInv, PrimeField):
         return bool(x.size) and not bool(x.all())
 
     # -- arithmetic --------------------------------------------------------------------
-    def mul(self, x, y, out=None):
+    def mul(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         n = of.shape[0]
         bs = self.block
@@ -176,32 +179,32 @@ class Mersenne61(_VectorInv, PrimeField):
                 _mul61_block(xf[i:j], yf[i:j], of[i:j], *(b[:m] for b in bufs))
         return _finish(out, of)
 
-    def add(self, x, y, out=None):
+    def add(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         t = _add(xf, yf)  # < 2^62
         _sub(t, _P61, of)
         np.minimum(t, of, out=of)
         return _finish(out, of)
 
-    def sub(self, x, y, out=None):
+    def sub(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         xf, yf, out, of = _broadcast_operands(self, x, y, out)
         t = _sub(xf, yf)  # wraps when x < y
         _add(t, _P61, of)  # x - y + p, wraps back below p exactly when x < y
         np.minimum(t, of, out=of)
         return _finish(out, of)
 
-    def neg(self, x):
+    def neg(self, x: np.ndarray) -> np.ndarray:
         self.check_dtype(x)
         t = np.negative(x, out=np.empty(x.shape, _U64))  # 2^64 - x, or 0
         u = _add(t, _P61, out=np.empty(x.shape, _U64))  # p - x (wrapped), or p
         return np.minimum(t, u, out=u)
 
-    def check_dtype(self, x) -> None:
+    def check_dtype(self, x: object) -> None:
         if not isinstance(x, np.ndarray) or x.dtype != self.dtype:
             got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
             raise DomainError(f"{self.name}: expected an array of dtype {self.dtype}, got {got}")
 
-    def matmul(self, x, y):
+    def matmul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact (x @ y) mod p with numpy's `@` shape rules.
 
         x is split into three 21-bit limbs (x = x0 + x1*2^21 + x2*2^42), y into two limbs of
@@ -215,7 +218,7 @@ class Mersenne61(_VectorInv, PrimeField):
         self.check_dtype(y)
         x2, y2, squeeze = _matmul_prepare(self.name, x, y)
         k = x2.shape[-1]
-        acc = None
+        acc: np.ndarray | None = None
         for k0 in range(0, max(k, 1), self.matmul_chunk):
             k1 = min(k, k0 + self.matmul_chunk)
             xs, ys = x2[..., k0:k1], y2[..., k0:k1, :]
@@ -225,9 +228,10 @@ class Mersenne61(_VectorInv, PrimeField):
                 for j, b in enumerate(yl):
                     part = _rot61(_canon61(np.matmul(a, b)), 21 * i + 31 * j)
                     acc = part if acc is None else self.add(acc, part, out=acc)
+        assert acc is not None  # the loops run at least once (6 limb products)
         return _matmul_finish(acc, squeeze)
 
-    def sum(self, x, axis=None):
+    def sum(self, x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
         """Exact sum mod p along `axis` (all axes when None). The 32-bit low and 29-bit high
         limbs are summed in uint64 (exact for up to 2^32 terms; longer axes are chunked),
         reduced, and recombined as lo + rot(hi, 32)."""
@@ -238,17 +242,17 @@ class Mersenne61(_VectorInv, PrimeField):
         chunk = 1 << 31
         for k0 in range(0, n, chunk):
             xs = x2[:, k0 : k0 + chunk]
-            lo = _canon61(np.sum(xs & _M32, axis=-1, dtype=_U64))
-            hi = _canon61(np.sum(xs >> _S32, axis=-1, dtype=_U64))
+            lo = _canon61(np.asarray(np.sum(xs & _M32, axis=-1, dtype=_U64)))
+            hi = _canon61(np.asarray(np.sum(xs >> _S32, axis=-1, dtype=_U64)))
             self.add(acc, self.add(lo, _rot61(hi, 32)), out=acc)
         return acc.reshape(rest)
 
     # -- wire format -------------------------------------------------------------------
-    def to_wire(self, x):
+    def to_wire(self, x: np.ndarray) -> np.ndarray:
         self.check_dtype(x)
         return x if x.flags.c_contiguous else x.copy()  # ascontiguousarray makes 0-d 1-d
 
-    def from_wire(self, w, shape):
+    def from_wire(self, w: np.ndarray, shape: Shape) -> np.ndarray:
         shape = _as_shape(shape)
         w = _wire_in(self.name, w, _U64, shape)
         if w.size and bool((w >= _P61).any()):

@@ -28,7 +28,7 @@ class Ring64(Domain):
     def zeros(self, shape: Shape) -> np.ndarray:
         return np.zeros(shape, dtype=_U64)
 
-    def from_int(self, values: int | np.ndarray | Sequence) -> np.ndarray:
+    def from_int(self, values: int | np.ndarray | Sequence[int]) -> np.ndarray:
         if isinstance(values, np.ndarray):
             if values.dtype == _U64:
                 return values.copy()
@@ -51,31 +51,31 @@ class Ring64(Domain):
     def random(self, rng: CryptoRNG, shape: Shape) -> np.ndarray:
         return rng.uint64(shape)
 
-    def add(self, x, y, out=None):
+    def add(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.add(x, y, out=out) if out is not None else np.asarray(np.add(x, y))
 
-    def sub(self, x, y, out=None):
+    def sub(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.subtract(x, y, out=out) if out is not None else np.asarray(np.subtract(x, y))
 
-    def neg(self, x):
+    def neg(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(np.negative(x))
 
-    def mul(self, x, y, out=None):
+    def mul(self, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.multiply(x, y, out=out) if out is not None else np.asarray(np.multiply(x, y))
 
-    def matmul(self, x, y):
+    def matmul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if x.ndim == 0 or y.ndim == 0:
             raise ShapeMismatch("matmul needs arrays of at least one dimension")
         return matmul_u64(x, y)
 
-    def sum(self, x, axis=None):
+    def sum(self, x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
         return np.asarray(np.sum(x, axis=axis, dtype=_U64))
 
-    def to_wire(self, x):
+    def to_wire(self, x: np.ndarray) -> np.ndarray:
         x = self.check(x)
         return x if x.flags.c_contiguous else x.copy(order="C")  # keeps 0-d arrays 0-d
 
-    def from_wire(self, w, shape):
+    def from_wire(self, w: np.ndarray, shape: Shape) -> np.ndarray:
         if w.dtype != _U64 or w.shape != tuple(shape):
             raise ShapeMismatch(f"{self.name}: expected uint64{tuple(shape)}, got {w.dtype}{w.shape}")
         return w  # every 64-bit word is a canonical element

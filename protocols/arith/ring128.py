@@ -10,10 +10,15 @@ multiply); everything wraps mod 2^64 per limb, with carries propagated explicitl
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
 from protocols.prg import CryptoRNG
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _U64 = np.dtype(np.uint64)
 _M32 = np.uint64(0xFFFFFFFF)
@@ -22,11 +27,11 @@ _S32 = np.uint64(32)
 __all__ = ["add", "from_u64", "lo", "mul", "mul_u64", "neg", "random", "shl64", "sub", "sum", "to_ints", "zeros"]
 
 
-def _wrapping(f):
+def _wrapping(f: Callable[_P, _R]) -> Callable[_P, _R]:
     """Limb arithmetic wraps mod 2^64 by design: silence numpy's overflow warning on 0-d."""
 
     @functools.wraps(f)
-    def g(*a, **k):
+    def g(*a: _P.args, **k: _P.kwargs) -> _R:
         with np.errstate(over="ignore"):
             return f(*a, **k)
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from typing import Any, overload
 
 import numpy as np
 
@@ -84,6 +85,22 @@ _LOW63 = _U64((1 << 63) - 1)
 #: element) or "x" (a XOR-shared uint64 word); free components are PRG output for every
 #: party, dealt ones are PRG output for parties >= 1 and a correction for party 0
 Comp = tuple[tuple[int, ...], str, bool]
+
+
+def _some(v: np.ndarray | None) -> np.ndarray:
+    """A drawn component that is set: free, or dealt to a party >= 1 (see _Expander.draw)."""
+    assert v is not None
+    return v
+
+
+def _two(t: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = t
+    return a, b
+
+
+def _three(t: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b, c = t
+    return a, b, c
 
 
 def _size(shape: Shape) -> int:
@@ -204,7 +221,13 @@ def _spec(D: Domain, kind: object, args: object) -> list[Comp]:
     return comps
 
 
-def _bounded(D: Domain, rng: CryptoRNG, shape: Shape, bits: int, f: int | None = None):
+@overload
+def _bounded(D: Domain, rng: CryptoRNG, shape: Shape, bits: int, f: None = None) -> np.ndarray: ...
+@overload
+def _bounded(D: Domain, rng: CryptoRNG, shape: Shape, bits: int, f: int) -> tuple[np.ndarray, np.ndarray]: ...
+def _bounded(
+    D: Domain, rng: CryptoRNG, shape: Shape, bits: int, f: int | None = None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Uniform integers r in [0, 2^bits) as domain elements (limbs above 64 bits); with f,
     (r, r >> f). Same distribution as the trusted dealer's."""
     lo = rng.uint64(shape)
@@ -219,7 +242,7 @@ def _bounded(D: Domain, rng: CryptoRNG, shape: Shape, bits: int, f: int | None =
     return r, _from_limbs(D, (lo >> _U64(f)) | (hi << _U64(64 - f)), hi >> _U64(f))
 
 
-def _values(D: Domain, rng: CryptoRNG, kind: str, args: list, free: list[np.ndarray]) -> list[np.ndarray]:
+def _values(D: Domain, rng: CryptoRNG, kind: str, args: list[Any], free: list[np.ndarray]) -> list[np.ndarray]:
     """The dealt values of one item (in component order), given its free values; the same
     correlations as trusted_dealer."""
     if kind == "triples":
@@ -270,7 +293,7 @@ def _split(D: Domain, how: str, v: np.ndarray, y: np.ndarray) -> np.ndarray:
 class _Expander:
     """One party's pseudo-random shares of one stream (the dealer runs one per party)."""
 
-    def __init__(self, D: Domain, seed: bytes, stream: str):
+    def __init__(self, D: Domain, seed: bytes, stream: str) -> None:
         self.D, self.rng = D, CryptoRNG(derive_key(seed, "dealer-stream", stream))
 
     def draw(self, comps: list[Comp], party: int) -> list[np.ndarray | None]:
@@ -293,7 +316,7 @@ class DealerNode:
     0 < f < 63 for the 2^63 truncation kinds, 1 <= k <= MAX_BOOL_K, mul a JSON boolean.
     Anything else raises FrameError from serve() and closes the dealer's channel."""
 
-    def __init__(self, channel: Channel, n: int, domain: Domain, rng: CryptoRNG, *, batch: int = 1 << 16, window: int = 4):
+    def __init__(self, channel: Channel, n: int, domain: Domain, rng: CryptoRNG, *, batch: int = 1 << 16, window: int = 4) -> None:
         self.ch, self.n, self.D, self.rng = channel, n, domain, rng
         self.batch, self.window = int(batch), int(window)
         self.parties = [p for p in range(channel.n) if p != channel.pid][:n]
@@ -319,19 +342,19 @@ class DealerNode:
     async def _stream_triples(self) -> None:
         D, p0 = self.D, self.parties[0]
         exps = [_Expander(D, s, "triples") for s in self.seeds]
-        comps = [((self.batch,), "a", True), ((self.batch,), "a", True), ((self.batch,), "a", False)]
+        comps: list[Comp] = [((self.batch,), "a", True), ((self.batch,), "a", True), ((self.batch,), "a", False)]
         k = 0
         while True:
             if k >= self.window:
                 await self.ch.recv_bytes(p0, f"dealer-credit#{k - self.window}", max_len=1)
             draws = [e.draw(comps, i) for i, e in enumerate(exps)]
-            a = draws[0][0]
-            b = draws[0][1]
+            a = _some(draws[0][0])
+            b = _some(draws[0][1])
             for d in draws[1:]:
-                a, b = D.add(a, d[0]), D.add(b, d[1])
+                a, b = D.add(a, _some(d[0])), D.add(b, _some(d[1]))
             c0 = D.mul(a, b)
             for d in draws[1:]:
-                D.sub(c0, d[2], out=c0)
+                D.sub(c0, _some(d[2]), out=c0)
             await self.ch.send(p0, f"dealer-tri#{k}", D.to_wire(c0))
             self.sent_elements += self.batch
             k += 1
@@ -351,12 +374,12 @@ class DealerNode:
                 return
             comps = _spec(D, kind, args)
             draws = [e.draw(comps, i) for i, e in enumerate(exps)]
-            free = []
+            free: list[np.ndarray] = []
             for j, (_, how, is_free) in enumerate(comps):
                 if is_free:
-                    v = draws[0][j]
+                    v = _some(draws[0][j])
                     for d in draws[1:]:
-                        v = _join(D, how, v, d[j])
+                        v = _join(D, how, v, _some(d[j]))
                     free.append(v)
             dealt = iter(_values(D, self.rng, kind, args, free))
             for j, (shape, how, is_free) in enumerate(comps):
@@ -364,7 +387,7 @@ class DealerNode:
                     continue
                 corr = np.asarray(next(dealt)).reshape(shape)
                 for d in draws[1:]:
-                    corr = _split(D, how, corr, d[j])
+                    corr = _split(D, how, corr, _some(d[j]))
                 wire = D.to_wire(corr) if how == "a" else np.array(corr, dtype=_U64, order="C")  # keeps 0-d
                 await self.ch.send(p0, f"dealer-resp#{k}.{j}", wire)
                 self.sent_elements += corr.size
@@ -382,7 +405,7 @@ class DealerClient(Preprocessing):
 
     name = "dealer"
 
-    def __init__(self, pid: int, n: int, domain: Domain, channel: Channel, dealer: int, *, batch: int = 1 << 16):
+    def __init__(self, pid: int, n: int, domain: Domain, channel: Channel, dealer: int, *, batch: int = 1 << 16) -> None:
         if not 0 <= pid < n:
             raise ParameterError(f"party index {pid} outside 0..{n - 1}")
         self.pid, self.n, self.D, self.ch, self.dealer = pid, n, domain, channel, dealer
@@ -407,7 +430,8 @@ class DealerClient(Preprocessing):
             self._rand = _Expander(self.D, seed, "randoms")
 
     async def _next_triple_batch(self) -> list[np.ndarray]:
-        comps = [((self.batch,), "a", True), ((self.batch,), "a", True), ((self.batch,), "a", False)]
+        comps: list[Comp] = [((self.batch,), "a", True), ((self.batch,), "a", True), ((self.batch,), "a", False)]
+        assert self._tri is not None  # set by _start
         a, b, c = self._tri.draw(comps, self.pid)
         k = self._k_tri
         self._k_tri += 1
@@ -417,14 +441,14 @@ class DealerClient(Preprocessing):
             )
             c = self.D.from_wire(w, (self.batch,)).copy()
             await self.ch.send(self.dealer, f"dealer-credit#{k}", b"1")
-        return [a, b, c]
+        return [_some(a), _some(b), _some(c)]
 
-    async def triples(self, shape: Shape):
+    async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         shape = tuple(shape)
         k = _size(shape)
         async with self._lock:
             await self._start()
-            parts = [] if self._pool is None else [self._pool]
+            parts: list[list[np.ndarray]] = [] if self._pool is None else [self._pool]
             have = 0 if self._pool is None else self._pool[0].size
             while have < k:
                 fresh = await self._next_triple_batch()
@@ -442,7 +466,7 @@ class DealerClient(Preprocessing):
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         return _is_ring64(self.D) or kind not in _RING_ONLY
 
-    def _comps(self, kind: str, args: list) -> list[Comp]:
+    def _comps(self, kind: str, args: list[Any]) -> list[Comp]:
         if not self.supports(kind):
             raise self._unsupported(f"{kind} over {self.D}", args)
         try:
@@ -450,8 +474,9 @@ class DealerClient(Preprocessing):
         except FrameError as e:
             raise PreprocessingExhausted(f"{self.name}: cannot supply {kind} {args}: {e}"[:300]) from None
 
-    async def _one(self, kind: str, args: list, comps: list[Comp]) -> list[np.ndarray]:
+    async def _one(self, kind: str, args: list[Any], comps: list[Comp]) -> list[np.ndarray]:
         """One request (the lock held): this party's shares of one item."""
+        assert self._req is not None  # set by _start
         mine = self._req.draw(comps, self.pid)
         k = self._k_req
         self._k_req += 1
@@ -467,20 +492,20 @@ class DealerClient(Preprocessing):
                     mine[j] = self.D.from_wire(w, shape)
                 else:
                     mine[j] = await self.ch.recv_array(self.dealer, f"dealer-resp#{k}.{j}", dtype=_U64, shape=shape)
-        return mine
+        return [_some(v) for v in mine]
 
-    async def _request(self, kind: str, args: list) -> tuple[np.ndarray, ...]:
+    async def _request(self, kind: str, args: list[Any]) -> tuple[np.ndarray, ...]:
         """A matrix item: one request."""
         comps = self._comps(kind, args)
         async with self._lock:
             await self._start()
             return tuple(await self._one(kind, args, comps))
 
-    async def _elementwise(self, kind: str, shape: Shape, *extra) -> tuple[np.ndarray, ...]:
+    async def _elementwise(self, kind: str, shape: Shape, *extra_args: int | bool) -> tuple[np.ndarray, ...]:
         """An elementwise item of `shape` (every component is (*lead, *shape)): one request,
         or chunks of the flattened shape of at most CHUNK_WORDS words each, joined."""
         shape = tuple(int(d) for d in shape)
-        extra = list(extra)
+        extra = list(extra_args)
         unit = self._comps(kind, [[1], *extra])
         per = sum(_size(s) for s, _, _ in unit)
         N = _size(shape)
@@ -490,7 +515,7 @@ class DealerClient(Preprocessing):
                 args = [list(shape), *extra]
                 return tuple(await self._one(kind, args, self._comps(kind, args)))
             step = max(1, CHUNK_WORDS // per)
-            parts = []
+            parts: list[list[np.ndarray]] = []
             for lo in range(0, N, step):
                 args = [[min(step, N - lo)], *extra]
                 parts.append(await self._one(kind, args, self._comps(kind, args)))
@@ -498,56 +523,57 @@ class DealerClient(Preprocessing):
             np.concatenate([p[j] for p in parts], axis=-1).reshape(*s[:-1], *shape) for j, (s, _, _) in enumerate(unit)
         )
 
-    async def square_pairs(self, shape: Shape):
-        return await self._elementwise("square_pairs", shape)
+    async def square_pairs(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        return _two(await self._elementwise("square_pairs", shape))
 
-    async def bits(self, shape: Shape):
+    async def bits(self, shape: Shape) -> np.ndarray:
         return (await self._elementwise("bits", shape))[0]
 
-    async def randoms(self, shape: Shape):
+    async def randoms(self, shape: Shape) -> np.ndarray:
         async with self._lock:
             await self._start()
+            assert self._rand is not None  # set by _start
             return self.D.random(self._rand.rng, tuple(shape))  # shares of a uniform value, no dealer
 
-    async def matrix_triples(self, x_shape: Shape, y_shape: Shape):
-        return await self._request("matrix_triples", [[int(d) for d in x_shape], [int(d) for d in y_shape]])
+    async def matrix_triples(self, x_shape: Shape, y_shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _three(await self._request("matrix_triples", [[int(d) for d in x_shape], [int(d) for d in y_shape]]))
 
-    async def trunc_pairs(self, shape: Shape, f: int, bits: int):
+    async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 < f < bits:
             raise ParameterError(f"trunc pairs need 0 < f < bits, got f={f}, bits={bits}")
-        return await self._elementwise("trunc_pairs", shape, int(f), int(bits))
+        return _two(await self._elementwise("trunc_pairs", shape, int(f), int(bits)))
 
-    async def bounded_randoms(self, shape: Shape, bits: int):
+    async def bounded_randoms(self, shape: Shape, bits: int) -> np.ndarray:
         return (await self._elementwise("bounded_randoms", shape, int(bits)))[0]
 
-    async def trunc_triples(self, shape: Shape, f: int):
+    async def trunc_triples(self, shape: Shape, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(r, (r mod 2^63) >> f, r >> 63) on Z_2^64, r uniform (free: 2 words to party 0)."""
-        return await self._elementwise("trunc_triples", shape, int(f))
+        return _three(await self._elementwise("trunc_triples", shape, int(f)))
 
-    async def edabits(self, shape: Shape, bits: int = 64):
+    async def edabits(self, shape: Shape, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(arithmetic share of r, XOR share of r) for uniform r in Z_2^64 (bits = 64 only;
         the dealer node serves the mixed kinds for Z_2^64, not for fields)."""
         if bits != 64 and self.supports("edabits"):
             raise PreprocessingExhausted(f"{self.name}: edaBits of {bits} bits (the dealer node deals 64)")
-        return await self._elementwise("edabits", shape)
+        return _two(await self._elementwise("edabits", shape))
 
-    async def dabits(self, shape: Shape):
+    async def dabits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """(arithmetic share of b, XOR share of b) for uniform bits b (Z_2^64)."""
-        return await self._elementwise("dabits", shape)
+        return _two(await self._elementwise("dabits", shape))
 
-    async def bool_triples(self, shape: Shape, k: int = 1):
+    async def bool_triples(self, shape: Shape, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """XOR shares of (a, b, a[None] & b), a of `shape`, b and c of (k, *shape)."""
-        return await self._elementwise_k(shape, int(k))
+        return _three(await self._elementwise_k(shape, int(k)))
 
-    async def _elementwise_k(self, shape: Shape, k: int):
+    async def _elementwise_k(self, shape: Shape, k: int) -> tuple[np.ndarray, ...]:
         # bool triples' b and c are (k, *shape): leading k, chunked like any other kind
         return await self._elementwise("bool_triples", shape, k)
 
-    async def ltz_tuples(self, shape: Shape, mul: bool = False):
+    async def ltz_tuples(self, shape: Shape, mul: bool = False) -> tuple[np.ndarray, ...]:
         """protocols.comparison.ltz_tuple_values of uniform words, each array shared as it says."""
         return await self._elementwise("ltz_tuples", shape, bool(mul))
 
-    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int) -> tuple[np.ndarray, ...]:
         """(A, B, A @ B, r, r_hi, r_msb, A @ r_hi, A * r_msb) as base.Preprocessing says."""
         return await self._request(
             "matrix_trunc_triples", [[int(d) for d in x_shape], [int(d) for d in y_shape], int(f)]

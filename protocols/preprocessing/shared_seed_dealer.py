@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from protocols.errors import ParameterError
 from protocols.preprocessing.base import Preprocessing
-from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
+from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer, _Item
 from protocols.prg import CryptoRNG
 from protocols.sharing.schemes import Scheme
 
@@ -40,7 +38,7 @@ class InsecureSharedSeedDealer(InsecureTrustedDealer):
         super().__init__(scheme, CryptoRNG.from_seed(seed, "shared-seed-dealer"), limit=limit)
         self.pid = pid
 
-    def _own(self, pid: int, key: tuple[Any, ...], got: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _own(self, pid: int, key: tuple[Any, ...], got: _Item) -> _Item:
         if pid != self.pid:
             raise ParameterError(f"{self.name} of party {self.pid} asked for party {pid}'s shares")
         k = self._next[pid] - 1
@@ -48,13 +46,13 @@ class InsecureSharedSeedDealer(InsecureTrustedDealer):
         return got
 
     def take(
-        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], tuple[np.ndarray, ...]]
-    ) -> tuple[np.ndarray, ...]:
+        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], _Item]
+    ) -> _Item:
         return self._own(pid, key, super().take(pid, key, size, make))
 
     def take_parts(
-        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], list[tuple[np.ndarray, ...]]]
-    ) -> tuple[np.ndarray, ...]:
+        self, pid: int, key: tuple[Any, ...], size: int, make: Callable[[], list[_Item]]
+    ) -> _Item:
         return self._own(pid, key, super().take_parts(pid, key, size, make))
 
     def view(self) -> Preprocessing:
