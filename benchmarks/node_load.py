@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc.node.client import Client
-from mpc.node.config import write_consortium
+from mpc.node.consortium import write_consortium
 from mpc.node.manifest import generate_signing_key, save_signing_key, verify_key_text
 
 

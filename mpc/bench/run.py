@@ -192,108 +192,6 @@ async def _run_op(s, op: str, size: int, x, y, px):
     raise ParameterError(f"unknown op {op!r}")
 
 
-#: ops `--security malicious` measures (protocols.malicious): the product, then the check
-MALICIOUS_OPS = ("mul", "matmul", "fixed_mul", "compare")
-
-
-async def _barrier(s) -> None:
-    """One tiny round (the malicious sessions have no core.open)."""
-    await s.exchange(s.tag("barrier"), {j: s.domain.zeros((1,)) for j in s.peers},
-                     {j: (1,) for j in s.peers})
-
-
-async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
-    """bench_job for malicious additive sharing (SPDZ2k over Z_2^64): the timed run is the
-    product and the MAC check that must precede any output (1 + 5 rounds); the MACed triple
-    is fetched from the in-process dealer before the timer (offline)."""
-    from protocols.errors import MaliciousUnsupportedError
-    from protocols.malicious import spdz2k
-
-    if op != "mul":
-        raise MaliciousUnsupportedError(f"bench op {op!r} has no SPDZ2k version yet (mul)")
-    D = s.domain
-    px, py = _plain(D, op, size)
-    x = await spdz2k.input(s, px if s.pid == 0 else None, 0, px.shape)
-    y = await spdz2k.input(s, py if s.pid == 1 else None, 1, py.shape)
-    await spdz2k.check(s)
-    online, offline, counts, out = [], [], [], None
-    prep = s._state.ext["spdz2k"].prep
-    for _ in range(repeat + 1):
-        t0 = time.perf_counter()
-        triple = await prep.triples(x.shape)
-        offline.append(time.perf_counter() - t0)
-        await _barrier(s)
-        before = s.stats.copy()
-        t1 = time.monotonic()
-        out = await spdz2k.mul(s, x, y, triple=triple)
-        await spdz2k.check(s)
-        online.append((t1, time.monotonic()))
-        d = s.stats - before
-        counts.append((d.rounds, d.bytes_sent))
-    (got,) = await spdz2k.open(s, out)
-    return {"online": online, "offline": offline, "counts": counts,
-            "correct": bool(np.array_equal(got, D.mul(px, py))), "max_error": None}
-
-
-async def _malicious_job(s, op: str, size: int, repeat: int) -> dict:
-    """bench_job for security="malicious": the timed run is the product and the
-    verification that must precede any output (mul: 2 + 3 rounds)."""
-    from protocols import malicious as mal
-    from protocols.errors import MaliciousUnsupportedError
-
-    if s.scheme.kind == "additive":
-        return await _spdz2k_job(s, op, size, repeat)
-    if op not in MALICIOUS_OPS:
-        raise MaliciousUnsupportedError(f"bench op {op!r} has no malicious version yet ({MALICIOUS_OPS})")
-    prep = Buffered(s.prep)
-    s = dataclasses.replace(s, prep=prep)
-    D = s.domain
-    px, py = _plain(D, op, size)
-    x = await mal.input(s, px if s.pid == 0 else None, 0, px.shape)
-    y = await mal.input(s, py if s.pid == 1 else None, 1, py.shape)
-    log: list = []
-    online, offline, counts, out = [], [], [], None
-    for i in range(repeat + 1):
-        t0 = time.perf_counter()
-        if i > 0:
-            await prep.replay(log)
-        if op == "fixed_mul":  # the truncation masks: checked bits, verified (offline)
-            await mal.prepare_trunc(s, size, FIX_F)
-        if op == "compare":  # the comparison masks: checked bits, MACed rows, verified
-            await mal.prepare_compare(s, size, "ltz")
-        offline.append(time.perf_counter() - t0)
-        x = await mal.refresh(s, x)  # under this run's key (set-up, not timed)
-        if op == "compare":  # x - y needs both under it
-            y = await mal.refresh(s, y)
-        await _barrier(s)
-        prep.log = log if i == 0 else None
-        before = s.stats.copy()
-        t1 = time.monotonic()
-        if op == "fixed_mul":  # the product, then trunc with the prepared masks
-            out = await mal.fixed_mul(s, x, y, FIX_F)
-        elif op == "compare":  # [x < y] with the prepared masks
-            out = await mal.lt(s, x, y)
-        else:
-            out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
-        await mal.verify(s)
-        online.append((t1, time.monotonic()))
-        prep.log = None
-        d = s.stats - before
-        counts.append((d.rounds, d.bytes_sent))
-    (got,) = await mal.open(s, out)
-    if op == "fixed_mul":  # floor(x*y / 2^f) + u, u in {0, 1}, on the encodings
-        diff = D.to_signed(got).astype(object) - ((D.to_signed(px).astype(object) * D.to_signed(py)) >> FIX_F)
-        return {"online": online, "offline": offline, "counts": counts,
-                "correct": bool(np.isin(diff, (0, 1)).all()), "max_error": None}
-    if op == "compare":
-        want = (D.to_signed(px) < D.to_signed(py)).astype(np.int64)
-        return {"online": online, "offline": offline, "counts": counts,
-                "correct": bool(np.array_equal(D.to_signed(got), want)), "max_error": None}
-    want = D.mul(px, py) if op == "mul" else D.matmul(px, py)
-    return {"online": online, "offline": offline, "counts": counts,
-            "correct": bool(np.array_equal(got, want)), "max_error": None}
-
-
 async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
     """One party's side of a measurement; returns its per-run times and counts.
 
@@ -305,7 +203,9 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     from protocols.session import Share
 
     if s.security == "malicious":
-        return await _malicious_job(s, op, size, repeat)
+        from mpc.bench.malicious import malicious_job
+
+        return await malicious_job(s, op, size, repeat)
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ParameterError("bench op 'truncate' is implemented for --scheme additive only")
     params = dict(params or {})
@@ -431,7 +331,7 @@ def measure(
     """One measurement as the JSON record `smpc bench --json` prints. `source` names the
     preprocessing source (run_local's names); its own traffic is offline and not counted in
     rounds/bytes, which are the online phase's. `epochs`: logistic_regression only.
-    `security="malicious"`: Shamir over GF(2^127 - 1), ops MALICIOUS_OPS, the online time
+    `security="malicious"`: Shamir over GF(2^127 - 1), ops mpc.bench.malicious.MALICIOUS_OPS, the online time
     includes the verification (not in the cost model: its counts are asserted in
     tests/protocols/test_malicious_shamir.py); the offline time of fixed_mul (compare)
     includes malicious.prepare_trunc (prepare_compare): the masks' checked bits and their

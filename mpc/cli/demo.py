@@ -133,7 +133,7 @@ def _peak(stats: dict, key: str) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     from mpc.node.client import Client
-    from mpc.node.config import write_consortium
+    from mpc.node.consortium import write_consortium
     from protocols.apps.ml.reference import fit_sgd_plain
 
     quiet = args.json

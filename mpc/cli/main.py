@@ -115,7 +115,7 @@ DEFAULT_DP = {"epsilon": 1.0, "mechanism": "laplace", "budget_epsilon": 10.0,
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from mpc.node.config import write_consortium
+    from mpc.node.consortium import write_consortium
 
     if args.broker_auth and args.transport != "mqtt":
         raise SmpcError("--broker-auth applies to --transport mqtt")

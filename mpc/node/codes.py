@@ -129,6 +129,26 @@ def job_error(e: BaseException) -> str:
     return JOB_ERROR_PREFIX + type(e).__name__
 
 
+#: what the analyst and the peers are told for a code (details stay in the local log)
+GENERIC = (
+    ("policy.", "this node's policy refuses the job"),
+    ("source.", "this node's data does not meet the job's rules"),
+    (JOB_PARAMETERS, "the job's parameters are not acceptable"),
+    (JOB_TIMEOUT, "the job exceeded its time limit"),
+    ("peer.", "a peer was unavailable or could not be authenticated"),
+    ("manifest.", "the manifest is not acceptable"),
+    ("node.", "the node stopped or restarted"),
+    ("deliver.", "the output could not be delivered"),
+)
+
+
+def generic_reason(code: str) -> str:
+    for prefix, text in GENERIC:
+        if code.startswith(prefix):
+            return text
+    return "the job failed"
+
+
 #: every fixed code (prefixes excluded)
 ALL = frozenset(v for k, v in globals().items() if k.isupper() and isinstance(v, str) and k not in (
     "JOB_ERROR_PREFIX",))

@@ -43,6 +43,7 @@ import numpy as np
 
 from mpc.node import codes
 from mpc.node.audit import AuditLog
+from mpc.node.codes import generic_reason
 from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.escape import escape
 from mpc.node.jobs import REGISTRY, JobContext
@@ -57,25 +58,6 @@ MAX_AGREE_BYTES = 4096
 MAX_WINDOW = 4.0
 
 #: what the analyst and the peers are told for a code family; details stay in the local log
-GENERIC = (
-    ("policy.", "this node's policy refuses the job"),
-    ("source.", "this node's data does not meet the job's rules"),
-    (codes.JOB_PARAMETERS, "the job's parameters are not acceptable"),
-    (codes.JOB_TIMEOUT, "the job exceeded its time limit"),
-    ("peer.", "a peer was unavailable or could not be authenticated"),
-    ("manifest.", "the manifest is not acceptable"),
-    ("node.", "the node stopped or restarted"),
-    ("deliver.", "the output could not be delivered"),
-)
-
-
-def generic_reason(code: str) -> str:
-    for prefix, text in GENERIC:
-        if code.startswith(prefix):
-            return text
-    return "the job failed"
-
-
 class JobAbortError(SmpcError):
     """This node aborts the running job with a code (mpc.node.codes) that every node reports
     (the client sees it in JobFailedError.reasons)."""

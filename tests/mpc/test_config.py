@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from mpc.node.config import ConfigError, load_config, write_consortium
+from mpc.node.config import ConfigError, load_config
+from mpc.node.consortium import write_consortium
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import mpc
-from mpc.node.config import load_config, write_consortium
+from mpc.node.config import load_config
+from mpc.node.consortium import write_consortium
 from mpc.node.jobs import REGISTRY, JobContext, JobParameterError, finish_outputs
 from mpc.node.manifest import load_signing_key, sign_manifest
 from protocols import core

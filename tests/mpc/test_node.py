@@ -11,7 +11,7 @@ import pytest
 
 from mpc.node.audit import verify
 from mpc.node.client import Client, JobFailedError, SubmissionRejected
-from mpc.node.config import write_consortium
+from mpc.node.consortium import write_consortium
 from mpc.node.manifest import generate_signing_key
 from mpc.node.policy import model_hash
 

@@ -13,7 +13,8 @@ from test_node import Cluster, _manifest
 
 from mpc.node.audit import AuditLog
 from mpc.node.client import Client, SubmissionRejected
-from mpc.node.config import ConfigError, load_config, write_consortium
+from mpc.node.config import ConfigError, load_config
+from mpc.node.consortium import write_consortium
 from mpc.node.manifest import generate_signing_key
 from mpc.node.reqauth import sign_request
 

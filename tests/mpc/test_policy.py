@@ -1,7 +1,8 @@
 import pytest
 
 from mpc.node import codes
-from mpc.node.config import load_config, write_consortium
+from mpc.node.config import load_config
+from mpc.node.consortium import write_consortium
 from mpc.node.jobs import REGISTRY, JobParameterError
 from mpc.node.manifest import generate_signing_key, load_signing_key, sign_manifest
 from mpc.node.policy import PolicyError, check_manifest, check_rows
