@@ -161,32 +161,37 @@ class Api:
             return rec
         return None  # not yours: indistinguishable from an unknown job
 
-    async def _job(self, request: web.Request) -> web.Response:
+    async def _owned(self, request: web.Request) -> tuple[bytes, dict] | web.Response:
+        """The signer and the job record of /jobs/<job_id>, if the signer may read it; a
+        job the signer may not read is answered as an unknown one."""
         key = await self._auth(request)
         if isinstance(key, web.Response):
             return key
         rec = self._readable(key, request.match_info["job_id"])
         if rec is None:
             return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
+        return key, rec
+
+    async def _job(self, request: web.Request) -> web.Response:
+        got = await self._owned(request)
+        if isinstance(got, web.Response):
+            return got
+        key, rec = got
         return web.json_response(public_record(rec))
 
     async def _withdraw(self, request: web.Request) -> web.Response:
-        key = await self._auth(request)
-        if isinstance(key, web.Response):
-            return key
-        rec = self._readable(key, request.match_info["job_id"])
-        if rec is None:
-            return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
+        got = await self._owned(request)
+        if isinstance(got, web.Response):
+            return got
+        key, rec = got
         status, out = await self.node.withdraw(rec["job_id"])
         return web.json_response(out, status=status)
 
     async def _result(self, request: web.Request) -> web.Response:
-        key = await self._auth(request)
-        if isinstance(key, web.Response):
-            return key
-        rec = self._readable(key, request.match_info["job_id"])
-        if rec is None:
-            return self._reject(404, codes.JOB_UNKNOWN, "no such job here")
+        got = await self._owned(request)
+        if isinstance(got, web.Response):
+            return got
+        key, rec = got
         if rec["status"] != "done":
             return _err(409, rec["code"] or codes.JOB_NOT_DONE,
                         rec["reason"] or f"job is {rec['status']}", **{
