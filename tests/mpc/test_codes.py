@@ -40,7 +40,7 @@ def test_code_values_are_the_wire_contract():
     assert codes.PEER_UNAVAILABLE == "peer.unavailable" and codes.JOB_PARAMETERS == "job.parameters"
     assert codes.AGREEMENT_ALIGNMENT == "agreement.alignment" and codes.HTTP_ERROR == "http.error"
     assert len(codes.ALL) == len({getattr(codes, k) for k in dir(codes) if k.isupper() and k not in (
-        "ALL", "REFUSED", "JOB_ERROR_PREFIX")})
+        "ALL", "REFUSED", "GENERIC", "JOB_ERROR_PREFIX")})
     assert all(c.count(".") == 1 for c in codes.ALL)
 
 
