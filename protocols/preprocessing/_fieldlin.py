@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from protocols.arith.domain import PrimeField
 from protocols.preprocessing.base import Shape
 
 _U64 = np.dtype(np.uint64)
@@ -31,7 +32,7 @@ class _Lin:
     """Linear combinations with public integer coefficients, fast for GF(2^61 - 1) and small
     coefficients: v * c < 2^64 for c < 8, then one Mersenne fold (2^61 = 1)."""
 
-    def __init__(self, F):
+    def __init__(self, F: PrimeField) -> None:
         self.F = F
         self.m61 = F.modulus == _M61 and F.dtype == _U64
 
@@ -75,7 +76,7 @@ class _Lin:
         return acc if acc is not None else self.F.zeros(arrays[0].shape)
 
 
-def _nonzero(F, u: np.ndarray) -> np.ndarray:
+def _nonzero(F: PrimeField, u: np.ndarray) -> np.ndarray:
     """Elementwise u != 0 for canonical elements of any field representation (uint64, the
     two-limb structured dtype of GF(2^127 - 1), or object arrays)."""
     if F.dtype.names is not None:
@@ -85,7 +86,7 @@ def _nonzero(F, u: np.ndarray) -> np.ndarray:
     return u != 0
 
 
-def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
+def _weighted(F: PrimeField, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """sum_{lo <= j < hi} 2^(j - lo) b[j] over the first axis of b, by Horner's rule."""
     acc = b[hi - 1].copy()
     for j in range(hi - 2, lo - 1, -1):
@@ -93,7 +94,7 @@ def _weighted(F, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return acc
 
 
-def sqrt_bits(F, a: np.ndarray, u: np.ndarray) -> np.ndarray:
+def sqrt_bits(F: PrimeField, a: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Shares of b = (a / sqrt(u) + 1) / 2 for shares of a and the opened u = a^2 != 0 (the
     square-root trick; p = 3 mod 4, so sqrt(u) = u^((p + 1) / 4), for Mersenne p = 2^k - 1
     2^(k - 2) squarings in place)."""

@@ -156,7 +156,7 @@ class DN07(Preprocessing):
         sch = s.scheme
         if getattr(sch, "kind", None) != "shamir":
             raise ParameterError("dn07 preprocessing needs the Shamir scheme")
-        if not s.domain.is_field:
+        if not isinstance(s.domain, PrimeField):  # is_field
             raise ParameterError(f"dn07 needs a prime field, got {s.domain}")
         assert isinstance(sch, ShamirShares)
         n, t = s.n, sch.t

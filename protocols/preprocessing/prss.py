@@ -47,6 +47,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from protocols.arith.domain import PrimeField
 from protocols.errors import ParameterError
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 from protocols.session import Session
@@ -81,7 +82,7 @@ def set_polys(p: int, xs: Sequence[int], n: int, t: int) -> dict[tuple[int, ...]
     return out
 
 
-def field_ints(F, lo: np.ndarray, hi: np.ndarray | None) -> np.ndarray:
+def field_ints(F: PrimeField, lo: np.ndarray, hi: np.ndarray | None) -> np.ndarray:
     """Field elements lo + 2^64 hi for nonnegative integers below the modulus (limbs)."""
     if hi is None:
         return F.from_int(lo)
@@ -110,7 +111,7 @@ class PRSS:
     coefficients. Build with `await PRSS.setup(s)` (one round), or directly from keys
     (tests; the keys dict maps each set A containing `pid` to its 32-byte key)."""
 
-    def __init__(self, F, n: int, t: int, pid: int, xs: Sequence[int], keys: dict[tuple[int, ...], bytes]):
+    def __init__(self, F: PrimeField, n: int, t: int, pid: int, xs: Sequence[int], keys: dict[tuple[int, ...], bytes]):
         check_params(n, t)
         self.F, self.n, self.t, self.pid = F, n, t, pid
         self.xs = tuple(int(x) for x in xs)
@@ -137,6 +138,9 @@ class PRSS:
         sch = s.scheme
         if not isinstance(sch, ShamirShares):
             raise ParameterError("PRSS needs the Shamir scheme")
+        F = s.domain
+        if not isinstance(F, PrimeField):
+            raise ParameterError(f"PRSS needs a prime field, got {F}")
         n, t, me = s.n, sch.t, s.pid
         check_params(n, t)
         keys: dict[tuple[int, ...], bytes] = {}
@@ -167,7 +171,7 @@ class PRSS:
                 j = A[0]
                 keys[A] = got[j][taken[j] * KEY_BYTES : (taken[j] + 1) * KEY_BYTES]
                 taken[j] += 1
-        return cls(s.domain, n, t, me, sch.xs, keys)
+        return cls(F, n, t, me, sch.xs, keys)
 
     # -- streams -------------------------------------------------------------------------
     def _streams(self, label: str) -> list[CryptoRNG]:
@@ -208,7 +212,9 @@ class PRSS:
         vals = [field_ints(F, *_uniform_ints(g, (count,), w)) for g in self._streams(f"int{w}")]
         return F.lincomb(self.c_rand, vals)
 
-    def bool_triples(self, count: int, k: int = 1, *, zero_mask: bool = True):
+    def bool_triples(
+        self, count: int, k: int = 1, *, zero_mask: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """XOR shares among all n parties of boolean (AND) triples on 64-bit words: a of
         (count,), b and c = a & b of (k, count), with NO communication.
 
@@ -230,7 +236,7 @@ class PRSS:
         Security: semi-honest, t < n/2, computational (AES as a PRF)."""
         me = self.pid
         s_ = self.n - self.t
-        words = {}
+        words: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for A, g in zip(self.sets, self._streams(f"bool{k}"), strict=True):
             w = g.uint64((1 + k + k * (s_ - 1), count))
             words[A] = (w[0], w[1 : 1 + k], w[1 + k :].reshape(s_ - 1, k, count))
