@@ -12,12 +12,12 @@ from numba import njit
 _U = np.uint64
 _M32 = _U(0xFFFFFFFF)
 _S32 = _U(32)
-_OPTS = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
-_INLINE = {"inline": "always", "boundscheck": False, "error_model": "numpy"}
+_kernel = njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_inline = njit(inline="always", boundscheck=False, error_model="numpy")
 
 
-@njit(**_INLINE)
-def _mulhi(a, b):
+@_inline
+def _mulhi(a: np.uint64, b: np.uint64) -> np.uint64:
     a0 = a & _M32
     a1 = a >> _S32
     b0 = b & _M32
@@ -28,19 +28,36 @@ def _mulhi(a, b):
     return a1 * b1 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
 
 
-@njit(**_INLINE)
-def _mul(alo, ahi, blo, bhi):
+@_inline
+def _mul(
+    alo: np.uint64, ahi: np.uint64, blo: np.uint64, bhi: np.uint64
+) -> tuple[np.uint64, np.uint64]:
     return alo * blo, _mulhi(alo, blo) + alo * bhi + ahi * blo
 
 
-@njit(**_INLINE)
-def _add(alo, ahi, blo, bhi):
+@_inline
+def _add(
+    alo: np.uint64, ahi: np.uint64, blo: np.uint64, bhi: np.uint64
+) -> tuple[np.uint64, np.uint64]:
     lo = alo + blo
     return lo, ahi + bhi + _U(lo < alo)
 
 
-@njit(**_OPTS)
-def beaver(d, e, a, b, c, ma, mb, mc, alpha, party0, z, mz):
+@_kernel
+def beaver(
+    d: np.ndarray,
+    e: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    ma: np.ndarray,
+    mb: np.ndarray,
+    mc: np.ndarray,
+    alpha: np.ndarray,
+    party0: bool,
+    z: np.ndarray,
+    mz: np.ndarray,
+) -> None:
     """z = c + d b + e a (+ d e at party 0), mz = mc + d mb + e ma + alpha d e (all (N, 2));
     alpha: (2,)."""
     al, ah = alpha[0], alpha[1]
@@ -62,8 +79,8 @@ def beaver(d, e, a, b, c, ma, mb, mc, alpha, party0, z, mz):
         mz[i, 0], mz[i, 1] = _add(lo, hi, t0, t1)
 
 
-@njit(**_OPTS)
-def dot2(chi, vals, macs, out):
+@_kernel
+def dot2(chi: np.ndarray, vals: np.ndarray, macs: np.ndarray, out: np.ndarray) -> None:
     """out[0] += sum chi_j vals_j, out[1] += sum chi_j macs_j (chi: uint64 (N,); out: (2, 2))."""
     yl, yh, ml, mh = out[0, 0], out[0, 1], out[1, 0], out[1, 1]
     for i in range(chi.shape[0]):

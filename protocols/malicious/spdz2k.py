@@ -285,9 +285,9 @@ async def mul(s: Session, x: AShare, y: AShare, *, triple: tuple[np.ndarray, ...
     d, e = await _open_partial(s, "sopen", [x - AShare(a, ma, s), y - AShare(b, mb, s)])
     from protocols.arith import _r128_jit
 
-    flat = [np.ascontiguousarray(v).reshape(-1, 2) for v in (d, e, a, b, c, ma, mb, mc)]
-    z, mz = np.empty_like(flat[0]), np.empty_like(flat[0])
-    _r128_jit.beaver(*flat, _alpha(ctx), s.pid == 0, z, mz)
+    fd, fe, fa, fb, fc, fma, fmb, fmc = (np.ascontiguousarray(v).reshape(-1, 2) for v in (d, e, a, b, c, ma, mb, mc))
+    z, mz = np.empty_like(fd), np.empty_like(fd)
+    _r128_jit.beaver(fd, fe, fa, fb, fc, fma, fmb, fmc, _alpha(ctx), s.pid == 0, z, mz)
     return AShare(z.reshape(d.shape), mz.reshape(d.shape), s)
 
 
