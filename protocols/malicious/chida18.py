@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from network.errors import SmpcError
-from protocols.arith.domain import PrimeField
+from protocols.arith.domain import Domain, PrimeField
 from protocols.core import _check_party
 from protocols.errors import (
     CheatingDetectedError,
@@ -278,7 +278,7 @@ async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) 
     return F.add(rt.reshape(-1), opened).reshape(shape), tag
 
 
-def _stack(F, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _stack(F: Domain, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((2, *a.shape), dtype=F.dtype)
     out[0], out[1] = a, b
     return out
@@ -408,14 +408,14 @@ async def matmul(s: Session, x: MShare, y: MShare) -> MShare:
 
 
 # ------------------------------------------------------------------------ the check ---
-def coefficients(F, coin: np.ndarray, count: int) -> np.ndarray:
+def coefficients(F: Domain, coin: np.ndarray, count: int) -> np.ndarray:
     """The public coefficients alpha_1..alpha_count: a PRG (AES-CTR) keyed by the opened
     coin, uniform field elements."""
     rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-alpha", count))
     return F.random(rng, (count,))
 
 
-def check_value(F, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndarray) -> np.ndarray:
+def check_value(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndarray) -> np.ndarray:
     """T = sum_k alpha_k rz_k - r * sum_k alpha_k z_k (on shares: a share of T; on values: T)."""
     u = F.sum(F.mul(alphas, rz))
     w = F.sum(F.mul(alphas, z))

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.arith.domain import Domain
 from protocols.comparison.field import _one, _pow2_sum, _public_bits
 from protocols.errors import ParameterError
 from protocols.malicious.chida18 import (
@@ -207,7 +208,9 @@ def _full_macs(s: Session, m: _Masks, kind: str) -> np.ndarray:
     return out
 
 
-async def _prefix_lt(s: Session, key: _Key, G, Gm, E, Em) -> tuple[np.ndarray, np.ndarray]:
+async def _prefix_lt(
+    s: Session, key: _Key, G: np.ndarray, Gm: np.ndarray, E: np.ndarray, Em: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """protocols.comparison.field._prefix_lt on MShare rows: left operands carry MACs."""
     D = s.domain
     N = G.shape[1]
@@ -237,7 +240,7 @@ async def _prefix_lt(s: Session, key: _Key, G, Gm, E, Em) -> tuple[np.ndarray, n
     return G[0], Gm[0]
 
 
-async def _prod_tree(s: Session, key: _Key, E, Em) -> tuple[np.ndarray, np.ndarray]:
+async def _prod_tree(s: Session, key: _Key, E: np.ndarray, Em: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Product over the rows of E: left operands (even rows at the first level) carry MACs."""
     D = s.domain
     N = E.shape[1]
@@ -256,7 +259,7 @@ async def _prod_tree(s: Session, key: _Key, E, Em) -> tuple[np.ndarray, np.ndarr
     return E[0], Em[0]
 
 
-def _xnor(s: Session, key: _Key, R, Rm, cb) -> tuple[np.ndarray, np.ndarray]:
+def _xnor(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1 - (c_i XOR R_i) = (R_i if c_i else 1 - R_i), and its MAC (r*R or r - r*R)."""
     D = s.domain
     E = D.sub(np.broadcast_to(_one(s), R.shape), R)
@@ -266,7 +269,7 @@ def _xnor(s: Session, key: _Key, R, Rm, cb) -> tuple[np.ndarray, np.ndarray]:
     return E, Em
 
 
-def _scaled(D, v: np.ndarray, k: int) -> np.ndarray:
+def _scaled(D: Domain, v: np.ndarray, k: int) -> np.ndarray:
     """2^k * v (elementwise, shares)."""
     return D.mul(v, D.from_int(np.full(v.shape, 1 << k, dtype=object)))
 

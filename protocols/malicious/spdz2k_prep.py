@@ -33,7 +33,7 @@ class Spdz2kDealer:
     def __init__(self, n: int, rng: CryptoRNG):
         self.n, self.rng = n, rng
         self.alphas: dict[int, np.ndarray] = {}
-        self._items: list[tuple[tuple, Sequence[tuple[Any, ...]] | None]] = []
+        self._items: list[tuple[tuple[Any, ...], Sequence[tuple[Any, ...]] | None]] = []
         self._taken: list[int] = []
         self._next = [0] * n
         self.only: int | None = None  # shared-seed copy: deals to this party only
@@ -84,7 +84,7 @@ class Spdz2kDealer:
             per.append(self._share(R.mul(v, alpha)))
         return [tuple(p[i] for p in per) for i in range(self.n)]
 
-    def take(self, pid: int, key: tuple, make: Callable[[], Sequence[tuple[Any, ...]]]) -> Any:
+    def take(self, pid: int, key: tuple[Any, ...], make: Callable[[], Sequence[tuple[Any, ...]]]) -> Any:
         if self.only is not None:
             return make()[pid]
         k = self._next[pid]
@@ -117,7 +117,7 @@ class Spdz2kDealerView:
         """(a, [alpha a], b, [alpha b], c, [alpha c]) shares with c = a * b mod 2^128."""
         shape = tuple(shape)
 
-        def make():
+        def make() -> list[tuple[np.ndarray, ...]]:
             a, b = R.random(self.d.rng, shape), R.random(self.d.rng, shape)
             return self.d._auth(a, b, R.mul(a, b))
 
@@ -132,7 +132,7 @@ class Spdz2kDealerView:
         """([r], [alpha r], r at the owner / None elsewhere): the owner's MACed mask."""
         shape = tuple(shape)
 
-        def make():
+        def make() -> list[tuple[np.ndarray | None, ...]]:
             r = R.random(self.d.rng, shape)
             return [(*sh, r if i == owner else None) for i, sh in enumerate(self.d._auth(r))]
 
