@@ -68,6 +68,7 @@ from protocols.errors import PreprocessingExhausted
 
 if TYPE_CHECKING:
     from protocols.preprocessing._otext import _Ext
+    from protocols.preprocessing.base import Shape
     from protocols.session import Session
 
 _U64 = np.dtype(np.uint64)
@@ -160,11 +161,13 @@ class OTMixedKinds:
                 acc += kept[j]
         return acc[:N]
 
-    async def _monomials(self, F: np.ndarray, monos: list[tuple[int, ...]]) -> dict[tuple, np.ndarray]:
+    async def _monomials(
+        self, F: np.ndarray, monos: list[tuple[int, ...]]
+    ) -> dict[tuple[int, ...], np.ndarray]:
         """XOR shares of the AND of the factor words F[f] (nf, W) for every monomial in
         `monos` (sorted index tuples, size >= 2), one factor at a time (module docstring).
         Rounds: 1 + the number of distinct last factors."""
-        need: set[tuple] = set()
+        need: set[tuple[int, ...]] = set()
         for U in monos:
             while len(U) >= 2 and U not in need:
                 need.add(U)
@@ -172,7 +175,7 @@ class OTMixedKinds:
         lasts = sorted({U[-1] for U in need})
         got = await self.extend_words(*[F[f] for f in lasts])
         exts = got if isinstance(got, list) else [got]
-        val: dict[tuple, np.ndarray] = {(f,): F[f] for f in range(F.shape[0])}
+        val: dict[tuple[int, ...], np.ndarray] = {(f,): F[f] for f in range(F.shape[0])}
         for f, ext in zip(lasts, exts, strict=True):
             todo = sorted(U for U in need if U[-1] == f)
             prods = await self.and_words(F[f], np.stack([val[U[:-1]] for U in todo]), ext)
@@ -222,7 +225,7 @@ class OTMixedKinds:
             out += [rho, P[:, 1].copy(), Yw[:, 1].copy(), Q[:, :, 1].copy()]
         return out
 
-    async def ltz_tuples(self, shape, mul: bool = False):
+    async def ltz_tuples(self, shape: Shape, mul: bool = False) -> tuple[np.ndarray, ...]:
         """Material of the 3-round ring comparison (protocols.comparison.ltz_tuple_values;
         the boolean monomials at the bit positions the comparison reads, see the module
         docstring), generated `ltz_chunk` elements at a time and pooled per `mul`.
@@ -237,7 +240,9 @@ class OTMixedKinds:
         return tuple(v.reshape((*v.shape[:-1], *shape)).copy() for v in items)
 
     # -- matrix_trunc_triples -------------------------------------------------------------
-    async def matrix_trunc_triples(self, x_shape, y_shape, f: int):
+    async def matrix_trunc_triples(
+        self, x_shape: Shape, y_shape: Shape, f: int
+    ) -> tuple[np.ndarray, ...]:
         """(A, B, C = A @ B, r, r_hi, r_msb, A @ r_hi, A * r_msb) for (k, d) @ (d,), as
         base.Preprocessing says (module docstring for the construction).
         Generated `reps` items of one shape at a time (reps * 64 d k about `mat_words`, at
