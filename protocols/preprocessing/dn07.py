@@ -85,7 +85,7 @@ and extensions for faster secure computation", CCS 2013.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
@@ -110,6 +110,7 @@ from protocols.sharing.shamir import lagrange_coefficients
 
 __all__ = ["DN07", "make_dn07", "offline_session"]
 
+_Gen = Callable[[int], Awaitable[list[np.ndarray]]]  # count -> flat arrays of length count
 
 
 class DN07(Preprocessing):
@@ -296,32 +297,32 @@ class DN07(Preprocessing):
         return self.lin.comb(self.lag_t, [got[i] for i in range(self.t + 1)])
 
     # -- generators (flat arrays of length count) ---------------------------------------
-    async def _gen_randoms(self, count):
+    async def _gen_randoms(self, count: int) -> list[np.ndarray]:
         ((r,),) = await self.random_sharings(count, [(self.t,)])
         return [r]
 
-    async def _gen_triples(self, count):
+    async def _gen_triples(self, count: int) -> list[np.ndarray]:
         t = self.t
         (a,), (b,), (rt, r2t) = await self.random_sharings(count, [(t,), (t,), (t, 2 * t)])
         c = await self.reduce(self.F.mul(a, b), rt, r2t)
         return [a, b, c]
 
-    async def _gen_square_pairs(self, count):
+    async def _gen_square_pairs(self, count: int) -> list[np.ndarray]:
         t = self.t
         (a,), (rt, r2t) = await self.random_sharings(count, [(t,), (t, 2 * t)])
         return [a, await self.reduce(self.F.mul(a, a), rt, r2t)]
 
-    async def _gen_bits(self, count):
+    async def _gen_bits(self, count: int) -> list[np.ndarray]:
         if self.bit_method == "sqrt":
             return await self._gen_bits_sqrt(count)
         return await self._gen_bits_xor(count)
 
-    async def _gen_bits_xor(self, count):
+    async def _gen_bits_xor(self, count: int) -> list[np.ndarray]:
         """Random bits as the XOR of t + 1 dealt bits: the arithmetic halves of daBits."""
         (b, _) = await self._gen_dabits(count)
         return [b]
 
-    async def _gen_dabits(self, count):
+    async def _gen_dabits(self, count: int) -> list[np.ndarray]:
         """daBits over GF(p) [RW19], with t + 1 dealers: parties 0..t each deal `count`
         random bits b_j with degree-t Shamir sharings; b = b_0 XOR ... XOR b_t is folded
         pairwise in a tree with x XOR y = x + y - 2xy, t DN07 multiplications (a double
@@ -338,13 +339,13 @@ class DN07(Preprocessing):
         Returns [arithmetic shares, XOR words]."""
         F, t, me, n = self.F, self.t, self.s.pid, self.n
         dealers = range(t + 1)
-        out, expect = {}, {}
+        out: dict[int, np.ndarray] = {}
         mine = np.zeros(count, dtype=_U64)
         if me in dealers:
             mine = self.s.rng.bits(count).astype(_U64, copy=False)
             shares = self._deal(F.from_int(mine), t)
             out = {j: shares[j] for j in range(n) if j != me}
-        expect = {j: (count,) for j in dealers if j != me}
+        expect: dict[int, tuple[int, ...]] = {j: (count,) for j in dealers if j != me}
         got, doubles = await asyncio.gather(
             self.s.exchange(self.s.tag("bitdeal"), out, expect),
             self.random_sharings(count, [(t, 2 * t)] * t),
@@ -365,7 +366,7 @@ class DN07(Preprocessing):
             xs = [x[i * count : (i + 1) * count] for i in range(P)] + xs[2 * P :]
         return [xs[0], mine]
 
-    async def _gen_bits_sqrt(self, count):
+    async def _gen_bits_sqrt(self, count: int) -> list[np.ndarray]:
         F = self.F
         p = F.modulus
         if p % 4 != 3:
@@ -384,7 +385,7 @@ class DN07(Preprocessing):
         b = await self._bits(count * bits)
         return _weighted(self.F, b.reshape(bits, count), 0, bits)
 
-    async def _take(self, kind: str, count: int, gen, batch: int | None = None) -> list[np.ndarray]:
+    async def _take(self, kind: str, count: int, gen: _Gen, batch: int | None = None) -> list[np.ndarray]:
         """`count` items of a pooled kind along the last axis, under the lock (so items go
         out in request order, the same at every party); a refill generates at least `batch`
         (default self.batch) items in one call of `gen`."""
@@ -421,37 +422,37 @@ class DN07(Preprocessing):
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         return kind in self.SUPPLIES
 
-    async def triples(self, shape: Shape):
+    async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         shape = tuple(shape)
         a, b, c = await self._take("triples", _size(shape), self._gen_triples)
         return a.reshape(shape), b.reshape(shape), c.reshape(shape)
 
-    async def square_pairs(self, shape: Shape):
+    async def square_pairs(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         shape = tuple(shape)
         a, a2 = await self._take("square_pairs", _size(shape), self._gen_square_pairs)
         return a.reshape(shape), a2.reshape(shape)
 
-    async def randoms(self, shape: Shape):
+    async def randoms(self, shape: Shape) -> np.ndarray:
         shape = tuple(shape)
         (r,) = await self._take("randoms", _size(shape), self._gen_randoms)
         return r.reshape(shape)
 
-    async def double_randoms(self, shape: Shape):
+    async def double_randoms(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """(degree-t, degree-2t) shares of one uniform r: DN07 double sharings (section 3.1),
         pooled; 1 round per refill."""
         shape = tuple(shape)
         rt, r2t = await self._take("doubles", _size(shape), self._gen_doubles)
         return rt.reshape(shape), r2t.reshape(shape)
 
-    async def _gen_doubles(self, count):
+    async def _gen_doubles(self, count: int) -> list[np.ndarray]:
         ((rt, r2t),) = await self.random_sharings(count, [(self.t, 2 * self.t)])
         return [rt, r2t]
 
-    async def bits(self, shape: Shape):
+    async def bits(self, shape: Shape) -> np.ndarray:
         shape = tuple(shape)
         return (await self._bits(_size(shape))).reshape(shape)
 
-    async def matrix_triples(self, x_shape: Shape, y_shape: Shape):
+    async def matrix_triples(self, x_shape: Shape, y_shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
         F, t = self.F, self.t
         z_shape = _matmul_shape(x_shape, y_shape)
@@ -463,7 +464,7 @@ class DN07(Preprocessing):
             C = await self.reduce(F.matmul(A, B), rt.reshape(z_shape), r2t.reshape(z_shape))
         return A, B, C
 
-    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int):
+    async def matrix_trunc_triples(self, x_shape: Shape, y_shape: Shape, f: int) -> tuple[np.ndarray, ...]:
         """GF(p) material of truncation.sub_trunc_matmul ("cs"): (A, B, C = A @ B, r, r_hi,
         A @ r_hi) for x_shape (k, d) @ y_shape (d,), (r, r_hi) = trunc_pairs((d,), f,
         l + kappa) with l = truncation.value_bits(field). A, B: random sharings; C and
@@ -488,7 +489,7 @@ class DN07(Preprocessing):
             CR = await self.reduce(z, rt[: 2 * k], r2t[: 2 * k])
         return A, B, CR[:k], r, r_hi, CR[k:]
 
-    async def trunc_pairs(self, shape: Shape, f: int, bits: int):
+    async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
         """Shares of (r, r >> f) with 0 <= r < 2^bits, a statistical mask for the
         probabilistic truncation (truncation "cs") that needs r mod 2^f exactly uniform.
         With PRSS (default for small n): r = r' + 2^f r'', r' = sum_{j<f} 2^j b_j from f
@@ -519,7 +520,7 @@ class DN07(Preprocessing):
         hi = _weighted(self.F, b, f, bits)
         return r.reshape(shape), hi.reshape(shape)
 
-    async def bounded_randoms(self, shape: Shape, bits: int):
+    async def bounded_randoms(self, shape: Shape, bits: int) -> np.ndarray:
         """Shares of statistical masks r in [0, 2^bits) (what the comparisons use them
         for): with PRSS the sum over the C(n, t) key sets of uniform integers below
         2^(bits - mask_loss), no communication, any t parties missing one uniform summand
@@ -532,7 +533,7 @@ class DN07(Preprocessing):
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in {self.F}")
         return (await self._mask_ints(_size(shape), int(bits))).reshape(shape)
 
-    async def dabits(self, shape: Shape):
+    async def dabits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
         """daBits: (Shamir share of a uniform bit b, XOR share of b in bit 0 of a uint64
         word), XOR-shared among all n parties (the trusted dealer's format; the high bits
         are 0 here, the dealer randomises them and no consumer reads them). See
@@ -542,7 +543,7 @@ class DN07(Preprocessing):
         a, x = await self._take("dabits", _size(shape), self._gen_dabits)
         return a.reshape(shape), x.reshape(shape)
 
-    async def edabits(self, shape: Shape, bits: int = 64):
+    async def edabits(self, shape: Shape, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """edaBits [EGKRS20]: r uniform in [0, 2^bits) as a Shamir sharing and bit by bit in
         XOR shares among all n parties packed in one uint64 word (bit i = bit i of r), from
         `bits` daBits: r = sum_i 2^i b_i (Horner, additions only), word = OR_i (x_i << i).
@@ -559,7 +560,7 @@ class DN07(Preprocessing):
         word = np.bitwise_or.reduce((x & np.uint64(1)) << np.arange(bits, dtype=_U64)[:, None], axis=0)
         return r.reshape(shape), word.reshape(shape)
 
-    async def bool_triples(self, shape: Shape, k: int = 1):
+    async def bool_triples(self, shape: Shape, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boolean (AND) triples on 64-bit words, XOR-shared among all n parties: a of
         `shape`, b and c = a & b of (k, *shape) (the trusted dealer's format). With PRSS
         (default for small n): from the replicated sharings the PRSS keys define, with no
@@ -580,7 +581,7 @@ class DN07(Preprocessing):
         a, b, c = await self._take(f"bool{k}", _size(shape), self._gen_bool(k), chunk)
         return a.reshape(shape), b.reshape((k, *shape)), c.reshape((k, *shape))
 
-    def _gen_bool(self, k: int):
+    def _gen_bool(self, k: int) -> _Gen:
         async def gen(L: int) -> list[np.ndarray]:
             if self.prss:  # replicated (CNF) shares from the PRSS keys: no communication
                 g = await self._prss_state()
