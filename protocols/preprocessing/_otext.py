@@ -73,7 +73,7 @@ class _AES:
         """AES on each 16-byte row of a (m, ..., 16) uint8 array."""
         src = np.ascontiguousarray(blocks)
         out = np.empty(src.nbytes + 15, dtype=np.uint8)
-        self._enc.update_into(memoryview(src).cast("B"), out)
+        self._enc.update_into(src.data.cast("B"), out.data)
         return out[: src.nbytes].reshape(src.shape)
 
 
@@ -181,7 +181,7 @@ class OTExtension:
         return got
 
     async def _array_round(
-        self, op: str, out: dict[int, np.ndarray], shapes: dict[int, tuple], dtype: np.dtype
+        self, op: str, out: dict[int, np.ndarray], shapes: dict[int, tuple[int, ...]], dtype: np.dtype
     ) -> dict[int, np.ndarray]:
         s = self.s
         tag = s.tag(op)
@@ -325,7 +325,9 @@ class OTExtension:
         L, k = a.shape[0], b.shape[0]
         peers = self.s.peers
         if ext is None:
-            ext = await self.extend_words(a)
+            one = await self.extend_words(a)
+            assert isinstance(one, _Ext)  # one word array: one _Ext
+            ext = one
         M = -(-k // 64)
         tau, c = {}, a[None, :] & b
         for j in peers:
