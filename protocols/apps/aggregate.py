@@ -33,7 +33,7 @@ async def _release(s: Session, x: Share, reveal_to: int | None) -> np.ndarray | 
 async def secure_sum(
     s: Session, x_local: np.ndarray, *, axis: int | None = 0, reveal_to: int | None = None,
     f: int = DEFAULT_F, keep_shared: bool = False,
-):
+) -> Share | np.ndarray | None:
     """sum over all parties of x_local.sum(axis) (fixed point, f bits). Returns the float
     result at reveal_to (all if None; None elsewhere), or the Share if keep_shared."""
     loc = np.asarray(x_local, dtype=np.float64)
@@ -47,7 +47,7 @@ async def secure_sum(
 
 async def secure_count(
     s: Session, mask_local: np.ndarray, *, reveal_to: int | None = None, keep_shared: bool = False
-):
+) -> Share | int | None:
     """The number of true entries of every party's boolean mask, summed (exact integer)."""
     c = np.array([int(np.count_nonzero(mask_local))], dtype=np.int64)
     tot = await sum_inputs(s, s.public(c))
@@ -59,7 +59,7 @@ async def secure_count(
 
 async def secure_mean(
     s: Session, x_local: np.ndarray, *, reveal_to: int | None = None, f: int = DEFAULT_F
-):
+) -> np.ndarray | None:
     """Column means of the union of all parties' rows; neither the per-party sums nor the
     total count are revealed: mean = S * 2^-8 / (C 2^-8) with a secure reciprocal
     (relative error ~2e-5, counts below 2^24)."""

@@ -52,8 +52,10 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols import beaver
 from protocols.comparison import ltz
@@ -78,7 +80,7 @@ def _floor_scaled(p: Decimal, kappa: int) -> int:
         return int((p * (Decimal(2) ** kappa)).to_integral_value(rounding="ROUND_FLOOR"))
 
 
-def _frac(v) -> Fraction:
+def _frac(v: float | Fraction) -> Fraction:
     f = Fraction(v)
     if f <= 0:
         raise ParameterError(f"dp: the scale must be > 0, got {v}")
@@ -90,7 +92,7 @@ def _digits_len(t: Fraction, kappa: int) -> int:
     return max(1, math.ceil(math.log2(float(t) * kappa * math.log(2))))
 
 
-def geometric_digits(scale, kappa: int = KAPPA, L: int | None = None) -> np.ndarray:
+def geometric_digits(scale: float | Fraction, kappa: int = KAPPA, L: int | None = None) -> np.ndarray:
     """Public thresholds P_j = floor(2^kappa a^(2^j) / (1 + a^(2^j))), a = exp(-1/scale),
     for the L binary digits of a geometric variable (default L: a^(2^L) < 2^-kappa)."""
     t = _frac(scale)
@@ -104,7 +106,7 @@ def geometric_digits(scale, kappa: int = KAPPA, L: int | None = None) -> np.ndar
     return np.array(out, dtype=np.int64)
 
 
-def gaussian_table(sigma2, kappa: int = KAPPA) -> np.ndarray:
+def gaussian_table(sigma2: float | Fraction, kappa: int = KAPPA) -> np.ndarray:
     """Public CDT thresholds C_m = floor(2^kappa Pr[|X| < m]), m = 1..T, for the discrete
     Gaussian of variance parameter sigma2, with Pr[|X| >= T] < 2^-kappa."""
     s2 = _frac(sigma2)
@@ -121,13 +123,13 @@ def gaussian_table(sigma2, kappa: int = KAPPA) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def laplace_pmf(x: np.ndarray, scale) -> np.ndarray:
+def laplace_pmf(x: np.ndarray, scale: float | Fraction) -> np.ndarray:
     """The exact discrete Laplace pmf (float64, for tests and reports)."""
     a = math.exp(-1 / float(scale))
     return (1 - a) / (1 + a) * a ** np.abs(np.asarray(x, dtype=np.float64))
 
 
-def gaussian_pmf(x: np.ndarray, sigma2) -> np.ndarray:
+def gaussian_pmf(x: np.ndarray, sigma2: float | Fraction) -> np.ndarray:
     """The exact discrete Gaussian pmf (float64, normaliser summed to 1e-300)."""
     s2 = float(sigma2)
     r = int(math.ceil(math.sqrt(2 * s2 * 700))) + 1
@@ -147,7 +149,7 @@ def _bits_for(s: Session, kappa: int) -> int | None:
     return None if not s.domain.is_field else kappa + 1
 
 
-async def discrete_laplace(s: Session, shape: tuple[int, ...], scale, *,
+async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction | npt.ArrayLike, *,
                            kappa: int = KAPPA) -> Share:
     """Shares of integers X ~ discrete Laplace(scale), independent, of `shape` (scale: one
     number or Fraction, or one float64 per element: an array of `shape`).
@@ -171,8 +173,8 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale, *,
     """
     shape = tuple(shape)
     N = int(np.prod(shape))
-    if np.ndim(scale) == 0:  # one scale (a number or a Fraction, used exactly)
-        uniq, inv = [_frac(scale)], np.zeros(N, dtype=np.intp)
+    if isinstance(scale, Fraction) or np.ndim(scale) == 0:  # one scale (a number or a Fraction, used exactly)
+        uniq, inv = [_frac(cast(float | Fraction, scale))], np.zeros(N, dtype=np.intp)
     else:  # one per element: float64 values (each used exactly as a binary fraction)
         u, inv = np.unique(np.broadcast_to(np.asarray(scale, dtype=np.float64), shape)
                            .reshape(-1), return_inverse=True)
@@ -202,7 +204,7 @@ def _coin(scale: Fraction) -> Decimal:
         return a / (1 + a)
 
 
-async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2, *,
+async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2: float | Fraction, *,
                             kappa: int = KAPPA) -> Share:
     """Shares of integers X ~ discrete Gaussian(sigma2), independent, of `shape`.
 

@@ -21,8 +21,10 @@ flagged transactions, only for groups with at least k_min members.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols import beaver, nonlinear
 from protocols.apps.ml._base import SharedModel, decode, encode, input_all, pub, sum_inputs
@@ -47,7 +49,7 @@ class Scores:
 
 
 async def score(
-    s: Session, model_or_public_coef, X_local_cols: np.ndarray | None, *, owner: int,
+    s: Session, model_or_public_coef: SharedModel | tuple[npt.ArrayLike, float], X_local_cols: np.ndarray | None, *, owner: int,
     threshold: float | None, reveal_to: int, proba: bool, reveal_scores: bool = False,
     sigmoid: str = "smooth", f: int = DEFAULT_F,
 ) -> Scores:
@@ -102,7 +104,7 @@ async def score(
     return res
 
 
-def bcast0(x: Share, shape) -> Share:
+def bcast0(x: Share, shape: tuple[int, ...]) -> Share:
     return Share(np.ascontiguousarray(np.broadcast_to(x.data, shape)), x._s)
 
 
@@ -113,7 +115,7 @@ async def _col_counts(s: Session, mine: int) -> list[int]:
     return [int(s.domain.to_signed(v)[0]) for v in opened]
 
 
-async def _rows(s: Session, owner: int, partial) -> int:
+async def _rows(s: Session, owner: int, partial: np.ndarray | None) -> int:
     n = await _col_counts(s, 0 if partial is None else len(partial))
     return n[owner]
 
@@ -121,7 +123,7 @@ async def _rows(s: Session, owner: int, partial) -> int:
 async def flagged_counts(
     s: Session, flags: Share, groups: np.ndarray, *, k_min: int, reveal_to: int | None,
     min_on: str = "members",
-) -> dict | None:
+) -> dict[Any, int] | None:
     """Per public group key, the number of flagged rows, released only for groups with at
     least k_min members (min_on="members": the public group size) or at least k_min flagged
     rows (min_on="flagged": decided by a secure comparison, and only the pass/fail bits are
@@ -149,6 +151,7 @@ async def flagged_counts(
     if len(idx) == 0:
         return {} if reveal_to is None or s.pid == reveal_to else None
     sel = counts[idx]
+    v: np.ndarray | None
     if reveal_to is None:
         (v,) = await open_shares(s, sel)
     else:

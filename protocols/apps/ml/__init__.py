@@ -14,6 +14,8 @@ Preserving Ridge Regression on Hundreds of Millions of Records", IEEE S&P 2013.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from protocols.apps.ml._base import SharedModel
@@ -36,7 +38,7 @@ _SGD = {"alpha", "l2", "solver", "batch_size", "epochs", "lr", "schedule", "lr_d
 
 async def train(
     s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None, *,
-    partition: str = "horizontal", f: int = DEFAULT_F, **hp,
+    partition: str = "horizontal", f: int = DEFAULT_F, **hp: Any,
 ) -> SharedModel:
     """Train `model` ("linear", "ridge", "logistic") on every party's own float data.
 
@@ -81,7 +83,10 @@ async def train(
     return await _fit_sgd(s, model, X_local, y_local, partition, f, alpha, hp)
 
 
-async def _fit_sgd(s, model, X_local, y_local, partition, f, alpha, hp) -> SharedModel:
+async def _fit_sgd(
+    s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None,
+    partition: str, f: int, alpha: float, hp: dict[str, Any],
+) -> SharedModel:
     binary = model == "logistic"
     standardize = bool(hp.get("standardize", True))
     if partition == "horizontal":

@@ -22,6 +22,7 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols import beaver, fixed
 from protocols.apps.ml._base import bcast, encode, input_all, public_total, sum_inputs
@@ -56,8 +57,8 @@ async def refine_inv_sqrt(s: Session, v: Share, y0: Share, f: int = DEFAULT_F, s
 class Prepared:
     """Shared, standardised training data and the statistics to undo the standardisation."""
 
-    X: Share | None  # (N, d) standardised, f bits
-    y: Share | None  # (N,) f bits (regression) or integer 0/1 (classification)
+    X: Share  # (N, d) standardised, f bits
+    y: Share  # (N,) f bits (regression) or integer 0/1 (classification)
     mu: Share  # (d,) feature means, f bits
     istd: Share  # (d,) 1 / sd, istd_f bits
     istd_f: int
@@ -77,7 +78,7 @@ def _as2d(X: np.ndarray | None) -> np.ndarray | None:
     return X
 
 
-def _scaled(X: np.ndarray, feature_scale) -> np.ndarray:
+def _scaled(X: np.ndarray, feature_scale: npt.ArrayLike | None) -> np.ndarray:
     if feature_scale is None:
         return X
     sc = np.asarray(feature_scale, dtype=np.float64)
@@ -107,7 +108,8 @@ async def horizontal_stats(s: Session, Xs: np.ndarray, N: int, f: int) -> tuple[
 
 
 async def prepare_horizontal(
-    s: Session, X_local, y_local, *, binary: bool, f: int = DEFAULT_F, feature_scale=None,
+    s: Session, X_local: np.ndarray | None, y_local: np.ndarray | None, *, binary: bool,
+    f: int = DEFAULT_F, feature_scale: npt.ArrayLike | None = None,
     standardize: bool = True,
 ) -> Prepared:
     """Shares of all parties' rows (concatenated in party order), standardised with the
@@ -122,13 +124,13 @@ async def prepare_horizontal(
     N = await public_total(s, len(X))
     d = X.shape[1]
 
-    async def stats():
+    async def stats() -> tuple[Share, Share]:
         if not standardize:
             z = Share(s.domain.zeros((d,)), s)
             return z, z + (1 << (f + REFINE_EXTRA))
         return await horizontal_stats(s.child("st"), Xs, N, f)
 
-    async def rows():
+    async def rows() -> tuple[Share, Share]:
         xin = input_all(s.child("x"), encode(s, Xs, f))
         yin = input_all(s.child("y"), _encode_y(s, y, binary, f))
         xs, ys = await asyncio.gather(xin, yin)
@@ -165,7 +167,8 @@ def local_standardize(X: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.
 
 
 async def prepare_vertical(
-    s: Session, X_local, y_local, *, binary: bool, f: int = DEFAULT_F, center_y: bool = False,
+    s: Session, X_local: np.ndarray | None, y_local: np.ndarray | None, *, binary: bool,
+    f: int = DEFAULT_F, center_y: bool = False,
     standardize: bool = True,
 ) -> Prepared:
     """Shares of the aligned rows with every party's standardised columns side by side (in
@@ -184,7 +187,7 @@ async def prepare_vertical(
             y = y - ybar_v
     stats_local = np.concatenate([encode(s, mu, f), encode(s, istd, f + ISTD_EXTRA)])
 
-    async def do_inputs():
+    async def do_inputs() -> tuple[list[Share], list[Share], tuple[Share, Share]]:
         return await asyncio.gather(
             input_all(s.child("x"), encode(s, Xstd, f) if X.shape[1] else None),
             input_all(s.child("m"), stats_local),
@@ -205,15 +208,19 @@ async def prepare_vertical(
         k = p.shape[0] // 2
         mus.append(p[:k])
         istds.append(p[k:])
-    mu = concatenate([m for m in mus if m.size] or mus, 0)
-    istd = concatenate([i for i in istds if i.size] or istds, 0)
-    return Prepared(Xsh, ysh, mu, istd, f + ISTD_EXTRA, Xsh.shape[0], d, ybar)
+    mu_sh = concatenate([m for m in mus if m.size] or mus, 0)
+    istd_sh = concatenate([i for i in istds if i.size] or istds, 0)
+    return Prepared(Xsh, ysh, mu_sh, istd_sh, f + ISTD_EXTRA, Xsh.shape[0], d, ybar)
 
 
-async def _input_y(s: Session, owner: int, y, binary: bool, f: int, ybar: float):
+async def _input_y(
+    s: Session, owner: int, y: np.ndarray | None, binary: bool, f: int, ybar: float
+) -> tuple[Share, Share]:
     from protocols.core import input as share_input
 
     mine = s.pid == owner
-    ysh = await share_input(s.child("v"), _encode_y(s, y, binary, f) if mine else None, owner)
+    # the owner is the party that passed y (label_owner)
+    yv = _encode_y(s, y, binary, f) if mine and y is not None else None
+    ysh = await share_input(s.child("v"), yv, owner)
     yb = await share_input(s.child("b"), encode(s, np.array(ybar), f) if mine else None, owner)
     return ysh, yb

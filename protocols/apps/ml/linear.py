@@ -29,7 +29,10 @@ diabetes data (lambda_min(C) = 0.0086, d = 10) needs 14.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 
 from protocols import beaver, fixed
 from protocols.apps.ml._base import (
@@ -47,8 +50,11 @@ from protocols.nonlinear import inv_sqrt
 from protocols.session import Session, Share, concatenate
 from protocols.truncation import trunc
 
+#: (A, b, mu, istd, istd_f, ybar, trace bound, N, d) of the normal equations
+_Moments: TypeAlias = tuple[Share, Share, Share, Share, int, Share, float, int, int]
 
-async def mul_public_precise(s: Session, x: Share, c, f: int = DEFAULT_F, extra: int = 20) -> Share:
+
+async def mul_public_precise(s: Session, x: Share, c: npt.ArrayLike, f: int = DEFAULT_F, extra: int = 20) -> Share:
     """x * c for a public real array c, with c encoded at f + extra bits (relative error
     2^-(f+extra+1) / c instead of 2^-(f+1) / c). Range |x * c| < 2^(61 - 2f - extra + f)."""
     C = np.rint(np.broadcast_to(np.asarray(c, dtype=np.float64), x.shape) * (1 << (f + extra)))
@@ -57,7 +63,7 @@ async def mul_public_precise(s: Session, x: Share, c, f: int = DEFAULT_F, extra:
 
 async def finish(
     s: Session, w: Share, mu: Share, istd: Share, istd_f: int, w0: Share, f: int,
-    feature_scale=None,
+    feature_scale: npt.ArrayLike | None = None,
 ) -> tuple[Share, Share]:
     """From standardised-space weights (w, intercept w0) to original units:
     coef_scaled = w / sd, intercept = w0 - coef_scaled . mu, coef = coef_scaled / scale."""
@@ -72,8 +78,9 @@ async def finish(
 
 
 async def fit_closed_form(
-    s: Session, X_local, y_local, *, partition: str = "horizontal", alpha: float = 0.0,
-    f: int = DEFAULT_F, solver_iters: int = 24, f_solve: int = 20, feature_scale=None,
+    s: Session, X_local: np.ndarray | None, y_local: np.ndarray | None, *,
+    partition: str = "horizontal", alpha: float = 0.0, f: int = DEFAULT_F,
+    solver_iters: int = 24, f_solve: int = 20, feature_scale: npt.ArrayLike | None = None,
     model: str = "ridge",
 ) -> SharedModel:
     """Ridge (alpha > 0) or ordinary least squares (alpha = 0) in closed form; see the module
@@ -103,7 +110,10 @@ async def fit_closed_form(
     )
 
 
-async def _moments_horizontal(s, X_local, y_local, alpha, f, feature_scale):
+async def _moments_horizontal(
+    s: Session, X_local: np.ndarray | None, y_local: np.ndarray | None, alpha: float, f: int,
+    feature_scale: npt.ArrayLike | None,
+) -> _Moments:
     X = _as2d(X_local)
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes X and y")
@@ -135,7 +145,9 @@ async def _moments_horizontal(s, X_local, y_local, alpha, f, feature_scale):
     return A, b, m[:d], istd, g, m[d], d * (1 + alpha / N), N, d
 
 
-async def _moments_vertical(s, X_local, y_local, alpha, f):
+async def _moments_vertical(
+    s: Session, X_local: np.ndarray | None, y_local: np.ndarray | None, alpha: float, f: int
+) -> _Moments:
     P = await prepare_vertical(s, X_local, y_local, binary=False, f=f, center_y=True)
     N, d = P.N, P.d
     k = max(0, int(round(np.log2(N))))
@@ -144,6 +156,7 @@ async def _moments_vertical(s, X_local, y_local, alpha, f):
     r = N / 2.0**k
     A = G[:, :d] + pub(np.eye(d) * alpha / 2.0**k, f)
     b = G[:, d]
+    assert P.ybar is not None  # center_y
     return A, b, P.mu, P.istd, P.istd_f, P.ybar, d * r + alpha / 2.0**k, N, d
 
 

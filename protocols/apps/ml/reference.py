@@ -5,8 +5,9 @@ public batch order, learning-rate schedule, class weights, L2 and sigmoid."""
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
-from protocols.apps.ml.sgd import batches, class_weights, learning_rates
+from protocols.apps.ml.sgd import ClassWeight, batches, class_weights, learning_rates
 
 
 def sigmoid_piecewise(z: np.ndarray) -> np.ndarray:
@@ -20,8 +21,8 @@ def sigmoid_smooth(z: np.ndarray) -> np.ndarray:
 def fit_sgd_plain(
     X: np.ndarray, y: np.ndarray, *, loss: str, batch_size: int = 64, epochs: int = 10,
     lr: float = 0.5, schedule: str = "constant", lr_decay: float = 0.0, l2: float = 0.0,
-    class_weight=None, sigmoid: str = "piecewise", shuffle_seed: int | None = 0,
-    feature_scale=None, standardize: bool = True,
+    class_weight: ClassWeight = None, sigmoid: str = "piecewise", shuffle_seed: int | None = 0,
+    feature_scale: npt.ArrayLike | None = None, standardize: bool = True,
 ) -> tuple[np.ndarray, float]:
     """(coef, intercept) in original units; X are all rows in the secure run's order."""
     X = np.asarray(X, dtype=np.float64)

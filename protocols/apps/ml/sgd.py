@@ -50,6 +50,9 @@ protocols.apps.ml.reference).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeAlias
+
 import numpy as np
 
 from protocols import beaver, fixed
@@ -64,6 +67,8 @@ from protocols.truncation import is_ring64, sub_trunc_matmul, trunc, trunc_finis
 
 #: extra bits of the public learning-rate constants in the fused update
 K_LR = 20
+#: None, "balanced" or {0: c0, 1: c1}
+ClassWeight: TypeAlias = str | Mapping[int, float] | None
 
 
 def batches(N: int, batch_size: int, epochs: int, shuffle_seed: int | None) -> list[np.ndarray]:
@@ -75,7 +80,7 @@ def batches(N: int, batch_size: int, epochs: int, shuffle_seed: int | None) -> l
     # public and reproducible; drawn from the project's PRG (numpy's generators stay out of
     # protocols/), as a sort by random 64-bit keys
     rng = None if shuffle_seed is None else CryptoRNG.from_seed(shuffle_seed, "batch-order")
-    out = []
+    out: list[np.ndarray] = []
     for _ in range(epochs):
         perm = np.arange(N) if rng is None else np.argsort(rng.uint64(N), kind="stable")
         out.extend(perm[i : i + batch_size] for i in range(0, N, batch_size))
@@ -98,7 +103,7 @@ def learning_rates(lr: float, schedule: str, n_batches: int, epochs: int, lr_dec
     return [float(v) for v in r]
 
 
-def class_weights(class_weight, n_pos: int | None, N: int) -> tuple[float, float]:
+def class_weights(class_weight: ClassWeight, n_pos: int | None, N: int) -> tuple[float, float]:
     """(c0, c1) from None, "balanced" (sklearn's N / (2 N_k), needs the opened class count)
     or a dict {0: c0, 1: c1}. Pure."""
     if class_weight is None:
@@ -107,6 +112,8 @@ def class_weights(class_weight, n_pos: int | None, N: int) -> tuple[float, float
         if n_pos is None or not 0 < n_pos < N:
             raise ConfigError("class_weight='balanced' needs both classes present")
         return N / (2.0 * (N - n_pos)), N / (2.0 * n_pos)
+    if isinstance(class_weight, str):
+        raise ConfigError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
     return float(class_weight.get(0, 1.0)), float(class_weight.get(1, 1.0))
 
 
@@ -168,7 +175,7 @@ async def sgd(
     l2mask[d] = 0.0
     XgTd = np.ascontiguousarray(XgT.data)  # rows of Xg^T: a batch's columns gather from here
     fused = is_ring64(s.domain) or s.domain.is_field  # GF(p): the "cs" variant
-    upd = None  # the previous iteration's update, not yet truncated and applied
+    upd: Share | None = None  # the previous iteration's update, not yet truncated and applied
     for idx, rate in zip(sched, rates, strict=True):
         B = len(idx)
         Xb = Xa[idx]
@@ -191,4 +198,5 @@ async def sgd(
         upd = g * int(round(rate / B * (1 << K_LR)))
         if l2:
             upd = upd + w * np.rint(rate * l2 * l2mask * (1 << (f + K_LR))).astype(np.int64)
+    assert upd is not None  # batches() gives at least one batch
     return w - await trunc(s, upd, f + K_LR)
