@@ -139,3 +139,16 @@ def test_rounds_and_bytes_per_iteration(prep):
     for w, e in ((w1, 1), (w2, 2)):
         cf, bf = fit_sgd_plain(Xs, ys, loss="logistic", batch_size=B, epochs=e, lr=0.5, standardize=False)
         assert np.allclose(w[:-1], cf, atol=0.01) and abs(w[-1] - bf) < 0.01
+
+
+def test_class_weights_forms():
+    from protocols.apps.ml.sgd import class_weights
+    from protocols.errors import ConfigError
+
+    assert class_weights(None, None, 10) == (1.0, 1.0)
+    assert class_weights("balanced", 2, 10) == (10 / 16, 10 / 4)
+    assert class_weights({1: 3.0}, None, 10) == (1.0, 3.0)
+    with pytest.raises(ConfigError, match="class_weight"):  # a typo: not 'balanced'
+        class_weights("balance", 2, 10)
+    with pytest.raises(ConfigError, match="both classes"):
+        class_weights("balanced", 0, 10)
