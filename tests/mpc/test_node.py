@@ -40,7 +40,7 @@ class Cluster:
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
             computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
             preprocessing=preprocessing, api=api,
-            timeouts=timeouts or {"connect": 8, "receive": 8, "job": 60})
+            timeouts=timeouts or {"connect": 20, "receive": 8, "job": 60})
         self.procs = {}
         self.logs = {}
 
