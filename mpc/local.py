@@ -189,6 +189,12 @@ async def open_sessions(
     domain = check_security(security, scheme, n, threshold, domain)
     dom = domain if domain is not None else default_domain(scheme)
     sch = make_scheme(scheme, dom, n, threshold)
+    if security == "malicious" and scheme == "additive" and preprocessing != "trusted_dealer":
+        # refused before any channel is opened (nothing to close on this error)
+        raise MaliciousUnsupportedError(
+            f"SPDZ2k (malicious additive) has MACed preprocessing from the in-process trusted dealer "
+            f"only; preprocessing={preprocessing!r} is not implemented"
+        )
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
     dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(seed, "dealer"), limit=prep_limit)
@@ -199,20 +205,15 @@ async def open_sessions(
                             prep=dealer.for_party(pid), security=security) for pid in range(n)]
     out = [with_source(s, _source(preprocessing, s, dealer, dealer_net)) for s in sessions]
     if security == "malicious" and scheme == "additive":
-        _attach_spdz2k(out, preprocessing, seed)
+        _attach_spdz2k(out, seed)
     return out
 
 
-def _attach_spdz2k(sessions, preprocessing, seed):
+def _attach_spdz2k(sessions, seed):
     """SPDZ2k's MAC key shares and MACed preprocessing (the in-process dealer only, so far)."""
     from protocols.malicious import spdz2k
     from protocols.malicious.spdz2k_prep import Spdz2kDealer
 
-    if preprocessing != "trusted_dealer":
-        raise MaliciousUnsupportedError(
-            f"SPDZ2k (malicious additive) has MACed preprocessing from the in-process trusted dealer "
-            f"only; preprocessing={preprocessing!r} is not implemented"
-        )
     dealer = Spdz2kDealer(len(sessions), CryptoRNG.from_seed(seed, "spdz2k-dealer"))
     for s in sessions:
         spdz2k.attach(s, dealer)
