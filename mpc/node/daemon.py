@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from collections import OrderedDict
@@ -283,9 +284,6 @@ class Node:
         rule, so concurrent submissions that reach the nodes in different orders run one after
         the other instead of failing. Its own cancellation is never swallowed: serve()
         cancels this task first, then the running job."""
-        import random
-
-        rng = random.SystemRandom()
         while not self._stopping:
             while not self.pending:
                 self._wake.clear()
@@ -305,7 +303,8 @@ class Node:
                 self.pending[job_id] = r
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):  # a new job may take the turn
-                    await asyncio.wait_for(self._wake.wait(), rng.uniform(0.05, 0.25))
+                    pause = 0.05 + 0.2 * int.from_bytes(os.urandom(2), "big") / 65535
+                    await asyncio.wait_for(self._wake.wait(), pause)
 
 
 def run_node(config_path: str, *, insecure: bool = False, init: bool = False,
