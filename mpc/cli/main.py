@@ -38,9 +38,38 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0 if out["correct"] else 1
 
 
+def _cmd_keygen_tls_client(args: argparse.Namespace) -> int:
+    """A client certificate for nodes that require mutual TLS (mpc.node.tlspin): the key
+    (PEM, mode 0600), the self-signed certificate, and the config lines to pin it."""
+    from pathlib import Path
+
+    from mpc.node.tlspin import make_client_cert
+
+    cert_out = args.cert_out or str(Path(args.out).with_suffix(".crt"))
+    if Path(cert_out).resolve() == Path(args.out).resolve():
+        raise SmpcError("--cert-out must differ from --out (the private key)")
+    pin = make_client_cert(cert_out, args.out, name=args.name, days=args.days,
+                           overwrite=args.force)
+    owner = '"ed25519:..."   # the analyst\'s or operator\'s signing key (public part)'
+    if args.owner:
+        from nacl.signing import SigningKey
+
+        from mpc.node.manifest import load_signing_key, verify_key_text
+
+        owner = f'"{verify_key_text(bytes(SigningKey(load_signing_key(args.owner)).verify_key))}"'
+    print(f"client key written to {args.out} (mode 0600), certificate to {cert_out}")
+    print(f"spki_sha256 {pin}")
+    print("give the certificate to each node's operator, who adds to its config:")
+    print(f"[[api.client_certs]]\nowner = {owner}\ncert = \"{Path(cert_out).name}\"\n"
+          f"spki_sha256 = \"{pin}\"")
+    return 0
+
+
 def _cmd_keygen(args: argparse.Namespace) -> int:
     from network.keys import generate_keypair, public_key_text, save_private_key
 
+    if args.tls_client:
+        return _cmd_keygen_tls_client(args)
     private, public = generate_keypair()
     save_private_key(args.out, private, overwrite=args.force)
     text = public_key_text(public)
@@ -156,16 +185,22 @@ def _nodes_arg(args: argparse.Namespace) -> list[str]:
                 is_node = False
             if is_node:  # other TOML files there (manifests) are not node configs
                 cfg = load_config(p)
-                nodes.append(f"http://{cfg.api_host}:{cfg.api_port}")
+                scheme = "https" if cfg.api.tls_cert is not None else "http"
+                host = cfg.api_host if ":" not in cfg.api_host else f"[{cfg.api_host.strip('[]')}]"
+                nodes.append(f"{scheme}://{host}:{cfg.api_port}")
     if not nodes:
         raise SmpcError("name the nodes with --node URL (repeatable) or --consortium DIR")
     return nodes
 
 
+def _tls_args(args: argparse.Namespace) -> dict:
+    return {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from mpc.node.client import Client
 
-    c = Client(_nodes_arg(args), key=args.key)
+    c = Client(_nodes_arg(args), key=args.key, **_tls_args(args))
     job = c.submit(args.manifest)
     print(job)
     if args.wait:
@@ -178,7 +213,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from mpc.node.client import Client
 
     nodes = _nodes_arg(args)
-    c = Client(nodes, key=args.key)  # requests are signed: the analyst's or an operator's key
+    c = Client(nodes, key=args.key, **_tls_args(args))  # requests are signed: the analyst's or an operator's key
     if args.job:
         out = c.status(args.job)
     else:
@@ -204,10 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.set_defaults(func=_cmd_example)
 
-    kg = sub.add_parser("keygen", help="create a long-term X25519 key pair for a node")
+    kg = sub.add_parser("keygen", help="create a long-term X25519 key pair for a node "
+                        "(or, with --tls-client, a client certificate for mutual TLS)")
     kg.add_argument("--out", required=True, help="private key file to write (mode 0600)")
     kg.add_argument("--public-out", help="also write the public key text to this file")
     kg.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    kg.add_argument("--tls-client", action="store_true",
+                    help="write an ECDSA P-256 key (PEM) and a self-signed client certificate "
+                    "for nodes that pin client certificates ([[api.client_certs]]); prints "
+                    "its spki_sha256 pin")
+    kg.add_argument("--cert-out", help="with --tls-client: the certificate file (default: "
+                    "--out with the suffix .crt)")
+    kg.add_argument("--name", default="smpc-client",
+                    help="with --tls-client: the certificate's common name")
+    kg.add_argument("--days", type=int, default=365, help="with --tls-client: validity")
+    kg.add_argument("--owner", help="with --tls-client: the signing key file of the analyst "
+                    "or operator the certificate is for (only to print the config lines)")
     kg.set_defaults(func=_cmd_keygen)
 
     au = sub.add_parser("audit", help="audit log tools")
@@ -275,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("--node", action="append", help="a node's API URL (repeatable)")
         sp.add_argument("--consortium", help="a folder of node configs (as written by init)")
+        sp.add_argument("--tls-ca", help="CA bundle (or the nodes' certificate) for https://")
+        sp.add_argument("--tls-cert", help="client certificate for mutual TLS "
+                        "(smpc keygen --tls-client)")
+        sp.add_argument("--tls-key", help="its private key file (mode 0600)")
         if name == "submit":
             sp.add_argument("manifest", help="job manifest (TOML or JSON)")
             sp.add_argument("--key", required=True, help="the analyst's signing key file")

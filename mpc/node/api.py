@@ -17,13 +17,17 @@ Origin header is refused unless listed: browsers are not clients of this API), s
 then the per-key rate limit (429 `rate.limited`). POST bodies must be application/json (415
 otherwise, so a cross-site text/plain form cannot submit). Rejected requests are counted in
 the metrics by code, never written to the audit log. Errors are `{"code", "reason"}` JSON.
+
+With `[[api.client_certs]]` (mutual TLS, mpc.node.tlspin) a connection without a pinned client
+certificate fails in the TLS handshake, before any HTTP; every request's certificate pin is
+checked again (403 `auth.client_cert`) and a signed request must be signed by the pinned
+certificate's owner (403 `auth.cert_owner`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -58,6 +62,8 @@ class Api:
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
         self._hosts: set[str] = set()
+        #: mutual TLS: pin -> owner key (empty: no client certificates asked for)
+        self.pins = {c.spki_sha256: c.owner for c in cfg.api.client_certs}
 
     # ---------------------------------------------------------------- lifecycle ---
     async def start(self) -> tuple[str, int]:
@@ -75,8 +81,12 @@ class Api:
         cfg = self.node.cfg
         ctx = None
         if cfg.api.tls_cert is not None:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(cfg.api.tls_cert, cfg.api.tls_key)
+            from mpc.node.tlspin import server_context
+
+            ctx = server_context(cfg.api.tls_cert, cfg.api.tls_key, cfg.api.client_certs)
+            if not self.pins and not is_loopback(cfg.api_host):
+                log.warning("api: listening beyond loopback without client certificates "
+                            "(api.client_certs): requests are authenticated by signature only")
         site = web.TCPSite(self.runner, cfg.api_host, cfg.api_port, ssl_context=ctx,
                            backlog=128)
         await site.start()
@@ -112,6 +122,17 @@ class Api:
             return self._reject(403, codes.HTTP_ORIGIN, "cross-origin requests are refused")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return self._reject(413, codes.HTTP_TOO_LARGE, "request body too large")
+        if self.pins:  # mutual TLS: the handshake checked the chain; pin it to an owner
+            from mpc.node.tlspin import ClientCertError, peer_pin
+
+            try:
+                owner = self.pins.get(peer_pin(request.transport) or "")
+            except ClientCertError:
+                owner = None
+            if owner is None:
+                return self._reject(403, codes.AUTH_CLIENT_CERT,
+                                    "client certificate is not pinned here")
+            request["cert_owner"] = owner
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
@@ -126,6 +147,12 @@ class Api:
             key = self.verifier.verify(request.method, request.path_qs, body, request.headers)
         except RequestAuthError as e:
             return self._reject(401, e.code, str(e))
+        owner = request.get("cert_owner")
+        if owner is not None and key != owner:  # analyst A's certificate, B's signature
+            log.warning("api: request signed by another key than its client certificate's "
+                        "owner")
+            return self._reject(403, codes.AUTH_CERT_OWNER, "the request's signing key is not "
+                                "the owner of the client certificate")
         if not self.limiter.allow(key):
             return self._reject(429, codes.RATE_LIMITED, "too many requests; slow down",
                                 retry_after=1)

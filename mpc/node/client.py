@@ -70,6 +70,19 @@ class ResultTimeoutError(SmpcError):
     """The job did not finish on every node before the timeout."""
 
 
+def _check_private(path: str | os.PathLike) -> None:
+    """A private key file must not be readable by group or others (as network.keys)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ClientError(f"{path}: cannot open key file: {e.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ClientError(f"{path}: private key file is accessible by group or others "
+                          f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}")
+
+
 @dataclass
 class JobResult:
     job_id: str
@@ -81,18 +94,34 @@ class JobResult:
 class Client:
     def __init__(self, nodes: list[str], key: str | os.PathLike | bytes, *,
                  http_timeout: float = 30.0, consortium: str | None = None,
-                 tls_ca: str | os.PathLike | None = None):
+                 tls_ca: str | os.PathLike | None = None,
+                 tls_cert: str | os.PathLike | None = None,
+                 tls_key: str | os.PathLike | None = None):
         """`tls_ca`: a CA bundle (or a node's self-signed certificate) that https:// node
-        URLs must chain to; the system's trust store otherwise."""
+        URLs must chain to; the system's trust store otherwise. `tls_cert` / `tls_key`: this
+        client's certificate and its private key (mode 0600; `smpc keygen --tls-client`) for
+        nodes that require pinned client certificates (mutual TLS, mpc.node.tlspin); the
+        nodes bind the certificate to `key`, so it must be the one pinned for this key."""
         import ssl
 
         if not nodes:
             raise ClientError("Client needs at least one node URL")
+        if tls_key is not None and tls_cert is None:
+            raise ClientError("tls_key needs tls_cert")
         self.nodes = [u.rstrip("/") for u in nodes]
         self.key = key if isinstance(key, bytes) else load_signing_key(key)
         self.http_timeout = http_timeout
         self.consortium = consortium
-        self._ssl = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None
+        self._ssl = None
+        if tls_ca is not None or tls_cert is not None:
+            self._ssl = ssl.create_default_context(cafile=str(tls_ca) if tls_ca else None)
+        if tls_cert is not None:
+            if tls_key is not None:
+                _check_private(tls_key)
+            try:
+                self._ssl.load_cert_chain(tls_cert, tls_key)
+            except (OSError, ssl.SSLError) as e:
+                raise ClientError(f"cannot load the client certificate {tls_cert}: {e}") from None
 
     # ---------------------------------------------------------------- HTTP ---
     def request(self, node: str, method: str, path: str, body: dict | None = None

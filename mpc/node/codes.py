@@ -12,6 +12,7 @@ match on them, so a code is never renamed, only added. Families:
   security.*   malicious mode: a check caught a deviation, or no malicious protocol exists
   node.*       this node stopped or restarted under the job
   audit.*      the audit log is missing, corrupted or lost a countersigned head
+  transport.*  the message broker refused this node's credentials or stayed unreachable
   http.*       the HTTP API itself
   auth.*       a request's signature (mpc.node.reqauth): missing, stale, replayed, unknown key
   rate.*, queue.*  the API's limits (HTTP 429)
@@ -84,6 +85,10 @@ PEER_UNAVAILABLE = "peer.unavailable"
 PEER_AUTH = "peer.auth"
 NODE_SHUTDOWN = "node.shutdown"
 NODE_RESTARTED = "node.restarted"
+#: the MQTT broker refused this node's account (node.broker_username / broker_password_file)
+TRANSPORT_BROKER_REFUSED = "transport.broker_refused"
+#: the MQTT broker could not be reached within the deadline
+TRANSPORT_BROKER_UNAVAILABLE = "transport.broker_unavailable"
 
 # -- malicious security (the `code` of protocols.errors' CheatingDetectedError and
 # MaliciousUnsupportedError, which error_code reads) ------------------------------------------
@@ -118,6 +123,10 @@ AUTH_REPLAY = "auth.replay"
 AUTH_BUSY = "auth.busy"
 AUTH_MISMATCH = "auth.mismatch"
 AUTH_FORBIDDEN = "auth.forbidden"
+#: mutual TLS (mpc.node.tlspin): the client certificate is not pinned / the request is signed
+#: by another key than the pinned certificate's owner
+AUTH_CLIENT_CERT = "auth.client_cert"
+AUTH_CERT_OWNER = "auth.cert_owner"
 
 #: codes (or prefixes) of jobs recorded as "refused" (nothing was computed), not "failed"
 REFUSED = ("agreement.", "policy.", SOURCE_UNKNOWN, JOB_UNAVAILABLE, JOB_PARAMETERS,
@@ -138,6 +147,7 @@ GENERIC = (
     ("peer.", "a peer was unavailable or could not be authenticated"),
     ("manifest.", "the manifest is not acceptable"),
     ("node.", "the node stopped or restarted"),
+    ("transport.", "a node could not use the message broker"),
     ("deliver.", "the output could not be delivered"),
 )
 

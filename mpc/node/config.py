@@ -72,6 +72,10 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     max_skew = 60                  # seconds a request's timestamp may differ from our clock
     tls_cert = "api.crt"           # both set: the API serves HTTPS and may bind beyond
     tls_key = "api.key"            # loopback (without them a non-loopback api is refused)
+    [[api.client_certs]]           # mutual TLS: only these client certificates connect,
+    owner = "ed25519:..."          # each bound to one analyst / operator key (mpc.node.tlspin)
+    cert = "alice-tls.crt"         # smpc keygen --tls-client writes it and prints the pin
+    spki_sha256 = "3f0c..."
 
     [insecure]                     # each one makes the daemon refuse to start without --insecure
     plaintext_channels = false
@@ -163,6 +167,8 @@ class ApiConfig:
     max_skew: float = 60.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: mutual TLS (issue 14): the pinned client certificates (mpc.node.tlspin.ClientCert)
+    client_certs: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -507,7 +513,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     if plaintext and transport == "mqtt":
         raise _err("insecure.plaintext_channels", "not available over mqtt in the daemon")
 
-    api = _parse_api(_get(raw, "api", "", dict, default={}), base)
+    api = _parse_api(_get(raw, "api", "", dict, default={}), base, policy.analyst_keys)
     if not is_loopback(api_host) and api.tls_cert is None:
         raise _err("node.api", f"{api_host!r} is not a loopback address; the API listens beyond "
                    "loopback only with TLS (api.tls_cert and api.tls_key)")
@@ -525,7 +531,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     )
 
 
-def _parse_api(t: dict, base: Path) -> ApiConfig:
+def _parse_api(t: dict, base: Path, analysts: tuple[bytes, ...] = ()) -> ApiConfig:
     from mpc.node.manifest import parse_verify_key
 
     keys = []
@@ -543,14 +549,22 @@ def _parse_api(t: dict, base: Path) -> ApiConfig:
         raise _err("api.tls_cert" if cert is None else "api.tls_key",
                    "tls_cert and tls_key go together")
     unknown = sorted(set(t) - {"operator_keys", "allowed_hosts", "max_queue", "rate", "burst",
-                               "max_skew", "tls_cert", "tls_key"})
+                               "max_skew", "tls_cert", "tls_key", "client_certs"})
     if unknown:
         raise _err("api." + unknown[0], "unknown field")
-    return ApiConfig(
+    from mpc.node.tlspin import parse_client_certs
+
+    pins = parse_client_certs(_get(t, "client_certs", "api.", list, default=[]), base,
+                               set(analysts) | set(keys))
+    if pins and cert is None:
+        raise _err("api.client_certs", "needs api.tls_cert and api.tls_key (client "
+                   "certificates are checked in the TLS handshake)")
+    return ApiConfig(client_certs=pins,
         operator_keys=tuple(keys), allowed_hosts=tuple(hosts),
         max_queue=_get(t, "max_queue", "api.", int, default=64, check=_positive),
         rate=_get(t, "rate", "api.", float, default=20.0, check=_positive),
         burst=_get(t, "burst", "api.", int, default=50, check=_positive),
         max_skew=_get(t, "max_skew", "api.", float, default=60.0, check=_positive),
         tls_cert=_rel(base, cert) if cert else None, tls_key=_rel(base, key) if key else None)
+
 

@@ -78,6 +78,12 @@ def error_code(e: BaseException) -> str:
     code = getattr(e, "code", None)
     if isinstance(code, str):
         return code
+    from network.errors import BrokerRefusedError, BrokerUnavailableError
+
+    if isinstance(e, BrokerRefusedError):  # issue 14: named codes for the broker
+        return codes.TRANSPORT_BROKER_REFUSED
+    if isinstance(e, BrokerUnavailableError):
+        return codes.TRANSPORT_BROKER_UNAVAILABLE
     if isinstance(e, PeerUnavailableError | ChannelClosedError | SessionAbortedError):
         return codes.PEER_UNAVAILABLE
     if isinstance(e, ChannelAuthError):

@@ -51,6 +51,14 @@ def test_error_code_maps_errors_to_codes():
     assert error_code(PeerUnavailableError("gone")) == codes.PEER_UNAVAILABLE
     assert error_code(ChannelAuthError("bad")) == codes.PEER_AUTH
     assert error_code(TimeoutError()) == codes.JOB_TIMEOUT
+    # issue 14: the broker's refusal has its own code (it was job.error.BrokerRefusedError)
+    from network.errors import BrokerRefusedError, BrokerUnavailableError
+
+    assert error_code(BrokerRefusedError("no")) == "transport.broker_refused"
+    assert error_code(BrokerUnavailableError("down")) == "transport.broker_unavailable"
+    assert codes.generic_reason("transport.broker_refused") == \
+        "a node could not use the message broker"
+    assert not codes.TRANSPORT_BROKER_REFUSED.startswith(codes.REFUSED)  # failed, not refused
     assert error_code(ValueError("?")) == "job.error.ValueError" == codes.job_error(ValueError())
     assert codes.POLICY_COMPUTATION.startswith(codes.REFUSED)
     assert not codes.PEER_UNAVAILABLE.startswith(codes.REFUSED)

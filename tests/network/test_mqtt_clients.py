@@ -257,7 +257,9 @@ def test_daemons_run_a_job_through_the_authenticated_broker(tmp_path):
         with pytest.raises(JobFailedError) as e:
             c.result(c.submit(_manifest("k2")), timeout=60)
         assert all(r[0] == "failed" for r in e.value.reasons.values()), e.value.reasons
-        assert "BrokerRefusedError" in e.value.reasons[cl.info["api"][2]][1], e.value.reasons
+        # a named code (issue 14), not job.error.BrokerRefusedError
+        assert e.value.reasons[cl.info["api"][2]][1] == "transport.broker_refused", \
+            e.value.reasons
     finally:
         cl.stop()
         broker.stop()
