@@ -7,6 +7,15 @@
                                                      are not audited: a stranger cannot
                                                      grow the audit log)
     smpc_requests_total                              API requests served
+    smpc_transport_records_rejected_total            records the job channels dropped before
+                                                     authentication (forged, garbage or
+                                                     transplanted publishes on the broker,
+                                                     strangers' TCP hellos), summed over ended
+                                                     jobs (done, or failed once the peers met;
+                                                     a connect round that ends in a requeue
+                                                     is not counted)
+    smpc_transport_records_duplicate_total           replayed / duplicate records dropped, the
+                                                     same way (network.mailbox link_stats)
 
 Who may read it: clients on a loopback address without a signature (a scraper on the host),
 anyone else only with a request signed by an operator key (api.operator_keys). It carries
@@ -24,11 +33,15 @@ class Metrics:
         self.requests = 0
         self.rounds = 0
         self.bytes_sent = 0
+        self.records_rejected = 0
+        self.records_duplicate = 0
 
     def job_ended(self, status: str, stats: dict) -> None:
         self.jobs[status] += 1
         self.rounds += int(stats.get("rounds", 0) or 0)
         self.bytes_sent += int(stats.get("bytes_sent", 0) or 0)
+        self.records_rejected += int(stats.get("rejected", 0) or 0)
+        self.records_duplicate += int(stats.get("duplicates", 0) or 0)
 
     def reject(self, code: str) -> None:
         self.rejected[code] += 1
@@ -50,6 +63,14 @@ class Metrics:
                 "# TYPE smpc_queue_length gauge", f"smpc_queue_length {queue_length}",
                 "# HELP smpc_job_running Jobs running on this node.",
                 "# TYPE smpc_job_running gauge", f"smpc_job_running {running}",
+                "# HELP smpc_transport_records_rejected_total Records the job channels dropped "
+                "unauthenticated, summed over ended jobs.",
+                "# TYPE smpc_transport_records_rejected_total counter",
+                f"smpc_transport_records_rejected_total {self.records_rejected}",
+                "# HELP smpc_transport_records_duplicate_total Duplicate or replayed records "
+                "the job channels dropped, summed over ended jobs.",
+                "# TYPE smpc_transport_records_duplicate_total counter",
+                f"smpc_transport_records_duplicate_total {self.records_duplicate}",
                 "# HELP smpc_requests_total API requests received.",
                 "# TYPE smpc_requests_total counter", f"smpc_requests_total {self.requests}",
                 "# HELP smpc_requests_rejected_total API requests refused, by code.",

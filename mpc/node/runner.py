@@ -318,7 +318,7 @@ class Runner:
                 detail = f"{code} (this node: {local[0]}: {local[1]})"
             reason = detail if code.startswith("agreement.") else generic_reason(code)
             status = "refused" if code.startswith(codes.REFUSED) else "failed"
-            self.job_ended(m, status, code, reason, self._stats(s, t0), decision=decision,
+            self.job_ended(m, status, code, reason, self._stats(s, t0, ch), decision=decision,
                            detail=detail)
             if not isinstance(e, Exception):
                 raise
@@ -348,8 +348,10 @@ class Runner:
                  list(res.countersigned_by))
 
     @staticmethod
-    def _stats(s, t0: float) -> dict:
+    def _stats(s, t0: float, ch=None) -> dict:
         base = s.stats.as_dict() if s is not None else {}
+        if ch is not None and hasattr(ch, "link_stats"):  # issue 14: dropped records, metrics
+            base.update({k: v for k, v in ch.link_stats().items() if isinstance(v, int)})
         return {**base, "seconds": round(time.perf_counter() - t0, 4)}
 
     @staticmethod
