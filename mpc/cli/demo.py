@@ -21,6 +21,14 @@ and then acts as the analyst:
    policy.min_group_size), decided on the noisy values); shown next to the plaintext count,
    with the noise's standard deviation and the privacy budget left at each bank.
 
+With `--transport mqtt` the demo starts its own Mosquitto (when the `mosquitto` binary is
+found) on a free loopback port, with the broker accounts and per-node topic ACLs that
+`smpc init --transport mqtt --broker-auth` writes (mpc.node.broker_auth: no anonymous
+clients; node i publishes only records from i and reads only records to i). Without the
+binary, or with `--broker URL`, it uses that broker (default 127.0.0.1:1883) without accounts
+and says so: records stay end-to-end authenticated and encrypted, but any broker client can
+publish on the jobs' topics (dropped and counted by the nodes).
+
 Preprocessing is dealer-free by default (OT for additive sharing, DN07 for Shamir);
 `--preprocessing shared_seed_dealer` is the explicit insecure option (every node can derive
 every triple; the nodes run with --insecure and the output says so). Processes and files
@@ -31,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parties", type=int, default=3, help="number of banks (default 3)")
     p.add_argument("--scheme", choices=["additive", "shamir"], default="additive")
     p.add_argument("--transport", choices=["tcp", "mqtt"], default="tcp")
+    p.add_argument("--broker", help="with --transport mqtt: use this broker (mqtt://host:port) "
+                   "without broker accounts, instead of starting a private mosquitto with "
+                   "accounts and topic ACLs")
     p.add_argument("--rows", type=int, default=2000, help="training transactions (default 2000)")
     p.add_argument("--score-rows", type=int, default=1500,
                    help="held-out transactions scored and counted (default 1500)")
@@ -127,6 +140,42 @@ def _wait_up(api: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0)
     raise RuntimeError(f"node at {api} did not come up within {timeout:g}s")
 
 
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
+        None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_private_broker(binary: str, folder: Path, timeout: float = 10.0) -> subprocess.Popen:
+    """Run mosquitto with the mosquitto.conf that write_broker_auth put in `folder` (its
+    password and ACL files); returns once its port accepts connections."""
+    conf = folder / "mosquitto.conf"
+    text = conf.read_text()
+    if os.geteuid() == 0:  # as root mosquitto drops to its own user, which could not read
+        conf.write_text(text + "user root\n")  # our 0600 password file
+    port = int(text.split("\n", 1)[0].split()[1])  # "listener <port> 127.0.0.1"
+    log = open(folder / "mosquitto.log", "w")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited: {(folder / 'mosquitto.log').read_text()[-500:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:g}s")
+
+
 def _peak(stats: dict, key: str) -> int:
     return max((st.get(key, 0) for st in stats.values()), default=0)
 
@@ -147,10 +196,18 @@ def run(args: argparse.Namespace) -> dict:
     test = np.arange(args.rows, args.rows + args.score_rows)
     tmp = Path(tempfile.mkdtemp(prefix="smpc-demo-"))
     procs: list[subprocess.Popen] = []
+    broker_proc = None
+    broker, broker_auth = "mqtt://127.0.0.1:1883", False
+    binary = mosquitto_binary() if args.transport == "mqtt" and not args.broker else None
+    if args.broker:
+        broker = args.broker
+    elif binary is not None:
+        broker, broker_auth = f"mqtt://127.0.0.1:{_free_port()}", True
     try:
         write_bank_data(tmp, data, train, test, rng)
         info = write_consortium(
             tmp, n, scheme=args.scheme, transport=args.transport, consortium_id="demo",
+            broker=broker, broker_auth=broker_auth,
             sources={b: {s: {"kind": "csv", "path": f"bank{b}_{s}.csv"}
                          for s in ("train", "today")} for b in range(n)},
             computations=["logistic_regression", "fraud_aggregate"],
@@ -169,6 +226,18 @@ def run(args: argparse.Namespace) -> dict:
                         "default.")
         _say(quiet, f"consortium of {n} banks in {tmp} ({args.scheme} sharing over "
                     f"{args.transport}, preprocessing {prep})")
+        if args.transport == "mqtt":
+            if broker_auth:
+                broker_proc = start_private_broker(binary, tmp)
+                _say(quiet, f"private mosquitto at {broker} with broker accounts and per-node "
+                            "topic ACLs (no anonymous clients; smpc init --broker-auth files)")
+            else:
+                why = ("--broker was given" if args.broker else
+                       "no mosquitto binary was found to start a private one")
+                _say(False, f"NOTE: using the MQTT broker at {broker} WITHOUT broker accounts "
+                            f"or topic ACLs ({why}): records are still end-to-end encrypted "
+                            "and authenticated, but any client of that broker can publish on "
+                            "the jobs' topics (the nodes drop and count such records).")
         for i, cfg in enumerate(info["configs"]):
             log = open(tmp / f"bank{i}.log", "w")  # noqa: SIM115 (closed with the process)
             procs.append(subprocess.Popen([sys.executable, "-m", "mpc.cli", "node", "--config",
@@ -212,6 +281,8 @@ def run(args: argparse.Namespace) -> dict:
         s_plain = X_test @ np.asarray(pc) + float(pi)
         out = {
             "parties": n, "scheme": args.scheme, "transport": args.transport,
+            **({"broker": broker, "broker_auth": broker_auth} if args.transport == "mqtt"
+               else {}),
             "preprocessing": prep, "secure_preprocessing": not insecure,
             "rows": args.rows, "score_rows": args.score_rows, "epochs": args.epochs,
             "accuracy_secure": float(np.mean((s_secure > 0) == (y_test == 1))),
@@ -273,6 +344,13 @@ def run(args: argparse.Namespace) -> dict:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+        if broker_proc is not None:  # after the nodes: they leave the broker cleanly
+            broker_proc.terminate()
+            try:
+                broker_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                broker_proc.kill()
+                broker_proc.wait(5)
         if args.keep:
             _say(quiet, f"kept {tmp}")
         else:
@@ -309,6 +387,10 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"preprocessing: {out['preprocessing']}  !!! INSECURE: every node can derive "
               "every triple; demo only !!!")
+    if "broker" in out:
+        print(f"broker: {out['broker']} " + ("(private, broker accounts and per-node topic ACLs)"
+                                             if out["broker_auth"] else
+                                             "(WITHOUT broker accounts or topic ACLs)"))
     print()
     print(f"{'logistic regression':30}{'secure':>10}{'plaintext':>12}")
     print(f"{'accuracy (held-out)':30}{out['accuracy_secure']:>10.3f}{out['accuracy_plain']:>12.3f}")

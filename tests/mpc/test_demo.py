@@ -49,6 +49,48 @@ def test_demo_mqtt_insecure_dealer_says_so(capsys, mqtt_broker):
     assert out["preprocessing"] == "shared_seed_dealer" and out["secure_preprocessing"] is False
     assert "INSECURE" in captured.err
     _check(out)
+    # issue 14: the demo's own mosquitto with the `smpc init --broker-auth` accounts and ACLs
+    from mpc.cli.demo import mosquitto_binary
+
+    if mosquitto_binary() is not None:
+        assert out["broker_auth"] is True and out["broker"] != "mqtt://127.0.0.1:1883"
+        assert "WITHOUT broker accounts" not in captured.err
+    else:
+        assert out["broker_auth"] is False and "WITHOUT broker accounts" in captured.err
+
+
+def test_demo_private_broker_refuses_strangers(tmp_path):
+    """The broker the MQTT demo starts (mpc.cli.demo.start_private_broker) with the files
+    `smpc init --transport mqtt --broker-auth` writes: a node's account connects, an anonymous
+    client and a wrong password do not."""
+    import asyncio
+
+    import aiomqtt
+
+    from mpc.cli.demo import _free_port, mosquitto_binary, start_private_broker
+
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto binary not installed")
+    port = _free_port()
+    assert main(["init", "--parties", "3", "--out", str(tmp_path), "--transport", "mqtt",
+                 "--broker-auth", "--broker", f"mqtt://127.0.0.1:{port}"]) == 0
+    pw = (tmp_path / "bank1.broker-password").read_text().strip()
+    proc = start_private_broker(binary, tmp_path)
+
+    async def connect(user, password):
+        async with aiomqtt.Client("127.0.0.1", port, username=user, password=password,
+                                  timeout=3):
+            return True
+
+    try:
+        assert asyncio.run(connect("bank1", pw))
+        for user, password in ((None, None), ("bank1", "wrong")):
+            with pytest.raises(aiomqtt.MqttError):
+                asyncio.run(connect(user, password))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_demo_table(capsys):
@@ -73,3 +115,18 @@ def test_demo_table(capsys):
     text = capsys.readouterr().out
     assert "INSECURE" in text and "suppressed" in text and "within 8 noise" in text
     assert "standard deviation 2.80" in text and "bank0 9" in text
+
+
+@pytest.mark.timeout(120)
+def test_demo_mqtt_without_mosquitto_says_it_has_no_broker_accounts(capsys, mqtt_broker,
+                                                                     monkeypatch):
+    from mpc.cli import demo
+
+    monkeypatch.setattr(demo, "mosquitto_binary", lambda: None)
+    assert main(["demo", "--json", "--rows", "400", "--score-rows", "300", "--k-min", "20",
+                 "--threshold", "0.35", "--epsilon", "40", "--transport", "mqtt"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["broker"] == "mqtt://127.0.0.1:1883" and out["broker_auth"] is False
+    assert "WITHOUT broker accounts or topic ACLs (no mosquitto binary was found" in captured.err
+    _check(out)
