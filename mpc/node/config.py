@@ -90,10 +90,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpc.node.policy_config import ColumnPolicy, DPPolicy, parse_columns, parse_dp
 from network.errors import SmpcError
+
+if TYPE_CHECKING:
+    from mpc.node.tlspin import ClientCert
 
 SCHEMES = ("additive", "shamir")
 TRANSPORTS = ("tcp", "mqtt")
@@ -168,7 +171,7 @@ class ApiConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     #: mutual TLS (issue 14): the pinned client certificates (mpc.node.tlspin.ClientCert)
-    client_certs: tuple = ()
+    client_certs: tuple[ClientCert, ...] = ()
 
 
 @dataclass(frozen=True)
