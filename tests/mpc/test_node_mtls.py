@@ -125,6 +125,8 @@ def test_mutual_tls_pinned_client_certificates_end_to_end(tmp_path, capsys):
     a_cert, a_tls, a_pin = _keygen(capsys, tmp_path, "alice", owner=a_key)
     b_cert, b_tls, b_pin = _keygen(capsys, tmp_path, "bob", owner=b_key)
     m_cert, m_tls, _ = _keygen(capsys, tmp_path, "mallory")  # never pinned
+    op_key = cl.info["operator_keys"][0]  # bank0's operator: pinned at bank0 only
+    o_cert, o_tls, o_pin = _keygen(capsys, tmp_path, "operator0", owner=op_key)
     ca_pin = spki_sha256(server_cert.read_bytes())  # pinned below, for analyst A, as a CA
     from mpc.node.manifest import load_signing_key
 
@@ -133,7 +135,9 @@ def test_mutual_tls_pinned_client_certificates_end_to_end(tmp_path, capsys):
         p.write_text(p.read_text() + _pin_line(a_vk, a_cert, a_pin)
                      + _pin_line(_vk_text(b_seed), b_cert, b_pin)
                      + _pin_line(a_vk, server_cert, ca_pin))
-    assert len(load_config(cl.info["configs"][0]).api.client_certs) == 3
+    p0 = cl.info["configs"][0]
+    p0.write_text(p0.read_text() + _pin_line(_vk_text(load_signing_key(op_key)), o_cert, o_pin))
+    assert len(load_config(p0).api.client_certs) == 4
     apis = [u.replace("http://", "https://") for u in cl.info["api"]]
     a_ctx = _ctx(server_cert, a_cert, a_tls)
     try:
@@ -178,6 +182,15 @@ def test_mutual_tls_pinned_client_certificates_end_to_end(tmp_path, capsys):
         bob = Client(apis, key=b_key, tls_ca=server_cert, tls_cert=b_cert, tls_key=b_tls)
         assert bob.request(apis[1], "GET", "/status")[0] == 200
         assert bob.result(bob.submit(_manifest("bob")), timeout=60).outputs["count"] == [105]
+
+        # an operator's certificate, for the operator's key, at the bank that pinned it
+        job = alice.submit(_manifest("mtls"))  # the same manifest: the stored job
+        op = Client(apis[:1], key=op_key, tls_ca=server_cert, tls_cert=o_cert, tls_key=o_tls)
+        status, body = op.request(apis[0], "GET", f"/jobs/{job}")
+        assert (status, body.get("status")) == (200, "done"), body
+        op_b = Client(apis[1:2], key=op_key, tls_ca=server_cert, tls_cert=o_cert, tls_key=o_tls)
+        with pytest.raises(ClientError, match="unreachable"):  # not pinned at bank1
+            op_b.request(apis[1], "GET", "/status")
 
         # the pin is on the certificate's key: a certificate issued by a pinned (CA) one
         # passes the handshake's chain check, and is refused by its pin
