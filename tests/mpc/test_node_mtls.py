@@ -237,3 +237,90 @@ def test_client_cert_config_is_checked_at_load(tmp_path, capsys):
     key.chmod(0o644)  # the client refuses a readable private key
     with pytest.raises(ClientError, match="chmod 600"):
         Client(["https://127.0.0.1:1"], key=cl.info["analyst_key"], tls_cert=cert, tls_key=key)
+
+
+def _host_address():
+    """This machine's non-loopback IPv4 address, if it has one."""
+    import ipaddress
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))  # no packet is sent: only picks the route
+        ip = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if ipaddress.ip_address(ip).is_loopback else ip
+
+
+def _server_cert_for(d, ips):
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smpc node")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (d / "node.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "node.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return d / "node.crt", d / "node.pem"
+
+
+def test_api_beyond_loopback_with_mutual_tls(tmp_path, capsys):
+    """The deployment this is for: every node's API on the host's network address (not
+    loopback), HTTPS with pinned client certificates. The analyst's job runs; a client
+    without a certificate gets no HTTP at all; /metrics from a non-loopback peer needs an
+    operator's signature even with a pinned certificate."""
+    from mpc.node.manifest import load_signing_key
+
+    ip = _host_address()
+    if ip is None:
+        pytest.skip("no non-loopback address on this machine")
+    server_cert, server_key = _server_cert_for(tmp_path, ["127.0.0.1", ip])
+    cl = Cluster(tmp_path, api={"tls_cert": str(server_cert), "tls_key": str(server_key)})
+    a_key = cl.info["analyst_key"]
+    a_cert, a_tls, a_pin = _keygen(capsys, tmp_path, "alice", owner=a_key)
+    for p in cl.info["configs"]:
+        text = p.read_text()
+        assert text.count('api = "127.0.0.1:') == 1
+        p.write_text(text.replace('api = "127.0.0.1:', f'api = "{ip}:')
+                     + _pin_line(_vk_text(load_signing_key(a_key)), a_cert, a_pin))
+    apis = [u.replace("http://127.0.0.1:", f"https://{ip}:") for u in cl.info["api"]]
+    a_ctx = _ctx(server_cert, a_cert, a_tls)
+    try:
+        for i in range(3):
+            cl.start(i)
+        for i, api in enumerate(apis):
+            t_end = time.monotonic() + 20
+            while True:
+                try:
+                    urllib.request.urlopen(api + "/health", timeout=1, context=a_ctx)  # noqa: S310
+                    break
+                except OSError:
+                    assert cl.procs[i].poll() is None and time.monotonic() < t_end, cl.log(i)
+                    time.sleep(0.1)
+        assert f"api https://{ip}:" in cl.log(0)
+        for api in apis:
+            got = _raw_handshake(api, server_cert)
+            assert not (isinstance(got, bytes) and got.startswith(b"HTTP/")), got
+        alice = Client(apis, key=a_key, tls_ca=server_cert, tls_cert=a_cert, tls_key=a_tls)
+        assert alice.result(alice.submit(_manifest("lan")), timeout=60).outputs["count"] == [105]
+        status, body = _get(apis[0] + "/metrics", a_ctx)  # certificate, no signature
+        assert (status, json.loads(body)["code"]) == (401, "auth.missing")
+        status, body = alice.request(apis[0], "GET", "/metrics")
+        assert (status, body.get("code")) == (403, "auth.forbidden")  # an analyst's signature
+    finally:
+        cl.stop()
