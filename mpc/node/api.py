@@ -84,9 +84,6 @@ class Api:
             from mpc.node.tlspin import server_context
 
             ctx = server_context(cfg.api.tls_cert, cfg.api.tls_key, cfg.api.client_certs)
-            if not self.pins and not is_loopback(cfg.api_host):
-                log.warning("api: listening beyond loopback without client certificates "
-                            "(api.client_certs): requests are authenticated by signature only")
         site = web.TCPSite(self.runner, cfg.api_host, cfg.api_port, ssl_context=ctx,
                            backlog=128)
         await site.start()

@@ -266,6 +266,10 @@ class NodeConfig:
         if self.preprocessing == "dealer" and not self.allow_dealer_node:
             bad.append("consortium.preprocessing = 'dealer' without insecure.allow_dealer_node = true "
                        "(a dealer node that must not collude with any party)")
+        if not is_loopback(self.api_host) and not self.api.client_certs:
+            bad.append(f"node.api = {self.api_host!r} beyond loopback without api.client_certs "
+                       "(server TLS only: any host that reaches the port gets an HTTP parser; "
+                       "clients are authenticated by request signature only)")
         if self.scheme == "shamir" and self.t is not None and (2 * self.t >= self.n or self.t < 1):
             bad.append(f"consortium.threshold = {self.t} with n = {self.n} (Shamir needs "
                        f"1 <= t < n/2)")

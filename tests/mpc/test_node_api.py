@@ -181,7 +181,13 @@ def test_api_loopback_rule_parses_addresses(tmp_path):
     # beyond loopback only with TLS
     p.write_text(text.replace(f'api = "127.0.0.1:{port}"', f'api = "0.0.0.0:{port}"')
                  .replace("[api]", '[api]\ntls_cert = "c.pem"\ntls_key = "k.pem"'))
-    assert load_config(p).api.tls_cert.name == "c.pem"
+    cfg = load_config(p)
+    assert cfg.api.tls_cert.name == "c.pem"
+    # ... and server TLS alone (no pinned client certificates) is an insecure option: the
+    # daemon refuses it unless run --insecure
+    assert any("api.client_certs" in b for b in cfg.insecure_options())
+    p.write_text(text)
+    assert not any("api.client_certs" in b for b in load_config(p).insecure_options())
 
 
 def test_metrics_prometheus_text_and_json_logs(tmp_path):
