@@ -55,13 +55,20 @@ def sign_request(seed: bytes, method: str, path: str, body: bytes = b"", *,
 class RequestVerifier:
     """Checks signed requests against a set of known keys, a clock skew bound and a bounded
     replay cache (entries expire after 2 * max_skew; a full cache refuses new nonces with
-    `auth.busy` rather than forgetting live ones)."""
+    `auth.busy` rather than forgetting live ones). Each key may hold at most its share of the
+    cache (cache_max // number of keys, at least min(cache_max // 4, 4096)): a nonce is recorded before the API's rate limit
+    answers 429, so without the share one allowed key flooding signed requests would fill
+    the cache and lock every other key out with `auth.busy`."""
 
     def __init__(self, keys, *, max_skew: float = 60.0, cache_max: int = 100_000):
         self.keys = set(keys)
         self.max_skew = max_skew
         self.cache_max = cache_max
+        # a fair share, but never below what a key within the API's rate limits needs
+        # (default 20/s for 2 * 60 s = 2400), so many keys do not starve each other
+        self.per_key = max(1, cache_max // max(1, len(self.keys)), min(cache_max // 4, 4096))
         self._seen: OrderedDict[tuple[bytes, str], float] = OrderedDict()
+        self._held: dict[bytes, int] = {}  # live cache entries per key
 
     def verify(self, method: str, path: str, body: bytes, headers, *,
                now: float | None = None) -> bytes:
@@ -97,9 +104,10 @@ class RequestVerifier:
         self._prune(now)
         if (key, nonce) in self._seen:
             raise RequestAuthError(codes.AUTH_REPLAY, "request replayed")
-        if len(self._seen) >= self.cache_max:
+        if len(self._seen) >= self.cache_max or self._held.get(key, 0) >= self.per_key:
             raise RequestAuthError(codes.AUTH_BUSY, "too many recent requests; retry")
         self._seen[(key, nonce)] = now + 2 * self.max_skew
+        self._held[key] = self._held.get(key, 0) + 1
         return key
 
     def _prune(self, now: float) -> None:
@@ -108,6 +116,11 @@ class RequestVerifier:
             if exp > now:
                 break
             self._seen.popitem(last=False)
+            left = self._held[k[0]] - 1
+            if left:
+                self._held[k[0]] = left
+            else:
+                del self._held[k[0]]
 
 
 class RateLimiter:
