@@ -257,7 +257,7 @@ class Client:
         from mpc.node.runner import domain_for
         from protocols.arith.fixedpoint import FixedPoint
 
-        rs = [b["result"] for b in results.values()]
+        rs = _agreed(job_id, results)
         meta = rs[0]
         dom = domain_for(meta["scheme"])
         sch = make_scheme(meta["scheme"], dom, meta["n"], meta["t"])
@@ -282,3 +282,43 @@ class Client:
         return JobResult(job_id, meta["computation"], finish_outputs(meta["computation"], values,
                                                          meta.get("parameters")),
                          stats)
+
+
+#: result fields every node must report alike (an output's "sealed" share and "values"
+#: differ per node; everything else about an output must not)
+_SHARED = ("scheme", "n", "t", "computation", "parameters")
+_OWN = ("sealed", "values")
+
+
+def _agreed(job_id: str, results: dict[str, dict]) -> list[dict]:
+    """The nodes' results, checked against each other before any share is read: the same
+    job, the same metadata (scheme, n, t, computation, parameters, each output's scale and
+    shape) at every node, and distinct party indices. A cheating node could otherwise decide
+    how every node's share is decoded (the first node's metadata was taken as is) or claim
+    another node's index, so that its share replaces that node's and the Shamir consistency
+    check of the reconstruction is skipped. Raises ClientError naming the nodes."""
+    rs: dict[str, dict] = {}
+    for node, body in results.items():
+        r = body.get("result") if isinstance(body, dict) else None
+        if body.get("job_id") != job_id or not isinstance(r, dict) or \
+                not isinstance(r.get("outputs"), dict):
+            raise ClientError(f"node {node} answered without the result of job {job_id}")
+        rs[node] = r
+
+    def view(r: dict) -> tuple:
+        outs = {k: {f: v for f, v in e.items() if f not in _OWN} if isinstance(e, dict) else e
+                for k, e in r["outputs"].items()}
+        return tuple(r.get(k) for k in _SHARED), outs
+
+    first, ref = next(iter(rs.items()))
+    for node, r in rs.items():
+        if view(r) != view(ref):
+            raise ClientError(f"nodes {first} and {node} disagree about job {job_id}'s result "
+                              "(scheme, parties, computation, parameters or output format)")
+    n = ref.get("n")
+    pids = [r.get("pid") for r in rs.values()]
+    if not isinstance(n, int) or not all(isinstance(p, int) and 0 <= p < n for p in pids) \
+            or len(set(pids)) != len(pids):
+        raise ClientError(f"job {job_id}: the nodes' party indices {pids} are not distinct "
+                          f"party indices of {n} parties")
+    return list(rs.values())
