@@ -97,6 +97,21 @@ class _Ctx:
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
     failed: str | None = None  # a check that failed locally, reported at the next verdict
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    verifying: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by verify (_record)
+
+
+_RACE = ("a product in one concurrent branch raced a verification (open, reveal_to, verify) "
+         "in another, which opens its MAC key; join the branches before verifying")
+
+
+def _record(s: Session, key: _Key, tag: str, z: np.ndarray, rz: np.ndarray) -> None:
+    """Record (z, r*z) for the next verification. A pair under a key that a verification
+    opened (or is opening) cannot be checked soundly and would fail the next check with no
+    cheater: refused with a typed error that blames nobody (security.unsupported)."""
+    ctx = _state(s)
+    if key is not ctx.key or ctx.verifying.locked():
+        raise MaliciousUnsupportedError(_RACE)
+    ctx.pending.append((tag, z, rz))
 
 
 def _sch(s: Session) -> ShamirShares:
@@ -344,7 +359,7 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
     )
     xs = F.add(rho, delta)
     rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
-    ctx.pending.append((tag, xs.reshape(-1), rxs.reshape(-1)))
+    _record(s, key, tag, xs.reshape(-1), rxs.reshape(-1))
     return MShare(Share(xs, s), Share(rxs, s), key)
 
 
@@ -360,7 +375,7 @@ async def refresh(s: Session, x: MShare) -> MShare:
     F = s.domain
     rt, r2t = await s.prep.double_randoms(x.shape)
     rx, tag = await _reduce(s, F.mul(_rb(key, x.shape), np.ascontiguousarray(x.x.data)), rt, r2t)
-    _state(s).pending.append((tag, x.x.data.reshape(-1), rx.reshape(-1)))
+    _record(s, key, tag, x.x.data.reshape(-1), rx.reshape(-1))
     return MShare(x.x, Share(rx, s), key)
 
 
@@ -382,7 +397,7 @@ async def mul(s: Session, x: MShare, y: MShare) -> MShare:
     rt, r2t = await s.prep.double_randoms((2, *x.shape))
     prod = _stack(F, F.mul(x.x.data, y.x.data), F.mul(x.rx.data, y.x.data))
     z, tag = await _reduce(s, prod, rt, r2t)
-    _state(s).pending.append((tag, z[0].reshape(-1), z[1].reshape(-1)))
+    _record(s, x.key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)
 
 
@@ -403,7 +418,7 @@ async def matmul(s: Session, x: MShare, y: MShare) -> MShare:
     rt, r2t = await s.prep.double_randoms((2, *zshape))
     prod = _stack(F, F.matmul(x.x.data, y.x.data), F.matmul(x.rx.data, y.x.data))
     z, tag = await _reduce(s, prod, rt, r2t)
-    _state(s).pending.append((tag, z[0].reshape(-1), z[1].reshape(-1)))
+    _record(s, x.key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)
 
 
@@ -500,9 +515,15 @@ async def verify(s: Session) -> None:
     Bytes: (n - 1)*(2e + 2e + 33) per party.   Preprocessing: randoms((1,)) (the coin).
     Afterwards r is public: the next operation starts a new epoch.
     Raises: CheatingDetectedError (every honest party, with abort) naming the check: "mac"
-    (T != 0), "open" (inconsistent shares of r, the coin or T), "input", "reported".
+    (T != 0), "open" (inconsistent shares of r, the coin or T), "input", "reported";
+    MaliciousUnsupportedError (blaming nobody) where a concurrent branch's product races it.
     """
     ctx = _state(s)
+    async with ctx.verifying:  # concurrent verifications run one after the other
+        await _verify(s, ctx)
+
+
+async def _verify(s: Session, ctx: _Ctx) -> None:
     if ctx.key is None and not ctx.pending and ctx.failed is None:
         return
     key = await _key(s)

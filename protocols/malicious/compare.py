@@ -55,6 +55,7 @@ from protocols.malicious.chida18 import (
     _Key,
     _key,
     _open_checked,
+    _record,
     _reduce,
     _stack,
     _state,
@@ -197,7 +198,7 @@ async def _pmul(s: Session, key: _Key, lv: np.ndarray, lm: np.ndarray, rv: np.nd
     reduction of ([lv*rv], [lm*rv]), recorded for the verification. 2 rounds."""
     F = s.domain
     z, tag = await _reduce(s, _stack(F, F.mul(lv, rv), F.mul(lm, rv)), *await s.prep.double_randoms((2, *lv.shape)))
-    _state(s).pending.append((tag, z[0].reshape(-1), z[1].reshape(-1)))
+    _record(s, key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return z[0], z[1]
 
 

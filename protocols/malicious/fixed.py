@@ -44,6 +44,7 @@ from protocols.malicious.chida18 import (
     _key,
     _open_checked,
     _rb,
+    _record,
     _reduce,
     _state,
     mul,
@@ -63,7 +64,7 @@ async def random(s: Session, shape: tuple[int, ...]) -> MShare:
     a = await s.prep.randoms(shape)
     rt, r2t = await s.prep.double_randoms(shape)
     ra, tag = await _reduce(s, F.mul(_rb(key, shape), np.ascontiguousarray(a)), rt, r2t)
-    _state(s).pending.append((tag, a.reshape(-1), ra.reshape(-1)))
+    _record(s, key, tag, a.reshape(-1), ra.reshape(-1))
     return MShare(Share(a, s), Share(ra, s), key)
 
 
@@ -162,7 +163,7 @@ async def verify_into_next_key(s: Session, vals: np.ndarray) -> tuple[np.ndarray
         if ctx.key is not None:  # pragma: no cover (verify leaves no key; nothing ran since)
             raise ParameterError("a key was drawn during the verification")
         key = ctx.key = _Key(r2, ctx.epoch)
-        ctx.pending.append((tag, vals.reshape(-1), rv.reshape(-1)))
+        _record(s, key, tag, vals.reshape(-1), rv.reshape(-1))
     return rv, key
 
 

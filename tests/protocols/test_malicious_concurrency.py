@@ -1,12 +1,11 @@
 """Concurrent branches of one malicious Shamir session (Session.child) with no cheater: one
 branch opens (so verifies, which makes the epoch's MAC key r public) while another branch's
-product is in flight. The product's pair (z, r*z) is recorded after the verification took its
-snapshot of the pending pairs, under the retired key, and the next verification checks it
-against the new key: every honest party raises security.cheating_detected ("mac") although
-nobody cheated. chida18's _Ctx says concurrent branches may finish in any order; a
-verification racing a product is not handled. Strict xfail until it is (either the pair is
-checked under its own key before that key is opened, or the race is refused with a typed
-error that does not blame a party)."""
+product is in flight. Before the fix the product's pair (z, r*z) was recorded after the
+verification's snapshot, under the retired key, and the next verification checked it against
+the new key: every honest party raised security.cheating_detected ("mac") although nobody
+cheated. Now the race is refused with a typed error that blames nobody
+(MaliciousUnsupportedError, security.unsupported); joined branches run as before, and a real
+cheater in the same job is still caught."""
 
 from __future__ import annotations
 
@@ -16,15 +15,17 @@ import numpy as np
 import pytest
 from malicious_helpers import run
 
+from mpc.node.daemon import error_code
+from network.errors import SmpcError
 from protocols import malicious as mal
-from protocols.errors import CheatingDetectedError
+from protocols.errors import CheatingDetectedError, MaliciousUnsupportedError
 
 pytestmark = pytest.mark.timeout(120)
 
 XI = np.arange(1, 7, dtype=np.int64)
 
 
-async def job(s):
+async def racing(s):
     D = s.domain
     x = await mal.input(s, D.from_int(XI) if s.pid == 0 else None, 0, XI.shape)
     y = await mal.input(s, D.from_int(XI) if s.pid == 1 else None, 1, XI.shape)
@@ -33,11 +34,34 @@ async def job(s):
     return D.to_int(xv), D.to_int(zv)
 
 
-@pytest.mark.xfail(strict=True, reason="a verification racing a product in another branch "
-                   "reports cheating with no cheater (chida18 pending pairs carry no key)")
-def test_no_false_cheating_alarm_with_concurrent_branches():
-    res, errs, _ = run(job)
+async def joined(s):
+    D = s.domain
+    x = await mal.input(s, D.from_int(XI) if s.pid == 0 else None, 0, XI.shape)
+    y = await mal.input(s, D.from_int(XI) if s.pid == 1 else None, 1, XI.shape)
+    z, w = await asyncio.gather(mal.mul(s.child("a"), x, y), mal.mul(s.child("b"), y, x))
+    (xv,), (zv, wv) = await asyncio.gather(mal.open(s.child("c"), x), mal.open(s.child("d"), z, w))
+    return D.to_int(xv), D.to_int(zv), D.to_int(wv)
+
+
+def test_a_verification_racing_a_product_is_refused_without_blame():
+    res, errs, _ = run(racing)
+    assert res == [None] * 3
     assert not any(isinstance(e, CheatingDetectedError) for e in errs), errs
-    if errs == [None] * 3:
-        for xv, zv in res:
-            assert list(xv) == XI.tolist() and list(zv) == (XI * XI).tolist()
+    assert all(isinstance(e, SmpcError) for e in errs), errs
+    assert any(isinstance(e, MaliciousUnsupportedError) for e in errs), errs
+    assert {error_code(e) for e in errs if isinstance(e, MaliciousUnsupportedError)} == {
+        "security.unsupported"}
+
+
+def test_joined_branches_and_concurrent_opens_still_work():
+    res, errs, _ = run(joined)
+    assert errs == [None] * 3
+    for xv, zv, wv in res:
+        assert list(xv) == XI.tolist() and list(zv) == list(wv) == (XI * XI).tolist()
+
+
+def test_cheater_in_concurrent_branches_still_caught():
+    res, errs, _ = run(joined, cheat=("mking", None))
+    assert res == [None] * 3
+    for pid in (0, 1):
+        assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
