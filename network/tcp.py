@@ -61,6 +61,7 @@ from network.secure import (
     kk_handshake,
     make_prologue,
 )
+from network.tcp_park import PeerListener, dial_parked
 
 RECORD_SIZE = 1 << 20
 HELLO_MAGIC = b"SMPH"
@@ -161,6 +162,43 @@ class TcpChannel(MailboxChannel):
         if self._server is not None:  # mesh complete: accept nothing more
             self._server.close()
             self._server = None
+
+    async def connect_via(self, listener: PeerListener,
+                          addresses: Sequence[tuple[str, int]]) -> None:
+        """Join the mesh through the node's long-lived `network.tcp_park.PeerListener`
+        instead of a listener of this channel's own: dial the higher-indexed parties' listeners
+        (they park the authenticated connection until they reach this session) and take the
+        lower-indexed parties' parked connections from `listener`, within `connect_timeout`.
+        Raises PeerUnavailableError (a peer not on this session in time) or ChannelAuthError."""
+        if len(addresses) != self.n:
+            raise ValueError(f"need {self.n} addresses, got {len(addresses)}")
+
+        async def dial(j: int) -> None:
+            conn = await dial_parked(
+                self.pid, j, addresses[j], sid=self.session_id,
+                static_key=self._static_key if self.secure else None,
+                peer_key=self._peer_keys[j] if self.secure else None,
+                consortium_id=self.consortium_id, secure=self.secure)
+            self._add_link(j, *conn)
+
+        async def take(j: int) -> None:
+            self._add_link(j, *await listener.take(j, self.session_id))
+
+        try:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    async with asyncio.TaskGroup() as tg:
+                        for j in range(self.n):
+                            if j != self.pid:
+                                tg.create_task(dial(j) if j > self.pid else take(j))
+            except* TimeoutError:
+                missing = [j for j in range(self.n) if j != self.pid and j not in self._links]
+                raise self._setup_failure(missing, "could not connect to") from None
+            except* NetworkError as eg:
+                raise eg.exceptions[0] from None
+        except BaseException:  # cancelled (job withdrawn, shutdown) included: nothing left open
+            await self.close()
+            raise
 
     async def _wait_accepts(self) -> None:
         await self._all_connected.wait()
