@@ -105,6 +105,10 @@ class PeerListener:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on host:port (party 0 binds nothing: nobody dials it)."""
+        if self.pid == 0:
+            self.address = (host, port)
+            return self.address
         self._server = await asyncio.start_server(self._on_accept, host, port,
                                                   limit=STREAM_LIMIT)
         self.address = self._server.sockets[0].getsockname()[:2]

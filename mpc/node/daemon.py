@@ -14,12 +14,14 @@ queued or audited; a refusal answers at once with a code (403 `policy.*`, 400 `m
 A job id already known with the same manifest hash returns the stored record (T18); a different
 manifest under a used idempotency key is refused (`idempotency.conflict`); a failed job may be
 re-submitted and runs again as the next attempt. At most api.max_queue jobs wait (429
-`queue.full` beyond). Queued jobs run one at a time, the lowest job id first, with connect
-rounds that let every node converge on the same job (see `Node._worker`, `Runner._meet`).
+`queue.full` beyond). Queued jobs run one at a time in the same order on every node
+(`runner.order_key`: earliest manifest.not_after, then job id; no starvation). Over TCP the
+node keeps one peer listener for its life (network.tcp_park): a peer's connection for a job
+waits there until this node starts the job (see `Node._worker`, `Runner._meet`).
 
 Shutdown (SIGTERM/SIGINT): the running job is cancelled and aborted towards the peers (they end
 it with `peer.unavailable`), every queued job is failed with `node.shutdown`, the API listener
-and the job's peer listener are closed, and the process exits 0 within a few seconds. At start,
+and the peer listener are closed, and the process exits 0 within a few seconds. At start,
 jobs a killed process left queued or running are recorded as failed (`node.restarted`).
 """
 
@@ -60,6 +62,7 @@ from mpc.node.runner import (  # noqa: F401  (re-exported: public names of the o
     domain_for,
     error_code,
     generic_reason,
+    order_key,
     seal_to_analyst,
 )
 from mpc.node.store import JobStore, public_record
@@ -142,7 +145,12 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop, f"node shutting down ({sig.name})")
-        self.api_address = await self.api.start()
+        await self._start_peer_listener()
+        try:
+            self.api_address = await self.api.start()
+        except BaseException:
+            await self._close_peer_listener()
+            raise
         log.info("node %s (party %d of %d) ready: api %s://%s:%d, peers via %s, scheme %s, "
                  "preprocessing %s", self.cfg.name, self.cfg.index, self.cfg.n,
                  "https" if self.cfg.api.tls_cert else "http", *self.api_address,
@@ -159,11 +167,36 @@ class Node:
             if job is not None:
                 await cancel_until_done(job)
             self._fail_queued()
+            await self._close_peer_listener()
             await self.api.close()
             self.store.close()
             self.budget.close()
             self.audit.close()
             log.info("node %s stopped: %s", self.cfg.name, self._stopping)
+
+    async def _start_peer_listener(self) -> None:
+        """TCP: one peer listener for the node's life (network.tcp_park), on this node's
+        consortium address; the lower-indexed peers' connections for a job wait there until
+        this node starts that job, at most timeouts.connect."""
+        cfg = self.cfg
+        if cfg.transport != "tcp":
+            return
+        from network.tcp_park import PeerListener
+
+        li = PeerListener(
+            cfg.index, cfg.n, static_key=None if cfg.plaintext_channels else self.static_key,
+            peer_keys=None if cfg.plaintext_channels else {
+                **{p.index: p.public_key for p in cfg.peers}, cfg.index: self.public_key},
+            consortium_id=cfg.consortium_id.encode(),
+            insecure_plaintext=cfg.plaintext_channels, park_timeout=cfg.connect_timeout,
+            handshake_timeout=min(10.0, cfg.connect_timeout))
+        await li.start(cfg.host, cfg.port)
+        self.runner.listener = li
+
+    async def _close_peer_listener(self) -> None:
+        li, self.runner.listener = self.runner.listener, None
+        if li is not None:
+            await li.close()
 
     def stop(self, reason: str = "node shutting down") -> None:
         if self._stopping is None:
@@ -232,9 +265,9 @@ class Node:
         self.pending[m.job_id] = Run(m, run_b, attempt)
         self._wake.set()
         cur = self._current_run
-        if cur is not None and cur.meeting and m.job_id < cur.m.job_id \
+        if cur is not None and cur.meeting and order_key(m) < order_key(cur.m) \
                 and self._job_task is not None and not cur.preempted:
-            cur.preempted = True  # the lower id goes first: end the current connect round
+            cur.preempted = True  # the earlier job goes first: stop connecting the current one
             self._job_task.cancel()
         log.info("job %s: queued %s (manifest %s…, attempt %d), %d ahead", m.job_id,
                  escape(m.computation, 60), m.hash[:12], attempt,
@@ -273,14 +306,21 @@ class Node:
                 "stopping": self._stopping is not None, "concurrency": 1}
 
     def metrics_text(self) -> str:
+        li = self.runner.listener
         return self.metrics.render(queue_length=len(self.pending),
-                                   running=int(self.current is not None))
+                                   running=int(self.current is not None),
+                                   peer_rejected=li.rejected if li is not None else None)
 
     # ---------------------------------------------------------------- worker ---
+    def _next_job(self) -> str:
+        """The queued job every node runs next: the first in `order_key` order."""
+        return min(self.pending, key=lambda k: order_key(self.pending[k].m))
+
     async def _worker(self) -> None:
-        """Run queued jobs one at a time, the lowest job id first. A job whose peers are not
-        all there in a connect round (Runner._meet raises Requeue) goes back to the queue and
-        the lowest id is picked again after a short random pause: every node follows the same
+        """Run queued jobs one at a time, the first in `order_key` order first. A job whose
+        peers are not all there (Runner._meet raises Requeue: preempted by an earlier job, a
+        link lost while connecting, an MQTT round missed) goes back to the queue and the first
+        job is picked again after a short random pause: every node follows the same
         rule, so concurrent submissions that reach the nodes in different orders run one after
         the other instead of failing. Its own cancellation is never swallowed: serve()
         cancels this task first, then the running job."""
@@ -288,7 +328,7 @@ class Node:
             while not self.pending:
                 self._wake.clear()
                 await self._wake.wait()
-            job_id = min(self.pending)
+            job_id = self._next_job()
             r = self.pending.pop(job_id)
             self.current = job_id
             self._current_run = r

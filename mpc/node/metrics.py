@@ -9,13 +9,15 @@
     smpc_requests_total                              API requests served
     smpc_transport_records_rejected_total            records the job channels dropped before
                                                      authentication (forged, garbage or
-                                                     transplanted publishes on the broker,
-                                                     strangers' TCP hellos), summed over ended
+                                                     transplanted publishes on the broker),
+                                                     summed over ended
                                                      jobs (done, or failed once the peers met;
                                                      a connect round that ends in a requeue
                                                      is not counted)
     smpc_transport_records_duplicate_total           replayed / duplicate records dropped, the
                                                      same way (network.mailbox link_stats)
+    smpc_peer_connections_rejected_total             (TCP) peer connections dropped before
+                                                     authentication: strangers, replays
 
 Who may read it: clients on a loopback address without a signature (a scraper on the host),
 anyone else only with a request signed by an operator key (api.operator_keys). It carries
@@ -46,7 +48,8 @@ class Metrics:
     def reject(self, code: str) -> None:
         self.rejected[code] += 1
 
-    def render(self, *, queue_length: int, running: int) -> str:
+    def render(self, *, queue_length: int, running: int,
+               peer_rejected: int | None = None) -> str:
         def esc(v: str) -> str:
             return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -78,4 +81,9 @@ class Metrics:
         for code in sorted(self.rejected):
             out.append(f'smpc_requests_rejected_total{{code="{esc(code)}"}} '
                        f"{self.rejected[code]}")
+        if peer_rejected is not None:
+            out += ["# HELP smpc_peer_connections_rejected_total Peer connections dropped "
+                    "before authentication (strangers, replays).",
+                    "# TYPE smpc_peer_connections_rejected_total counter",
+                    f"smpc_peer_connections_rejected_total {peer_rejected}"]
         return "\n".join(out) + "\n"

@@ -4,14 +4,18 @@ Steps (every node runs the same; `step` in the status shows progress):
 
 connect  a fresh session with every peer: TCP mesh (Noise KK, pinned keys) or MQTT. The
          channel's session id binds the job id and the submission's run nonce (fresh per
-         submission, chosen by the analyst and carried in the signed request), so a Noise
-         message recorded in an earlier run of the same job fails the hello / handshake of a
-         re-run instead of occupying the peer's slot. A peer that is not there within
-         timeouts.connect fails the job (`peer.unavailable`).
+         submission, chosen by the analyst and carried in the signed request). Over TCP each
+         node dials the higher-indexed peers' long-lived listeners (network.tcp_park), which
+         park the authenticated connection until that node starts the job: no windows that
+         must overlap. Every dial runs its handshake under a fresh dial nonce and is parked
+         only after key confirmation, so a recorded Noise message 1 replayed into a listener
+         is dropped and counted and never takes a retry's place. MQTT (no listener) meets in
+         connect rounds. A peer that is not there within timeouts.connect fails the job
+         (`peer.unavailable`). Queued jobs run in `order_key` order on every node.
 agree    every node sends every other its manifest hash, consortium fingerprint, decision, a
-         fresh 16-byte nonce and policy.min_group_size. The job's session id (message tags,
-         preprocessing) is then BLAKE2b(channel sid, every node's nonce, attempt): fresh
-         randomness from every node. Mismatch or refusal: nothing runs; every node records
+         fresh 16-byte nonce, its attempt number and policy.min_group_size. The job's session
+         id (message tags, preprocessing) is then BLAKE2b(channel sid, every node's nonce and
+         attempt): fresh randomness from every node. Mismatch or refusal: nothing runs; every node records
          the same code (`agreement.*`). Peers learn only codes, never reasons.
 load     each node reads its own source (named columns only) and checks its row limits and
          the job's data rules; a second agreement round shares only ok / code, and for
@@ -143,8 +147,8 @@ class Run:
     nonce: bytes = field(default_factory=lambda: os.urandom(16))  # this node's randomness
     sid: bytes = b""                # the job session's id once every node's nonce is known
     cancel_code: str | None = None  # why the job task was cancelled (default node.shutdown)
-    meeting: bool = False           # in a connect round: may be preempted (lower job id)
-    preempted: bool = False         # a lower job id arrived: end the round, queue again
+    meeting: bool = False           # connecting: may be preempted (a job earlier in order_key)
+    preempted: bool = False         # an earlier job arrived: stop connecting, queue again
     rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
     connect_deadline: float | None = None  # monotonic time the connect budget ends
 
@@ -160,6 +164,15 @@ class Run:
         jitter = 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535
         return max(0.05, min(base * jitter, self.connect_deadline - now))
 
+    def remaining(self, connect_timeout: float) -> float:
+        """What is left of the job's connect budget (timeouts.connect over all tries); the
+        TCP transport waits this long at once, its peers' listeners park the connection."""
+        now = time.monotonic()
+        if self.connect_deadline is None:
+            self.connect_deadline = now + connect_timeout
+        self.rounds += 1
+        return max(0.05, self.connect_deadline - now)
+
     def budget_left(self) -> bool:
         return self.connect_deadline is not None and time.monotonic() < self.connect_deadline
 
@@ -168,6 +181,16 @@ class Run:
     def channel_sid(self) -> bytes:
         return hashlib.blake2b(self.m.job_id.encode() + b"\0" + self.run, digest_size=16,
                                person=b"smpc-job-sid").digest()
+
+
+def order_key(m: Manifest) -> tuple[int, str]:
+    """The order every node runs queued jobs in: earliest manifest.not_after first, then the
+    lowest job id (earliest-deadline-first; Liu & Layland 1973). Both come from the signed
+    manifest, so every node computes the same order. No starvation: a job is overtaken only
+    by jobs whose not_after is earlier than its own, and every job submitted after that
+    instant has a later one (a node refuses a manifest past its not_after), so the set of jobs
+    that can go before it is finite, however many lower job ids keep arriving."""
+    return m.not_after, m.job_id
 
 
 class Requeue(Exception):  # noqa: N818  (a control-flow signal, not an error)
@@ -189,6 +212,8 @@ class Runner:
         self.budget = budget  # issue 13: mpc.node.budget.BudgetLedger (None: no DP ledger)
         self.stop = stop  # called with a reason when the audit anchor proves our log was cut
         self.stopping: str | None = None
+        #: TCP: the node's long-lived peer listener (network.tcp_park), set by Node.serve
+        self.listener: Any = None
 
     # ------------------------------------------------------------------ job end ---
     def job_ended(self, m: Manifest, status: str, code: str | None, reason: str | None,
@@ -253,7 +278,8 @@ class Runner:
                 ch, views = await self._meet(r, {
                     "hash": m.hash, "fingerprint": self.fingerprint,
                     "ok": local is None, "code": local[0] if local else None,
-                    "nonce": r.nonce.hex(), "min_group_size": self.cfg.policy.min_group_size,
+                    "nonce": r.nonce.hex(), "attempt": r.attempt,
+                    "min_group_size": self.cfg.policy.min_group_size,
                     "dp": dp_mine})
                 k_floor = max(_int(v.get("min_group_size")) for v in views.values())
                 # issue 13 (privacy): every node agreed; spend the agreed DP terms (no round)
@@ -374,29 +400,43 @@ class Runner:
 
     # ------------------------------------------------------------------ steps ---
     def _job_sid(self, r: Run, views: dict[int, dict]) -> bytes:
+        """BLAKE2b(channel sid = H(job id, run nonce), then per party in index order: its
+        fresh 16-byte nonce and its attempt number). Nodes may count attempts differently
+        (one was down for a submission), so each node's own count is bound, not compared."""
         h = hashlib.blake2b(digest_size=16, person=b"smpc-job-session")
         h.update(r.channel_sid)
         for j in sorted(views):
-            nonce = views[j].get("nonce")
-            if not isinstance(nonce, str) or len(nonce) != 32:
+            nonce, attempt = views[j].get("nonce"), views[j].get("attempt")
+            try:
+                raw = bytes.fromhex(nonce) if isinstance(nonce, str) else b""
+            except ValueError:
+                raw = b""
+            if len(raw) != 16:
                 raise JobAbortError(codes.AGREEMENT_MALFORMED, f"party {j} sent no nonce")
-            h.update(bytes.fromhex(nonce))
+            if not isinstance(attempt, int) or isinstance(attempt, bool) \
+                    or not 1 <= attempt < 1 << 32:
+                raise JobAbortError(codes.AGREEMENT_MALFORMED, f"party {j} sent no attempt")
+            h.update(raw + attempt.to_bytes(4, "little"))
         return h.digest()
 
     async def _meet(self, r: Run, mine: dict):
-        """One connect round: open the job's session with every peer and exchange the
-        manifest agreement, within the round's window. If the peers are not all there (they
-        run another job first, have not received this one yet, or are between rounds) and
-        the job's connect budget is not spent, raise Requeue: the worker then picks the
-        lowest queued job id again. A lower job id arriving during the round ends it at once
+        """Open the job's session with every peer and exchange the manifest agreement. Over
+        TCP the connect waits the rest of the job's connect budget (the peers' listeners park
+        our connections until they reach this job); over MQTT it waits one connect round's
+        window. If the peers are not all there and the budget is not spent, raise Requeue:
+        the worker then picks the first queued job in `order_key` order again. A job earlier
+        in that order arriving while this one connects ends the attempt at once
         (Node.submit preempts). Every node does the same, so once two jobs are queued
-        everywhere all nodes converge on the lower id and the other runs after it. Once the
-        mesh is up every peer is on this job: the agreement then waits the receive timeout.
-        Nothing of the job has been exchanged unless every view arrived."""
+        everywhere all nodes converge on the earlier one and the other runs after it. Once
+        the mesh is up every peer is on this job: the agreement then waits the receive
+        timeout. Nothing of the job has been exchanged unless every view arrived."""
         from network.errors import NetworkError
         from protocols.errors import SessionAbortedError
 
-        window = r.next_window(self.cfg.connect_timeout)
+        if self.listener is not None:  # TCP: the peers' listeners park our connections
+            window = r.remaining(self.cfg.connect_timeout)
+        else:  # MQTT (no listener): connect rounds
+            window = r.next_window(self.cfg.connect_timeout)
         ch = None
         r.meeting = True
         try:
@@ -409,10 +449,11 @@ class Runner:
                 raise
             asyncio.current_task().uncancel()
             r.preempted = r.meeting = False
+            r.connect_deadline = None  # set aside for an earlier job: its budget starts again
             if ch is not None:
                 with contextlib.suppress(BaseException):
                     await ch.close()
-            log.info("job %s: connect round %d: a lower job id arrived; queued again",
+            log.info("job %s: connect try %d: an earlier job arrived; queued again",
                      r.m.job_id, r.rounds)
             raise Requeue("preempted") from None
         except (NetworkError, SessionAbortedError, TimeoutError) as e:
@@ -442,7 +483,10 @@ class Runner:
                 insecure_plaintext=cfg.plaintext_channels, timeout=cfg.receive_timeout,
                 connect_timeout=connect_timeout)
             try:  # closed on every path: a job cancelled during connect frees the port
-                await ch.connect(cfg.addresses())
+                if self.listener is not None:
+                    await ch.connect_via(self.listener, cfg.addresses())
+                else:
+                    await ch.connect(cfg.addresses())
             except BaseException:
                 with contextlib.suppress(BaseException):
                     await ch.close()

@@ -40,7 +40,9 @@ class Cluster:
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
             computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
             preprocessing=preprocessing, api=api,
-            timeouts=timeouts or {"connect": 20, "receive": 8, "job": 60})
+            # connect 10 s: a peer's connection waits at the node's listener until it starts
+            # the job (network.tcp_park), so the budget only covers peers finishing a job
+            timeouts=timeouts or {"connect": 10, "receive": 8, "job": 60})
         self.procs = {}
         self.logs = {}
 
