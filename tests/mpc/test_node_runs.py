@@ -228,3 +228,51 @@ def test_two_analysts_submitting_concurrently_both_complete(tmp_path):
             assert cl.log(i).count("step compute") == 2
     finally:
         cl.stop()
+
+
+def _established(port: int) -> int:
+    """TCP connections in state ESTABLISHED with `port` at either end (both ends counted)."""
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(path).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            ports = {int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16)}
+            n += f[3] == "01" and port in ports
+    return n
+
+
+def test_job_withdrawn_during_connect_leaves_no_peer_connection(tmp_path):
+    cl = Cluster(tmp_path, timeouts={"connect": 20, "receive": 5, "job": 60})
+    try:
+        for i in (0, 1):  # bank2 is down: the job waits in connect on banks 0 and 1
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        c = cl.client()
+        m = c.sign(_manifest("wd"))
+        run = os.urandom(16).hex()
+        for i in (0, 1):
+            assert c.post_job(cl.info["api"][i], m, run)[0] == 202
+        for i in (0, 1):
+            _wait_step(cl, i, m.job_id, ("connect",))
+        t_end = time.monotonic() + 10  # bank0's link to bank1 is up (bank1 took it)
+        while _established(_port(cl, 1)) == 0:
+            assert time.monotonic() < t_end
+            time.sleep(0.05)
+        for i in (0, 1):
+            c._call(cl.info["api"][i], "DELETE", f"/jobs/{m.job_id}")
+        assert [cl.status_of(i, m.job_id)["code"] for i in (0, 1)] == ["job.withdrawn"] * 2
+        t_end = time.monotonic() + 5
+        while _established(_port(cl, 1)) or _established(_port(cl, 2)):
+            assert time.monotonic() < t_end, "a withdrawn job left a peer connection open"
+            time.sleep(0.05)
+        # the long-lived listeners still serve the next job
+        cl.start(2)
+        cl.wait_up(2)
+        assert c.result(c.submit(_manifest("after")), timeout=60).outputs["count"] == [105]
+    finally:
+        cl.stop()
