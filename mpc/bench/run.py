@@ -344,8 +344,8 @@ def measure(
         raise ParameterError("--processes needs --transport tcp or mqtt")
     if (latency or bandwidth) and transport == "mqtt":
         raise ParameterError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
-    if processes and source not in ("trusted_dealer", "dn07", "ot"):
-        raise ParameterError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
+    if processes and source not in ("trusted_dealer", "dn07", "ot", "rss3"):
+        raise ParameterError("--processes supports --source dn07, ot or rss3 (or the shared-seed dealer)")
     if epochs < 1:
         raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
