@@ -222,11 +222,16 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
         y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
 
     online, offline, counts, out = [], [], [], None
+    ostats, ocounts = _source_stats(s.prep), []
     for i in range(repeat + 1):
         t0 = time.perf_counter()
+        obefore = ostats.copy() if ostats is not None else None
         if i > 0:
             await prep.replay(log)
         offline.append(time.perf_counter() - t0)
+        if ostats is not None and obefore is not None:
+            od = ostats - obefore
+            ocounts.append((od.rounds, od.bytes_sent))
         await core.open(s, Share(D.zeros((1,)), s))  # barrier: start the timer together
         prep.log = log if i == 0 and op != "triples" else None  # triples: fetching is the work
         before = s.stats.copy()
@@ -236,12 +241,26 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
         prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
+    # a dealer-free source's own traffic while fetching ahead (the last run)
+    oc = ocounts[-1] if ocounts else None
     if op in E2E_OPS:
         return {"online": online, "offline": offline, "counts": counts,
+                "offline_counts": oc,
                 **_check_e2e(s, op, px, py, out, params)}
     correct, max_err = await _check(s, op, px, py, out)
     return {"online": online, "offline": offline, "counts": counts, "correct": correct,
-            "max_error": max_err}
+            "max_error": max_err, "offline_counts": oc}
+
+
+def _source_stats(prep):
+    """The Stats a dealer-free source counts its own traffic in (through Buffered wrappers),
+    or None (dealers)."""
+    while prep is not None:
+        st = getattr(prep, "stats", None)
+        if st is not None:
+            return st
+        prep = getattr(prep, "source", None)
+    return None
 
 
 async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
@@ -409,6 +428,10 @@ def measure(
         "counts_stable": stable,
         "correct": correct,
     }
+    oc = [p["offline_counts"] for p in per_party if p.get("offline_counts")]
+    if oc:  # dealer-free sources: the offline phase's own rounds and bytes (max over parties)
+        rec["offline_rounds"] = max(c[0] for c in oc)
+        rec["offline_bytes_per_party"] = max(c[1] for c in oc)
     for p in per_party:
         rec.update(p.get("extra") or {})
     errs = [p["max_error"] for p in per_party if p.get("max_error") is not None]

@@ -38,7 +38,10 @@ from protocols.errors import ParameterError, SmpcError
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 from protocols.session import Session
 
-__all__ = ["Pair", "Replicated"]
+__all__ = ["BLOCK", "Pair", "Replicated"]
+
+#: words per key drawn at once for random and zero sharings
+BLOCK = 1 << 16
 
 _U64 = np.dtype(np.uint64)
 #: one party's replicated share: (component me, component me + 1)
@@ -62,6 +65,7 @@ class Replicated:
         self.prev, self.next = (s.pid - 1) % 3, (s.pid + 1) % 3
         self._keys = (bytes(k_me), bytes(k_next))
         self._calls = 0
+        self._bufs: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
 
     @classmethod
     async def setup(cls, s: Session) -> Replicated:
@@ -89,27 +93,40 @@ class Replicated:
         self._calls += 1
         return tuple(CryptoRNG(derive_key(k, "rss3", label, c)) for k in self._keys)  # type: ignore[return-value]
 
-    def rand(self, shape: int | tuple[int, ...]) -> Pair:
-        """My pair of a uniform replicated value (words, read as Z_2^64 or as XOR words)."""
-        g0, g1 = self.streams("rand")
+    def words(self, label: str, shape: int | tuple[int, ...]) -> Pair:
+        """The next words of the streams of (K_me, K_next) for `label`. Requests up to BLOCK
+        words are cut from per-label blocks of BLOCK words (one key derivation per block, not
+        per item; every party makes the same requests in the same order, so the blocks stay
+        aligned) and are read-only views; larger ones are drawn on their own."""
         shape = _shape(shape)
-        return g0.uint64(shape), g1.uint64(shape)
+        count = int(np.prod(shape, dtype=np.int64))
+        if count > BLOCK:
+            g0, g1 = self.streams(label)
+            return g0.uint64(shape), g1.uint64(shape)
+        buf = self._bufs.get(label)
+        if buf is None or buf[0].size - buf[2] < count:
+            g0, g1 = self.streams(label)
+            b0, b1 = g0.uint64(BLOCK), g1.uint64(BLOCK)
+            b0.flags.writeable = b1.flags.writeable = False
+            buf = (b0, b1, 0)
+        at = buf[2]
+        self._bufs[label] = (buf[0], buf[1], at + count)
+        return buf[0][at : at + count].reshape(shape), buf[1][at : at + count].reshape(shape)
+
+    def rand(self, shape: int | tuple[int, ...]) -> Pair:
+        """My pair of a uniform replicated value (words, read as Z_2^64 or as XOR words);
+        read-only views."""
+        return self.words("rand", shape)
 
     def zero(self, shape: int | tuple[int, ...]) -> np.ndarray:
         """My additive share of 0 (3-out-of-3), pseudo-random to any one party."""
-        g0, g1 = self.streams("zero")
-        shape = _shape(shape)
-        z = g0.uint64(shape)
-        z -= g1.uint64(shape)
-        return z
+        g0, g1 = self.words("zero", shape)
+        return g0 - g1
 
     def xzero(self, shape: int | tuple[int, ...]) -> np.ndarray:
         """My XOR share of 0 (3-out-of-3), pseudo-random to any one party."""
-        g0, g1 = self.streams("xzero")
-        shape = _shape(shape)
-        z = g0.uint64(shape)
-        z ^= g1.uint64(shape)
-        return z
+        g0, g1 = self.words("xzero", shape)
+        return g0 ^ g1
 
     def out(self, v: np.ndarray) -> np.ndarray:
         """An additive share handed out: `v` (my part of the sum) plus a fresh zero sharing."""
@@ -207,6 +224,28 @@ class Replicated:
         lo, hi = part[L2]
         got = await self._b2a_round(send, hi - lo)
         share[lo:hi] = np.uint64(0) - np.uint64(2) * (got * c0[lo:hi])
+        return share
+
+    async def b2a_words(self, c: Pair) -> np.ndarray:
+        """`b2a` of all 64 bits of every word of the replicated words `c` (W,), the three
+        parties leading a third of the WORDS each (compiled kernels, _rss3_jit). Returns my
+        raw (NOT re-randomised) per-bit shares (64, W). One round; bytes: 512 per word I
+        lead, to party me - 1."""
+        from protocols.preprocessing import _rss3_jit as jit
+
+        c0, c1 = (np.ascontiguousarray(v, dtype=_U64) for v in c)
+        W = c0.size
+        part = [(p * W // 3, (p + 1) * W // 3) for p in range(3)]
+        g0, g1 = self.streams("b2a")  # part p's masks: the stream of K_{p+1}
+        share = np.empty((64, W), _U64)
+        lo, hi = part[self.me]
+        send = np.empty(64 * (hi - lo), _U64)
+        jit.lead(c0[lo:hi] ^ c1[lo:hi], g1.uint64(64 * (hi - lo)), share, lo, send)
+        lo, hi = part[self.prev]
+        jit.helper(c1[lo:hi], g0.uint64(64 * (hi - lo)), share, lo)
+        lo, hi = part[self.next]
+        got = await self._b2a_round(send, 64 * (hi - lo))
+        jit.receiver(c0[lo:hi], got, share, lo)
         return share
 
     async def _b2a_round(self, send: np.ndarray, n_in: int) -> np.ndarray:

@@ -22,8 +22,9 @@ Items and costs (bytes per party; N elements; W = ceil(N / 64)):
   bool_triples: no communication at all (local cross terms; matrix products cost one local
   product of k x d by d x m per item, not one per input word as Gilboa's).
 - edaBit words [Escudero, Ghosh, Keller, Rachuri, Scholl, CRYPTO 2020]: a random replicated
-  word; each of its 64 bits made arithmetic by `Replicated.b2a` (one round, 8 bytes per bit
-  from its leader: 171 bytes per word and party on average). Pooled `word_chunk` at a time.
+  word; each of its 64 bits made arithmetic by `Replicated.b2a_words` (one round, 8 bytes
+  per bit from the word's leader: 512 bytes per word led, 171 per word and party on
+  average). Pooled `word_chunk` at a time.
   edabits, dabits, bits, trunc_triples (r, (r mod 2^63) >> f, r >> 63), trunc_pairs and
   bounded_randoms are sums of one word's bits: exact, the dealer's distributions.
 - ltz_tuples (protocols.comparison.ltz_tuple_values, in full words as the dealer): r from one
@@ -114,9 +115,7 @@ class RSS3Preprocessing(Preprocessing):
         """W random replicated words and raw additive shares of their 64 bits (64, W)."""
         R = await self._rss()
         c0, c1 = R.rand(W)
-        bits = ((c0[None, :] >> _SH) & _ONE).reshape(-1), ((c1[None, :] >> _SH) & _ONE).reshape(-1)
-        A = (await R.b2a(bits)).reshape(64, W)
-        return [A, c0, c1]
+        return [await R.b2a_words((c0, c1)), c0, c1]
 
     async def _take_words(self, count: int) -> list[np.ndarray]:
         """`count` edaBit words from the pool (refilled `word_chunk` at a time): raw per-bit

@@ -183,13 +183,14 @@ def test_wrong_cross_term_breaks_the_relation(broken, caught, monkeypatch):
     """A product missing its cross term x_1 y_0 (or a bit conversion that adds 2 x c instead
     of subtracting it) makes exactly the kinds built on it fail their relation."""
     if broken == "b2a_sign":
-        real = Replicated.b2a
+        for name in ("b2a", "b2a_words"):
+            real = getattr(Replicated, name)
 
-        async def b2a(self, c):
-            x = await real(self, c)
-            return np.uint64(0) - x if self.me == 2 else x  # one party's terms negated
+            async def b2a(self, c, real=real):
+                x = await real(self, c)
+                return np.uint64(0) - x if self.me == 2 else x  # one party's terms negated
 
-        monkeypatch.setattr(Replicated, "b2a", b2a)
+            monkeypatch.setattr(Replicated, name, b2a)
     else:
         monkeypatch.setattr(Replicated, broken, staticmethod(_drop_term(broken)))
     _, ss = rss_sessions(word_chunk=40, ltz_chunk=25, mat_words=40)
@@ -278,7 +279,7 @@ def test_received_words_are_uniform(broken, monkeypatch):
 
 def test_exact_offline_rounds_and_bytes():
     """Keys: 1 round, 32 bytes. Local kinds: nothing. An edaBit-word refill of W words: 1
-    round, 8 bytes per bit led (party p leads bits [p m/3, (p+1) m/3) of m = 64 W). One ltz
+    round, 512 bytes per word led (party p leads words [p W/3, (p+1) W/3)). One ltz
     chunk of C elements: 5 rounds (levels 1-2 reshare, level-3 b2a, reshare of 8 bits and r63,
     two product levels) + the word refill; reshared words per element: 11 (the distinct
     degree-2 halves of levels 1-2) + 9 (8 bits and r63) + 16 (level 3's 14 monomials of
@@ -310,7 +311,7 @@ def test_exact_offline_rounds_and_bytes():
         return out
 
     for p, got in enumerate(run_all(ss, job)):
-        words = 8 * led(p, 64 * W)
+        words = 512 * led(p, W)
         assert got[0] == (1, 32)
         assert got[1:6] == [(0, 0)] * 5
         assert got[6] == (1, words)
