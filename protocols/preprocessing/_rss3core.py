@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.errors import ParameterError, SmpcError
+from network.errors import SmpcError
+from protocols.errors import ParameterError
 from protocols.prg import KEY_BYTES, CryptoRNG, derive_key
 from protocols.session import Session
 

@@ -426,3 +426,29 @@ def test_items_are_fresh():
         outs.append(_add([r[0] for r in res]))
     assert not (outs[0] == outs[1]).any()
     assert _rss3core.__doc__ and "honest majority" in _rss3core.__doc__
+
+
+def test_malformed_message_is_a_typed_error_on_every_party(monkeypatch):
+    """Party 0 sends a bit-conversion message one word short: its receiver (party 2) raises
+    FrameError and aborts; the other honest party's next exchange with it fails typed."""
+    from network.errors import FrameError, SmpcError
+
+    real = Replicated._b2a_round
+
+    async def short(self, send, n_in):
+        return await real(self, send[:-1] if self.me == 0 else send, n_in)
+
+    monkeypatch.setattr(Replicated, "_b2a_round", short)
+    _, ss = rss_sessions(word_chunk=64)
+
+    async def job(s):
+        try:
+            await s.prep.edabits((64,))
+            await s.prep.edabits((64,))  # the next refill needs party 2, which aborted
+        except SmpcError as e:
+            return e
+        return None
+
+    errs = run_all(ss, job)
+    assert isinstance(errs[2], FrameError)
+    assert isinstance(errs[1], SmpcError)  # both honest parties fail typed (0 is the cheater)
