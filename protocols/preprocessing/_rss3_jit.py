@@ -47,3 +47,14 @@ def receiver(c: np.ndarray, got: np.ndarray, share: np.ndarray, lo: int) -> None
                 share[k, lo + w] = _U(0) - _TWO * got[64 * w + k]
             else:
                 share[k, lo + w] = _U(0)
+
+
+@_kernel
+def weighted(A: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
+    """out[w] = sum_{k=lo}^{hi-1} 2^(k-lo) A[k, w] mod 2^64 (per-bit shares -> a value)."""
+    for w in range(out.shape[0]):
+        out[w] = _U(0)
+    for k in range(lo, hi):
+        s = _U(k - lo)
+        for w in range(out.shape[0]):
+            out[w] += A[k, w] << s

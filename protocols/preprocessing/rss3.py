@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,8 +69,12 @@ def _size(shape: Shape) -> int:
 
 def _weighted(A: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """sum_{k=lo}^{hi-1} 2^(k-lo) A[k] mod 2^64 for per-bit shares A (64, ...)."""
-    sh = np.arange(hi - lo, dtype=_U64).reshape((hi - lo,) + (1,) * (A.ndim - 1))
-    return (A[lo:hi] << sh).sum(axis=0, dtype=_U64)
+    from protocols.preprocessing._rss3_jit import weighted
+
+    flat = A.reshape(64, -1)
+    out = np.empty(flat.shape[1], _U64)
+    weighted(flat, lo, hi, out)
+    return out.reshape(A.shape[1:])
 
 
 class RSS3Preprocessing(Preprocessing):
@@ -130,6 +135,19 @@ class RSS3Preprocessing(Preprocessing):
         pool = parts[0] if len(parts) == 1 else [np.concatenate([p[i] for p in parts], axis=-1) for i in range(3)]
         self._words = [v[..., count:] for v in pool]
         return [v[..., :count] for v in pool]
+
+    async def _word_items(
+        self, N: int, make: Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
+    ) -> list[np.ndarray]:
+        """make(per-bit shares (64, c), my first components (c,)) over N edaBit words, at most
+        `word_chunk` at a time (bounded temporaries), concatenated. Caller holds the lock."""
+        outs = []
+        for lo in range(0, N, self.word_chunk):
+            A, c0, _ = await self._take_words(min(self.word_chunk, N - lo))
+            outs.append(make(A, c0))
+        if len(outs) == 1:
+            return outs[0]
+        return [np.concatenate(parts, axis=-1) for parts in zip(*outs, strict=True)]
 
     # -- local items ------------------------------------------------------------------------
     async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,11 +220,11 @@ class RSS3Preprocessing(Preprocessing):
             raise PreprocessingExhausted(f"{self.name}: no {bits}-bit edaBits in Z_2^64")
         bits = int(bits)
         N = _size(shape)
+        mask = np.uint64((1 << bits) - 1) if bits < 64 else ~np.uint64(0)
         async with self._lock:
-            A, c0, _ = await self._take_words(N)
             R = await self._rss()
-            word = c0 if bits == 64 else c0 & np.uint64((1 << bits) - 1)
-            return R.out(_weighted(A, 0, bits)).reshape(shape), R.xout(word).reshape(shape)
+            r, x = await self._word_items(N, lambda A, c0: [R.out(_weighted(A, 0, bits)), R.xout(c0 & mask)])
+            return r.reshape(shape), x.reshape(shape)
 
     async def trunc_triples(self, shape: Shape, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(r, (r mod 2^63) >> f, r >> 63), r uniform in Z_2^64, all additive; 0 < f < 63."""
@@ -215,10 +233,11 @@ class RSS3Preprocessing(Preprocessing):
             raise PreprocessingExhausted(f"{self.name}: truncation triples need 0 < f < 63, got {f}")
         f = int(f)
         async with self._lock:
-            A, _, _ = await self._take_words(_size(shape))
             R = await self._rss()
-            return (R.out(_weighted(A, 0, 64)).reshape(shape), R.out(_weighted(A, f, 63)).reshape(shape),
-                    R.out(A[63]).reshape(shape))
+            r, hi, msb = await self._word_items(
+                _size(shape), lambda A, _: [R.out(_weighted(A, 0, 64)), R.out(_weighted(A, f, 63)), R.out(A[63])]
+            )
+            return r.reshape(shape), hi.reshape(shape), msb.reshape(shape)
 
     async def trunc_pairs(self, shape: Shape, f: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
         """(r, r >> f), r uniform in [0, 2^bits), 0 < f < bits < 64."""
@@ -227,9 +246,11 @@ class RSS3Preprocessing(Preprocessing):
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit truncation pairs (f={f})")
         f, bits = int(f), int(bits)
         async with self._lock:
-            A, _, _ = await self._take_words(_size(shape))
             R = await self._rss()
-            return R.out(_weighted(A, 0, bits)).reshape(shape), R.out(_weighted(A, f, bits)).reshape(shape)
+            r, hi = await self._word_items(
+                _size(shape), lambda A, _: [R.out(_weighted(A, 0, bits)), R.out(_weighted(A, f, bits))]
+            )
+            return r.reshape(shape), hi.reshape(shape)
 
     async def bounded_randoms(self, shape: Shape, bits: int) -> np.ndarray:
         """Uniform integers in [0, 2^bits), 0 < bits < 64."""
@@ -238,9 +259,9 @@ class RSS3Preprocessing(Preprocessing):
             raise PreprocessingExhausted(f"{self.name}: cannot supply {bits}-bit randoms in Z_2^64")
         bits = int(bits)
         async with self._lock:
-            A, _, _ = await self._take_words(_size(shape))
             R = await self._rss()
-            return R.out(_weighted(A, 0, bits)).reshape(shape)
+            (r,) = await self._word_items(_size(shape), lambda A, _: [R.out(_weighted(A, 0, bits))])
+            return r.reshape(shape)
 
     # -- ltz_tuples ---------------------------------------------------------------------
     async def ltz_tuples(self, shape: Shape, mul: bool = False) -> tuple[np.ndarray, ...]:
