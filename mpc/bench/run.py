@@ -395,8 +395,8 @@ def measure(
     nbytes = max(p["counts"][-1][1] for p in per_party)
     if dom.is_field:  # the dealer-free and dealer-node sources have no edaBits for fields
         path = "bits" if source == "dealer" else True
-    else:  # nor ltz_tuples without a dealer
-        path = "edabits" if source not in ("trusted_dealer", "dealer") else False
+    else:  # ot and rss3 supply ltz_tuples too (the 3-round comparison); dn07 is field-only
+        path = "edabits" if source not in ("trusted_dealer", "dealer", "ot", "rss3") else False
     pred = COST_MODEL[op](size, parties, e, path) if security == "semi-honest" else None
     checked = [p["correct"] for p in per_party if p["correct"] is not None]
     correct = bool(checked) and all(checked)  # None: this party learns no output to check
