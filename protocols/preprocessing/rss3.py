@@ -52,7 +52,7 @@ import numpy as np
 from protocols.errors import ParameterError, PreprocessingExhausted, ShapeMismatch
 from protocols.preprocessing._offline import offline_session
 from protocols.preprocessing._rss3core import Pair, Replicated
-from protocols.preprocessing.base import KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
 from protocols.session import Session
 
 __all__ = ["RSS3Preprocessing", "make_rss3"]
@@ -106,6 +106,9 @@ class RSS3Preprocessing(Preprocessing):
         self._lock = asyncio.Lock()
 
     def supports(self, kind: str) -> bool:
+        """Every kind of base.KINDS; not the Shamir-only double sharings."""
+        if kind in SHAMIR_KINDS:
+            return False
         if kind not in KINDS:
             raise ValueError(f"unknown preprocessing kind {kind!r}")
         return kind in self.SUPPLIES

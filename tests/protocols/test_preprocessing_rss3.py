@@ -137,6 +137,7 @@ def test_every_kind_reconstructs_with_the_exact_relation():
     assert set(ok) | {"randoms"} == set(RSS3Preprocessing.SUPPLIES)
     assert all(ok.values()), ok
     assert all(ss[0].prep.supports(k) for k in RSS3Preprocessing.SUPPLIES)
+    assert not ss[0].prep.supports("double_randoms")  # Shamir only
     # shapes are the dealer's
     assert res[0]["ltz"][2].shape == (len(_MONO[1]), 2, 30) and res[0]["ltz"][9].shape == (len(_MONO[3]), 2, 30)
     assert res[0]["ltz1"][0].shape == () and res[0]["mtt"][7].shape == (5, 4)
