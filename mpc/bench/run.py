@@ -222,13 +222,14 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
         y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
 
     online, offline, counts, out = [], [], [], None
-    ostats, ocounts = _source_stats(s.prep), []
+    ostats, ocounts, cpu = _source_stats(s.prep), [], []
     for i in range(repeat + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         obefore = ostats.copy() if ostats is not None else None
         if i > 0:
             await prep.replay(log)
         offline.append(time.perf_counter() - t0)
+        c1 = time.process_time()
         if ostats is not None and obefore is not None:
             od = ostats - obefore
             ocounts.append((od.rounds, od.bytes_sent))
@@ -238,6 +239,7 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
         t1 = time.monotonic()  # system-wide on Linux: comparable across party processes
         out = await (_run_e2e(s, op, px, params) if op in E2E_OPS else _run_op(s, op, size, x, y, px))
         online.append((t1, time.monotonic()))
+        cpu.append((c1 - c0, time.process_time() - c1))  # this process: offline, online CPU
         prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
@@ -245,11 +247,11 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     oc = ocounts[-1] if ocounts else None
     if op in E2E_OPS:
         return {"online": online, "offline": offline, "counts": counts,
-                "offline_counts": oc,
+                "offline_counts": oc, "cpu": cpu,
                 **_check_e2e(s, op, px, py, out, params)}
     correct, max_err = await _check(s, op, px, py, out)
     return {"online": online, "offline": offline, "counts": counts, "correct": correct,
-            "max_error": max_err, "offline_counts": oc}
+            "max_error": max_err, "offline_counts": oc, "cpu": cpu}
 
 
 def _source_stats(prep):
@@ -428,6 +430,11 @@ def measure(
         "counts_stable": stable,
         "correct": correct,
     }
+    if processes and all(p.get("cpu") for p in per_party):
+        # each party's own process CPU time (load-independent, unlike the wall times; the
+        # in-process runs share one process, so there it is not per party): max over parties
+        rec["offline_cpu_seconds"] = max(statistics.median(c[0] for c in p["cpu"][1:]) for p in per_party)
+        rec["online_cpu_seconds"] = max(statistics.median(c[1] for c in p["cpu"][1:]) for p in per_party)
     oc = [p["offline_counts"] for p in per_party if p.get("offline_counts")]
     if oc:  # dealer-free sources: the offline phase's own rounds and bytes (max over parties)
         rec["offline_rounds"] = max(c[0] for c in oc)

@@ -229,6 +229,8 @@ def test_dealer_free_sources_in_separate_processes(scheme, parties, source):
     rec = measure("mul", 256, parties=parties, scheme=scheme, source=source, repeat=1,
                   processes=True, transport="tcp", seed=4)
     assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
+    # each party process's own CPU time, offline and online (load-independent figures)
+    assert rec["offline_cpu_seconds"] >= 0 and rec["online_cpu_seconds"] > 0
 
 
 @pytest.mark.timeout(90)
