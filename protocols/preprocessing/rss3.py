@@ -32,11 +32,13 @@ Items and costs (bytes per party; N elements; W = ceil(N / 64)):
   products of replicated words (degree <= 4: the degree-2 halves reshared, one round, then
   local); level 3: the 8 factor bits of a3, b3 made arithmetic (b2a) and reshared with r63,
   their monomials times w = 1 - 2 r63 (and rho) by replicated products. Rounds per chunk of
-  `ltz_chunk` elements: 6 (+1 when the word pool refills).
+  `ltz_chunk` elements: 5 (+1 when the word pool refills). Bytes per element and party:
+  8 x 36 reshared words (11 degree-2 halves of levels 1-2, 8 bits and r63, 16 level-3
+  products with mul) + the 8 level-3 bits' b2a (64 bytes from their leaders) + one word.
 - matrix_trunc_triples: A, B random, C = A @ B local; r from edaBit words, r_hi and r_msb
   reshared (one round) and A @ r_hi, A * r_msb local. `reps` items of a shape per batch.
 
-Offline rounds: 1 (keys, once) + 1 per word-pool refill + 6 per ltz chunk + 1 per
+Offline rounds: 1 (keys, once) + 1 per word-pool refill + 5 per ltz chunk + 1 per
 matrix-truncation batch. n must be 3 (ConfigError = ParameterError otherwise).
 """
 
