@@ -26,8 +26,9 @@ SCHEMES = ("additive", "shamir")
 TRANSPORTS = ("memory", "tcp", "mqtt")
 #: preprocessing sources by name: trusted_dealer (in-process, sees everything: tests and
 #: notebooks only), dealer (a dealer node that must not collude with any party; memory only
-#: here), dn07 (Shamir, honest majority, dealer-free), ot (additive, any n, dealer-free)
-PREPROCESSING = ("trusted_dealer", "dealer", "dn07", "ot")
+#: here), dn07 (Shamir, honest majority, dealer-free), ot (additive, any n, dealer-free),
+#: rss3 (additive, 3 parties, honest majority, dealer-free: replicated sharing)
+PREPROCESSING = ("trusted_dealer", "dealer", "dn07", "ot", "rss3")
 
 #: errors that are consequences of another party's failure, not causes
 _CONSEQUENCES = (PeerUnavailableError, SessionAbortedError, ChannelClosedError)
@@ -247,11 +248,12 @@ def _source(name: str, s: Session, dealer: InsecureTrustedDealer, dealer_net):
 
 
 #: sources that need no third party: they run their own protocol over the session's channel
-DEALER_FREE = ("dn07", "ot")
+DEALER_FREE = ("dn07", "ot", "rss3")
 
 
 def dealer_free_source(name: str, s: Session):
-    """The named dealer-free source for session s (dn07: Shamir; ot: additive)."""
+    """The named dealer-free source for session s (dn07: Shamir; ot: additive; rss3:
+    additive, 3 parties, semi-honest with an honest majority)."""
     if name == "dn07":
         from protocols.preprocessing.dn07 import DN07
 
@@ -264,6 +266,12 @@ def dealer_free_source(name: str, s: Session):
         if s.scheme.kind != "additive":
             raise ConfigError("preprocessing='ot' needs scheme='additive'")
         return OTPreprocessing(s)
+    if name == "rss3":
+        from protocols.preprocessing.rss3 import RSS3Preprocessing
+
+        if s.scheme.kind != "additive" or s.n != 3:
+            raise ConfigError("preprocessing='rss3' needs scheme='additive' and exactly 3 parties (honest majority)")
+        return RSS3Preprocessing(s)
     raise ConfigError(f"{name!r} is not a dealer-free preprocessing source {DEALER_FREE}")
 
 

@@ -229,8 +229,8 @@ def run_processes(
     terminated and ProcessesTimeoutError is raised. `domain` overrides the scheme's default
     domain; it must be constructible without arguments (Ring64, Mersenne61, Mersenne127),
     since each child builds its own (domains hold unpicklable scratch buffers).
-    `preprocessing` "dn07" or "ot" runs that dealer-free source inside every party instead of
-    the shared-seed dealer.
+    `preprocessing` "dn07", "ot" or "rss3" runs that dealer-free source inside every party
+    instead of the shared-seed dealer.
     `latency` (s, one way) and `bandwidth` (B/s per direction of each link) put a delaying,
     rate-limiting proxy (network.wanproxy) in front of every party's listening port, run by
     this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).

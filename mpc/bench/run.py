@@ -222,26 +222,47 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
         y = await core.input(s, py if s.pid == 1 else None, 1) if py is not None else None
 
     online, offline, counts, out = [], [], [], None
+    ostats, ocounts, cpu = _source_stats(s.prep), [], []
     for i in range(repeat + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        obefore = ostats.copy() if ostats is not None else None
         if i > 0:
             await prep.replay(log)
         offline.append(time.perf_counter() - t0)
+        c1 = time.process_time()
+        if ostats is not None and obefore is not None:
+            od = ostats - obefore
+            ocounts.append((od.rounds, od.bytes_sent))
         await core.open(s, Share(D.zeros((1,)), s))  # barrier: start the timer together
         prep.log = log if i == 0 and op != "triples" else None  # triples: fetching is the work
         before = s.stats.copy()
         t1 = time.monotonic()  # system-wide on Linux: comparable across party processes
         out = await (_run_e2e(s, op, px, params) if op in E2E_OPS else _run_op(s, op, size, x, y, px))
         online.append((t1, time.monotonic()))
+        cpu.append((c1 - c0, time.process_time() - c1))  # this process: offline, online CPU
         prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
+    # a dealer-free source's own traffic while fetching ahead (the last run)
+    oc = ocounts[-1] if ocounts else None
     if op in E2E_OPS:
         return {"online": online, "offline": offline, "counts": counts,
+                "offline_counts": oc, "cpu": cpu,
                 **_check_e2e(s, op, px, py, out, params)}
     correct, max_err = await _check(s, op, px, py, out)
     return {"online": online, "offline": offline, "counts": counts, "correct": correct,
-            "max_error": max_err}
+            "max_error": max_err, "offline_counts": oc, "cpu": cpu}
+
+
+def _source_stats(prep):
+    """The Stats a dealer-free source counts its own traffic in (through Buffered wrappers),
+    or None (dealers)."""
+    while prep is not None:
+        st = getattr(prep, "stats", None)
+        if st is not None:
+            return st
+        prep = getattr(prep, "source", None)
+    return None
 
 
 async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
@@ -344,8 +365,8 @@ def measure(
         raise ParameterError("--processes needs --transport tcp or mqtt")
     if (latency or bandwidth) and transport == "mqtt":
         raise ParameterError("--latency/--bandwidth simulate memory and tcp links, not mqtt")
-    if processes and source not in ("trusted_dealer", "dn07", "ot"):
-        raise ParameterError("--processes supports --source dn07 or ot (or the shared-seed dealer)")
+    if processes and source not in ("trusted_dealer", "dn07", "ot", "rss3"):
+        raise ParameterError("--processes supports --source dn07, ot or rss3 (or the shared-seed dealer)")
     if epochs < 1:
         raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
@@ -376,8 +397,8 @@ def measure(
     nbytes = max(p["counts"][-1][1] for p in per_party)
     if dom.is_field:  # the dealer-free and dealer-node sources have no edaBits for fields
         path = "bits" if source == "dealer" else True
-    else:  # nor ltz_tuples without a dealer
-        path = "edabits" if source not in ("trusted_dealer", "dealer") else False
+    else:  # ot and rss3 supply ltz_tuples too (the 3-round comparison); dn07 is field-only
+        path = "edabits" if source not in ("trusted_dealer", "dealer", "ot", "rss3") else False
     pred = COST_MODEL[op](size, parties, e, path) if security == "semi-honest" else None
     checked = [p["correct"] for p in per_party if p["correct"] is not None]
     correct = bool(checked) and all(checked)  # None: this party learns no output to check
@@ -409,6 +430,15 @@ def measure(
         "counts_stable": stable,
         "correct": correct,
     }
+    if processes and all(p.get("cpu") for p in per_party):
+        # each party's own process CPU time (load-independent, unlike the wall times; the
+        # in-process runs share one process, so there it is not per party): max over parties
+        rec["offline_cpu_seconds"] = max(statistics.median(c[0] for c in p["cpu"][1:]) for p in per_party)
+        rec["online_cpu_seconds"] = max(statistics.median(c[1] for c in p["cpu"][1:]) for p in per_party)
+    oc = [p["offline_counts"] for p in per_party if p.get("offline_counts")]
+    if oc:  # dealer-free sources: the offline phase's own rounds and bytes (max over parties)
+        rec["offline_rounds"] = max(c[0] for c in oc)
+        rec["offline_bytes_per_party"] = max(c[1] for c in oc)
     for p in per_party:
         rec.update(p.get("extra") or {})
     errs = [p["max_error"] for p in per_party if p.get("max_error") is not None]

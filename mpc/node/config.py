@@ -101,7 +101,8 @@ if TYPE_CHECKING:
 SCHEMES = ("additive", "shamir")
 TRANSPORTS = ("tcp", "mqtt")
 #: per-job preprocessing sources the daemon knows; the last two are insecure conveniences
-PREPROCESSING = ("ot", "dn07", "dealer", "shared_seed_dealer")
+#: (rss3: additive, exactly 3 parties, semi-honest with an honest majority)
+PREPROCESSING = ("ot", "dn07", "rss3", "dealer", "shared_seed_dealer")
 SOURCE_KINDS = ("csv", "sqlite", "postgres", "parquet")
 ANALYST = "analyst"  # the recipient name for "the analyst who signed the manifest"
 
@@ -399,6 +400,8 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         raise _err("consortium.preprocessing", "'dn07' needs scheme = 'shamir'")
     if prep == "ot" and scheme != "additive":
         raise _err("consortium.preprocessing", "'ot' needs scheme = 'additive'")
+    if prep == "rss3" and scheme != "additive":
+        raise _err("consortium.preprocessing", "'rss3' needs scheme = 'additive'")
     if prep == "dealer" and scheme != "additive":
         raise _err("consortium.preprocessing", "'dealer' supplies additive shares only")
     cid = _get(cons, "id", "consortium.", str, default="smpc")
@@ -431,6 +434,8 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
             f"peers[{i}].index" for i, p in enumerate(peers)
             if p.index >= n or [index, *(q.index for q in peers)].count(p.index) > 1)
         raise _err(bad, f"party indices must be 0..{n - 1}, each once; got {indices}")
+    if prep == "rss3" and n != 3:
+        raise _err("consortium.preprocessing", f"'rss3' needs exactly 3 parties (honest majority), got {n}")
     names = [name] + [p.name for p in peers]
     if len(set(names)) != n:
         raise _err("peers", f"party names must be distinct, got {names}")

@@ -88,7 +88,7 @@ class Node:
                 log.warning("!!! INSECURE: %s. DO NOT USE WITH REAL DATA !!!", b)
         if cfg.preprocessing == "dealer":
             raise NodeConfigError("consortium.preprocessing: 'dealer' needs a dealer node, which the "
-                              "daemon does not run yet; use 'ot' (additive) or 'dn07' (shamir)")
+                              "daemon does not run yet; use 'ot' or 'rss3' (additive) or 'dn07' (shamir)")
         self.cfg = cfg
         self.insecure = insecure
         self.static_key = load_private_key(cfg.key_file)

@@ -551,7 +551,7 @@ class Runner:
         dom = domain_for(self.cfg.scheme)
         sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
         s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid)
-        if self.cfg.preprocessing in ("dn07", "ot"):
+        if self.cfg.preprocessing in ("dn07", "ot", "rss3"):
             return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
         # shared_seed_dealer: allowed only with --insecure (checked at start)
         from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer

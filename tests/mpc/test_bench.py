@@ -195,7 +195,8 @@ def test_bad_flag_combinations():
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot"), ("additive", 3, "dealer")])
+@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot"), ("additive", 3, "dealer"),
+                                                   ("additive", 3, "rss3")])
 def test_triples_from_each_named_source(scheme, parties, source):
     from mpc.bench.run import measure
 
@@ -221,13 +222,27 @@ def test_no_progress_bar_when_not_a_tty(capsys):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot")])
+@pytest.mark.parametrize("scheme,parties,source", [("shamir", 3, "dn07"), ("additive", 2, "ot"), ("additive", 3, "rss3")])
 def test_dealer_free_sources_in_separate_processes(scheme, parties, source):
     from mpc.bench.run import measure
 
     rec = measure("mul", 256, parties=parties, scheme=scheme, source=source, repeat=1,
                   processes=True, transport="tcp", seed=4)
     assert rec["correct"] and rec["cost_model_ok"] and rec["source"] == source
+    # each party process's own CPU time, offline and online (load-independent figures)
+    assert rec["offline_cpu_seconds"] >= 0 and rec["online_cpu_seconds"] > 0
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("parties,source", [(2, "ot"), (3, "rss3")])
+def test_dealer_free_ring_sources_take_the_three_round_comparison(parties, source):
+    """ot and rss3 supply ltz_tuples: the cost model predicts the dealer's 3-round path, and
+    a dealer-free source's offline traffic is reported apart from the online counts."""
+    from mpc.bench.run import measure
+
+    rec = measure("compare", 300, parties=parties, source=source, repeat=1, seed=5)
+    assert rec["correct"] and rec["cost_model_ok"] and rec["rounds"] == 3
+    assert "offline_rounds" in rec and rec["offline_bytes_per_party"] >= 0
 
 
 # -- the end-to-end jobs: logistic regression training and fraud scoring ----------------------

@@ -298,6 +298,23 @@ def test_peer_dying_mid_job(tmp_path):
         cl.stop()
 
 
+def test_logistic_job_with_dealer_free_rss3(tmp_path):
+    """`[consortium] preprocessing = "rss3"` (3 parties, honest majority): the nodes run a
+    training job with the replicated-sharing source (no dealer, no --insecure) to the end."""
+    cl = Cluster(tmp_path, preprocessing="rss3", timeouts={"connect": 20, "receive": 30, "job": 120})
+    try:
+        cl.start_all()
+        m = {"computation": "logistic_regression", "idempotency_key": "rss3",
+             "recipients": ["analyst"], "parameters": {"epochs": 2, "batch_size": 8},
+             "inputs": {f"bank{i}": {"source": "tx", "columns": ["amount", "fee"],
+                                     "label": "flag"} for i in range(3)}}
+        res = cl.client().result(cl.client().submit(m), timeout=120)
+        assert res.outputs and all(np.isfinite(np.asarray(v, dtype=float)).all() for v in res.outputs.values())
+        assert "INSECURE" not in cl.log(0)
+    finally:
+        cl.stop()
+
+
 # ------------------------------------------------------------------------ fraud jobs ---
 FCOEF = [0.8, -1.1, 1.5, 0.6]  # bank0: amount, hour; bank1: seen; bank2: velocity
 FB = -0.4

@@ -78,6 +78,7 @@ def test_base_default_is_what_the_class_implements():
     ("trusted_dealer", "additive", None, set(), "ring3"),
     ("trusted_dealer", "shamir", Mersenne127(), set(RING64_KINDS), "edabits"),
     ("ot", "additive", None, set(), "ring3"),
+    ("rss3", "additive", None, set(), "ring3"),
     # dn07 also has the GF(p) form of matrix_trunc_triples (truncation.sub_trunc_matmul "cs")
     ("dn07", "shamir", Mersenne127(), set(RING64_KINDS) - {"matrix_trunc_triples"}, "edabits"),
     ("dealer", "additive", None, set(), "ring3"),
