@@ -259,7 +259,8 @@ async def fit_dp(
 ) -> SharedModel:
     """Train with output perturbation (module docstring): the returned SharedModel's
     coefficients already carry the noise; its info["dp"] states mechanism, epsilon, delta,
-    sensitivity and the noise's standard deviation (in mapped-space weight units).
+    sensitivity and the noise's standard deviation (noise_std: per mapped-space weight;
+    output_noise_std: per coefficient in original units, then the intercept).
 
     Rounds: the inputs, one mul_public, one clip (ltz_mul), sgd's, the noise's (one ltz + 1),
     two truncations. Preprocessing: sgd's + dp.add_noise's on d + 1 entries.
@@ -272,8 +273,14 @@ async def fit_dp(
     nz, g = noise_for(terms, sens, d, f)
     wn = await release(s, w, nz, g)
     coef, intercept = await to_original(s, wn, terms.bounds, f)
+    std = nz.std() * 2.0 ** (g - f)  # per mapped weight; in original units below
+    lo, hi = terms.bounds[:, 0], terms.bounds[:, 1]
+    c, r = (lo + hi) / 2, (hi - lo) / 2
+    cr = np.where(r > 0, c / np.where(r > 0, r, 1.0), 0.0)
+    out_std = [float(std / v) if v > 0 else 0.0 for v in r] + \
+        [float(std * math.sqrt(1 + float(cr @ cr)))]
     info = {"n_samples": N, "partition": partition, "solver": "sgd", **hp,
             "dp": {"mechanism": nz.mechanism, "epsilon": nz.epsilon, "delta": nz.delta,
-                   "rho": nz.rho, "sensitivity": sens, "noise_std": nz.std() * 2.0 ** (g - f),
+                   "rho": nz.rho, "sensitivity": sens, "noise_std": std, "output_noise_std": out_std,
                    "neighbouring": "replace one row (N public)"}}
     return SharedModel(model, coef, intercept, d, f, info=info)
