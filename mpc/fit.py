@@ -251,7 +251,10 @@ def fit_local(
     partition "horizontal": each X_i holds rows (same features); "vertical": each X_i holds
     columns of the same aligned rows and exactly one party passes y (None elsewhere).
     scheme "additive" (Z_2^64) or "shamir" (GF(2^127 - 1), threshold (n-1)//2). transport
-    "memory" | "tcp" | "mqtt" (see run_local). hyperparameters: see protocols.apps.ml.train.
+    "memory" | "tcp" | "mqtt" (see run_local). hyperparameters: see protocols.apps.ml.train,
+    including dp={"epsilon", "delta", "mechanism", "bounds", "residual_bound"}: DP noise on the
+    coefficients, generated under MPC (protocols.apps.ml.private; the stated noise and
+    sensitivity are in the fitted model's info["dp"]).
     `security="malicious"` is passed to run_local; the trainers have no malicious version yet,
     so it raises MaliciousUnsupportedError (never trains semi-honest in its place).
     """

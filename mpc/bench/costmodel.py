@@ -100,6 +100,9 @@ COST_MODEL: dict[str, Callable[[int, int, int], Cost | None]] = {
     "reciprocal": _cost_reciprocal,
     "logistic_regression": _cost_not_modelled,
     "fraud_score": _cost_not_modelled,
+    # issue 13: joint DP noise (protocols.apps.dp); not modelled (its ltz's path varies)
+    "dp_laplace": _cost_not_modelled,
+    "dp_gaussian": _cost_not_modelled,
 }
 
 

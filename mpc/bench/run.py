@@ -50,6 +50,11 @@ from protocols.preprocessing.buffered import Buffered
 TRUNC_F, TRUNC_BITS = 16, 40
 #: the end-to-end jobs (whole protocols.apps.ml / protocols.apps.fraud calls, not one primitive)
 E2E_OPS = ("logistic_regression", "fraud_score")
+#: joint DP noise on `size` released counts (issue 13); not modelled, checked statistically
+DP_OPS = ("dp_laplace", "dp_gaussian")
+#: their parameters: discrete Laplace at sensitivity 1, epsilon 1 (scale 1); discrete
+#: Gaussian sigma 4
+DP_NOISE = {"dp_laplace": ("laplace", 1.0), "dp_gaussian": ("gaussian", 4.0)}
 
 
 #: ops on fixed-point values: over Shamir they run on GF(2^127 - 1) (GF(2^61 - 1) leaves
@@ -87,10 +92,15 @@ OP_DOC = {
     "fraud_score": "protocols.fraud.score of `size` make_fraud transactions split vertically, "
     f"public model, flags (p > {FRAUD_THRESHOLD}) and smooth-sigmoid scores to bank 0; correct "
     "= flags equal to plaintext, scores within 2^-16 + 1e-4; ops = size; not modelled",
+    "dp_laplace": "protocols.apps.dp.add_noise: joint discrete Laplace noise (scale 1: "
+    "sensitivity 1, epsilon 1) on `size` shared counts; correct = the noise's sample std "
+    "within 15% of the exact one (size >= 1000); ops = size; not modelled",
+    "dp_gaussian": "protocols.apps.dp.add_noise: joint discrete Gaussian noise (sigma 4) on "
+    "`size` shared counts; correct as dp_laplace; ops = size; not modelled",
 }
 OPS = tuple(COST_MODEL)
 #: the single protocols (their cost model is exact)
-PRIMITIVE_OPS = tuple(o for o in OPS if o not in E2E_OPS)
+PRIMITIVE_OPS = tuple(o for o in OPS if o not in E2E_OPS and o not in DP_OPS)
 
 
 def _ops(op: str, size: int, epochs: int = LOGREG_EPOCHS) -> int:
@@ -155,6 +165,8 @@ def _plain(D, op: str, size: int):
     if op in FIXED_OPS:
         x, y = _fixed_inputs(op, size, rng)
         return D.from_int(x), (D.from_int(y) if y is not None else None)
+    if op in DP_OPS:  # counts 0..49
+        return D.from_int(np.arange(size, dtype=np.int64) % 50), None
     return D.random(rng, (size,)), D.random(rng, (size,))
 
 
@@ -189,7 +201,19 @@ async def _run_op(s, op: str, size: int, x, y, px):
         return await nonlinear.sigmoid(s, x, FIX_F)
     if op == "reciprocal":
         return await nonlinear.reciprocal(s, x, FIX_F)
+    if op in DP_OPS:
+        from protocols.apps import dp
+
+        return await dp.add_noise(s, x, _dp_noise(op))
     raise ParameterError(f"unknown op {op!r}")
+
+
+def _dp_noise(op: str):
+    from protocols.apps import dp
+
+    mech, p = DP_NOISE[op]
+    return dp.calibrate("laplace", p, 0.0, 1.0) if mech == "laplace" else \
+        dp.Noise("gaussian", p, 1.0, 0.0, 0.0, 1 / (2 * p * p))
 
 
 async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
@@ -291,6 +315,10 @@ async def _check(s, op, px, py, out) -> tuple[bool, float | None]:
         want = D.to_signed(px) >> np.int64(TRUNC_F)
         diff = D.to_signed(got) - want
         return bool(((diff == 0) | (diff == 1)).all()), None
+    if op in DP_OPS:  # the noise's spread, against the exact std (statistical, size >= 1000)
+        z = (D.to_signed(got) - D.to_signed(px)).astype(np.float64)
+        ratio = float(z.std() / _dp_noise(op).std()) if z.size > 1 else 1.0
+        return (abs(ratio - 1) < 0.15 if z.size >= 1000 else True), abs(ratio - 1)
     if op in FIXED_OPS:
         sc = 2.0**FIX_F
         x = D.to_signed(px).astype(np.float64) / sc

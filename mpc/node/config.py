@@ -61,6 +61,8 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     mechanism = "laplace"          # laplace | gaussian
     budget_epsilon = 10.0          # total per (analyst, source) (mpc.node.budget)
     budget_delta = 1e-6
+    models = "optional"            # trained coefficients: noised when the job asks for
+                                   # epsilon; "required": always (protocols.apps.ml.private)
 
     [api]                          # all optional
     operator_keys = ["ed25519:..."]  # this bank's operators: read any job, results, metrics

@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from mpc.node import codes
 from mpc.node.config import NodeConfig
 from mpc.node.jobs import (
     JobContext,
-    JobDataError,
     JobParameterError,
     Output,
     _check_vertical,
@@ -120,18 +118,28 @@ def extra_columns(m: Manifest, party: str) -> list[str]:
 
 
 def check_data(m: Manifest, party: str, X: np.ndarray, extra: dict) -> None:
+    """Rows whose group key is not in parameters.groups are counted in no group (`onehot`);
+    they are not an error: a failure would tell the analyst, exactly and without noise,
+    whether any row has a key outside the set the analyst chose (a membership probe, issue
+    13). Their number stays in this node's log."""
     p = m.parameters
     col = p.get("group_column")
     if m.computation != "fraud_aggregate" or col not in extra or (
             party != p.get("owner") and not horizontal(m)):
         return
-    g = extra[col]
-    bad = ~np.isin(g, np.asarray(p["groups"], dtype=np.float64))
-    if bad.any():
-        # the row stays in this node's log; peers and the analyst get the code only
-        row = int(np.flatnonzero(bad)[0]) + 1
-        log.warning("data check: column %r row %d: not one of parameters.groups", col, row)
-        raise JobDataError(codes.SOURCE_GROUPS, "a group key is not in parameters.groups")
+    other = int((~np.isin(extra[col], np.asarray(p["groups"], dtype=np.float64))).sum())
+    if other:
+        log.warning("data check: %d row(s) of column %r have a key outside parameters.groups "
+                    "(counted in no group)", other, col)
+
+
+def onehot(keys: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(N, K + 1) indicator of each row's group, the last column "none of the groups": every
+    row is a unit vector (so the MPC one-hot check holds for honest data), and the last
+    column is dropped before anything is counted."""
+    k = np.asarray(keys, dtype=np.float64)
+    G = k[:, None] == np.asarray(groups, dtype=np.float64)[None, :]
+    return np.concatenate([G, ~G.any(axis=1, keepdims=True)], axis=1).astype(np.int64)
 
 
 def model_of(ctx: JobContext):
@@ -203,14 +211,13 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     n_rows = flags.shape[0]
     G_local = None
     if s.pid == owner:
-        keys = ctx.extra[p["group_column"]].astype(np.int64)
-        G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
+        G_local = s.public(onehot(ctx.extra[p["group_column"]], groups))
     ctx.log("group", rows=n_rows, groups=len(groups))
     G = await core.input(s.child("groups"), G_local, owner)
-    if G.shape != (n_rows, len(groups)):
+    if G.shape != (n_rows, len(groups) + 1):
         from protocols.errors import ShapeMismatch
 
-        raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups))}")
+        raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups) + 1)}")
     return await _release_groups(ctx, flags, G, groups, k)
 
 
@@ -224,7 +231,8 @@ async def _release_groups(ctx: JobContext, flags: Share, G: Share, groups: np.nd
 
     s = ctx.s
     n_rows = flags.shape[0]
-    await fraud.check_onehot(s.child("onehot"), G)
+    await fraud.check_onehot(s.child("onehot"), G)  # over K + 1 columns (`onehot`)
+    G = Share(np.ascontiguousarray(G.data[:, :len(groups)]), s)  # "no group" is dropped
     counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
     sizes = G.sum(axis=0)
     out: dict[str, Output] = {}
@@ -274,15 +282,14 @@ async def _aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
     proba = bool(p.get("proba", True))
     thr = float(p.get("threshold", 0.5))
     d = ctx.X.shape[1]
-    keys = ctx.extra[p["group_column"]].astype(np.int64)
-    G_mine = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
+    G_mine = s.public(onehot(ctx.extra[p["group_column"]], groups))
     ctx.log("input", rows=ctx.X.shape[0], groups=len(groups))
 
     async def one(o: int) -> tuple[Share, Share]:
         x = await core.input(s.child(f"x{o}"), encode(s, ctx.X, DEFAULT_F) if o == s.pid
                              else None, o)
         g = await core.input(s.child(f"g{o}"), G_mine if o == s.pid else None, o)
-        if x.ndim != 2 or x.shape[1] != d or g.shape != (x.shape[0], len(groups)):
+        if x.ndim != 2 or x.shape[1] != d or g.shape != (x.shape[0], len(groups) + 1):
             from protocols.errors import ShapeMismatch
 
             raise ShapeMismatch("a bank's rows or group matrix do not fit the job")

@@ -293,8 +293,12 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         store = hyper.pop("store_model", None)
         if isinstance(hyper.get("class_weight"), dict):  # TOML/JSON keys are strings
             hyper["class_weight"] = {int(k): float(v) for k, v in hyper["class_weight"].items()}
-        ctx.log("train", model=model, partition=partition, shape=list(ctx.X.shape))
-        sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, **hyper)
+        hyper.pop("epsilon", None)  # in the agreed DP terms (mpc.node.policy.agree_dp)
+        residual = hyper.pop("residual_bound", None)
+        dp = None if ctx.dp is None else _ml_dp(ctx, partition, residual)
+        ctx.log("train", model=model, partition=partition, shape=list(ctx.X.shape),
+                dp=None if dp is None else dp["mechanism"])
+        sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, dp=dp, **hyper)
         f = getattr(sm, "f", DEFAULT_F)
         if store is not None:  # kept as shares at every node; nothing is released
             if ctx.models is None:
@@ -303,9 +307,40 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
                             analyst=ctx.manifest.analyst_key.hex())
             ctx.log("stored", model=store)
             return {}
-        return {"coef": Output(sm.coef, f), "intercept": Output(sm.intercept, f)}
+        out = {"coef": Output(sm.coef, f), "intercept": Output(sm.intercept, f)}
+        if dp is not None:  # what the release states: the noise and epsilon
+            st = sm.info["dp"]
+            # per coefficient (original units), then the intercept
+            out["noise_std"] = Output(public_share(ctx.s, st["output_noise_std"], DEFAULT_F),
+                                      DEFAULT_F)
+            out["epsilon"] = Output(public_share(ctx.s, [st["epsilon"]], DEFAULT_F), DEFAULT_F)
+        return out
 
     return run
+
+
+def _ml_dp(ctx: JobContext, partition: str, residual: float | None) -> dict[str, Any]:
+    """The training job's DP terms for protocols.apps.ml.train(dp=...): the agreed epsilon,
+    delta and mechanism, and the feature bounds every party's policy states (horizontal: the
+    union of the parties' bounds per column, so every row is clipped at least as much as the
+    mapped range; vertical: every party's columns in party order, as the inputs are)."""
+    terms = ctx.dp or {}
+    bounds = terms.get("bounds", {})
+    if set(bounds) != set(range(ctx.s.n)):
+        raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
+    per = [np.asarray(bounds[o], dtype=np.float64).reshape(-1, 2) for o in range(ctx.s.n)]
+    if partition == "horizontal":
+        if len({b.shape for b in per}) != 1:
+            raise JobDataError(codes.POLICY_BOUNDS, "the parties' bounds do not fit the columns")
+        st = np.stack(per)
+        b = np.stack([st[:, :, 0].min(0), st[:, :, 1].max(0)], axis=1)
+    else:
+        b = np.concatenate(per, 0)
+    out: dict[str, Any] = {"epsilon": float(terms["epsilon"]), "delta": float(terms["delta"]),
+                           "mechanism": terms["mechanism"], "bounds": b.tolist()}
+    if residual is not None:
+        out["residual_bound"] = float(residual)
+    return out
 
 
 def _validate_ml(spec_name: str) -> Callable[[Manifest, NodeConfig], None]:
@@ -340,6 +375,8 @@ _ML_PARAMS: dict[str, Any] = {
     "lr": (int, float), "schedule": str, "lr_decay": (int, float), "class_weight": (str, dict),
     "sigmoid": str, "shuffle_seed": int, "standardize": bool, "partition": str,
     "id_column": str, "store_model": str,
+    # issue 13: DP on the coefficients (mpc.node.policy.dp_request; protocols.apps.ml.private)
+    "epsilon": (int, float), "residual_bound": (int, float),
 }
 _AGG_PARAMS: dict[str, Any] = {"epsilon": (int, float)}
 

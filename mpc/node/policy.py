@@ -20,7 +20,10 @@ What the data owner controls (issue 13), each checked here on every node for its
 * differential privacy ([policy.dp]): the job's epsilon may not exceed the node's
   (`policy.epsilon`), and the spend must fit the (analyst, source) budget of the ledger
   (mpc.node.budget, `policy.budget`). The agreed noise uses the smallest epsilon of all
-  nodes (`agree_dp`).
+  nodes (`agree_dp`). Training jobs (ML_COMPUTATIONS) get noise on their coefficients when
+  the manifest asks (parameters.epsilon) or a node's [policy.dp] models = "required"; their
+  feature columns then need bounds (protocols.apps.ml.private); a node without [policy.dp]
+  refuses a training job that asks for epsilon (it could not account for it).
 
 The reasons sent to peers and the analyst are generic sentences; the specific column or
 model stays in this node's log.
@@ -42,6 +45,8 @@ log = logging.getLogger("smpc.node.policy")
 
 #: computations whose outputs are aggregates released with DP noise when [policy.dp] is set
 DP_COMPUTATIONS = ("aggregate_sum", "aggregate_mean", "fraud_aggregate")
+#: training jobs whose released or stored coefficients can carry DP noise (issue 13)
+ML_COMPUTATIONS = ("linear_regression", "ridge_regression", "logistic_regression")
 FRAUD = ("fraud_score", "fraud_aggregate")
 
 
@@ -146,7 +151,13 @@ def check_model(m: Manifest, cfg: NodeConfig) -> None:
 def dp_request(m: Manifest, cfg: NodeConfig) -> dict[str, Any] | None:
     """This node's DP terms for the job (None: no DP here): what it sends at agreement."""
     dp = cfg.policy.dp
-    if dp is None or m.computation not in DP_COMPUTATIONS:
+    if m.computation in ML_COMPUTATIONS:
+        if dp is None and "epsilon" in m.parameters:
+            raise _refuse(codes.POLICY_EPSILON, f"{cfg.name} has no DP policy to account for "
+                          "parameters.epsilon", "epsilon asked, no [policy.dp]")
+        if dp is None or (dp.models != "required" and "epsilon" not in m.parameters):
+            return None
+    elif dp is None or m.computation not in DP_COMPUTATIONS:
         return None
     eps = m.parameters.get("epsilon", dp.epsilon)
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps <= dp.epsilon:
@@ -154,14 +165,15 @@ def dp_request(m: Manifest, cfg: NodeConfig) -> dict[str, Any] | None:
                       f"at {cfg.name}", f"epsilon {eps!r}")
     req: dict[str, Any] = {"epsilon": float(eps), "delta": dp.delta, "mechanism": dp.mechanism}
     inp = m.inputs.get(cfg.name)
-    if m.computation in ("aggregate_sum", "aggregate_mean") and inp is not None:
+    if m.computation in ("aggregate_sum", "aggregate_mean", *ML_COMPUTATIONS) and inp is not None:
         table = cfg.sources[inp["source"]].columns if inp["source"] in cfg.sources else None
         bounds = []
         for c in inp.get("columns", []):
             b = table[c].bounds if table is not None and c in table else None
             if b is None:
                 raise _refuse(codes.POLICY_BOUNDS, f"{cfg.name}'s policy states no bounds for a "
-                              "requested column (needed for DP sums)", f"column {c!r}")
+                              "requested column (needed for DP sums and DP training)",
+                              f"column {c!r}")
             bounds.append(list(b))
         req["bounds"] = bounds
     return req

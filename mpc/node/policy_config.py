@@ -44,13 +44,17 @@ class DPPolicy:
 
     epsilon / delta: what one job may spend per (analyst, source) (the manifest may ask for
     less); mechanism: "laplace" (pure epsilon) or "gaussian" (zCDP, delta > 0);
-    budget_epsilon / budget_delta: the total per (analyst, source) over all jobs."""
+    budget_epsilon / budget_delta: the total per (analyst, source) over all jobs;
+    models: "optional" (a training job's coefficients get DP noise when the manifest asks,
+    parameters.epsilon) or "required" (every training job touching this node's data does,
+    protocols.apps.ml.private: the columns need bounds)."""
 
     epsilon: float = 1.0
     delta: float = 0.0
     mechanism: str = "laplace"
     budget_epsilon: float = 10.0
     budget_delta: float = 1e-6
+    models: str = "optional"
 
 
 def parse_columns(raw: dict | None, pre: str) -> dict[str, ColumnPolicy] | None:
@@ -93,11 +97,14 @@ def parse_dp(raw: dict | None) -> DPPolicy | None:
         epsilon=_get(raw, "epsilon", pre, float, default=1.0, check=_positive),
         delta=_get(raw, "delta", pre, float, default=0.0, check=prob), mechanism=mech,
         budget_epsilon=_get(raw, "budget_epsilon", pre, float, default=10.0, check=_positive),
-        budget_delta=_get(raw, "budget_delta", pre, float, default=1e-6, check=prob))
+        budget_delta=_get(raw, "budget_delta", pre, float, default=1e-6, check=prob),
+        models=_get(raw, "models", pre, str, default="optional",
+                    check=lambda v: None if v in ("optional", "required") else
+                    "must be 'optional' or 'required'"))
     if mech == "gaussian" and dp.delta <= 0:
         raise _err(pre + "delta", "the gaussian mechanism needs delta > 0")
     unknown = sorted(set(raw) - {"epsilon", "delta", "mechanism", "budget_epsilon",
-                                 "budget_delta"})
+                                 "budget_delta", "models"})
     if unknown:
         raise _err(pre + unknown[0], "unknown field")
     return dp

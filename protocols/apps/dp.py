@@ -10,9 +10,11 @@ Why this design (and not the alternatives):
   rounding (I. Mironov, "On Significance of the Least Significant Bits for Differential
   Privacy", ACM CCS 2012). Every probability below is a public integer computed in exact
   decimal arithmetic (`decimal`, correctly rounded exp), every sample an integer.
-* Bernoulli(p) under MPC: U uniform in [0, 2^kappa) from shared random bits (the
-  preprocessing's `bounded_randoms`: dealer-free sources (OT, DN07) build them from every
-  party's own randomness, so U is uniform as long as one party is honest), then
+* Bernoulli(p) under MPC: U uniform in [0, 2^kappa) from shared random bits
+  (`uniform_randoms`: the ring's `bounded_randoms`, built from daBits by the dealer-free ot
+  source; on a field, sum_i 2^i b_i over kappa random bits, since a field source's
+  bounded randoms are statistical masks, not uniform: every party's own randomness goes in,
+  so U is uniform as long as one party is honest), then
   B = [U < P] with P = floor(p 2^kappa) public, one secure comparison. |Pr[B = 1] - p| <
   2^-kappa. This is the biased-coin construction of Eriguchi, Ichikawa, Kunihiro, Nuida,
   "Efficient Noise Generation Protocols for Differentially Private Multiparty Computation"
@@ -149,6 +151,27 @@ def _bits_for(s: Session, kappa: int) -> int | None:
     return None if not s.domain.is_field else kappa + 1
 
 
+async def uniform_randoms(s: Session, shape: tuple[int, ...], kappa: int) -> np.ndarray:
+    """Shares of U uniform in [0, 2^kappa) (the coins' comparand: its exact uniformity is
+    what makes Pr[U < P] = P / 2^kappa). Z_2^64: the preprocessing's `bounded_randoms`
+    (uniform for the dealer, the dealer node and ot: sum_i 2^i b_i over daBits). GF(p):
+    sum_i 2^i b_i over kappa shared random bits (`bits`), because a field source's
+    `bounded_randoms` are only statistical masks: dn07 with PRSS sums C(n, t) uniform
+    integers below 2^(kappa - mask_loss), far from uniform on [0, 2^kappa) (its coins came
+    out biased, and the noise had 0.4 times its stated standard deviation).
+    Preprocessing: Z_2^64 prod(shape) bounded randoms; GF(p) kappa prod(shape) random bits."""
+    if not s.domain.is_field:
+        return await s.prep.bounded_randoms(shape, kappa)
+    D = s.domain
+    N = int(np.prod(shape))
+    b = await s.prep.bits((kappa, N))
+    if not 0 < kappa < 63:
+        raise ParameterError(f"dp: kappa must be in [1, 62], got {kappa}")
+    w = D.from_int(np.array([1 << i for i in range(kappa)], dtype=np.int64).reshape(kappa, 1))
+    u = Share(D.mul(b, np.broadcast_to(w, (kappa, N)).copy()), s).sum(axis=0)
+    return u.data.reshape(shape)
+
+
 async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction | npt.ArrayLike, *,
                            kappa: int = KAPPA) -> Share:
     """Shares of integers X ~ discrete Laplace(scale), independent, of `shape` (scale: one
@@ -165,8 +188,8 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction |
     Shapes: returns `shape`.   Rounds: one `ltz` + 1 (the product V (1 + M)): 4 on Z_2^64
     with ltz_tuples.   Bytes: `ltz` on (L + 2) N elements, L = len(geometric_digits(max
     scale, kappa)) (6 for scale 1, 9 for scale 10), and one product of N.
-    Preprocessing: (L + 2) N kappa-bit bounded randoms (one U_0 used twice: L + 1 randoms),
-    N triples and the comparisons' material.
+    Preprocessing: (L + 1) N kappa-bit uniform randoms (`uniform_randoms`; one U_0 used
+    twice), N triples and the comparisons' material.
     Security: semi-honest, as `ltz`; the noise stays shared.  Raises: ParameterError (scale <= 0,
     a field too small for kappa-bit comparisons), PreprocessingExhausted.
     Reference: CKS 2020 Def. 28; Eriguchi et al. TDSC 2023 Sec. 5 (see the module docstring).
@@ -183,7 +206,7 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction |
     P = np.stack([geometric_digits(v, kappa, L) for v in uniq], axis=1)[:, inv] if N else \
         np.zeros((L, 0), np.int64)
     q = np.array([_floor_scaled(_coin(v), kappa) for v in uniq], dtype=np.int64)[inv]
-    U = Share(await s.prep.bounded_randoms((L + 1, N), kappa), s)
+    U = Share(await uniform_randoms(s, (L + 1, N), kappa), s)
     # rows: [U_0 < q], [U_0 < 2^kappa - q] (= 1 - [U_0 >= 2^kappa - q]), digits j = 0..L-1
     U_all = Share(np.concatenate([U.data[:1], U.data[:1], U.data[1:]]), s)
     thr = np.concatenate([q[None], ((1 << kappa) - q)[None], P])
@@ -212,14 +235,15 @@ async def discrete_gaussian(s: Session, shape: tuple[int, ...], sigma2: float | 
 
     Shapes: returns `shape`.   Rounds: one `ltz` + 1 (the sign product).   Bytes: `ltz` on
     T*N elements (T = len(gaussian_table(sigma2)): 40 for sigma2 = 16) + one product on N.
-    Preprocessing: T*N bounded randoms, N random bits, N triples and the comparisons' material.
+    Preprocessing: N uniform randoms (`uniform_randoms`), N random bits, N triples and the
+    comparisons' material.
     Security: semi-honest, as `ltz`.  Raises: as `discrete_laplace`.
     Reference: CKS 2020 Def. 1; CDT sampling (Peikert 2010); see the module docstring.
     """
     shape = tuple(shape)
     C = gaussian_table(sigma2, kappa)
     full = (len(C), *shape)
-    U = Share(await s.prep.bounded_randoms(shape, kappa), s)  # one U per sample, T thresholds
+    U = Share(await uniform_randoms(s, shape, kappa), s)  # one U per sample, T thresholds
     Ub = Share(np.ascontiguousarray(np.broadcast_to(U.data, full)), s)
     Cb = np.broadcast_to(C.reshape((len(C),) + (1,) * len(shape)), full)
     below = await ltz(s, Ub - s.domain.from_int(np.ascontiguousarray(Cb)),

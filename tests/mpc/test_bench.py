@@ -361,3 +361,26 @@ def test_security_malicious_additive_spdz2k(capsys):
     r = recs[0]
     assert r["security"] == "malicious" and r["correct"] and r["counts_stable"]
     assert (r["rounds"], r["bytes_per_party"]) == (1 + 5, 2 * (2 * 30 * 16 + 161))
+
+
+def test_dp_noise_ops_check_the_noise_spread(capsys, monkeypatch):
+    """Issue 13: `--op dp_laplace dp_gaussian` add joint noise to `size` counts; `correct`
+    is the noise's sample std within 15% of the exact one, and a noise of the wrong scale is
+    reported as incorrect (the check has power)."""
+    recs = _run(capsys, "--op", *bench.DP_OPS, "--size", "3000")
+    assert [r["op"] for r in recs] == list(bench.DP_OPS)
+    for r in recs:
+        assert r["correct"] is True and r["cost_model_ok"] is None and r["counts_stable"], r
+        assert r["rounds"] == 4  # one ltz (3 with ltz_tuples) + the product
+    # broken variant: a sampler that draws at half the stated scale is reported incorrect
+    from protocols.apps import dp
+
+    real = dp.add_noise
+
+    async def half(s, x, noise, **kw):
+        return await real(s, x, dp.calibrate("laplace", 1.0, 0.0, noise.scale / 2), **kw)
+
+    monkeypatch.setattr(dp, "add_noise", half)
+    cli_main(["bench", "--json", "--repeat", "1", "--op", "dp_laplace", "--size", "3000"])
+    rec = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert rec["correct"] is False, rec

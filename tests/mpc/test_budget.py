@@ -52,7 +52,7 @@ def test_ledger_persists_and_spends_once_per_job(tmp_path):
 
 
 BOUNDS = "\n[sources.tx.columns.amount]\nbounds = [0, 200]\n[sources.tx.columns.fee]\n" \
-         "bounds = [0, 200]\n"
+         "bounds = [0, 200]\n[sources.tx.columns.flag]\n"
 
 
 @pytest.fixture
@@ -108,3 +108,59 @@ def test_budget_exhaustion_refuses_the_next_job_on_every_node(dp_cluster):
         db.close()
         spent = [e for e in entries if e.get("decision") == "budget"]
         assert len(spent) == 3 and all("epsilon=" in e["reason"] for e in spent), entries
+
+
+def _train_manifest(key, epsilon=None, store=None):
+    p = {"lr": 0.5, "epochs": 2, "batch_size": 16}
+    if epsilon is not None:
+        p["epsilon"] = epsilon
+    if store is not None:
+        p["store_model"] = store
+    return {"computation": "logistic_regression", "idempotency_key": key,
+            "recipients": ["analyst"], "parameters": p,
+            "inputs": {f"bank{i}": {"source": "tx", "columns": ["amount", "fee"],
+                                    "label": "flag"} for i in range(3)}}
+
+
+def test_dp_training_spends_the_budget_and_exhaustion_refuses_on_every_node(dp_cluster):
+    """Issue 13: trained coefficients with DP noise (protocols.apps.ml.private). The analyst
+    asks for epsilon; the spend is in every node's ledger and audit log; a job that would
+    exceed the budget is refused at submission by every node; a stored model spends too."""
+    cl = dp_cluster
+    c = cl.client()
+    X = np.concatenate(DATA)
+    y = (X[:, 0] > 100).astype(float)
+    res = c.result(c.submit(_train_manifest("t1", epsilon=1.0)), timeout=120)
+    coef = np.asarray(res.outputs["coef"])
+    std = np.asarray(res.outputs["noise_std"])  # per coefficient, then the intercept
+    assert res.outputs["epsilon"] == [pytest.approx(1.0)] and len(std) == 3 and np.all(std > 0)
+    # bounds [0, 200]: coef = mapped weight / 100, so its noise std is the mapped one / 100;
+    # the released coefficients are within 8 standard deviations of the noise-free training
+    from protocols.apps.ml.reference import fit_dp_plain
+
+    w = fit_dp_plain(X, y, loss="logistic", bounds=[[0, 200]] * 2, batch_size=16, epochs=2,
+                     lr=0.5)
+    assert np.allclose(std[:2] * 100, std[0] * 100) and std[2] > std[0]
+    assert np.all(np.abs(coef - w[:2] / 100) < 8 * std[:2]), (coef, w, std)
+    # 1 + 1 (a stored model: the noise is in the shares, the spend is the same) <= 2.5
+    c.result(c.submit(_train_manifest("t2", epsilon=1.0, store="dpm")), timeout=120)
+    with pytest.raises(SubmissionRejected) as e:
+        c.submit(_train_manifest("t3", epsilon=1.0))
+    assert len(e.value.reasons) == 3 and all(
+        r[0] == "policy.budget" for r in e.value.reasons.values()), e.value.reasons
+    # epsilon above the per-job policy: refused everywhere with policy.epsilon
+    with pytest.raises(SubmissionRejected) as e:
+        c.submit(_train_manifest("t4", epsilon=5.0))
+    assert all(r[0] == "policy.epsilon" for r in e.value.reasons.values()), e.value.reasons
+    cl.stop()
+    import json
+    import sqlite3
+
+    for i in range(3):
+        led = BudgetLedger(cl.dir / f"bank{i}-state" / "budget.db")
+        assert led.spent(next(iter(led.summary()))[0], "tx").epsilon == pytest.approx(2.0)
+        led.close()
+        db = sqlite3.connect(cl.dir / f"bank{i}-state" / "audit.db")
+        entries = [json.loads(e) for (e,) in db.execute("SELECT entry FROM audit")]
+        db.close()
+        assert sum(e.get("decision") == "budget" for e in entries) == 2, entries

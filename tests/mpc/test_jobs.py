@@ -135,21 +135,34 @@ def test_fraud_manifests_checked(signer, computation, params, recipients, match)
         REGISTRY[computation].check_parameters(m, cfg)
 
 
-def test_group_keys_outside_the_public_set_refused_at_load():
-    from mpc.node.jobs import JobDataError
-
+def test_group_set_membership_probe_learns_nothing(signer, caplog):
+    """Issue 13 (second reading of the DP wiring): the analyst picks `groups` leaving out one
+    key v. The owner's data check used to fail the job when any row had a key outside the
+    set (`source.groups`): whether the job failed told the analyst, exactly and without noise,
+    whether any row with key v exists (two neighbouring datasets, with and without that one
+    row, gave different outcomes with certainty). Now such rows are counted in no group, the
+    job runs the same way on both, and the count of such rows stays in the owner's log."""
+    cfg, key = signer
+    X0, X1, g, z = _data()
+    params = {"owner": "bank0", "coef": COEF, "intercept": INTERCEPT, "threshold": 0.5,
+              "group_column": "merchant", "groups": [3, 5], "k_min": 2}  # 7 left out
+    m = sign_manifest(_manifest("fraud_aggregate", params), key)
     spec = REGISTRY["fraud_aggregate"]
-
-    class M:
-        computation = "fraud_aggregate"
-        parameters = {"owner": "bank0", "group_column": "m", "groups": [1, 2]}
-
-    with pytest.raises(JobDataError) as e:
-        spec.check_data(M, "bank0", np.zeros((3, 1)), {"m": np.array([1.0, 5.0, 2.0])})
-    # generic to peers and the analyst: no row, no column, no value (those stay in the log)
-    assert e.value.code == "source.groups" and not any(c in str(e.value)
-                                                      for c in ("row", "2", "5", "'m'"))
-    assert spec.extras(M, "bank0") == ["m"] and spec.extras(M, "bank1") == []
+    assert spec.extras(m, "bank0") == ["merchant"] and spec.extras(m, "bank1") == []
+    outs = []
+    for drop in (False, True):  # D, and D without its rows of key 7 (the probe's neighbour)
+        keep = (g != 7) if drop else np.ones(len(g), bool)
+        gk = g[keep].astype(float)
+        with caplog.at_level("WARNING", logger="smpc.node.jobs"):
+            spec.check_data(m, "bank0", X0[keep], {"merchant": gk})  # the runner's load check
+        res = _run(m, [X0[keep], X1[keep], None], [{"merchant": gk}, {}, {}])
+        outs.append(finish_outputs("fraud_aggregate", res[0], params)["by_group"])
+    assert outs[0] == outs[1]  # the rows of key 7 changed nothing the analyst sees
+    flags = z > 0
+    for k in (3, 5):  # and the listed groups are counted exactly as before
+        n, f = int((g == k).sum()), int(flags[g == k].sum())
+        assert outs[0][str(k)] == (f if n >= 2 and f >= 2 else None)
+    assert "outside parameters.groups" in caplog.text  # the owner's own log only
 
 
 def test_computation_names_match_the_registry():

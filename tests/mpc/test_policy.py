@@ -186,3 +186,31 @@ def test_aggregate_only_column_never_feeds_per_row_scores(owner):
     with pytest.raises(PolicyError) as e:
         check_manifest(sign_manifest(_fraud(["b"], reveal_scores=True), key), cfg, REGISTRY)
     assert e.value.code == "policy.reveal_scores"
+
+
+def test_training_dp_is_asked_by_the_analyst_or_required_by_the_policy(owner):
+    """Issue 13: trained coefficients get DP noise when the manifest asks (epsilon) or the
+    node's [policy.dp] models = "required"; their feature columns then need bounds; a node
+    without [policy.dp] refuses a training job that asks for epsilon."""
+    import dataclasses
+
+    cfg, key, _ = owner
+
+    def train(cols, **p):
+        return sign_manifest(_body(computation="logistic_regression", parameters=p, inputs={
+            f"bank{i}": {"source": "tx", "columns": cols, "label": "c"} for i in range(3)}), key)
+
+    assert dp_request(train(["a"]), cfg) is None  # optional, not asked: no noise
+    assert dp_request(train(["a"], epsilon=0.5), cfg) == {
+        "epsilon": 0.5, "delta": 0.0, "mechanism": "laplace", "bounds": [[0.0, 100.0]]}
+    with pytest.raises(PolicyError) as e:
+        dp_request(train(["c"], epsilon=0.5), cfg)  # no bounds for the feature
+    assert e.value.code == "policy.bounds"
+    req = dataclasses.replace(cfg.policy, dp=dataclasses.replace(cfg.policy.dp, models="required"))
+    forced = dataclasses.replace(cfg, policy=req)
+    assert dp_request(train(["a"]), forced)["epsilon"] == 1.0  # the policy's per-job epsilon
+    none = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, dp=None))
+    assert dp_request(train(["a"]), none) is None
+    with pytest.raises(PolicyError) as e:
+        dp_request(train(["a"], epsilon=0.5), none)
+    assert e.value.code == "policy.epsilon"

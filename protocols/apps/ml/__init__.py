@@ -38,7 +38,8 @@ _SGD = {"alpha", "l2", "solver", "batch_size", "epochs", "lr", "schedule", "lr_d
 
 async def train(
     s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None, *,
-    partition: str = "horizontal", f: int = DEFAULT_F, **hp: Any,
+    partition: str = "horizontal", f: int = DEFAULT_F, dp: dict[str, Any] | None = None,
+    **hp: Any,
 ) -> SharedModel:
     """Train `model` ("linear", "ridge", "logistic") on every party's own float data.
 
@@ -54,6 +55,9 @@ async def train(
         l2 = 1 / (C N)), class_weight=None | "balanced" | {0: c0, 1: c1},
         sigmoid="piecewise" (SecureML) | "smooth", shuffle_seed=0 (public batch order).
       all: feature_scale (public per-feature divisor, horizontal), standardize=True (sgd).
+    dp: None, or {"epsilon", "delta", "mechanism", "bounds", "residual_bound"}: the released
+      coefficients carry DP noise generated under MPC (output perturbation with the Bolt-on
+      sensitivity, protocols.apps.ml.private); settings outside its analysis raise ConfigError.
     Returns a SharedModel (coef, intercept in original units, f fractional bits).
     Security: semi-honest; reveals the shapes, N (horizontal), the label owner (vertical),
     and for class_weight="balanced" the number of positive labels.
@@ -62,6 +66,10 @@ async def train(
         raise ConfigError(f"model must be one of {MODELS}, got {model!r}")
     if partition not in PARTITIONS:
         raise ConfigError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+    if dp is not None:
+        from protocols.apps.ml.private import fit_dp
+
+        return await fit_dp(s, model, X_local, y_local, partition=partition, f=f, dp=dp, hp=hp)
     solver = hp.get("solver", "sgd" if model == "logistic" else "closed_form")
     allowed = _CLOSED if solver == "closed_form" else _SGD
     unknown = set(hp) - allowed

@@ -51,3 +51,31 @@ def fit_sgd_plain(
     if feature_scale is not None:
         coef = coef / np.asarray(feature_scale, dtype=np.float64)
     return coef, float(intercept)
+
+
+def fit_dp_plain(
+    X: np.ndarray, y: np.ndarray, *, loss: str, bounds: npt.ArrayLike, batch_size: int = 64,
+    epochs: int = 10, lr: float = 0.5, l2: float = 0.0, residual_bound: float | None = None,
+    shuffle_seed: int | None = 0,
+) -> np.ndarray:
+    """The DP trainer of protocols.apps.ml.private before its noise, in float64: features
+    mapped by the bounds to [-1, 1] and clipped, piecewise sigmoid (logistic) or Huber
+    residual (squared, residual_bound), constant step. Returns the mapped-space weights
+    (d + 1, intercept last): the quantity whose sensitivity private.sensitivity bounds."""
+    b = np.asarray(bounds, dtype=np.float64)
+    c, r = (b[:, 0] + b[:, 1]) / 2, (b[:, 1] - b[:, 0]) / 2
+    inv_r = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)
+    Xm = np.clip((np.asarray(X, dtype=np.float64) - c) * inv_r, -1.0, 1.0)
+    N, d = Xm.shape
+    Xa = np.hstack([Xm, np.ones((N, 1))])
+    y = np.asarray(y, dtype=np.float64)
+    mask = np.ones(d + 1)
+    mask[d] = 0
+    w = np.zeros(d + 1)
+    for idx in batches(N, batch_size, epochs, shuffle_seed):
+        z = Xa[idx] @ w
+        e = (sigmoid_piecewise(z) if loss == "logistic" else z) - y[idx]
+        if residual_bound is not None:
+            e = np.clip(e, -residual_bound, residual_bound)
+        w = w - lr * (Xa[idx].T @ e / len(idx) + l2 * mask * w)
+    return w

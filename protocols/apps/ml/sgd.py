@@ -58,7 +58,7 @@ import numpy as np
 from protocols import beaver, fixed
 from protocols.apps.ml._base import const, stack
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.comparison import OpenWith, ltz_mul
+from protocols.comparison import OpenWith, clip, ltz_mul
 from protocols.errors import ConfigError
 from protocols.nonlinear import sigmoid as smooth_sigmoid
 from protocols.prg import CryptoRNG
@@ -146,15 +146,21 @@ async def sgd(
     s: Session, X: Share, y: Share, *, loss: str, y_is_bits: bool, batch_size: int, epochs: int,
     lr: float, schedule: str = "constant", lr_decay: float = 0.0, l2: float = 0.0,
     class_weight: tuple[float, float] = (1.0, 1.0), sigmoid: str = "piecewise",
-    shuffle_seed: int | None = 0, f: int = DEFAULT_F,
+    shuffle_seed: int | None = 0, f: int = DEFAULT_F, residual_bound: float | None = None,
 ) -> Share:
     """Train w (d + 1: weights then intercept) by mini-batch gradient descent; see the module
     docstring for the protocol, rounds and range. X: (N, d) standardised, f bits; y: (N,)
-    integer 0/1 (y_is_bits) or f-bit fixed point. Returns w with f fractional bits."""
+    integer 0/1 (y_is_bits) or f-bit fixed point. Returns w with f fractional bits.
+    residual_bound R (squared loss only): the Huber loss, e = clip(p - y, -R, R) under MPC
+    (comparison.clip: one ltz_mul, +3 rounds per iteration on Z_2^64 with ltz_tuples), so
+    the gradient is R |x|-Lipschitz (protocols.apps.ml.private)."""
     if loss not in ("squared", "logistic"):
         raise ConfigError(f"unknown loss {loss!r}")
     if sigmoid not in ("piecewise", "smooth"):
         raise ConfigError(f"sigmoid must be 'piecewise' or 'smooth', got {sigmoid!r}")
+    if residual_bound is not None and (loss != "squared" or not residual_bound > 0):
+        raise ConfigError("residual_bound: a bound > 0, for the squared loss only")
+    rb = None if residual_bound is None else int(round(residual_bound * (1 << f)))
     N, d = X.shape
     Xa = concatenate([X, const(s, 1 << f, (N, 1))], 1)
     yf = y * (1 << f) if y_is_bits else y
@@ -194,6 +200,8 @@ async def sgd(
         else:
             p = await trunc(s, z_raw, f)
         e = p - yf[idx]
+        if rb is not None:  # Huber: the residual clipped to [-R, R]
+            e = await clip(s.child("huber"), e, -rb, rb)
         g = await beaver.matmul(s, Share(XgTd.take(idx, axis=1), s), e)
         upd = g * int(round(rate / B * (1 << K_LR)))
         if l2:
