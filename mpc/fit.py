@@ -252,8 +252,10 @@ def fit_local(
     columns of the same aligned rows and exactly one party passes y (None elsewhere).
     scheme "additive" (Z_2^64) or "shamir" (GF(2^127 - 1), threshold (n-1)//2). transport
     "memory" | "tcp" | "mqtt" (see run_local). hyperparameters: see protocols.apps.ml.train.
-    `security="malicious"` is passed to run_local; the trainers have no malicious version yet,
-    so it raises MaliciousUnsupportedError (never trains semi-honest in its place).
+    `security="malicious"` (scheme="shamir", n = 2t + 1) trains with malicious security with
+    abort (protocols.apps.ml.malicious): the same fixed-point algorithm, a cheater caught with
+    security.cheating_detected on every honest party and no model released; the smooth
+    sigmoid and scheme="additive" raise MaliciousUnsupportedError.
     """
     est = FittedModel(model, partition=partition, scheme=scheme, transport=transport,
                       seed=seed, preprocessing=preprocessing, security=security, **hyperparameters)
