@@ -59,6 +59,8 @@ MANIFEST_LIFETIME = "manifest.lifetime"
 AGREEMENT_MALFORMED = "agreement.malformed"
 AGREEMENT_CONSORTIUM_MISMATCH = "agreement.consortium_mismatch"
 AGREEMENT_MANIFEST_MISMATCH = "agreement.manifest_mismatch"
+#: the nodes' consortium.security settings differ (semi-honest / malicious): nothing runs
+AGREEMENT_SECURITY_MISMATCH = "agreement.security_mismatch"
 #: prefixes: a peer's refusal is reported as f"{prefix}:{the peer's code}"
 AGREEMENT_REFUSED = "agreement.refused"
 AGREEMENT_DATA = "agreement.data"
@@ -149,6 +151,8 @@ GENERIC = (
     ("node.", "the node stopped or restarted"),
     ("transport.", "a node could not use the message broker"),
     ("deliver.", "the output could not be delivered"),
+    (SECURITY_CHEATING_DETECTED, "a malicious-security check failed: a party deviated from the "
+                                 "protocol; nothing was released"),
 )
 
 

@@ -152,7 +152,7 @@ async def prepare_horizontal(
         istd = mu + (1 << g)
         return Prepared(Xsh, ysh, mu, istd, g, N, d)
     # masks for the statistics and the standardisation, under one verification
-    await prepare_batch(s, {f: 3 * d, 20: d, 24: 11 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
+    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
     local = np.concatenate([Xs.sum(0) / N, (Xs * Xs).sum(0) / N])
     tot = await sum_inputs(s.child("st"), encode(s, local, f))
     mu, ex2 = tot[:d], tot[d:]
