@@ -78,6 +78,8 @@ DELIVER_SEAL = "deliver.seal"
 MODEL_STORE = "model.store"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
+#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16)
+INPUT_RANGE = "input.range"
 JOB_WITHDRAWN = "job.withdrawn"
 JOB_NOT_QUEUED = "job.not_queued"
 JOB_NOT_DONE = "job.not_done"
