@@ -41,10 +41,9 @@ from protocols.apps.fraud import OneHotError
 from protocols.apps.ml._base import decode, pub
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import InputRangeError, MaliciousUnsupportedError, ShapeMismatch
-from protocols.malicious.batch import agree_ints, concat, refresh_many
+from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check
 from protocols.malicious.chida18 import MShare
 from protocols.malicious.nonlinear import piecewise_sigmoid_raw
-from protocols.prg import CryptoRNG
 from protocols.session import Session
 
 #: bits of a bank's range-checked partial score input: |partial| < 2^(RANGE_BITS - 1 - f)
@@ -56,24 +55,6 @@ class PartialScoreRangeError(InputRangeError):
     """A bank's input failed its range check under MPC (not RANGE_BITS bits)."""
 
     code = "input.range"
-
-
-async def zero_check(s: Session, T: MShare, what: str) -> bool:
-    """Whether every element of T is 0, revealing nothing else: coin (opened after verifying
-    everything so far), gamma = PRG(coin), v = rho * sum gamma_k T_k, open v (module
-    docstring). Rounds: 5 (coin) + 2 (rho) + 2 (product) + 5 (open)."""
-    D = s.domain
-    coin = await mal.random(s, (1,))
-    (c,) = await mal.open(s, coin)
-    rng = CryptoRNG.from_seed(bytes(np.ascontiguousarray(D.to_wire(c)).tobytes()), "fraud-zero-check",
-                              what.encode())
-    flat = T.reshape(T.size)
-    gamma = D.random(rng, (T.size,))
-    v = (flat * gamma).sum().reshape(1)
-    rho = await mal.random(s, (1,))
-    rho, v = await refresh_many(s, rho, v)
-    (out,) = await mal.open(s, await mal.mul(s, rho, v))
-    return bool(np.all(D.to_int(out) == 0))
 
 
 async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], count: int,
