@@ -4,18 +4,20 @@ the masks of many truncations and comparisons prepared under one verification.
 
 Everything is protocols.malicious.chida18's compiler [CGHIKLN18, sec. 3] (K. Chida, D.
 Genkin, K. Hamada, D. Ikarashi, R. Kikuchi, Y. Lindell, A. Nof, "Fast Large-Scale
-Honest-Majority MPC for Malicious Adversaries", CRYPTO 2018): no new protocol, only the
-existing steps (`random_bits`, `verify_into_next_key`, `refresh`) run once for many uses.
+Honest-Majority MPC for Malicious Adversaries", CRYPTO 2018) on the existing steps
+(`input`, `mul`, `verify_into_next_key`, `refresh`), run once for many uses; `xor_bits` makes
+random bits from the parties' own bits with a sum-check of their validity (Corrigan-Gibbs
+and Boneh, "Prio", NSDI 2017, sec. 4) and `agree_ints` is an echo-checked broadcast (Bracha).
 
 Why `prepare_batch`: `fixed.prepare_trunc` and `compare.prepare_compare` each run a
 verification, which retires the MAC key, so masks prepared by an earlier call (and every
 MShare made before) need a re-keying product before use. `prepare_batch` draws every bit
-of every requested kind in one `random_bits` call and MACs every row the online phase uses
-under the next key in one `verify_into_next_key`: one verification (10 rounds) in all, and
-every mask is under the live key afterwards. The soundness argument is that of
-`prepare_trunc` / `prepare_compare` (the bits pass a full verification before any value
-masked by them is opened; the MACed rows are checked at the verification that retires the
-next key).
+of every requested kind in one `xor_bits` call (checked and verified random bits from the
+first t + 1 parties' inputs) and MACs every row the online phase uses under the next key in
+one `verify_into_next_key`: every mask is under the live key afterwards. The soundness
+argument is that of `prepare_trunc` / `prepare_compare` (the bits pass a full verification
+before any value masked by them is opened; the MACed rows are checked at the verification
+that retires the next key).
 """
 
 from __future__ import annotations

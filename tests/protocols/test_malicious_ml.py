@@ -68,6 +68,27 @@ def test_trainers_equal_semi_honest(model, partition, kw):
         assert np.max(np.abs(mal - ref)) < 2e-3
 
 
+def test_masks_prepared_exactly():
+    """Every prepared truncation and comparison mask is used (none left to go stale), for
+    the horizontal SGD (statistics and epochs) and the closed form."""
+    from protocols.malicious import compare, fixed
+
+    X, y = logistic_data(90, 3)
+
+    async def job(s):
+        idx = np.arange(90)[s.pid::3]
+        m = await train(s, "logistic", X[idx], y[idx], epochs=2, batch_size=20)
+        await m.reveal(s)
+        m = await train(s, "ridge", X[idx], y[idx].astype(float), alpha=1.0, solver_iters=6)
+        await m.reveal(s)
+        left = [sum(x.r.size for x in v) for v in fixed._pool(s).values()]
+        return left + [sum(x.count for x in v) for v in compare._pool(s).values()]
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3
+    assert all(r and not any(r) for r in res), res
+
+
 # ------------------------------------------------------------------------- cheaters ---
 LX, LY = logistic_data(60, 3)
 
