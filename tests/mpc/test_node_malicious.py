@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_node import DATA, Cluster
+from test_node import DATA, Cluster, FraudCluster, _fraud_manifest
 
 from mpc.node.audit import AuditLog
 from mpc.node.client import JobFailedError
@@ -20,18 +20,18 @@ pytestmark = pytest.mark.timeout(180)
 CHEAT = Path(__file__).with_name("cheating_node.py")
 
 
-def _mal_cluster(tmp_path, cheat_prefix=None, security=("malicious",) * 3):
-    cl = Cluster(tmp_path, scheme="shamir", timeouts={"connect": 20, "receive": 20, "job": 150})
+def _mal_cluster(tmp_path, cheat_prefix=None, security=("malicious",) * 3, cls=Cluster, cheater=2):
+    cl = cls(tmp_path, scheme="shamir", timeouts={"connect": 40, "receive": 20, "job": 150})
     for i, p in enumerate(cl.info["configs"]):  # the field as an operator writes it
         if security[i] != "semi-honest":
             p.write_text(p.read_text().replace('scheme = "shamir"\n',
                                                f'scheme = "shamir"\nsecurity = "{security[i]}"\n', 1))
     for i in range(3):
-        if i == 2 and cheat_prefix is not None:
-            log = open(tmp_path / "bank2.log", "a")  # noqa: SIM115
-            cl.logs[2] = tmp_path / "bank2.log"
-            cl.procs[2] = subprocess.Popen([sys.executable, str(CHEAT), cheat_prefix,
-                                            str(cl.info["configs"][2])], stdout=log,
+        if i == cheater and cheat_prefix is not None:
+            log = open(tmp_path / f"bank{i}.log", "a")  # noqa: SIM115
+            cl.logs[i] = tmp_path / f"bank{i}.log"
+            cl.procs[i] = subprocess.Popen([sys.executable, str(CHEAT), cheat_prefix,
+                                            str(cl.info["configs"][i])], stdout=log,
                                            stderr=subprocess.STDOUT)
         else:
             cl.start(i)
@@ -112,3 +112,29 @@ def test_config_field_validated(tmp_path):
     p.write_text(p.read_text().replace('security = "malicious"', 'security = "paranoid"'))
     with pytest.raises(NodeConfigError, match="consortium.security"):
         load_config(p)
+
+
+def test_malicious_fraud_aggregate_and_a_non_onehot_owner(tmp_path):
+    """Vertical fraud_aggregate with security = "malicious": exact k-suppressed counts; then
+    the owner bank0, modified, inputs the row e_10 + 4096 e_20: every node fails the job
+    with input.onehot (the owner named in the local log), nothing is released."""
+    cl = _mal_cluster(tmp_path, cls=FraudCluster)
+    try:
+        c = cl.client()
+        res = c.result(c.submit(_fraud_manifest("agg", k_min=12)), timeout=150)
+        assert res.outputs["by_group"] == cl.want(12), res.outputs
+    finally:
+        cl.stop()
+    (tmp_path / "bad").mkdir()
+    cl = _mal_cluster(tmp_path / "bad", cls=FraudCluster, cheat_prefix="onehot", cheater=0)
+    try:
+        c = cl.client()
+        job = c.submit(_fraud_manifest("agg-bad", k_min=12))
+        with pytest.raises(JobFailedError) as e:
+            c.result(job, timeout=150)
+        assert all(r[1] == "input.onehot" for r in e.value.reasons.values()), e.value.reasons
+        for i in range(3):
+            assert cl.result_of(i, job)[0] == 409
+            assert "party 0's group input is not one-hot" in cl.log(i)
+    finally:
+        cl.stop()
