@@ -16,6 +16,9 @@ from mpc.fit import fit_local
 from network.channel import Channel
 from protocols.apps.ml import train
 from protocols.errors import CheatingDetectedError
+from protocols.malicious import input as mal_input
+from protocols.malicious import mul as mal_mul
+from protocols.malicious.batch import refresh_many
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -218,3 +221,35 @@ def test_smooth_sigmoid_refused():
     _, errs, _ = run(job)
     assert all(isinstance(e, MaliciousUnsupportedError) for e in errs), errs
 
+
+
+def test_abort_burns_the_prepared_masks():
+    """Masks prepared (prepare_batch), then party 2 adds 1 to its share of a product's MAC
+    component: the verification aborts and every session holds no key, no pending pairs, no
+    buffered preprocessing and no prepared mask."""
+    from protocols.malicious import chida18, compare, fixed
+    from protocols.malicious.batch import prepare_batch
+
+    async def job(s):
+        D = s.domain
+        x = await mal_input(s, D.from_int(np.arange(6)) if s.pid == 0 else None, 0, (6,))
+        await prepare_batch(s, {16: 6}, 6)
+        (x,) = await refresh_many(s, x)
+        y = await mal_mul(s, x, x)
+        if s.pid == 2:
+            y.rx.data[0:1] = D.add(y.rx.data[0:1], D.from_int(np.array([1])))
+        before = sum(m.r.size for v in fixed._pool(s).values() for m in v)
+        before += sum(m.count for v in compare._pool(s).values() for m in v)
+        try:
+            await chida18.verify(s)
+        except CheatingDetectedError:
+            ctx = chida18._state(s)
+            left = sum(m.r.size for v in fixed._pool(s).values() for m in v)
+            left += sum(m.count for v in compare._pool(s).values() for m in v)
+            queues = getattr(s.prep, "_queues", {})
+            return before, ctx.key, ctx.pending, left, sum(len(q) for q in queues.values())
+        return "not caught"
+
+    res, errs, _ = run(job)
+    for r in res:
+        assert r == (12, None, [], 0, 0), r
