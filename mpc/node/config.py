@@ -549,9 +549,8 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
 
 
 def _parse_security(cons: dict, scheme: str, threshold: int | None) -> str:
-    """consortium.security: "semi-honest" (default) or "malicious", which needs Shamir
-    sharing; n = 2t + 1 is checked once the peers are known (mpc.local.check_security's
-    rule, checked by parse_config once the peers are known)."""
+    """consortium.security: "semi-honest" (default) or "malicious" (Shamir only; parse_config
+    checks n = 2t + 1 once the peers are known)."""
     from protocols.session import SECURITY
 
     security = _get(cons, "security", "consortium.", str, default="semi-honest",
