@@ -133,13 +133,19 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
 
 #: Session._state.ext key: [seconds, rounds, bytes sent] spent in prepare_batch (offline work)
 OFFLINE = "malicious-offline"
+#: random bits per xor_bits call in prepare_batch (about 1 GB of temporaries per party)
+BITS_CHUNK = 1 << 20
 
 
 async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int) -> None:
     D = s.domain
     ell, w = mcmp._width(s, "ltz", kappa, None)
     total = sum(c * nb for _, _, c, nb in plan)
-    bits = (await xor_bits(s, total)).x.data
+    # in chunks: each xor_bits verifies its own products, so memory stays bounded (one
+    # 10^7-bit batch took 9 GB per party)
+    chunks = [min(BITS_CHUNK, total - k) for k in range(0, total, BITS_CHUNK)]
+    bits = np.concatenate([(await xor_bits(s, m)).x.data for m in chunks]) if len(chunks) > 1 \
+        else (await xor_bits(s, total)).x.data
     vals: list[np.ndarray] = []
     parts: list[tuple[str, int, int, np.ndarray, np.ndarray]] = []  # kind, f/ell, count, b, extra
     k = 0
