@@ -254,9 +254,11 @@ def fit_local(
     "memory" | "tcp" | "mqtt" (see run_local). hyperparameters: see protocols.apps.ml.train,
     including dp={"epsilon", "delta", "mechanism", "bounds", "residual_bound"}: DP noise on the
     coefficients, generated under MPC (protocols.apps.ml.private; the stated noise and
-    sensitivity are in the fitted model's info["dp"]).
-    `security="malicious"` is passed to run_local; the trainers have no malicious version yet,
-    so it raises MaliciousUnsupportedError (never trains semi-honest in its place).
+    sensitivity are in the fitted model's info["dp"]; semi-honest only).
+    `security="malicious"` (scheme="shamir", n = 2t + 1) trains with malicious security with
+    abort (protocols.apps.ml.malicious): the same fixed-point algorithm, a cheater caught with
+    security.cheating_detected on every honest party and no model released; the smooth
+    sigmoid and scheme="additive" raise MaliciousUnsupportedError.
     """
     est = FittedModel(model, partition=partition, scheme=scheme, transport=transport,
                       seed=seed, preprocessing=preprocessing, security=security, **hyperparameters)

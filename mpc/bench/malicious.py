@@ -14,8 +14,9 @@ from mpc.bench.costmodel import FIX_F
 from mpc.bench.run import _plain
 from protocols.preprocessing.buffered import Buffered
 
-#: ops `--security malicious` measures (protocols.malicious): the product, then the check
-MALICIOUS_OPS = ("mul", "matmul", "fixed_mul", "compare")
+#: ops `--security malicious` measures (protocols.malicious): the product, then the check;
+#: logistic_regression: training and release (protocols.apps.ml.malicious)
+MALICIOUS_OPS = ("mul", "matmul", "fixed_mul", "compare", "logistic_regression")
 
 
 async def _barrier(s) -> None:
@@ -57,14 +58,55 @@ async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
             "correct": bool(np.array_equal(got, D.mul(px, py))), "max_error": None}
 
 
-async def malicious_job(s, op: str, size: int, repeat: int) -> dict:
+async def _logistic_job(s, size: int, repeat: int, params: dict) -> dict:
+    """bench_job's logistic_regression with security="malicious" (protocols.apps.ml.malicious):
+    each timed run trains and releases the model as a job does. Offline: the dealer's random
+    and double sharings (fetched ahead, as for every op) plus the party-made masks
+    (malicious.batch.prepare_batch: checked random bits and their verification, once per
+    epoch), whose seconds, rounds and bytes are taken out of the online figures."""
+    from mpc.bench.e2e import _check_e2e, _e2e_inputs, _run_e2e
+    from protocols.malicious.batch import OFFLINE
+
+    op = "logistic_regression"
+    prep = Buffered(s.prep)
+    s = dataclasses.replace(s, prep=prep)
+    px, py = _e2e_inputs(op, size, s.n, s.pid, params)
+    log: list = []
+    online, offline, counts, out = [], [], [], None
+    for i in range(repeat + 1):
+        t0 = time.perf_counter()
+        if i > 0:
+            await prep.replay(log)
+        dealer = time.perf_counter() - t0
+        await _barrier(s)
+        prep.log = log if i == 0 else None
+        before = s.stats.copy()
+        acc0 = list(s._state.ext.get(OFFLINE, [0.0, 0, 0]))
+        t1 = time.monotonic()
+        out = await _run_e2e(s, op, px, params)
+        t2 = time.monotonic()
+        prep.log = None
+        acc = s._state.ext.get(OFFLINE, [0.0, 0, 0])
+        masks = acc[0] - acc0[0]
+        online.append((t1, t2 - masks))
+        offline.append(dealer + masks)
+        d = s.stats - before
+        counts.append((d.rounds - (acc[1] - acc0[1]), d.bytes_sent - (acc[2] - acc0[2])))
+    return {"online": online, "offline": offline, "counts": counts,
+            **_check_e2e(s, op, px, py, out, params)}
+
+
+async def malicious_job(s, op: str, size: int, repeat: int, params: dict | None = None) -> dict:
     """bench_job for security="malicious": the timed run is the product and the
-    verification that must precede any output (mul: 2 + 3 rounds)."""
+    verification that must precede any output (mul: 2 + 3 rounds); logistic_regression:
+    the whole training and release (`_logistic_job`)."""
     from protocols import malicious as mal
     from protocols.errors import MaliciousUnsupportedError
 
     if s.scheme.kind == "additive":
         return await _spdz2k_job(s, op, size, repeat)
+    if op == "logistic_regression":
+        return await _logistic_job(s, size, repeat, dict(params or {}))
     if op not in MALICIOUS_OPS:
         raise MaliciousUnsupportedError(f"bench op {op!r} has no malicious version yet ({MALICIOUS_OPS})")
     prep = Buffered(s.prep)

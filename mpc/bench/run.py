@@ -229,7 +229,7 @@ async def bench_job(s, op: str, size: int, repeat: int, params: dict | None = No
     if s.security == "malicious":
         from mpc.bench.malicious import malicious_job
 
-        return await malicious_job(s, op, size, repeat)
+        return await malicious_job(s, op, size, repeat, params)
     if op == "truncate" and (s.scheme.kind != "additive" or s.domain.is_field):
         raise ParameterError("bench op 'truncate' is implemented for --scheme additive only")
     params = dict(params or {})

@@ -59,6 +59,8 @@ MANIFEST_LIFETIME = "manifest.lifetime"
 AGREEMENT_MALFORMED = "agreement.malformed"
 AGREEMENT_CONSORTIUM_MISMATCH = "agreement.consortium_mismatch"
 AGREEMENT_MANIFEST_MISMATCH = "agreement.manifest_mismatch"
+#: the nodes' consortium.security settings differ (semi-honest / malicious): nothing runs
+AGREEMENT_SECURITY_MISMATCH = "agreement.security_mismatch"
 #: prefixes: a peer's refusal is reported as f"{prefix}:{the peer's code}"
 AGREEMENT_REFUSED = "agreement.refused"
 AGREEMENT_DATA = "agreement.data"
@@ -76,6 +78,8 @@ DELIVER_SEAL = "deliver.seal"
 MODEL_STORE = "model.store"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
+#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16)
+INPUT_RANGE = "input.range"
 JOB_WITHDRAWN = "job.withdrawn"
 JOB_NOT_QUEUED = "job.not_queued"
 JOB_NOT_DONE = "job.not_done"
@@ -149,6 +153,8 @@ GENERIC = (
     ("node.", "the node stopped or restarted"),
     ("transport.", "a node could not use the message broker"),
     ("deliver.", "the output could not be delivered"),
+    (SECURITY_CHEATING_DETECTED, "a malicious-security check failed: a party deviated from the "
+                                 "protocol; nothing was released"),
 )
 
 

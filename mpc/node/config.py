@@ -23,6 +23,7 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     transport = "tcp"              # tcp | mqtt
     broker = "mqtt://127.0.0.1:1883"
     preprocessing = "ot"           # ot (additive) | dn07 (shamir) | dealer | shared_seed_dealer
+    # security = "semi-honest"     # semi-honest | malicious (shamir, n = 2t + 1: abort on cheating)
 
     [timeouts]                     # seconds
     connect = 30
@@ -207,6 +208,8 @@ class NodeConfig:
     broker_username: str | None = None  # issue 14: broker account (mpc.node.broker_auth)
     broker_password_file: Path | None = None
     api: ApiConfig = field(default_factory=ApiConfig)
+    #: consortium.security: "semi-honest" or "malicious" (security with abort, Shamir only)
+    security: str = "semi-honest"
 
     def broker_password(self) -> str | None:
         """The broker password, read from node.broker_password_file (mode 0600)."""
@@ -247,7 +250,7 @@ class NodeConfig:
 
     def fingerprint(self, own_public_key: bytes) -> str:
         """Hash of what every node must agree on: consortium id, scheme, threshold, transport,
-        preprocessing, and every party's index, name and public key."""
+        preprocessing, security (when malicious), and every party's index, name and public key."""
         parties = {p.index: [p.name, p.public_key.hex()] for p in self.peers}
         parties[self.index] = [self.name, own_public_key.hex()]
         body = {
@@ -255,6 +258,8 @@ class NodeConfig:
             "transport": self.transport, "preprocessing": self.preprocessing,
             "parties": [parties[i] for i in range(self.n)],
         }
+        if self.security != "semi-honest":  # semi-honest fingerprints stay as they were
+            body["security"] = self.security
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.blake2b(raw, digest_size=16, person=b"smpc-consortium").hexdigest()
 
@@ -407,6 +412,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     if prep == "dealer" and scheme != "additive":
         raise _err("consortium.preprocessing", "'dealer' supplies additive shares only")
     cid = _get(cons, "id", "consortium.", str, default="smpc")
+    security = _parse_security(cons, scheme, threshold)
 
     tmo = _get(raw, "timeouts", "", dict, default={})
     connect = _get(tmo, "connect", "timeouts.", float, default=30.0, check=_positive)
@@ -532,7 +538,7 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         raise _err("node.api", f"{api_host!r} is not a loopback address; the API listens beyond "
                    "loopback only with TLS (api.tls_cert and api.tls_key)")
 
-    return NodeConfig(
+    cfg = NodeConfig(
         path=path, name=name, index=index, key_file=key_file, host=host, port=port,
         api_host=api_host, api_port=api_port, state_dir=state_dir, consortium_id=cid,
         broker_username=broker_user,
@@ -541,8 +547,25 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         broker_port=bport, preprocessing=prep, peers=tuple(sorted(peers, key=lambda p: p.index)),
         sources=sources, policy=policy, connect_timeout=connect, receive_timeout=receive,
         job_timeout=job, plaintext_channels=plaintext, allow_dealer_node=allow_dealer,
-        api=api,
+        api=api, security=security,
     )
+    if security == "malicious" and (cfg.t is None or cfg.n != 2 * cfg.t + 1):
+        raise _err("consortium.security", f"'malicious' needs n = 2t + 1 parties (n = {cfg.n}, "
+                   f"t = {cfg.t}): an even n or a lower threshold has no protocol yet")
+    return cfg
+
+
+def _parse_security(cons: dict, scheme: str, threshold: int | None) -> str:
+    """consortium.security: "semi-honest" (default) or "malicious" (Shamir only; parse_config
+    checks n = 2t + 1 once the peers are known)."""
+    from protocols.session import SECURITY
+
+    security = _get(cons, "security", "consortium.", str, default="semi-honest",
+                    check=lambda v: None if v in SECURITY else f"must be one of {SECURITY}, got {v!r}")
+    if security == "malicious" and scheme != "shamir":
+        raise _err("consortium.security", "'malicious' is built for scheme = 'shamir' (honest "
+                   "majority, Chida et al. 2018); additive (SPDZ2k) has no node path yet")
+    return security
 
 
 def _parse_api(t: dict, base: Path, analysts: tuple[bytes, ...] = ()) -> ApiConfig:

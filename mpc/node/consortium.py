@@ -44,11 +44,13 @@ def write_consortium(
     broker_auth: bool = False,
     dp: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
+    security: str | None = None,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
     (bank<i>.toml) with an operator signing key (bank<i>-operator.key, in the node's
     api.operator_keys), plus one analyst signing key (analyst.key) allowed by every policy.
-    `api` adds fields to every node's [api] table.
+    `api` adds fields to every node's [api] table. `security` ("semi-honest" | "malicious")
+    writes consortium.security (absent: the default, semi-honest).
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     With broker_auth, also a Mosquitto password/ACL file pair and one broker password file
     per node (mpc.node.broker_auth), named in each config.
@@ -92,7 +94,8 @@ def write_consortium(
               if broker_auth else []), "",
             "[consortium]", f"id = {_toml_str(consortium_id)}", f"scheme = {_toml_str(scheme)}",
             f"transport = {_toml_str(transport)}", f"broker = {_toml_str(broker)}",
-            *([f"preprocessing = {_toml_str(preprocessing)}"] if preprocessing else []), "",
+            *([f"preprocessing = {_toml_str(preprocessing)}"] if preprocessing else []),
+            *([f"security = {_toml_str(security)}"] if security else []), "",
             "[timeouts]", *(f"{k} = {v}" for k, v in tmo.items()), "",
         ]
         for j in range(n):

@@ -157,6 +157,10 @@ async def fraud_score(ctx: JobContext) -> dict[str, Output]:
     protocols.fraud.score: the owner is the job's only recipient)."""
     from protocols.apps import fraud
 
+    if ctx.s.security == "malicious":  # issue 16
+        from mpc.node import fraud_mjobs
+
+        return await fraud_mjobs.fraud_score(ctx)
     p = ctx.manifest.parameters
     owner = ctx.names.index(p["owner"])
     ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0])
@@ -195,6 +199,10 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     from protocols.comparison import ltz
 
     s, p = ctx.s, ctx.manifest.parameters
+    if s.security == "malicious":  # issue 16
+        from mpc.node import fraud_mjobs
+
+        return await fraud_mjobs.fraud_aggregate(ctx)
     if horizontal(ctx.manifest):
         return await _aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])

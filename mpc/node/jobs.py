@@ -301,6 +301,11 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, dp=dp, **hyper)
         f = getattr(sm, "f", DEFAULT_F)
         if store is not None:  # kept as shares at every node; nothing is released
+            if ctx.s.security == "malicious":  # issue 16: MACed models are not storable yet
+                from protocols.errors import MaliciousUnsupportedError
+
+                raise MaliciousUnsupportedError("parameters.store_model: not with security = "
+                                                "'malicious' (the model store keeps plain shares)")
             if ctx.models is None:
                 raise JobParameterError("parameters.store_model: this node keeps no models")
             ctx.models.save(store, sm, ctx.s.domain, job_id=ctx.manifest.job_id,

@@ -237,7 +237,7 @@ class Runner:
                     "ok": local is None, "code": local[0] if local else None,
                     "nonce": r.nonce.hex(), "attempt": r.attempt,
                     "min_group_size": self.cfg.policy.min_group_size,
-                    "dp": dp_mine})
+                    "dp": dp_mine, "security": self.cfg.security})
                 k_floor = max(_int(v.get("min_group_size")) for v in views.values())
                 # issue 13 (privacy): every node agreed; spend the agreed DP terms (no round)
                 dp_terms = agree_dp(views)
@@ -300,6 +300,8 @@ class Runner:
             if local is not None and code.startswith(codes.AGREEMENT_REFUSED):
                 detail = f"{code} (this node: {local[0]}: {local[1]})"
             reason = detail if code.startswith("agreement.") else generic_reason(code)
+            if getattr(e, "check", None):  # issue 16: the failed check's name, never values
+                reason = f"{reason} (check: {escape(e.check, 40)})"  # type: ignore[attr-defined]
             status = "refused" if code.startswith(codes.REFUSED) else "failed"
             self.job_ended(m, status, code, reason, self._stats(s, t0, ch), decision=decision,
                            detail=detail)
@@ -480,6 +482,9 @@ class Runner:
         names = self.cfg.party_names()
         for j in sorted(views):  # same order everywhere: every node reports the same reason
             v = views[j]
+            if what == "manifest" and v.get("security", "semi-honest") != self.cfg.security:
+                raise JobAbortError(codes.AGREEMENT_SECURITY_MISMATCH,  # issue 16
+                                    f"{names[j]} runs security = {escape(v.get('security'), 20)}")
             if v.get("fingerprint") != self.fingerprint:
                 raise JobAbortError(codes.AGREEMENT_CONSORTIUM_MISMATCH,
                                 f"{names[j]} has a different consortium configuration")
@@ -550,7 +555,7 @@ class Runner:
 
         dom = domain_for(self.cfg.scheme)
         sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
-        s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid)
+        s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid, security=self.cfg.security)
         if self.cfg.preprocessing in ("dn07", "ot", "rss3"):
             return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
         # shared_seed_dealer: allowed only with --insecure (checked at start)
@@ -562,9 +567,10 @@ class Runner:
     async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
         """Reveal each output to its party recipients; seal this node's share of it to the
         analyst. Returns what this node stores (never an output not addressed to it)."""
-        from protocols import core
+        from mpc.node.checked import reveal_fn, share_data, verify_before_release
         from protocols.arith.fixedpoint import FixedPoint
 
+        await verify_before_release(s)  # issue 16: malicious jobs verify before anything leaves
         names = self.cfg.party_names()
         result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
                                   "pid": self.cfg.index, "computation": m.computation,
@@ -580,14 +586,14 @@ class Runner:
             entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
             for rcp in m.recipients:
                 if rcp == ANALYST:
-                    wire = np.asarray(s.domain.to_wire(out.share.data))
+                    wire = np.asarray(s.domain.to_wire(share_data(out.share)))
                     entry["sealed"] = seal_to_analyst(m.analyst_key,
                                                       np.ascontiguousarray(wire).tobytes())
                     entry["wire_dtype"] = str(wire.dtype)
                     entry["wire_shape"] = list(wire.shape)
                 else:
-                    got = await core.reveal_to(s.child(f"out/{name}/{rcp}"), out.share,
-                                               names.index(rcp))
+                    got = await reveal_fn(out.share)(s.child(f"out/{name}/{rcp}"), out.share,
+                                                     names.index(rcp))
                     if got is not None:
                         entry["values"] = FixedPoint(s.domain, out.f).decode(got).tolist()
             result["outputs"][name] = entry

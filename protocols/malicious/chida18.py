@@ -493,13 +493,16 @@ def _input_digest(ctx: _Ctx) -> bytes:
 
 
 async def _fail(s: Session, check: str, message: str) -> None:
-    """Terminal: burn the key, the pending pairs and the buffered preprocessing, abort."""
+    """Terminal: burn the key, the pending pairs, the buffered preprocessing and the prepared
+    truncation / comparison masks, abort."""
     err = CheatingDetectedError(f"cheating detected ({check} check): {message}", check=check)
     ctx = _state(s)
     ctx.key, ctx.pending, ctx.failed = None, [], check
     queues = getattr(s.prep, "_queues", None)
     if isinstance(queues, dict):
         queues.clear()
+    for pool in ("malicious-fixed", "malicious-compare"):  # prepared masks (fixed, compare)
+        s._state.ext.pop(pool, None)
     await s.abort(err)
     raise err
 

@@ -88,7 +88,10 @@ async def random_bits(s: Session, shape: tuple[int, ...]) -> MShare:
     if not ok:
         ctx = _state(s)
         ctx.failed = ctx.failed or "open"
-    nz = np.flatnonzero(F.to_int(u) != 0)[:N]
+    if F.dtype.names == ("lo", "hi"):  # GF(2^127 - 1) limbs, canonical: zero iff both are
+        nz = np.flatnonzero((u["lo"] != 0) | (u["hi"] != 0))[:N]
+    else:
+        nz = np.flatnonzero(F.to_int(u) != 0)[:N]
     if nz.size < N:  # pragma: no cover (probability about (M / p)^8)
         raise ParameterError("too many zero squares: the field is too small for random bits")
     a, u = a[nz], u[nz]

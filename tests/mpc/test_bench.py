@@ -354,6 +354,17 @@ def test_security_malicious_refuses_what_it_lacks():
         bench.measure("matmul", 4, security="malicious", repeat=1)
 
 
+def test_security_malicious_logistic_regression():
+    """The malicious trainer end to end: accuracy within the tolerance of the float reference,
+    the counts the same in every run (the masks are prepared for exactly what is used), the
+    masks' preparation counted offline (seconds > 0) and not in the online rounds."""
+    rec = bench.measure("logistic_regression", 60, scheme="shamir", security="malicious", repeat=2,
+                        epochs=1)
+    assert rec["correct"] and rec["counts_stable"] and rec["security"] == "malicious"
+    assert rec["offline_seconds"] > 0 and rec["rounds"] > 0
+    assert abs(rec["accuracy_diff"]) <= 0.01
+
+
 def test_security_malicious_additive_spdz2k(capsys):
     """SPDZ2k mul of 30: the Beaver opening (2 * 30 * 16 bytes to each of 2 peers) and the
     MAC check (5 rounds, 161 bytes to each peer) in the timed run."""

@@ -40,7 +40,7 @@ async def train(
     s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None, *,
     partition: str = "horizontal", f: int = DEFAULT_F, dp: dict[str, Any] | None = None,
     **hp: Any,
-) -> SharedModel:
+) -> Any:
     """Train `model` ("linear", "ridge", "logistic") on every party's own float data.
 
     horizontal: each party passes its rows X_local (N_i, d) and labels y_local (N_i,).
@@ -59,7 +59,9 @@ async def train(
       coefficients carry DP noise generated under MPC (output perturbation with the Bolt-on
       sensitivity, protocols.apps.ml.private); settings outside its analysis raise ConfigError.
     Returns a SharedModel (coef, intercept in original units, f fractional bits).
-    Security: semi-honest; reveals the shapes, N (horizontal), the label owner (vertical),
+    Security: semi-honest, or malicious with abort when s.security == "malicious" (Shamir,
+    t < n/2: protocols.apps.ml.malicious, the same algorithm on MACed shares; returns an
+    MSharedModel with the same reveal / reveal_to); reveals the shapes, N (horizontal), the label owner (vertical),
     and for class_weight="balanced" the number of positive labels.
     """
     if model not in MODELS:
@@ -80,6 +82,8 @@ async def train(
     alpha = float(hp.get("alpha", 1.0 if model == "ridge" else 0.0))
     if model == "linear" and alpha:
         raise ConfigError("model='linear' has no penalty: use model='ridge'")
+    if s.security == "malicious":
+        return await _train_malicious(s, model, X_local, y_local, partition, f, alpha, solver, hp)
     if solver == "closed_form":
         return await fit_closed_form(
             s, X_local, y_local, partition=partition, alpha=alpha, f=f,
@@ -89,6 +93,25 @@ async def train(
     if solver not in ("gd", "sgd"):
         raise ConfigError(f"unknown solver {solver!r}")
     return await _fit_sgd(s, model, X_local, y_local, partition, f, alpha, hp)
+
+
+async def _train_malicious(
+    s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None,
+    partition: str, f: int, alpha: float, solver: str, hp: dict[str, Any],
+) -> Any:
+    """security="malicious": the same trainers on malicious Shamir (protocols.apps.ml.malicious)."""
+    from protocols.apps.ml import malicious as mt
+    from protocols.apps.ml import malicious_linear as ml
+
+    if solver == "closed_form":
+        return await ml.fit_closed_form(
+            s, X_local, y_local, partition=partition, alpha=alpha, f=f,
+            solver_iters=int(hp.get("solver_iters", 24)), f_solve=int(hp.get("f_solve", 20)),
+            feature_scale=hp.get("feature_scale"), model=model,
+        )
+    if solver not in ("gd", "sgd"):
+        raise ConfigError(f"unknown solver {solver!r}")
+    return await mt.fit_sgd(s, model, X_local, y_local, partition, f, alpha, hp)
 
 
 async def _fit_sgd(

@@ -1,0 +1,184 @@
+"""Fraud scoring and k-suppressed group counts with malicious security (Shamir, t < n/2):
+protocols.apps.fraud's vertical jobs (public model) on MShares of protocols.malicious
+[CGHIKLN18], with every owner's input checked under MPC before use.
+
+    each bank b: partial_b = X_b coef_b (local), encoded with f bits, input as the RANGE_BITS
+                 bits of partial_b + 2^(RANGE_BITS-1) (one MShare per bit)
+    range check: every input bit is 0 or 1: T = bit * (bit - 1) (checked products) must be 0
+    z = sum_b (sum_i 2^i bit_bi - 2^(RANGE_BITS-1)) + intercept    (so |partial_b| < 2^(B-1))
+    flags = [z > t]                       malicious.ltz
+    aggregate: G (N, K) input by the owner, checked one-hot: T = g (g - 1) and rowsum - 1
+               counts = flags G (checked matmul), sizes = 1 G, released = [sizes >= k] [counts
+               >= k] (ltz, checked products), kept = released * counts
+
+The zero checks (`zero_check`) are one random linear combination [Corrigan-Gibbs and Boneh,
+"Prio", NSDI 2017, sec. 4] with public coefficients from a coin opened after the inputs are
+fixed (malicious.open verifies every input and product first), times a fresh random MShare
+rho (so a cheater's combination opens as a uniform element, revealing nothing of its
+values): sum_k gamma_k T_k != 0 except with probability 1/p for a non-zero T, and then
+rho * v = 0 only if rho = 0 (1/p). A non-zero result raises a typed input error (OneHotError,
+code input.onehot; InputRangeError for the range) naming the input's owner, on every party,
+before any output; a cheater in the checked products is caught by the verification
+(security.cheating_detected).
+  [CGHIKLN18] Chida, Genkin, Hamada, Ikarashi, Kikuchi, Lindell, Nof, CRYPTO 2018.
+Rounds: inputs 2 (shapes) + 4, bits check 2 + open 5 + 2 + open 5, ltz 13 (+10 masks), then
+reveal_to 5; aggregate: one-hot 2 + 2 + open 5, matmul 2, ltz 13 (+10), products 4, verify.
+Bytes: (n - 1) * B * N * e per bank for the bit inputs (B = RANGE_BITS), plus the products'.
+Security: malicious with abort; reveals what the semi-honest jobs reveal (the banks' column
+counts, the owner's row count). Not covered (MaliciousUnsupportedError): stored (shared)
+models, the smooth sigmoid, DP noise, the horizontal aggregate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols import malicious as mal
+from protocols.apps.fraud import OneHotError
+from protocols.apps.ml._base import decode, pub
+from protocols.arith.fixedpoint import DEFAULT_F
+from protocols.errors import InputRangeError, MaliciousUnsupportedError, ShapeMismatch
+from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check
+from protocols.malicious.chida18 import MShare
+from protocols.malicious.nonlinear import piecewise_sigmoid_raw
+from protocols.session import Session
+
+#: bits of a bank's range-checked partial score input: |partial| < 2^(RANGE_BITS - 1 - f)
+#: (2^23 with f = 16), so z stays far inside ltz's range (|z| < 2^63)
+RANGE_BITS = 40
+
+
+class PartialScoreRangeError(InputRangeError):
+    """A bank's input failed its range check under MPC (not RANGE_BITS bits)."""
+
+    code = "input.range"
+
+
+async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], count: int,
+                     bits: int = RANGE_BITS) -> dict[int, MShare]:
+    """Every bank in `owners` inputs `count` signed integers as `bits` bits each; returns
+    {owner: the (count,) MShare of sum_i 2^i bit_i - 2^(bits-1)} after checking every bit
+    under MPC. Raises PartialScoreRangeError (naming the owners checked) if a bit is not 0/1,
+    InputRangeError locally if this party's own value does not fit."""
+    D = s.domain
+    mine = None
+    if vals is not None:
+        v = np.asarray(vals, dtype=np.int64) + np.int64(1 << (bits - 1))
+        if np.any(v < 0) or np.any(v >= (1 << bits)):
+            raise InputRangeError(f"party {s.pid}: a value does not fit {bits - 1} bits")
+        mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
+    got: dict[int, MShare] = {}
+    for o in owners:
+        got[o] = await mal.input(s, mine if o == s.pid else None, o, (bits, count))
+    B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
+    sq = await mal.mul(s, B, B - 1)
+    if not await zero_check(s, sq, "range"):
+        raise PartialScoreRangeError(f"the input of part(ies) {owners} failed the range check "
+                                     f"({bits} bits) under MPC")
+    out = {}
+    for o in owners:
+        (b,) = await refresh_many(s, got[o])
+        acc = b[bits - 1]
+        for i in range(bits - 2, -1, -1):
+            acc = acc + acc + b[i]
+        out[o] = acc - (1 << (bits - 1))
+    return out
+
+
+@dataclass
+class MScores:
+    score: MShare
+    flags: MShare | None
+    revealed_flags: np.ndarray | None = None
+    revealed_scores: np.ndarray | None = None
+
+
+async def score(
+    s: Session, coef_intercept: tuple[npt.ArrayLike, float], X_local_cols: np.ndarray | None, *,
+    owner: int, threshold: float | None, reveal_to: int, proba: bool, reveal_scores: bool = False,
+    sigmoid: str = "piecewise", f: int = DEFAULT_F, _reveal: bool = True,
+) -> MScores:
+    """fraud.score for a public model with malicious security (module docstring). With
+    _reveal=False the flags stay shared (fraud_aggregate)."""
+    if not isinstance(coef_intercept, tuple):
+        raise MaliciousUnsupportedError("malicious fraud scoring takes a public (coef, intercept); "
+                                        "stored shared models are not supported yet")
+    if reveal_scores and proba and sigmoid != "piecewise":
+        raise MaliciousUnsupportedError("malicious fraud scores: sigmoid='piecewise' only")
+    coef = np.asarray(coef_intercept[0], dtype=np.float64)
+    intercept = float(coef_intercept[1])
+    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
+    if X is not None and X.ndim == 1:
+        X = X[:, None]
+    cols = 0 if X is None else X.shape[1]
+    rows = 0 if X is None or not cols else X.shape[0]
+    table = await agree_ints(s, np.array([cols, rows]))
+    sizes = [int(v) for v in table[:, 0]]
+    if sum(sizes) != len(coef):
+        raise ShapeMismatch(f"coef has {len(coef)} entries, the banks hold {sum(sizes)} columns")
+    N = int(table[owner, 1])
+    holders = [j for j in range(s.n) if sizes[j] > 0]
+    if any(int(table[j, 1]) != N for j in holders):
+        raise ShapeMismatch(f"the banks hold different row counts {table[:, 1].tolist()}")
+    off = sum(sizes[: s.pid])
+    partial = None
+    if cols:
+        assert X is not None
+        partial = np.rint(X @ coef[off : off + cols] * (1 << f)).astype(np.int64)
+    parts = await input_bits(s, partial, holders, N)
+    z = parts[holders[0]]
+    for j in holders[1:]:
+        z = z + parts[j]
+    z = z + pub(intercept, f)
+    flags = None
+    if threshold is not None:
+        t = float(np.log(threshold / (1 - threshold))) if proba else float(threshold)
+        flags = await mal.ltz(s, (-z) + pub(t, f))  # [t < z]
+    out = z
+    if proba and reveal_scores:
+        (z,) = await refresh_many(s, z)
+        out = await piecewise_sigmoid_raw(s, z * (1 << f), f)
+    res = MScores(out, flags)
+    if flags is not None and _reveal:
+        v = await mal.reveal_to(s, flags, reveal_to)
+        res.revealed_flags = None if v is None else s.domain.to_signed(v).astype(np.int64)
+    if reveal_scores:
+        (out,) = await refresh_many(s, out)
+        v = await mal.reveal_to(s, out, reveal_to)
+        res.revealed_scores = None if v is None else decode(s, v, f)
+    return res
+
+
+async def check_onehot(s: Session, G: MShare, owner: int) -> None:
+    """Every row of G is a unit vector (entries 0/1, row sums 1), checked under MPC with
+    checked products; OneHotError naming the owner otherwise."""
+    sq = await mal.mul(s, G, G - 1)
+    (G,) = await refresh_many(s, G)
+    T = concat([sq.reshape(sq.size), G.sum(axis=1) - 1], 0)
+    if not await zero_check(s, T, "onehot"):
+        raise OneHotError(f"party {owner}'s group input is not one-hot")
+
+
+async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, owner: int, K: int,
+                       k: int) -> tuple[MShare, MShare]:
+    """G input by the owner and checked one-hot; (kept counts, released) per group."""
+    N = flags.shape[0]
+    G = await mal.input(s.child("groups"), G_local, owner, (N, K))
+    await check_onehot(s, G, owner)
+    flags, G = await refresh_many(s, flags, G)
+    counts = (await mal.matmul(s, flags.reshape(1, N), G)).reshape(K)
+    (G,) = await refresh_many(s, G)
+    sizes = G.sum(axis=0)
+    small = await mal.ltz(s, concat([sizes, counts]) - int(k))
+    big = (-small) + 1
+    released = await mal.mul(s, big[:K], big[K:])
+    counts, released = await refresh_many(s, counts, released)
+    kept = await mal.mul(s, released, counts)
+    return kept, released
+
+
+__all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
+           "input_bits", "score", "zero_check"]

@@ -1,0 +1,55 @@
+"""A modified node (a test double for issue 16): `python cheating_node.py MODE CONFIG` runs
+the ordinary daemon, except:
+- MODE a tag prefix: every job session's channel is wrapped in malicious_helpers.Cheat: the
+  first message whose tag starts with MODE gets 1 added to its first field element (an
+  additive error on one share);
+- MODE "onehot": as the owner of a fraud_aggregate, it inputs the group row e_t + 4096 e_d
+  for its first transaction instead of its one-hot key (the attack that would read that
+  row's flag in group d's count).
+Nothing else differs."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: malicious_helpers
+
+from malicious_helpers import Cheat  # noqa: E402
+
+from mpc.node import runner  # noqa: E402
+
+_session = runner.Runner._session
+
+
+def _cheating_session(self, ch, r):
+    s = _session(self, ch, r)
+    return dataclasses.replace(s, channel=Cheat(s.channel, s.domain, PREFIX))
+
+
+def _onehot_attack() -> None:
+    import numpy as np
+
+    from protocols.apps import fraud_malicious as fm
+
+    honest = fm.group_counts
+
+    async def group_counts(s, flags, G_local, owner, K, k):
+        if G_local is not None:
+            G = s.domain.to_int(G_local).astype(np.int64)
+            G[0] = 0
+            G[0, 0], G[0, 1] = 1, 4096
+            G_local = s.domain.from_int(G)
+        return await honest(s, flags, G_local, owner, K, k)
+
+    fm.group_counts = group_counts
+
+
+if __name__ == "__main__":
+    PREFIX = sys.argv[1]
+    if PREFIX == "onehot":
+        _onehot_attack()
+    else:
+        runner.Runner._session = _cheating_session
+    from mpc.cli.main import main
+
+    sys.exit(main(["node", "--config", sys.argv[2]]))
