@@ -169,7 +169,7 @@ class Api:
             return key
         try:
             env = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the parser's recursion
             return self._reject(400, codes.MANIFEST_MALFORMED, "body is not JSON")
         status, out = self.node.submit(env, key)
         if status >= 400:

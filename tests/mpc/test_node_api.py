@@ -100,6 +100,11 @@ def test_host_origin_content_type_replay_and_skew(cluster):
     big = b"{" + b" " * (200 * 1024) + b"}"
     h = sign_request(key, "POST", "/jobs", big)
     assert _raw(api + "/jobs", "POST", big, {**h, "Content-Type": "application/json"})[0] == 413
+    # deeply nested JSON within the size limit is a typed 400, not a 500
+    deep = b"[" * 30000 + b"]" * 30000
+    h = sign_request(key, "POST", "/jobs", deep)
+    assert _raw(api + "/jobs", "POST", deep, {**h, "Content-Type": "application/json"}) == (
+        400, {"code": "manifest.malformed", "reason": "body is not JSON"})
 
 
 def test_unknown_analyst_refused_at_submit_not_queued_not_audited(cluster):
