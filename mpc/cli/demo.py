@@ -68,8 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-rows", type=int, default=1500,
                    help="held-out transactions scored and counted (default 1500)")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="flag a transaction when the model's probability exceeds this")
+    p.add_argument("--threshold", type=float, default=0.4,
+                   help="flag a transaction for review when the model's probability exceeds "
+                   "this (default 0.4: with 2%% fraud, on the demo data it flags ~8%% of "
+                   "transactions and catches ~94%% of the frauds; at 0.5 the model flags "
+                   "almost none and every category is suppressed)")
     p.add_argument("--k-min", type=int, default=5,
                    help="release a category's count only if it has at least this many "
                    "transactions and this many flagged ones (default 5)")
@@ -327,6 +330,8 @@ def run(args: argparse.Namespace) -> dict:
             "k": k_used, "threshold": args.threshold, "by_group": secure,
             "group_sizes": {CATEGORIES[g][0]: sizes[g] for g in groups},
             "plain": plain, "epsilon": float(ares.outputs["epsilon"][0]), "noise_std": std,
+            "plain_flagged": int(flags.sum()), "frauds": int(data.y[test].sum()),
+            "frauds_flagged": int((flags & (data.y[test] == 1)).sum()),
             "budget_left": _budget_left(tmp, n, 10 * args.epsilon),
             "within_noise": all(v is None or abs(v - plain[g]) <= 8 * std + 0.5
                                 for g, v in secure.items()),
@@ -408,6 +413,12 @@ def main(args: argparse.Namespace) -> int:
     for name, v in a["by_group"].items():
         shown = "suppressed" if v is None else str(v)
         print(f"{name:20}{a['group_sizes'][name]:>14}{shown:>15}{a['plain'][name]:>11}")
+    if "plain_flagged" in a:
+        print(f"(plaintext check: the model flags {a['plain_flagged']} of {out['score_rows']} "
+              f"transactions, {a['frauds_flagged']} of the {a['frauds']} frauds among them)")
+    if all(v is None for v in a["by_group"].values()):
+        print(f"every category is suppressed: none reached {a['k']} flagged transactions "
+              "(a higher threshold flags fewer; try --threshold 0.4 or more --score-rows)")
     print(f"{'seconds':20}{a['seconds']:>14.2f}   rounds {a['rounds']}, bytes sent per party "
           f"{a['bytes_per_party']}; released counts "
           f"{'within' if a['within_noise'] else 'OUTSIDE'} 8 noise standard deviations")

@@ -130,3 +130,31 @@ def test_demo_mqtt_without_mosquitto_says_it_has_no_broker_accounts(capsys, mqtt
     assert out["broker"] == "mqtt://127.0.0.1:1883" and out["broker_auth"] is False
     assert "WITHOUT broker accounts or topic ACLs (no mosquitto binary was found" in captured.err
     _check(out)
+
+
+def test_demo_defaults_flag_enough_to_release_counts():
+    """With the demo's default data, epochs and threshold, the (plaintext) model flags at
+    least k_min transactions in most categories, so the default fraud_aggregate releases
+    counts. At threshold 0.5 it flagged 0-4 per category and the demo released nothing."""
+    import argparse
+
+    import numpy as np
+
+    from mpc.cli.datasets import CATEGORIES, make_fraud
+    from mpc.cli.demo import add_arguments
+    from protocols.apps.ml.reference import fit_sgd_plain
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    a = p.parse_args([])
+    data = make_fraud(a.rows + a.score_rows, n_banks=a.parties, seed=a.seed)
+    X = data.vertical_columns()
+    train, test = np.arange(a.rows), np.arange(a.rows, a.rows + a.score_rows)
+    coef, icpt = fit_sgd_plain(X[train], data.y[train], loss="logistic", epochs=a.epochs,
+                               batch_size=128, lr=0.5, shuffle_seed=0)
+    flags = X[test] @ np.asarray(coef) + float(icpt) > np.log(a.threshold / (1 - a.threshold))
+    m = data.merchant[test]
+    released = [g for g in range(len(CATEGORIES)) if flags[m == g].sum() >= a.k_min]
+    assert len(released) > len(CATEGORIES) // 2
+    caught = (flags & (data.y[test] == 1)).sum() / max(1, data.y[test].sum())
+    assert caught > 0.8 and flags.mean() < 0.2  # a review queue, not "flag everything"
