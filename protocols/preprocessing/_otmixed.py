@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from protocols.errors import PreprocessingExhausted
+from protocols.preprocessing.base import mtt_request
 
 if TYPE_CHECKING:
     from protocols.preprocessing._otext import _Ext
@@ -250,12 +250,7 @@ class OTMixedKinds:
         Rounds per batch: 2 (Gilboa) + n + 1 (daBits) + 1 + n (bit_mul).
         Bytes sent per party and item (n = 2): d (64 * 16 + 344 k) + 64 d * 24 + (64 - f) d (16 + 8 k).
         Security: semi-honest, up to n - 1 corrupt."""
-        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
-        if len(x_shape) != 2 or y_shape != x_shape[1:]:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
-        if not isinstance(f, int | np.integer) or not 0 < f < 63:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need 0 < f < 63, got {f}")
-        f = int(f)
+        x_shape, y_shape, f = mtt_request(self.name, x_shape, y_shape, f)
         k, d = x_shape
         async with self._lock:
             pool = self._mpools.setdefault(("mtt", x_shape, f), deque())

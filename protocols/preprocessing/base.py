@@ -21,6 +21,23 @@ from protocols.errors import PreprocessingUnsupported
 Shape = tuple[int, ...]
 
 
+def mtt_request(name: str, x_shape: Shape, y_shape: Shape, f: int | None = None,
+                max_f: int = 63) -> tuple[Shape, Shape, int]:
+    """Validate a `matrix_trunc_triples` request, as every source must: (k, d) @ (d,) and,
+    when f is given, 0 < f < max_f (63 for Z_2^64). Returns (x_shape, y_shape, int f);
+    raises PreprocessingExhausted naming the source otherwise."""
+    from protocols.errors import PreprocessingExhausted
+
+    x_shape, y_shape = tuple(x_shape), tuple(y_shape)
+    if len(x_shape) != 2 or y_shape != x_shape[1:]:
+        raise PreprocessingExhausted(f"{name}: matrix truncation triples need (k, d) @ (d,)")
+    if f is None:
+        return x_shape, y_shape, 0
+    if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 0 < f < max_f:
+        raise PreprocessingExhausted(f"{name}: matrix truncation triples need 0 < f < {max_f}, got {f}")
+    return x_shape, y_shape, int(f)
+
+
 class Preprocessing(abc.ABC):  # noqa: B024 (every kind is optional)
     """One party's view of a source of correlated randomness."""
 

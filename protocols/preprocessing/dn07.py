@@ -102,7 +102,7 @@ from protocols.preprocessing._fieldlin import (
 )
 from protocols.preprocessing._offline import offline_session
 from protocols.preprocessing._otext import OTExtension
-from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape, mtt_request
 from protocols.preprocessing.prss import MAX_SETS, PRSS, prss_sets
 from protocols.session import Session
 from protocols.sharing.schemes import ShamirShares
@@ -473,9 +473,7 @@ class DN07(Preprocessing):
         PreprocessingExhausted for other shapes or f outside 0 < f < l - 1."""
         from protocols.truncation import KAPPA, value_bits
 
-        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
-        if len(x_shape) != 2 or y_shape != x_shape[1:]:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
+        x_shape, y_shape, _ = mtt_request(self.name, x_shape, y_shape)
         ell = value_bits(self.F, KAPPA)
         if not 0 < f < ell - 1 or (1 << (ell + KAPPA)) >= self.F.modulus:
             raise PreprocessingExhausted(f"{self.name}: no matrix truncation triples with f={f} in {self.F}")

@@ -54,7 +54,7 @@ import numpy as np
 from protocols.errors import ParameterError, PreprocessingExhausted, ShapeMismatch
 from protocols.preprocessing._offline import offline_session
 from protocols.preprocessing._rss3core import Pair, Replicated
-from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import KINDS, SHAMIR_KINDS, Preprocessing, Shape, mtt_request
 from protocols.session import Session
 
 __all__ = ["RSS3Preprocessing", "make_rss3"]
@@ -334,12 +334,7 @@ class RSS3Preprocessing(Preprocessing):
         base.Preprocessing says; `reps` items of one (shape, f) per batch, pooled.
         Rounds per batch: 1 (reshare r_hi, r_msb) + the word pool's refills.
         Bytes per item and party: 16 d (reshare) + about 171 d (edaBit words)."""
-        x_shape, y_shape = tuple(x_shape), tuple(y_shape)
-        if len(x_shape) != 2 or y_shape != x_shape[1:]:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
-        if not isinstance(f, int | np.integer) or not 0 < f < 63:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need 0 < f < 63, got {f}")
-        f = int(f)
+        x_shape, y_shape, f = mtt_request(self.name, x_shape, y_shape, f)
         k, d = x_shape
         async with self._lock:
             pool = self._mpools.setdefault(("mtt", x_shape, f), deque())

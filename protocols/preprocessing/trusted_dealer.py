@@ -20,7 +20,14 @@ import numpy as np
 
 from protocols.arith.domain import Domain
 from protocols.errors import PreprocessingExhausted, PreprocessingMismatch
-from protocols.preprocessing.base import KINDS, RING64_KINDS, SHAMIR_KINDS, Preprocessing, Shape
+from protocols.preprocessing.base import (
+    KINDS,
+    RING64_KINDS,
+    SHAMIR_KINDS,
+    Preprocessing,
+    Shape,
+    mtt_request,
+)
 from protocols.prg import CryptoRNG
 from protocols.sharing.schemes import Scheme, ShamirShares
 
@@ -322,10 +329,7 @@ class _DealerView(Preprocessing):
         A * r_msb) for x_shape (k, d) @ y_shape (d,), as base.Preprocessing says."""
         x_shape, y_shape = tuple(x_shape), tuple(y_shape)
         self._need("matrix_trunc_triples", "matrix truncation triples", (x_shape, y_shape))
-        if len(x_shape) != 2 or y_shape != x_shape[1:]:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need (k, d) @ (d,)")
-        if not 0 < f < 63:
-            raise PreprocessingExhausted(f"{self.name}: matrix truncation triples need 0 < f < 63, got {f}")
+        x_shape, y_shape, f = mtt_request(self.name, x_shape, y_shape, f)
         D = self.d.domain
 
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
