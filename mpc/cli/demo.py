@@ -83,8 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--preprocessing", choices=["secure", "shared_seed_dealer"], default="secure",
-                   help="secure (default: dealer-free, ot for additive / dn07 for shamir) or "
+    p.add_argument("--preprocessing", choices=["secure", "rss3", "shared_seed_dealer"],
+                   default="secure",
+                   help="secure (default: dealer-free against any number of corrupt banks, ot "
+                   "for additive / dn07 for shamir), rss3 (dealer-free, additive, exactly 3 "
+                   "banks, secure while at most one of them is corrupt: much faster) or "
                    "shared_seed_dealer (INSECURE: every node can derive every triple)")
 
 
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> dict:
     if n < 2:
         raise SystemExit("smpc demo: --parties must be at least 2")
     prep = SECURE[args.scheme] if args.preprocessing == "secure" else args.preprocessing
+    if prep == "rss3" and (n != 3 or args.scheme != "additive"):
+        raise SystemExit("smpc demo: --preprocessing rss3 needs --parties 3 and --scheme additive")
     rng = np.random.default_rng(args.seed)
     data = make_fraud(args.rows + args.score_rows, n_banks=n, seed=args.seed)
     train = np.arange(args.rows)
@@ -388,7 +393,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"{out['parties']} banks, {out['scheme']} sharing over {out['transport']}, "
           f"features split across banks (vertical), {out['rows']} training transactions")
     if out["secure_preprocessing"]:
-        print(f"preprocessing: {out['preprocessing']} (dealer-free)")
+        print(f"preprocessing: {out['preprocessing']} (dealer-free"
+              + (", honest majority: secure while at most one bank is corrupt)"
+                 if out["preprocessing"] == "rss3" else ")"))
     else:
         print(f"preprocessing: {out['preprocessing']}  !!! INSECURE: every node can derive "
               "every triple; demo only !!!")

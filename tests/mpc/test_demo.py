@@ -158,3 +158,18 @@ def test_demo_defaults_flag_enough_to_release_counts():
     assert len(released) > len(CATEGORIES) // 2
     caught = (flags & (data.y[test] == 1)).sum() / max(1, data.y[test].sum())
     assert caught > 0.8 and flags.mean() < 0.2  # a review queue, not "flag everything"
+
+
+@pytest.mark.timeout(120)
+def test_demo_rss3_honest_majority(capsys):
+    assert main(["demo", "--json", "--rows", "600", "--score-rows", "400", "--k-min", "20",
+                 "--threshold", "0.35", "--epsilon", "40", "--preprocessing", "rss3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["preprocessing"] == "rss3" and out["secure_preprocessing"] is True
+    _check(out)
+
+
+def test_demo_rss3_needs_three_additive_banks():
+    for extra in (["--parties", "4"], ["--scheme", "shamir"]):
+        with pytest.raises(SystemExit, match="rss3 needs --parties 3"):
+            main(["demo", "--preprocessing", "rss3", *extra])
