@@ -14,7 +14,8 @@ queued or audited; a refusal answers at once with a code (403 `policy.*`, 400 `m
 A job id already known with the same manifest hash returns the stored record (T18); a different
 manifest under a used idempotency key is refused (`idempotency.conflict`); a failed job may be
 re-submitted and runs again as the next attempt. At most api.max_queue jobs wait (429
-`queue.full` beyond). Queued jobs run one at a time in the same order on every node
+`queue.full` beyond), and at most api.max_queued_per_analyst of them are one analyst key's
+(429 `queue.analyst`: one analyst flooding cannot lock the others out). Queued jobs run one at a time in the same order on every node
 (`runner.order_key`: earliest manifest.not_after, then job id; no starvation). Over TCP the
 node keeps one peer listener for its life (network.tcp_park): a peer's connection for a job
 waits there until this node starts the job (see `Node._worker`, `Runner._meet`).
@@ -258,6 +259,12 @@ class Node:
         if len(self.pending) + (self.current is not None) > self.cfg.api.max_queue:
             return 429, {"code": codes.QUEUE_FULL, "reason": f"{len(self.pending)} jobs queued; "
                          "retry later", "retry_after": 5}
+        share = self.cfg.api.max_queued_per_analyst  # issue 14: no key fills the queue alone
+        mine = sum(r.m.analyst_key == m.analyst_key for r in self.pending.values())
+        if share is not None and mine >= share:
+            return 429, {"code": codes.QUEUE_ANALYST, "reason": f"{mine} of your jobs are "
+                         "queued here (api.max_queued_per_analyst); retry when one has run",
+                         "retry_after": 5}
         self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
                        envelope=json.dumps(m.envelope()), status="queued", step="queued",
                        code=None, reason=None, result=None, stats=None,

@@ -359,3 +359,78 @@ def test_signed_request_replayed_to_another_node_is_refused(cluster):
         assert c.post_job(node, m, run)[0] == 202
     assert c.result(m.job_id, timeout=60).outputs["count"] == [105]
 
+
+def _post_all(client, nodes, m, run):
+    return {node: client.post_job(node, m, run) for node in nodes}
+
+
+def test_one_analyst_cannot_fill_the_queue(tmp_path):
+    """Issue 14: analyst A floods signed submissions; with `api.max_queue` = 4 the default
+    `api.max_queued_per_analyst` (max(1, max_queue // 4) = 1) lets A hold one waiting job
+    (besides its running one) and refuses the rest with 429 `queue.analyst`, so analyst B's
+    job still gets in (it got `queue.full` before) and runs once the third bank is up."""
+    cl = Cluster(tmp_path, timeouts={"connect": 60, "receive": 8, "job": 90},
+                 api={"max_queue": 4})
+    b_key = cl.add_analyst()
+    try:
+        for i in (0, 1):  # bank2 is down: A's first job waits in connect
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        apis = cl.info["api"]
+        a = Client(apis, key=cl.info["analyst_key"], consortium="demo")
+        b = Client(apis, key=b_key, consortium="demo")
+        accepted, refused = [], []
+        for k in range(6):
+            m, run = a.sign(_manifest(f"flood{k}")), f"{k:032x}"
+            got = _post_all(a, apis[:2], m, run)
+            if all(s == 202 for s, _ in got.values()):
+                accepted.append((m, run))
+            else:
+                refused.append({body["code"] for _, body in got.values()})
+            if k == 0:  # A's first job is running (connecting) on both nodes
+                t_end = time.monotonic() + 10
+                while any(cl.status_of(i, m.job_id)["step"] != "connect" for i in (0, 1)):
+                    assert time.monotonic() < t_end
+                    time.sleep(0.05)
+        assert len(accepted) == 2, (len(accepted), refused)
+        assert refused == [{"queue.analyst"}] * 4
+        mb, run_b = b.sign(_manifest("b-gets-in")), "bb" * 16
+        got = _post_all(b, apis[:2], mb, run_b)
+        assert all(s == 202 for s, _ in got.values()), got
+        for i in (0, 1):
+            st = cl.operator(i).request(apis[i], "GET", "/status")[1]
+            assert st["queued"] + (st["current_job"] is not None) == 3
+            metrics = urllib.request.urlopen(apis[i] + "/metrics", timeout=5).read().decode()
+            assert 'smpc_requests_rejected_total{code="queue.analyst"} 4' in metrics
+        # bank2 comes up and receives the accepted jobs: all three run, B's included
+        cl.start(2)
+        cl.wait_up(2)
+        m0, run0 = accepted[0]
+        assert a.post_job(apis[2], m0, run0)[0] == 202
+        t_end = time.monotonic() + 30  # bank2 starts it before it gets the next one
+        while cl.status_of(2, m0.job_id)["status"] == "queued":
+            assert time.monotonic() < t_end
+            time.sleep(0.05)
+        m1, run1 = accepted[1]
+        assert a.post_job(apis[2], m1, run1)[0] == 202
+        assert b.post_job(apis[2], mb, run_b)[0] == 202
+        for client, m in ((a, m0), (a, m1), (b, mb)):
+            assert client.result(m.job_id, timeout=60).outputs["count"] == [105]
+    finally:
+        cl.stop()
+
+
+def test_max_queued_per_analyst_config(tmp_path):
+    info = write_consortium(tmp_path, 2)
+    p = info["configs"][0]
+    text = p.read_text()
+    assert load_config(p).api.max_queued_per_analyst == 16  # max_queue 64 // 4
+    p.write_text(text.replace("[api]", "[api]\nmax_queue = 2"))
+    assert load_config(p).api.max_queued_per_analyst == 1  # at least one
+    p.write_text(text.replace("[api]", "[api]\nmax_queued_per_analyst = 5"))
+    assert load_config(p).api.max_queued_per_analyst == 5
+    for bad in ("0", "-1", '"5"', "true"):
+        p.write_text(text.replace("[api]", f"[api]\nmax_queued_per_analyst = {bad}"))
+        with pytest.raises(ConfigError, match="api.max_queued_per_analyst"):
+            load_config(p)
