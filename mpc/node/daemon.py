@@ -208,8 +208,8 @@ class Node:
     def _fail_queued(self) -> None:
         while self.pending:
             _, r = self.pending.popitem(last=False)
-            self.runner.job_ended(r.m, "failed", codes.NODE_SHUTDOWN, generic_reason("node."), {},
-                                  decision="not_run", detail=self._stopping)
+            self.runner.job_ended(r.m, "failed", codes.NODE_SHUTDOWN, generic_reason("node."),
+                                  r.with_dropped({}), decision="not_run", detail=self._stopping)
 
     # ---------------------------------------------------------------- submissions ---
     def submit(self, envelope: Any, signer: bytes) -> tuple[int, dict]:
@@ -302,7 +302,7 @@ class Node:
                 return 200, public_record(self.store.get(job_id))
             return 409, {"code": codes.JOB_NOT_QUEUED, "reason": f"job is {rec['status']}"}
         self.runner.job_ended(r.m, "refused", codes.JOB_WITHDRAWN, "the analyst withdrew the job",
-                              {}, decision="not_run")
+                              r.with_dropped({}), decision="not_run")
         return 200, public_record(self.store.get(job_id))
 
     def status(self) -> dict:
