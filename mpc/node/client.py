@@ -110,6 +110,11 @@ class Client:
         if tls_key is not None and tls_cert is None:
             raise ClientError("tls_key needs tls_cert")
         self.nodes = [u.rstrip("/") for u in nodes]
+        for u in self.nodes:  # every request is signed for its node's host:port (issue 14)
+            try:
+                node_authority(u)
+            except ValueError as e:
+                raise ClientError(f"{e} (want http[s]://host:port)") from None
         self.key = key if isinstance(key, bytes) else load_signing_key(key)
         self.http_timeout = http_timeout
         self.consortium = consortium

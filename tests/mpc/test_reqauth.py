@@ -77,3 +77,18 @@ def test_a_signature_binds_the_node_it_was_addressed_to():
     # the Host comparison ignores case (the node lowercases it), nothing else
     h = sign_request(seed, "GET", "/status", now=now, node="LocalHost:7101")
     assert b.verify("GET", "/status", b"", h, now=now, host="localhost:7101") == vk
+
+
+def test_node_authority_is_the_host_header_the_client_sends():
+    from mpc.node.client import Client, ClientError
+    from mpc.node.reqauth import node_authority
+
+    assert node_authority("http://127.0.0.1:7100") == "127.0.0.1:7100"
+    assert node_authority("https://User@Bank.Example:7100/") == "bank.example:7100"
+    assert node_authority("https://[::1]:7100") == "[::1]:7100"
+    for bad in ("127.0.0.1:7100", "localhost:7100", "", "/jobs"):
+        with pytest.raises(ValueError):
+            node_authority(bad)
+    (seed, _), = _keys(1)
+    with pytest.raises(ClientError, match="host:port"):
+        Client(["localhost:7100"], key=seed)
