@@ -17,9 +17,9 @@ re-submitted and runs again as the next attempt. At most api.max_queue jobs wait
 `queue.full` beyond), and at most api.max_queued_per_analyst of them are one analyst key's
 (429 `queue.analyst`: one analyst flooding cannot lock the others out). Queued jobs run one
 at a time in the same order on every node (`runner.order_key`: earliest manifest.not_after,
-then job id; no starvation). Over TCP the
-node keeps one peer listener for its life (network.tcp_park): a peer's connection for a job
-waits there until this node starts the job (see `Node._worker`, `Runner._meet`).
+then job id; no starvation). Over TCP the node keeps one peer listener for its life
+(network.tcp_park): a peer's connection for a job waits there until this node starts the job
+(see `Node._worker`, `Runner._meet`).
 
 Shutdown (SIGTERM/SIGINT): the running job is cancelled and aborted towards the peers (they end
 it with `peer.unavailable`), every queued job is failed with `node.shutdown`, the API listener
