@@ -10,13 +10,15 @@ every job; each job has its own idempotency key. Checks: every job completes wit
 plaintext sum and count, every node ran each job exactly once (its log has one `step compute`
 per job id, its /metrics count `done` = N), nothing lost or duplicated. Prints one JSON line:
 jobs/minute over the wall time, and p50/p99 of the per-job latency (submit -> result
-reconstructed by the client, which polls every 0.2 s).
+reconstructed by the client, which polls every 0.2 s), with the machine's load average
+(1, 5, 15 min) before and after the run: wall-clock figures mean little without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -108,6 +110,7 @@ def main(argv=None) -> int:
                     latencies.append(time.monotonic() - t0)
                     (done if ok else errors).append(job if ok else f"wrong result {job}")
 
+        load_before = [round(x, 2) for x in os.getloadavg()]
         t0 = time.monotonic()
         threads = [threading.Thread(target=analyst, args=(k,)) for k in range(args.analysts)]
         for t in threads:
@@ -115,6 +118,13 @@ def main(argv=None) -> int:
         for t in threads:
             t.join()
         wall = time.monotonic() - t0
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        metrics_done = []  # each node's own count of done jobs (loopback: no signature)
+        for api in info["api"]:
+            with urllib.request.urlopen(api + "/metrics", timeout=10) as r:  # noqa: S310
+                lines = dict(ln.rsplit(" ", 1) for ln in r.read().decode().splitlines()
+                             if not ln.startswith("#"))
+            metrics_done.append(int(lines['smpc_jobs_total{status="done"}']))
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -124,15 +134,16 @@ def main(argv=None) -> int:
         out = {
             "bench": "node_load", "nodes": n, "analysts": args.analysts, "jobs": args.jobs,
             "rows": args.rows, "completed": len(done), "distinct": len(set(done)),
-            "errors": errors[:5], "computed_per_node": compute,
+            "errors": errors[:5], "computed_per_node": compute, "done_per_node": metrics_done,
             "wall_seconds": round(wall, 2),
             "jobs_per_minute": round(60 * len(done) / wall, 1),
             "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
             "latency_p99_s": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+            "loadavg_before": load_before, "loadavg_after": load_after,
         }
         print(json.dumps(out))
         ok = (len(done) == len(set(done)) == args.jobs and not errors
-              and compute == [args.jobs] * n)
+              and compute == [args.jobs] * n and metrics_done == [args.jobs] * n)
         return 0 if ok else 1
     finally:
         for p in procs:

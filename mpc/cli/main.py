@@ -320,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("submit", "sign a job manifest and submit it to every node"),
                            ("status", "show node status, or a job's status on every node")):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("--node", action="append", help="a node's API URL (repeatable)")
+        sp.add_argument("--node", action="append", help="a node's API URL (repeatable); "
+                        "each request is signed for the URL's host:port, which must be a name "
+                        "the node answers to (its api address, loopback, api.allowed_hosts)")
         sp.add_argument("--consortium", help="a folder of node configs (as written by init)")
         sp.add_argument("--tls-ca", help="CA bundle (or the nodes' certificate) for https://")
         sp.add_argument("--tls-cert", help="client certificate for mutual TLS "

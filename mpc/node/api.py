@@ -13,8 +13,9 @@
 Every request passes, in order: Host check (the bound address, 127.0.0.1 / localhost / [::1]
 with the API port, and api.allowed_hosts: a DNS-rebound name is refused), Origin check (any
 Origin header is refused unless listed: browsers are not clients of this API), size limits
-(request line and headers by aiohttp, body MAX_BODY), then the signature (mpc.node.reqauth),
-then the per-key rate limit (429 `rate.limited`). POST bodies must be application/json (415
+(request line and headers by aiohttp, body MAX_BODY), then the signature (mpc.node.reqauth:
+it must name the Host the request came under, so a request sent to another node and played
+here is refused, 401 `auth.node`), then the per-key rate limit (429 `rate.limited`). POST bodies must be application/json (415
 otherwise, so a cross-site text/plain form cannot submit). Rejected requests are counted in
 the metrics by code, never written to the audit log. Errors are `{"code", "reason"}` JSON.
 
@@ -141,7 +142,10 @@ class Api:
 
     async def _auth(self, request: web.Request, body: bytes = b"") -> bytes | web.Response:
         try:
-            key = self.verifier.verify(request.method, request.path_qs, body, request.headers)
+            # the Host was checked against this node's names in _guard: a request signed for
+            # another node (played from one node to the next) is refused (issue 14)
+            key = self.verifier.verify(request.method, request.path_qs, body, request.headers,
+                                       host=request.headers.get("Host"))
         except RequestAuthError as e:
             return self._reject(401, e.code, str(e))
         owner = request.get("cert_owner")

@@ -9,8 +9,9 @@
 
 `submit` signs the manifest with the analyst's Ed25519 key and sends the same envelope to
 every node (the nodes then agree on its hash among themselves). Every HTTP request is itself
-signed with the same key (mpc.node.reqauth: method, path, body hash, timestamp, nonce), so
-only this analyst can read its jobs' status and results. A manifest without `consortium` gets
+signed with the same key (mpc.node.reqauth: method, the node's address as this client
+addressed it, path, body hash, timestamp, nonce), so only this analyst can read its jobs'
+status and results, and a node cannot play a request it received to another node. A manifest without `consortium` gets
 the nodes' consortium id, one without `not_after` expires DEFAULT_LIFETIME seconds from now.
 If some node refuses a submission, `submit` withdraws it from the nodes that accepted it. `result` waits until every
 node has finished; if any node failed or refused it raises `JobFailedError` with every
@@ -40,7 +41,7 @@ from mpc.node.manifest import (
     load_signing_key,
     sign_manifest,
 )
-from mpc.node.reqauth import sign_request
+from mpc.node.reqauth import node_authority, sign_request
 from network.errors import SmpcError
 
 TERMINAL = ("done", "failed", "refused")
@@ -109,6 +110,11 @@ class Client:
         if tls_key is not None and tls_cert is None:
             raise ClientError("tls_key needs tls_cert")
         self.nodes = [u.rstrip("/") for u in nodes]
+        for u in self.nodes:  # every request is signed for its node's host:port (issue 14)
+            try:
+                node_authority(u)
+            except ValueError as e:
+                raise ClientError(f"{e} (want http[s]://host:port)") from None
         self.key = key if isinstance(key, bytes) else load_signing_key(key)
         self.http_timeout = http_timeout
         self.consortium = consortium
@@ -132,7 +138,13 @@ class Client:
     def _call(self, node: str, method: str, path: str, body: dict | None = None
               ) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else b""
-        headers = sign_request(self.key, method, path, data)
+        try:
+            host = node_authority(node)
+        except ValueError as e:
+            raise ClientError(str(e)) from None
+        # signed for this node (issue 14): the node checks it is the Host it received, so
+        # no node can play this request to another; the Host sent is the one signed
+        headers = {**sign_request(self.key, method, path, data, node=host), "Host": host}
         if body is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(node + path, data=data if body is not None else None,

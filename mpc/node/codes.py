@@ -116,6 +116,8 @@ HTTP_CONTENT_TYPE = "http.content_type"
 HTTP_TOO_LARGE = "http.too_large"
 RATE_LIMITED = "rate.limited"
 QUEUE_FULL = "queue.full"
+#: issue 14: one analyst key holds its whole share of the queue (api.max_queued_per_analyst)
+QUEUE_ANALYST = "queue.analyst"
 
 # -- signed requests (mpc.node.reqauth) ---------------------------------------------------------
 AUTH_MISSING = "auth.missing"
@@ -127,6 +129,10 @@ AUTH_REPLAY = "auth.replay"
 AUTH_BUSY = "auth.busy"
 AUTH_MISMATCH = "auth.mismatch"
 AUTH_FORBIDDEN = "auth.forbidden"
+#: issue 14: a request signed for another node (replayed from one node to the next) / signed
+#: without naming the node at all (the smpc-request-v1 format)
+AUTH_NODE = "auth.node"
+AUTH_UNBOUND = "auth.unbound"
 #: mutual TLS (mpc.node.tlspin): the client certificate is not pinned / the request is signed
 #: by another key than the pinned certificate's owner
 AUTH_CLIENT_CERT = "auth.client_cert"

@@ -70,6 +70,8 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     allowed_hosts = []             # extra Host header values (default: the bound address,
                                    # 127.0.0.1 / localhost / [::1] with the API port)
     max_queue = 64                 # queued jobs beyond this get 429 queue.full
+    max_queued_per_analyst = 16    # one analyst key's queued jobs beyond this get 429
+                                   # queue.analyst (default max(1, max_queue // 4))
     rate = 20.0                    # signed requests per second per key (token bucket)
     burst = 50
     max_skew = 60                  # seconds a request's timestamp may differ from our clock
@@ -176,6 +178,14 @@ class ApiConfig:
     tls_key: Path | None = None
     #: mutual TLS (issue 14): the pinned client certificates (mpc.node.tlspin.ClientCert)
     client_certs: tuple[ClientCert, ...] = ()
+    #: issue 14: one analyst key's share of the queue (jobs waiting, as max_queue counts
+    #: them), so that one analyst cannot fill it and lock the others out; None: the default
+    #: max(1, max_queue // 4)
+    max_queued_per_analyst: int | None = None
+
+    def __post_init__(self):
+        if self.max_queued_per_analyst is None:
+            object.__setattr__(self, "max_queued_per_analyst", max(1, self.max_queue // 4))
 
 
 @dataclass(frozen=True)
@@ -586,7 +596,8 @@ def _parse_api(t: dict, base: Path, analysts: tuple[bytes, ...] = ()) -> ApiConf
         raise _err("api.tls_cert" if cert is None else "api.tls_key",
                    "tls_cert and tls_key go together")
     unknown = sorted(set(t) - {"operator_keys", "allowed_hosts", "max_queue", "rate", "burst",
-                               "max_skew", "tls_cert", "tls_key", "client_certs"})
+                               "max_skew", "tls_cert", "tls_key", "client_certs",
+                               "max_queued_per_analyst"})
     if unknown:
         raise _err("api." + unknown[0], "unknown field")
     from mpc.node.tlspin import parse_client_certs
@@ -599,6 +610,8 @@ def _parse_api(t: dict, base: Path, analysts: tuple[bytes, ...] = ()) -> ApiConf
     return ApiConfig(client_certs=pins,
         operator_keys=tuple(keys), allowed_hosts=tuple(hosts),
         max_queue=_get(t, "max_queue", "api.", int, default=64, check=_positive),
+        max_queued_per_analyst=_get(t, "max_queued_per_analyst", "api.", int, default=None,
+                                    check=_positive),
         rate=_get(t, "rate", "api.", float, default=20.0, check=_positive),
         burst=_get(t, "burst", "api.", int, default=50, check=_positive),
         max_skew=_get(t, "max_skew", "api.", float, default=60.0, check=_positive),

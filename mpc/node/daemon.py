@@ -14,10 +14,12 @@ queued or audited; a refusal answers at once with a code (403 `policy.*`, 400 `m
 A job id already known with the same manifest hash returns the stored record (T18); a different
 manifest under a used idempotency key is refused (`idempotency.conflict`); a failed job may be
 re-submitted and runs again as the next attempt. At most api.max_queue jobs wait (429
-`queue.full` beyond). Queued jobs run one at a time in the same order on every node
-(`runner.order_key`: earliest manifest.not_after, then job id; no starvation). Over TCP the
-node keeps one peer listener for its life (network.tcp_park): a peer's connection for a job
-waits there until this node starts the job (see `Node._worker`, `Runner._meet`).
+`queue.full` beyond), and at most api.max_queued_per_analyst of them are one analyst key's
+(429 `queue.analyst`: one analyst flooding cannot lock the others out). Queued jobs run one
+at a time in the same order on every node (`runner.order_key`: earliest manifest.not_after,
+then job id; no starvation). Over TCP the node keeps one peer listener for its life
+(network.tcp_park): a peer's connection for a job waits there until this node starts the job
+(see `Node._worker`, `Runner._meet`).
 
 Shutdown (SIGTERM/SIGINT): the running job is cancelled and aborted towards the peers (they end
 it with `peer.unavailable`), every queued job is failed with `node.shutdown`, the API listener
@@ -207,8 +209,8 @@ class Node:
     def _fail_queued(self) -> None:
         while self.pending:
             _, r = self.pending.popitem(last=False)
-            self.runner.job_ended(r.m, "failed", codes.NODE_SHUTDOWN, generic_reason("node."), {},
-                                  decision="not_run", detail=self._stopping)
+            self.runner.job_ended(r.m, "failed", codes.NODE_SHUTDOWN, generic_reason("node."),
+                                  r.with_dropped({}), decision="not_run", detail=self._stopping)
 
     # ---------------------------------------------------------------- submissions ---
     def submit(self, envelope: Any, signer: bytes) -> tuple[int, dict]:
@@ -258,6 +260,12 @@ class Node:
         if len(self.pending) + (self.current is not None) > self.cfg.api.max_queue:
             return 429, {"code": codes.QUEUE_FULL, "reason": f"{len(self.pending)} jobs queued; "
                          "retry later", "retry_after": 5}
+        share = self.cfg.api.max_queued_per_analyst  # issue 14: no key fills the queue alone
+        mine = sum(r.m.analyst_key == m.analyst_key for r in self.pending.values())
+        if share is not None and mine >= share:
+            return 429, {"code": codes.QUEUE_ANALYST, "reason": f"{mine} of your jobs are "
+                         "queued here (api.max_queued_per_analyst); retry when one has run",
+                         "retry_after": 5}
         self.store.put(m.job_id, manifest_hash=m.hash, computation=m.computation,
                        envelope=json.dumps(m.envelope()), status="queued", step="queued",
                        code=None, reason=None, result=None, stats=None,
@@ -295,7 +303,7 @@ class Node:
                 return 200, public_record(self.store.get(job_id))
             return 409, {"code": codes.JOB_NOT_QUEUED, "reason": f"job is {rec['status']}"}
         self.runner.job_ended(r.m, "refused", codes.JOB_WITHDRAWN, "the analyst withdrew the job",
-                              {}, decision="not_run")
+                              r.with_dropped({}), decision="not_run")
         return 200, public_record(self.store.get(job_id))
 
     def status(self) -> dict:

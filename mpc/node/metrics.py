@@ -10,10 +10,10 @@
     smpc_transport_records_rejected_total            records the job channels dropped before
                                                      authentication (forged, garbage or
                                                      transplanted publishes on the broker),
-                                                     summed over ended
-                                                     jobs (done, or failed once the peers met;
-                                                     a connect round that ends in a requeue
-                                                     is not counted)
+                                                     summed over ended jobs; a job's count
+                                                     includes every channel it opened,
+                                                     connect rounds that ended in a requeue
+                                                     or a failure too (Run.dropped)
     smpc_transport_records_duplicate_total           replayed / duplicate records dropped, the
                                                      same way (network.mailbox link_stats)
     smpc_peer_connections_rejected_total             (TCP) peer connections dropped before

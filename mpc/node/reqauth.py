@@ -1,13 +1,26 @@
 """Signed API requests: every request to a node's API (except /health, and /metrics from
 loopback) carries the caller's Ed25519 signature over
 
-    "smpc-request-v1" \\n METHOD \\n PATH?QUERY \\n hex(SHA-256(body)) \\n TIMESTAMP \\n NONCE
+    "smpc-request-v2" \\n METHOD \\n NODE \\n PATH?QUERY \\n hex(SHA-256(body)) \\n TIMESTAMP
+    \\n NONCE
 
-in four headers: X-Smpc-Key (ed25519:<hex>), X-Smpc-Timestamp (unix seconds), X-Smpc-Nonce
-(32 hex digits, fresh per request) and X-Smpc-Signature (hex). The node refuses a timestamp
-more than `max_skew` seconds from its clock (`auth.skew`) and a (key, nonce) pair it has seen
-within the skew window (`auth.replay`), so a recorded request cannot be played again. Only keys
-the node knows (policy.analyst_keys, api.operator_keys) are accepted (`auth.unknown_key`)."""
+in five headers: X-Smpc-Key (ed25519:<hex>), X-Smpc-Node (NODE: the node the client
+addressed, as the Host header it sends: host[:port], lowercase), X-Smpc-Timestamp (unix
+seconds), X-Smpc-Nonce (32 hex digits, fresh per request) and X-Smpc-Signature (hex).
+
+The node binding (issue 14): a node accepts a request only if its signed NODE is the Host it
+was received under (which the API has already checked is one of this node's own names,
+mpc.node.api), so a request one node received (a bank sees every request an analyst sends
+it) cannot be played to another node within the skew window: `auth.node`. The binding is the
+address the analyst chose, not a key the node tells the client (a lying bank could name
+another node's key and collect requests signed for that node). A request signed in the older
+format without the binding ("smpc-request-v1", no X-Smpc-Node header) is refused with
+`auth.unbound`.
+
+The node refuses a timestamp more than `max_skew` seconds from its clock (`auth.skew`) and a
+(key, nonce) pair it has seen within the skew window (`auth.replay`), so a recorded request
+cannot be played again to the same node. Only keys the node knows (policy.analyst_keys,
+api.operator_keys) are accepted (`auth.unknown_key`)."""
 
 from __future__ import annotations
 
@@ -20,9 +33,14 @@ from mpc.node import codes
 from mpc.node.manifest import VERIFY_PREFIX, parse_verify_key
 from network.errors import SmpcError
 
-CONTEXT = b"smpc-request-v1"
+CONTEXT = b"smpc-request-v2"
+#: the format without the node binding: recognised only to refuse it with `auth.unbound`
+CONTEXT_V1 = b"smpc-request-v1"
 H_KEY, H_TIME, H_NONCE, H_SIG = ("X-Smpc-Key", "X-Smpc-Timestamp", "X-Smpc-Nonce",
                                  "X-Smpc-Signature")
+H_NODE = "X-Smpc-Node"
+#: the longest Host / X-Smpc-Node value (aiohttp bounds header fields at 4096 anyway)
+MAX_NODE = 300
 
 
 class RequestAuthError(SmpcError):
@@ -33,23 +51,44 @@ class RequestAuthError(SmpcError):
         self.code = code
 
 
-def request_message(method: str, path: str, body: bytes, timestamp: str, nonce: str) -> bytes:
-    return b"\n".join([CONTEXT, method.upper().encode(), path.encode(),
-                       hashlib.sha256(body).hexdigest().encode(), timestamp.encode(),
-                       nonce.encode()])
+def request_message(method: str, path: str, body: bytes, timestamp: str, nonce: str,
+                    node: str | None = None) -> bytes:
+    """The signed string: v2 with `node` (the addressed Host), v1 without (refused)."""
+    head = [CONTEXT_V1, method.upper().encode()] if node is None else \
+        [CONTEXT, method.upper().encode(), node.lower().encode()]
+    return b"\n".join([*head, path.encode(), hashlib.sha256(body).hexdigest().encode(),
+                       timestamp.encode(), nonce.encode()])
+
+
+def node_authority(url: str) -> str:
+    """The Host header value for a node's base URL (host[:port], lowercase, no user info):
+    what the client sends as Host and signs as X-Smpc-Node."""
+    from urllib.parse import urlsplit
+
+    netloc = urlsplit(url).netloc.rpartition("@")[2].lower()
+    if not netloc:
+        raise ValueError(f"not a node URL: {url!r}")
+    return netloc
 
 
 def sign_request(seed: bytes, method: str, path: str, body: bytes = b"", *,
-                 now: float | None = None) -> dict[str, str]:
-    """The four headers that sign one request with the Ed25519 key `seed`."""
+                 now: float | None = None, node: str | None = None) -> dict[str, str]:
+    """The headers that sign one request with the Ed25519 key `seed` for the node addressed
+    as `node` (the Host header the request is sent with: `node_authority(url)`). Without
+    `node` the request is signed in the v1 format, which nodes refuse (`auth.unbound`)."""
     from nacl.signing import SigningKey
 
     sk = SigningKey(seed)
     ts = str(int(time.time() if now is None else now))
     nonce = os.urandom(16).hex()
-    sig = sk.sign(request_message(method, path, body, ts, nonce)).signature
-    return {H_KEY: VERIFY_PREFIX + bytes(sk.verify_key).hex(), H_TIME: ts, H_NONCE: nonce,
-            H_SIG: sig.hex()}
+    if node is not None:
+        node = node.lower()
+    sig = sk.sign(request_message(method, path, body, ts, nonce, node)).signature
+    out = {H_KEY: VERIFY_PREFIX + bytes(sk.verify_key).hex(), H_TIME: ts, H_NONCE: nonce,
+           H_SIG: sig.hex()}
+    if node is not None:
+        out[H_NODE] = node
+    return out
 
 
 class RequestVerifier:
@@ -71,8 +110,10 @@ class RequestVerifier:
         self._held: dict[bytes, int] = {}  # live cache entries per key
 
     def verify(self, method: str, path: str, body: bytes, headers, *,
-               now: float | None = None) -> bytes:
-        """Return the caller's 32-byte key, or raise RequestAuthError."""
+               now: float | None = None, host: str | None = None) -> bytes:
+        """Return the caller's 32-byte key, or raise RequestAuthError. `host`: the Host the
+        request arrived under (one of this node's names); the request must be signed for it
+        (`auth.node`), in the v2 format (`auth.unbound`). Without `host` nothing matches."""
         from nacl.exceptions import BadSignatureError
         from nacl.signing import VerifyKey
 
@@ -95,12 +136,22 @@ class RequestVerifier:
         if abs(now - t) > self.max_skew:
             raise RequestAuthError(codes.AUTH_SKEW, f"timestamp more than {self.max_skew:g}s "
                                    "from the node's clock")
+        node = headers.get(H_NODE)
+        if node is not None and not (0 < len(node) <= MAX_NODE and node.isprintable()
+                                     and " " not in node):
+            raise RequestAuthError(codes.AUTH_MALFORMED, "malformed signature headers")
         try:
-            VerifyKey(key).verify(request_message(method, path, body, ts, nonce), sig)
+            VerifyKey(key).verify(request_message(method, path, body, ts, nonce, node), sig)
         except BadSignatureError:
             raise RequestAuthError(codes.AUTH_SIGNATURE, "signature does not verify") from None
         except Exception:  # PyNaCl raises untyped errors for malformed input
             raise RequestAuthError(codes.AUTH_SIGNATURE, "signature does not verify") from None
+        if node is None:  # a valid v1 signature: it names no node, so any node would take it
+            raise RequestAuthError(codes.AUTH_UNBOUND, "the request's signature does not name "
+                                   "the node (smpc-request-v1); sign it for this node "
+                                   "(smpc-request-v2, X-Smpc-Node)")
+        if host is None or node.lower() != host.lower():
+            raise RequestAuthError(codes.AUTH_NODE, "the request is signed for another node")
         self._prune(now)
         if (key, nonce) in self._seen:
             raise RequestAuthError(codes.AUTH_REPLAY, "request replayed")

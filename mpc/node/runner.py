@@ -108,6 +108,19 @@ class Run:
     preempted: bool = False         # an earlier job arrived: stop connecting, queue again
     rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
     connect_deadline: float | None = None  # monotonic time the connect budget ends
+    #: records dropped by this attempt's discarded channels (connect rounds that ended in a
+    #: requeue or a failure): added to the job's stats, so /metrics counts them (issue 14)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def keep_link_stats(self, ch) -> None:
+        """Add a discarded channel's dropped-record counters to this attempt's."""
+        for k, v in (ch.link_stats() if hasattr(ch, "link_stats") else {}).items():
+            if k in ("rejected", "duplicates") and isinstance(v, int):
+                self.dropped[k] = self.dropped.get(k, 0) + v
+
+    def with_dropped(self, stats: dict) -> dict:
+        """`stats` with this attempt's discarded channels' counters added."""
+        return {**stats, **{k: int(stats.get(k, 0) or 0) + v for k, v in self.dropped.items()}}
 
     def next_window(self, connect_timeout: float) -> float:
         """How long the next connect round may wait for the peers: growing (1 s, 1.6 s,
@@ -268,8 +281,9 @@ class Runner:
                 outputs = await spec.run(ctx)
                 self.step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
-                stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
-                         **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}}
+                stats = r.with_dropped({
+                    **s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
+                    **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}})
                 self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
                 finished = True  # the outcome is recorded before the audit heads exchange
                 await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
@@ -283,11 +297,12 @@ class Runner:
             if finished:
                 raise
             if code == codes.NODE_SHUTDOWN:
-                self.job_ended(m, "failed", code, generic_reason("node."), self._stats(s, t0),
-                               decision=decision, detail=reason)
+                self.job_ended(m, "failed", code, generic_reason("node."),
+                               r.with_dropped(self._stats(s, t0)), decision=decision,
+                               detail=reason)
             else:
                 self.job_ended(m, "refused", code, "the analyst withdrew the job",
-                               self._stats(s, t0), decision="not_run")
+                               r.with_dropped(self._stats(s, t0)), decision="not_run")
             raise
         except BaseException as e:  # every failure is terminal and recorded; nothing released
             await self._abort(s, ch, e)
@@ -303,8 +318,8 @@ class Runner:
             if getattr(e, "check", None):  # issue 16: the failed check's name, never values
                 reason = f"{reason} (check: {escape(e.check, 40)})"  # type: ignore[attr-defined]
             status = "refused" if code.startswith(codes.REFUSED) else "failed"
-            self.job_ended(m, status, code, reason, self._stats(s, t0, ch), decision=decision,
-                           detail=detail)
+            self.job_ended(m, status, code, reason, r.with_dropped(self._stats(s, t0, ch)),
+                           decision=decision, detail=detail)
             if not isinstance(e, Exception):
                 raise
 
@@ -410,6 +425,7 @@ class Runner:
             r.preempted = r.meeting = False
             r.connect_deadline = None  # set aside for an earlier job: its budget starts again
             if ch is not None:
+                r.keep_link_stats(ch)
                 with contextlib.suppress(BaseException):
                     await ch.close()
             log.info("job %s: connect try %d: an earlier job arrived; queued again",
@@ -418,6 +434,7 @@ class Runner:
         except (NetworkError, SessionAbortedError, TimeoutError) as e:
             r.meeting = False
             if ch is not None:
+                r.keep_link_stats(ch)  # issue 14: this round's dropped records still count
                 with contextlib.suppress(BaseException):
                     await ch.close()
             if r.budget_left() and not self.stopping:
@@ -447,18 +464,30 @@ class Runner:
                 else:
                     await ch.connect(cfg.addresses())
             except BaseException:
+                r.keep_link_stats(ch)
                 with contextlib.suppress(BaseException):
                     await ch.close()
                 raise
             return ch
-        from network.mqtt import open_mqtt_channel
+        from network.mqtt import MqttChannel
 
-        return await open_mqtt_channel(
+        # as network.mqtt_mesh.open_mqtt_channel, keeping the channel of a connect round
+        # that fails: the records it dropped are counted (issue 14)
+        mch = MqttChannel(
             cfg.index, cfg.n, session_id=r.channel_sid, host=cfg.broker_host,
             port=cfg.broker_port, static_key=self.static_key, peer_keys=peer_keys,
             consortium_id=cfg.consortium_id.encode(), timeout=cfg.receive_timeout,
             connect_timeout=connect_timeout,
             username=cfg.broker_username, password=cfg.broker_password())  # issue 14
+        try:
+            await mch.start()
+            await mch.handshake()
+        except BaseException:
+            r.keep_link_stats(mch)
+            with contextlib.suppress(BaseException):
+                await mch.close()
+            raise
+        return mch
 
     async def _agree(self, ch, m: Manifest, what: str, mine: dict) -> dict[int, dict]:
         """Exchange `mine` with every peer; raise the same JobAbortError on every node unless all

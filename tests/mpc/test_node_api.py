@@ -76,33 +76,34 @@ def test_host_origin_content_type_replay_and_skew(cluster):
     api = cluster.info["api"][0]
     port = api.rsplit(":", 1)[1]
     key = c.key
+    node = api.split("//", 1)[1]  # the Host the requests are addressed to (signed, v2)
     # DNS rebinding: a signed request under another Host name is refused
-    h = sign_request(key, "GET", "/status")
+    h = sign_request(key, "GET", "/status", node=node)
     assert _raw(api + "/status", headers={**h, "Host": f"rebind.example:{port}"})[1][
         "code"] == "http.host"
     # CSRF: any Origin is refused, and text/plain bodies are refused
-    h = sign_request(key, "GET", "/status")
+    h = sign_request(key, "GET", "/status", node=node)
     assert _raw(api + "/status", headers={**h, "Origin": "http://evil.example"})[1][
         "code"] == "http.origin"
     body = json.dumps({**c.sign(_manifest("csrf")).envelope(), "run": "00" * 16}).encode()
-    h = sign_request(key, "POST", "/jobs", body)
+    h = sign_request(key, "POST", "/jobs", body, node=node)
     assert _raw(api + "/jobs", "POST", body, {**h, "Content-Type": "text/plain"}) == (
         415, {"code": "http.content_type", "reason": "POST bodies must be application/json"})
     # a recorded request played again, a stale one, a tampered one
-    h = sign_request(key, "GET", "/status")
+    h = sign_request(key, "GET", "/status", node=node)
     assert _raw(api + "/status", headers=h)[0] == 200
     assert _raw(api + "/status", headers=h)[1]["code"] == "auth.replay"
-    h = sign_request(key, "GET", "/status", now=time.time() - 3600)
+    h = sign_request(key, "GET", "/status", now=time.time() - 3600, node=node)
     assert _raw(api + "/status", headers=h)[1]["code"] == "auth.skew"
-    h = sign_request(key, "GET", "/status")  # signed for another path
+    h = sign_request(key, "GET", "/status", node=node)  # signed for another path
     assert _raw(api + "/jobs/abc", headers=h)[1]["code"] == "auth.signature"
     # an oversized body is refused before it is read
     big = b"{" + b" " * (200 * 1024) + b"}"
-    h = sign_request(key, "POST", "/jobs", big)
+    h = sign_request(key, "POST", "/jobs", big, node=node)
     assert _raw(api + "/jobs", "POST", big, {**h, "Content-Type": "application/json"})[0] == 413
     # deeply nested JSON within the size limit is a typed 400, not a 500
     deep = b"[" * 30000 + b"]" * 30000
-    h = sign_request(key, "POST", "/jobs", deep)
+    h = sign_request(key, "POST", "/jobs", deep, node=node)
     assert _raw(api + "/jobs", "POST", deep, {**h, "Content-Type": "application/json"}) == (
         400, {"code": "manifest.malformed", "reason": "body is not JSON"})
 
@@ -283,3 +284,153 @@ def test_api_over_tls(tmp_path):
         assert c.result(c.submit(_manifest("tls")), timeout=60).outputs["count"] == [105]
     finally:
         cl.stop()
+
+
+class _Recorder:
+    """A malicious bank's API server: records the signed requests analysts send it and
+    answers 202, so that the bank can play them again to another node."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append((dict(self.headers), body))
+                out = json.dumps({"status": "queued"}).encode()
+                self.send_response(202)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_signed_request_replayed_to_another_node_is_refused(cluster):
+    """Issue 14: a bank that received an analyst's signed POST /jobs plays it to another
+    node within the skew window. The signature binds the node the analyst addressed (its
+    Host), so the other node refuses it (401 `auth.node`) and queues nothing; a request signed
+    without the binding (smpc-request-v1) is refused with 401 `auth.unbound`."""
+    c = cluster.client()
+    m = c.sign(_manifest("replayed"))
+    run = "ab" * 16
+    rec = _Recorder()
+    try:
+        assert c.post_job(rec.url, m, run)[0] == 202  # the analyst sends it to "bank B"
+    finally:
+        rec.close()
+    (headers, body), = rec.seen
+    signed = {k: v for k, v in headers.items() if k.lower().startswith("x-smpc-")}
+    api = cluster.info["api"][2]
+    # played to node 2 as captured: its Host is bank B's, refused by the Host check
+    status, out = _raw(api + "/jobs", "POST", body, {**signed, "Content-Type":
+                                                      "application/json",
+                                                      "Host": headers["Host"]})
+    assert (status, out["code"]) == (421, "http.host")
+    # with node 2's own Host (urllib sets it from the URL): the signature names bank B
+    status, out = _raw(api + "/jobs", "POST", body, {**signed,
+                                                      "Content-Type": "application/json"})
+    assert (status, out["code"]) == (401, "auth.node"), out
+    assert cluster.status_of(2, m.job_id)["code"] == "job.unknown"  # nothing queued
+    # a request signed without the node (the v1 format) is refused as such
+    h = sign_request(c.key, "POST", "/jobs", body)
+    status, out = _raw(api + "/jobs", "POST", body, {**h, "Content-Type": "application/json"})
+    assert (status, out["code"]) == (401, "auth.unbound"), out
+    assert cluster.status_of(2, m.job_id)["code"] == "job.unknown"
+    metrics = urllib.request.urlopen(api + "/metrics", timeout=5).read().decode()
+    assert 'smpc_requests_rejected_total{code="auth.node"} 1' in metrics
+    assert 'smpc_requests_rejected_total{code="auth.unbound"} 1' in metrics
+    # the analyst's own request to node 2 (signed for it) is accepted, and the job runs
+    for node in cluster.info["api"]:
+        assert c.post_job(node, m, run)[0] == 202
+    assert c.result(m.job_id, timeout=60).outputs["count"] == [105]
+
+
+def _post_all(client, nodes, m, run):
+    return {node: client.post_job(node, m, run) for node in nodes}
+
+
+def test_one_analyst_cannot_fill_the_queue(tmp_path):
+    """Issue 14: analyst A floods signed submissions; with `api.max_queue` = 4 the default
+    `api.max_queued_per_analyst` (max(1, max_queue // 4) = 1) lets A hold one waiting job
+    (besides its running one) and refuses the rest with 429 `queue.analyst`, so analyst B's
+    job still gets in (it got `queue.full` before) and runs once the third bank is up."""
+    cl = Cluster(tmp_path, timeouts={"connect": 60, "receive": 8, "job": 90},
+                 api={"max_queue": 4})
+    b_key = cl.add_analyst()
+    try:
+        for i in (0, 1):  # bank2 is down: A's first job waits in connect
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        apis = cl.info["api"]
+        a = Client(apis, key=cl.info["analyst_key"], consortium="demo")
+        b = Client(apis, key=b_key, consortium="demo")
+        accepted, refused = [], []
+        for k in range(6):
+            m, run = a.sign(_manifest(f"flood{k}")), f"{k:032x}"
+            got = _post_all(a, apis[:2], m, run)
+            if all(s == 202 for s, _ in got.values()):
+                accepted.append((m, run))
+            else:
+                refused.append({body["code"] for _, body in got.values()})
+            if k == 0:  # A's first job is running (connecting) on both nodes
+                t_end = time.monotonic() + 10
+                while any(cl.status_of(i, m.job_id)["step"] != "connect" for i in (0, 1)):
+                    assert time.monotonic() < t_end
+                    time.sleep(0.05)
+        assert len(accepted) == 2, (len(accepted), refused)
+        assert refused == [{"queue.analyst"}] * 4
+        mb, run_b = b.sign(_manifest("b-gets-in")), "bb" * 16
+        got = _post_all(b, apis[:2], mb, run_b)
+        assert all(s == 202 for s, _ in got.values()), got
+        for i in (0, 1):
+            st = cl.operator(i).request(apis[i], "GET", "/status")[1]
+            assert st["queued"] + (st["current_job"] is not None) == 3
+            metrics = urllib.request.urlopen(apis[i] + "/metrics", timeout=5).read().decode()
+            assert 'smpc_requests_rejected_total{code="queue.analyst"} 4' in metrics
+        # bank2 comes up and receives the accepted jobs: all three run, B's included
+        cl.start(2)
+        cl.wait_up(2)
+        m0, run0 = accepted[0]
+        assert a.post_job(apis[2], m0, run0)[0] == 202
+        t_end = time.monotonic() + 30  # bank2 starts it before it gets the next one
+        while cl.status_of(2, m0.job_id)["status"] == "queued":
+            assert time.monotonic() < t_end
+            time.sleep(0.05)
+        m1, run1 = accepted[1]
+        assert a.post_job(apis[2], m1, run1)[0] == 202
+        assert b.post_job(apis[2], mb, run_b)[0] == 202
+        for client, m in ((a, m0), (a, m1), (b, mb)):
+            assert client.result(m.job_id, timeout=60).outputs["count"] == [105]
+    finally:
+        cl.stop()
+
+
+def test_max_queued_per_analyst_config(tmp_path):
+    info = write_consortium(tmp_path, 2)
+    p = info["configs"][0]
+    text = p.read_text()
+    assert load_config(p).api.max_queued_per_analyst == 16  # max_queue 64 // 4
+    p.write_text(text.replace("[api]", "[api]\nmax_queue = 2"))
+    assert load_config(p).api.max_queued_per_analyst == 1  # at least one
+    p.write_text(text.replace("[api]", "[api]\nmax_queued_per_analyst = 5"))
+    assert load_config(p).api.max_queued_per_analyst == 5
+    for bad in ("0", "-1", '"5"', "true"):
+        p.write_text(text.replace("[api]", f"[api]\nmax_queued_per_analyst = {bad}"))
+        with pytest.raises(ConfigError, match="api.max_queued_per_analyst"):
+            load_config(p)

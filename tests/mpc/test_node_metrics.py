@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 import urllib.request
 
 import aiomqtt
@@ -112,5 +113,80 @@ def test_metrics_sum_dropped_mqtt_records_across_jobs(tmp_path, mqtt_broker):
                 sum(job[i]["duplicates"] for job in per_job), (i, got, per_job)
         # node 1 received every forgery claiming party 0 on the final channel of each job
         assert all(job[1]["rejected"] > 0 for job in per_job), per_job
+    finally:
+        cl.stop()
+
+
+class Garbage:
+    """Publishes a garbage record every `every` seconds to nodes 0 and 1 on one job's topics,
+    under a sender name that is no party ("x"): each node counts it as dropped before
+    authentication (unbounded: such records never fail a link)."""
+
+    def __init__(self, sid: str, every: float = 0.05):
+        self.base, self.every, self.sent = f"smpc/{sid}", every, 0
+        self.ready, self.stop = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()))
+
+    async def _run(self):
+        async with aiomqtt.Client("127.0.0.1", 1883) as c:
+            self.ready.set()
+            while not self.stop.is_set():
+                for dst in (0, 1):
+                    await c.publish(f"{self.base}/x/{dst}", os.urandom(40), qos=1)
+                self.sent += 1
+                await asyncio.sleep(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _requeued_rounds(log: str, job_id: str) -> int:
+    return log.count(f"job {job_id}: connect round")
+
+
+def test_metrics_count_records_dropped_in_requeued_connect_rounds(tmp_path, mqtt_broker):
+    """Issue 14: over MQTT a job whose peers are not all there goes back to the queue after
+    each connect round (Runner._meet raises Requeue). Garbage published on the job's topics
+    during those rounds is dropped and counted by the round's channel; those counts reach the
+    job's stats and /metrics (they were lost with the discarded channel). The garbage stops
+    before the third node comes up, so the round that runs the job sees none of it."""
+    cl = Cluster(tmp_path, transport="mqtt", timeouts={"connect": 60, "receive": 8, "job": 90})
+    try:
+        for i in (0, 1):
+            cl.start(i)
+        for i in (0, 1):
+            cl.wait_up(i)
+        c = cl.client()
+        c.consortium = "demo"
+        m = c.sign(_manifest("requeued"))
+        run = os.urandom(16)
+        with Garbage(_channel_sid(m.job_id, run)) as g:
+            for api in cl.info["api"][:2]:
+                status, body = c.post_job(api, m, run.hex())
+                assert status == 202, body
+            t_end = time.monotonic() + 40  # two rounds requeued on both nodes under garbage
+            while min(_requeued_rounds(cl.log(i), m.job_id) for i in (0, 1)) < 2:
+                assert time.monotonic() < t_end, [cl.log(i) for i in (0, 1)]
+                time.sleep(0.1)
+        assert g.sent > 0
+        cl.start(2)
+        cl.wait_up(2)
+        assert c.post_job(cl.info["api"][2], m, run.hex())[0] == 202
+        assert c.result(m.job_id, timeout=60).outputs["count"] == [105]
+        stats = [b["stats"] for b in c.status(m.job_id).values()]
+        for i in (0, 1):  # the garbage of the requeued rounds is in the job's stats
+            assert stats[i]["rejected"] > 0, stats
+        assert stats[2]["rejected"] == 0, stats  # bank2 joined after the garbage stopped
+        for i, api in enumerate(cl.info["api"]):  # ... and in /metrics, the same count
+            got = _metrics(api)
+            assert got['smpc_jobs_total{status="done"}'] == "1"
+            assert int(got["smpc_transport_records_rejected_total"]) == stats[i]["rejected"], (
+                i, got, stats)
     finally:
         cl.stop()
