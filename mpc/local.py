@@ -190,11 +190,11 @@ async def open_sessions(
     domain = check_security(security, scheme, n, threshold, domain)
     dom = domain if domain is not None else default_domain(scheme)
     sch = make_scheme(scheme, dom, n, threshold)
-    if security == "malicious" and scheme == "additive" and preprocessing != "trusted_dealer":
+    if security == "malicious" and scheme == "additive" and preprocessing not in SPDZ2K_SOURCES:
         # refused before any channel is opened (nothing to close on this error)
         raise MaliciousUnsupportedError(
-            f"SPDZ2k (malicious additive) has MACed preprocessing from the in-process trusted dealer "
-            f"only; preprocessing={preprocessing!r} is not implemented"
+            f"SPDZ2k (malicious additive) has MACed preprocessing from {SPDZ2K_SOURCES} only; "
+            f"preprocessing={preprocessing!r} is not implemented"
         )
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
@@ -206,13 +206,26 @@ async def open_sessions(
                             prep=dealer.for_party(pid), security=security) for pid in range(n)]
     out = [with_source(s, _source(preprocessing, s, dealer, dealer_net)) for s in sessions]
     if security == "malicious" and scheme == "additive":
-        _attach_spdz2k(out, seed)
+        _attach_spdz2k(out, seed, preprocessing)
     return out
 
 
-def _attach_spdz2k(sessions, seed):
-    """SPDZ2k's MAC key shares and MACed preprocessing (the in-process dealer only, so far)."""
+#: MACed preprocessing for SPDZ2k: trusted_dealer (in-process, insecure) or ot (dealer-free:
+#: protocols.malicious.spdz2k_ot, vOLE MACs and sacrificed OT triples)
+SPDZ2K_SOURCES = ("trusted_dealer", "ot")
+
+
+def _attach_spdz2k(sessions, seed, preprocessing: str = "trusted_dealer"):
+    """SPDZ2k's MAC key shares and MACed preprocessing: the in-process dealer, or each
+    party's own dealer-free OT source (alpha_i stays with its party)."""
     from protocols.malicious import spdz2k
+
+    if preprocessing == "ot":
+        from protocols.malicious.spdz2k_ot import Spdz2kOT
+
+        for s in sessions:
+            spdz2k.attach(s, Spdz2kOT(s))
+        return
     from protocols.malicious.spdz2k_prep import Spdz2kDealer
 
     dealer = Spdz2kDealer(len(sessions), CryptoRNG.from_seed(seed, "spdz2k-dealer"))
