@@ -146,8 +146,9 @@ class Spdz2kOT:
     """One party's dealer-free SPDZ2k source (see the module docstring). Construct with the
     party's online Session (malicious, additive over Z_2^64); `spdz2k.attach(s, source)`
     registers alpha_i with it. It runs over the same channel under its own tag prefix
-    (`spdz2k-ot/`) and counts its traffic in `self.stats` (offline). Triples are made
-    `batch` at a time and pooled; randoms and input masks one call at a time.
+    (`spdz2k-ot/`) and counts its traffic in `self.stats` (offline). Triples are pooled: a
+    refill makes what is missing, at least `batch`, in chunks of at most `batch` (one
+    checked batch each); randoms and input masks are made per call.
     Raises: CheatingDetectedError (every honest party; terminal), FrameError for malformed
     base-OT points (the session aborts), ParameterError."""
 
@@ -326,13 +327,20 @@ class Spdz2kOT:
         Uz = R.from_u64(U.astype(np.uint64))
         return [combine(r, Uz), combine(rh, Uz), combine(r, P), combine(rh, P)]
 
+    def _opening(self, what: str, x: np.ndarray) -> np.ndarray:
+        """My share of a value to open ("rho", "sigma") or my check value ("y"), as sent and
+        used (a hook for the cheating tests)."""
+        return x
+
     def _sacrifice_t(self, seed: bytes, N: int) -> np.ndarray:
         """The public sacrifice coefficients t in Z_2^s (a hook: the tests' broken variant)."""
         return _coins(seed, "t", (N,))
 
     # -- the MAC check of one batch ----------------------------------------------------------
     async def _check(self, opened: list[tuple[np.ndarray, np.ndarray]], failed: str | None) -> None:
-        """[CDESX18, Fig. 3] over every value opened in this batch, then a verdict round.
+        """[CDESX18, Fig. 3] over every value opened in this batch, then a verdict round;
+        `failed` names a check that already failed locally (the sacrifice), reported after
+        a failed commitment or MAC check (those name the deviation more precisely).
         5 rounds (seed 2, z 2, verdict 1); 161 bytes per peer."""
         alpha = self._key()
         seed = await self._coin("kseed")
@@ -341,7 +349,7 @@ class Spdz2kOT:
         chi = spdz2k.coefficients(seed, vals.shape[0])
         z = spdz2k.z_share(chi, vals, macs, alpha)
         zs, ok = await spdz2k._commit_open(self.s, "kmac", z.tobytes())
-        failed = failed or (None if ok else "commit")
+        after, failed = failed, (None if ok else "commit")  # named first: commit, mac, then `after`
         tr = hashlib.blake2b(digest_size=spdz2k.VERDICT_BYTES - 1, person=b"smpc-spdz2kot-tr")
         tr.update(seed)
         tr.update(vals.tobytes())
@@ -351,6 +359,7 @@ class Spdz2kOT:
             tr.update(zs[j])
         if failed is None and total.any():
             failed = "mac"
+        failed = failed or after
         mine = np.zeros(spdz2k.VERDICT_BYTES, dtype=np.uint8)
         mine[0] = 0 if failed is None else 1
         mine[1:] = np.frombuffer(tr.digest(), dtype=np.uint8)
@@ -400,7 +409,9 @@ class Spdz2kOT:
         ma, mah, mb, mc, mch = (M[k * N : (k + 1) * N] for k in range(5))
         t = self._sacrifice_t(seed2, N)
         rho_x, rho_m = R.sub(R.mul_u64(a, t), ah), R.sub(R.mul_u64(ma, t), mah)
+        rho_x = self._opening("rho", rho_x)
         assert y is not None
+        y = self._opening("y", y)
         payload = np.concatenate([rho_x, y[None]])
         got = await spdz2k._round(self.s, "kopen", {j: payload for j in self.s.peers},
                                   {j: ((N + 1, 2), _U64) for j in self.s.peers})
@@ -410,6 +421,7 @@ class Spdz2kOT:
             ys[j] = got[j][N]
         sig_x = R.sub(R.sub(R.mul_u64(c, t), ch), R.mul(b, rho))
         sig_m = R.sub(R.sub(R.mul_u64(mc, t), mch), R.mul(mb, rho))
+        sig_x = self._opening("sigma", sig_x)
         got = await spdz2k._round(self.s, "ksigma", {j: sig_x for j in self.s.peers},
                                   {j: ((N, 2), _U64) for j in self.s.peers})
         sigma = sig_x
@@ -426,6 +438,7 @@ class Spdz2kOT:
         x = R.random(self.s.rng, (N + 1,)) if me in owners else None
         macs, seed = await self._authenticate(x, owners, N + 1)
         y, my = self._ys(seed, x, macs)
+        y = None if y is None else self._opening("y", y)
         out = {j: y[None] for j in self.s.peers} if y is not None else {}
         got = await spdz2k._round(self.s, "kopen", out, {p: ((1, 2), _U64) for p in owners if p != me})
         ys = {p: (y[None] if p == me and y is not None else got[p]) for p in owners}
@@ -444,9 +457,10 @@ class Spdz2kOT:
             self._key()
             have = 0 if self._pool is None else self._pool[0].shape[0]
             parts = [] if self._pool is None else [self._pool]
-            while have < k:
-                parts.append(await self._gen_triples(self.batch))
-                have += self.batch
+            todo = max(k - have, self.batch) if have < k else 0  # at least `batch` per refill
+            while todo > 0:  # in chunks of at most `batch` (bounds one OT batch's memory)
+                parts.append(await self._gen_triples(min(todo, self.batch)))
+                todo -= self.batch
             pool = [np.concatenate([p[i] for p in parts]) for i in range(6)] if len(parts) > 1 else parts[0]
             self._pool = [v[k:] for v in pool]
             return tuple(v[:k].reshape(*shape, 2) for v in pool)
