@@ -60,8 +60,7 @@ def check_security(security: str, scheme: str, n: int, threshold: int | None, do
     """Validate a security setting against the scheme; returns the domain to use (malicious
     Shamir defaults to GF(2^127 - 1), where one check is sound to about 2^-126).
     Raises ConfigError for an unknown setting and MaliciousUnsupportedError for a
-    combination with no maliciously secure protocol yet (additive sharing: SPDZ2k is not
-    implemented; Shamir with n != 2t + 1)."""
+    combination with no maliciously secure protocol yet (Shamir with n != 2t + 1)."""
     if security not in SECURITY:
         raise ConfigError(f"security must be one of {SECURITY}, got {security!r}")
     if security == "semi-honest":
@@ -128,7 +127,9 @@ def run_local(
     it hands out (then PreprocessingExhausted), for tests of exhaustion.
     `security="malicious"` (Shamir only, over GF(2^127 - 1) by default) gives every session
     that setting: jobs then use protocols.malicious, and semi-honest-only protocols raise
-    MaliciousUnsupportedError; additive sharing raises it at once (SPDZ2k is not built).
+    MaliciousUnsupportedError. Additive sharing runs SPDZ2k (protocols.malicious.spdz2k) with
+    MACed preprocessing from `preprocessing="trusted_dealer"` (in process, insecure) or
+    `"ot"` (dealer-free: protocols.malicious.spdz2k_ot); other sources raise it at once.
 
     If a party's job raises, its session aborts, the other parties fail fast, and
     run_local re-raises the root cause (the first error that is not a consequence of
