@@ -65,18 +65,26 @@ k = s = 64; shares, MACs and all the arithmetic below live in Z_2^(k+s) = Z_2^12
    every honest party, naming the check ("commit", "mac", "sacrifice", "transcript",
    "reported").
 
-Security: malicious with abort, up to n - 1 corrupt, for correctness (every item passes the
-MAC check and triples the sacrifice) and for the MAC key. Not covered: the IKNP extension
-(protocols.preprocessing._otext) has no KOS15 consistency check, so a corrupt OT *receiver*
-that sends an inconsistent u matrix can learn its peer's IKNP secret and with it the peer's
-b_j (privacy of the triples, not their correctness); the base OTs [CO15] are the project's
-semi-honest ones. Channels must be private and authenticated.
+5. OT extension against a corrupt receiver: the IKNP extension of step 2 is checked with the
+   consistency check of [KOS15, sec. 3] (`Spdz2kOT._kos_check`), with 256 extra
+   random-choice OTs per extension masking the response; a failure is reported in the
+   batch's verdict ("ot").
 
-Rounds per triple batch (after set-up): 14 = 1 (IKNP u) + 1 (OT corrections) + 2 (coins
-r, r^) + 1 (vOLE) + 2 (coins chi, t) + 1 (y, rho) + 1 (sigma) + 5 (MAC check). Set-up, once:
-2 (IKNP base OTs) + 2 (vOLE base OTs). randoms and input_masks: 9 (vOLE, coins, y, check).
-Bytes per party and batch of N triples, per peer: 32 TAU N (IKNP u and corrections) +
-1024 (5 N + 1) (vOLE) + 32 N + 16 (rho, y, sigma) + 128 (two coin flips) + 161 (check).
+Security: malicious with abort, up to n - 1 corrupt: every item passes the MAC check and
+every triple the sacrifice (correctness), alpha_i is never sent, and the products' OTs are
+checked against a corrupt receiver [KOS15] and combined against a corrupt sender's selective
+failure (privacy). The base OTs are the project's Chou-Orlandi [CO15] (points validated).
+Channels must be private and authenticated.
+[KOS15] M. Keller, E. Orsini, P. Scholl, "Actively secure OT extension with optimal
+overhead", CRYPTO 2015.
+
+Rounds per triple batch (after set-up): 15 = 1 (IKNP u) + 1 (OT corrections) + 2 (coins
+r, r^ and the KOS15 chi) + 1 (KOS15 response) + 1 (vOLE) + 2 (coins chi, t) + 1 (y, rho) +
+1 (sigma) + 5 (MAC check). Set-up, once: 2 (IKNP base OTs) + 2 (vOLE base OTs).
+randoms and input_masks: 9 (vOLE, coins, y, check).
+Bytes per party and batch of N triples, per peer: 32 TAU N + 16 * 256 (IKNP u and
+corrections, the KOS15 extra OTs) + 48 (KOS15 response) + 1024 (5 N + 1) (vOLE) + 32 N + 16
+(rho, y, sigma) + 128 (two coin flips) + 161 (check). Set-up: 4160 + 2080 per peer.
 """
 
 from __future__ import annotations
@@ -92,16 +100,20 @@ from network.errors import FrameError
 from protocols.arith import ring128 as R
 from protocols.errors import CheatingDetectedError, ParameterError
 from protocols.malicious import spdz2k
+from protocols.malicious._gf2_jit import clmul_sum
 from protocols.preprocessing._offline import offline_session
-from protocols.preprocessing._otext import _PT, OTExtension, _hash, _point, _ro
+from protocols.preprocessing._otext import _PT, OTExtension, _Ext, _hash, _point, _ro
 from protocols.prg import CryptoRNG
 from protocols.session import Session
 
-__all__ = ["TAU", "Spdz2kOT"]
+__all__ = ["KOS_EXTRA", "TAU", "Spdz2kOT"]
 
 K, S = spdz2k.K, spdz2k.S
 #: choice bits per triple (Combine): 2 (k + s) output bits plus 2 s of slack
 TAU = 2 * (K + S) + 2 * S
+#: random-choice OTs appended to each extension to mask the KOS15 response (kappa + s = 192,
+#: rounded up to whole 128-bit blocks)
+KOS_EXTRA = 256
 _U64 = np.dtype(np.uint64)
 Shape = tuple[int, ...]
 
@@ -295,28 +307,63 @@ class Spdz2kOT:
         return macs
 
     # -- products over IKNP (Multiply) -------------------------------------------------------
-    async def _products(self, U: np.ndarray, b: np.ndarray) -> np.ndarray:
+    async def _products(self, U: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, _Ext, np.ndarray]:
         """My share of U_h * b for every triple and h: U (N, TAU) my bits, b (N, 2) my share.
-        2 rounds; 32 * N * TAU bytes to every peer."""
+        The extension carries KOS_EXTRA more OTs with random choices (for `_kos_check`).
+        Returns (shares (N, TAU, 2), the extension, all my choice bits).
+        2 rounds; 32 * N * TAU + 16 * KOS_EXTRA bytes to every peer."""
         N, tau = U.shape
         m = N * tau
         peers, ot = self.s.peers, self.ot
         r = U.reshape(-1)
-        ext = await ot._extend({j: r for j in peers}, {j: m for j in peers})
+        choices = np.concatenate([r, self.s.rng.bits(KOS_EXTRA).astype(np.uint8)])
+        ext = await ot._extend({j: choices for j in peers}, {j: choices.size for j in peers})
         x = np.repeat(b, tau, axis=0)
         acc = select(r, x)
         tau_ = {}
         for j in peers:
-            q, sp = ext.q[j], ot._send[j].s_packed
+            q, sp = ext.q[j][:m], ot._send[j].s_packed
             h0 = _hash(ot.aes, q, ext.sbase[j], 2)
             h1 = _hash(ot.aes, q ^ sp[None, :], ext.sbase[j], 2)
             tau_[j] = self._ot_corrections(j, R.add(R.sub(h0, h1), x))
             acc = R.sub(acc, h0)
         got = await ot._array_round("kot-tau", tau_, {j: (m, 2) for j in peers}, _U64)
         for j in peers:
-            h = _hash(ot.aes, ext.t[j], ext.rbase[j], 2)
+            h = _hash(ot.aes, ext.t[j][:m], ext.rbase[j], 2)
             acc = R.add(acc, R.add(h, select(r, got[j])))
-        return acc.reshape(N, tau, 2)
+        return acc.reshape(N, tau, 2), ext, choices
+
+    async def _kos_check(self, seed: bytes, ext: _Ext, choices: np.ndarray) -> bool:
+        """The consistency check of IKNP extension against a corrupt receiver [KOS15, sec. 3,
+        Fig. 7]: with public chi_l (128-bit polynomials from the coin flip after the u
+        matrices), each receiver sends x = sum_l r_l chi_l and t = sum_l chi_l t_l, each
+        sender checks sum_l chi_l q_l = t + x s (carry-less, in GF(2)[X]: q_l = t_l + r_l s
+        is linear over GF(2), and multiplying a nonzero error by a uniform chi hits a given
+        value with probability 2^-128). The KOS_EXTRA random-choice OTs mask x. A receiver
+        that used inconsistent choice bits to learn the sender's s is caught, except for the
+        few bits KOS15 bounds (each guessed at the risk 1/2 of detection). The OT outputs
+        (random b_j, fresh per batch) are discarded on a failure. 1 round, 48 bytes per peer.
+        Returns whether every peer's response checked out."""
+        me, peers, m = self.pid, self.s.peers, choices.size
+        on = choices.astype(bool)
+        out = {}
+        for j in peers:  # receiver towards j
+            chi = _coins(seed, f"kos{me}-{j}", (m, 2))
+            resp = np.zeros(6, dtype=_U64)
+            resp[:2] = np.bitwise_xor.reduce(chi[on], axis=0) if on.any() else 0
+            clmul_sum(chi, np.ascontiguousarray(ext.t[j]).view(_U64), resp[2:])
+            out[j] = resp
+        got = await spdz2k._round(self.s, "kkos", out, {j: ((6,), _U64) for j in peers})
+        ok = True
+        for j in peers:  # sender towards j
+            chi = _coins(seed, f"kos{j}-{me}", (m, 2))
+            q = np.zeros(4, dtype=_U64)
+            clmul_sum(chi, np.ascontiguousarray(ext.q[j]).view(_U64), q)
+            want = got[j][2:].copy()
+            sp = np.ascontiguousarray(self.ot._send[j].s_packed).view(_U64).reshape(1, 2)
+            clmul_sum(got[j][:2].reshape(1, 2).copy(), sp, want)
+            ok = ok and bool(np.array_equal(q, want))
+        return ok
 
     def _ot_corrections(self, j: int, t: np.ndarray) -> np.ndarray:
         """The correlated-OT corrections to peer j (a hook for the cheating tests)."""
@@ -394,8 +441,10 @@ class Spdz2kOT:
         rng, me, n = self.s.rng, self.pid, self.s.n
         U = (rng.bits((N, self.tau))).astype(np.uint8)
         b = R.random(rng, (N,))
-        P = await self._products(U, b)
+        P, ext, choices = await self._products(U, b)
         seed1 = await self._coin("kcomb")
+        ot_ok = await self._kos_check(seed1, ext, choices)
+        del ext
         r, rh = _coins(seed1, "r", (self.tau, 2)), _coins(seed1, "rh", (self.tau, 2))
         a, ah, c, ch = self._combine(U, P, r, rh)
         del P
@@ -428,7 +477,7 @@ class Spdz2kOT:
         for j in self.s.peers:
             sigma = R.add(sigma, got[j])
         opened = [(ys[p][None], my[p][None]) for p in range(n)] + [(rho, rho_m), (sigma, sig_m)]
-        await self._check(opened, None if not sigma.any() else "sacrifice")
+        await self._check(opened, "ot" if not ot_ok else ("sacrifice" if sigma.any() else None))
         return [a, ma, b, mb, c, mc]
 
     async def _auth_random(self, N: int, owners: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

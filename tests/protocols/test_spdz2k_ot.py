@@ -26,7 +26,7 @@ from network.errors import SmpcError
 from protocols.arith import ring128 as R
 from protocols.errors import CheatingDetectedError
 from protocols.malicious import spdz2k
-from protocols.malicious.spdz2k_ot import TAU, Spdz2kOT, alpha_bits, weighted
+from protocols.malicious.spdz2k_ot import KOS_EXTRA, TAU, Spdz2kOT, alpha_bits, weighted
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -166,7 +166,7 @@ def test_run_local_ot_source():
 # -- exact offline rounds and bytes ----------------------------------------------------------
 def triple_bytes(N, peers):
     """Bytes one party sends for one batch of N triples (module docstring)."""
-    return peers * (32 * TAU * N + 1024 * (5 * N + 1) + 32 * N + 16 + 128 + 161)
+    return peers * (32 * TAU * N + 16 * KOS_EXTRA + 48 + 1024 * (5 * N + 1) + 32 * N + 16 + 128 + 161)
 
 
 def setup_bytes(peers):
@@ -189,8 +189,8 @@ def test_offline_counts(n):
     out, _, _ = run(job, n=n)
     p = n - 1
     for pid, rec in enumerate(out):
-        assert rec[0] == (4 + 14, setup_bytes(p) + triple_bytes(B, p))  # set-up once, one batch
-        assert rec[1] == (2 * 14, triple_bytes(B, p) + triple_bytes(5, p))  # 21 = B + 5: two chunks
+        assert rec[0] == (4 + 15, setup_bytes(p) + triple_bytes(B, p))  # set-up once, one batch
+        assert rec[1] == (2 * 15, triple_bytes(B, p) + triple_bytes(5, p))  # 21 = B + 5: two chunks
         assert rec[2] == (9, p * (1024 * 5 + 64 + 16 + 161))  # randoms: every party a vector
         owner = p * (1024 * 5 + 64 + 16 + 161)
         assert rec[3] == (9, owner if pid == 0 else p * (64 + 161))  # input masks: owner 0 only
@@ -368,5 +368,86 @@ def test_bench_mul_over_the_ot_source():
     assert rec["correct"] and rec["counts_stable"] and rec["source"] == "ot"
     assert (rec["rounds"], rec["bytes_per_party"]) == (dealer["rounds"], dealer["bytes_per_party"])
     # every fetch of 3000 (more than a batch) makes exactly 3000: chunks of 2048 and 952
-    assert rec["offline_rounds"] == 2 * 14
+    assert rec["offline_rounds"] == 2 * 15
     assert rec["offline_bytes_per_party"] == triple_bytes(2048, 1) + triple_bytes(952, 1)
+
+
+# -- the OT extension's consistency check [KOS15] ---------------------------------------------
+class FlipU(Cheat):
+    """The cheater as IKNP receiver: flips one bit of row `row` of its first u matrix
+    towards party 0 (inconsistent choice bits in one column: the KOS15 attack on s)."""
+
+    def __init__(self, inner, row):
+        super().__init__(inner, None, "ot-u", [0])
+        self.row = row
+
+    async def send(self, peer, tag, payload):
+        if tag.rsplit("/", 1)[-1].startswith("ot-u") and peer == 0 and self.done_tag is None:
+            self.done_tag = tag
+            payload = payload.copy()
+            payload[self.row, 0] ^= np.uint8(1)
+        await self.inner.send(peer, tag, payload)
+
+
+def kos_run(n, s_bit, honest=Spdz2kOT):
+    """Flip a u row where party 0's IKNP secret bit towards the cheater is `s_bit`."""
+    _, _, srcs = run(triples_job, n=n)  # the same seed: the same base-OT secrets
+    row = int(np.flatnonzero(srcs[0].ot._send[n - 1].s_bits == s_bit)[0])
+
+    class Flip(Spdz2kOT):
+        def __init__(self, s, **kw):
+            super().__init__(dataclasses.replace(s, channel=FlipU(s.channel, row)), **kw)
+
+    return run(triples_job, n=n, cls=Flip, honest=honest)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_inconsistent_ot_receiver_is_caught_by_kos(n):
+    out, _, _ = kos_run(n, 1)
+    # the attacked sender names the check; a third party sees the wrong products (sacrifice)
+    assert_caught(out, {"ot", "sacrifice"}, range(n - 1))
+    assert out[0].check == "ot"
+
+
+class NoKOS(Spdz2kOT):
+    """Deliberately broken: the KOS15 check always passes."""
+
+    async def _kos_check(self, seed, ext, choices):
+        await super()._kos_check(seed, ext, choices)
+        return True
+
+
+def test_without_kos_the_inconsistent_receiver_reaches_the_sacrifice():
+    """Positive control: without the check the attack is seen only as a wrong product (the
+    sacrifice), after the receiver could already have learned the sender's s."""
+    out, _, _ = kos_run(2, 1, honest=NoKOS)
+    assert_caught(out, {"sacrifice"}, [0])
+
+
+def test_flip_where_s_bit_is_zero_changes_nothing():
+    """KOS15's leakage: a flipped column where the sender's s bit is 0 is unused (the
+    receiver learns that bit at the risk 1/2 of being caught); the triples stay right."""
+    out, alphas, _ = kos_run(2, 0)
+    assert not any(isinstance(o, BaseException) for o in out), out
+    alpha = total(alphas)
+    a = assert_maced(alpha, [o[0] for o in out], [o[1] for o in out])
+    b = assert_maced(alpha, [o[2] for o in out], [o[3] for o in out])
+    c = assert_maced(alpha, [o[4] for o in out], [o[5] for o in out])
+    assert R.to_ints(c) == R.to_ints(R.mul(a, b))
+
+
+def test_clmul_sum_matches_python():
+    from protocols.malicious._gf2_jit import clmul_sum
+
+    rng = np.random.default_rng(5)
+    chi = rng.integers(0, 2**64, (9, 2), dtype=np.uint64)
+    rows = rng.integers(0, 2**64, (9, 2), dtype=np.uint64)
+    out = np.zeros(4, dtype=np.uint64)
+    clmul_sum(chi, rows, out)
+    want = 0
+    for c, r in zip(chi, rows, strict=True):
+        a, b = int(c[0]) | int(c[1]) << 64, int(r[0]) | int(r[1]) << 64
+        for i in range(128):
+            if a >> i & 1:
+                want ^= b << i
+    assert sum(int(w) << (64 * k) for k, w in enumerate(out)) == want
