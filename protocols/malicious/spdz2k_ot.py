@@ -504,6 +504,8 @@ class Spdz2kOT:
         k = int(np.prod(shape, dtype=np.int64))
         async with self._lock:
             self._key()
+            if k == 0:
+                return tuple(R.zeros(shape) for _ in range(6))
             have = 0 if self._pool is None else self._pool[0].shape[0]
             parts = [] if self._pool is None else [self._pool]
             todo = max(k - have, self.batch) if have < k else 0  # at least `batch` per refill
@@ -518,7 +520,8 @@ class Spdz2kOT:
         """([r], [alpha r]) for a uniform r in Z_2^128 that no party knows."""
         shape = tuple(int(d) for d in shape)
         k = int(np.prod(shape, dtype=np.int64))
-        x, m, _ = await self._auth_random(k, list(range(self.s.n)))
+        async with self._lock:  # one batch at a time: its rounds must not interleave
+            x, m, _ = await self._auth_random(k, list(range(self.s.n)))
         return x.reshape(*shape, 2), m.reshape(*shape, 2)
 
     async def input_masks(self, shape: Shape, owner: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -527,5 +530,6 @@ class Spdz2kOT:
         if not 0 <= owner < self.s.n:
             raise ParameterError(f"owner {owner} out of range")
         k = int(np.prod(shape, dtype=np.int64))
-        x, m, r = await self._auth_random(k, [owner])
+        async with self._lock:
+            x, m, r = await self._auth_random(k, [owner])
         return x.reshape(*shape, 2), m.reshape(*shape, 2), None if r is None else r.reshape(*shape, 2)
