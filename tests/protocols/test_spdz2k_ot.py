@@ -462,3 +462,50 @@ def test_tcp_processes_over_the_ot_source():
                         preprocessing="ot", seed=3)
     assert np.array_equal(res.results[0][0], X * Y + X) and np.array_equal(res.results[0][1], X * Y)
     assert res.results[1][1] is None
+
+
+class BadTau(Spdz2kOT):
+    """A corrupt OT sender in the products: every correlated-OT correction off by one (the
+    receiver's output is then off by its choice bit: a selective failure on its bits)."""
+
+    def _ot_corrections(self, j, t):
+        return R.add(t, ONE[None])
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_wrong_product_ot_correction_is_caught_by_the_sacrifice(n):
+    out, _, _ = run(triples_job, n=n, cls=BadTau)
+    assert_caught(out, {"sacrifice"}, range(n - 1))
+
+
+def bad_c_high(e_bit):
+    class BadCHigh(Spdz2kOT):
+        """Adds 2^e_bit to its share of the first triple's c."""
+
+        def _combine(self, U, P, r, rh):
+            a, ah, c, ch = super()._combine(U, P, r, rh)
+            err = np.zeros(2, dtype=np.uint64)
+            err[e_bit // 64] = np.uint64(1) << np.uint64(e_bit % 64)
+            c[0] = R.add(c[0], err)
+            return [a, ah, c, ch]
+
+    return BadCHigh
+
+
+class LowSigma(Spdz2kOT):
+    """Deliberately broken: the sacrifice checks sigma mod 2^k only (no s-bit headroom)."""
+
+    def _sacrifice_ok(self, sigma):
+        return not R.lo(sigma).any()
+
+
+def test_sacrifice_needs_the_headroom():
+    """c off by 2^(k-1) (wrong mod 2^k): sigma = t 2^(k-1) + ... is 0 mod 2^k whenever t is
+    even, so a mod-2^k check passes about half the runs; the full check never does."""
+    seeds = range(20, 28)
+    full = [run(triples_job, n=2, cls=bad_c_high(63), seed=sd)[0][0] for sd in seeds]
+    low = [run(triples_job, n=2, cls=type("L", (bad_c_high(63), LowSigma), {}), honest=LowSigma, seed=sd)[0][0]
+           for sd in seeds]
+    assert all(isinstance(e, CheatingDetectedError) and e.check == "sacrifice" for e in full)
+    passed = [not isinstance(o, BaseException) for o in low]
+    assert 1 <= sum(passed) <= 7, passed  # 8 runs at 1/2 each (these seeds: 4 pass)
