@@ -36,13 +36,14 @@ Y = np.arange(10, 16, dtype=np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
 ONE = R.from_u64(np.ones(1, dtype=np.uint64))[0]
 
 
-def run(job, *, n=3, cls=None, cheat=None, honest=Spdz2kOT, batch=B, seed=11):
+def run(job, *, n=3, cls=None, cheat=None, honest=Spdz2kOT, batch=B, seed=11, transport="memory"):
     """All parties' Spdz2kOT sources (batch `batch`); party n-1's is `cls` (a cheating
     subclass) and its channel optionally wrapped in Cheat(prefix, peers). Returns (results
     or exceptions, alpha_i per party as drawn, the sources)."""
 
     async def main():
-        ss = await open_sessions(n, scheme="additive", security="malicious", preprocessing="ot", seed=seed)
+        ss = await open_sessions(n, scheme="additive", security="malicious", preprocessing="ot", seed=seed,
+                                 transport=transport)
         alphas, srcs = [], []
         for s in ss:
             ctx = s._state.ext["spdz2k"]
@@ -150,6 +151,15 @@ def test_online_equals_dealer(n):
         assert np.array_equal(o, do) and np.array_equal(o, X * Y + X)
         assert (r is None) == (dr is None)
     assert np.array_equal(out[0][1], X * Y)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "mqtt"])
+def test_online_over_real_transports(transport):
+    """The same items and outputs over encrypted TCP and through the MQTT broker."""
+    out, _, _ = run(online, n=3, transport=transport)
+    assert all(np.array_equal(o[0], X * Y + X) for o in out), out
+    cheat, _, _ = run(triples_job, n=3, cls=BadC, transport=transport)
+    assert_caught(cheat, {"sacrifice"}, [0, 1])
 
 
 def test_run_local_ot_source():
