@@ -31,9 +31,10 @@ k = s = 64; shares, MACs and all the arithmetic below live in Z_2^(k+s) = Z_2^12
    to each vector; after the inputs are fixed, public chi_h in Z_2^s are coin-flipped, the
    owner broadcasts y = x_0 + sum_h chi_h x_h (x_0 hides the rest) and y goes through the
    MAC check with the MAC shares of the same combination. An inconsistent e is caught unless
-   the adversary guesses the bits of alpha_j it touches; guessing costs a detection
-   probability of 1/2 per bit (the selective failure of [KOS16, sec. 4]; a wrong u_b when
-   alpha_jb = 0 changes nothing), which the MAC check's bound absorbs [CDESX18, Theorem 1].
+   the adversary guesses the bits of alpha_j it touches; each guess is caught with
+   probability 1/2 (the selective failure of [KOS16, sec. 4]: a wrong u_b when alpha_jb = 0
+   changes nothing), so learning l bits of alpha_j succeeds with probability 2^-l and leaves
+   a forgery no likelier than guessing alpha outright.
 2. Triples (Multiply and Combine [KOS16, sec. 5], over Z_2^(k+s) with bits as the choice
    side): every party draws b_i in Z_2^128 and TAU uniform bits u_ih; U_h = sum_i u_ih
    (an integer in [0, n], additively shared). U_h * b = sum_{i,j} u_ih b_j: the local terms
@@ -51,11 +52,15 @@ k = s = 64; shares, MACs and all the arithmetic below live in Z_2^(k+s) = Z_2^12
    authenticated (step 1); public t in Z_2^s (per triple) is coin-flipped; rho = t a - a^ is
    opened (uniform: a^ is), sigma = t c - c^ - rho b is opened, and both go through the MAC
    check; the triple passes iff sigma = 0 in Z_2^(k+s) (all 128 bits: the s-bit headroom).
-   If c = ab + e with e = 2^v w, w odd, v < k, passing needs t e = e^ + (errors the adversary
-   adds to the openings); the MAC check makes those errors 0 mod 2^k and costs the adversary
-   2^-(s - u) for an error of 2-adic valuation k + u; t e determines t mod 2^(k + s - v) >=
-   t mod 2^s, so summed over the valuations the triple check passes with probability at most
-   about s * 2^-s (the 2^(-s + log s) of [CDESX18]).
+   If c = ab + e with e = 2^v w, w odd, v < k (wrong mod 2^k), and c^ off by e^ (chosen
+   before t), passing needs t e - e^ + (errors added to the openings) = 0 mod 2^(k+s). The
+   MAC check makes the opening errors 0 mod 2^k, and passes one of 2-adic valuation k + u
+   only with probability 2^-(s-u) (alpha mod 2^(s-u) must be guessed). Mod 2^k, t e = e^
+   fixes t mod 2^(k-v) (probability 2^-(k-v), at most 1/2); what remains of t e - e^ is a
+   multiple of 2^k whose valuation k + u follows the next bits of t, and cancelling it
+   costs 2^-(s-u); summed over u the check passes with probability about s 2^-s (the
+   2^(-s + log s) of [CDESX18]). Checking sigma mod 2^k only would pass with 2^-(k-v), i.e.
+   1/2 for e = 2^(k-1) (tested).
 4. One MAC check per batch ([CDESX18, Fig. 3], as protocols.malicious.spdz2k.check): every
    opened value (y of each owner, rho, sigma) with coin-flipped chi in Z_2^s, commitments to
    z_i, and a verdict round with a digest of everything opened (so every honest party agrees
