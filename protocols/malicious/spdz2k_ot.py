@@ -197,6 +197,15 @@ class Spdz2kOT:
         return self
 
     def _key(self) -> np.ndarray:
+        """alpha_i, unless a check failed here or in the online phase (which zeroes the
+        shared key and aborts the online session): then this source's key material and pool
+        are dropped too and nothing more is made."""
+        ctx = self.online._state.ext.get(spdz2k._EXT)
+        gone = ctx is not None and ctx.alpha is None
+        if (gone or self.online.aborted) and self.alpha is not None:
+            self.alpha, self._pool, self._own, self._held = None, None, {}, {}
+            self.failed = ctx.failed if ctx is not None else None
+        self.online.check_alive()
         if self.alpha is None:
             raise CheatingDetectedError("SPDZ2k OT source: no MAC key (deleted after a failed check)",
                                         check=self.failed)

@@ -44,15 +44,14 @@ def run(job, *, n=3, cls=None, cheat=None, honest=Spdz2kOT, batch=B, seed=11, tr
     async def main():
         ss = await open_sessions(n, scheme="additive", security="malicious", preprocessing="ot", seed=seed,
                                  transport=transport)
+        if cheat is not None:  # the cheater's online session and source use this channel
+            ss[-1] = dataclasses.replace(ss[-1], channel=Cheat(ss[-1].channel, None, *cheat))
         alphas, srcs = [], []
         for s in ss:
             ctx = s._state.ext["spdz2k"]
             alphas.append(ctx.alpha.copy())
             c = cls if (cls is not None and s.pid == n - 1) else honest
-            cs = s
-            if cheat is not None and s.pid == n - 1:
-                cs = dataclasses.replace(s, channel=Cheat(s.channel, None, *cheat))
-            src = c(cs, batch=batch)
+            src = c(s, batch=batch)
             ctx.prep = src.register(s.pid, ctx.alpha)
             srcs.append(src)
 
@@ -519,3 +518,23 @@ def test_sacrifice_needs_the_headroom():
     assert all(isinstance(e, CheatingDetectedError) and e.check == "sacrifice" for e in full)
     passed = [not isinstance(o, BaseException) for o in low]
     assert 1 <= sum(passed) <= 7, passed  # 8 runs at 1/2 each (these seeds: 4 pass)
+
+
+def test_online_abort_stops_the_source():
+    """A cheat caught in the online phase (a wrong share of d/e in mul) also ends this
+    party's source: the shared alpha_i is zeroed, the source drops its key and pool."""
+
+    async def job(s):
+        prep = s._state.ext["spdz2k"].prep
+        await prep.triples((2,))  # the pool holds B - 2 more
+        x = await spdz2k.input(s, X if s.pid == 0 else None, 0, X.shape)
+        try:
+            await spdz2k.open(s, await spdz2k.mul(s, x, x))
+        except CheatingDetectedError:
+            pass
+        with pytest.raises(SmpcError):
+            await prep.triples((2,))
+        return prep.alpha is None and prep._pool is None
+
+    out, _, _ = run(job, n=3, cheat=("sopen", None))
+    assert out[:2] == [True, True], out
