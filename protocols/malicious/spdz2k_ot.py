@@ -86,7 +86,7 @@ overhead", CRYPTO 2015.
 Rounds per triple batch (after set-up): 15 = 1 (IKNP u) + 1 (OT corrections) + 2 (coins
 r, r^ and the KOS15 chi) + 1 (KOS15 response) + 1 (vOLE) + 2 (coins chi, t) + 1 (y, rho) +
 1 (sigma) + 5 (MAC check). Set-up, once: 2 (IKNP base OTs) + 2 (vOLE base OTs).
-randoms and input_masks: 9 (vOLE, coins, y, check).
+randoms and input_masks: 9 per batch (vOLE, coins, y, check).
 Bytes per party and batch of N triples, per peer: 32 TAU N + 16 * 256 (IKNP u and
 corrections, the KOS15 extra OTs) + 48 (KOS15 response) + 1024 (5 N + 1) (vOLE) + 32 N + 16
 (rho, y, sigma) + 128 (two coin flips) + 161 (check). Set-up: 4160 + 2080 per peer.
@@ -96,6 +96,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 
 import nacl.bindings as nb
 import nacl.exceptions
@@ -163,9 +164,9 @@ class Spdz2kOT:
     """One party's dealer-free SPDZ2k source (see the module docstring). Construct with the
     party's online Session (malicious, additive over Z_2^64); `spdz2k.attach(s, source)`
     registers alpha_i with it. It runs over the same channel under its own tag prefix
-    (`spdz2k-ot/`) and counts its traffic in `self.stats` (offline). Triples are pooled: a
-    refill makes what is missing, at least `batch`, in chunks of at most `batch` (one
-    checked batch each); randoms and input masks are made per call.
+    (`spdz2k-ot/`) and counts its traffic in `self.stats` (offline). Every kind is pooled
+    (input masks per owner): a refill makes what is missing, at least `batch`, in chunks of
+    at most `batch` (one checked batch each).
     Raises: CheatingDetectedError (every honest party; terminal), FrameError for malformed
     base-OT points (the session aborts), ParameterError."""
 
@@ -185,7 +186,7 @@ class Spdz2kOT:
         self.alpha: np.ndarray | None = None
         self._own: dict[int, tuple[list[CryptoRNG], list[CryptoRNG]]] = {}  # as owner: both seeds
         self._held: dict[int, list[CryptoRNG]] = {}  # as holder: the chosen seed per bit
-        self._pool: list[np.ndarray] | None = None
+        self._pools: dict[tuple[object, ...], list[np.ndarray]] = {}
         self._lock = asyncio.Lock()
         self.failed: str | None = None
 
@@ -203,7 +204,7 @@ class Spdz2kOT:
         ctx = self.online._state.ext.get(spdz2k._EXT)
         gone = ctx is not None and ctx.alpha is None
         if (gone or self.online.aborted) and self.alpha is not None:
-            self.alpha, self._pool, self._own, self._held = None, None, {}, {}
+            self.alpha, self._pools, self._own, self._held = None, {}, {}, {}
             self.failed = ctx.failed if ctx is not None else None
         self.online.check_alive()
         if self.alpha is None:
@@ -276,7 +277,7 @@ class Spdz2kOT:
         self.failed = check
         if self.alpha is not None:
             self.alpha.fill(0)
-        self.alpha, self._pool = None, None
+        self.alpha, self._pools = None, {}
         self._own, self._held = {}, {}
         err = CheatingDetectedError(f"cheating detected in SPDZ2k preprocessing ({check} check): {message}", check=check)
         await self.s.abort(err)
@@ -517,38 +518,59 @@ class Spdz2kOT:
         mine = x[:N] if x is not None else R.zeros((N,))
         return mine, M, mine if x is not None else None
 
+    async def _take(self, key: tuple[object, ...], k: int, gen: Callable[[int], Awaitable[list[np.ndarray]]]) -> list[np.ndarray]:
+        """k items (arrays of shape (k, 2)) of a pooled kind: a refill makes what is missing,
+        at least `batch`, in chunks of at most `batch` (one checked batch each)."""
+        async with self._lock:  # one batch at a time: its rounds must not interleave
+            self._key()
+            pool = self._pools.get(key)
+            have = 0 if pool is None else pool[0].shape[0]
+            parts = [] if pool is None else [pool]
+            todo = max(k - have, self.batch) if have < k else 0
+            while todo > 0:
+                parts.append(await gen(min(todo, self.batch)))
+                todo -= self.batch
+            if not parts:
+                return [R.zeros((0,))] * 2
+            full = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))] if len(parts) > 1 else parts[0]
+            self._pools[key] = [v[k:] for v in full]
+            return [v[:k] for v in full]
+
     async def triples(self, shape: Shape) -> tuple[np.ndarray, ...]:
         """(a, [alpha a], b, [alpha b], c, [alpha c]) with c = a b mod 2^128, from the pool."""
         shape = tuple(int(d) for d in shape)
         k = int(np.prod(shape, dtype=np.int64))
-        async with self._lock:
+        if k == 0:
             self._key()
-            if k == 0:
-                return tuple(R.zeros(shape) for _ in range(6))
-            have = 0 if self._pool is None else self._pool[0].shape[0]
-            parts = [] if self._pool is None else [self._pool]
-            todo = max(k - have, self.batch) if have < k else 0  # at least `batch` per refill
-            while todo > 0:  # in chunks of at most `batch` (bounds one OT batch's memory)
-                parts.append(await self._gen_triples(min(todo, self.batch)))
-                todo -= self.batch
-            pool = [np.concatenate([p[i] for p in parts]) for i in range(6)] if len(parts) > 1 else parts[0]
-            self._pool = [v[k:] for v in pool]
-            return tuple(v[:k].reshape(*shape, 2) for v in pool)
+            return tuple(R.zeros(shape) for _ in range(6))
+        got = await self._take(("triples",), k, self._gen_triples)
+        return tuple(v.reshape(*shape, 2) for v in got)
 
     async def randoms(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
-        """([r], [alpha r]) for a uniform r in Z_2^128 that no party knows."""
+        """([r], [alpha r]) for a uniform r in Z_2^128 that no party knows (pooled)."""
         shape = tuple(int(d) for d in shape)
         k = int(np.prod(shape, dtype=np.int64))
-        async with self._lock:  # one batch at a time: its rounds must not interleave
-            x, m, _ = await self._auth_random(k, list(range(self.s.n)))
+        owners = list(range(self.s.n))
+
+        async def gen(N: int) -> list[np.ndarray]:
+            x, m, _ = await self._auth_random(N, owners)
+            return [x, m]
+
+        x, m = await self._take(("randoms",), k, gen)
         return x.reshape(*shape, 2), m.reshape(*shape, 2)
 
     async def input_masks(self, shape: Shape, owner: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """([r], [alpha r], r at the owner / None elsewhere): the owner's MACed mask."""
+        """([r], [alpha r], r at the owner / None elsewhere): the owner's MACed mask (pooled
+        per owner; the owner's share is r itself, the others' 0)."""
         shape = tuple(int(d) for d in shape)
         if not 0 <= owner < self.s.n:
             raise ParameterError(f"owner {owner} out of range")
         k = int(np.prod(shape, dtype=np.int64))
-        async with self._lock:
-            x, m, r = await self._auth_random(k, [owner])
-        return x.reshape(*shape, 2), m.reshape(*shape, 2), None if r is None else r.reshape(*shape, 2)
+
+        async def gen(N: int) -> list[np.ndarray]:
+            x, m, _ = await self._auth_random(N, [owner])
+            return [x, m]
+
+        x, m = await self._take(("input_masks", owner), k, gen)
+        x, m = x.reshape(*shape, 2), m.reshape(*shape, 2)
+        return x, m, x.copy() if self.pid == owner else None

@@ -188,7 +188,8 @@ def test_offline_counts(n):
         prep = s._state.ext["spdz2k"].prep
         st, rec = prep.stats, []
         for fetch in (lambda: prep.triples((B,)), lambda: prep.triples((B + 5,)),
-                      lambda: prep.randoms((4,)), lambda: prep.input_masks((4,), 0)):
+                      lambda: prep.randoms((4,)), lambda: prep.input_masks((4,), 0),
+                      lambda: prep.randoms((B - 4,)), lambda: prep.input_masks((2, 6), 0)):
             before = st.copy()
             await fetch()
             d = st - before
@@ -200,9 +201,11 @@ def test_offline_counts(n):
     for pid, rec in enumerate(out):
         assert rec[0] == (4 + 15, setup_bytes(p) + triple_bytes(B, p))  # set-up once, one batch
         assert rec[1] == (2 * 15, triple_bytes(B, p) + triple_bytes(5, p))  # 21 = B + 5: two chunks
-        assert rec[2] == (9, p * (1024 * 5 + 64 + 16 + 161))  # randoms: every party a vector
-        owner = p * (1024 * 5 + 64 + 16 + 161)
-        assert rec[3] == (9, owner if pid == 0 else p * (64 + 161))  # input masks: owner 0 only
+        # randoms and input masks: pooled, B at a time (plus the check's mask element)
+        assert rec[2] == (9, p * (1024 * (B + 1) + 64 + 16 + 161))  # every party a vector
+        owner = p * (1024 * (B + 1) + 64 + 16 + 161)
+        assert rec[3] == (9, owner if pid == 0 else p * (64 + 161))  # owner 0's vector only
+        assert rec[4] == (0, 0) and rec[5] == (0, 0)  # from the pools
 
 
 # -- cheats ----------------------------------------------------------------------------------
@@ -534,7 +537,7 @@ def test_online_abort_stops_the_source():
             pass
         with pytest.raises(SmpcError):
             await prep.triples((2,))
-        return prep.alpha is None and prep._pool is None
+        return prep.alpha is None and prep._pools == {}
 
     out, _, _ = run(job, n=3, cheat=("sopen", None))
     assert out[:2] == [True, True], out
