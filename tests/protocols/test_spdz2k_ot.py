@@ -541,3 +541,26 @@ def test_online_abort_stops_the_source():
 
     out, _, _ = run(job, n=3, cheat=("sopen", None))
     assert out[:2] == [True, True], out
+
+
+class BadPoint(Cheat):
+    """Sends an invalid curve point as its vOLE base-OT message A."""
+
+    def __init__(self, inner):
+        super().__init__(inner, None, "vole-A")
+
+    async def send(self, peer, tag, payload):
+        if tag.rsplit("/", 1)[-1].startswith("vole-A"):
+            payload = b"\xff" * 32  # not a canonical ed25519 point
+        await self.inner.send(peer, tag, payload)
+
+
+def test_invalid_vole_base_ot_point_is_a_typed_error():
+    from network.errors import FrameError
+
+    class Src(Spdz2kOT):
+        def __init__(self, s, **kw):
+            super().__init__(dataclasses.replace(s, channel=BadPoint(s.channel)), **kw)
+
+    out, _, _ = run(triples_job, n=2, cls=Src)
+    assert isinstance(out[0], FrameError) and "invalid A point" in str(out[0]), out  # honest party 0
