@@ -60,8 +60,7 @@ def check_security(security: str, scheme: str, n: int, threshold: int | None, do
     """Validate a security setting against the scheme; returns the domain to use (malicious
     Shamir defaults to GF(2^127 - 1), where one check is sound to about 2^-126).
     Raises ConfigError for an unknown setting and MaliciousUnsupportedError for a
-    combination with no maliciously secure protocol yet (additive sharing: SPDZ2k is not
-    implemented; Shamir with n != 2t + 1)."""
+    combination with no maliciously secure protocol yet (Shamir with n != 2t + 1)."""
     if security not in SECURITY:
         raise ConfigError(f"security must be one of {SECURITY}, got {security!r}")
     if security == "semi-honest":
@@ -128,7 +127,9 @@ def run_local(
     it hands out (then PreprocessingExhausted), for tests of exhaustion.
     `security="malicious"` (Shamir only, over GF(2^127 - 1) by default) gives every session
     that setting: jobs then use protocols.malicious, and semi-honest-only protocols raise
-    MaliciousUnsupportedError; additive sharing raises it at once (SPDZ2k is not built).
+    MaliciousUnsupportedError. Additive sharing runs SPDZ2k (protocols.malicious.spdz2k) with
+    MACed preprocessing from `preprocessing="trusted_dealer"` (in process, insecure) or
+    `"ot"` (dealer-free: protocols.malicious.spdz2k_ot); other sources raise it at once.
 
     If a party's job raises, its session aborts, the other parties fail fast, and
     run_local re-raises the root cause (the first error that is not a consequence of
@@ -190,11 +191,11 @@ async def open_sessions(
     domain = check_security(security, scheme, n, threshold, domain)
     dom = domain if domain is not None else default_domain(scheme)
     sch = make_scheme(scheme, dom, n, threshold)
-    if security == "malicious" and scheme == "additive" and preprocessing != "trusted_dealer":
+    if security == "malicious" and scheme == "additive" and preprocessing not in SPDZ2K_SOURCES:
         # refused before any channel is opened (nothing to close on this error)
         raise MaliciousUnsupportedError(
-            f"SPDZ2k (malicious additive) has MACed preprocessing from the in-process trusted dealer "
-            f"only; preprocessing={preprocessing!r} is not implemented"
+            f"SPDZ2k (malicious additive) has MACed preprocessing from {SPDZ2K_SOURCES} only; "
+            f"preprocessing={preprocessing!r} is not implemented"
         )
     sid = derive_key(seed, "sid")[:16] if seed is not None else os.urandom(16)
     channels = await _channels(n, transport, sid, latency, bandwidth, timeout)
@@ -206,13 +207,26 @@ async def open_sessions(
                             prep=dealer.for_party(pid), security=security) for pid in range(n)]
     out = [with_source(s, _source(preprocessing, s, dealer, dealer_net)) for s in sessions]
     if security == "malicious" and scheme == "additive":
-        _attach_spdz2k(out, seed)
+        _attach_spdz2k(out, seed, preprocessing)
     return out
 
 
-def _attach_spdz2k(sessions, seed):
-    """SPDZ2k's MAC key shares and MACed preprocessing (the in-process dealer only, so far)."""
+#: MACed preprocessing for SPDZ2k: trusted_dealer (in-process, insecure) or ot (dealer-free:
+#: protocols.malicious.spdz2k_ot, vOLE MACs and sacrificed OT triples)
+SPDZ2K_SOURCES = ("trusted_dealer", "ot")
+
+
+def _attach_spdz2k(sessions, seed, preprocessing: str = "trusted_dealer"):
+    """SPDZ2k's MAC key shares and MACed preprocessing: the in-process dealer, or each
+    party's own dealer-free OT source (alpha_i stays with its party)."""
     from protocols.malicious import spdz2k
+
+    if preprocessing == "ot":
+        from protocols.malicious.spdz2k_ot import Spdz2kOT
+
+        for s in sessions:
+            spdz2k.attach(s, Spdz2kOT(s))
+        return
     from protocols.malicious.spdz2k_prep import Spdz2kDealer
 
     dealer = Spdz2kDealer(len(sessions), CryptoRNG.from_seed(seed, "spdz2k-dealer"))

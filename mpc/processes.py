@@ -182,9 +182,14 @@ async def _child(cfg: _Config, job, job_args: tuple, conn):
         from protocols.malicious import spdz2k
         from protocols.malicious.spdz2k_prep import Spdz2kDealer
 
-        if cfg.preprocessing != "shared_seed_dealer":
+        if cfg.preprocessing == "ot":  # dealer-free: vOLE MACs, sacrificed OT triples
+            from protocols.malicious.spdz2k_ot import Spdz2kOT
+
+            spdz2k.attach(s, Spdz2kOT(s))
+        elif cfg.preprocessing != "shared_seed_dealer":
             raise MaliciousUnsupportedError(f"SPDZ2k has no {cfg.preprocessing!r} preprocessing yet")
-        spdz2k.attach(s, Spdz2kDealer.shared_seed(cfg.n, cfg.dealer_seed, cfg.pid))
+        else:
+            spdz2k.attach(s, Spdz2kDealer.shared_seed(cfg.n, cfg.dealer_seed, cfg.pid))
     try:
         t1 = time.perf_counter()
         result = await job(s, *job_args)

@@ -28,7 +28,9 @@ async def _barrier(s) -> None:
 async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
     """bench_job for malicious additive sharing (SPDZ2k over Z_2^64): the timed run is the
     product and the MAC check that must precede any output (1 + 5 rounds); the MACed triple
-    is fetched from the in-process dealer before the timer (offline)."""
+    is fetched before the timer (offline): from the in-process dealer, or made by the
+    dealer-free OT source (protocols.malicious.spdz2k_ot, whose own rounds and bytes are
+    reported as offline_counts)."""
     from protocols.errors import MaliciousUnsupportedError
     from protocols.malicious import spdz2k
 
@@ -41,20 +43,29 @@ async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
     await spdz2k.check(s)
     online, offline, counts, out = [], [], [], None
     prep = s._state.ext["spdz2k"].prep
+    ostats = getattr(prep, "stats", None)  # a dealer-free source's own traffic (spdz2k_ot)
+    ocounts, cpu = [], []
     for _ in range(repeat + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        obefore = ostats.copy() if ostats is not None else None
         triple = await prep.triples(x.shape)
         offline.append(time.perf_counter() - t0)
+        c1 = time.process_time()
+        if ostats is not None and obefore is not None:
+            od = ostats - obefore
+            ocounts.append((od.rounds, od.bytes_sent))
         await _barrier(s)
         before = s.stats.copy()
         t1 = time.monotonic()
         out = await spdz2k.mul(s, x, y, triple=triple)
         await spdz2k.check(s)
         online.append((t1, time.monotonic()))
+        cpu.append((c1 - c0, time.process_time() - c1))
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
     (got,) = await spdz2k.open(s, out)
-    return {"online": online, "offline": offline, "counts": counts,
+    return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
+            "offline_counts": ocounts[-1] if ocounts else None,
             "correct": bool(np.array_equal(got, D.mul(px, py))), "max_error": None}
 
 

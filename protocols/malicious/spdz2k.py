@@ -43,7 +43,9 @@ Z_2^(k+s) = Z_2^128 (protocols.arith.ring128), any n >= 2, up to n - 1 corrupt.
   `security.cheating_detected`, naming the check: "mac", "commit", "transcript",
   "reported") on every honest party.
 
-Preprocessing: `spdz2k_prep.Spdz2kDealer` (in-process trusted dealer, insecure, tests).
+Preprocessing: `spdz2k_prep.Spdz2kDealer` (in-process trusted dealer, insecure, tests) or
+`spdz2k_ot.Spdz2kOT` (dealer-free: vOLE MACs, OT triples with the sacrifice; each party's
+own source, registered by `attach` with its alpha_i).
 [Beaver91] D. Beaver, "Efficient multiparty protocols using circuit randomization", CRYPTO 1991.
 """
 
@@ -92,8 +94,10 @@ class _Ctx:
 
 def attach(s: Session, dealer: Any) -> None:
     """Set up SPDZ2k on a malicious additive session over Z_2^64: draw alpha_i in Z_2^s from
-    the session's CSPRNG and register it with the in-process dealer (`Spdz2kDealer`); with
-    a shared-seed dealer copy (run_processes, insecure) alpha_i comes from the dealer seed."""
+    the session's CSPRNG and register it with the preprocessing: the in-process dealer
+    (`Spdz2kDealer`) or this party's dealer-free source (`spdz2k_ot.Spdz2kOT`, which keeps
+    it in this process); with a shared-seed dealer copy (run_processes, insecure) alpha_i
+    comes from the dealer seed."""
     if s.security != "malicious":
         raise MaliciousUnsupportedError("SPDZ2k runs on sessions with security='malicious'")
     if s.scheme.kind != "additive" or s.domain.is_field or s.domain.modulus != 1 << K:

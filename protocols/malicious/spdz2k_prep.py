@@ -4,8 +4,9 @@ over Z_2^128 (k = s = 64), every item as this party's shares ([v], [alpha * v]).
 `Spdz2kDealer` is the in-process trusted dealer: INSECURE, for tests and benchmarks only.
 It knows the global MAC key alpha = sum_i alpha_i (each party registers its own alpha_i,
 drawn from that party's CSPRNG, in process: alpha_i never goes over a channel), and every
-value it deals; whoever controls it can forge MACs. The dealer-free source (OT-based
-MASCOT/SPDZ2k triple generation with the sacrifice) is not implemented yet.
+value it deals; whoever controls it can forge MACs. The dealer-free source (vOLE MACs and
+OT triples with the SPDZ2k/MASCOT sacrifice) is protocols.malicious.spdz2k_ot.Spdz2kOT,
+which hands out the same items in the same formats.
 
 All parties of one run share one dealer; the k-th request of every party must be for the
 same kind and shape (checked: PreprocessingMismatch).

@@ -22,8 +22,8 @@ def test_malicious_additive_is_refused_not_run_semi_honest():
     async def job(s):  # pragma: no cover (never runs)
         raise AssertionError("ran")
 
-    with pytest.raises(MaliciousUnsupportedError, match="SPDZ2k"):  # SPDZ2k: the dealer only
-        mpc.run_local(3, job, security="malicious", preprocessing="ot")
+    with pytest.raises(MaliciousUnsupportedError, match="SPDZ2k"):  # SPDZ2k: dealer or ot only
+        mpc.run_local(3, job, security="malicious", preprocessing="rss3")
     with pytest.raises(MaliciousUnsupportedError, match="2t"):
         mpc.run_local(4, job, scheme="shamir", security="malicious")
 

@@ -189,7 +189,7 @@ def test_lying_verdict(n):
 
 def test_unsupported_preprocessing_and_domain():
     with pytest.raises(MaliciousUnsupportedError):
-        run_local(2, semi_job, scheme="additive", security="malicious", preprocessing="ot")
+        run_local(2, semi_job, scheme="additive", security="malicious", preprocessing="dn07")
 
     async def job(s):
         return await core.open(s, await core.input(s, X if s.pid == 0 else None, 0))
