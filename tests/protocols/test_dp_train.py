@@ -20,6 +20,7 @@ from protocols.apps.ml.private import (
     Regime,
     noise_for,
     private_weights,
+    regime,
     release,
     sensitivity,
 )
@@ -271,4 +272,40 @@ def test_settings_outside_the_analysis_are_refused(model, hp, dp, match):
         return await train(s, model, X, y, dp=full, **hp)
 
     with pytest.raises(ConfigError, match=match):
+        run_local(2, job, seed=1)
+
+
+def test_negative_learning_rate_cannot_shrink_the_noise():
+    """Attack (review2): parameters.lr is only type-checked, and the bound's main term is
+    2 L sum_passes c1 / 2^K with the protocol's own integer c1 = round(lr / b 2^K): with
+    lr < 0 (gradient ascent, which is not 1-expansive) that term is negative and the bound
+    drops to almost nothing while the weights still move with the data. Here (c1 = -31)
+    the claimed sensitivity is below a tenth of the plaintext trainer's change on one
+    replaced row, so the noise would be a tenth of what epsilon needs. A learning rate
+    that is not a finite positive number is outside the analysis: ConfigError."""
+    N, B, E = 64, 64, 50
+    lr = -31 * B / 2**20
+    g = np.random.default_rng(1)
+    X, y = g.uniform(-1, 1, (N, 1)), (g.uniform(size=N) < 0.5).astype(float)
+    X2, y2 = X.copy(), y.copy()
+    X[0], y[0], X2[0], y2[0] = 1.0, 0.0, -1.0, 1.0
+    kw = dict(loss="logistic", bounds=[[-1, 1]], batch_size=B, epochs=E, lr=lr)
+    moved = np.linalg.norm(fit_dp_plain(X, y, **kw) - fit_dp_plain(X2, y2, **kw))
+    # what sensitivity() returned for these settings before the fix (its formula with
+    # c1 = -31, one batch per pass, L = |x| = sqrt(2)): the bound must never be below `moved`
+    c1, xn = -31, math.sqrt(2)
+    claimed = 2 * xn * E * c1 / 2**20 + 2 * E * 2.0 ** (1 - F) * xn * (1 + c1 * B / 2**20)
+    assert moved > 10 * claimed > 0
+    for bad in (lr, 0.0, -0.5):
+        with pytest.raises(ConfigError, match="learning rate"):
+            regime("logistic", {"lr": bad, "batch_size": B, "epochs": E}, N)
+        with pytest.raises(ConfigError, match="learning rate"):
+            sensitivity(N, 1, Regime(E, B, bad, 0.0, 0), 1.0)
+    X3, y3 = _data(40)
+
+    async def job(s):
+        return await train(s, "logistic", X3, y3, dp={"epsilon": 1.0, "bounds": [[20, 80], [-3, 3], [-15, 15]]},
+                           lr=lr)
+
+    with pytest.raises(ConfigError, match="learning rate"):
         run_local(2, job, seed=1)

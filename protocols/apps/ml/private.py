@@ -48,8 +48,9 @@ How the trainer is kept inside that analysis (what the code enforces, `regime`):
   (the parties learn it from the input shapes), so removing a row is visible anyway: this is
   bounded DP, as in the paper.
 
-Settings outside this (a step above 2/(beta + lambda), another schedule, the smooth sigmoid,
-class weights, the closed form, standardisation, no bounds) raise ConfigError before any input.
+Settings outside this (a step above 2/(beta + lambda), a learning rate <= 0, another
+schedule, the smooth sigmoid, class weights, the closed form, standardisation, no bounds)
+raise ConfigError before any input.
 """
 
 from __future__ import annotations
@@ -146,11 +147,22 @@ def regime(model: str, hp: dict[str, Any], N: int | None = None) -> Regime:
         raise ConfigError("dp: logistic regression with DP trains with sigmoid='piecewise'")
     alpha = float(hp.get("alpha", 1.0 if model == "ridge" else 0.0))
     l2 = float(hp.get("l2", alpha / N if (model != "logistic" and N) else 0.0))
-    if l2 < 0:
+    if not (math.isfinite(l2) and l2 >= 0):
         raise ConfigError("dp: l2 must be >= 0")
-    return Regime(int(hp.get("epochs", 10)), int(hp.get("batch_size", 64)),
-                  float(hp.get("lr", 0.5 if model == "logistic" else 0.1)), l2,
-                  hp.get("shuffle_seed", 0))
+    rg = Regime(int(hp.get("epochs", 10)), int(hp.get("batch_size", 64)),
+                float(hp.get("lr", 0.5 if model == "logistic" else 0.1)), l2,
+                hp.get("shuffle_seed", 0))
+    _check_lr(rg.lr)
+    return rg
+
+
+def _check_lr(lr: float) -> None:
+    """The analysis is of gradient DEScent: a step that is not a finite positive number
+    (lr <= 0: ascent, not 1-expansive, and a negative main term that shrinks the bound)
+    is outside it."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"dp: the learning rate must be a finite number > 0 (gradient "
+                          f"descent), got {lr!r}")
 
 
 def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> float:
@@ -159,7 +171,11 @@ def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> fl
 
         2 L sum_passes max_B c1(B) / 2^K  +  2 T eps_step,   L = Ly sqrt(d + 1)
 
-    (module docstring). Raises ConfigError when a step exceeds 2 / (beta + lambda). Pure."""
+    (module docstring). Raises ConfigError when a step exceeds 2 / (beta + lambda) or the
+    learning rate is not > 0. Pure."""
+    _check_lr(rg.lr)
+    if not (math.isfinite(rg.l2) and rg.l2 >= 0):
+        raise ConfigError("dp: l2 must be >= 0")
     sched = batches(N, rg.batch_size, rg.epochs, rg.shuffle_seed)
     sizes = sorted({len(b) for b in sched})
     xn = math.sqrt(d + 1)
