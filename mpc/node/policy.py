@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from typing import Any
 
 from mpc.node import codes
@@ -215,15 +216,27 @@ def check_budget(m: Manifest, cfg: NodeConfig, ledger, req: dict | None) -> None
 
 
 def spend_budget(m: Manifest, cfg: NodeConfig, ledger, terms: dict | None) -> None:
-    """After every node agreed: record the agreed spend on this node's ledger (idempotent
-    per job id). The audit log gets the spend through the job's audit entry reason."""
+    """After every node agreed, before any data is read: charge this run the agreed spend
+    on this node's ledger. Every run spends (a re-submitted job draws fresh noise, and its
+    failed attempt may have released its output: mpc.node.budget); a run that does not fit
+    raises PolicyError(policy.budget) and spends nothing. The audit log gets the spend
+    through the job's audit entry reason."""
     if ledger is None or terms is None or cfg.name not in m.inputs:
         return
+    from mpc.node.budget import BudgetExceeded
+
     c = job_cost(terms)
-    if ledger.spend(m.job_id, m.analyst_key.hex(), m.inputs[cfg.name]["source"], c):
-        log.info("job %s: privacy budget spent: epsilon=%g delta=%g rho=%g (analyst %s…, "
-                 "source %s)", m.job_id, c.epsilon, c.delta, c.rho, m.analyst_key.hex()[:12],
-                 m.inputs[cfg.name]["source"])
+    dp = cfg.policy.dp  # None: DP asked by a peer only; recorded here without a limit
+    limit = (math.inf, math.inf) if dp is None else (dp.budget_epsilon, dp.budget_delta)
+    source = m.inputs[cfg.name]["source"]
+    try:
+        run = ledger.charge(m.job_id, m.analyst_key.hex(), source, c, *limit)
+    except BudgetExceeded as e:
+        raise _refuse(e.code, str(e), f"job {m.job_id}: a further run would exceed the "
+                      "budget") from None
+    log.info("job %s: privacy budget spent (run %d): epsilon=%g delta=%g rho=%g (analyst "
+             "%s…, source %s)", m.job_id, run, c.epsilon, c.delta, c.rho,
+             m.analyst_key.hex()[:12], source)
 
 
 def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) -> None:

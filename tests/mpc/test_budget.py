@@ -51,6 +51,25 @@ def test_ledger_persists_and_spends_once_per_job(tmp_path):
     assert (p.stat().st_mode & 0o777) == 0o600
 
 
+
+def test_charge_counts_every_run_and_refuses_atomically(tmp_path):
+    """review2: every agreed run of a job spends (a retry draws fresh noise); a run that does
+    not fit raises BudgetExceeded and records nothing; per (analyst, source)."""
+    led = BudgetLedger(tmp_path / "budget.db")
+    c = Cost(1.0, 0.0, 0.5)
+    assert [led.charge("j1", "a", "tx", c, 3.0, 1e-6) for _ in range(3)] == [1, 2, 3]
+    assert led.spent("a", "tx") == Spent(3.0, 0.0, 1.5, 3) and led.has("j1")
+    with pytest.raises(BudgetExceeded):
+        led.charge("j1", "a", "tx", c, 3.0, 1e-6)
+    with pytest.raises(BudgetExceeded):
+        led.charge("j2", "a", "tx", c, 3.0, 1e-6)
+    assert led.spent("a", "tx").jobs == 3
+    assert led.charge("j1", "b", "tx", c, 3.0, 1e-6) == 1  # another analyst's ledger row
+    assert led.charge("j10", "b", "tx", c, 3.0, 1e-6) == 1  # j10 is not a run of j1
+    assert led.charge("j1", "b", "tx", c, 3.0, 1e-6) == 2
+    assert led.charge("j1", "a", "tx", Cost(0.0, 0.0, 0.0), 3.0, 1e-6) == 4
+
+
 BOUNDS = "\n[sources.tx.columns.amount]\nbounds = [0, 200]\n[sources.tx.columns.fee]\n" \
          "bounds = [0, 200]\n[sources.tx.columns.flag]\n"
 
