@@ -453,3 +453,30 @@ def test_malformed_message_is_a_typed_error_on_every_party(monkeypatch):
     errs = run_all(ss, job)
     assert isinstance(errs[2], FrameError)
     assert isinstance(errs[1], SmpcError)  # both honest parties fail typed (0 is the cheater)
+
+
+def test_empty_requests_give_the_dealers_empty_items():
+    """review2: a request for 0 elements (a comparison or DP noise on an empty array) gave an
+    untyped ValueError / IndexError from the pools; the dealer hands out empty arrays of the
+    item's shapes, and so must rss3 (and the online protocols then run)."""
+    from protocols.apps import dp
+
+    _, ss = rss_sessions(word_chunk=32, ltz_chunk=16)
+
+    async def job(s):
+        P = s.prep
+        items = [await P.bits((0,)), *await P.dabits((0,)), *await P.edabits((0,), 20),
+                 *await P.trunc_triples((0,), 16), *await P.trunc_pairs((0,), 16, 40),
+                 await P.bounded_randoms((0,), 30), *await P.ltz_tuples((0,), True),
+                 *await P.ltz_tuples((2, 0), False)]
+        x = s.share_of(s.domain.zeros((0,)))
+        b, z = await comparison.ltz(s, x), await dp.discrete_laplace(s, (0,), 2)
+        opened = await core.open(s, b, z)
+        more = await P.ltz_tuples((5,), True)  # the pools still line up afterwards
+        return [v.shape for v in items], [v.shape for v in opened], more
+
+    res = run_all(ss, job)
+    shapes = res[0][0]
+    assert all(0 in sh for sh in shapes) and res[0][1] == [(0,), (0,)]
+    assert shapes[-1][0] == len(_MONO[3]) and shapes[-1][1:] == (2, 0)
+    assert ltz_ok([r[2] for r in res], True)
