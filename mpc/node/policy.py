@@ -186,11 +186,32 @@ def agree_dp(views: dict[int, dict]) -> dict[str, Any] | None:
     reqs = {j: v.get("dp") for j, v in sorted(views.items()) if isinstance(v.get("dp"), dict)}
     if not reqs:
         return None
+    for j, r in reqs.items():  # a peer's terms as sent: validated before any use
+        _check_terms(j, r)
     gauss = all(r.get("mechanism") == "gaussian" for r in reqs.values())
     return {"epsilon": min(float(r["epsilon"]) for r in reqs.values()),
             "delta": min(float(r["delta"]) for r in reqs.values()) if gauss else 0.0,
             "mechanism": "gaussian" if gauss else "laplace",
             "bounds": {j: r["bounds"] for j, r in reqs.items() if "bounds" in r}}
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_terms(j: int, r: dict) -> None:
+    """PolicyError(agreement.malformed) unless party j's DP terms are well formed: epsilon
+    finite > 0, delta finite in [0, 1), a known mechanism, bounds [[lo, hi], ...] finite
+    with lo <= hi (a NaN epsilon first in party order would win min() and spend nothing)."""
+    b = r.get("bounds", [])
+    ok = (_num(r.get("epsilon")) and r["epsilon"] > 0 and _num(r.get("delta"))
+          and 0 <= r["delta"] < 1 and r.get("mechanism") in ("laplace", "gaussian")
+          and isinstance(b, list)
+          and all(isinstance(p, list) and len(p) == 2 and all(_num(x) for x in p)
+                  and p[0] <= p[1] for p in b))
+    if not ok:
+        raise _refuse(codes.AGREEMENT_MALFORMED, "a party sent malformed DP terms",
+                      f"party {j}: dp terms {str(r)[:200]!r}")
 
 
 def job_cost(terms: dict[str, Any]):

@@ -246,3 +246,21 @@ def test_every_agreed_run_of_a_job_spends_and_a_retry_beyond_the_budget_is_refus
     assert e.value.code == "policy.budget"
     assert led.spent(analyst, "tx").epsilon == pytest.approx(2.0)  # the refusal spends nothing
     check_manifest(m, cfg, REGISTRY, led)  # resubmitting a done job: its stored record (T18)
+
+
+@pytest.mark.parametrize("bad", [
+    {"epsilon": float("nan")}, {"epsilon": -1.0}, {"epsilon": True}, {"epsilon": "1"},
+    {"delta": float("nan")}, {"delta": 1.5}, {"mechanism": "none"},
+    {"bounds": [[0, float("nan")]]}, {"bounds": [[5, 1]]}, {"bounds": "x"},
+])
+def test_a_peers_malformed_dp_terms_end_the_agreement_typed(bad):
+    """review2: agree_dp took the peers' DP terms as sent. A cheating bank that is party 0
+    and sends epsilon NaN made the agreed epsilon NaN (min() keeps a leading NaN): its cost
+    was stored as NULL (spending nothing) and the sampler failed with an untyped ValueError;
+    a negative epsilon or delta >= 1 failed later, untyped. Every term is validated at the
+    agreement: agreement.malformed, before anything is spent or read."""
+    good = {"epsilon": 1.0, "delta": 0.0, "mechanism": "laplace", "bounds": [[0.0, 100.0]]}
+    with pytest.raises(PolicyError) as e:
+        agree_dp({0: {"dp": {**good, **bad}}, 1: {"dp": good}, 2: {"dp": good}})
+    assert e.value.code == codes.AGREEMENT_MALFORMED
+    assert agree_dp({0: {"dp": good}, 1: {"dp": {**good, "epsilon": 0.5}}, 2: {}})["epsilon"] == 0.5
