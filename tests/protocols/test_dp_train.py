@@ -309,3 +309,36 @@ def test_negative_learning_rate_cannot_shrink_the_noise():
 
     with pytest.raises(ConfigError, match="learning rate"):
         run_local(2, job, seed=1)
+
+
+def test_fixed_point_overflow_cannot_move_the_weights_past_the_bound(monkeypatch):
+    """Attack (review2): residual_bound R and lr are the analyst's, and the bound assumes
+    exact arithmetic. With R = 2000, lr = 0.9 and labels far outside the model (|y| = 10^6,
+    every residual clipped to R), the fused update c1 X^T e (2f + K fractional bits) leaves
+    the truncation's exact range (|x| < 2^62) on one dataset and not on its neighbour: the
+    intercept wraps to the wrong sign, and one replaced row moves the weights by more than
+    four times the sensitivity the noise is calibrated to. Settings whose worst-case update
+    or forward product (any data within the bounds and R) can leave that range are refused
+    (ConfigError) before any input."""
+    import protocols.apps.ml.private as pm
+
+    X = np.linspace(-1, 1, 8).reshape(8, 1)
+    y = np.full(8, -1e6)
+    y2 = y.copy()
+    y2[0] = 1e6
+    hp = {"lr": 0.9, "batch_size": 8, "epochs": 1}
+    dp = {"epsilon": 1.0, "bounds": [[-1, 1]], "residual_bound": 2000.0}
+
+    def run(yy):
+        return _weights([(X[:4], yy[:4]), (X[4:], yy[4:])], "linear", hp, dp)
+
+    monkeypatch.setattr(pm, "_check_range", lambda *a, **k: None, raising=False)  # the attack
+    (w, sens), (w2, _) = run(y), run(y2)
+    assert w[1] > 0 > w2[1]  # the intercept's sign flipped by the wrap (exact: both < 0)
+    assert np.linalg.norm((w - w2) / 2**F) > 4 * sens
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="fixed-point range"):
+        run(y)
+    with pytest.raises(ConfigError, match="fixed-point range"):
+        sensitivity(8, 1, Regime(1, 8, 0.9, 0.0, 0), 2000.0)
+    sensitivity(8, 1, Regime(1, 8, 0.9, 0.0, 0), 500.0)  # inside the range: fine
