@@ -112,8 +112,9 @@ class BudgetLedger:
 
     def check(self, analyst: str, source: str, cost: Cost, budget_epsilon: float,
               budget_delta: float, *, job_id: str | None = None) -> None:
-        """Raise BudgetExceeded if spending `cost` would exceed the budget (a job already
-        recorded, e.g. re-run after a failure, is not charged twice)."""
+        """Raise BudgetExceeded if spending `cost` would exceed the budget. A job id already
+        recorded passes (a re-submission: a finished job returns its stored record; a re-run
+        of a failed one is checked and charged at its spend, `charge`)."""
         if job_id is not None and self.has(job_id):
             return
         after = self.spent(analyst, source).plus(cost)
