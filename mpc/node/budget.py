@@ -16,9 +16,17 @@ refusal stops the job on every node at the agreement step. The spend is written 
 node has agreed, before the computation starts (a job that fails later has still spent: the
 conservative choice, since a failure after partial computation may have leaked timing).
 
-Storage: SQLite in the node's state_dir (budget.db, mode 0600), one row per (job, analyst,
-source), written in one transaction; the primary key makes a re-run of the same job id
-(a re-submission after a failure) spend once.
+Every agreed run of a job spends (`charge`): a re-submission after a failure runs again with
+fresh noise on the same data, and the failed attempt may already have released its output
+(a recipient bank that took the first output's reveal and then dropped out, a timeout in
+delivery), so each attempt is another release. A run that would exceed the budget is
+refused at its spend, after the agreement and before any data is read (the manifest check
+lets the re-submission of a known job id through, so that a finished job's stored record is
+still returned).
+
+Storage: SQLite in the node's state_dir (budget.db, mode 0600), one row per (run, analyst,
+source), written in one transaction: the job's first run under its job id, later runs as
+"job_id#k".
 """
 
 from __future__ import annotations
@@ -104,8 +112,9 @@ class BudgetLedger:
 
     def check(self, analyst: str, source: str, cost: Cost, budget_epsilon: float,
               budget_delta: float, *, job_id: str | None = None) -> None:
-        """Raise BudgetExceeded if spending `cost` would exceed the budget (a job already
-        recorded, e.g. re-run after a failure, is not charged twice)."""
+        """Raise BudgetExceeded if spending `cost` would exceed the budget. A job id already
+        recorded passes (a re-submission: a finished job returns its stored record; a re-run
+        of a failed one is checked and charged at its spend, `charge`)."""
         if job_id is not None and self.has(job_id):
             return
         after = self.spent(analyst, source).plus(cost)
@@ -113,8 +122,28 @@ class BudgetLedger:
             raise BudgetExceeded("the job would exceed this node's privacy budget for this "
                                  "analyst and source")
 
+    def charge(self, job_id: str, analyst: str, source: str, cost: Cost,
+               budget_epsilon: float, budget_delta: float) -> int:
+        """Record one more run of `job_id` spending `cost`, if it fits the budget (checked
+        and written in one transaction); returns the run's number (1 for the first).
+        Raises BudgetExceeded (nothing recorded) if it does not fit."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            runs = self.db.execute(
+                "SELECT COUNT(*) FROM spend WHERE (job_id = ? OR substr(job_id, 1, ?) = ?) "
+                "AND analyst = ? AND source = ?",
+                (job_id, len(job_id) + 1, job_id + "#", analyst, source)).fetchone()[0]
+            if not within(self.spent(analyst, source).plus(cost), budget_epsilon, budget_delta):
+                raise BudgetExceeded("the job would exceed this node's privacy budget for this "
+                                     "analyst and source")
+            key = job_id if runs == 0 else f"{job_id}#{runs + 1}"
+            self.db.execute("INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (key, analyst, source, cost.epsilon, cost.delta, cost.rho, time.time()))
+        return int(runs) + 1
+
     def spend(self, job_id: str, analyst: str, source: str, cost: Cost) -> bool:
-        """Record the spend (once per job); True if it was new."""
+        """Record the spend under `job_id` exactly (once per key); True if it was new.
+        Nodes charge runs with `charge` (every attempt spends)."""
         with self.db:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -149,3 +178,4 @@ def show(state_dir: str | os.PathLike, budget_epsilon: float, budget_delta: floa
         return "\n".join(lines) + "\n"
     finally:
         led.close()
+

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from typing import Any
 
 from mpc.node import codes
@@ -185,11 +186,32 @@ def agree_dp(views: dict[int, dict]) -> dict[str, Any] | None:
     reqs = {j: v.get("dp") for j, v in sorted(views.items()) if isinstance(v.get("dp"), dict)}
     if not reqs:
         return None
+    for j, r in reqs.items():  # a peer's terms as sent: validated before any use
+        _check_terms(j, r)
     gauss = all(r.get("mechanism") == "gaussian" for r in reqs.values())
     return {"epsilon": min(float(r["epsilon"]) for r in reqs.values()),
             "delta": min(float(r["delta"]) for r in reqs.values()) if gauss else 0.0,
             "mechanism": "gaussian" if gauss else "laplace",
             "bounds": {j: r["bounds"] for j, r in reqs.items() if "bounds" in r}}
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_terms(j: int, r: dict) -> None:
+    """PolicyError(agreement.malformed) unless party j's DP terms are well formed: epsilon
+    finite > 0, delta finite in [0, 1), a known mechanism, bounds [[lo, hi], ...] finite
+    with lo <= hi (a NaN epsilon first in party order would win min() and spend nothing)."""
+    b = r.get("bounds", [])
+    ok = (_num(r.get("epsilon")) and r["epsilon"] > 0 and _num(r.get("delta"))
+          and 0 <= r["delta"] < 1 and r.get("mechanism") in ("laplace", "gaussian")
+          and isinstance(b, list)
+          and all(isinstance(p, list) and len(p) == 2 and all(_num(x) for x in p)
+                  and p[0] <= p[1] for p in b))
+    if not ok:
+        raise _refuse(codes.AGREEMENT_MALFORMED, "a party sent malformed DP terms",
+                      f"party {j}: dp terms {str(r)[:200]!r}")
 
 
 def job_cost(terms: dict[str, Any]):
@@ -215,15 +237,27 @@ def check_budget(m: Manifest, cfg: NodeConfig, ledger, req: dict | None) -> None
 
 
 def spend_budget(m: Manifest, cfg: NodeConfig, ledger, terms: dict | None) -> None:
-    """After every node agreed: record the agreed spend on this node's ledger (idempotent
-    per job id). The audit log gets the spend through the job's audit entry reason."""
+    """After every node agreed, before any data is read: charge this run the agreed spend
+    on this node's ledger. Every run spends (a re-submitted job draws fresh noise, and its
+    failed attempt may have released its output: mpc.node.budget); a run that does not fit
+    raises PolicyError(policy.budget) and spends nothing. The audit log gets the spend
+    through the job's audit entry reason."""
     if ledger is None or terms is None or cfg.name not in m.inputs:
         return
+    from mpc.node.budget import BudgetExceeded
+
     c = job_cost(terms)
-    if ledger.spend(m.job_id, m.analyst_key.hex(), m.inputs[cfg.name]["source"], c):
-        log.info("job %s: privacy budget spent: epsilon=%g delta=%g rho=%g (analyst %s…, "
-                 "source %s)", m.job_id, c.epsilon, c.delta, c.rho, m.analyst_key.hex()[:12],
-                 m.inputs[cfg.name]["source"])
+    dp = cfg.policy.dp  # None: DP asked by a peer only; recorded here without a limit
+    limit = (math.inf, math.inf) if dp is None else (dp.budget_epsilon, dp.budget_delta)
+    source = m.inputs[cfg.name]["source"]
+    try:
+        run = ledger.charge(m.job_id, m.analyst_key.hex(), source, c, *limit)
+    except BudgetExceeded as e:
+        raise _refuse(e.code, str(e), f"job {m.job_id}: a further run would exceed the "
+                      "budget") from None
+    log.info("job %s: privacy budget spent (run %d): epsilon=%g delta=%g rho=%g (analyst "
+             "%s…, source %s)", m.job_id, run, c.epsilon, c.delta, c.rho,
+             m.analyst_key.hex()[:12], source)
 
 
 def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) -> None:

@@ -131,6 +131,8 @@ class RSS3Preprocessing(Preprocessing):
         """`count` edaBit words from the pool (refilled `word_chunk` at a time): raw per-bit
         shares (64, count) and my two components (count,). Caller holds the lock."""
         pool = self._words
+        if pool is None and count == 0:
+            pool = [np.empty((64, 0), _U64), np.empty(0, _U64), np.empty(0, _U64)]
         have = 0 if pool is None else pool[1].shape[0]
         parts = [] if pool is None else [pool]
         while have < count:
@@ -147,7 +149,7 @@ class RSS3Preprocessing(Preprocessing):
         """make(per-bit shares (64, c), my first components (c,)) over N edaBit words, at most
         `word_chunk` at a time (bounded temporaries), concatenated. Caller holds the lock."""
         outs = []
-        for lo in range(0, N, self.word_chunk):
+        for lo in range(0, max(N, 1), self.word_chunk):  # N = 0: one empty batch (the shapes)
             A, c0, _ = await self._take_words(min(self.word_chunk, N - lo))
             outs.append(make(A, c0))
         if len(outs) == 1:
@@ -279,7 +281,7 @@ class RSS3Preprocessing(Preprocessing):
             pool = self._pools.get(key)
             have = 0 if pool is None else pool[0].shape[-1]
             parts = [] if pool is None else [pool]
-            while have < N:
+            while have < N or not parts:  # an empty request still needs the shapes: one chunk
                 c = max(self.ltz_chunk, N - have)
                 parts.append(await self._gen_ltz(c, mul))
                 have += c

@@ -6,6 +6,9 @@ the ordinary daemon, except:
 - MODE "onehot": as the owner of a fraud_aggregate, it inputs the group row e_t + 4096 e_d
   for its first transaction instead of its one-hot key (the attack that would read that
   row's flag in group d's count).
+- MODE "takeanddrop" (review2): a recipient bank that keeps what is revealed to it (appended
+  to loot.jsonl beside its config) and drops out of the job at the first reveal to another
+  party, so that the honest banks fail the job after its noisy output has left.
 Nothing else differs."""
 
 import dataclasses
@@ -44,10 +47,38 @@ def _onehot_attack() -> None:
     fm.group_counts = group_counts
 
 
+def _take_and_drop(config: str) -> None:
+    import json
+
+    from mpc.node import checked
+    from network.errors import PeerUnavailableError
+
+    loot = Path(config).resolve().parent / "loot.jsonl"
+    honest = checked.reveal_fn
+
+    def reveal_fn(share):
+        real = honest(share)
+
+        async def reveal(s, sh, idx):
+            if idx != s.pid:  # another party's turn: drop out, keeping what was revealed
+                await s.abort(PeerUnavailableError("dropped out after taking the output"))
+                raise PeerUnavailableError("dropped out after taking the output")
+            got = await real(s, sh, idx)
+            with loot.open("a") as f:
+                f.write(json.dumps([int(v) for v in s.domain.to_signed(got).reshape(-1)]) + "\n")
+            return got
+
+        return reveal
+
+    checked.reveal_fn = reveal_fn
+
+
 if __name__ == "__main__":
     PREFIX = sys.argv[1]
     if PREFIX == "onehot":
         _onehot_attack()
+    elif PREFIX == "takeanddrop":
+        _take_and_drop(sys.argv[2])
     else:
         runner.Runner._session = _cheating_session
     from mpc.cli.main import main

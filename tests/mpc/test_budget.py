@@ -51,6 +51,25 @@ def test_ledger_persists_and_spends_once_per_job(tmp_path):
     assert (p.stat().st_mode & 0o777) == 0o600
 
 
+
+def test_charge_counts_every_run_and_refuses_atomically(tmp_path):
+    """review2: every agreed run of a job spends (a retry draws fresh noise); a run that does
+    not fit raises BudgetExceeded and records nothing; per (analyst, source)."""
+    led = BudgetLedger(tmp_path / "budget.db")
+    c = Cost(1.0, 0.0, 0.5)
+    assert [led.charge("j1", "a", "tx", c, 3.0, 1e-6) for _ in range(3)] == [1, 2, 3]
+    assert led.spent("a", "tx") == Spent(3.0, 0.0, 1.5, 3) and led.has("j1")
+    with pytest.raises(BudgetExceeded):
+        led.charge("j1", "a", "tx", c, 3.0, 1e-6)
+    with pytest.raises(BudgetExceeded):
+        led.charge("j2", "a", "tx", c, 3.0, 1e-6)
+    assert led.spent("a", "tx").jobs == 3
+    assert led.charge("j1", "b", "tx", c, 3.0, 1e-6) == 1  # another analyst's ledger row
+    assert led.charge("j10", "b", "tx", c, 3.0, 1e-6) == 1  # j10 is not a run of j1
+    assert led.charge("j1", "b", "tx", c, 3.0, 1e-6) == 2
+    assert led.charge("j1", "a", "tx", Cost(0.0, 0.0, 0.0), 3.0, 1e-6) == 4
+
+
 BOUNDS = "\n[sources.tx.columns.amount]\nbounds = [0, 200]\n[sources.tx.columns.fee]\n" \
          "bounds = [0, 200]\n[sources.tx.columns.flag]\n"
 
@@ -164,3 +183,50 @@ def test_dp_training_spends_the_budget_and_exhaustion_refuses_on_every_node(dp_c
         entries = [json.loads(e) for (e,) in db.execute("SELECT entry FROM audit")]
         db.close()
         assert sum(e.get("decision") == "budget" for e in entries) == 2, entries
+
+
+def test_retries_of_a_job_whose_output_leaked_spend_the_budget(tmp_path):
+    """Attack (review2), three real daemons: bank2 is a recipient that keeps its reveal of
+    the first output and then drops out (tests/mpc/cheating_node.py takeanddrop), so the
+    honest banks fail the job after the noisy output has left. The analyst re-submits the
+    failed job (as the daemon allows); each attempt draws fresh noise on the same data, so
+    every attempt must spend. Budget 2.5 at epsilon 1: two attempts run and are charged on
+    the honest ledgers, the third is refused (policy.budget) before any data is read, and the
+    cheater holds two noisy samples, not one per retry."""
+    import json
+
+    from mpc.node.client import JobFailedError
+    from tests.mpc.test_node_malicious import CHEAT
+
+    cl = Cluster(tmp_path)
+    for cfg in cl.info["configs"]:
+        cfg.write_text(cfg.read_text() + "\n[policy.dp]\nepsilon = 1.0\nbudget_epsilon = 2.5\n"
+                       "budget_delta = 1e-6\n" + BOUNDS)
+    cl.start(0), cl.start(1)
+    cl.logs[2] = tmp_path / "bank2.log"
+    cl.procs[2] = subprocess.Popen([sys.executable, str(CHEAT), "takeanddrop",
+                                    str(cl.info["configs"][2])],
+                                   stdout=open(cl.logs[2], "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    try:
+        for i in range(3):
+            cl.wait_up(i)
+        c = cl.client()
+        m = _manifest("leak", recipients=("bank2", "bank0", "bank1"))
+        codes = []
+        for _ in range(3):
+            job = c.submit(m)
+            with pytest.raises(JobFailedError):
+                c.result(job, timeout=60)
+            codes.append([cl.status_of(i, job)["code"] for i in (0, 1)])
+        loot = (cl.info["configs"][2].parent / "loot.jsonl").read_text().splitlines()
+        assert len(loot) == 2, (loot, codes)  # attempt 1 and its one paid retry
+        assert all(len(json.loads(x)) == 1 for x in loot)  # the noisy count, each time
+        assert codes[2] == ["policy.budget", "policy.budget"], codes
+        assert all(c0 != "policy.budget" for c0 in codes[0] + codes[1]), codes
+    finally:
+        cl.stop()
+    for i in (0, 1):
+        led = BudgetLedger(cl.dir / f"bank{i}-state" / "budget.db")
+        sp = led.spent(next(iter(led.summary()))[0], "tx")
+        led.close()
+        assert sp.epsilon == pytest.approx(2.0) and sp.jobs == 2, sp

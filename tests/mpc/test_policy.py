@@ -214,3 +214,53 @@ def test_training_dp_is_asked_by_the_analyst_or_required_by_the_policy(owner):
     with pytest.raises(PolicyError) as e:
         dp_request(train(["a"], epsilon=0.5), none)
     assert e.value.code == "policy.epsilon"
+
+
+def test_every_agreed_run_of_a_job_spends_and_a_retry_beyond_the_budget_is_refused(owner):
+    """Attack (review2): a failed job may be re-submitted and runs again with FRESH noise on
+    the same data (runner: check_manifest, agreement, spend_budget, then load and compute).
+    An attempt can fail after its noisy output left (a cheating recipient bank takes its
+    reveal of the first output, then drops before the honest recipients got theirs; or a
+    timeout in delivery), so each retry is another release. The ledger charged a job id
+    once: every retry was free, and k retries averaged the noise down by sqrt(k). Every
+    agreed run must be charged, and a run that does not fit is refused before any data is
+    read (policy.budget); an idempotent resubmission of the job still passes the policy."""
+    from mpc.node.policy import spend_budget
+
+    cfg, key, d = owner  # epsilon 1.0 per job, budget_epsilon 2.0
+    led = BudgetLedger(d / "b.db")
+    b = _body(inputs={f"bank{i}": {"source": "tx", "columns": ["a"]} for i in range(3)})
+    m = sign_manifest({**b, "idempotency_key": "retry"}, key)
+    analyst = m.analyst_key.hex()
+
+    def attempt():  # what Runner.run does on this node for one attempt, up to the data
+        check_manifest(m, cfg, REGISTRY, led)
+        spend_budget(m, cfg, led, agree_dp({0: {"dp": dp_request(m, cfg)}}))
+
+    attempt()  # attempt 1: agreed, spent, then failed after its release
+    attempt()  # attempt 2 (the re-submission): fresh noise, so it spends again
+    assert led.spent(analyst, "tx").epsilon == pytest.approx(2.0)
+    assert led.spent(analyst, "tx").jobs == 2
+    with pytest.raises(PolicyError) as e:
+        attempt()  # attempt 3 would exceed the budget: refused before anything is computed
+    assert e.value.code == "policy.budget"
+    assert led.spent(analyst, "tx").epsilon == pytest.approx(2.0)  # the refusal spends nothing
+    check_manifest(m, cfg, REGISTRY, led)  # resubmitting a done job: its stored record (T18)
+
+
+@pytest.mark.parametrize("bad", [
+    {"epsilon": float("nan")}, {"epsilon": -1.0}, {"epsilon": True}, {"epsilon": "1"},
+    {"delta": float("nan")}, {"delta": 1.5}, {"mechanism": "none"},
+    {"bounds": [[0, float("nan")]]}, {"bounds": [[5, 1]]}, {"bounds": "x"},
+])
+def test_a_peers_malformed_dp_terms_end_the_agreement_typed(bad):
+    """review2: agree_dp took the peers' DP terms as sent. A cheating bank that is party 0
+    and sends epsilon NaN made the agreed epsilon NaN (min() keeps a leading NaN): its cost
+    was stored as NULL (spending nothing) and the sampler failed with an untyped ValueError;
+    a negative epsilon or delta >= 1 failed later, untyped. Every term is validated at the
+    agreement: agreement.malformed, before anything is spent or read."""
+    good = {"epsilon": 1.0, "delta": 0.0, "mechanism": "laplace", "bounds": [[0.0, 100.0]]}
+    with pytest.raises(PolicyError) as e:
+        agree_dp({0: {"dp": {**good, **bad}}, 1: {"dp": good}, 2: {"dp": good}})
+    assert e.value.code == codes.AGREEMENT_MALFORMED
+    assert agree_dp({0: {"dp": good}, 1: {"dp": {**good, "epsilon": 0.5}}, 2: {}})["epsilon"] == 0.5

@@ -143,7 +143,7 @@ def test_calibrate():
 
 
 @pytest.mark.parametrize("kind,param,N", [("laplace", 1, 4000), ("gaussian", 4, 3000)])
-@pytest.mark.parametrize("scheme,source", [("shamir", "dn07"), ("additive", "ot")])
+@pytest.mark.parametrize("scheme,source", [("shamir", "dn07"), ("additive", "ot"), ("additive", "rss3")])
 def test_dealer_free_sources_give_the_stated_noise(kind, param, N, scheme, source):
     """Issue 13, second reading: the coins' comparand U must be uniform on [0, 2^kappa).
     dn07 (Shamir, PRSS) supplies bounded randoms that are statistical masks (a sum of C(n, t)
@@ -158,3 +158,26 @@ def test_dealer_free_sources_give_the_stated_noise(kind, param, N, scheme, sourc
         x = _sample(kind, param, N, seed, scheme=scheme, domain=dom, preprocessing=source)[0][0]
         passes += _chi2_p(x, pmf) > ALPHA
     assert passes >= 2
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_rss3_sampler_matches_and_a_biased_comparand_is_caught(broken, monkeypatch):
+    """review2: the samplers over rss3 (new since they were tested): the discrete Laplace
+    from rss3's bounded randoms and ltz tuples matches the exact pmf; the same run with
+    rss3's bounded randoms cut to kappa - 1 bits (U not uniform on [0, 2^kappa), as dn07's
+    masks were) is caught, so the check has power on this source."""
+    from protocols.preprocessing.rss3 import RSS3Preprocessing
+
+    if broken:
+        real = RSS3Preprocessing.bounded_randoms
+
+        async def short(self, shape, bits):
+            return await real(self, shape, bits - 1)
+
+        monkeypatch.setattr(RSS3Preprocessing, "bounded_randoms", short)
+    def pmf(k):
+        return dp.laplace_pmf(k, 2)
+
+    passes = sum(_chi2_p(_sample("laplace", 2, 3000, seed, preprocessing="rss3")[0][0], pmf) > ALPHA
+                 for seed in (1, 2, 3))
+    assert (passes >= 2) != broken

@@ -20,6 +20,7 @@ from protocols.apps.ml.private import (
     Regime,
     noise_for,
     private_weights,
+    regime,
     release,
     sensitivity,
 )
@@ -272,3 +273,72 @@ def test_settings_outside_the_analysis_are_refused(model, hp, dp, match):
 
     with pytest.raises(ConfigError, match=match):
         run_local(2, job, seed=1)
+
+
+def test_negative_learning_rate_cannot_shrink_the_noise():
+    """Attack (review2): parameters.lr is only type-checked, and the bound's main term is
+    2 L sum_passes c1 / 2^K with the protocol's own integer c1 = round(lr / b 2^K): with
+    lr < 0 (gradient ascent, which is not 1-expansive) that term is negative and the bound
+    drops to almost nothing while the weights still move with the data. Here (c1 = -31)
+    the claimed sensitivity is below a tenth of the plaintext trainer's change on one
+    replaced row, so the noise would be a tenth of what epsilon needs. A learning rate
+    that is not a finite positive number is outside the analysis: ConfigError."""
+    N, B, E = 64, 64, 50
+    lr = -31 * B / 2**20
+    g = np.random.default_rng(1)
+    X, y = g.uniform(-1, 1, (N, 1)), (g.uniform(size=N) < 0.5).astype(float)
+    X2, y2 = X.copy(), y.copy()
+    X[0], y[0], X2[0], y2[0] = 1.0, 0.0, -1.0, 1.0
+    kw = dict(loss="logistic", bounds=[[-1, 1]], batch_size=B, epochs=E, lr=lr)
+    moved = np.linalg.norm(fit_dp_plain(X, y, **kw) - fit_dp_plain(X2, y2, **kw))
+    # what sensitivity() returned for these settings before the fix (its formula with
+    # c1 = -31, one batch per pass, L = |x| = sqrt(2)): the bound must never be below `moved`
+    c1, xn = -31, math.sqrt(2)
+    claimed = 2 * xn * E * c1 / 2**20 + 2 * E * 2.0 ** (1 - F) * xn * (1 + c1 * B / 2**20)
+    assert moved > 10 * claimed > 0
+    for bad in (lr, 0.0, -0.5):
+        with pytest.raises(ConfigError, match="learning rate"):
+            regime("logistic", {"lr": bad, "batch_size": B, "epochs": E}, N)
+        with pytest.raises(ConfigError, match="learning rate"):
+            sensitivity(N, 1, Regime(E, B, bad, 0.0, 0), 1.0)
+    X3, y3 = _data(40)
+
+    async def job(s):
+        return await train(s, "logistic", X3, y3, dp={"epsilon": 1.0, "bounds": [[20, 80], [-3, 3], [-15, 15]]},
+                           lr=lr)
+
+    with pytest.raises(ConfigError, match="learning rate"):
+        run_local(2, job, seed=1)
+
+
+def test_fixed_point_overflow_cannot_move_the_weights_past_the_bound(monkeypatch):
+    """Attack (review2): residual_bound R and lr are the analyst's, and the bound assumes
+    exact arithmetic. With R = 2000, lr = 0.9 and labels far outside the model (|y| = 10^6,
+    every residual clipped to R), the fused update c1 X^T e (2f + K fractional bits) leaves
+    the truncation's exact range (|x| < 2^62) on one dataset and not on its neighbour: the
+    intercept wraps to the wrong sign, and one replaced row moves the weights by more than
+    four times the sensitivity the noise is calibrated to. Settings whose worst-case update
+    or forward product (any data within the bounds and R) can leave that range are refused
+    (ConfigError) before any input."""
+    import protocols.apps.ml.private as pm
+
+    X = np.linspace(-1, 1, 8).reshape(8, 1)
+    y = np.full(8, -1e6)
+    y2 = y.copy()
+    y2[0] = 1e6
+    hp = {"lr": 0.9, "batch_size": 8, "epochs": 1}
+    dp = {"epsilon": 1.0, "bounds": [[-1, 1]], "residual_bound": 2000.0}
+
+    def run(yy):
+        return _weights([(X[:4], yy[:4]), (X[4:], yy[4:])], "linear", hp, dp)
+
+    monkeypatch.setattr(pm, "_check_range", lambda *a, **k: None, raising=False)  # the attack
+    (w, sens), (w2, _) = run(y), run(y2)
+    assert w[1] > 0 > w2[1]  # the intercept's sign flipped by the wrap (exact: both < 0)
+    assert np.linalg.norm((w - w2) / 2**F) > 4 * sens
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="fixed-point range"):
+        run(y)
+    with pytest.raises(ConfigError, match="fixed-point range"):
+        sensitivity(8, 1, Regime(1, 8, 0.9, 0.0, 0), 2000.0)
+    sensitivity(8, 1, Regime(1, 8, 0.9, 0.0, 0), 500.0)  # inside the range: fine

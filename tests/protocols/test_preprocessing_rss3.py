@@ -453,3 +453,70 @@ def test_malformed_message_is_a_typed_error_on_every_party(monkeypatch):
     errs = run_all(ss, job)
     assert isinstance(errs[2], FrameError)
     assert isinstance(errs[1], SmpcError)  # both honest parties fail typed (0 is the cheater)
+
+
+def test_empty_requests_give_the_dealers_empty_items():
+    """review2: a request for 0 elements (a comparison or DP noise on an empty array) gave an
+    untyped ValueError / IndexError from the pools; the dealer hands out empty arrays of the
+    item's shapes, and so must rss3 (and the online protocols then run)."""
+    from protocols.apps import dp
+
+    _, ss = rss_sessions(word_chunk=32, ltz_chunk=16)
+
+    async def job(s):
+        P = s.prep
+        items = [await P.bits((0,)), *await P.dabits((0,)), *await P.edabits((0,), 20),
+                 *await P.trunc_triples((0,), 16), *await P.trunc_pairs((0,), 16, 40),
+                 await P.bounded_randoms((0,), 30), *await P.ltz_tuples((0,), True),
+                 *await P.ltz_tuples((2, 0), False)]
+        x = s.share_of(s.domain.zeros((0,)))
+        b, z = await comparison.ltz(s, x), await dp.discrete_laplace(s, (0,), 2)
+        opened = await core.open(s, b, z)
+        more = await P.ltz_tuples((5,), True)  # the pools still line up afterwards
+        return [v.shape for v in items], [v.shape for v in opened], more
+
+    res = run_all(ss, job)
+    shapes = res[0][0]
+    assert all(0 in sh for sh in shapes) and res[0][1] == [(0,), (0,)]
+    assert shapes[-1][0] == len(_MONO[3]) and shapes[-1][1:] == (2, 0)
+    assert ltz_ok([r[2] for r in res], True)
+
+
+def _record_derivations(monkeypatch, *, stuck_counter=False):
+    """Every PRSS stream a party derives: (party, key, label, call counter)."""
+    seen: list[tuple[int, bytes, str, int]] = []
+    def streams(self, label):
+        c = 0 if stuck_counter else self._calls
+        self._calls += 1
+        seen.extend((self.me, k, label, c) for k in self._keys)
+        return tuple(_rss3core.CryptoRNG(_rss3core.derive_key(k, "rss3", label, c))
+                     for k in self._keys)
+
+    monkeypatch.setattr(Replicated, "streams", streams)
+    return seen
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_prss_keys_are_pairwise_and_no_stream_is_derived_twice(broken, monkeypatch):
+    """review2 (item 1, sound; a guard): key K_j is held by parties j and j - 1 only, the
+    three keys differ, and no party derives the stream of one (key, label, counter) twice
+    across every kind (randoms, zero sharings, b2a masks), so no mask or zero sharing is
+    reused. Two runs of the same session id with OS randomness (seed None, as the node)
+    share no key. Broken: a counter that does not advance is caught."""
+    seen = _record_derivations(monkeypatch, stuck_counter=broken)
+    _, ss = rss_sessions(word_chunk=40, ltz_chunk=25, mat_words=40)
+    run_all(ss, _every_kind)
+    keys = {p: {k for q, k, _, _ in seen if q == p} for p in range(3)}
+    assert all(len(v) == 2 for v in keys.values()) and len(set().union(*keys.values())) == 3
+    for p in range(3):  # party p holds K_p and K_{p+1}: each key shared by one pair only
+        shared = keys[p] & keys[(p + 1) % 3]
+        assert len(shared) == 1 and not (shared & keys[(p + 2) % 3])
+    assert (len(set(seen)) != len(seen)) == broken
+    if not broken:
+        runs = []
+        for _ in range(2):
+            seen.clear()
+            ss = sessions(3, make_scheme("additive", 3), RSS3Preprocessing, seed=None)
+            run_all(ss, lambda s: s.prep.triples((4,)))
+            runs.append({k for _, k, _, _ in seen})
+        assert not runs[0] & runs[1]

@@ -44,12 +44,17 @@ How the trainer is kept inside that analysis (what the code enforces, `regime`):
   probability that a masked value wraps, below 2^-(63 - |value bits|), as every fixed-point
   result here) is outside pure DP: with the Laplace mechanism the guarantee is epsilon-DP
   except on that event.
+* deviation, range: the analysis assumes no wrap-around. The worst-case fused update and
+  forward product over ANY data within the bounds and R must stay inside the truncation's
+  exact range (|x| < 2^62, `_check_range`), else the settings are refused: a wrap on one
+  dataset but not its neighbour moved the weights by several times the bound (review2).
 * neighbouring datasets have the same size N (replace one row). N is public in our training
   (the parties learn it from the input shapes), so removing a row is visible anyway: this is
   bounded DP, as in the paper.
 
-Settings outside this (a step above 2/(beta + lambda), another schedule, the smooth sigmoid,
-class weights, the closed form, standardisation, no bounds) raise ConfigError before any input.
+Settings outside this (a step above 2/(beta + lambda), a learning rate <= 0, another
+schedule, the smooth sigmoid, class weights, the closed form, standardisation, no bounds)
+raise ConfigError before any input.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ from protocols.comparison import clip
 from protocols.errors import ConfigError
 from protocols.fixed import mul_public
 from protocols.session import Session, Share
-from protocols.truncation import trunc
+from protocols.truncation import RING_TRUNC_BITS, trunc
 
 #: the training keys a DP fit accepts (everything else is refused as outside the analysis)
 _DP_HP = {"alpha", "l2", "solver", "batch_size", "epochs", "lr", "schedule", "sigmoid",
@@ -146,11 +151,22 @@ def regime(model: str, hp: dict[str, Any], N: int | None = None) -> Regime:
         raise ConfigError("dp: logistic regression with DP trains with sigmoid='piecewise'")
     alpha = float(hp.get("alpha", 1.0 if model == "ridge" else 0.0))
     l2 = float(hp.get("l2", alpha / N if (model != "logistic" and N) else 0.0))
-    if l2 < 0:
+    if not (math.isfinite(l2) and l2 >= 0):
         raise ConfigError("dp: l2 must be >= 0")
-    return Regime(int(hp.get("epochs", 10)), int(hp.get("batch_size", 64)),
-                  float(hp.get("lr", 0.5 if model == "logistic" else 0.1)), l2,
-                  hp.get("shuffle_seed", 0))
+    rg = Regime(int(hp.get("epochs", 10)), int(hp.get("batch_size", 64)),
+                float(hp.get("lr", 0.5 if model == "logistic" else 0.1)), l2,
+                hp.get("shuffle_seed", 0))
+    _check_lr(rg.lr)
+    return rg
+
+
+def _check_lr(lr: float) -> None:
+    """The analysis is of gradient DEScent: a step that is not a finite positive number
+    (lr <= 0: ascent, not 1-expansive, and a negative main term that shrinks the bound)
+    is outside it."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"dp: the learning rate must be a finite number > 0 (gradient "
+                          f"descent), got {lr!r}")
 
 
 def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> float:
@@ -159,7 +175,11 @@ def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> fl
 
         2 L sum_passes max_B c1(B) / 2^K  +  2 T eps_step,   L = Ly sqrt(d + 1)
 
-    (module docstring). Raises ConfigError when a step exceeds 2 / (beta + lambda). Pure."""
+    (module docstring). Raises ConfigError when a step exceeds 2 / (beta + lambda) or the
+    learning rate is not > 0. Pure."""
+    _check_lr(rg.lr)
+    if not (math.isfinite(rg.l2) and rg.l2 >= 0):
+        raise ConfigError("dp: l2 must be >= 0")
     sched = batches(N, rg.batch_size, rg.epochs, rg.shuffle_seed)
     sizes = sorted({len(b) for b in sched})
     xn = math.sqrt(d + 1)
@@ -173,6 +193,7 @@ def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> fl
             raise ConfigError(f"dp: learning rate {rg.lr:g} is above the analysed range: "
                               f"eta (beta + lambda) = {eta * beta + lam_eta:.3g} > 2 with beta = "
                               f"d + 1 = {beta:g} (use lr <= {2 / (beta + rg.l2):.3g})")
+    _check_range(sched, c1, c2, d, Ly, f)
     per = len(sched) // rg.epochs
     main = 0.0
     for e in range(rg.epochs):
@@ -180,6 +201,28 @@ def sensitivity(N: int, d: int, rg: Regime, Ly: float, f: int = DEFAULT_F) -> fl
     main *= 2 * Ly * xn
     step = 2.0 ** (1 - f) * xn * (1 + max(etas.values()) * Ly)
     return main + 2 * len(sched) * step
+
+
+def _check_range(sched: list[np.ndarray], c1: dict[int, int], c2: float, d: int, Ly: float,
+                 f: int) -> None:
+    """ConfigError unless sgd's values stay inside the truncation's exact range (|x| <
+    2^RING_TRUNC_BITS) for ANY data within the mapped bounds and the residual bound: the
+    analysis assumes exact arithmetic, and a wrap on one dataset but not on its neighbour
+    moves the weights by ~2^(64 - f - K) units, far past the bound. Worst cases (|x_j| <= 1,
+    |e| <= Ly; the L2 step |1 - eta lambda| <= 1 never grows w):
+      |w_j| <= W = Ly sum_steps c1(B) B / 2^K,
+      fused update |c1 X_B^T e + c2 w| <= max_B c1(B) B Ly 2^(2f) + c2 W 2^f,
+      forward product |X_B w| <= (d + 1) W 2^(2f)."""
+    lim = 2.0**RING_TRUNC_BITS
+    W = Ly * sum(c1[len(b)] * len(b) for b in sched) / 2.0**K_LR
+    upd = max(c1[len(b)] * len(b) for b in sched) * Ly * 2.0 ** (2 * f) + c2 * W * 2.0**f
+    z = (d + 1) * W * 2.0 ** (2 * f)
+    if not (upd < lim and z < lim):
+        raise ConfigError(f"dp: these settings can leave the fixed-point range of training "
+                          f"(update up to 2^{math.log2(max(upd, 1)):.1f}, forward product up to "
+                          f"2^{math.log2(max(z, 1)):.1f}, exact below 2^{RING_TRUNC_BITS}): a "
+                          "wrap would break the sensitivity bound; lower lr, residual_bound "
+                          "or the number of steps")
 
 
 def noise_for(terms: DPTerms, sens: float, d: int, f: int = DEFAULT_F) -> tuple[dpm.Noise, int]:
