@@ -152,3 +152,31 @@ def test_class_weights_forms():
         class_weights("balance", 2, 10)
     with pytest.raises(ConfigError, match="both classes"):
         class_weights("balanced", 0, 10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("hp", [{"epochs": 10**7, "batch_size": 1},
+                                {"epochs": 2 * 10**6, "batch_size": 64}])
+def test_an_analysts_huge_schedule_is_refused_before_it_is_built(hp):
+    """review2: epochs and batch_size come from a job's manifest; the schedule (one index
+    array per step, one permutation per epoch) was built in full before anything refused it,
+    so epochs = 10^7 with batch_size = 1 blocked the node until memory ran out. Now a typed
+    ConfigError on every party, before any allocation (this test would run out of memory or
+    its timeout otherwise)."""
+    from protocols.apps.ml.sgd import MAX_STEPS, batches
+    from protocols.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SGD steps"):
+        batches(100, hp["batch_size"], hp["epochs"], 0)
+    assert len(batches(100, 1, MAX_STEPS // 100, None)) == MAX_STEPS  # the bound itself passes
+    with pytest.raises(ConfigError, match="row visits"):  # few steps, huge permutations
+        batches(10**6, 10**6, 200, 0)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), (rng.random(40) < 0.5).astype(float)
+
+    async def job(s):
+        mine = (X[:20], y[:20]) if s.pid == 0 else (X[20:], y[20:])
+        return await train(s, "logistic", *mine, partition="horizontal", **hp)
+
+    with pytest.raises(ConfigError, match="SGD steps"):
+        run_local(2, job)

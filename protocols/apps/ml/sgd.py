@@ -67,6 +67,12 @@ from protocols.truncation import is_ring64, sub_trunc_matmul, trunc, trunc_finis
 
 #: extra bits of the public learning-rate constants in the fused update
 K_LR = 20
+#: bounds on one training's public schedule, checked before it is built: a job's parameters
+#: come from an analyst, and epochs = 10^7 with batch_size = 1 would otherwise allocate the
+#: whole schedule (and block the node) before anything else could refuse it. 10^6 steps are
+#: >= 5 * 10^6 online rounds, far beyond any job deadline.
+MAX_STEPS = 1_000_000
+MAX_SAMPLES = 100_000_000
 #: None, "balanced" or {0: c0, 1: c1}
 ClassWeight: TypeAlias = str | Mapping[int, float] | None
 
@@ -77,6 +83,11 @@ def batches(N: int, batch_size: int, epochs: int, shuffle_seed: int | None) -> l
     reference so both see the same data order."""
     if batch_size < 1 or epochs < 1:
         raise ConfigError("batch_size and epochs must be >= 1")
+    steps = epochs * -(-N // batch_size)
+    if steps > MAX_STEPS or epochs * N > MAX_SAMPLES:  # before allocating the schedule
+        raise ConfigError(f"{epochs} epochs over {N} rows in batches of {batch_size} are "
+                          f"{steps} SGD steps and {epochs * N} row visits; at most {MAX_STEPS} "
+                          f"steps and {MAX_SAMPLES} row visits per training")
     # public and reproducible; drawn from the project's PRG (numpy's generators stay out of
     # protocols/), as a sort by random 64-bit keys
     rng = None if shuffle_seed is None else CryptoRNG.from_seed(shuffle_seed, "batch-order")
