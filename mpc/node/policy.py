@@ -308,7 +308,32 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) ->
                           f"policy.min_group_size = {pol.min_group_size}")
     check_columns(m, cfg, registry)
     check_model(m, cfg)
-    check_budget(m, cfg, ledger, dp_request(m, cfg))
+    req = dp_request(m, cfg)
+    if req is not None and m.computation in ML_COMPUTATIONS:
+        check_dp_training(m)
+    check_budget(m, cfg, ledger, req)
+
+
+#: manifest parameters of a training job that the node consumes itself (not ml.train's)
+_NODE_ML_PARAMS = ("partition", "id_column", "store_model", "epsilon", "residual_bound")
+
+
+def check_dp_training(m: Manifest) -> None:
+    """A DP training job's settings inside the sensitivity analysis (protocols.apps.ml.private
+    .regime: solver, schedule, sigmoid, lr > 0, l2 >= 0, no weights or standardisation), checked
+    at submission: refused then, it costs no budget (review2: they were checked only when the
+    job ran, after every node had charged its epsilon). The data-dependent checks (step size
+    against N, the fixed-point range) still run in the job."""
+    from mpc.node.jobs import JobParameterError
+    from protocols.apps.ml.private import regime
+    from protocols.errors import ConfigError
+
+    model = m.computation.split("_")[0]
+    hp = {k: v for k, v in m.parameters.items() if k not in _NODE_ML_PARAMS}
+    try:
+        regime(model, hp)
+    except (ConfigError, TypeError, ValueError, OverflowError) as e:
+        raise JobParameterError(f"parameters: {e}") from None
 
 
 def check_rows(rows: int, cfg: NodeConfig) -> None:

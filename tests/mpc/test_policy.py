@@ -264,3 +264,34 @@ def test_a_peers_malformed_dp_terms_end_the_agreement_typed(bad):
         agree_dp({0: {"dp": {**good, **bad}}, 1: {"dp": good}, 2: {"dp": good}})
     assert e.value.code == codes.AGREEMENT_MALFORMED
     assert agree_dp({0: {"dp": good}, 1: {"dp": {**good, "epsilon": 0.5}}, 2: {}})["epsilon"] == 0.5
+
+
+def test_dp_training_settings_outside_the_analysis_are_refused_at_submission(owner):
+    """review2: a DP training job whose settings the sensitivity analysis does not cover (lr
+    <= 0, another schedule, the closed form, class weights) was refused only when it ran,
+    after every node had charged its epsilon; now check_manifest refuses it (job.parameters)
+    before anything is queued or spent. The same settings without DP pass."""
+    import dataclasses
+
+    from mpc.node.config import load_config
+    from mpc.node.jobs import JobParameterError
+
+    _, key, tmp = owner
+    path = next(f for f in tmp.rglob("*.toml") if "[sources.tx.columns.a]" in f.read_text())
+    path.write_text(path.read_text() + "[sources.tx.columns.d]\nbounds = [-1, 1]\n")
+    cfg = load_config(path)
+    pol = dataclasses.replace(cfg.policy, allowed_computations=(
+        *cfg.policy.allowed_computations, "logistic_regression"))
+    cfg = dataclasses.replace(cfg, policy=pol)
+
+    def train(**p):
+        return sign_manifest(_body(computation="logistic_regression", parameters=p, inputs={
+            f"bank{i}": {"source": "tx", "columns": ["d"], "label": "c"} for i in range(3)}), key)
+
+    check_manifest(train(epsilon=0.5, lr=0.5), cfg, REGISTRY)
+    for bad in ({"lr": -0.5}, {"lr": 0.0}, {"schedule": "epoch_decay"},
+                {"class_weight": "balanced"}, {"solver": "closed"}, {"standardize": True}):
+        with pytest.raises(JobParameterError) as e:
+            check_manifest(train(epsilon=0.5, **bad), cfg, REGISTRY)
+        assert e.value.code == "job.parameters"
+        check_manifest(train(**bad), cfg, REGISTRY)  # without DP: not this check's business
