@@ -89,7 +89,8 @@ class _State:
 
     steps: dict[str, int] = field(default_factory=dict)
     aborted: BaseException | None = None
-    #: per-session protocol state keyed by protocol (e.g. the malicious compiler's MAC key)
+    #: per-session protocol state keyed by protocol (e.g. the malicious compiler's MAC key);
+    #: a value with an `on_abort()` method has it called when the session aborts (wipe keys)
     ext: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,6 +163,10 @@ class Session:
         """Terminal: close the channel; every later protocol call raises SessionAbortedError."""
         if self._state.aborted is None:
             self._state.aborted = reason
+        for ext in list(self._state.ext.values()):  # protocol state holding local secrets
+            wipe = getattr(ext, "on_abort", None)
+            if callable(wipe):
+                wipe()
         await self.channel.close()
 
     @property

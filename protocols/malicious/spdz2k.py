@@ -91,6 +91,15 @@ class _Ctx:
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
     failed: str | None = None
 
+    def on_abort(self) -> None:
+        """The session aborted for any reason (a failed check, a transport error, a peer
+        that vanished): alpha_i is zeroed in place (the preprocessing source holds the same
+        array) and dropped with the pending openings; nothing MACed can be used again."""
+        if self.alpha is not None:
+            self.alpha.fill(0)
+        self.alpha, self.opened, self.inputs = None, [], []
+        self.failed = self.failed or "aborted"
+
 
 def attach(s: Session, dealer: Any) -> None:
     """Set up SPDZ2k on a malicious additive session over Z_2^64: draw alpha_i in Z_2^s from
@@ -397,9 +406,8 @@ async def _fail(s: Session, check: str, message: str) -> None:
     """Terminal: delete alpha_i and the pending openings, drop buffered preprocessing, abort."""
     err = CheatingDetectedError(f"cheating detected ({check} check): {message}", check=check)
     ctx = s._state.ext[_EXT]
-    if ctx.alpha is not None:
-        ctx.alpha.fill(0)
-    ctx.alpha, ctx.opened, ctx.inputs, ctx.failed = None, [], [], check
+    ctx.failed = check
+    ctx.on_abort()
     queues = getattr(s.prep, "_queues", None)
     if isinstance(queues, dict):
         queues.clear()

@@ -279,3 +279,30 @@ def test_reveal_to_one_party(cheat):
         assert [st.rounds for st in stats] == [3 + 5 + 1 + 5] * 3
     else:  # a wrong share of the masked value: caught, party 1 gets nothing
         assert all(isinstance(o, CheatingDetectedError) and o.check == "mac" for o in out[:2])
+
+
+def test_mac_key_is_wiped_when_a_peer_vanishes():
+    """Issue 16: 'the MAC key never leaves the party, and is deleted on abort'. It was zeroed
+    only on a failed check; a session that aborted on a transport error (here: the last party
+    vanishes mid-job) kept alpha_i in memory. Now every abort wipes it, in place (the
+    preprocessing source holds the same array)."""
+    async def main():
+        ss = await open_sessions(3, scheme="additive", security="malicious", seed=7)
+        keys = [s._state.ext["spdz2k"].alpha for s in ss]
+        assert all(k is not None and k.any() for k in keys)
+        x = await asyncio.gather(*(spdz2k.input(s, X if s.pid == 0 else None, 0, X.shape)
+                                   for s in ss))
+        await ss[2].channel.close()  # party 2 vanishes
+
+        async def honest(s, xi):
+            return await spdz2k.mul(s, xi, xi)
+
+        out = await asyncio.gather(*(honest(s, xi) for s, xi in zip(ss[:2], x[:2], strict=True)),
+                                   return_exceptions=True)
+        await close_sessions(ss)
+        return out, ss, keys
+
+    out, ss, keys = asyncio.run(main())
+    assert all(isinstance(e, SmpcError) for e in out)
+    for s, k in zip(ss[:2], keys[:2], strict=True):
+        assert s.aborted and s._state.ext["spdz2k"].alpha is None and not k.any()
