@@ -5,6 +5,7 @@ channel itself is network.mqtt.MqttChannel."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 
 from network.errors import NetworkError
@@ -48,8 +49,13 @@ async def open_mqtt_channel(
         timeout=timeout, connect_timeout=connect_timeout, max_message_size=max_message_size,
         max_frame=max_frame, max_rejected=max_rejected, username=username, password=password,
     )
-    await ch.start()
-    await ch.handshake()
+    try:  # closed on every path: a failed or cancelled connect leaves no client or task
+        await ch.start()
+        await ch.handshake()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(ch.close())
+        raise
     return ch
 
 

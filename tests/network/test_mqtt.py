@@ -399,3 +399,32 @@ def test_receiver_that_stops_reading_bounds_sender_memory():
                 await c.close()
 
     asyncio.run(main())
+
+
+@MQTT_SKIP
+def test_open_mqtt_channel_cancelled_in_handshake_leaves_no_task():
+    """open_mqtt_channel (one party per process, e.g. mpc.processes) did not close its
+    channel when the handshake was cancelled or failed: the broker client and its reader
+    task stayed behind (found by the issue 14 hardening)."""
+    from network.errors import PeerUnavailableError
+    from network.mqtt_mesh import open_mqtt_channel
+
+    keys = [generate_keypair() for _ in range(2)]
+
+    async def main():
+        def opener(connect_timeout):
+            return open_mqtt_channel(0, 2, session_id=os.urandom(16), static_key=keys[0][0],
+                                     peer_keys=[k[1] for k in keys], timeout=5,
+                                     connect_timeout=connect_timeout)
+
+        t = asyncio.create_task(opener(30))  # the peer never comes
+        await asyncio.sleep(1.0)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        with pytest.raises(PeerUnavailableError):
+            await opener(0.5)
+        await asyncio.sleep(0.2)
+        return [x for x in asyncio.all_tasks() if x is not asyncio.current_task()]
+
+    assert asyncio.run(main()) == []
