@@ -72,7 +72,7 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
         mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
     got: dict[int, MShare] = {}
     for o in owners:
-        got[o] = await mal.input(s, mine if o == s.pid else None, o, (bits, count))
+        got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count))
     B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
     sq = await mal.mul(s, B, B - 1)
     if not await zero_check(s, sq, "range"):
@@ -166,7 +166,7 @@ async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, ow
                        k: int) -> tuple[MShare, MShare]:
     """G input by the owner and checked one-hot; (kept counts, released) per group."""
     N = flags.shape[0]
-    G = await mal.input(s.child("groups"), G_local, owner, (N, K))
+    G = await mal.input_unchecked(s.child("groups"), G_local, owner, (N, K))
     await check_onehot(s, G, owner)
     flags, G = await refresh_many(s, flags, G)
     counts = (await mal.matmul(s, flags.reshape(1, N), G)).reshape(K)

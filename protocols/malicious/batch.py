@@ -239,7 +239,7 @@ async def xor_bits(s: Session, M: int) -> MShare:
     products, one opening and a 125-squaring square root on GF(2^127 - 1) (the reason for
     this variant: about 6x less computation).
     Rounds: (t + 1) * 4 (inputs) + 2 (bit check) + 2t (XOR) + zero_check's 19."""
-    from protocols.malicious.chida18 import input as minput
+    from protocols.malicious.chida18 import input_unchecked as minput
     from protocols.malicious.chida18 import mul
 
     D, t = s.domain, (s.n - 1) // 2

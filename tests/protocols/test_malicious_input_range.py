@@ -89,8 +89,6 @@ def _recover(c: np.ndarray) -> np.ndarray:
     return np.where(v >= 1 << 22, v - (1 << 23), v)
 
 
-@pytest.mark.xfail(strict=True, reason="malicious inputs are not range-checked under MPC yet "
-                   "(issue 16); the cheater reads bank 0's input from trunc's opening")
 def test_out_of_range_input_cannot_unmask_an_honest_input():
     out, rec, D, sch = _run(job)
     leaked = None
