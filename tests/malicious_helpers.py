@@ -73,3 +73,40 @@ def run(job, *, cheat=None, n=3, domain=None, preprocessing="trusted_dealer", se
     out, stats = asyncio.run(main())
     errs = [o if isinstance(o, BaseException) else None for o in out]
     return [None if e else o for o, e in zip(out, errs, strict=True)], errs, stats
+
+
+def skip_own_range_check(monkeypatch, cheater: int = 2) -> None:
+    """Model a cheating owner (party `cheater`) that skips the local range check of its own
+    inputs: each value outside the declared range is decomposed as its clipped value, with the
+    excess added to the lowest "bit" (then not 0/1), so the recomposed input is the cheater's
+    value exactly. Honest parties run the real code. (On a build without range-checked inputs
+    the hook does not exist and the cheater's value goes in as is.)"""
+    from protocols.malicious import chida18
+
+    real = getattr(chida18, "_owner_bits", None)
+
+    def owner_bits(s, x, bits, signed):
+        if s.pid != cheater:
+            return real(s, x, bits, signed)
+        D = s.domain
+        lo = -(1 << (bits - 1)) if signed else 0
+        v = D.to_signed(x)
+        clipped = np.clip(v, lo, lo + (1 << bits) - 1)
+        B = chida18.decompose(D, D.from_int(clipped), bits, signed)
+        B[0] = D.add(B[0], D.from_int(v - clipped))
+        return B
+
+    monkeypatch.setattr(chida18, "_owner_bits", owner_bits, raising=False)
+
+
+def assert_range_cheater_named(errs, cheater: int = 2) -> None:
+    """Every honest party raised security.cheating_detected, check input.range, naming the
+    cheater."""
+    from protocols.errors import CheatingDetectedError
+
+    for pid, e in enumerate(errs):
+        if pid == cheater:
+            continue
+        assert isinstance(e, CheatingDetectedError), (pid, e)
+        assert e.code == "security.cheating_detected" and e.check == "input.range", (pid, e)
+        assert getattr(e, "owners", None) == (cheater,) and f"[{cheater}]" in str(e), (pid, e)
