@@ -13,8 +13,8 @@ from network.channel import Channel
 
 
 class Cheat(Channel):
-    """Wraps the cheater's channel: the first message under a tag starting with `prefix`
-    (to `peers`, default all) gets 1 added to its first field element (`domain` None: to its
+    """Wraps the cheater's channel: the first non-empty message under a tag starting with
+    `prefix` (to `peers`, default all) gets 1 added to its first field element (`domain` None: to its
     first raw wire word, e.g. SPDZ2k's Z_2^128 limbs)."""
 
     def __init__(self, inner, domain, prefix: str, peers=None):
@@ -29,7 +29,7 @@ class Cheat(Channel):
     async def send(self, peer, tag, payload):
         base = tag.rsplit("/", 1)[-1]
         hit = base.startswith(self.prefix) and (self.peers is None or peer in self.peers)
-        if hit and self.done_tag in (None, tag) and isinstance(payload, np.ndarray):
+        if hit and self.done_tag in (None, tag) and isinstance(payload, np.ndarray) and payload.size:
             self.done_tag = tag
             if self.D is None:
                 payload = payload.copy()

@@ -98,8 +98,8 @@ class _Ctx:
     pending: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)
     #: (tag, BLAKE2b of delta) of every input delta received since the last verification
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
-    #: (tag, owner, shares of b*(b-1) for every bit b of the owner's range-checked input)
-    #: since the last verification: checked to be 0 at it (`input`, check "input.range")
+    #: (tag, owner, shares of v = sum_k gamma_k b_k (b_k - 1) over the bits b of the owner's
+    #: range-checked input) since the last verification: checked 0 at it (check "input.range")
     ranges: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
     failed: str | None = None  # a check that failed locally, reported at the next verdict
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -367,9 +367,10 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
     verification (before any masked opening: `trunc` and the comparisons verify first) with
     InputRangeCheatingError (security.cheating_detected, check "input.range") naming it, on
     every honest party.
-    Rounds: 4 (input, as `input_unchecked`) + 2 (the bit check's product); the check itself
-    rides in the next verification's rounds.   Bytes: those of `input_unchecked` and `mul`
-    on bits * prod(shape) elements, plus (n - 1) * n * e in that verification.
+    Rounds: 4 (input, as `input_unchecked` on the bits) + 1 (coin) + 2 (one reduction); the
+    zero check rides in the next verification's rounds.   Bytes: `input_unchecked` on
+    bits * prod(shape) elements, (n - 1)*e (coin), a 2-element reduction, plus (n - 1)*n*e
+    in that verification.
     Raises: InputRangeError (at the owner: x does not fit), ParameterError (bits),
     DomainError, ShapeMismatch, PartyIndexError."""
     got = await input_many(s, x if s.pid == owner else None, {owner: shape}, bits=bits, signed=signed)
@@ -383,19 +384,25 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     the current key.
 
         owner: b = bits of x + 2^(bits-1) (bits, *shape);   [b] = input_unchecked(b)
-        [q] = [b] * ([b] - 1)   (one checked product for every owner's bits)
+        gamma = PRG(open(coin))    (a random sharing, opened after every [b] is fixed)
+        v_o = reduce(sum_k gamma_k [b_k] ([b_k] - 1)) with its MAC (r*b_k)(b_k - 1):
+              one DN07 reduction of 2 elements per owner, recorded like a product
         x = sum_i 2^i [b_i] - 2^(bits-1)           (local)
-        next verification: v_o = sum_k alpha'_k q_k over owner o's elements (alpha' from
-        the verification's coin) opened with T; v_o != 0 -> "input.range" naming o
+        next verification: every v_o opened with T (after the MAC check: a wrong v fails
+        "mac" first, so an honest owner is never blamed); v_o != 0 -> "input.range" naming o
 
-    A bit check with public coefficients drawn after the products are fixed [Corrigan-Gibbs
-    and Boneh, "Prio", NSDI 2017, sec. 4] inside the verification of [CGHIKLN18, sec. 3]: the
-    products q are MAC-checked in the same verification (a wrong q fails "mac" first, so an
-    honest owner is never blamed), a non-bit gives v_o = 0 with probability 1/p; v_o reveals
-    only a combination of the cheater's own q (every honest owner's q is 0).
-    The inputs of several owners run concurrently (children "in<owner>"), their products in
-    one `mul` afterwards (preprocessing requested in one order at every party).
-    Rounds: 4 + 2.   Raises: as `input`."""
+    The bit check is a random linear combination with public coefficients drawn after the
+    values are fixed [Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4], computed on
+    degree-2t products and reduced once, its MAC [r*v] formed from the bits' MACs so that an
+    additive error in the reduction is caught by the check of [CGHIKLN18, sec. 3] (without
+    the MAC a cheater that knows its own v could cancel it). A non-bit gives v_o = 0 with
+    probability 1/p; v_o reveals only a combination of the cheater's own bits (every honest
+    owner's v_o is 0). The inputs of several owners run concurrently (children "in<owner>").
+    Rounds: 4 (input) + 1 (coin) + 2 (reduction).
+    Bytes: `input_unchecked` on bits * prod(shape) elements per owner, (n - 1)*e (coin),
+    a `_reduce` of 2 * len(owners) elements, (n - 1)*n*e in the next verification.
+    Preprocessing: input_unchecked's, randoms((1,)), double_randoms((2, len(owners))).
+    Raises: as `input`."""
     F = s.domain
     ctx = _state(s)  # refuses an unsupported scheme or field first
     w = _width(F, bits, signed)
@@ -419,19 +426,31 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
         return await input_unchecked(c, mine if o == s.pid else None, o, shp)
 
     bs = list(await asyncio.gather(*(one(o) for o in owners)))
-    flat = [b.reshape(b.size) for b in bs]
-    allb = flat[0] if len(flat) == 1 else MShare(
-        Share(np.concatenate([b.x.data for b in flat]), s), Share(np.concatenate([b.rx.data for b in flat]), s),
-        flat[0].key)
-    q = await mul(s, allb, allb - 1)
-    tag, k, out = s.tag("mrange"), 0, {}
-    lo = (1 << (w - 1)) if signed else 0
-    for o, b in zip(owners, bs, strict=True):
-        ctx.ranges.append((tag, o, q.x.data[k : k + b.size]))
+    # the coin: a random sharing opened (consistency-checked) after every bit is fixed
+    coin, ok = await _open_checked(s, await s.prep.randoms((1,)), "mrange-coin")
+    if not ok:
+        ctx.failed = ctx.failed or "open"
+    total = sum(b.size for b in bs)
+    rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-range-gamma", total))
+    gam = F.random(rng, (total,))
+    z2t = F.zeros((2, len(owners)))
+    k = 0
+    for i, b in enumerate(bs):  # degree 2t: sum_k gamma_k b_k (b_k - 1) and its MAC
+        g = gam[k : k + b.size]
         k += b.size
+        bm1 = (b - 1).x.data.reshape(-1)
+        z2t[0, i : i + 1] = F.sum(F.mul(g, F.mul(b.x.data.reshape(-1), bm1))).reshape(1)
+        z2t[1, i : i + 1] = F.sum(F.mul(g, F.mul(b.rx.data.reshape(-1), bm1))).reshape(1)
+    rt, r2t = await s.prep.double_randoms((2, len(owners)))
+    z, tag = await _reduce(s, z2t, rt, r2t)
+    _record(s, bs[0].key, tag, z[0], z[1])  # (v, r*v): MAC-checked like a product
+    out = {}
+    lo = (1 << (w - 1)) if signed else 0
+    for i, (o, b) in enumerate(zip(owners, bs, strict=True)):
+        ctx.ranges.append((tag, o, z[0][i : i + 1]))
         acc = b[w - 1]
-        for i in range(w - 2, -1, -1):
-            acc = acc + acc + b[i]
+        for j in range(w - 2, -1, -1):
+            acc = acc + acc + b[j]
         out[o] = acc - lo if lo else acc
     return out
 

@@ -162,7 +162,8 @@ def test_bad_parameters():
 async def ltz_job(s):
     D = s.domain
     x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
-    z = await mc.ltz(s, x)  # inline: prepare_compare (mking#1 a, #2 a^2, #3 MACs), #4 refresh x
+    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs; #5 refresh x
+    z = await mc.ltz(s, x)
     (v,) = await mal.open(s, z)
     return v
 
@@ -186,16 +187,16 @@ async def select_job(s):
 
 
 @pytest.mark.parametrize("job,cheat,check", [
-    (ltz_job, ("mking#2", None), "mac"),  # a bit's square a^2: caught before c is opened
-    (ltz_job, ("mking#1", [0]), "mac"),  # the r-component of the random a behind a bit
+    (ltz_job, ("mking#3", None), "mac"),  # a bit's square a^2: caught before c is opened
+    (ltz_job, ("mking#2", [0]), "mac"),  # the r-component of the random a behind a bit
     (ltz_job, ("mbits", [1]), "open"),  # its share of an opened square
-    (ltz_job, ("mking#3", [0]), "mac"),  # the next key's MAC of a prefix row
+    (ltz_job, ("mking#4", [0]), "mac"),  # the next key's MAC of a prefix row
     (ltz_job, ("mcmp", [0]), "open"),  # its share of the opened masked value c
-    (ltz_job, ("mking#5", [0]), "mac"),  # a reshare in the BitLT prefix's first level
-    (ltz_job, ("mking#10", None), "mac"),  # the prefix's last product (w = 2)
-    (eqz_job, ("mking#6", [0]), "mac"),  # a reshare in the EQZ product tree
+    (ltz_job, ("mking#6", [0]), "mac"),  # a reshare in the BitLT prefix's first level
+    (ltz_job, ("mking#11", None), "mac"),  # the prefix's last product (w = 2)
+    (eqz_job, ("mking#7", [0]), "mac"),  # a reshare in the EQZ product tree
     (eqz_job, ("mcmp", [1]), "open"),
-    (select_job, ("mking#14", None), "mac"),  # select's product (inputs 2, lt 10, x and y refreshed 2)
+    (select_job, ("mking#16", None), "mac"),  # select's product (inputs 2 + 2 range checks, lt 10, x and y refreshed 2)
 ])
 def test_cheater_caught_on_every_honest_party(job, cheat, check):
     res, errs, _ = run(job, cheat=cheat)

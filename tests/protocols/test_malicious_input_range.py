@@ -270,7 +270,8 @@ def test_range_bits_keeps_products_below_the_bound():
 
 def test_checked_input_costs_exact():
     """Exact counts: the range-checked input of N elements (w = 32 bits) costs the compiler's
-    input of its w*N bits plus one product on them (2 rounds more than `input_unchecked`);
+    input of its w*N bits, a coin and one 2-element reduction (3 rounds more than
+    `input_unchecked`);
     the check rides in the next verification (3 rounds as without; n more elements in T's
     message); a masked opening right after the inputs with prepared masks adds that
     verification (3) and re-keys the masks and x (2 + 2)."""
@@ -302,12 +303,35 @@ def test_checked_input_costs_exact():
     m = [st for pid, st in marks if pid == 0]
     d = [(b - a) for a, b in zip(m, m[1:], strict=False)]
     M = w * N  # the bits input
-    assert [x.rounds for x in d] == [4, 3, 4 + 2, 3, 4 + 2, 3 + 2 + 2 + 1]
-    assert d[2].rounds - d[0].rounds == 2  # the range check's extra rounds (the product)
+    assert [x.rounds for x in d] == [4, 3, 4 + 1 + 2, 3, 4 + 1 + 2, 3 + 2 + 2 + 1]
+    assert d[2].rounds - d[0].rounds == 3  # the range check's extra rounds (coin, reduction)
+    # party 0 sends its coin share 2e and, in the 2-element reduction, 1 element to each peer
+    # (its own chunk is empty)
+    check = 2 * E + 2 * E
     assert [x.bytes_sent for x in d[:5]] == [
         2 * N * E + 4 * N // 3 * E,
         2 * (2 * E + 2 * E + 33),
-        2 * M * E + 4 * M // 3 * E + 8 * M // 3 * E,
+        2 * M * E + 4 * M // 3 * E + check,
         2 * (2 * E + (2 + 3) * E + 33),
-        2 * M * E + 4 * M // 3 * E + 8 * M // 3 * E,
+        2 * M * E + 4 * M // 3 * E + check,
     ]
+
+
+def test_error_in_the_range_reduction_blames_no_honest_owner():
+    """The cheater adds an error to its share of the bit check's reduction of party 0's
+    (honest) input, trying to make party 0's v non-zero: the MAC check catches it ("mac"),
+    so no honest owner is named as out of range; nothing released."""
+    from malicious_helpers import run
+
+    async def job(s):
+        D = s.domain
+        x = await mal.input(s, D.from_int(XI) if s.pid == 0 else None, 0, XI.shape)  # mking#0, #1
+        (v,) = await mal.open(s, x)
+        return v
+
+    res, errs, _ = run(job, cheat=("mking#1", None))
+    assert res == [None] * 3
+    for pid in (0, 1):
+        assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
+        assert errs[pid].check in ("mac", "reported"), errs[pid]
+    assert any(errs[pid].check == "mac" for pid in (0, 1))
