@@ -13,7 +13,11 @@ epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
   = x - rho sent by the owner to all (its consistency checked at the next verification by
   a digest of every delta each party received); [r*x] = [r*rho] + delta*[r], where [r*rho]
   is one DN07 product computed while rho travels. A malicious owner therefore always shares
-  a value on a degree-t polynomial.
+  a value on a degree-t polynomial. `input` range-checks under MPC (issue 16): the owner
+  inputs the bits of its value, b(b - 1) = 0 is checked by a random linear combination
+  whose value is opened with T at the next verification, and truncations and comparisons
+  verify first (a value outside 2^(l-1) would not be hidden by their masks);
+  `input_unchecked` is the bare compiler input for callers that check ranges themselves.
 - linear operations act on both components; adding a public c adds c*[r] to [r*x].
 - mul: ([x*y], [(r*x)*y]) by two DN07 products in one degree reduction (2 rounds). matmul
   likewise with matrix products (the communication is that of the k x m output only).
