@@ -176,11 +176,11 @@ async def prepare_horizontal(
         mu = await const(s, 0, (d,))
         istd = mu + (1 << g)
         return Prepared(Xsh, ysh, mu, istd, g, N, d)
-    # masks for the statistics and the standardisation, under one verification
-    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
     local = np.concatenate([Xs.sum(0) / N, (Xs * Xs).sum(0) / N])
     tot = await sum_inputs(s.child("st"), encode(s, local, f), bits=moment_bits(s.domain, f))
-    await mal.verify_inputs(s)  # the range checks, before fixed_mul's masked opening
+    # masks for the statistics and the standardisation, under one verification (which also
+    # settles every input's range check, so no masked opening needs one of its own)
+    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
     (tot,) = await refresh_many(s, tot)
     mu, ex2 = tot[:d], tot[d:]
     var = ex2 - await fixed_mul(s, mu, mu, f)
