@@ -48,9 +48,9 @@ class Cheat(Channel):
         await self.inner.close()
 
 
-def run(job, *, cheat=None, n=3, domain=None, preprocessing="trusted_dealer", seed=5):
-    """run_local's loop with party n-1's channel optionally wrapped in Cheat(prefix, peers).
-    Returns (results, errors, stats)."""
+def run(job, *, cheat=None, wrap=None, n=3, domain=None, preprocessing="trusted_dealer", seed=5):
+    """run_local's loop with party n-1's channel optionally wrapped in Cheat(prefix, peers)
+    and/or by `wrap(channel) -> Channel`. Returns (results, errors, stats)."""
 
     async def main():
         ss = await open_sessions(n, scheme="shamir", security="malicious", seed=seed, domain=domain,
@@ -58,6 +58,8 @@ def run(job, *, cheat=None, n=3, domain=None, preprocessing="trusted_dealer", se
         if cheat is not None:
             c = ss[-1]
             ss[-1] = dataclasses.replace(c, channel=Cheat(c.channel, c.domain, *cheat))
+        if wrap is not None:
+            ss[-1] = dataclasses.replace(ss[-1], channel=wrap(ss[-1].channel))
 
         async def one(s):
             try:

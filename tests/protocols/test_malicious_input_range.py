@@ -15,6 +15,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from malicious_helpers import run
 
 from mpc.local import close_sessions, open_sessions
 from network.channel import Channel
@@ -131,27 +132,18 @@ def _skip_own_check(monkeypatch):
 
 
 def _run_recording(job, keys=("mtrunc", "mcmp")):
-    """Like _run, recording the cheater's received shares of every masked opening."""
-    async def main():
-        ss = await open_sessions(3, scheme="shamir", security="malicious", seed=9)
-        recs = []
+    """Like _run, recording the cheater's received shares of every masked opening; returns
+    (results or errors, recorders)."""
+    recs = []
+
+    def wrap(ch):
         for key in keys:
-            rec = Record(ss[-1].channel, key)
-            ss[-1] = dataclasses.replace(ss[-1], channel=rec)
-            recs.append(rec)
+            ch = Record(ch, key)
+            recs.append(ch)
+        return ch
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
-        return out, recs
-
-    return asyncio.run(main())
+    res, errs, _ = run(job, wrap=wrap, seed=9)
+    return [r if e is None else e for r, e in zip(res, errs, strict=True)], recs
 
 
 def _assert_caught(out, owner=CHEATER):
@@ -180,25 +172,20 @@ async def fixed_mul_job(s, prepared=False):
     return zv
 
 
-async def ltz_job(s, prepared=False):
-    if prepared:
-        await mal.prepare_compare(s, XI.size, "ltz")
-    x, y = await _inputs(s)
-    b = await mal.ltz(s, await mal.mul(s, x, y))
-    (bv,) = await mal.open(s, b)
-    return bv
+def compare_job(kind):
+    async def job(s, prepared=False):
+        if prepared:
+            await mal.prepare_compare(s, XI.size, kind)
+        x, y = await _inputs(s)
+        b = await getattr(mal, kind)(s, await mal.mul(s, x, y))
+        (bv,) = await mal.open(s, b)
+        return bv
+    job.__name__ = f"{kind}_job"
+    return job
 
 
-async def eqz_job(s, prepared=False):
-    if prepared:
-        await mal.prepare_compare(s, XI.size, "eqz")
-    x, y = await _inputs(s)
-    b = await mal.eqz(s, await mal.mul(s, x, y))
-    (bv,) = await mal.open(s, b)
-    return bv
-
-
-@pytest.mark.parametrize("job", [fixed_mul_job, ltz_job, eqz_job])
+@pytest.mark.parametrize("job", [fixed_mul_job, compare_job("ltz"), compare_job("eqz")],
+                         ids=["fixed_mul", "ltz", "eqz"])
 @pytest.mark.parametrize("prepared", [False, True])
 def test_cheater_skipping_its_own_check_is_named_before_any_masked_opening(monkeypatch, job, prepared):
     """T28: the cheater inputs 2^104 (as a non-bit) into a product with bank 0's input feeding
@@ -321,7 +308,6 @@ def test_error_in_the_range_reduction_blames_no_honest_owner():
     """The cheater adds an error to its share of the bit check's reduction of party 0's
     (honest) input, trying to make party 0's v non-zero: the MAC check catches it ("mac"),
     so no honest owner is named as out of range; nothing released."""
-    from malicious_helpers import run
 
     async def job(s):
         D = s.domain

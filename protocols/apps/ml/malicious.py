@@ -54,7 +54,7 @@ from protocols.apps.ml.data import (
     _scaled,
     local_standardize,
 )
-from protocols.apps.ml.sgd import K_LR, batches, class_weights, learning_rates
+from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, MaliciousUnsupportedError, ShapeMismatch
@@ -360,20 +360,11 @@ async def fit_sgd(s: Session, model: str, X_local: np.ndarray | None, y_local: n
     else:
         P = await prepare_vertical(s, X_local, y_local, binary=binary, f=f, standardize=standardize)
         scale = None
-    cw = hp.get("class_weight")
     n_pos = None
-    if binary and cw == "balanced":
+    if binary and hp.get("class_weight") == "balanced":
         (tot,) = await mal.open(s, P.y.sum().reshape(1))
         n_pos = int(s.domain.to_signed(tot)[0])
-    l2 = float(hp.get("l2", alpha / P.N if not binary else 0.0))
-    w = await sgd(
-        s, P.X, P.y, loss="logistic" if binary else "squared", y_is_bits=binary,
-        batch_size=int(hp.get("batch_size", 64)), epochs=int(hp.get("epochs", 10)),
-        lr=float(hp.get("lr", 0.5 if binary else 0.1)), schedule=hp.get("schedule", "constant"),
-        lr_decay=float(hp.get("lr_decay", 0.0)), l2=l2,
-        class_weight=class_weights(cw, n_pos, P.N) if binary else (1.0, 1.0),
-        sigmoid=hp.get("sigmoid", "piecewise"), shuffle_seed=hp.get("shuffle_seed", 0), f=f,
-    )
+    w = await sgd(s, P.X, P.y, **sgd_params(hp, binary=binary, alpha=alpha, N=P.N, n_pos=n_pos, f=f))
     d = P.d
     w, mu, istd = await refresh_many(s, w, P.mu, P.istd)
     coef, intercept = await finish(s, w[:d], mu, istd, P.istd_f, w[d], f, scale)
