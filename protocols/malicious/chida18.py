@@ -700,10 +700,13 @@ async def verify(s: Session) -> None:
         T must be 0;  verdict round (flags, input digests)
 
     Rounds: 3 (0 when nothing was computed since the last verification).
-    Bytes: (n - 1)*(2e + 2e + 33) per party.   Preprocessing: randoms((1,)) (the coin).
+    Bytes: (n - 1)*(2e + 2e + 33) per party, plus (n - 1)*n*e when range checks are
+    pending (one v_o per party with T: `input_many`).   Preprocessing: randoms((1,)) (the coin).
     Afterwards r is public: the next operation starts a new epoch.
     Raises: CheatingDetectedError (every honest party, with abort) naming the check: "mac"
-    (T != 0), "open" (inconsistent shares of r, the coin or T), "input", "reported";
+    (T != 0), "open" (inconsistent shares of r, the coin, T or v), "input", "reported",
+    "input.range" (InputRangeCheatingError naming the owners whose v_o != 0, checked only
+    after T = 0);
     MaliciousUnsupportedError (blaming nobody) where a concurrent branch's product races it.
     """
     ctx = _state(s)
