@@ -41,7 +41,7 @@ from protocols.apps.fraud import OneHotError
 from protocols.apps.ml._base import decode, pub
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import InputRangeError, MaliciousUnsupportedError, ShapeMismatch
-from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check
+from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
 from protocols.malicious.chida18 import MShare
 from protocols.malicious.nonlinear import piecewise_sigmoid_raw
 from protocols.session import Session
@@ -52,16 +52,21 @@ RANGE_BITS = 40
 
 
 class PartialScoreRangeError(InputRangeError):
-    """A bank's input failed its range check under MPC (not RANGE_BITS bits)."""
+    """A bank's input failed its range check under MPC (not RANGE_BITS bits); `owners` names
+    the banks whose input failed."""
 
     code = "input.range"
+
+    def __init__(self, message: str, *, owners: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.owners = owners
 
 
 async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], count: int,
                      bits: int = RANGE_BITS) -> dict[int, MShare]:
     """Every bank in `owners` inputs `count` signed integers as `bits` bits each; returns
     {owner: the (count,) MShare of sum_i 2^i bit_i - 2^(bits-1)} after checking every bit
-    under MPC. Raises PartialScoreRangeError (naming the owners checked) if a bit is not 0/1,
+    under MPC. Raises PartialScoreRangeError (naming the owners whose bits are not 0/1),
     InputRangeError locally if this party's own value does not fit."""
     D = s.domain
     mine = None
@@ -72,12 +77,14 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
         mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
     got: dict[int, MShare] = {}
     for o in owners:
-        got[o] = await mal.input(s, mine if o == s.pid else None, o, (bits, count))
+        got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count))
     B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
     sq = await mal.mul(s, B, B - 1)
-    if not await zero_check(s, sq, "range"):
-        raise PartialScoreRangeError(f"the input of part(ies) {owners} failed the range check "
-                                     f"({bits} bits) under MPC")
+    oks = await zero_check_each(s, [sq[i] for i in range(len(owners))], "range")
+    bad = tuple(o for o, ok in zip(owners, oks, strict=True) if not ok)
+    if bad:
+        raise PartialScoreRangeError(f"the input of party(ies) {list(bad)} failed the range check "
+                                     f"({bits} bits) under MPC", owners=bad)
     out = {}
     for o in owners:
         (b,) = await refresh_many(s, got[o])
@@ -166,7 +173,7 @@ async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, ow
                        k: int) -> tuple[MShare, MShare]:
     """G input by the owner and checked one-hot; (kept counts, released) per group."""
     N = flags.shape[0]
-    G = await mal.input(s.child("groups"), G_local, owner, (N, K))
+    G = await mal.input_unchecked(s.child("groups"), G_local, owner, (N, K))
     await check_onehot(s, G, owner)
     flags, G = await refresh_many(s, flags, G)
     counts = (await mal.matmul(s, flags.reshape(1, N), G)).reshape(K)
@@ -181,4 +188,4 @@ async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, ow
 
 
 __all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
-           "input_bits", "score", "zero_check"]
+           "input_bits", "score", "zero_check", "zero_check_each"]

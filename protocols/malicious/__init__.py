@@ -10,20 +10,26 @@ preprocessed by `prepare_compare`).
 
 from protocols.malicious.chida18 import (
     MIN_FIELD_BITS,
+    InputRangeCheatingError,
     MShare,
     input,
+    input_many,
+    input_unchecked,
     matmul,
     mul,
     open,
+    range_bits,
     refresh,
     reveal_to,
     verify,
+    verify_inputs,
 )
 from protocols.malicious.compare import eq, eqz, lt, ltz, prepare_compare, relu, select
 from protocols.malicious.fixed import fixed_mul, prepare_trunc, prepared, random, random_bits, trunc
 
 __all__ = [
-    "MIN_FIELD_BITS", "MShare", "eq", "eqz", "fixed_mul", "input", "lt", "ltz", "matmul", "mul",
+    "MIN_FIELD_BITS", "InputRangeCheatingError", "MShare", "eq", "eqz", "fixed_mul", "input",
+    "input_many", "input_unchecked", "lt", "range_bits", "verify_inputs", "ltz", "matmul", "mul",
     "open", "prepare_compare", "prepare_trunc", "prepared", "random", "random_bits", "refresh",
     "relu", "reveal_to", "select", "trunc", "verify",
 ]

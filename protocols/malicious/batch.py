@@ -206,25 +206,34 @@ async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:
 
 
 async def zero_check(s: Session, T: MShare, what: str) -> bool:
-    """Whether every element of T is 0, revealing nothing else (the sum-check of
-    Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4): a coin opened after verifying
-    everything so far (malicious.open), gamma = PRG(coin), v = rho * sum_k gamma_k T_k with a
-    fresh random MShare rho, v opened. A non-zero T gives v = 0 with probability <= 2/p.
-    Rounds: coin 2 + 5, rho 2, product 2, open 5 (+3 for its verification)."""
+    """Whether every element of T is 0, revealing nothing else (`zero_check_each` on one
+    array). Rounds: coin 2 + 5, rho 2, product 2, open 5 (+3 for its verification)."""
+    return (await zero_check_each(s, [T], what))[0]
+
+
+async def zero_check_each(s: Session, Ts: Sequence[MShare], what: str) -> list[bool]:
+    """For each T in Ts whether every element of it is 0, revealing nothing else (the
+    sum-check of Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4), all in one batch: a
+    coin opened after verifying everything so far (malicious.open), gamma = PRG(coin),
+    v_i = rho_i * sum_k gamma_k T_ik with fresh random MShares rho_i, the v_i opened
+    together. A non-zero T_i gives v_i = 0 with probability <= 2/p; each v_i is uniform
+    unless 0. (One T per input owner names the owner whose input failed.)
+    Rounds: coin 2 + 5, rho 2, product 2, open 5 (+3 for its verification), for any len(Ts).
+    Bytes: those of zero_check with len(Ts) elements for rho, the product and the opening."""
     from protocols.malicious.chida18 import mul, open
     from protocols.prg import CryptoRNG
 
-    D = s.domain
+    D, k = s.domain, len(Ts)
     coin = await mfix.random(s, (1,))
     (c,) = await open(s, coin)
     rng = CryptoRNG.from_seed(bytes(np.ascontiguousarray(D.to_wire(c)).tobytes()), "mal-zero-check",
                               what.encode())
-    gamma = D.random(rng, (T.size,))
-    v = (T.reshape(T.size) * gamma).sum().reshape(1)
-    rho = await mfix.random(s, (1,))
+    vs = [(T.reshape(T.size) * D.random(rng, (T.size,))).sum().reshape(1) for T in Ts]
+    v = vs[0] if k == 1 else concat(vs)
+    rho = await mfix.random(s, (k,))
     rho, v = await refresh_many(s, rho, v)
     (out,) = await open(s, await mul(s, rho, v))
-    return bool(np.all(D.to_int(out) == 0))
+    return [bool(o == 0) for o in D.to_int(out)]
 
 
 async def xor_bits(s: Session, M: int) -> MShare:
@@ -239,7 +248,7 @@ async def xor_bits(s: Session, M: int) -> MShare:
     products, one opening and a 125-squaring square root on GF(2^127 - 1) (the reason for
     this variant: about 6x less computation).
     Rounds: (t + 1) * 4 (inputs) + 2 (bit check) + 2t (XOR) + zero_check's 19."""
-    from protocols.malicious.chida18 import input as minput
+    from protocols.malicious.chida18 import input_unchecked as minput
     from protocols.malicious.chida18 import mul
 
     D, t = s.domain, (s.n - 1) // 2
@@ -276,4 +285,4 @@ def _hi_sum(D: Domain, b: np.ndarray, lo: int) -> np.ndarray:
     return acc
 
 
-__all__ = ["agree_ints", "bcast", "xor_bits", "zero_check", "concat", "const", "prepare_batch", "refresh_many", "stack"]
+__all__ = ["agree_ints", "bcast", "xor_bits", "zero_check", "zero_check_each", "concat", "const", "prepare_batch", "refresh_many", "stack"]

@@ -13,7 +13,11 @@ epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
   = x - rho sent by the owner to all (its consistency checked at the next verification by
   a digest of every delta each party received); [r*x] = [r*rho] + delta*[r], where [r*rho]
   is one DN07 product computed while rho travels. A malicious owner therefore always shares
-  a value on a degree-t polynomial.
+  a value on a degree-t polynomial. `input` range-checks under MPC (issue 16): the owner
+  inputs the bits of its value, b(b - 1) = 0 is checked by a random linear combination
+  whose value is opened with T at the next verification, and truncations and comparisons
+  verify first (a value outside 2^(l-1) would not be hidden by their masks);
+  `input_unchecked` is the bare compiler input for callers that check ranges themselves.
 - linear operations act on both components; adding a public c adds c*[r] to [r*x].
 - mul: ([x*y], [(r*x)*y]) by two DN07 products in one degree reduction (2 rounds). matmul
   likewise with matrix products (the communication is that of the k x m output only).
@@ -61,13 +65,16 @@ from protocols.core import _check_party
 from protocols.errors import (
     CheatingDetectedError,
     DomainError,
+    InputRangeError,
     MaliciousUnsupportedError,
+    ParameterError,
     ShapeMismatch,
 )
 from protocols.prg import CryptoRNG, derive_key
 from protocols.session import Session, Share
 from protocols.sharing.schemes import ShamirShares
 from protocols.sharing.shamir import lagrange_coefficients
+from protocols.truncation import KAPPA, value_bits
 
 #: smallest field (bits of p) the compiler accepts: one check is sound to about 2/p
 MIN_FIELD_BITS = 120
@@ -95,6 +102,9 @@ class _Ctx:
     pending: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)
     #: (tag, BLAKE2b of delta) of every input delta received since the last verification
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
+    #: (tag, owner, shares of v = sum_k gamma_k b_k (b_k - 1) over the bits b of the owner's
+    #: range-checked input) since the last verification: checked 0 at it (check "input.range")
+    ranges: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
     failed: str | None = None  # a check that failed locally, reported at the next verdict
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     verifying: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by verify (_record)
@@ -300,8 +310,160 @@ def _stack(F: Domain, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- protocols ---
-async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...]) -> MShare:  # noqa: A001
-    """The owner's array x as an MShare: ([x], [r*x]) with [x] always a degree-t sharing.
+class InputRangeCheatingError(CheatingDetectedError):
+    """An owner's input failed its range check under MPC (check "input.range"): the owner
+    deviated from the protocol (an honest owner's out-of-range value is refused locally with
+    InputRangeError before anything is sent). `owners` names the parties whose input failed."""
+
+    def __init__(self, message: str, *, owners: tuple[int, ...] = ()) -> None:
+        super().__init__(message, check="input.range")
+        self.owners = owners
+
+
+def range_bits(D: Domain, terms: int = 1, kappa: int = KAPPA) -> int:
+    """The default signed width w of a range-checked input (-2^(w-1) <= x < 2^(w-1)): the
+    largest w for which a sum of `terms` products of two such values stays below the
+    truncation / comparison bound 2^(l-1), l = truncation.value_bits(D) (64 on GF(2^127 - 1)):
+    terms * 2^(2w - 2) < 2^(l-1), i.e. w = (l - ceil(log2 terms)) // 2 (32 for terms = 1:
+    |x| <= 2^31, a fixed-point value below 2^15 with f = 16; 26 for a sum of 2000 products).
+    A masked opening c = v + 2^(l-1) + r (r < 2^(l+kappa)) hides v only while |v| < 2^(l-1);
+    an unbounded input (e.g. 2^104) rotates an honest factor into c's top bits."""
+    if int(terms) < 1:
+        raise ParameterError(f"range_bits: terms must be >= 1, got {terms}")
+    return (value_bits(D, kappa) - (int(terms) - 1).bit_length()) // 2
+
+
+def _width(D: Domain, bits: int | None, signed: bool) -> int:
+    w = range_bits(D) if bits is None else int(bits)
+    top = value_bits(D) if signed else value_bits(D) - 1
+    if not 1 <= w <= top:
+        raise ParameterError(f"input: {'signed' if signed else 'unsigned'} width must be in 1..{top} "
+                             f"on {D}, got {w}")
+    return w
+
+
+def decompose(D: Domain, x: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:
+    """The owner's bits of x (pure): (bits, *x.shape) field elements b_i in {0, 1} with
+    x = sum_i 2^i b_i - (2^(bits-1) if signed else 0).
+    Raises InputRangeError if some x does not fit (signed: -2^(bits-1) <= x < 2^(bits-1);
+    unsigned: 0 <= x < 2^bits)."""
+    lo = -(1 << (bits - 1)) if signed else 0
+    v = D.to_signed(x).reshape(-1)
+    if v.size and (min(v) < lo or max(v) >= lo + (1 << bits)):
+        raise InputRangeError(f"an input value does not fit its declared range [{lo}, {lo + (1 << bits)}) "
+                              f"({bits} {'signed' if signed else 'unsigned'} bits)")
+    u = np.array([int(a) - lo for a in v], dtype=np.uint64).reshape(x.shape)
+    sh = np.arange(bits, dtype=np.uint64).reshape((bits,) + (1,) * x.ndim)
+    return D.from_int(((u[None, ...] >> sh) & np.uint64(1)).astype(np.int64))
+
+
+def _owner_bits(s: Session, x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """The bits this party inputs for its own x (tests replace it to model a cheating owner
+    that skips the local range check and inputs non-bits)."""
+    return decompose(s.domain, x, bits, signed)
+
+
+async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,  # noqa: A001
+                bits: int | None = None, signed: bool = True) -> MShare:
+    """The owner's array x as an MShare, range-checked under MPC (`input_many` for one owner):
+    -2^(bits-1) <= x < 2^(bits-1) (signed) or 0 <= x < 2^bits, bits = `range_bits(domain)`
+    (32 on GF(2^127 - 1)) unless given. An owner that deviates is caught at the next
+    verification (before any masked opening: `trunc` and the comparisons verify first) with
+    InputRangeCheatingError (security.cheating_detected, check "input.range") naming it, on
+    every honest party.
+    Rounds: 4 (input, as `input_unchecked` on the bits) + 1 (coin) + 2 (one reduction); the
+    zero check rides in the next verification's rounds.   Bytes: `input_unchecked` on
+    bits * prod(shape) elements, (n - 1)*e (coin), a 2-element reduction, plus (n - 1)*n*e
+    in that verification.
+    Raises: InputRangeError (at the owner: x does not fit), ParameterError (bits),
+    DomainError, ShapeMismatch, PartyIndexError."""
+    got = await input_many(s, x if s.pid == owner else None, {owner: shape}, bits=bits, signed=signed)
+    return got[owner]
+
+
+async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[int, ...]], *,
+                     bits: int | None = None, signed: bool = True) -> dict[int, MShare]:
+    """Every owner in `shapes` inputs an array of that shape (x: this party's own, or None),
+    range-checked under MPC as `input` describes; returns {owner: MShare}, every MShare under
+    the current key.
+
+        owner: b = bits of x + 2^(bits-1) (bits, *shape);   [b] = input_unchecked(b)
+        gamma = PRG(open(coin))    (a random sharing, opened after every [b] is fixed)
+        v_o = reduce(sum_k gamma_k [b_k] ([b_k] - 1)) with its MAC (r*b_k)(b_k - 1):
+              one DN07 reduction of 2 elements per owner, recorded like a product
+        x = sum_i 2^i [b_i] - 2^(bits-1)           (local)
+        next verification: every v_o opened with T (after the MAC check: a wrong v fails
+        "mac" first, so an honest owner is never blamed); v_o != 0 -> "input.range" naming o
+
+    The bit check is a random linear combination with public coefficients drawn after the
+    values are fixed [Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4], computed on
+    degree-2t products and reduced once, its MAC [r*v] formed from the bits' MACs so that an
+    additive error in the reduction is caught by the check of [CGHIKLN18, sec. 3] (without
+    the MAC a cheater that knows its own v could cancel it). A non-bit gives v_o = 0 with
+    probability 1/p; v_o reveals only a combination of the cheater's own bits (every honest
+    owner's v_o is 0). The inputs of several owners run concurrently (children "in<owner>").
+    Rounds: 4 (input) + 1 (coin) + 2 (reduction).
+    Bytes: `input_unchecked` on bits * prod(shape) elements per owner, (n - 1)*e (coin),
+    a `_reduce` of 2 * len(owners) elements, (n - 1)*n*e in the next verification.
+    Preprocessing: input_unchecked's, randoms((1,)), double_randoms((2, len(owners))).
+    Raises: as `input`."""
+    F = s.domain
+    ctx = _state(s)  # refuses an unsupported scheme or field first
+    w = _width(F, bits, signed)
+    owners = sorted(int(o) for o in shapes)
+    for o in owners:
+        _check_party(s, o, "owner")
+    mine: np.ndarray | None = None
+    if s.pid in shapes:
+        if x is None or not isinstance(x, np.ndarray):
+            raise DomainError(f"party {s.pid} owns this input but passed {type(x).__name__}")
+        F.check(x)
+        if x.shape != tuple(int(d) for d in shapes[s.pid]):
+            raise ShapeMismatch(f"input of shape {x.shape}, declared {tuple(shapes[s.pid])}")
+        mine = _owner_bits(s, x, w, signed)
+    elif x is not None:
+        raise DomainError(f"party {s.pid} passed a value for another party's input")
+
+    async def one(o: int) -> MShare:
+        shp = (w, *(int(d) for d in shapes[o]))
+        c = s if len(owners) == 1 else s.child(f"in{o}")
+        return await input_unchecked(c, mine if o == s.pid else None, o, shp)
+
+    bs = list(await asyncio.gather(*(one(o) for o in owners)))
+    # the coin: a random sharing opened (consistency-checked) after every bit is fixed
+    coin, ok = await _open_checked(s, await s.prep.randoms((1,)), "mrange-coin")
+    if not ok:
+        ctx.failed = ctx.failed or "open"
+    total = sum(b.size for b in bs)
+    rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-range-gamma", total))
+    gam = F.random(rng, (total,))
+    z2t = F.zeros((2, len(owners)))
+    k = 0
+    for i, b in enumerate(bs):  # degree 2t: sum_k gamma_k b_k (b_k - 1) and its MAC
+        g = gam[k : k + b.size]
+        k += b.size
+        bm1 = (b - 1).x.data.reshape(-1)
+        z2t[0, i : i + 1] = F.sum(F.mul(g, F.mul(b.x.data.reshape(-1), bm1))).reshape(1)
+        z2t[1, i : i + 1] = F.sum(F.mul(g, F.mul(b.rx.data.reshape(-1), bm1))).reshape(1)
+    rt, r2t = await s.prep.double_randoms((2, len(owners)))
+    z, tag = await _reduce(s, z2t, rt, r2t)
+    _record(s, bs[0].key, tag, z[0], z[1])  # (v, r*v): MAC-checked like a product
+    out = {}
+    lo = (1 << (w - 1)) if signed else 0
+    for i, (o, b) in enumerate(zip(owners, bs, strict=True)):
+        ctx.ranges.append((tag, o, z[0][i : i + 1]))
+        acc = b[w - 1]
+        for j in range(w - 2, -1, -1):
+            acc = acc + acc + b[j]
+        out[o] = acc - lo if lo else acc
+    return out
+
+
+async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...]) -> MShare:
+    """The owner's array x as an MShare: ([x], [r*x]) with [x] always a degree-t sharing,
+    NOT range-checked: any field element is accepted. Only for callers that check the range
+    themselves (bits checked by `batch.xor_bits`, one-hot group columns, partial scores
+    input as bits); everything else uses `input`.
 
         rho random shared;  open rho to the owner;  owner sends delta = x - rho to all;
         [x] = [rho] + delta;   [r*x] = reduce([r]*[rho]) + delta*[r]   (concurrently)
@@ -446,14 +608,32 @@ def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.
     return value, failed is None
 
 
+#: masked openings of values that may depend on inputs (truncation, comparisons): never
+#: while a range-checked input is unverified (`verify_inputs` first)
+_MASKED = ("mtrunc", "mcmp")
+
+
+async def verify_inputs(s: Session) -> None:
+    """Verify now if an input's range check is pending (`input_many`): the masked openings
+    of `fixed.trunc` and `compare` call it first (when their masks are prepared; preparing
+    masks verifies anyway), so c = v + 2^(l-1) + r is opened only for in-range inputs.
+    Rounds: 3 if a range check is pending, else 0."""
+    if _state(s).ranges:
+        await verify(s)
+
+
 async def _open_checked(s: Session, arr: np.ndarray, op: str) -> tuple[np.ndarray, bool]:
     """Open one flat array to all with the consistency check: 1 round, (n-1)*len*e bytes."""
+    if op in _MASKED and _state(s).ranges:
+        raise MaliciousUnsupportedError(f"a masked opening ({op}) with an input's range check pending "
+                                        "(an input in a concurrent branch?): verify first")
     got = await s.exchange(s.tag(op), {j: arr for j in s.peers}, {j: arr.shape for j in s.peers})
     got[s.pid] = arr
     return _reconstruct_checked(s, got)
 
 
-async def _verdict(s: Session, failed: str | None, *, to: int | None = None, digest: bool = True) -> None:
+async def _verdict(s: Session, failed: str | None, *, to: int | None = None, digest: bool = True,
+                   owners: tuple[int, ...] = ()) -> None:
     """One round: every party (or only party `to`'s verdict, received by all) sends a flag
     byte and its input digest; raise CheatingDetectedError if any flag is set or digests
     differ. 33 bytes per message."""
@@ -477,6 +657,9 @@ async def _verdict(s: Session, failed: str | None, *, to: int | None = None, dig
     for j, v in got.items():  # the root cause first: inputs broadcast inconsistently
         if digest and not np.array_equal(v[1:], mine[1:]):
             await _fail(s, "input", f"party {s.pid}: party {j} received different input broadcasts")
+    if failed == "input.range":
+        await _fail(s, failed, f"party {s.pid}: the input of party(ies) {list(owners)} is outside its "
+                    "declared range (checked under MPC)", owners=owners)
     if failed is not None:
         await _fail(s, failed, f"party {s.pid}: the {failed!r} check failed")
     for j, v in got.items():
@@ -492,12 +675,14 @@ def _input_digest(ctx: _Ctx) -> bytes:
     return h.digest()
 
 
-async def _fail(s: Session, check: str, message: str) -> None:
+async def _fail(s: Session, check: str, message: str, *, owners: tuple[int, ...] = ()) -> None:
     """Terminal: burn the key, the pending pairs, the buffered preprocessing and the prepared
     truncation / comparison masks, abort."""
-    err = CheatingDetectedError(f"cheating detected ({check} check): {message}", check=check)
+    msg = f"cheating detected ({check} check): {message}"
+    err = InputRangeCheatingError(msg, owners=owners) if check == "input.range" \
+        else CheatingDetectedError(msg, check=check)
     ctx = _state(s)
-    ctx.key, ctx.pending, ctx.failed = None, [], check
+    ctx.key, ctx.pending, ctx.ranges, ctx.failed = None, [], [], check
     queues = getattr(s.prep, "_queues", None)
     if isinstance(queues, dict):
         queues.clear()
@@ -515,10 +700,13 @@ async def verify(s: Session) -> None:
         T must be 0;  verdict round (flags, input digests)
 
     Rounds: 3 (0 when nothing was computed since the last verification).
-    Bytes: (n - 1)*(2e + 2e + 33) per party.   Preprocessing: randoms((1,)) (the coin).
+    Bytes: (n - 1)*(2e + 2e + 33) per party, plus (n - 1)*n*e when range checks are
+    pending (one v_o per party with T: `input_many`).   Preprocessing: randoms((1,)) (the coin).
     Afterwards r is public: the next operation starts a new epoch.
     Raises: CheatingDetectedError (every honest party, with abort) naming the check: "mac"
-    (T != 0), "open" (inconsistent shares of r, the coin or T), "input", "reported";
+    (T != 0), "open" (inconsistent shares of r, the coin, T or v), "input", "reported",
+    "input.range" (InputRangeCheatingError naming the owners whose v_o != 0, checked only
+    after T = 0);
     MaliciousUnsupportedError (blaming nobody) where a concurrent branch's product races it.
     """
     ctx = _state(s)
@@ -527,12 +715,13 @@ async def verify(s: Session) -> None:
 
 
 async def _verify(s: Session, ctx: _Ctx) -> None:
-    if ctx.key is None and not ctx.pending and ctx.failed is None:
+    if ctx.key is None and not ctx.pending and ctx.failed is None and not ctx.ranges:
         return
     key = await _key(s)
     F = s.domain
     coin = await s.prep.randoms((1,))
     pending, ctx.pending = ctx.pending, []
+    ranges, ctx.ranges = ctx.ranges, []
     failed = ctx.failed
     vals, ok = await _open_checked(s, np.concatenate([key.r.reshape(1), coin.reshape(1)]), "mcoin")
     failed = failed or (None if ok else "open")
@@ -545,21 +734,45 @@ async def _verify(s: Session, ctx: _Ctx) -> None:
             k += z.size
     else:
         T = F.zeros(())
-    msg = np.empty(2, dtype=F.dtype)
+    # the range checks (`input_many`): one v_o per party o, sent with T (no extra round)
+    m = 2 + (s.n if ranges else 0)
+    msg = F.zeros((m,))
     msg[0:1] = T.reshape(1)
     msg[1:2] = F.from_int(np.array([0 if failed is None else 1]))
-    got = await s.exchange(s.tag("mcheck"), {j: msg for j in s.peers}, {j: (2,) for j in s.peers})
+    if ranges and failed is None:
+        msg[2:] = _range_values(s, vals[1:2], ranges)
+    got = await s.exchange(s.tag("mcheck"), {j: msg for j in s.peers}, {j: (m,) for j in s.peers})
     got[s.pid] = msg
     if failed is None and any(int(F.to_int(got[j][1:2])[0]) != 0 for j in s.peers):
         failed = "reported"
+    owners: tuple[int, ...] = ()
     if failed is None:
         tv, ok = _reconstruct_checked(s, {j: got[j][:1] for j in got})
         if not ok:
             failed = "open"
         elif int(F.to_int(tv)[0]) != 0:
             failed = "mac"
+    if failed is None and ranges:  # only after the products q passed the MAC check
+        vv, ok = _reconstruct_checked(s, {j: got[j][2:] for j in got})
+        owners = tuple(int(o) for o in np.flatnonzero(F.to_int(vv) != 0))
+        failed = "open" if not ok else ("input.range" if owners else None)
     ctx.key, ctx.epoch = None, ctx.epoch + 1  # r is public now
-    await _verdict(s, failed)
+    await _verdict(s, failed, owners=owners)
+
+
+def _range_values(s: Session, coin: np.ndarray, ranges: list[tuple[str, int, np.ndarray]]) -> np.ndarray:
+    """Shares of v_o = sum_k alpha'_k q_k over every range entry of party o (n,), alpha' a
+    PRG keyed by the verification's coin (a label apart from the MAC check's alphas)."""
+    F = s.domain
+    ranges = sorted(ranges, key=lambda e: (e[0], e[1]))  # the same order at every party
+    total = sum(q.size for _, _, q in ranges)
+    rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-range", total))
+    alphas = F.random(rng, (total,))
+    v, k = F.zeros((s.n,)), 0
+    for _, o, q in ranges:
+        v[o : o + 1] = F.add(v[o : o + 1], F.sum(F.mul(alphas[k : k + q.size], q)).reshape(1))
+        k += q.size
+    return v
 
 
 async def open(s: Session, *xs: MShare) -> list[np.ndarray]:  # noqa: A001

@@ -61,6 +61,7 @@ from protocols.malicious.chida18 import (
     _state,
     mul,
     refresh,
+    verify_inputs,
 )
 from protocols.malicious.fixed import random_bits, verify_into_next_key
 from protocols.session import Session, Share
@@ -162,6 +163,8 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
     chunks = _pool(s).setdefault((kind, ell, kappa), [])
     if sum(m.count for m in chunks) < N:
         await prepare_compare(s, N, kind, kappa=kappa, bits=ell)
+    else:
+        await verify_inputs(s)  # c is opened only for range-checked inputs
     parts, need = [], N
     while need:
         m = chunks[0]

@@ -50,6 +50,7 @@ from protocols.malicious.chida18 import (
     mul,
     refresh,
     verify,
+    verify_inputs,
 )
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA, check_field_room, public_shift, value_bits
@@ -211,6 +212,7 @@ async def _take(s: Session, N: int, f: int, kappa: int) -> tuple[np.ndarray, MSh
     chunks = _pool(s).get((f, kappa), [])
     if sum(m.r.size for m in chunks) < N:
         return None
+    await verify_inputs(s)  # c is opened only for range-checked inputs
     rs, his, need = [], [], N
     while need:
         m = chunks[0]

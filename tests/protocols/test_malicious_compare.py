@@ -29,9 +29,9 @@ YS = np.concatenate([XS[:4], XS[4:8] + 1, XS[8:12] - 1, _rand[:12] >> 3])
 
 async def mal_job(s):
     D = s.domain
-    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
-    xs = await mal.input(s, D.from_int(XS) if s.pid == 0 else None, 0, XS.shape)
-    ys = await mal.input(s, D.from_int(YS) if s.pid == 1 else None, 1, YS.shape)
+    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
+    xs = await mal.input(s, D.from_int(XS) if s.pid == 0 else None, 0, XS.shape, bits=64)
+    ys = await mal.input(s, D.from_int(YS) if s.pid == 1 else None, 1, YS.shape, bits=64)
     a = await mc.ltz(s, x)
     b = await mc.eqz(s, x)
     c = await mc.lt(s, xs, ys)
@@ -108,7 +108,7 @@ def test_rounds_and_bytes_exact(kind, bits):
 
     async def job(s):
         D = s.domain
-        x = await mal.input(s, D.from_int(xv) if s.pid == 0 else None, 0, (N,))
+        x = await mal.input(s, D.from_int(xv) if s.pid == 0 else None, 0, (N,), bits=64)
         await mc.prepare_compare(s, N, kind, bits=bits)
         assert mc.prepared(s, kind, bits=bits) == N
         x = await mal.refresh(s, x)
@@ -134,7 +134,7 @@ def test_prepared_masks_survive_a_verification():
 
     async def job(s):
         D = s.domain
-        x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
+        x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
         await mc.prepare_compare(s, 10, "ltz")  # two batches of two epochs, then a third
         await mc.prepare_compare(s, X.size - 10, "ltz")
         await mal.verify(s)
@@ -152,7 +152,7 @@ def test_prepared_masks_survive_a_verification():
 def test_bad_parameters():
     async def job(s):
         D = s.domain
-        x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
+        x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
         await mc.ltz(s, x, bits=65)
 
     _, errs, _ = run(job)
@@ -161,15 +161,16 @@ def test_bad_parameters():
 
 async def ltz_job(s):
     D = s.domain
-    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
-    z = await mc.ltz(s, x)  # inline: prepare_compare (mking#1 a, #2 a^2, #3 MACs), #4 refresh x
+    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
+    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs; #5 refresh x
+    z = await mc.ltz(s, x)
     (v,) = await mal.open(s, z)
     return v
 
 
 async def eqz_job(s):
     D = s.domain
-    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape)
+    x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
     z = await mc.eqz(s, x)
     (v,) = await mal.open(s, z)
     return v
@@ -177,8 +178,8 @@ async def eqz_job(s):
 
 async def select_job(s):
     D = s.domain
-    x = await mal.input(s, D.from_int(XS) if s.pid == 0 else None, 0, XS.shape)
-    y = await mal.input(s, D.from_int(YS) if s.pid == 1 else None, 1, YS.shape)
+    x = await mal.input(s, D.from_int(XS) if s.pid == 0 else None, 0, XS.shape, bits=64)
+    y = await mal.input(s, D.from_int(YS) if s.pid == 1 else None, 1, YS.shape, bits=64)
     b = await mc.lt(s, x, y)
     z = await mc.select(s, b, x, y)
     (v,) = await mal.open(s, z)
@@ -186,16 +187,16 @@ async def select_job(s):
 
 
 @pytest.mark.parametrize("job,cheat,check", [
-    (ltz_job, ("mking#2", None), "mac"),  # a bit's square a^2: caught before c is opened
-    (ltz_job, ("mking#1", [0]), "mac"),  # the r-component of the random a behind a bit
+    (ltz_job, ("mking#3", None), "mac"),  # a bit's square a^2: caught before c is opened
+    (ltz_job, ("mking#2", [0]), "mac"),  # the r-component of the random a behind a bit
     (ltz_job, ("mbits", [1]), "open"),  # its share of an opened square
-    (ltz_job, ("mking#3", [0]), "mac"),  # the next key's MAC of a prefix row
+    (ltz_job, ("mking#4", [0]), "mac"),  # the next key's MAC of a prefix row
     (ltz_job, ("mcmp", [0]), "open"),  # its share of the opened masked value c
-    (ltz_job, ("mking#5", [0]), "mac"),  # a reshare in the BitLT prefix's first level
-    (ltz_job, ("mking#10", None), "mac"),  # the prefix's last product (w = 2)
-    (eqz_job, ("mking#6", [0]), "mac"),  # a reshare in the EQZ product tree
+    (ltz_job, ("mking#6", [0]), "mac"),  # a reshare in the BitLT prefix's first level
+    (ltz_job, ("mking#11", None), "mac"),  # the prefix's last product (w = 2)
+    (eqz_job, ("mking#7", [0]), "mac"),  # a reshare in the EQZ product tree
     (eqz_job, ("mcmp", [1]), "open"),
-    (select_job, ("mking#14", None), "mac"),  # select's product (inputs 2, lt 10, x and y refreshed 2)
+    (select_job, ("mking#16", None), "mac"),  # select's product (inputs 2 + 2 range checks, lt 10, x and y refreshed 2)
 ])
 def test_cheater_caught_on_every_honest_party(job, cheat, check):
     res, errs, _ = run(job, cheat=cheat)
@@ -213,8 +214,8 @@ def test_select_and_relu_rounds_and_bytes_exact():
 
     async def job(s):
         D = s.domain
-        x = await mal.input(s, D.from_int(XS[:N]) if s.pid == 0 else None, 0, (N,))
-        y = await mal.input(s, D.from_int(YS[:N]) if s.pid == 1 else None, 1, (N,))
+        x = await mal.input(s, D.from_int(XS[:N]) if s.pid == 0 else None, 0, (N,), bits=64)
+        y = await mal.input(s, D.from_int(YS[:N]) if s.pid == 1 else None, 1, (N,), bits=64)
         await mc.prepare_compare(s, 2 * N, "ltz")
         x, y = await mal.refresh(s, x), await mal.refresh(s, y)
         b = await mc.lt(s, x, y)

@@ -58,8 +58,9 @@ def test_trunc_rounds():
 
 
 @pytest.mark.parametrize("cheat,check", [
-    (("mking#4", None), "mac"),  # the square a^2 of the bits' candidates (after x, y, x*y, a)
-    (("mking#3", [0]), "mac"),  # the r-component of the random a behind the bits
+    # after x and y with their range checks (#0-#3) and x*y (#4): a (#5) and a^2 (#6)
+    (("mking#6", None), "mac"),  # the square a^2 of the bits' candidates
+    (("mking#5", [0]), "mac"),  # the r-component of the random a behind the bits
     (("mbits", [1]), "open"),  # its share of an opened square, to one party
     (("mtrunc", [0]), "open"),  # its share of the masked value c, to one party
 ])

@@ -97,12 +97,12 @@ async def range_job(s, cheat_bits=False):
                     b = np.zeros((bits, count), dtype=np.int64)
                     b[3, 0] = 1 << 20
                     mine = D.from_int(b)
-                got[o] = await mal.input(s2, mine, o, (bits, count))
+                got[o] = await mal.input_unchecked(s2, mine, o, (bits, count))
             from protocols.malicious.batch import concat
 
             B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
             sq = await mal.mul(s2, B, B - 1)
-            await fm.zero_check(s2, sq, "range")
+            await fm.zero_check_each(s2, [sq[i] for i in range(len(owners))], "range")
             raise AssertionError("unreachable: the check fails")
 
         fm_input_bits = cheating_input_bits
@@ -121,6 +121,7 @@ def test_out_of_range_input_refused():
     for pid in (0, 1):
         assert isinstance(errs[pid], fm.PartialScoreRangeError), errs[pid]
         assert errs[pid].code == "input.range"
+        assert errs[pid].owners == (2,) and "[2]" in str(errs[pid])  # the cheater, only it
 
 
 def test_cheater_in_the_range_check_product_caught():

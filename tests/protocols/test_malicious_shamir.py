@@ -95,7 +95,9 @@ def test_rounds_and_bytes_exact():
     input (owner 0): Stats rounds 4 (2 on the critical path), bytes 2*N*e (delta) + 4N/3*e;
     input (party 1 owns): N*e (rho to the owner) + 4N/3*e;  mul: rounds 2, 8N/3*e;
     matmul (2,3)@(3,4): rounds 2, 4*(2*8)/3*e;  verify: rounds 3, 2*(2e + 2e + 33);
-    open of N: rounds 2, 2*(N*e + 33); a second open right after: verify costs 0."""
+    open of N: rounds 2, 2*(N*e + 33); a second open right after: verify costs 0.
+    (The compiler's own input, `input_unchecked`; the range-checked `input` adds its bit
+    decomposition: test_malicious_input_range.py::test_checked_input_costs_exact.)"""
     marks = []
 
     async def job(s):
@@ -103,13 +105,13 @@ def test_rounds_and_bytes_exact():
             marks.append((s.pid, s.stats.copy()))
 
         mark()
-        x = await mal.input(s, enc(s, X) if s.pid == 0 else None, 0, X.shape)
+        x = await mal.input_unchecked(s, enc(s, X) if s.pid == 0 else None, 0, X.shape)
         mark()
-        y = await mal.input(s, enc(s, Y) if s.pid == 1 else None, 1, Y.shape)
+        y = await mal.input_unchecked(s, enc(s, Y) if s.pid == 1 else None, 1, Y.shape)
         mark()
         z = await mal.mul(s, x, y)
         mark()
-        await mal.matmul(s, x, await mal.input(s, enc(s, W[:, :4]) if s.pid == 0 else None, 0, (3, 4)))
+        await mal.matmul(s, x, await mal.input_unchecked(s, enc(s, W[:, :4]) if s.pid == 0 else None, 0, (3, 4)))
         mark()
         await mal.verify(s)
         mark()
@@ -322,7 +324,8 @@ def test_protocol_level_detection_rate_on_a_small_field(monkeypatch):
     caught = 0
 
     async def job(s):
-        x, y = await inputs(s)
+        x = await mal.input_unchecked(s, enc(s, X) if s.pid == 0 else None, 0, X.shape)  # GF(127)
+        y = await mal.input_unchecked(s, enc(s, Y) if s.pid == 1 else None, 1, Y.shape)  # has no bits
         (v,) = await mal.open(s, await mal.mul(s, x, y))
         return v
 

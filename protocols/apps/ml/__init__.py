@@ -21,7 +21,7 @@ import numpy as np
 from protocols.apps.ml._base import SharedModel
 from protocols.apps.ml.data import prepare_horizontal, prepare_vertical
 from protocols.apps.ml.linear import finish, fit_closed_form
-from protocols.apps.ml.sgd import class_weights, sgd
+from protocols.apps.ml.sgd import sgd, sgd_params
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.core import open as open_shares
 from protocols.errors import ConfigError
@@ -129,20 +129,11 @@ async def _fit_sgd(
     else:
         P = await prepare_vertical(s, X_local, y_local, binary=binary, f=f, standardize=standardize)
         scale = None
-    cw = hp.get("class_weight")
     n_pos = None
-    if binary and cw == "balanced":
+    if binary and hp.get("class_weight") == "balanced":
         (tot,) = await open_shares(s, P.y.sum().reshape(1))
         n_pos = int(s.domain.to_signed(tot)[0])
-    l2 = float(hp.get("l2", alpha / P.N if not binary else 0.0))
-    w = await sgd(
-        s, P.X, P.y, loss="logistic" if binary else "squared", y_is_bits=binary,
-        batch_size=int(hp.get("batch_size", 64)), epochs=int(hp.get("epochs", 10)),
-        lr=float(hp.get("lr", 0.5 if binary else 0.1)), schedule=hp.get("schedule", "constant"),
-        lr_decay=float(hp.get("lr_decay", 0.0)), l2=l2,
-        class_weight=class_weights(cw, n_pos, P.N) if binary else (1.0, 1.0),
-        sigmoid=hp.get("sigmoid", "piecewise"), shuffle_seed=hp.get("shuffle_seed", 0), f=f,
-    )
+    w = await sgd(s, P.X, P.y, **sgd_params(hp, binary=binary, alpha=alpha, N=P.N, n_pos=n_pos, f=f))
     d = P.d
     coef, intercept = await finish(s, w[:d], P.mu, P.istd, P.istd_f, w[d], f, scale)
     info = {"n_samples": P.N, "partition": partition, "solver": "sgd", **hp}

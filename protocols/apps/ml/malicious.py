@@ -25,9 +25,12 @@ bits differ only where the probabilistic truncation's random rounding does):
 - the per-party input shapes are agreed by an echo-checked broadcast (`batch.agree_ints`).
 Rounds per SGD iteration with prepared masks: matmul 2 + sigmoid 16 (ltz 13, trunc 1,
 product 2) + matmul 2 + trunc 1 = 21 (squared loss: 6).
-Not covered (MaliciousUnsupportedError): the smooth sigmoid. Inputs are not range-checked
-(an owner's out-of-range value only changes the result, but can also push intermediate
-values out of the comparison's range; left open in issue 16).
+Inputs are range-checked under MPC (issue 16; `input_all`): X and the moments/statistics with
+widths derived from f and the sum lengths (`range_bits`, `rows_bits`, `moment_bits`; the
+vertical 1/sd with ISTD_EXTRA more fractional bits), 0/1 labels and presence flags as one
+unsigned bit; an owner outside its range is named (InputRangeCheatingError, check
+"input.range") on every honest party before any masked opening.
+Not covered (MaliciousUnsupportedError): the smooth sigmoid.
 Security: malicious with abort, t < n/2; reveals what the semi-honest trainers reveal (N,
 the shapes, the per-party row counts, the label owner, for class_weight="balanced" the
 number of positive labels).
@@ -35,7 +38,7 @@ number of positive labels).
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +54,8 @@ from protocols.apps.ml.data import (
     _scaled,
     local_standardize,
 )
-from protocols.apps.ml.sgd import K_LR, batches, class_weights, learning_rates
+from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
+from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, MaliciousUnsupportedError, ShapeMismatch
 from protocols.malicious.batch import agree_ints, bcast, concat, const, prepare_batch, refresh_many
@@ -63,13 +67,34 @@ from protocols.malicious.nonlinear import (
     refine_inv_sqrt,
 )
 from protocols.session import Session
-
+from protocols.truncation import value_bits
 
 # ------------------------------------------------------------------------ inputs ---
-async def input_all(s: Session, x_local: np.ndarray | None, ndim: int) -> list[MShare | None]:
+#: an input's declared width: bits (signed), or a function of the agreed shapes (party order)
+Bits = int | Callable[[list[tuple[int, ...]]], int] | None
+
+
+def rows_bits(D: Domain) -> Callable[[list[tuple[int, ...]]], int]:
+    """The width for values that enter sums of products over all rows (vertical X^T X, X^T y;
+    the SGD's gradient sums over a batch): `range_bits(D, N)` with N the largest row count."""
+    return lambda shapes: mal.range_bits(D, max([1] + [sh[0] for sh in shapes if sh]))
+
+
+def moment_bits(D: Domain, f: int) -> int:
+    """The width of a second moment (1/N) sum x x' of f-bit fixed-point values of the default
+    width w (|x| <= 2^(w-1)): |x x' / 2^f| <= 2^(2w - 2 - f), plus a sign bit and one of
+    slack (48 for f = 16)."""
+    return min(2 * (mal.range_bits(D) - 1) - f + 2, value_bits(D))
+
+
+async def input_all(s: Session, x_local: np.ndarray | None, ndim: int, *, bits: Bits = None,
+                    signed: bool = True) -> list[MShare | None]:
     """Every party's own domain array (`ndim` dimensions, shapes may differ; None or size 0 =
     nothing) as MShares, in party order (None for a party with nothing). The shapes are
-    agreed first (`agree_ints`, 2 rounds); the inputs then run concurrently (malicious.input)."""
+    agreed first (`agree_ints`, 2 rounds); the inputs then run concurrently and are
+    range-checked under MPC (`malicious.input_many`: `bits` signed bits, default
+    `range_bits`; a cheating owner is named by InputRangeCheatingError at the next
+    verification)."""
     mine = np.zeros(ndim, dtype=np.int64) if x_local is None else np.asarray(x_local.shape, dtype=np.int64)
     if mine.size != ndim:
         raise ShapeMismatch(f"input of {len(mine)} dimensions, expected {ndim}")
@@ -77,18 +102,17 @@ async def input_all(s: Session, x_local: np.ndarray | None, ndim: int) -> list[M
     shapes = [tuple(int(v) for v in table[j]) for j in range(s.n)]
     if any(v < 0 for sh in shapes for v in sh):
         raise ShapeMismatch(f"negative input shape announced: {shapes}")
+    owners = {j: shapes[j] for j in range(s.n) if int(np.prod(shapes[j])) > 0}
+    if not owners:
+        return [None] * s.n
+    w = bits(shapes) if callable(bits) else bits
+    got = await mal.input_many(s, x_local if s.pid in owners else None, owners, bits=w, signed=signed)
+    return [got.get(j) for j in range(s.n)]
 
-    async def one(j: int) -> MShare | None:
-        if int(np.prod(shapes[j])) == 0:
-            return None
-        return await mal.input(s.child(f"in{j}"), x_local if j == s.pid else None, j, shapes[j])
 
-    return list(await asyncio.gather(*(one(j) for j in range(s.n))))
-
-
-async def sum_inputs(s: Session, x_local: np.ndarray) -> MShare:
+async def sum_inputs(s: Session, x_local: np.ndarray, *, bits: Bits = None) -> MShare:
     """The sum of every party's array of one public shape (only the sum is formed)."""
-    parts = [p for p in await input_all(s, x_local, x_local.ndim) if p is not None]
+    parts = [p for p in await input_all(s, x_local, x_local.ndim, bits=bits) if p is not None]
     for p in parts:
         if p.shape != x_local.shape:
             raise ShapeMismatch(f"sum_inputs: party inputs differ in shape ({p.shape} vs {x_local.shape})")
@@ -142,7 +166,8 @@ async def prepare_horizontal(
     d = X.shape[1]
     g = f + REFINE_EXTRA
     xs = await input_all(s.child("x"), encode(s, Xs, f), 2)
-    ys = await input_all(s.child("y"), _encode_y(s, y, binary, f), 1)
+    ys = await input_all(s.child("y"), _encode_y(s, y, binary, f), 1, bits=1 if binary else None,
+                         signed=not binary)
     for p in xs:
         if p is not None and p.shape[1] != d:
             raise ShapeMismatch(f"horizontal partition: parties disagree on the features ({p.shape})")
@@ -151,10 +176,12 @@ async def prepare_horizontal(
         mu = await const(s, 0, (d,))
         istd = mu + (1 << g)
         return Prepared(Xsh, ysh, mu, istd, g, N, d)
-    # masks for the statistics and the standardisation, under one verification
-    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
     local = np.concatenate([Xs.sum(0) / N, (Xs * Xs).sum(0) / N])
-    tot = await sum_inputs(s.child("st"), encode(s, local, f))
+    tot = await sum_inputs(s.child("st"), encode(s, local, f), bits=moment_bits(s.domain, f))
+    # masks for the statistics and the standardisation, under one verification (which also
+    # settles every input's range check, so no masked opening needs one of its own)
+    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d)
+    (tot,) = await refresh_many(s, tot)
     mu, ex2 = tot[:d], tot[d:]
     var = ex2 - await fixed_mul(s, mu, mu, f)
     y0 = await inv_sqrt(s, var, f)
@@ -176,7 +203,8 @@ async def prepare_vertical(
     X = _as2d(X_local)
     if X is None:
         X = np.zeros((0, 0))
-    flags = [p for p in await input_all(s.child("own"), s.public(np.array([int(y_local is not None)])), 1)]
+    flags = [p for p in await input_all(s.child("own"), s.public(np.array([int(y_local is not None)])), 1,
+                                        bits=1, signed=False)]
     opened = await mal.open(s, *[p for p in flags if p is not None])
     owners = [j for j, v in enumerate(opened) if int(s.domain.to_signed(v)[0]) == 1]
     if len(owners) != 1:
@@ -190,10 +218,12 @@ async def prepare_vertical(
             ybar_v = float(yy.mean())
             yy = yy - ybar_v
         yv = _encode_y(s, yy, binary, f)
-    xs = await input_all(s.child("x"), encode(s, Xstd, f) if X.shape[1] else None, 2)
+    D = s.domain
+    xs = await input_all(s.child("x"), encode(s, Xstd, f) if X.shape[1] else None, 2, bits=rows_bits(D))
     st = await input_all(s.child("m"), np.concatenate([encode(s, mu, f), encode(s, istd, f + ISTD_EXTRA)])
-                         if X.shape[1] else None, 1)
-    ysh = await input_all(s.child("y"), yv if s.pid == owner else None, 1)
+                         if X.shape[1] else None, 1, bits=mal.range_bits(D) + ISTD_EXTRA)
+    ysh = await input_all(s.child("y"), yv if s.pid == owner else None, 1,
+                          bits=1 if binary else rows_bits(D), signed=not binary)
     ybar = await input_all(s.child("b"), encode(s, np.array([ybar_v]), f) if s.pid == owner else None, 1)
     cols = [p for p in xs if p is not None]
     if not cols:
@@ -330,20 +360,11 @@ async def fit_sgd(s: Session, model: str, X_local: np.ndarray | None, y_local: n
     else:
         P = await prepare_vertical(s, X_local, y_local, binary=binary, f=f, standardize=standardize)
         scale = None
-    cw = hp.get("class_weight")
     n_pos = None
-    if binary and cw == "balanced":
+    if binary and hp.get("class_weight") == "balanced":
         (tot,) = await mal.open(s, P.y.sum().reshape(1))
         n_pos = int(s.domain.to_signed(tot)[0])
-    l2 = float(hp.get("l2", alpha / P.N if not binary else 0.0))
-    w = await sgd(
-        s, P.X, P.y, loss="logistic" if binary else "squared", y_is_bits=binary,
-        batch_size=int(hp.get("batch_size", 64)), epochs=int(hp.get("epochs", 10)),
-        lr=float(hp.get("lr", 0.5 if binary else 0.1)), schedule=hp.get("schedule", "constant"),
-        lr_decay=float(hp.get("lr_decay", 0.0)), l2=l2,
-        class_weight=class_weights(cw, n_pos, P.N) if binary else (1.0, 1.0),
-        sigmoid=hp.get("sigmoid", "piecewise"), shuffle_seed=hp.get("shuffle_seed", 0), f=f,
-    )
+    w = await sgd(s, P.X, P.y, **sgd_params(hp, binary=binary, alpha=alpha, N=P.N, n_pos=n_pos, f=f))
     d = P.d
     w, mu, istd = await refresh_many(s, w, P.mu, P.istd)
     coef, intercept = await finish(s, w[:d], mu, istd, P.istd_f, w[d], f, scale)

@@ -23,6 +23,7 @@ from protocols.apps.ml.data import REFINE_EXTRA, _as2d, _scaled
 from protocols.apps.ml.malicious import (
     MSharedModel,
     finish,
+    moment_bits,
     prepare_vertical,
     public_total,
     sum_inputs,
@@ -69,9 +70,11 @@ async def _moments_horizontal(s: Session, X_local: np.ndarray | None, y_local: n
     d1 = Z.shape[1]
     d = d1 - 1
     g = f + REFINE_EXTRA
-    await prepare_batch(s, {f: d1 * d1 + 2 * d, 20: d, 24: 13 * d + 2 * d * d, 25: 2 * d, 36: d}, 25 * d)
     local = np.concatenate([Z.sum(0) / N, (Z.T @ Z).ravel() / N])
-    P = await sum_inputs(s, encode(s, local, f))
+    P = await sum_inputs(s, encode(s, local, f), bits=moment_bits(s.domain, f))
+    # the masks' verification also settles the moments' range checks
+    await prepare_batch(s, {f: d1 * d1 + 2 * d, 20: d, 24: 13 * d + 2 * d * d, 25: 2 * d, 36: d}, 25 * d)
+    (P,) = await refresh_many(s, P)
     m, M = P[:d1], P[d1:].reshape(d1, d1)
     outer = await mal.trunc(s, await mal.matmul(s, m.reshape(d1, 1), m.reshape(1, d1)), f)
     M, outer, m = await refresh_many(s, M, outer, m)

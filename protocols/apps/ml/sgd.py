@@ -51,7 +51,7 @@ protocols.apps.ml.reference).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -126,6 +126,22 @@ def class_weights(class_weight: ClassWeight, n_pos: int | None, N: int) -> tuple
     if isinstance(class_weight, str):
         raise ConfigError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
     return float(class_weight.get(0, 1.0)), float(class_weight.get(1, 1.0))
+
+
+def sgd_params(hp: Mapping[str, Any], *, binary: bool, alpha: float, N: int, n_pos: int | None,
+               f: int) -> dict[str, Any]:
+    """The keyword arguments of `sgd` (and of the malicious trainer's `sgd`) from a job's
+    hyperparameters: the defaults of both trainers in one place. Pure."""
+    cw = hp.get("class_weight")
+    return {
+        "loss": "logistic" if binary else "squared", "y_is_bits": binary,
+        "batch_size": int(hp.get("batch_size", 64)), "epochs": int(hp.get("epochs", 10)),
+        "lr": float(hp.get("lr", 0.5 if binary else 0.1)), "schedule": hp.get("schedule", "constant"),
+        "lr_decay": float(hp.get("lr_decay", 0.0)),
+        "l2": float(hp.get("l2", alpha / N if not binary else 0.0)),
+        "class_weight": class_weights(cw, n_pos, N) if binary else (1.0, 1.0),
+        "sigmoid": hp.get("sigmoid", "piecewise"), "shuffle_seed": hp.get("shuffle_seed", 0), "f": f,
+    }
 
 
 async def piecewise_sigmoid_raw(s: Session, z_raw: Share, f: int) -> Share:
