@@ -51,6 +51,7 @@ from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.escape import escape
 from mpc.node.jobs import REGISTRY, JobContext
 from mpc.node.manifest import Manifest
+from mpc.node.precompute import PlanSource
 from mpc.node.runutil import (  # noqa: F401  (re-exported)
     JobAbortError,
     JobFailed,
@@ -171,6 +172,8 @@ class Runner:
         self.stopping: str | None = None
         #: TCP: the node's long-lived peer listener (network.tcp_park), set by Node.serve
         self.listener: Any = None
+        #: issue 15: mpc.node.precompute.Precompute (stored batches, plans), set by Node
+        self.prep: Any = None
 
     # ------------------------------------------------------------------ job end ---
     def job_ended(self, m: Manifest, status: str, code: str | None, reason: str | None,
@@ -213,6 +216,7 @@ class Runner:
         decision = "accepted"
         local: tuple[str, str] | None = None
         dp_mine = None
+        pkey = ""
         try:
             # again: the policy may have been reloaded, the budget spent by another job
             check_manifest(m, self.cfg, REGISTRY, self.budget)
@@ -252,12 +256,17 @@ class Runner:
                                           f"source={m.inputs[self.cfg.name]['source']}", 500))
                 self.step(m, "load")
                 X, y, extra, problem = self._load(m)
-                views = await self._agree(ch, m, "data", {
+                data_view = {
                     "hash": m.hash, "fingerprint": self.fingerprint, "ok": problem is None,
                     "code": problem[0] if problem else None,
-                    "align": self._align_digest(r, extra)})
+                    "align": self._align_digest(r, extra)}
+                if self.prep is not None:  # issue 15: this node's stored batches for the job
+                    pkey = self.prep.job_key(m, X, extra, dp_terms, k_floor)
+                    data_view["prep"] = self.prep.offer(pkey)
+                views = await self._agree(ch, m, "data", data_view)
                 self._check_alignment(views)
-                s = self._session(ch, r)
+                stored = await self.prep.select(ch, views) if self.prep is not None else None
+                s = self._session(ch, r, stored)
                 self.step(m, "compute", computation=m.computation,
                           shape=list(X.shape) if X is not None else None)
                 spec = REGISTRY[m.computation]
@@ -270,8 +279,18 @@ class Runner:
                 result = await self._deliver(s, m, outputs)
                 stats = {**s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
                          **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}}
+                psrc = getattr(s.prep, "source", None)
+                if isinstance(psrc, PlanSource):  # issue 15: where the preprocessing came from
+                    stats.update(offline_seconds=round(psrc.online_seconds, 4),
+                                 prep_source=psrc.source_used, prep_batch=psrc.batch,
+                                 prep_served=psrc.served)
                 self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
                 finished = True  # the outcome is recorded before the audit heads exchange
+                if self.prep is not None and isinstance(psrc, PlanSource):
+                    try:
+                        self.prep.record(pkey, m.computation, psrc.log, r.sid)
+                    except (SmpcError, OSError, TypeError, ValueError) as e:
+                        log.warning("job %s: plan not recorded: %s", m.job_id, escape(e))
                 await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
             await ch.close()
         except Requeue:
@@ -549,7 +568,9 @@ class Runner:
                  data.shape[1], escape(inp["source"], 80))
         return X, y, extra, None
 
-    def _session(self, ch, r: Run):
+    def _session(self, ch, r, stored: tuple[list, str] | None = None, *, plan: bool = True):
+        """The job's session. `plan` (issue 15): the source is wrapped in a PlanSource that
+        records the requests and serves `stored` (items, batch id) first."""
         from mpc.local import dealer_free_source, make_scheme
         from mpc.sessions import new_session, with_source
 
@@ -557,12 +578,14 @@ class Runner:
         sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
         s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid, security=self.cfg.security)
         if self.cfg.preprocessing in ("dn07", "ot", "rss3"):
-            return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
-        # shared_seed_dealer: allowed only with --insecure (checked at start)
-        from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
+            src = dealer_free_source(self.cfg.preprocessing, s)
+        else:  # shared_seed_dealer: allowed only with --insecure (checked at start)
+            from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 
-        return with_source(s, InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view(),
-                           guard=False)
+            src = InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view()
+        if plan:
+            src = PlanSource(src, stored[0] if stored else None, stored[1] if stored else None)
+        return with_source(s, src, guard=False)
 
     async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
         """Reveal each output to its party recipients; seal this node's share of it to the
