@@ -198,6 +198,12 @@ def flatten(values: list[Any]) -> tuple[np.ndarray, list]:
 def unflatten(flat: np.ndarray, layout: list) -> list[Any]:
     out, pos = [], 0
     col = flat.reshape(-1)
+    try:
+        need = sum(int(np.prod(shape, dtype=np.int64)) for _, lay in layout for shape, _ in lay)
+    except (TypeError, ValueError) as e:
+        raise StorageIntegrityError("malformed plan layout") from e
+    if need != col.shape[0]:
+        raise StorageIntegrityError("stored batch does not match its plan's layout")
     for is_tuple, lay in layout:
         arrs = []
         for shape, dt in lay:
@@ -205,8 +211,6 @@ def unflatten(flat: np.ndarray, layout: list) -> list[Any]:
             arrs.append(col[pos:pos + k].view(np.dtype(dt)).reshape(shape).copy())
             pos += k
         out.append(tuple(arrs) if is_tuple else arrs[0])
-    if pos != col.shape[0]:
-        raise StorageIntegrityError("stored batch does not match its plan's layout")
     return out
 
 
