@@ -20,8 +20,10 @@ plan of a computation in `target` has fewer common batches than its target, the 
 runs an internal preprocessing job through the Runner's channel path (TCP: the long-lived
 peer listener, one wait of the connect budget, exactly like an analyst job). Its channel
 session id is H(consortium, anchor, k) where anchor is the session id of the last analyst
-job every node completed (agreed from every node's nonce) and k counts precompute attempts
-since then on this node; each node then sends a fresh nonce and its plans with their ready
+job every node completed (agreed from every node's nonce) and k counts the precompute runs
+that completed since then (a failed or preempted attempt is retried under the same channel
+sid, after idle_after: every dial still has a fresh dial nonce and handshake, see
+network.tcp_park); each node then sends a fresh nonce and its plans with their ready
 batch ids; the session id is BLAKE2b(channel sid, every nonce), the batch id is derived
 from it (every node's randomness, every node the same id). The run picks the first plan
 (sorted by id) known to every node whose common ready count is below every node's target,
@@ -29,9 +31,11 @@ generates its items in order with the session's source, exchanges one "generated
 round and stores the batch crash-safely (mpc.node.prepstore: authenticated with a key
 derived from the node's static key, which is not stored next to the files; mode 0600).
 An analyst job submitted meanwhile cancels the run at once (Node.submit): a job never waits
-on precomputation. Divergence (a node was down during an attempt) only skips precomputation
-until the next analyst job, which re-synchronises the anchor. MQTT is not supported for
-precompute runs (skipped with a log line).
+on precomputation. A node that was down during an attempt keeps the same k, so the nodes
+meet again when it is back; after MAX_FAILURES failed attempts in a row a node stops until
+the next analyst job re-anchors (a rare split, e.g. a run that completed on only some nodes,
+costs at most that). MQTT and Shamir (GF(2^127 - 1) items) are not supported for precompute
+runs (skipped with a log line).
 
 Use. The job's data agreement carries each node's plan id and ready batch ids for the job's
 key; if all nodes name the same plan, the lowest batch id ready on every node is used:
@@ -83,7 +87,7 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX24 = re.compile(r"[0-9a-f]{24}")
 #: a node stops attempting precompute runs after this many failures in a row (until the
 #: next analyst job re-synchronises the anchor)
-MAX_FAILURES = 2
+MAX_FAILURES = 3
 
 
 def _norm(v: Any) -> Any:
@@ -450,8 +454,6 @@ class Precompute:
         """One precompute run with every peer (see the module doc). Returns "stored",
         "nothing" or raises (failed / cancelled: preempted)."""
         k = int(self.idx["k"])
-        self.idx["k"] = k + 1  # every attempt counts, whatever its outcome
-        self._save()
         anchor = bytes.fromhex(self.idx["anchor"])
         csid = _h(b"smpc-prep-run", self.cfg.consortium_id, anchor, k)
         r = PrepRun(channel_sid=csid, job_id=f"precompute-{csid.hex()[:12]}")
@@ -467,6 +469,8 @@ class Precompute:
             if pid is None:
                 log.info("%s: every plan has its target on every node", r.job_id)
                 self.satisfied = True
+                self.idx["k"] = k + 1
+                self._save()
                 await ch.close()
                 return "nothing"
             plan = self.idx["plans"][pid]
@@ -487,6 +491,7 @@ class Precompute:
             plan["layout"] = layout
             self._store(pid).write(f"batch-{bid}", flat)
             plan["ready"].append(bid)
+            self.idx["k"] = k + 1  # the next run gets a new channel session id
             self._save()
             log.info("%s: stored batch %s (%d items, %.1f MB, %.2f s, rounds=%d bytes_sent=%d)",
                      r.job_id, bid, flat.shape[0], flat.nbytes / 1e6, time.perf_counter() - t0,
