@@ -356,7 +356,7 @@ class Node:
                 self.current = None
                 self._current_run = None
                 task, self._job_task = self._job_task, None
-            self.runner.prep.last_busy = time.monotonic()
+            self.runner.prep.job_ended()
             if not task.cancelled() and isinstance(task.exception(), Requeue):
                 self.pending[job_id] = r
                 self._wake.clear()

@@ -435,9 +435,18 @@ class Precompute:
         return out
 
     def wants_run(self) -> bool:
+        """After every analyst job (a new anchor) every node with a target for a known plan
+        runs until a run finds nothing to do, even when its own store looks full: the run
+        is where the nodes learn which batches are not common (and delete them), so the
+        decision to start must not depend on this node's own view of its store."""
         return (self.enabled and not self.satisfied and self.failures < MAX_FAILURES
-                and bool(self.idx["anchor"])
-                and any(len(c["ready"]) < c["want"] for c in self._candidates().values()))
+                and bool(self.idx["anchor"]) and bool(self._candidates()))
+
+    def job_ended(self) -> None:
+        """Any analyst job ended (done, failed, requeued): the idle clock restarts and the
+        nodes check their stores again (a failed job burned its batch everywhere)."""
+        self.last_busy = time.monotonic()
+        self.satisfied, self.failures = False, 0
 
     def idle_left(self) -> float:
         return max(0.0, self.pc.idle_after - (time.monotonic() - self.last_busy))

@@ -24,7 +24,8 @@ class PrepCluster(Cluster):
             p.write_text(p.read_text() + "\n" + extra)
 
     def prep_status(self, i):
-        st = self.operator(i).request(self.info["api"][i], "GET", "/status")[1]
+        code, st = self.operator(i).request(self.info["api"][i], "GET", "/status")
+        assert code == 200, st  # polls stay under the API's rate limit (20/s)
         return st["preprocessing"]
 
     def ready(self, i):
@@ -91,7 +92,7 @@ def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, sou
         t_end = time.monotonic() + 60
         while cl.status_of(1, job).get("step") not in ("compute", "deliver", "done", "failed"):
             assert time.monotonic() < t_end
-            time.sleep(0.02)
+            time.sleep(0.1)
         cl.procs[1].send_signal(signal.SIGKILL)
         cl.procs[1].wait(5)
         cl.start(1)
@@ -119,12 +120,12 @@ def test_preempted_precompute_and_mismatched_stores_fall_back_online(tmp_path):
         t_end = time.monotonic() + 60
         while not cl.prep_status(0)["running"]:
             assert time.monotonic() < t_end
-            time.sleep(0.02)
+            time.sleep(0.1)
         job = c.submit(_logistic("b"))
         t_end = time.monotonic() + 30  # the submission cancelled the run (a hang guard only)
         while (st0 := cl.prep_status(0))["runs"]["preempted"] != 1:
             assert time.monotonic() < t_end, st0
-            time.sleep(0.02)
+            time.sleep(0.1)
         assert st0["running"] is False and st0["runs"]["stored"] == 0, st0
         second = c.result(job, timeout=120)
         for st in _stats(second):  # nothing was stored by the preempted run
@@ -145,6 +146,17 @@ def test_preempted_precompute_and_mismatched_stores_fall_back_online(tmp_path):
         a = _coefs(first)
         for k, v in _coefs(third).items():
             np.testing.assert_allclose(v, a[k], atol=0.05)
+
+        # SIGTERM while precomputing (T29): every node exits 0 at once, no partial batch
+        t_end = time.monotonic() + 60
+        while not cl.prep_status(0)["running"]:
+            assert time.monotonic() < t_end
+            time.sleep(0.1)
+        for p in cl.procs.values():
+            p.send_signal(signal.SIGTERM)
+        assert [p.wait(5) for p in cl.procs.values()] == [0, 0, 0]
+        for i in range(3):
+            assert not list((tmp_path / f"bank{i}-state" / "prep").glob("*.tmp"))
     finally:
         cl.stop()
 
