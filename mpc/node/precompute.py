@@ -227,6 +227,7 @@ class PrepRun:
     sid: bytes = b""
     nonce: bytes = field(default_factory=lambda: os.urandom(16))
     job_id: str = ""
+    record_plan: bool = False  # Runner._session: the plain source, no PlanSource
 
 
 class Precompute:
@@ -483,7 +484,7 @@ class Precompute:
                 await ch.close()
                 return "nothing"
             plan = self.idx["plans"][pid]
-            s = runner._session(ch, r, plan=False)
+            s = runner._session(ch, r)
             log.info("%s: generating batch %s for %s (%d requests)", r.job_id, bid,
                      escape(plan["computation"], 60), len(plan["requests"]))
             t0 = time.perf_counter()

@@ -109,6 +109,7 @@ class Run:
     preempted: bool = False         # an earlier job arrived: stop connecting, queue again
     rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
     connect_deadline: float | None = None  # monotonic time the connect budget ends
+    stored: Any = None              # issue 15: the agreed stored batch (items, id) for _session
 
     def next_window(self, connect_timeout: float) -> float:
         """How long the next connect round may wait for the peers: growing (1 s, 1.6 s,
@@ -265,8 +266,9 @@ class Runner:
                     data_view["prep"] = self.prep.offer(pkey)
                 views = await self._agree(ch, m, "data", data_view)
                 self._check_alignment(views)
-                stored = await self.prep.select(ch, views) if self.prep is not None else None
-                s = self._session(ch, r, stored)
+                r.stored = await self.prep.select(ch, views) if self.prep is not None else None
+                s = self._session(ch, r)
+                r.stored = None  # the items now live in the session's PlanSource only
                 self.step(m, "compute", computation=m.computation,
                           shape=list(X.shape) if X is not None else None)
                 spec = REGISTRY[m.computation]
@@ -568,9 +570,10 @@ class Runner:
                  data.shape[1], escape(inp["source"], 80))
         return X, y, extra, None
 
-    def _session(self, ch, r, stored: tuple[list, str] | None = None, *, plan: bool = True):
-        """The job's session. `plan` (issue 15): the source is wrapped in a PlanSource that
-        records the requests and serves `stored` (items, batch id) first."""
+    def _session(self, ch, r):
+        """The job's session. Issue 15: unless `r.record_plan` is False (a precompute run),
+        the source is wrapped in a PlanSource that records the requests and serves
+        `r.stored` (the agreed stored batch: items, batch id) first."""
         from mpc.local import dealer_free_source, make_scheme
         from mpc.sessions import new_session, with_source
 
@@ -583,7 +586,8 @@ class Runner:
             from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 
             src = InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view()
-        if plan:
+        if getattr(r, "record_plan", True):
+            stored = getattr(r, "stored", None)
             src = PlanSource(src, stored[0] if stored else None, stored[1] if stored else None)
         return with_source(s, src, guard=False)
 
