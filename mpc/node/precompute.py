@@ -304,7 +304,7 @@ class Precompute:
                 data, cur = st.paths(f"batch-{bid}")
                 known |= {data.name, cur.name, data.with_suffix(".lock").name}
                 ok = False
-                with contextlib.suppress(SmpcError, OSError, ValueError):
+                with contextlib.suppress(SmpcError, OSError, ValueError, KeyError, TypeError):
                     hdr = _read_header(data)
                     ok = st.read_cursor(cur, bytes.fromhex(hdr["id"])) == 0
                 if not ok:
