@@ -286,6 +286,10 @@ class Runner:
                     stats.update(offline_seconds=round(psrc.online_seconds, 4),
                                  prep_source=psrc.source_used, prep_batch=psrc.batch,
                                  prep_served=psrc.served)
+                    off = getattr(psrc.inner, "stats", None)  # the source's own traffic
+                    if hasattr(off, "as_dict"):
+                        stats.update({f"offline_{k}": v for k, v in off.as_dict().items()
+                                      if k in ("rounds", "bytes_sent")})
                 self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
                 finished = True  # the outcome is recorded before the audit heads exchange
                 if self.prep is not None and isinstance(psrc, PlanSource):

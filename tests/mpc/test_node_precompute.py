@@ -71,12 +71,13 @@ def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, sou
         first = c.result(c.submit(_logistic("a")), timeout=120)
         for st in _stats(first):  # no plan yet: generated online, recorded
             assert st["prep_source"] == "online" and st["prep_batch"] is None
-            assert st["offline_seconds"] > 0
+            assert st["offline_seconds"] > 0 and st["offline_bytes_sent"] > 0
         pid, ready = cl.wait_ready(2)
         second = c.result(c.submit(_logistic("b")), timeout=120)
         sts = _stats(second)
         for st in sts:  # every item from the same stored batch; no online generation
             assert st["prep_source"] == "store" and st["offline_seconds"] == 0
+            assert st["offline_rounds"] == st["offline_bytes_sent"] == 0  # nothing generated
             assert st["prep_batch"] == ready[0] and st["prep_served"] > 0
         a, b = _coefs(first), _coefs(second)
         assert a.keys() == b.keys()
