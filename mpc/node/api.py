@@ -237,7 +237,8 @@ class Api:
             return key
         out = self.node.status()
         if key not in self.operators:
-            out = {k: v for k, v in out.items() if k not in ("current_job", "jobs")}
+            out = {k: v for k, v in out.items()
+                   if k not in ("current_job", "jobs", "preprocessing")}
         return web.json_response(out)
 
     async def _metrics(self, request: web.Request) -> web.Response:

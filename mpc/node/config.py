@@ -82,6 +82,11 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     cert = "alice-tls.crt"         # smpc keygen --tls-client writes it and prints the pin
     spki_sha256 = "3f0c..."
 
+    [preprocessing]                # optional: precompute while idle (mpc.node.precompute)
+    target = { logistic_regression = 2 }   # stored batches to keep per recorded job shape
+    idle_after = 10                # seconds without jobs before the node precomputes
+    max_shapes = 4                 # job shapes (plans) remembered per node
+
     [insecure]                     # each one makes the daemon refuse to start without --insecure
     plaintext_channels = false
     allow_dealer_node = false      # permits preprocessing = "dealer"
@@ -188,6 +193,21 @@ class ApiConfig:
             object.__setattr__(self, "max_queued_per_analyst", max(1, self.max_queue // 4))
 
 
+#: bounds of [preprocessing] (a batch can be hundreds of MB on disk: keep the counts small)
+MAX_TARGET = 8
+MAX_SHAPES = 16
+
+
+@dataclass(frozen=True)
+class PrecomputeConfig:
+    """[preprocessing]: what the node precomputes while idle (mpc.node.precompute).
+    `target`: computation -> stored batches to keep per plan (empty: never precompute)."""
+
+    target: dict[str, int] = field(default_factory=dict)
+    idle_after: float = 10.0
+    max_shapes: int = 4
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     path: Path
@@ -220,6 +240,8 @@ class NodeConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     #: consortium.security: "semi-honest" or "malicious" (security with abort, Shamir only)
     security: str = "semi-honest"
+    #: [preprocessing] (issue 15): precompute while idle
+    precompute: PrecomputeConfig = field(default_factory=PrecomputeConfig)
 
     def broker_password(self) -> str | None:
         """The broker password, read from node.broker_password_file (mode 0600)."""
@@ -376,7 +398,8 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
     from network.keys import parse_public_key
 
     base = path.parent
-    known = {"node", "consortium", "timeouts", "peers", "sources", "policy", "insecure", "api"}
+    known = {"node", "consortium", "timeouts", "peers", "sources", "policy", "insecure", "api",
+             "preprocessing"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _err(unknown[0], f"unknown section (known: {sorted(known)})")
@@ -558,11 +581,39 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         sources=sources, policy=policy, connect_timeout=connect, receive_timeout=receive,
         job_timeout=job, plaintext_channels=plaintext, allow_dealer_node=allow_dealer,
         api=api, security=security,
+        precompute=_parse_precompute(_get(raw, "preprocessing", "", dict, default={}), policy),
     )
     if security == "malicious" and (cfg.t is None or cfg.n != 2 * cfg.t + 1):
         raise _err("consortium.security", f"'malicious' needs n = 2t + 1 parties (n = {cfg.n}, "
                    f"t = {cfg.t}): an even n or a lower threshold has no protocol yet")
     return cfg
+
+
+def _parse_precompute(t: dict, policy: PolicyConfig) -> PrecomputeConfig:
+    """[preprocessing] (issue 15): target per computation (0..MAX_TARGET batches, only
+    computations this node's policy allows), idle_after (seconds, > 0), max_shapes
+    (1..MAX_SHAPES). Unknown fields are refused."""
+    from mpc.node.computations import COMPUTATIONS
+
+    unknown = sorted(set(t) - {"target", "idle_after", "max_shapes"})
+    if unknown:
+        raise _err("preprocessing." + unknown[0], "unknown field")
+    raw = _get(t, "target", "preprocessing.", dict, default={})
+    target = {}
+    for comp, v in raw.items():
+        name = f"preprocessing.target.{comp}"
+        if comp not in COMPUTATIONS:
+            raise _err(name, f"unknown computation (known: {list(COMPUTATIONS)})")
+        if comp not in policy.allowed_computations:
+            raise _err(name, "not in policy.allowed_computations: this node never runs it")
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_TARGET:
+            raise _err(name, f"must be an integer 0..{MAX_TARGET} (batches to keep), got {v!r}")
+        target[comp] = v
+    idle = _get(t, "idle_after", "preprocessing.", float, default=10.0,
+                check=lambda v: None if 0 < v <= 86400 else "must be in (0, 86400] seconds")
+    shapes = _get(t, "max_shapes", "preprocessing.", int, default=4,
+                  check=lambda v: None if 1 <= v <= MAX_SHAPES else f"must be 1..{MAX_SHAPES}")
+    return PrecomputeConfig(target=target, idle_after=idle, max_shapes=shapes)
 
 
 def _parse_security(cons: dict, scheme: str, threshold: int | None) -> str:

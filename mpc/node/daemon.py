@@ -113,6 +113,10 @@ class Node:
         self.runner = Runner(cfg, self.static_key, self.fingerprint, self.store, self.audit,
                              self.metrics, stop=self.stop, budget=self.budget)
         self._recover()
+        from mpc.node.precompute import Precompute  # issue 15: stored preprocessing
+
+        self.runner.prep = Precompute(cfg, self.static_key, self.fingerprint)
+        self._prep_task: asyncio.Task | None = None
         self.pending: OrderedDict[str, Run] = OrderedDict()  # queued, in arrival order
         self._wake = asyncio.Event()
         self.current: str | None = None
@@ -166,6 +170,8 @@ class Node:
             worker.cancel()  # first: it must not start the next queued job
             with contextlib.suppress(BaseException):
                 await worker
+            if self._prep_task is not None:
+                await cancel_until_done(self._prep_task)
             if job is not None:
                 await cancel_until_done(job)
             self._fail_queued()
@@ -272,6 +278,8 @@ class Node:
                        analyst=m.analyst_key.hex(), attempt=attempt, run=run)
         self.pending[m.job_id] = Run(m, run_b, attempt)
         self._wake.set()
+        if self._prep_task is not None:  # issue 15: a job never waits on precomputation
+            self._prep_task.cancel()
         cur = self._current_run
         if cur is not None and cur.meeting and order_key(m) < order_key(cur.m) \
                 and self._job_task is not None and not cur.preempted:
@@ -311,7 +319,8 @@ class Node:
                 "consortium": self.cfg.consortium_id, "current_job": self.current,
                 "queued": len(self.pending), "jobs": self.store.counts(),
                 "scheme": self.cfg.scheme, "transport": self.cfg.transport,
-                "stopping": self._stopping is not None, "concurrency": 1}
+                "stopping": self._stopping is not None, "concurrency": 1,
+                "preprocessing": self.runner.prep.status()}
 
     def metrics_text(self) -> str:
         li = self.runner.listener
@@ -335,6 +344,14 @@ class Node:
         while not self._stopping:
             while not self.pending:
                 self._wake.clear()
+                prep = self.runner.prep
+                if prep.wants_run():  # issue 15: idle long enough: precompute
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), prep.idle_left())
+                    if not self.pending and not self._stopping and prep.idle_left() <= 0 \
+                            and prep.wants_run():
+                        await self._precompute(prep)
+                    continue
                 await self._wake.wait()
             job_id = self._next_job()
             r = self.pending.pop(job_id)
@@ -347,12 +364,35 @@ class Node:
                 self.current = None
                 self._current_run = None
                 task, self._job_task = self._job_task, None
+            self.runner.prep.job_ended()
             if not task.cancelled() and isinstance(task.exception(), Requeue):
                 self.pending[job_id] = r
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):  # a new job may take the turn
                     pause = 0.05 + 0.2 * int.from_bytes(os.urandom(2), "big") / 65535
                     await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _precompute(self, prep) -> None:
+        """One precompute run (mpc.node.precompute) as a task that a submitted job (or
+        shutdown) cancels at once: Node.submit cancels it, and this loop cancels it again
+        while a job is queued (a cancellation swallowed by wait_for, gh-86296)."""
+        task = self._prep_task = asyncio.create_task(prep.run_once(self.runner))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.2)
+                if self.pending or self._stopping:
+                    task.cancel()
+        except asyncio.CancelledError:
+            await cancel_until_done(task)
+            raise
+        finally:
+            self._prep_task = None
+        if task.cancelled():
+            prep.runs["preempted"] += 1
+        elif task.exception() is not None:
+            prep.runs["failed"] += 1
+        else:
+            prep.runs[task.result()] += 1
 
 
 def run_node(config_path: str, *, insecure: bool = False, init: bool = False,

@@ -51,6 +51,7 @@ from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.escape import escape
 from mpc.node.jobs import REGISTRY, JobContext
 from mpc.node.manifest import Manifest
+from mpc.node.precompute import PlanSource
 from mpc.node.runutil import (  # noqa: F401  (re-exported)
     JobAbortError,
     JobFailed,
@@ -108,6 +109,7 @@ class Run:
     preempted: bool = False         # an earlier job arrived: stop connecting, queue again
     rounds: int = 0                 # connect rounds tried so far (see Runner._meet)
     connect_deadline: float | None = None  # monotonic time the connect budget ends
+    stored: Any = None              # issue 15: the agreed stored batch (items, id) for _session
     #: records dropped by this attempt's discarded channels (connect rounds that ended in a
     #: requeue or a failure): added to the job's stats, so /metrics counts them (issue 14)
     dropped: dict[str, int] = field(default_factory=dict)
@@ -184,6 +186,8 @@ class Runner:
         self.stopping: str | None = None
         #: TCP: the node's long-lived peer listener (network.tcp_park), set by Node.serve
         self.listener: Any = None
+        #: issue 15: mpc.node.precompute.Precompute (stored batches, plans), set by Node
+        self.prep: Any = None
 
     # ------------------------------------------------------------------ job end ---
     def job_ended(self, m: Manifest, status: str, code: str | None, reason: str | None,
@@ -226,6 +230,7 @@ class Runner:
         decision = "accepted"
         local: tuple[str, str] | None = None
         dp_mine = None
+        pkey = ""
         try:
             # again: the policy may have been reloaded, the budget spent by another job
             check_manifest(m, self.cfg, REGISTRY, self.budget)
@@ -265,12 +270,18 @@ class Runner:
                                           f"source={m.inputs[self.cfg.name]['source']}", 500))
                 self.step(m, "load")
                 X, y, extra, problem = self._load(m)
-                views = await self._agree(ch, m, "data", {
+                data_view = {
                     "hash": m.hash, "fingerprint": self.fingerprint, "ok": problem is None,
                     "code": problem[0] if problem else None,
-                    "align": self._align_digest(r, extra)})
+                    "align": self._align_digest(r, extra)}
+                if self.prep is not None:  # issue 15: this node's stored batches for the job
+                    pkey = self.prep.job_key(m, X, extra, dp_terms, k_floor)
+                    data_view["prep"] = self.prep.offer(pkey)
+                views = await self._agree(ch, m, "data", data_view)
                 self._check_alignment(views)
+                r.stored = await self.prep.select(ch, views) if self.prep is not None else None
                 s = self._session(ch, r)
+                r.stored = None  # the items now live in the session's PlanSource only
                 self.step(m, "compute", computation=m.computation,
                           shape=list(X.shape) if X is not None else None)
                 spec = REGISTRY[m.computation]
@@ -284,8 +295,22 @@ class Runner:
                 stats = r.with_dropped({
                     **s.stats.as_dict(), "seconds": round(time.perf_counter() - t0, 4),
                     **{k: v for k, v in ch.link_stats().items() if isinstance(v, int)}})
+                psrc = getattr(s.prep, "source", None)
+                if isinstance(psrc, PlanSource):  # issue 15: where the preprocessing came from
+                    stats.update(offline_seconds=round(psrc.online_seconds, 4),
+                                 prep_source=psrc.source_used, prep_batch=psrc.batch,
+                                 prep_served=psrc.served)
+                    off = getattr(psrc.inner, "stats", None)  # the source's own traffic
+                    if hasattr(off, "as_dict"):
+                        stats.update({f"offline_{k}": v for k, v in off.as_dict().items()
+                                      if k in ("rounds", "bytes_sent")})
                 self.job_ended(m, "done", None, None, stats, decision=decision, result=result)
                 finished = True  # the outcome is recorded before the audit heads exchange
+                if self.prep is not None and isinstance(psrc, PlanSource):
+                    try:
+                        self.prep.record(pkey, m.computation, psrc.log, r.sid)
+                    except (SmpcError, OSError, TypeError, ValueError) as e:
+                        log.warning("job %s: plan not recorded: %s", m.job_id, escape(e))
                 await self._anchor_audit(ch, m)  # issue 14: countersigned audit heads
             await ch.close()
         except Requeue:
@@ -578,7 +603,10 @@ class Runner:
                  data.shape[1], escape(inp["source"], 80))
         return X, y, extra, None
 
-    def _session(self, ch, r: Run):
+    def _session(self, ch, r):
+        """The job's session. Issue 15: unless `r.record_plan` is False (a precompute run),
+        the source is wrapped in a PlanSource that records the requests and serves
+        `r.stored` (the agreed stored batch: items, batch id) first."""
         from mpc.local import dealer_free_source, make_scheme
         from mpc.sessions import new_session, with_source
 
@@ -586,12 +614,15 @@ class Runner:
         sch = make_scheme(self.cfg.scheme, dom, self.cfg.n, self.cfg.t)
         s = new_session(self.cfg.index, self.cfg.n, sch, ch, sid=r.sid, security=self.cfg.security)
         if self.cfg.preprocessing in ("dn07", "ot", "rss3"):
-            return with_source(s, dealer_free_source(self.cfg.preprocessing, s), guard=False)
-        # shared_seed_dealer: allowed only with --insecure (checked at start)
-        from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
+            src = dealer_free_source(self.cfg.preprocessing, s)
+        else:  # shared_seed_dealer: allowed only with --insecure (checked at start)
+            from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 
-        return with_source(s, InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view(),
-                           guard=False)
+            src = InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view()
+        if getattr(r, "record_plan", True):
+            stored = getattr(r, "stored", None)
+            src = PlanSource(src, stored[0] if stored else None, stored[1] if stored else None)
+        return with_source(s, src, guard=False)
 
     async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
         """Reveal each output to its party recipients; seal this node's share of it to the
