@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from _daemons import start_into, stop_nodes  # benchmarks/ is sys.path[0] (run as a script)
 
 from mpc.node.client import Client
 from mpc.node.consortium import write_consortium
@@ -64,22 +64,9 @@ def main(argv=None) -> int:
     for p in info["configs"]:
         p.write_text(p.read_text().replace(
             "analyst_keys = [", "analyst_keys = [" + "".join(f'"{x}", ' for x in extra), 1))
-    procs = []
+    procs: list = []
     try:
-        for i, cfg in enumerate(info["configs"]):
-            log = open(d / f"bank{i}.log", "w")  # noqa: SIM115
-            procs.append(subprocess.Popen([sys.executable, "-m", "mpc.cli", "node", "--config",
-                                           str(cfg)], stdout=log, stderr=subprocess.STDOUT))
-        for api in info["api"]:
-            t_end = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(api + "/health", timeout=1)  # noqa: S310
-                    break
-                except OSError:
-                    if time.monotonic() > t_end:
-                        raise SystemExit(f"node {api} did not start") from None
-                    time.sleep(0.1)
+        start_into(procs, info, d)
         want_sum = float(sum(x.sum() for x in parts))
         per = [args.jobs // args.analysts + (k < args.jobs % args.analysts)
                for k in range(args.analysts)]
@@ -146,10 +133,7 @@ def main(argv=None) -> int:
               and compute == [args.jobs] * n and metrics_done == [args.jobs] * n)
         return 0 if ok else 1
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(5)
+        stop_nodes(procs, graceful=False)
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -20,15 +20,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from _daemons import start_into, stop_nodes  # benchmarks/ is sys.path[0] (run as a script)
 
 from mpc.node.client import Client
 from mpc.node.consortium import write_consortium
@@ -59,22 +57,9 @@ def main(argv=None) -> int:
         sources={i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"}} for i in range(n)},
         timeouts={"connect": 60, "receive": 600, "job": args.timeout},
         extra="[preprocessing]\ntarget = { logistic_regression = 1 }\nidle_after = 1\n")
-    procs = []
+    procs: list = []
     try:
-        for i, cfg in enumerate(info["configs"]):
-            log = open(d / f"bank{i}.log", "w")  # noqa: SIM115
-            procs.append(subprocess.Popen([sys.executable, "-m", "mpc.cli", "node", "--config",
-                                           str(cfg)], stdout=log, stderr=subprocess.STDOUT))
-        for api in info["api"]:
-            t_end = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(api + "/health", timeout=1)  # noqa: S310
-                    break
-                except OSError:
-                    if time.monotonic() > t_end:
-                        raise SystemExit(f"node {api} did not start") from None
-                    time.sleep(0.1)
+        start_into(procs, info, d)
         c = Client(info["api"], key=info["analyst_key"], consortium=info["consortium"])
         ops = [Client([info["api"][i]], key=info["operator_keys"][i]) for i in range(n)]
 
@@ -123,14 +108,7 @@ def main(argv=None) -> int:
                           "batch_bytes_per_node": size, "load_1min": load, "ok": ok}))
         return 0 if ok else 1
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_nodes(procs)
         shutil.rmtree(d, ignore_errors=True)
 
 
