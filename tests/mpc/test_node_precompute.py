@@ -17,8 +17,8 @@ PREP = "[preprocessing]\ntarget = { logistic_regression = 2 }\nidle_after = 1\nm
 
 
 class PrepCluster(Cluster):
-    def __init__(self, tmp_path, preprocessing="ot", extra=PREP):
-        super().__init__(tmp_path, preprocessing=preprocessing,
+    def __init__(self, tmp_path, preprocessing="ot", extra=PREP, scheme="additive"):
+        super().__init__(tmp_path, preprocessing=preprocessing, scheme=scheme,
                          timeouts={"connect": 10, "receive": 20, "job": 120})
         for p in self.info["configs"]:  # [api] is the last table: append ours
             p.write_text(p.read_text() + "\n" + extra)
@@ -62,9 +62,10 @@ def _stats(res):
     return list(res.stats.values())
 
 
-@pytest.mark.parametrize("source", ["ot", "rss3"])
-def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, source):
-    cl = PrepCluster(tmp_path, preprocessing=source)
+@pytest.mark.parametrize("scheme,source", [("additive", "ot"), ("additive", "rss3"), ("shamir", "dn07")])
+def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, scheme, source):
+    """Shamir / dn07: the stored items are GF(2^127 - 1) elements (two words each)."""
+    cl = PrepCluster(tmp_path, preprocessing=source, scheme=scheme)
     try:
         cl.start_all()
         c = cl.client()
@@ -247,6 +248,67 @@ def test_flatten_round_trip_and_refused_dtypes():
         unflatten(flat[:-1], layout)
     with pytest.raises(TypeError):
         flatten([np.zeros(3, dtype=np.float64)])
+
+
+@pytest.mark.parametrize("broken", [None, "lo-only", "no-check"])
+def test_flatten_gf127_elements_typed_and_validated(broken, monkeypatch):
+    """GF(2^127 - 1) items (Shamir / dn07 nodes) are stored as two words per element under
+    the type tag "m127" and come back equal; a stored element >= p, a layout naming an
+    unknown type and a body one word short are StorageIntegrityErrors. Broken variants: an
+    encoding that keeps only the low word (what a uint64 view of the 'lo' field gives), and a
+    loader that skips the canonical check: the test must notice each."""
+    from mpc.node import precompute
+    from protocols.arith.field import Mersenne127
+    from protocols.prg import CryptoRNG
+
+    F = Mersenne127()
+    rng = CryptoRNG.from_seed(5, "flatten")
+    a, b = F.random(rng, (3, 4)), F.random(rng, (5,))
+    a["hi"][0, 0] = 2**63 - 1  # the largest canonical elements survive: p - 1
+    a["lo"][0, 0] = 2**64 - 2
+    if broken == "lo-only":
+        orig = precompute._encodings
+
+        def lo_only():
+            enc = orig()
+            enc["m127"] = (1, np.dtype("<u8"))
+            return enc
+
+        monkeypatch.setattr(precompute, "_encodings", lo_only)
+    if broken == "no-check":
+        monkeypatch.setattr(Mersenne127, "check", lambda self, x: x)
+    items = [(a, np.arange(4, dtype=np.uint64)), b, F.random(rng, (0,))]
+    faults = []
+    try:
+        flat, layout = flatten(items)
+        back = unflatten(flat, layout)
+        if not (back[0][0].dtype == a.dtype and (back[0][0] == a).all() and (back[1] == b).all()
+                and back[2].shape == (0,) and flat.shape == (2 * 17 + 4, 1)):
+            faults.append("round trip")
+        assert layout[1] == [False, [[[5], "m127"]]]
+    except (TypeError, ValueError, AssertionError):
+        faults.append("round trip")
+        flat, layout = None, None
+    if flat is not None:
+        bad = flat.copy()
+        bad[-10:-8, 0] = [2**64 - 1, 2**63 - 1]  # b[0] (the last 10 words) := p, not canonical
+        try:
+            unflatten(bad, layout)
+            faults.append("non-canonical accepted")
+        except StorageIntegrityError:
+            pass
+        for tag in ("|V16", "<f8", "|O", 7):
+            lay = [[False, [[[5], tag]]]]
+            with pytest.raises(StorageIntegrityError):
+                unflatten(np.zeros((10, 1), np.uint64), lay)
+        with pytest.raises(StorageIntegrityError):
+            unflatten(flat[:-1], layout)
+    if broken is None:
+        assert faults == []
+    elif broken == "lo-only":
+        assert "round trip" in faults
+    else:
+        assert faults == ["non-canonical accepted"]
 
 
 def _prep_node(tmp_path, key):
