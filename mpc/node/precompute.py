@@ -275,6 +275,14 @@ class PrepRun:
     nonce: bytes = field(default_factory=lambda: os.urandom(16))
     job_id: str = ""
     record_plan: bool = False  # Runner._session: the plain source, no PlanSource
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def keep_link_stats(self, ch) -> None:
+        """Runner._open_channel's failure path: a discarded channel's dropped-record
+        counters (as Run.keep_link_stats; logged with the run's failure)."""
+        for k, v in (ch.link_stats() if hasattr(ch, "link_stats") else {}).items():
+            if k in ("rejected", "duplicates") and isinstance(v, int):
+                self.dropped[k] = self.dropped.get(k, 0) + v
 
 
 class Precompute:
@@ -564,7 +572,8 @@ class Precompute:
                 log.info("%s: preempted (an analyst job arrived or the node stops)", r.job_id)
             else:
                 self.failures += 1
-                log.warning("%s: failed: %s: %s", r.job_id, error_code(e), escape(e))
+                log.warning("%s: failed: %s: %s%s", r.job_id, error_code(e), escape(e),
+                            f" (dropped records: {r.dropped})" if r.dropped else "")
             raise
         finally:
             self.running = False

@@ -378,3 +378,27 @@ def test_malformed_offer_from_a_peer_is_terminal(offer):
         Precompute._check_offer(1, offer)
     assert e.value.code == "agreement.malformed"
     assert Precompute._check_offer(1, None) == (None, set())
+
+
+def test_precompute_run_with_peers_down_fails_typed(tmp_path):
+    """A precompute run whose peers are not up fails with the channel's typed error (and
+    counts a failure): before, the failure path called PrepRun.keep_link_stats, which did
+    not exist, so an AttributeError replaced the PeerUnavailableError."""
+    import dataclasses
+    import functools
+    import types
+
+    from mpc.node.runner import Runner
+    from network.errors import NetworkError
+    from network.keys import load_private_key
+
+    cfg = _cfg(tmp_path, PREP)
+    cfg = dataclasses.replace(cfg, connect_timeout=0.5)  # nobody listens at the peers' ports
+    key = load_private_key(cfg.key_file)
+    pc = Precompute(cfg, key, "fp")
+    pc.idx["anchor"] = "cd" * 16
+    shim = types.SimpleNamespace(cfg=cfg, listener=None, static_key=key)
+    runner = types.SimpleNamespace(_open_channel=functools.partial(Runner._open_channel, shim))
+    with pytest.raises(NetworkError):
+        asyncio.run(pc.run_once(runner))
+    assert pc.failures == 1 and not pc.running
