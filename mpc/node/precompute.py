@@ -18,7 +18,8 @@ terms and k floor, this node's input shape) maps a future job to the plan its la
 Precompute runs. When the node has been idle `[preprocessing] idle_after` seconds and a
 plan of a computation in `target` has fewer common batches than its target, the worker
 runs an internal preprocessing job through the Runner's channel path (TCP: the long-lived
-peer listener, one wait of the connect budget, exactly like an analyst job). Its channel
+peer listener, or the broker over MQTT; one wait of the connect budget, exactly like an
+analyst job). Its channel
 session id is H(consortium, anchor, k) where anchor is the session id of the last analyst
 job every node completed (agreed from every node's nonce) and k counts the precompute runs
 that completed since then (a failed or preempted attempt is retried under the same channel
@@ -35,8 +36,9 @@ on precomputation. A node that was down during an attempt keeps the same k, so t
 meet again when it is back; after MAX_FAILURES failed attempts in a row a node stops until
 the next analyst job re-anchors (a rare split, e.g. a run that completed on only some nodes,
 costs at most that). Both schemes are supported: Z_2^64 items (ot, rss3) are stored one
-word per element, GF(2^127 - 1) items (shamir, dn07) two (see `flatten`). MQTT is not
-supported for precompute runs (skipped with a log line).
+word per element, GF(2^127 - 1) items (shamir, dn07) two (see `flatten`). Over MQTT the
+run's channel is the runner's MQTT channel under the same channel sid (the broker carries
+it; a late node is met within the connect budget as for an analyst job).
 
 Use. The job's data agreement carries each node's plan id and ready batch ids for the job's
 key; if all nodes name the same plan, the lowest batch id ready on every node is used:
@@ -296,11 +298,11 @@ class Precompute:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # the store's key: derived from the node's static key (never next to the files)
         self.key = hashlib.blake2b(b"smpc-prepstore-key", key=static_key, digest_size=32).digest()
-        self.enabled = bool(self.pc.target) and cfg.transport == "tcp" \
+        self.enabled = bool(self.pc.target) and cfg.transport in ("tcp", "mqtt") \
             and cfg.scheme in ("additive", "shamir")  # Z_2^64 and GF(2^127 - 1): flatten's types
         if self.pc.target and not self.enabled:
-            log.warning("[preprocessing] target is set but precompute runs need transport = "
-                        "'tcp'; this node will not precompute")
+            log.warning("[preprocessing] target is set but precompute runs need scheme = "
+                        "'additive' or 'shamir'; this node will not precompute")
         self.idx = self._load_index()
         self.running = False
         self.runs = {"stored": 0, "nothing": 0, "failed": 0, "preempted": 0}
@@ -573,7 +575,7 @@ class Precompute:
             else:
                 self.failures += 1
                 log.warning("%s: failed: %s: %s%s", r.job_id, error_code(e), escape(e),
-                            f" (dropped records: {r.dropped})" if r.dropped else "")
+                            f" (dropped records: {r.dropped})" if any(r.dropped.values()) else "")
             raise
         finally:
             self.running = False

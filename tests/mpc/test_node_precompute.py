@@ -17,9 +17,11 @@ PREP = "[preprocessing]\ntarget = { logistic_regression = 2 }\nidle_after = 1\nm
 
 
 class PrepCluster(Cluster):
-    def __init__(self, tmp_path, preprocessing="ot", extra=PREP, scheme="additive"):
-        super().__init__(tmp_path, preprocessing=preprocessing, scheme=scheme,
-                         timeouts={"connect": 10, "receive": 20, "job": 120})
+    def __init__(self, tmp_path, preprocessing="ot", extra=PREP, scheme="additive", transport="tcp"):
+        # MQTT: a killed peer is noticed only by the receive timeout (no connection to lose),
+        # so the restarted node's connect budget must outlast it
+        super().__init__(tmp_path, preprocessing=preprocessing, scheme=scheme, transport=transport,
+                         timeouts={"connect": 10 if transport == "tcp" else 40, "receive": 20, "job": 120})
         for p in self.info["configs"]:  # [api] is the last table: append ours
             p.write_text(p.read_text() + "\n" + extra)
 
@@ -62,10 +64,13 @@ def _stats(res):
     return list(res.stats.values())
 
 
-@pytest.mark.parametrize("scheme,source", [("additive", "ot"), ("additive", "rss3"), ("shamir", "dn07")])
-def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, scheme, source):
-    """Shamir / dn07: the stored items are GF(2^127 - 1) elements (two words each)."""
-    cl = PrepCluster(tmp_path, preprocessing=source, scheme=scheme)
+@pytest.mark.parametrize("scheme,source,transport", [
+    ("additive", "ot", "tcp"), ("additive", "rss3", "tcp"), ("shamir", "dn07", "tcp"),
+    ("additive", "ot", "mqtt")])
+def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, scheme, source, transport):
+    """Shamir / dn07: the stored items are GF(2^127 - 1) elements (two words each). MQTT:
+    the precompute run's channel is the runner's MQTT channel (the broker on 127.0.0.1)."""
+    cl = PrepCluster(tmp_path, preprocessing=source, scheme=scheme, transport=transport)
     try:
         cl.start_all()
         c = cl.client()
