@@ -559,9 +559,11 @@ class Precompute:
             plan["ready"].append(bid)
             self.idx["k"] = k + 1  # the next run gets a new channel session id
             self._save()
-            log.info("%s: stored batch %s (%d items, %.1f MB, %.2f s, rounds=%d bytes_sent=%d)",
+            off = getattr(getattr(s.prep, "source", None), "stats", None)  # the source's traffic
+            off = off if hasattr(off, "rounds") else s.stats
+            log.info("%s: stored batch %s (%d words, %.1f MB, %.2f s, rounds=%d bytes_sent=%d)",
                      r.job_id, bid, flat.shape[0], flat.nbytes / 1e6, time.perf_counter() - t0,
-                     s.stats.rounds, s.stats.bytes_sent)
+                     off.rounds, off.bytes_sent)
             await ch.close()
             self.failures = 0
             return "stored"
