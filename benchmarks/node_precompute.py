@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--features", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--source", default="ot", choices=["ot", "rss3"])
+    ap.add_argument("--source", default="ot", choices=["ot", "rss3", "dn07"],
+                    help="dn07: Shamir over GF(2^127 - 1) (scheme = 'shamir')")
     ap.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args(argv)
     n = 3
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
         (d / f"bank{i}.csv").write_text("\n".join(lines) + "\n")
     info = write_consortium(
         d, n, computations=["logistic_regression"], preprocessing=args.source,
+        scheme="shamir" if args.source == "dn07" else "additive",
         sources={i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"}} for i in range(n)},
         timeouts={"connect": 60, "receive": 600, "job": args.timeout},
         extra="[preprocessing]\ntarget = { logistic_regression = 1 }\nidle_after = 1\n")

@@ -18,7 +18,8 @@ terms and k floor, this node's input shape) maps a future job to the plan its la
 Precompute runs. When the node has been idle `[preprocessing] idle_after` seconds and a
 plan of a computation in `target` has fewer common batches than its target, the worker
 runs an internal preprocessing job through the Runner's channel path (TCP: the long-lived
-peer listener, one wait of the connect budget, exactly like an analyst job). Its channel
+peer listener, or the broker over MQTT; one wait of the connect budget, exactly like an
+analyst job). Its channel
 session id is H(consortium, anchor, k) where anchor is the session id of the last analyst
 job every node completed (agreed from every node's nonce) and k counts the precompute runs
 that completed since then (a failed or preempted attempt is retried under the same channel
@@ -34,8 +35,10 @@ An analyst job submitted meanwhile cancels the run at once (Node.submit): a job 
 on precomputation. A node that was down during an attempt keeps the same k, so the nodes
 meet again when it is back; after MAX_FAILURES failed attempts in a row a node stops until
 the next analyst job re-anchors (a rare split, e.g. a run that completed on only some nodes,
-costs at most that). MQTT and Shamir (GF(2^127 - 1) items) are not supported for precompute
-runs (skipped with a log line).
+costs at most that). Both schemes are supported: Z_2^64 items (ot, rss3) are stored one
+word per element, GF(2^127 - 1) items (shamir, dn07) two (see `flatten`). Over MQTT the
+run's channel is the runner's MQTT channel under the same channel sid (the broker carries
+it; a late node is met within the connect budget as for an analyst job).
 
 Use. The job's data agreement carries each node's plan id and ready batch ids for the job's
 key; if all nodes name the same plan, the lowest batch id ready on every node is used:
@@ -182,37 +185,83 @@ for _k in (*KINDS, *SHAMIR_KINDS):
 
 
 # ------------------------------------------------------------------ batches ---
+#: the stored encodings of an item array, by the layout's type tag: (words per element,
+#: numpy dtype). Z_2^64 shares and boolean words are one uint64 word per element (the tag is
+#: the dtype's str, as before); GF(2^127 - 1) elements (Mersenne127's structured dtype
+#: (lo, hi)) are two words, lo then hi, and must be canonical (< p) when loaded.
+_M127_TAG = "m127"
+
+
+def _m127_dtype() -> np.dtype:
+    from protocols.arith._m127_numpy import DT127
+
+    return DT127
+
+
+def _encodings() -> dict[str, tuple[int, np.dtype]]:
+    return {"<u8": (1, np.dtype("<u8")), "<i8": (1, np.dtype("<i8")), _M127_TAG: (2, _m127_dtype())}
+
+
+def _tag(a: np.ndarray) -> str:
+    if a.dtype == _m127_dtype():
+        return _M127_TAG
+    if a.dtype.kind in "ui" and a.dtype.itemsize == 8:
+        return a.dtype.newbyteorder("<").str
+    raise TypeError(f"cannot store a {a.dtype} array")
+
+
+def _words(shape: Any, tag: Any) -> int:
+    """Words of one stored array; StorageIntegrityError for a malformed layout entry."""
+    enc = _encodings().get(tag) if isinstance(tag, str) else None
+    if enc is None or not isinstance(shape, list) \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape):
+        raise StorageIntegrityError(f"malformed plan layout entry {escape(repr((shape, tag)), 80)}")
+    return enc[0] * int(np.prod(shape, dtype=np.int64))
+
+
 def flatten(values: list[Any]) -> tuple[np.ndarray, list]:
-    """One uint64 column of every array of every item, and the layout to cut it again."""
+    """One uint64 column of every array of every item, and the layout to cut it again:
+    per item [is_tuple, [[shape, type tag], ...]] (tags: see _encodings)."""
     parts, layout = [], []
     for v in values:
         arrs = v if isinstance(v, tuple) else (v,)
         lay = []
         for a in arrs:
             a = np.asarray(a)
-            if a.dtype.kind not in "ui" or a.dtype.itemsize != 8:
-                raise TypeError(f"cannot store a {a.dtype} array")
-            parts.append(np.ascontiguousarray(a).view(np.uint64).ravel())
-            lay.append([list(a.shape), a.dtype.str])
+            tag = _tag(a)
+            words = np.ascontiguousarray(a, dtype=_encodings()[tag][1]).reshape(-1)
+            parts.append(words.view(np.uint64).reshape(-1))  # m127: lo, hi per element
+            lay.append([list(a.shape), tag])
         layout.append([isinstance(v, tuple), lay])
     flat = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
     return flat.reshape(-1, 1), layout
 
 
 def unflatten(flat: np.ndarray, layout: list) -> list[Any]:
+    """Inverse of flatten. StorageIntegrityError for a layout entry of an unknown type, a
+    length that does not match, or a GF(2^127 - 1) element that is not canonical."""
     out, pos = [], 0
-    col = flat.reshape(-1)
+    col = np.ascontiguousarray(flat, dtype=np.uint64).reshape(-1)
     try:
-        need = sum(int(np.prod(shape, dtype=np.int64)) for _, lay in layout for shape, _ in lay)
+        need = sum(_words(shape, tag) for _, lay in layout for shape, tag in lay)
     except (TypeError, ValueError) as e:
         raise StorageIntegrityError("malformed plan layout") from e
     if need != col.shape[0]:
         raise StorageIntegrityError("stored batch does not match its plan's layout")
     for is_tuple, lay in layout:
         arrs = []
-        for shape, dt in lay:
-            k = int(np.prod(shape, dtype=np.int64))
-            arrs.append(col[pos:pos + k].view(np.dtype(dt)).reshape(shape).copy())
+        for shape, tag in lay:
+            k = _words(shape, tag)
+            a = col[pos:pos + k].copy().view(_encodings()[tag][1]).reshape(shape)
+            if tag == _M127_TAG:
+                from protocols.arith.field import Mersenne127
+                from protocols.errors import DomainError
+
+                try:
+                    Mersenne127().check(a)
+                except DomainError as e:
+                    raise StorageIntegrityError(f"stored batch: {e}") from e
+            arrs.append(a)
             pos += k
         out.append(tuple(arrs) if is_tuple else arrs[0])
     return out
@@ -228,6 +277,14 @@ class PrepRun:
     nonce: bytes = field(default_factory=lambda: os.urandom(16))
     job_id: str = ""
     record_plan: bool = False  # Runner._session: the plain source, no PlanSource
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def keep_link_stats(self, ch) -> None:
+        """Runner._open_channel's failure path: a discarded channel's dropped-record
+        counters (as Run.keep_link_stats; logged with the run's failure)."""
+        for k, v in (ch.link_stats() if hasattr(ch, "link_stats") else {}).items():
+            if k in ("rejected", "duplicates") and isinstance(v, int):
+                self.dropped[k] = self.dropped.get(k, 0) + v
 
 
 class Precompute:
@@ -241,12 +298,11 @@ class Precompute:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # the store's key: derived from the node's static key (never next to the files)
         self.key = hashlib.blake2b(b"smpc-prepstore-key", key=static_key, digest_size=32).digest()
-        self.enabled = bool(self.pc.target) and cfg.transport == "tcp" \
-            and cfg.scheme == "additive"
+        self.enabled = bool(self.pc.target) and cfg.transport in ("tcp", "mqtt") \
+            and cfg.scheme in ("additive", "shamir")  # Z_2^64 and GF(2^127 - 1): flatten's types
         if self.pc.target and not self.enabled:
-            log.warning("[preprocessing] target is set but precompute runs need transport = "
-                        "'tcp' and scheme = 'additive' (Z_2^64 items); this node will not "
-                        "precompute")
+            log.warning("[preprocessing] target is set but precompute runs need scheme = "
+                        "'additive' or 'shamir'; this node will not precompute")
         self.idx = self._load_index()
         self.running = False
         self.runs = {"stored": 0, "nothing": 0, "failed": 0, "preempted": 0}
@@ -503,9 +559,11 @@ class Precompute:
             plan["ready"].append(bid)
             self.idx["k"] = k + 1  # the next run gets a new channel session id
             self._save()
-            log.info("%s: stored batch %s (%d items, %.1f MB, %.2f s, rounds=%d bytes_sent=%d)",
+            off = getattr(getattr(s.prep, "source", None), "stats", None)  # the source's traffic
+            off = off if hasattr(off, "rounds") else s.stats
+            log.info("%s: stored batch %s (%d words, %.1f MB, %.2f s, rounds=%d bytes_sent=%d)",
                      r.job_id, bid, flat.shape[0], flat.nbytes / 1e6, time.perf_counter() - t0,
-                     s.stats.rounds, s.stats.bytes_sent)
+                     off.rounds, off.bytes_sent)
             await ch.close()
             self.failures = 0
             return "stored"
@@ -518,7 +576,8 @@ class Precompute:
                 log.info("%s: preempted (an analyst job arrived or the node stops)", r.job_id)
             else:
                 self.failures += 1
-                log.warning("%s: failed: %s: %s", r.job_id, error_code(e), escape(e))
+                log.warning("%s: failed: %s: %s%s", r.job_id, error_code(e), escape(e),
+                            f" (dropped records: {r.dropped})" if any(r.dropped.values()) else "")
             raise
         finally:
             self.running = False

@@ -139,6 +139,8 @@ class OTMixedKinds:
         of 0/1) and additively shared Y (N, M). See the module docstring.
         Rounds: 1 + n.  Bytes sent per party: (n - 1) N 16 (u) + at most (n - 1) N 8 M."""
         N, M = Y.shape
+        if N == 0 or M == 0:  # nothing to multiply (the same N, M at every party): no round
+            return np.zeros((N, M), dtype=_U64)
         m = -(-N // 8) * 8
         r = np.zeros(m, dtype=np.uint8)
         r[:N] = bits
@@ -255,7 +257,7 @@ class OTMixedKinds:
         async with self._lock:
             pool = self._mpools.setdefault(("mtt", x_shape, f), deque())
             if not pool:
-                reps = max(1, min(64, self.mat_words // (64 * d * k)))
+                reps = max(1, min(64, self.mat_words // max(1, 64 * d * k)))
                 pool.extend(zip(*await self._gen_mtt(k, d, f, reps), strict=True))
             return pool.popleft()
 

@@ -173,6 +173,8 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         Rounds: 2.  Bytes sent per party: (n-1) * L * (64 * 16 + 344 M).
         """
         L, M = x.shape
+        if L == 0 or M == 0:  # nothing to multiply (every party has the same L, M): no round
+            return np.zeros((L, M), dtype=_U64)
         m = 64 * L
         peers = self.s.peers
         # receiver role: choice bits = bits of y (OT l = 64 e + k carries bit k of y_e)
@@ -205,6 +207,8 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         correlation acc_i). Choice bits are random, so all u matrices go out in the first
         round. Rounds: n (1 + one per fold).  OTs per daBit: n (n - 1) / 2.
         Bytes sent per party and daBit: at most (n - 1) * 16 (u) and (n - 1) * 8 (tau)."""
+        if count == 0:  # (the same count at every party): no OTs, no round
+            return [np.empty(0, _U64), np.empty(0, _U64)]
         m = -(-count // 8) * 8
         me, n = self.s.pid, self.s.n
         mine = self.s.rng.bits(m)
@@ -225,12 +229,14 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         self, kind: str, count: int, gen: Callable[[int], Awaitable[list[np.ndarray]]], chunk: int
     ) -> list[np.ndarray]:
         """`count` items of a pooled kind along the last axis, generated `chunk` at a time
-        (bounded memory per OT batch) and at least `chunk` per refill."""
+        (bounded memory per OT batch) and at least `chunk` per refill. A request for 0 items
+        before the kind's first refill makes one chunk (pooled, not wasted): the empty items
+        take their shapes from it."""
         async with self._lock:
             pool = self._pools.get(kind)
             have = 0 if pool is None else pool[0].shape[-1]
             parts = [] if pool is None else [pool]
-            while have < count:
+            while have < count or not parts:
                 fresh = await gen(chunk)
                 parts.append(fresh)
                 have += chunk
@@ -255,6 +261,8 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
     async def triples(self, shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         shape = tuple(shape)
         k = int(np.prod(shape, dtype=np.int64))
+        if k == 0:  # the dealer's empty items
+            return np.empty(shape, _U64), np.empty(shape, _U64), np.empty(shape, _U64)
         async with self._lock:
             have = 0 if self._pool is None else self._pool[0].size
             if have < k:
@@ -299,7 +307,7 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         async with self._lock:
             pool = self._mpools.setdefault(("mat", x_shape, y_shape), deque())
             if not pool:
-                reps = max(1, min(64, self.mat_words // (64 * d * m * k)))
+                reps = max(1, min(64, self.mat_words // max(1, 64 * d * m * k)))  # k d m = 0: no OTs
                 A, B, C = await self._gen_matrix(k, d, m, reps)
                 pool.extend(zip(A, B, C, strict=True))
             A, B, C = pool.popleft()

@@ -17,9 +17,11 @@ PREP = "[preprocessing]\ntarget = { logistic_regression = 2 }\nidle_after = 1\nm
 
 
 class PrepCluster(Cluster):
-    def __init__(self, tmp_path, preprocessing="ot", extra=PREP):
-        super().__init__(tmp_path, preprocessing=preprocessing,
-                         timeouts={"connect": 10, "receive": 20, "job": 120})
+    def __init__(self, tmp_path, preprocessing="ot", extra=PREP, scheme="additive", transport="tcp"):
+        # MQTT: a killed peer is noticed only by the receive timeout (no connection to lose),
+        # so the restarted node's connect budget must outlast it
+        super().__init__(tmp_path, preprocessing=preprocessing, scheme=scheme, transport=transport,
+                         timeouts={"connect": 10 if transport == "tcp" else 40, "receive": 20, "job": 120})
         for p in self.info["configs"]:  # [api] is the last table: append ours
             p.write_text(p.read_text() + "\n" + extra)
 
@@ -62,9 +64,13 @@ def _stats(res):
     return list(res.stats.values())
 
 
-@pytest.mark.parametrize("source", ["ot", "rss3"])
-def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, source):
-    cl = PrepCluster(tmp_path, preprocessing=source)
+@pytest.mark.parametrize("scheme,source,transport", [
+    ("additive", "ot", "tcp"), ("additive", "rss3", "tcp"), ("shamir", "dn07", "tcp"),
+    ("additive", "ot", "mqtt")])
+def test_job_after_idle_draws_from_store_and_crash_burns_the_batch(tmp_path, scheme, source, transport):
+    """Shamir / dn07: the stored items are GF(2^127 - 1) elements (two words each). MQTT:
+    the precompute run's channel is the runner's MQTT channel (the broker on 127.0.0.1)."""
+    cl = PrepCluster(tmp_path, preprocessing=source, scheme=scheme, transport=transport)
     try:
         cl.start_all()
         c = cl.client()
@@ -249,6 +255,67 @@ def test_flatten_round_trip_and_refused_dtypes():
         flatten([np.zeros(3, dtype=np.float64)])
 
 
+@pytest.mark.parametrize("broken", [None, "lo-only", "no-check"])
+def test_flatten_gf127_elements_typed_and_validated(broken, monkeypatch):
+    """GF(2^127 - 1) items (Shamir / dn07 nodes) are stored as two words per element under
+    the type tag "m127" and come back equal; a stored element >= p, a layout naming an
+    unknown type and a body one word short are StorageIntegrityErrors. Broken variants: an
+    encoding that keeps only the low word (what a uint64 view of the 'lo' field gives), and a
+    loader that skips the canonical check: the test must notice each."""
+    from mpc.node import precompute
+    from protocols.arith.field import Mersenne127
+    from protocols.prg import CryptoRNG
+
+    F = Mersenne127()
+    rng = CryptoRNG.from_seed(5, "flatten")
+    a, b = F.random(rng, (3, 4)), F.random(rng, (5,))
+    a["hi"][0, 0] = 2**63 - 1  # the largest canonical elements survive: p - 1
+    a["lo"][0, 0] = 2**64 - 2
+    if broken == "lo-only":
+        orig = precompute._encodings
+
+        def lo_only():
+            enc = orig()
+            enc["m127"] = (1, np.dtype("<u8"))
+            return enc
+
+        monkeypatch.setattr(precompute, "_encodings", lo_only)
+    if broken == "no-check":
+        monkeypatch.setattr(Mersenne127, "check", lambda self, x: x)
+    items = [(a, np.arange(4, dtype=np.uint64)), b, F.random(rng, (0,))]
+    faults = []
+    try:
+        flat, layout = flatten(items)
+        back = unflatten(flat, layout)
+        if not (back[0][0].dtype == a.dtype and (back[0][0] == a).all() and (back[1] == b).all()
+                and back[2].shape == (0,) and flat.shape == (2 * 17 + 4, 1)):
+            faults.append("round trip")
+        assert layout[1] == [False, [[[5], "m127"]]]
+    except (TypeError, ValueError, AssertionError):
+        faults.append("round trip")
+        flat, layout = None, None
+    if flat is not None:
+        bad = flat.copy()
+        bad[-10:-8, 0] = [2**64 - 1, 2**63 - 1]  # b[0] (the last 10 words) := p, not canonical
+        try:
+            unflatten(bad, layout)
+            faults.append("non-canonical accepted")
+        except StorageIntegrityError:
+            pass
+        for tag in ("|V16", "<f8", "|O", 7):
+            lay = [[False, [[[5], tag]]]]
+            with pytest.raises(StorageIntegrityError):
+                unflatten(np.zeros((10, 1), np.uint64), lay)
+        with pytest.raises(StorageIntegrityError):
+            unflatten(flat[:-1], layout)
+    if broken is None:
+        assert faults == []
+    elif broken == "lo-only":
+        assert "round trip" in faults
+    else:
+        assert faults == ["non-canonical accepted"]
+
+
 def _prep_node(tmp_path, key):
     cfg = load_config(tmp_path / "bank0.toml") if (tmp_path / "bank0.toml").exists() \
         else _cfg(tmp_path, PREP)
@@ -316,3 +383,27 @@ def test_malformed_offer_from_a_peer_is_terminal(offer):
         Precompute._check_offer(1, offer)
     assert e.value.code == "agreement.malformed"
     assert Precompute._check_offer(1, None) == (None, set())
+
+
+def test_precompute_run_with_peers_down_fails_typed(tmp_path):
+    """A precompute run whose peers are not up fails with the channel's typed error (and
+    counts a failure): before, the failure path called PrepRun.keep_link_stats, which did
+    not exist, so an AttributeError replaced the PeerUnavailableError."""
+    import dataclasses
+    import functools
+    import types
+
+    from mpc.node.runner import Runner
+    from network.errors import NetworkError
+    from network.keys import load_private_key
+
+    cfg = _cfg(tmp_path, PREP)
+    cfg = dataclasses.replace(cfg, connect_timeout=0.5)  # nobody listens at the peers' ports
+    key = load_private_key(cfg.key_file)
+    pc = Precompute(cfg, key, "fp")
+    pc.idx["anchor"] = "cd" * 16
+    shim = types.SimpleNamespace(cfg=cfg, listener=None, static_key=key)
+    runner = types.SimpleNamespace(_open_channel=functools.partial(Runner._open_channel, shim))
+    with pytest.raises(NetworkError):
+        asyncio.run(pc.run_once(runner))
+    assert pc.failures == 1 and not pc.running

@@ -12,6 +12,8 @@ from protocols import comparison, core
 from protocols.comparison import ltz_tuple_values
 from protocols.preprocessing import _otext
 from protocols.preprocessing.ot import OTPreprocessing
+from protocols.preprocessing.trusted_dealer import InsecureTrustedDealer
+from protocols.prg import CryptoRNG
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -201,3 +203,59 @@ def test_transpose_is_the_bit_transpose(K, mb):
     rows = np.random.default_rng(K + mb).integers(0, 256, (K, mb), dtype=np.uint8)
     bits = np.unpackbits(rows, axis=1)
     assert (np.unpackbits(_otext._transpose(rows), axis=1) == bits.T).all()
+
+
+# every kind the OT source supplies, requested for 0 elements (and (0, d) / (k, 0) matrices)
+_EMPTY_CALLS = [
+    ("triples", ((0,),)), ("square_pairs", ((0,),)), ("bits", ((0,),)), ("dabits", ((0,),)),
+    ("edabits", ((0,),)), ("trunc_triples", ((0,), 16)), ("trunc_pairs", ((0,), 16, 40)),
+    ("bounded_randoms", ((0,), 30)), ("bool_triples", ((0,), 3)), ("ltz_tuples", ((0,), True)),
+    ("ltz_tuples", ((2, 0), False)), ("matrix_triples", ((0, 4), (4, 3))),
+    ("matrix_triples", ((3, 0), (0, 2))), ("matrix_triples", ((3, 4), (4, 0))),
+    ("matrix_triples", ((0, 4), (4,))), ("matrix_trunc_triples", ((0, 4), (4,), 16)),
+    ("matrix_trunc_triples", ((3, 0), (0,), 16)),
+]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_empty_requests_give_the_dealers_empty_items(n):
+    """A request for 0 elements (a comparison or DP noise on an empty array) raised an
+    untyped IndexError / AssertionError / ZeroDivisionError from the OT source's pools; it
+    must hand out the trusted dealer's empty items (same number of arrays, shapes and
+    dtypes), every party alike, and the pools must still line up afterwards."""
+    import asyncio
+
+    sch, ss = ot_sessions(n, batch=64, dabit_chunk=64, bool_chunk=4, ltz_chunk=16)
+
+    async def job(s):
+        got = []
+        for kind, args in _EMPTY_CALLS:
+            v = await getattr(s.prep, kind)(*args)
+            got.append(v if isinstance(v, tuple) else (v,))
+        x = s.share_of(s.domain.zeros((0,)))
+        (opened,) = await core.open(s, await comparison.ltz(s, x))  # the online protocol runs
+        after = (await s.prep.ltz_tuples((5,), True), await s.prep.triples((7,)),
+                 await s.prep.matrix_triples((0, 4), (4, 3)), await s.prep.matrix_triples((2, 4), (4, 3)))
+        return got, after, opened.shape
+
+    res = run_all(ss, job)
+    dealer = InsecureTrustedDealer(sch, CryptoRNG.from_seed(9, "td"))
+
+    async def dealt():
+        out = []
+        for kind, args in _EMPTY_CALLS:
+            v = await getattr(dealer.for_party(0), kind)(*args)
+            out.append(v if isinstance(v, tuple) else (v,))
+        return out
+
+    want = asyncio.run(dealt())
+    for p in range(n):
+        for (kind, args), g, w in zip(_EMPTY_CALLS, res[p][0], want, strict=True):
+            assert [(v.shape, v.dtype) for v in g] == [(v.shape, v.dtype) for v in w], (kind, args)
+    assert all(r[2] == (0,) for r in res)
+    assert ltz_ok(sch, [r[1][0] for r in res], True)
+    assert mtt_ok(sch, [r[0][-2] for r in res], 16)  # (0, 4) @ (4,): r, r_hi, r_msb still exact
+    a, b, c = (reconstruct(sch, [r[1][1][i] for r in res]) for i in range(3))
+    assert (a * b == c).all()
+    A, B, C = (reconstruct(sch, [r[1][3][i] for r in res]) for i in range(3))
+    assert C.shape == (2, 3) and (A @ B == C).all()
