@@ -19,9 +19,8 @@ Precompute runs. When the node has been idle `[preprocessing] idle_after` second
 plan of a computation in `target` has fewer common batches than its target, the worker
 runs an internal preprocessing job through the Runner's channel path (TCP: the long-lived
 peer listener, or the broker over MQTT; one wait of the connect budget, exactly like an
-analyst job). Its channel
-session id is H(consortium, anchor, k) where anchor is the session id of the last analyst
-job every node completed (agreed from every node's nonce) and k counts the precompute runs
+analyst job). Its channel session id is H(consortium, anchor, k) where anchor is the
+session id of the last analyst job every node completed (agreed from every node's nonce) and k counts the precompute runs
 that completed since then (a failed or preempted attempt is retried under the same channel
 sid, after idle_after: every dial still has a fresh dial nonce and handshake, see
 network.tcp_park); each node then sends a fresh nonce and its plans with their ready
