@@ -128,9 +128,11 @@ def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
 
 
 def _transpose_np(rows: np.ndarray) -> np.ndarray:
-    """numpy reference of `_transpose` (same bit layout; the tests compare the two)."""
+    """numpy reference of `_transpose` (same bit layout; the tests compare the two). Copies
+    its input (for mb = 1 ascontiguousarray would be a view and the swaps would overwrite
+    `rows`)."""
     K, mb = rows.shape
-    x = np.ascontiguousarray(rows.reshape(K // 8, 8, mb).transpose(0, 2, 1)).view(_U64)[..., 0]
+    x = rows.reshape(K // 8, 8, mb).transpose(0, 2, 1).copy().view(_U64)[..., 0]
     for sh, mask in ((9, 0x0055005500550055), (18, 0x0000333300003333), (36, 0x000000000F0F0F0F)):
         t = (x ^ (x >> np.uint64(sh))) & np.uint64(mask)
         x ^= t ^ (t << np.uint64(sh))

@@ -200,12 +200,14 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
             h0 = _hash(self.aes, q, ext.sbase[j], M)
             h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
             buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
-            _jit.gilboa_send(h0, h1, xc, *_tier_views(buf, L, M), acc)
+            t8, t4, t2, t1 = _tier_views(buf, L, M)
+            _jit.gilboa_send(h0, h1, xc, t8, t4, t2, t1, acc)
             tau[j] = buf
         got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
         for j in peers:
             h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
-            _jit.gilboa_recv(h, *_tier_views(got[j], L, M), r, acc)
+            t8, t4, t2, t1 = _tier_views(got[j], L, M)
+            _jit.gilboa_recv(h, t8, t4, t2, t1, r, acc)
         return acc
 
     # -- daBits and boolean triples ---------------------------------------------------------
