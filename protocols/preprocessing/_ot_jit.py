@@ -52,6 +52,55 @@ def transpose(rows: np.ndarray, out: np.ndarray) -> None:
                 out[8 * j + i, c] = np.uint8((x >> _U(8 * i)) & _FF)
 
 
+_SWAPS = (
+    (32, _U(0x00000000FFFFFFFF)), (16, _U(0x0000FFFF0000FFFF)), (8, _U(0x00FF00FF00FF00FF)),
+    (4, _U(0x0F0F0F0F0F0F0F0F)), (2, _U(0x3333333333333333)), (1, _U(0x5555555555555555)),
+)
+
+
+@_kernel
+def transpose64(R: np.ndarray, out: np.ndarray) -> None:
+    """`transpose` for K a multiple of 64 and m/8 of 8, on words: R = rows viewed as
+    (K, W) little-endian words, out = the (64 W, K / 8) result viewed as (64 W, K / 64)
+    words. Per 64 x 64 bit block the recursive quadrant swap (Hacker's Delight, sec. 7-3,
+    6 stages) instead of 64 8 x 8 blocks. packbits order puts column c of a word at bit
+    c ^ 7 and row r of an output word at bit r ^ 7, hence the index ^ 7 on both sides."""
+    K, W = R.shape
+    x = np.empty(64, _U)
+    for w in range(W):
+        for lb in range(K // 64):
+            for r in range(64):
+                x[r] = R[64 * lb + (r ^ 7), w]
+            for j, m in _SWAPS:
+                sj = _U(j)
+                for k0 in range(0, 64, 2 * j):
+                    for k in range(k0, k0 + j):
+                        t = ((x[k] >> sj) ^ x[k + j]) & m
+                        x[k] ^= t << sj
+                        x[k + j] ^= t
+            for c in range(64):
+                out[64 * w + c, lb] = x[c ^ 7]
+
+
+@_kernel
+def cot_send(h0: np.ndarray, h1: np.ndarray, x: np.ndarray, tau: np.ndarray, kept: np.ndarray) -> None:
+    """Sender of additive correlated OTs (`_finish_add`): tau = h0 + x - h1, kept = -h0."""
+    for i in range(x.shape[0]):
+        for w in range(x.shape[1]):
+            a = h0[i, w]
+            tau[i, w] = a + x[i, w] - h1[i, w]
+            kept[i, w] = _U(0) - a
+
+
+@_kernel
+def cot_recv(h: np.ndarray, got: np.ndarray, r: np.ndarray) -> None:
+    """Receiver of additive correlated OTs: h += r * got (r the 0/1 choices), in place."""
+    for i in range(h.shape[0]):
+        if r[i]:
+            for w in range(h.shape[1]):
+                h[i, w] += got[i, w]
+
+
 @_kernel
 def tmmo_tweak(p: np.ndarray, base: np.uint64, y: np.ndarray) -> None:
     """y[j, b] = pi(x_j) ^ (base + j, b) for p = pi(x) as (m, 2) words, y (m, nb, 2)."""
@@ -130,6 +179,13 @@ def _warm() -> None:
     """Compile (or load from the cache) every kernel on tiny inputs."""
     rows = np.zeros((16, 2), np.uint8)
     transpose(rows, np.empty((16, 2), np.uint8))
+    transpose64(np.zeros((64, 1), _U), np.empty((64, 1), _U))
+    w = np.zeros((2, 1), _U)
+    cot_send(w, w, w, np.empty((2, 1), _U), np.empty((2, 1), _U))
+    ro = np.zeros((2, 1), _U)
+    ro.setflags(write=False)  # received arrays may be read-only: their own specialisation
+    for got in (w, ro):
+        cot_recv(w, got, np.zeros(2, np.uint8))
     p = np.zeros((2, 2), _U)
     y = np.empty((2, 2, 2), _U)
     tmmo_tweak(p, _U(0), y)
@@ -141,6 +197,9 @@ def _warm() -> None:
         t2, t1 = np.empty((1, 8, M), np.uint16), np.empty((1, 8, M), np.uint8)
         acc = np.zeros((1, M), _U)
         gilboa_send(h, h, x, t8, t4, t2, t1, acc)
+        gilboa_recv(h, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
+        for t in (t8, t4, t2, t1):
+            t.setflags(write=False)
         gilboa_recv(h, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
 
 

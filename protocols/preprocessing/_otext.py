@@ -151,8 +151,13 @@ def _transpose(rows: np.ndarray) -> np.ndarray:
     sec. 7-3), in one compiled pass (_ot_jit.transpose; `_transpose_np` is the numpy
     reference)."""
     K, mb = rows.shape
+    rows = np.ascontiguousarray(rows)
+    if K % 64 == 0 and mb % 8 == 0 and rows.ctypes.data % 8 == 0:  # 64 x 64 blocks on words
+        out = np.empty((mb * 8, K // 8), dtype=np.uint8)
+        _jit.transpose64(rows.view(_U64), out.view(_U64))
+        return out
     out = np.empty((mb * 8, K // 8), dtype=np.uint8)
-    _jit.transpose(np.ascontiguousarray(rows), out)
+    _jit.transpose(rows, out)
     return out
 
 
@@ -347,15 +352,15 @@ class OTExtension:
             S, q, M = self._send[j], ext.q[j], x.shape[1]
             h0 = _hash(self.aes, q, ext.sbase[j], M)
             h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
-            tau[j] = h0 + x - h1
-            kept[j] = -h0
+            tau[j], kept[j] = np.empty_like(h0), np.empty_like(h0)
+            _jit.cot_send(h0, h1, np.ascontiguousarray(x), tau[j], kept[j])
         got = await self._array_round(
             "ot-tau", tau, {j: (ext.t[j].shape[0], M) for j, M in recv_words.items()}, _U64
         )
         out = {}
         for j, M in recv_words.items():
             h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
-            h += got[j] * ext.r[j][:, None].astype(_U64)
+            _jit.cot_recv(h, got[j], ext.r[j])
             out[j] = h
         return out, kept
 

@@ -21,7 +21,9 @@ def _bits_transpose(rows: np.ndarray) -> np.ndarray:
 
 def _transpose_agrees(fn, seed: int) -> bool:
     rng = np.random.default_rng(seed)
-    for K, mb in ((128, 1), (128, 2), (128, 7), (128, 1031), (8, 3), (16, 64), (128, 0)):
+    # 8 x 8 kernel (K or m / 8 off the word grid) and 64 x 64 kernel (K % 64 == m / 8 % 8 == 0)
+    for K, mb in ((128, 1), (128, 2), (128, 7), (128, 1031), (8, 3), (16, 64), (128, 0),
+                  (128, 8), (128, 1024), (64, 16), (192, 24), (72, 8)):
         rows = rng.integers(0, 256, (K, mb), dtype=np.uint8)
         got = fn(rows)
         if got.shape != (8 * mb, K // 8) or not np.array_equal(got, _bits_transpose(rows)):
@@ -38,6 +40,9 @@ def test_transpose_kernel_matches_numpy():
     keep = rows.copy()
     _otext._transpose(rows), _otext._transpose_np(rows)
     assert np.array_equal(rows, keep)  # inputs are not overwritten (mb = 1 included)
+    buf = np.random.default_rng(5).integers(0, 256, 128 * 64 + 1, dtype=np.uint8)
+    odd = buf[1:].reshape(128, 64)  # not word-aligned: the 8 x 8 kernel takes it
+    assert np.array_equal(_otext._transpose(odd), _bits_transpose(odd))
     # non-contiguous input (a column slice) gives the same as its contiguous copy
     rows = np.random.default_rng(3).integers(0, 256, (128, 40), dtype=np.uint8)
     assert np.array_equal(_otext._transpose(rows[:, 3:19]), _bits_transpose(rows[:, 3:19]))
@@ -159,3 +164,30 @@ def test_messages_exactly_as_before(n, counts):
     a, b, c = (np.bitwise_xor.reduce([r[3][i] for r in res]) for i in range(3))
     assert (a[None, :] & b == c).all()
     assert (rec(6, 0) * rec(6, 0) == rec(6, 1)).all()
+
+
+def _cot_agrees(broken: bool) -> bool:
+    """`_finish_add`'s kernels against numpy: tau = h0 + x - h1, kept = -h0, h + r * tau;
+    the outputs of both sides add up to r * x. Broken: receiver ignores its choice bits."""
+    rng = np.random.default_rng(6)
+    for m, M in ((1, 1), (8, 1), (1000, 1), (64, 5)):
+        h0, h1, x = (rng.integers(0, 1 << 64, (m, M), dtype=_U64) for _ in range(3))
+        r = rng.integers(0, 2, m, dtype=np.uint8)
+        tau, kept = np.empty_like(h0), np.empty_like(h0)
+        _ot_jit.cot_send(h0, h1, x, tau, kept)
+        h = h1.copy()  # the receiver's H(t) is H(q ^ r s): h1 where r = 1, else h0
+        h[r == 0] = h0[r == 0]
+        _ot_jit.cot_recv(h, tau, np.ones(m, np.uint8) if broken else r)
+        if not (np.array_equal(tau, h0 + x - h1) and np.array_equal(kept, -h0)):
+            return False
+        if not np.array_equal(h + kept, x * r[:, None].astype(_U64)):
+            return False
+    return True
+
+
+def test_cot_kernels_match_numpy():
+    assert _cot_agrees(False)
+
+
+def test_cot_broken_variant_is_caught():
+    assert not _cot_agrees(True)
