@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from network.errors import FrameError, SmpcError
 from protocols.preprocessing import _ot_jit as _jit
-from protocols.prg import CryptoRNG
+from protocols.prg import KEY_BYTES
 from protocols.session import Session
 
 __all__ = ["KAPPA", "OTExtension"]
@@ -161,12 +161,35 @@ def _transpose(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _expand(prgs: list[CryptoRNG], nbytes: int) -> np.ndarray:
+class _SeedPRG:
+    """The PRG of one base-OT seed: AES-256-CTR keyed by the seed from counter 0, the very
+    construction of protocols.prg.CryptoRNG (the tests check the streams are equal), kept
+    here so that `_expand` can run all 128 of a pair through one shared zero buffer."""
+
+    __slots__ = ("_enc",)
+
+    def __init__(self, key: bytes):
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"base-OT seed must be {KEY_BYTES} bytes")
+        self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
+
+
+_ZEROS = bytearray(0)
+
+
+def _expand(prgs: list[_SeedPRG], nbytes: int) -> np.ndarray:
     """The next `nbytes` of each base-OT seed's PRG as the rows of one (len(prgs), nbytes)
-    array, written in place (the same stream bytes as one fill per seed and a stack)."""
+    array, written in place (the same stream bytes as one CryptoRNG.fill per seed and a
+    stack), the keystream XORed onto one shared, cache-resident zero buffer."""
+    global _ZEROS
     out = np.empty((len(prgs), nbytes), dtype=np.uint8)
+    if nbytes == 0:
+        return out
+    if len(_ZEROS) < nbytes:
+        _ZEROS = bytearray(nbytes)
+    z = memoryview(_ZEROS)[:nbytes]
     for g, row in zip(prgs, out, strict=True):
-        g.fill(row)
+        g._enc.update_into(z, row.data)
     return out
 
 
@@ -177,14 +200,14 @@ class _Sender:
         self.s_bits = s_bits
         self.s_packed = np.packbits(s_bits)
         self.s_mask = (s_bits == 1)[:, None]  # rows of u that enter q (q_l = t_l ^ s_l u_l)
-        self.prg = [CryptoRNG(k) for k in seeds]
+        self.prg = [_SeedPRG(k) for k in seeds]
         self.ctr = 0
 
 
 class _Receiver:
     def __init__(self, pairs: list[tuple[bytes, bytes]]):
-        self.prg0 = [CryptoRNG(k0) for k0, _ in pairs]
-        self.prg1 = [CryptoRNG(k1) for _, k1 in pairs]
+        self.prg0 = [_SeedPRG(k0) for k0, _ in pairs]
+        self.prg1 = [_SeedPRG(k1) for _, k1 in pairs]
         self.ctr = 0
 
 

@@ -191,3 +191,32 @@ def test_cot_kernels_match_numpy():
 
 def test_cot_broken_variant_is_caught():
     assert not _cot_agrees(True)
+
+
+def _expand_agrees(make) -> bool:
+    """Base-OT seed expansion == CryptoRNG's stream for the same key, over several calls
+    (the stream position carries on), including empty and odd lengths."""
+    from protocols.prg import CryptoRNG
+
+    keys = [bytes([i]) * 32 for i in range(5)]
+    mine, ref = [make(k) for k in keys], [CryptoRNG(k) for k in keys]
+    for nb in (16, 0, 3, 1000, 40000, 8):
+        got = _otext._expand(mine, nb)
+        want = np.stack([g.fill(np.empty(nb, np.uint8)) for g in ref])
+        if not np.array_equal(got, want):
+            return False
+    return True
+
+
+def test_seed_expansion_is_cryptorng_stream():
+    assert _expand_agrees(_otext._SeedPRG)
+
+
+def test_seed_expansion_broken_variant_is_caught():
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    class Shifted(_otext._SeedPRG):  # counter starting at 1: a different stream
+        def __init__(self, key):
+            self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 15 + b"\1")).encryptor()
+
+    assert not _expand_agrees(Shifted)
