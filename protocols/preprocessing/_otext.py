@@ -39,7 +39,8 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from network.errors import FrameError, SmpcError
-from protocols.prg import CryptoRNG
+from protocols.preprocessing import _ot_jit as _jit
+from protocols.prg import KEY_BYTES
 from protocols.session import Session
 
 __all__ = ["KAPPA", "OTExtension"]
@@ -76,11 +77,15 @@ class _AES:
         self._enc.update_into(src.data.cast("B"), out.data)
         return out[: src.nbytes].reshape(src.shape)
 
+    def into(self, src: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        """AES of a C-contiguous (k, ..., 16) uint8 array into buf (at least src.nbytes +
+        15 bytes, the cipher's requirement); returns the result as buf's head, src's shape."""
+        self._enc.update_into(src.data.cast("B"), buf.data)
+        return buf[: src.nbytes].reshape(src.shape)
 
-def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
-    """H(base + j, x_j) for rows x_j of x (m, 16): M uint64 words per row (tweaks (j, w)).
-    TMMO [GKWY20, sec. 7]: pi(pi(x) ^ i) ^ pi(x) with the tweak i = (base + j, w), one
-    block per two words (the tweak XORed into the two 64-bit halves without temporaries)."""
+
+def _hash_np(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
+    """numpy reference of `_hash` (the tests check the compiled one against it)."""
     m = x.shape[0]
     nb_ = (M + 1) // 2
     p = aes(x)  # pi(x)
@@ -93,6 +98,48 @@ def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
     return out.reshape(m, 2 * nb_)[:, :M]
 
 
+#: rows per block of `_hash`: its scratch (about 16 (2 + 2 nb) bytes a row) stays in cache
+_HASH_ROWS = 1 << 13
+
+
+def _hash(aes: _AES, x: np.ndarray, base: int, M: int) -> np.ndarray:
+    """H(base + j, x_j) for rows x_j of x (m, 16): M uint64 words per row (tweaks (j, w)),
+    C-contiguous (m, M). TMMO [GKWY20, sec. 7]: pi(pi(x) ^ i) ^ pi(x) with the tweak
+    i = (base + j, w), one block per two words. Block by block (`_HASH_ROWS` rows, scratch
+    reused, so it stays in cache and costs no page faults): the two AES passes in OpenSSL,
+    the tweak and the fold in one compiled pass each (_ot_jit; `_hash_np` is the numpy
+    reference, which the tests compare with)."""
+    x = np.ascontiguousarray(x)
+    m, nb_ = x.shape[0], (M + 1) // 2
+    out = np.empty((m, M), dtype=_U64)
+    ch = max(1, _HASH_ROWS // nb_)
+    pbuf = np.empty(min(m, ch) * 16 + 15, dtype=np.uint8)
+    y = np.empty((min(m, ch), nb_, 2), dtype=_U64)
+    ebuf = np.empty(y.nbytes + 15, dtype=np.uint8)
+    for lo in range(0, m, ch):
+        hi = min(m, lo + ch)
+        k = hi - lo
+        p64 = aes.into(x[lo:hi], pbuf).view(_U64)  # pi(x), (k, 2)
+        yk = y[:k]
+        _jit.tmmo_tweak(p64, np.uint64(base + lo), yk)
+        e = aes.into(yk.view(np.uint8), ebuf).view(_U64)  # (k, nb, 2)
+        _jit.tmmo_fold(e, p64, out[lo:hi])
+    return out
+
+
+def _transpose_np(rows: np.ndarray) -> np.ndarray:
+    """numpy reference of `_transpose` (same bit layout; the tests compare the two). Copies
+    its input (for mb = 1 ascontiguousarray would be a view and the swaps would overwrite
+    `rows`)."""
+    K, mb = rows.shape
+    x = rows.reshape(K // 8, 8, mb).transpose(0, 2, 1).copy().view(_U64)[..., 0]
+    for sh, mask in ((9, 0x0055005500550055), (18, 0x0000333300003333), (36, 0x000000000F0F0F0F)):
+        t = (x ^ (x >> np.uint64(sh))) & np.uint64(mask)
+        x ^= t ^ (t << np.uint64(sh))
+    y = x.view(np.uint8).reshape(K // 8, mb, 8)  # (c, j, i): byte i = column 8j + i, rows 8c..
+    return np.ascontiguousarray(y.transpose(1, 2, 0)).reshape(mb * 8, K // 8)
+
+
 def _transpose(rows: np.ndarray) -> np.ndarray:
     """(K, m/8) packed bit rows -> (m, K/8) packed bit columns (numpy packbits bit order:
     MSB first), K a multiple of 8.
@@ -101,14 +148,49 @@ def _transpose(rows: np.ndarray) -> np.ndarray:
     byte b, column i at bit 7 - i), i.e. element (b, i) at bit 8b + 7 - i; the wanted
     element (i, b) of the transpose then sits at bit 8i + 7 - b = 63 - (8(7 - i) + b), an
     anti-diagonal transpose of the word, done with three delta swaps (Hacker's Delight,
-    sec. 7-3). About 40x faster than unpackbits / transpose / packbits."""
+    sec. 7-3), in one compiled pass (_ot_jit.transpose; `_transpose_np` is the numpy
+    reference)."""
     K, mb = rows.shape
-    x = np.ascontiguousarray(rows.reshape(K // 8, 8, mb).transpose(0, 2, 1)).view(_U64)[..., 0]
-    for sh, mask in ((9, 0x0055005500550055), (18, 0x0000333300003333), (36, 0x000000000F0F0F0F)):
-        t = (x ^ (x >> np.uint64(sh))) & np.uint64(mask)
-        x ^= t ^ (t << np.uint64(sh))
-    y = x.view(np.uint8).reshape(K // 8, mb, 8)  # (c, j, i): byte i = column 8j + i, rows 8c..
-    return np.ascontiguousarray(y.transpose(1, 2, 0)).reshape(mb * 8, K // 8)
+    rows = np.ascontiguousarray(rows)
+    if K % 64 == 0 and mb % 8 == 0 and rows.ctypes.data % 8 == 0:  # 64 x 64 blocks on words
+        out = np.empty((mb * 8, K // 8), dtype=np.uint8)
+        _jit.transpose64(rows.view(_U64), out.view(_U64))
+        return out
+    out = np.empty((mb * 8, K // 8), dtype=np.uint8)
+    _jit.transpose(rows, out)
+    return out
+
+
+class _SeedPRG:
+    """The PRG of one base-OT seed: AES-256-CTR keyed by the seed from counter 0, the very
+    construction of protocols.prg.CryptoRNG (the tests check the streams are equal), kept
+    here so that `_expand` can run all 128 of a pair through one shared zero buffer."""
+
+    __slots__ = ("_enc",)
+
+    def __init__(self, key: bytes):
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"base-OT seed must be {KEY_BYTES} bytes")
+        self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
+
+
+_ZEROS = bytearray(0)
+
+
+def _expand(prgs: list[_SeedPRG], nbytes: int) -> np.ndarray:
+    """The next `nbytes` of each base-OT seed's PRG as the rows of one (len(prgs), nbytes)
+    array, written in place (the same stream bytes as one CryptoRNG.fill per seed and a
+    stack), the keystream XORed onto one shared, cache-resident zero buffer."""
+    global _ZEROS
+    out = np.empty((len(prgs), nbytes), dtype=np.uint8)
+    if nbytes == 0:
+        return out
+    if len(_ZEROS) < nbytes:
+        _ZEROS = bytearray(nbytes)
+    z = memoryview(_ZEROS)[:nbytes]
+    for g, row in zip(prgs, out, strict=True):
+        g._enc.update_into(z, row.data)
+    return out
 
 
 class _Sender:
@@ -117,14 +199,15 @@ class _Sender:
     def __init__(self, s_bits: np.ndarray, seeds: list[bytes]):
         self.s_bits = s_bits
         self.s_packed = np.packbits(s_bits)
-        self.prg = [CryptoRNG(k) for k in seeds]
+        self.s_mask = (s_bits == 1)[:, None]  # rows of u that enter q (q_l = t_l ^ s_l u_l)
+        self.prg = [_SeedPRG(k) for k in seeds]
         self.ctr = 0
 
 
 class _Receiver:
     def __init__(self, pairs: list[tuple[bytes, bytes]]):
-        self.prg0 = [CryptoRNG(k0) for k0, _ in pairs]
-        self.prg1 = [CryptoRNG(k1) for _, k1 in pairs]
+        self.prg0 = [_SeedPRG(k0) for k0, _ in pairs]
+        self.prg1 = [_SeedPRG(k1) for _, k1 in pairs]
         self.ctr = 0
 
 
@@ -264,8 +347,8 @@ class OTExtension:
         for j, r in choices.items():
             m = r.size
             R = self._recv[j]
-            t_rows = np.stack([g.fill(np.empty(m // 8, np.uint8)) for g in R.prg0])
-            u_rows = np.stack([g.fill(np.empty(m // 8, np.uint8)) for g in R.prg1])
+            t_rows = _expand(R.prg0, m // 8)
+            u_rows = _expand(R.prg1, m // 8)
             u_rows ^= t_rows
             u_rows ^= np.packbits(r)[None, :]
             U[j] = u_rows
@@ -274,8 +357,8 @@ class OTExtension:
         got = await self._array_round("ot-u", U, {j: (KAPPA, m // 8) for j, m in send.items()}, np.dtype(np.uint8))
         for j, m in send.items():
             S = self._send[j]
-            q_rows = np.stack([g.fill(np.empty(m // 8, np.uint8)) for g in S.prg])
-            q_rows[S.s_bits == 1] ^= got[j][S.s_bits == 1]
+            q_rows = _expand(S.prg, m // 8)
+            np.bitwise_xor(q_rows, got[j], out=q_rows, where=S.s_mask)
             ext.q[j], ext.sbase[j] = _transpose(q_rows), S.ctr
             S.ctr += m
         return ext
@@ -292,15 +375,15 @@ class OTExtension:
             S, q, M = self._send[j], ext.q[j], x.shape[1]
             h0 = _hash(self.aes, q, ext.sbase[j], M)
             h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
-            tau[j] = h0 + x - h1
-            kept[j] = -h0
+            tau[j], kept[j] = np.empty_like(h0), np.empty_like(h0)
+            _jit.cot_send(h0, h1, np.ascontiguousarray(x), tau[j], kept[j])
         got = await self._array_round(
             "ot-tau", tau, {j: (ext.t[j].shape[0], M) for j, M in recv_words.items()}, _U64
         )
         out = {}
         for j, M in recv_words.items():
             h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
-            h += got[j] * ext.r[j][:, None].astype(_U64)
+            _jit.cot_recv(h, got[j], ext.r[j])
             out[j] = h
         return out, kept
 

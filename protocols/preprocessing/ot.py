@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
+from protocols.preprocessing import _ot_jit as _jit
 from protocols.preprocessing._otext import KAPPA, OTExtension, _hash
 from protocols.preprocessing._otmixed import OTMixedKinds
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
@@ -106,6 +107,19 @@ def _unpack_tiers(raw: np.ndarray, L: int, M: int) -> np.ndarray:
     for a, b, dt in _TIERS:
         size = L * (b - a) * M * dt.itemsize
         out[:, a:b] = raw[at : at + size].view(dt).reshape(L, b - a, M)
+        at += size
+    return out
+
+
+def _tier_views(raw: np.ndarray, L: int, M: int) -> list[np.ndarray]:
+    """The tiers of a (L M _TIER_BYTES,) correction buffer as (L, b - a, M) arrays of their
+    dtypes (the layout of `_pack_tiers`), aligned (copied first if `raw` is not)."""
+    if raw.ctypes.data % 8:
+        raw = raw.copy()
+    out, at = [], 0
+    for a, b, dt in _TIERS:
+        size = L * (b - a) * M * dt.itemsize
+        out.append(raw[at : at + size].view(dt).reshape(L, b - a, M))
         at += size
     return out
 
@@ -180,23 +194,23 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         # receiver role: choice bits = bits of y (OT l = 64 e + k carries bit k of y_e)
         r = np.unpackbits(np.ascontiguousarray(y).view(np.uint8), bitorder="little")
         ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
-        acc = np.zeros((L, 64, M), dtype=_U64)
+        acc = np.zeros((L, M), dtype=_U64)  # sum_k 2^k (OT outputs of bit k), both roles
+        xc = np.ascontiguousarray(x)
         tau = {}
         for j in peers:
             S, q = self._send[j], ext.q[j]
-            h0 = _hash(self.aes, q, ext.sbase[j], M).reshape(L, 64, M)
-            t = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M).reshape(L, 64, M)
-            np.subtract(h0, t, out=t)
-            t += x[:, None, :]
-            tau[j] = _pack_tiers(t)
-            acc -= h0
+            h0 = _hash(self.aes, q, ext.sbase[j], M)
+            h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
+            buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
+            t8, t4, t2, t1 = _tier_views(buf, L, M)
+            _jit.gilboa_send(h0, h1, xc, t8, t4, t2, t1, acc)
+            tau[j] = buf
         got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
-        rw = r.reshape(L, 64, 1).astype(_U64)
         for j in peers:
-            acc += _hash(self.aes, ext.t[j], ext.rbase[j], M).reshape(L, 64, M)
-            acc += _unpack_tiers(got[j], L, M) * rw
-        acc <<= _SHIFTS
-        return acc.sum(axis=1, dtype=_U64)
+            h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
+            t8, t4, t2, t1 = _tier_views(got[j], L, M)
+            _jit.gilboa_recv(h, t8, t4, t2, t1, r, acc)
+        return acc
 
     # -- daBits and boolean triples ---------------------------------------------------------
     async def _gen_dabits(self, count: int) -> list[np.ndarray]:
