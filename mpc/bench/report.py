@@ -7,7 +7,7 @@ import sys
 
 _COLS = ("op", "size", "n", "lat s", "seconds", "ops/s", "offline s", "rounds (model)",
          "bytes/party (model)", "ok")
-_CMP_COLS = ("mpyc s", "mpyc ops/s", "smpc/mpyc")
+_CMP_COLS = ("mpyc s", "mpyc ops/s", "smpc/mpyc", "smpc/mpyc e2e")
 
 
 def _row(r: dict, compare: bool) -> list[str]:
@@ -28,9 +28,11 @@ def _row(r: dict, compare: bool) -> list[str]:
     if compare:
         m = r.get("mpyc") or {}
         if m.get("seconds"):
-            row += [f"{m['seconds']:.4g}", f"{m['ops_per_s']:.3g}", f"{r['ratio_vs_mpyc']:.3g}x"]
+            e2e = r.get("ratio_vs_mpyc_end_to_end")
+            row += [f"{m['seconds']:.4g}", f"{m['ops_per_s']:.3g}", f"{r['ratio_vs_mpyc']:.3g}x",
+                    f"{e2e:.3g}x" if e2e else "-"]
         else:
-            row += ["-", "-", m.get("error", "n/a")[:40]]
+            row += ["-", "-", m.get("error", "n/a")[:40], "-"]
     return row
 
 

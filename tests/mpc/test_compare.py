@@ -60,3 +60,22 @@ def test_compare_logistic_regression_ratio(capsys):
     assert code == 0
     (rec,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
     assert rec["correct"] and rec["mpyc"]["correct"] and rec["ratio_vs_mpyc"] > 0
+    total = rec["seconds"] + rec["offline_seconds"]  # MPyC has no offline phase
+    assert rec["ratio_vs_mpyc_end_to_end"] == pytest.approx(rec["mpyc"]["seconds"] / total)
+
+
+def test_end_to_end_ratio_counts_the_offline_phase(capsys):
+    # a dealer-free source: the end-to-end ratio charges smpc its offline seconds, so it is
+    # below the online-only ratio by exactly (online + offline) / online
+    code = cli_main(["bench", "--json", "--op", "logistic_regression", "--size", "60",
+                     "--epochs", "1", "--parties", "3", "--source", "rss3", "--repeat", "1",
+                     "--compare", "mpyc"])
+    assert code == 0
+    out = capsys.readouterr().out
+    (rec,) = [json.loads(x) for x in out.splitlines() if x.strip()]
+    assert rec["source"] == "rss3" and rec["offline_seconds"] > 0
+    online_ratio = rec["mpyc"]["seconds"] / rec["seconds"]
+    assert rec["ratio_vs_mpyc"] == pytest.approx(online_ratio)
+    assert rec["ratio_vs_mpyc_end_to_end"] == pytest.approx(
+        online_ratio * rec["seconds"] / (rec["seconds"] + rec["offline_seconds"]))
+    assert rec["ratio_vs_mpyc_end_to_end"] < rec["ratio_vs_mpyc"]
