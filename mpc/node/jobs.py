@@ -7,7 +7,8 @@ output to the manifest's recipients only (`core.reveal_to` to a party, or every 
 share sealed to the analyst's key), so a node never sees an output not addressed to it.
 
     aggregate_sum     per-column totals over all parties' rows, and the row count
-    aggregate_mean    the same two outputs; the recipient divides (it learns sum and count)
+    aggregate_mean    the same two outputs; the recipient divides (it learns sum and count);
+                      with security = "malicious" both inputs are range-checked MShares
     linear_regression, ridge_regression, logistic_regression
                       protocols.apps.ml.train; parameters.partition = "horizontal" (default: every
                       party its own rows, features + label) or "vertical" (the same rows,
@@ -261,9 +262,52 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
             "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
+async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
+    """`_aggregate` with consortium.security = "malicious" (issue 16; Shamir, t < n/2): every
+    party inputs its column sums and row count as range-checked MShares of
+    protocols.malicious.chida18 [Chida et al., CRYPTO 2018], the totals are local sums, and
+    the runner verifies every input before any share leaves (mpc.node.checked).
+
+        sums:  signed, w = value_bits - ceil(log2 n) bits each (64 - 2 = 62 for n = 3 on
+               GF(2^127 - 1)): the n-term total stays within the signed value range the
+               recipient decodes, so no input can wrap another bank's total
+        count: unsigned, w - 1 bits: a negative count (not any bank's possible input) is
+               refused under MPC like an out-of-range value
+    A cheating bank can still input any value within its range (input substitution, as in
+    every ideal functionality); it cannot change another bank's contribution or the sum
+    (the shares are MACed), and a share sent wrong is caught (security.cheating_detected)
+    on every honest node before anything is released. DP noise has no malicious version yet
+    (MaliciousUnsupportedError). Rounds: 2 x 7 (the two inputs) + the runner's verification."""
+    from protocols import malicious as mal
+    from protocols.errors import MaliciousUnsupportedError
+    from protocols.truncation import value_bits
+
+    if ctx.dp is not None:
+        raise MaliciousUnsupportedError("DP noise is not supported with security = 'malicious' yet")
+    s = ctx.s
+    fp = FixedPoint(s.domain, DEFAULT_F)
+    d = ctx.X.shape[1]
+    w = value_bits(s.domain) - (s.n - 1).bit_length()
+    sums = fp.encode(ctx.X.sum(axis=0))
+    count = s.domain.from_int(np.array([ctx.X.shape[0]], dtype=np.int64))
+    ctx.log("input", shape=[d + 1], security="malicious")
+    # one after the other: both draw from the session's preprocessing stream, whose order
+    # must be the same at every party
+    sum_sh = await mal.input_many(s.child("sum"), sums, {o: (d,) for o in range(s.n)}, bits=w)
+    cnt_sh = await mal.input_many(s.child("count"), count, {o: (1,) for o in range(s.n)},
+                                  bits=w - 1, signed=False)
+    total, cnt = sum_sh[0], cnt_sh[0]
+    for o in range(1, s.n):
+        total, cnt = total + sum_sh[o], cnt + cnt_sh[o]
+    return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
+
+
 async def _aggregate(ctx: JobContext) -> dict[str, Output]:
     """Column totals and the row count over all parties. Rounds: 1 (inputs in parallel).
-    With DP terms agreed (a node's [policy.dp]): `_aggregate_dp`."""
+    With DP terms agreed (a node's [policy.dp]): `_aggregate_dp`; with security =
+    "malicious": `_aggregate_malicious`."""
+    if ctx.s.security == "malicious":
+        return await _aggregate_malicious(ctx)
     if ctx.dp is not None:
         return await _aggregate_dp(ctx)
     s = ctx.s
