@@ -41,10 +41,10 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     from protocols.apps import fraud_malicious as fm
 
     s, p = ctx.s, ctx.manifest.parameters
-    if horizontal(ctx.manifest):
-        raise MaliciousUnsupportedError("the horizontal fraud_aggregate has no malicious version yet")
     if ctx.dp is not None:
         raise MaliciousUnsupportedError("DP noise is not supported with security = 'malicious' yet")
+    if horizontal(ctx.manifest):
+        return await fraud_aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])
     groups = np.asarray(p["groups"], dtype=np.int64)
     k = max(int(p.get("k_min", 1)), int(ctx.k_floor))
@@ -61,4 +61,77 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
     ctx.log("group", rows=sc.flags.shape[0], groups=len(groups))
     kept, released = await fm.group_counts(s, sc.flags, G_local, owner, len(groups), k)
+    return {"counts": Output(kept, 0), "released": Output(released, 0)}  # type: ignore[arg-type]
+
+
+#: width of a bank's per-group counts in the horizontal aggregate (unsigned: up to 2^40 - 1
+#: rows per bank and group); the n-bank totals stay far inside malicious.ltz's range
+COUNT_BITS = 40
+
+
+def local_flags(X: np.ndarray, coef: np.ndarray, intercept: float, threshold: float,
+                proba: bool) -> np.ndarray:
+    """A bank's own rows scored with the public model in the jobs' fixed point (f =
+    DEFAULT_F; the product's low bits floored): flag = [z > t], t = logit(threshold) if
+    proba. Pure; the bank could compute this itself from its own data and the public model,
+    so it learns nothing it did not have."""
+    f = DEFAULT_F
+    Xe = np.round(np.asarray(X, dtype=np.float64) * 2**f).astype(np.int64)
+    ce = np.round(np.asarray(coef, dtype=np.float64) * 2**f).astype(np.int64)
+    if Xe.size == 0:
+        return np.zeros(Xe.shape[0], dtype=bool)
+    if int(np.abs(Xe).max()) * int(np.abs(ce).sum()) < 2**62:  # exact in int64
+        z = (Xe @ ce) >> f
+    else:  # exact in Python integers (the floor of the exact product)
+        z = np.array([int(v) >> f for v in Xe.astype(object) @ ce.astype(object)], dtype=object)
+    z = z + int(round(intercept * 2**f))
+    t = float(np.log(threshold / (1 - threshold))) if proba else threshold
+    return np.asarray(z > int(np.floor(t * 2**f)), dtype=bool)
+
+
+async def fraud_aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
+    """Horizontal fraud_aggregate with security = "malicious" (issue 16; Shamir, t < n/2):
+    every bank its own transactions and group keys, a public model.
+
+        bank b (locally): flags_b = local_flags(X_b), G_b = one-hot keys (rows outside
+                          parameters.groups in no group)
+                          F_b = flags_b G_b, U_b = (1 - flags_b) G_b      (K each, >= 0)
+        input:            (F_b, U_b) range-checked, unsigned COUNT_BITS bits (input_many)
+        counts = sum_b F_b, sizes = sum_b (F_b + U_b)
+        kept, released = fraud_malicious.suppress(counts, sizes, k)
+
+    Scoring is local: with a public model a bank's flags are a function of its own data, so
+    under MPC they would add nothing a cheater could not choose anyway (it may input any
+    data). What a cheater cannot do: report more flagged than rows in a group (F and U are
+    both checked non-negative, so sizes >= counts), wrap a total (range), or change another
+    bank's counts or the suppression (MACed shares, checked products; caught with
+    security.cheating_detected on every honest node before anything is released).
+    Reveals what the semi-honest job reveals, less the banks' row counts (only K-vectors
+    are input). Rounds: 7 (inputs) + ltz 13 (+ masks) + 2 products + the verification."""
+    from mpc.node.fraud_jobs import onehot
+    from protocols.apps import fraud_malicious as fm
+    from protocols.malicious.chida18 import input_many
+
+    s, p = ctx.s, ctx.manifest.parameters
+    coef, icpt = _public_model(ctx)
+    groups = np.asarray(p["groups"], dtype=np.int64)
+    K = len(groups)
+    k = max(int(p.get("k_min", 1)), int(ctx.k_floor))
+    if ctx.X.ndim != 2 or ctx.X.shape[1] != coef.shape[0]:
+        raise JobParameterError(f"parameters.coef has {coef.shape[0]} entries, this bank's rows "
+                                f"{ctx.X.shape[1] if ctx.X.ndim == 2 else '?'} columns")
+    flags = local_flags(ctx.X, coef, icpt, float(p.get("threshold", 0.5)),
+                        bool(p.get("proba", True)))
+    G = onehot(ctx.extra[p["group_column"]], groups)[:, :K]
+    mine = np.stack([flags.astype(np.int64) @ G, (~flags).astype(np.int64) @ G])  # (2, K)
+    ctx.log("input", groups=K, security="malicious")
+    got = await input_many(s, s.domain.from_int(mine), {o: (2, K) for o in range(s.n)},
+                           bits=COUNT_BITS, signed=False)
+    total = got[0]
+    for o in range(1, s.n):
+        total = total + got[o]
+    counts = total[0]
+    sizes = counts + total[1]
+    ctx.log("group", groups=K, k=k)
+    kept, released = await fm.suppress(s, counts, sizes, k)
     return {"counts": Output(kept, 0), "released": Output(released, 0)}  # type: ignore[arg-type]

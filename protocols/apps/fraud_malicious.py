@@ -25,8 +25,10 @@ Rounds: inputs 2 (shapes) + 4, bits check 2 + open 5 + 2 + open 5, ltz 13 (+10 m
 reveal_to 5; aggregate: one-hot 2 + 2 + open 5, matmul 2, ltz 13 (+10), products 4, verify.
 Bytes: (n - 1) * B * N * e per bank for the bit inputs (B = RANGE_BITS), plus the products'.
 Security: malicious with abort; reveals what the semi-honest jobs reveal (the banks' column
-counts, the owner's row count). Not covered (MaliciousUnsupportedError): stored (shared)
-models, the smooth sigmoid, DP noise, the horizontal aggregate.
+counts, the owner's row count). The horizontal aggregate (every bank its own rows, a public
+model) is mpc.node.fraud_mjobs.fraud_aggregate_horizontal: per-group counts input by each
+bank, then `suppress`. Not covered (MaliciousUnsupportedError): stored (shared) models, the
+smooth sigmoid, DP noise.
 """
 
 from __future__ import annotations
@@ -178,7 +180,14 @@ async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, ow
     flags, G = await refresh_many(s, flags, G)
     counts = (await mal.matmul(s, flags.reshape(1, N), G)).reshape(K)
     (G,) = await refresh_many(s, G)
-    sizes = G.sum(axis=0)
+    return await suppress(s, counts, G.sum(axis=0), k)
+
+
+async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[MShare, MShare]:
+    """k-suppression over MShares (both (K,), under the current key, |value| < 2^63):
+    released = [sizes >= k] [counts >= k] (one ltz on 2K values, one checked product),
+    kept = released * counts. Returns (kept, released)."""
+    K = counts.shape[0]
     small = await mal.ltz(s, concat([sizes, counts]) - int(k))
     big = (-small) + 1
     released = await mal.mul(s, big[:K], big[K:])
@@ -188,4 +197,4 @@ async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, ow
 
 
 __all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
-           "input_bits", "score", "zero_check", "zero_check_each"]
+           "input_bits", "score", "suppress", "zero_check", "zero_check_each"]

@@ -1,0 +1,122 @@
+"""The horizontal fraud_aggregate with security = "malicious" (issue 16), all parties in one
+process: each bank scores its own rows with the public model and inputs per-group (flagged,
+unflagged) counts as range-checked MShares; k-suppression under MPC. On main this job was
+refused (MaliciousUnsupportedError)."""
+
+import numpy as np
+import pytest
+from malicious_helpers import run
+from test_jobs import GROUPS, signer  # noqa: F401 (signer: a fixture)
+
+from mpc.node.fraud_mjobs import COUNT_BITS, local_flags
+from mpc.node.jobs import REGISTRY, JobContext, finish_outputs
+from mpc.node.manifest import sign_manifest
+from protocols import malicious as mal
+from protocols.arith.fixedpoint import FixedPoint
+from protocols.errors import CheatingDetectedError
+from protocols.malicious import chida18
+
+pytestmark = pytest.mark.timeout(120)
+
+COEF, ICPT = [1.0, -0.5], -0.25
+PARAMS = {"coef": COEF, "intercept": ICPT, "threshold": 0.5, "partition": "horizontal",
+          "group_column": "merchant", "groups": GROUPS, "k_min": 3}
+
+
+def _data():
+    rng = np.random.default_rng(8)
+    X = [rng.normal(size=(30 + 7 * i, 2)).round(3) for i in range(3)]
+    g = [rng.choice([3, 5, 7], size=len(x), p=[0.5, 0.4, 0.1]) for x in X]
+    return X, g
+
+
+def _manifest(key):
+    _, k = key
+    return sign_manifest({"computation": "fraud_aggregate", "idempotency_key": "mh",
+                          "recipients": ["analyst"], "parameters": PARAMS,
+                          "consortium": "demo", "not_after": 4102444800,
+                          "inputs": {f"bank{i}": {"source": "tx", "columns": ["a", "b"]}
+                                     for i in range(3)}}, k)
+
+
+def _job(m, X, g):
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=1)
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        got = {}
+        for name, o in outs.items():  # what the analyst reconstructs, after the verification
+            (v,) = await mal.open(s, o.share)
+            got[name] = FixedPoint(s.domain, o.f).decode(v)
+        return got
+
+    return job
+
+
+def _want(X, g, k):
+    z = np.concatenate(X) @ COEF + ICPT
+    assert np.min(np.abs(z)) > 1e-3  # no row on the threshold
+    ga, flags = np.concatenate(g), z > 0
+    return {str(q): (int(flags[ga == q].sum()) if (ga == q).sum() >= k and flags[ga == q].sum() >= k
+                     else None) for q in GROUPS}
+
+
+def test_malicious_horizontal_fraud_aggregate_exact_counts(signer):  # noqa: F811
+    X, g = _data()
+    m = _manifest(signer)
+    res, errs, _ = run(_job(m, X, g))
+    assert errs == [None, None, None], errs
+    for r in res:
+        out = finish_outputs("fraud_aggregate", r, PARAMS)["by_group"]
+        assert out == _want(X, g, 3), out
+    assert any(v is not None for v in out.values()) and out["9"] is None
+
+
+def test_negative_count_from_a_cheating_bank_named_nothing_released(signer, monkeypatch):  # noqa: F811
+    """bank2 skips its own range check and inputs -20 unflagged rows in every group (to push a
+    small group's size over k with no rows of its own): caught under MPC with check
+    input.range naming bank2, on every party, before any opening."""
+    X, g = _data()
+    real = chida18._owner_bits
+
+    def owner_bits(s, x, bits, signed):
+        if s.pid != 2:
+            return real(s, x, bits, signed)
+        D = s.domain
+        v = D.to_int(x).astype(np.int64)
+        v[1] = -20
+        B = real(s, D.from_int(np.zeros_like(v)), bits, signed)
+        B[0] = D.from_int(v)  # x = b_0 + 0: not a bit where v is not 0 or 1
+        return B
+
+    monkeypatch.setattr(chida18, "_owner_bits", owner_bits)
+    res, errs, _ = run(_job(_manifest(signer), X, g))
+    assert res == [None, None, None]
+    for e in errs[:2]:
+        assert isinstance(e, CheatingDetectedError) and e.check == "input.range", e
+        assert getattr(e, "owners", None) == (2,), e
+
+
+def test_changed_share_caught_on_every_honest_party(signer):  # noqa: F811
+    X, g = _data()
+    res, errs, _ = run(_job(_manifest(signer), X, g), cheat=("mking", None))
+    assert res[:2] == [None, None]
+    assert all(isinstance(e, CheatingDetectedError) for e in errs[:2]), errs
+
+
+def test_local_flags_are_the_fixed_point_score():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 3)) * 10
+    coef = np.array([0.5, -1.25, 2.0])
+    z = X @ coef + 0.3
+    keep = np.abs(z) > 1e-3
+    assert np.array_equal(local_flags(X, coef, 0.3, 0.5, True)[keep], (z > 0)[keep])
+    t = float(np.log(0.9 / 0.1))  # proba: threshold 0.9 is the logit 2.197
+    keep = np.abs(z - t) > 1e-3
+    assert np.array_equal(local_flags(X, coef, 0.3, 0.9, True)[keep], (z > t)[keep])
+    assert np.array_equal(local_flags(X, coef, 0.3, 1.5, False)[keep := np.abs(z - 1.5) > 1e-3],
+                          (z > 1.5)[keep])
+    big = np.full((2, 1), 2.0**40)  # beyond int64 products: the exact Python-integer path
+    assert local_flags(big, np.array([2.0**20]), 0.0, 0.0, False).tolist() == [True, True]
+    assert local_flags(np.zeros((0, 3)), coef, 0.0, 0.5, True).shape == (0,)
+    assert COUNT_BITS <= 62
