@@ -200,6 +200,27 @@ def public_share(s: Session, v: np.ndarray, f: int) -> Share:
     return Share(s.domain.zeros(enc.shape), s) + enc
 
 
+def _aggregate_noises(terms: dict[str, Any], bnd: list[np.ndarray]) -> tuple[list[Any], np.ndarray]:
+    """The DP aggregate's noise per output (d column totals in encoded units, then the row
+    count) and each one's standard deviation in released units. bnd: every party's (d, 2)
+    column bounds; a total's sensitivity is the largest |bound| of its column over all
+    parties (one row replaced), the count's 1; epsilon and delta split evenly over d + 1."""
+    from protocols.apps import dp as dpm
+
+    b = np.abs(np.stack(bnd))  # (n, d, 2)
+    d = b.shape[1]
+    sens = np.maximum(np.ceil(b.max(axis=(0, 2)) * 2**DEFAULT_F), 1)  # encoded units
+    k = d + 1
+    noises = [dpm.calibrate(terms["mechanism"], terms["epsilon"] / k, terms["delta"] / k,
+                            float(x)) for x in [*sens, 1.0]]
+    try:
+        dpm.check_noise(noises)
+    except dpm.NoiseRangeError as e:  # before any input: a clear refusal, not a node OOM
+        raise JobParameterError(str(e)) from None
+    std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
+    return noises, std
+
+
 async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     """Column totals and the row count with DP noise generated under MPC.
 
@@ -220,6 +241,8 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     bounds = terms.get("bounds", {})
     if set(bounds) != set(range(s.n)):
         raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
+    bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
+    noises, std = _aggregate_noises(terms, bnd)  # refused here if it cannot be drawn
     ctx.log("input", shape=list(ctx.X.shape))
 
     async def one(o: int) -> Share:
@@ -233,7 +256,6 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     from protocols.session import concatenate
 
     X = concatenate(list(parts), 0)
-    bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
     lo = np.concatenate([np.broadcast_to(bnd[o][:, 0], (p.shape[0], d))
                          for o, p in enumerate(parts)])
     hi = np.concatenate([np.broadcast_to(bnd[o][:, 1], (p.shape[0], d))
@@ -246,16 +268,11 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     Xc = await clip(s.child("clip"), X, enc(lo), enc(hi))
     total = Xc.sum(axis=0)
     rows = sum(p.shape[0] for p in parts)
-    b = np.abs(np.stack(bnd))  # (n, d, 2)
-    sens = np.maximum(np.ceil(b.max(axis=(0, 2)) * 2**DEFAULT_F), 1)  # encoded units
     k = d + 1
-    noises = [dpm.calibrate(terms["mechanism"], terms["epsilon"] / k, terms["delta"] / k,
-                            float(x)) for x in [*sens, 1.0]]
     ctx.log("noise", outputs=k, mechanism=terms["mechanism"])
     vals = concatenate([total, public_share(s, [rows], 0)], 0)
     noisy_all = await dpm.add_noise(s.child("noise"), vals, noises)  # one batch, no gather
     noisy = [noisy_all[j:j + 1] for j in range(k)]
-    std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
     return {"sum": Output(concatenate(noisy[:d], 0), DEFAULT_F),
             "count": Output(noisy[d], 0),
             "noise_std": Output(public_share(s, std, DEFAULT_F), DEFAULT_F),
@@ -266,7 +283,11 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     """`_aggregate` with consortium.security = "malicious" (issue 16; Shamir, t < n/2): every
     party inputs its column sums and row count as range-checked MShares of
     protocols.malicious.chida18 [Chida et al., CRYPTO 2018], the totals are local sums, and
-    the runner verifies every input before any share leaves (mpc.node.checked).
+    the runner verifies every input before any share leaves (mpc.node.checked). With DP
+    terms agreed, every bank first clips its own rows to its own policy bounds (as
+    `_aggregate_dp` does under MPC: a cheater's clipping of its own rows changes nothing of
+    an honest row's sensitivity) and the totals get joint noise from
+    protocols.apps.dp_malicious, the same distribution and calibration (`_aggregate_noises`).
 
         sums:  signed, w = value_bits - ceil(log2 n) bits each (64 - 2 = 62 for n = 3 on
                GF(2^127 - 1)): the n-term total stays within the signed value range the
@@ -276,20 +297,26 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     A cheating bank can still input any value within its range (input substitution, as in
     every ideal functionality); it cannot change another bank's contribution or the sum
     (the shares are MACed), and a share sent wrong is caught (security.cheating_detected)
-    on every honest node before anything is released. DP noise has no malicious version yet
-    (MaliciousUnsupportedError). Rounds: 2 x 7 (the two inputs) + the runner's verification."""
+    on every honest node before anything is released. Rounds: 2 x 7 (the two inputs) + the
+    runner's verification (+ the noise's, with DP)."""
     from protocols import malicious as mal
-    from protocols.errors import MaliciousUnsupportedError
     from protocols.truncation import value_bits
 
-    if ctx.dp is not None:
-        raise MaliciousUnsupportedError("DP noise is not supported with security = 'malicious' yet")
     s = ctx.s
     fp = FixedPoint(s.domain, DEFAULT_F)
     d = ctx.X.shape[1]
+    X = ctx.X
+    bnd: list[np.ndarray] = []
+    if ctx.dp is not None:  # every bank clips its own rows to its own bounds, as _aggregate_dp
+        bounds = ctx.dp.get("bounds", {})
+        if set(bounds) != set(range(s.n)):
+            raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
+        bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
+        noises, std = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
+        X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
-    sums = fp.encode(ctx.X.sum(axis=0))
-    count = s.domain.from_int(np.array([ctx.X.shape[0]], dtype=np.int64))
+    sums = fp.encode(X.sum(axis=0))
+    count = s.domain.from_int(np.array([X.shape[0]], dtype=np.int64))
     ctx.log("input", shape=[d + 1], security="malicious")
     # one after the other: both draw from the session's preprocessing stream, whose order
     # must be the same at every party
@@ -299,7 +326,18 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     total, cnt = sum_sh[0], cnt_sh[0]
     for o in range(1, s.n):
         total, cnt = total + sum_sh[o], cnt + cnt_sh[o]
-    return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
+    if ctx.dp is None:
+        return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
+    from protocols.apps import dp_malicious as dpm
+    from protocols.malicious.batch import concat, const
+
+    ctx.log("noise", outputs=d + 1, mechanism=ctx.dp["mechanism"], security="malicious")
+    noisy = await dpm.add_noise(s, concat([total, cnt]), noises)
+    stated = np.round(np.append(std, ctx.dp["epsilon"]) * 2**DEFAULT_F).astype(np.int64)
+    pub = await const(s, stated, stated.shape)
+    return {"sum": Output(noisy[:d], DEFAULT_F), "count": Output(noisy[d:], 0),  # type: ignore[arg-type]
+            "noise_std": Output(pub[:d + 1], DEFAULT_F),  # type: ignore[arg-type]
+            "epsilon": Output(pub[d + 1:], DEFAULT_F)}  # type: ignore[arg-type]
 
 
 async def _aggregate(ctx: JobContext) -> dict[str, Output]:

@@ -108,11 +108,46 @@ def geometric_digits(scale: float | Fraction, kappa: int = KAPPA, L: int | None 
     return np.array(out, dtype=np.int64)
 
 
+#: the largest cumulative distribution table of one Gaussian sample. The CDT sampler makes
+#: T ~ sigma sqrt(2 kappa ln 2) ~ 8.2 sigma comparisons per sample (kappa = 48), so its
+#: memory and traffic grow linearly with sigma: beyond this the sampler is refused
+#: (NoiseRangeError) instead of exhausting the node's memory (sigma ~ 2000 at the cap)
+MAX_GAUSSIAN_TABLE = 1 << 14
+
+
+class NoiseRangeError(ParameterError):
+    """The noise's parameters are beyond what the sampler can draw (a Gaussian sigma whose
+    table exceeds MAX_GAUSSIAN_TABLE): use the Laplace mechanism, a larger epsilon or
+    smaller bounds."""
+
+
+def gaussian_table_len(sigma2: float | Fraction, kappa: int = KAPPA) -> int:
+    """T, the number of thresholds (comparisons per sample) of the Gaussian's table (pure)."""
+    return math.ceil(math.sqrt(2 * float(_frac(sigma2)) * kappa * math.log(2))) + 2
+
+
+def check_noise(noise: Noise | list[Noise], kappa: int = KAPPA) -> None:
+    """NoiseRangeError if a noise cannot be drawn (`gaussian_table`'s limit); cheap, for
+    callers that must refuse before any input is made."""
+    for n in [noise] if isinstance(noise, Noise) else noise:
+        if n.mechanism == "gaussian":
+            T = gaussian_table_len(Fraction(n.scale) ** 2, kappa)
+            if T > MAX_GAUSSIAN_TABLE:
+                raise NoiseRangeError(
+                    f"dp: the gaussian noise of sigma {n.scale:.4g} needs {T} comparisons per "
+                    f"sample (at most {MAX_GAUSSIAN_TABLE}); use the laplace mechanism, a larger "
+                    f"epsilon or smaller bounds")
+
+
 def gaussian_table(sigma2: float | Fraction, kappa: int = KAPPA) -> np.ndarray:
     """Public CDT thresholds C_m = floor(2^kappa Pr[|X| < m]), m = 1..T, for the discrete
-    Gaussian of variance parameter sigma2, with Pr[|X| >= T] < 2^-kappa."""
+    Gaussian of variance parameter sigma2, with Pr[|X| >= T] < 2^-kappa.
+    Raises NoiseRangeError if T > MAX_GAUSSIAN_TABLE."""
     s2 = _frac(sigma2)
-    T = math.ceil(math.sqrt(2 * float(s2) * kappa * math.log(2))) + 2
+    T = gaussian_table_len(s2, kappa)
+    if T > MAX_GAUSSIAN_TABLE:
+        raise NoiseRangeError(f"dp: a gaussian of sigma^2 {float(s2):.4g} needs a table of {T} "
+                              f"thresholds (at most {MAX_GAUSSIAN_TABLE})")
     with localcontext() as c:
         c.prec = _DIGITS
         w = [_exp_neg(Fraction(m * m) / (2 * s2)) for m in range(T + 40)]
@@ -195,6 +230,24 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction |
     Reference: CKS 2020 Def. 28; Eriguchi et al. TDSC 2023 Sec. 5 (see the module docstring).
     """
     shape = tuple(shape)
+    L, N, thr = laplace_thresholds(shape, scale, kappa)
+    U = Share(await uniform_randoms(s, (L + 1, N), kappa), s)
+    U_all = Share(np.concatenate([U.data[:1], U.data[:1], U.data[1:]]), s)
+    B = await ltz(s, U_all - s.domain.from_int(np.ascontiguousarray(thr)), bits=_bits_for(s, kappa))
+    V = B[0] + B[1] - 1  # [U_0 < q] - (1 - [U_0 < 2^kappa - q])
+    w = np.array([1 << j for j in range(L)], dtype=np.int64).reshape(L, 1)
+    M = Share(s.domain.mul(B.data[2:], s.domain.from_int(np.broadcast_to(w, (L, N)).copy())),
+              s).sum(axis=0)
+    X = await beaver.mul(s, V, M + 1)
+    return X.reshape(shape)
+
+
+def laplace_thresholds(shape: tuple[int, ...], scale: Fraction | npt.ArrayLike,
+                       kappa: int) -> tuple[int, int, np.ndarray]:
+    """The public comparands of `discrete_laplace` (pure): (L, N, thr) with thr of shape
+    (L + 2, N) for the rows U_0, U_0, U_1..U_L of the uniforms: [U_0 < q], [U_0 < 2^kappa - q]
+    (= 1 - [U_0 >= 2^kappa - q]), then the geometric's digits j = 0..L-1 (`geometric_digits`).
+    `scale`: one number or Fraction, or one float64 per element of `shape`."""
     N = int(np.prod(shape))
     if isinstance(scale, Fraction) or np.ndim(scale) == 0:  # one scale (a number or a Fraction, used exactly)
         uniq, inv = [_frac(cast(float | Fraction, scale))], np.zeros(N, dtype=np.intp)
@@ -206,17 +259,7 @@ async def discrete_laplace(s: Session, shape: tuple[int, ...], scale: Fraction |
     P = np.stack([geometric_digits(v, kappa, L) for v in uniq], axis=1)[:, inv] if N else \
         np.zeros((L, 0), np.int64)
     q = np.array([_floor_scaled(_coin(v), kappa) for v in uniq], dtype=np.int64)[inv]
-    U = Share(await uniform_randoms(s, (L + 1, N), kappa), s)
-    # rows: [U_0 < q], [U_0 < 2^kappa - q] (= 1 - [U_0 >= 2^kappa - q]), digits j = 0..L-1
-    U_all = Share(np.concatenate([U.data[:1], U.data[:1], U.data[1:]]), s)
-    thr = np.concatenate([q[None], ((1 << kappa) - q)[None], P])
-    B = await ltz(s, U_all - s.domain.from_int(np.ascontiguousarray(thr)), bits=_bits_for(s, kappa))
-    V = B[0] + B[1] - 1  # [U_0 < q] - (1 - [U_0 < 2^kappa - q])
-    w = np.array([1 << j for j in range(L)], dtype=np.int64).reshape(L, 1)
-    M = Share(s.domain.mul(B.data[2:], s.domain.from_int(np.broadcast_to(w, (L, N)).copy())),
-              s).sum(axis=0)
-    X = await beaver.mul(s, V, M + 1)
-    return X.reshape(shape)
+    return L, N, np.concatenate([q[None], ((1 << kappa) - q)[None], P])
 
 
 def _coin(scale: Fraction) -> Decimal:

@@ -1,0 +1,122 @@
+"""DP jobs with security = "malicious" (issue 16), all parties in one process: the noise
+comes from protocols.apps.dp_malicious (checked), with the semi-honest jobs' calibration.
+On main these jobs were refused (MaliciousUnsupportedError / security.unsupported)."""
+
+import numpy as np
+import pytest
+from malicious_helpers import run
+from test_jobs import signer  # noqa: F401 (a fixture)
+
+import mpc
+from mpc.node.jobs import REGISTRY, JobContext, JobParameterError
+from mpc.node.manifest import sign_manifest
+from protocols import core
+from protocols import malicious as mal
+from protocols.arith.fixedpoint import FixedPoint
+from protocols.arith.field import Mersenne127
+from protocols.errors import CheatingDetectedError
+
+pytestmark = pytest.mark.timeout(180)
+
+BOUNDS = {0: [[0, 10]], 1: [[0, 20]], 2: [[0, 10]]}
+
+
+def _parts():
+    rng = np.random.default_rng(5)
+    parts = [rng.uniform(0, 10, size=(40 + 5 * i, 1)).round(2) for i in range(3)]
+    parts[1][0, 0] = 10_000.0  # an outlier: clipped to bank1's bound 20
+    return parts
+
+
+def _job(m, parts, terms, opener):
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        outs = await REGISTRY["aggregate_sum"].run(ctx)
+        got = {}
+        for name, o in outs.items():
+            (v,) = await opener(s, o.share)
+            got[name] = FixedPoint(s.domain, o.f).decode(v)
+        return got
+
+    return job
+
+
+def _manifest(key):
+    return sign_manifest({"computation": "aggregate_sum", "idempotency_key": "k",
+                          "recipients": ["analyst"], "consortium": "demo",
+                          "not_after": 4102444800,
+                          "inputs": {f"bank{i}": {"source": "tx", "columns": ["a"]}
+                                     for i in range(3)}}, key[1])
+
+
+def test_malicious_dp_aggregate_clips_and_adds_the_stated_noise(signer):  # noqa: F811
+    parts, m = _parts(), _manifest(signer)
+    terms = {"epsilon": 1000.0, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+    res, errs, _ = run(_job(m, parts, terms, mal.open))
+    assert errs == [None, None, None], errs
+    got = res[0]
+    clipped = sum(np.clip(p, 0, b[0][1]).sum() for p, b in zip(parts, BOUNDS.values(), strict=True))
+    assert abs(got["sum"][0] - clipped) < 1.0, (got, clipped)  # the outlier would add 9980
+    assert abs(got["count"][0] - 135) <= 2
+    assert got["epsilon"][0] == pytest.approx(1000.0)
+    # the same calibration as the semi-honest job (same bounds, same split of epsilon)
+    semi = mpc.run_local(3, _job(m, parts, terms, core.open), scheme="shamir",
+                         domain=Mersenne127()).results[0]
+    assert np.allclose(got["noise_std"], semi["noise_std"], atol=2**-15)
+
+
+def test_malicious_dp_noise_is_noise(signer):  # noqa: F811
+    """At epsilon 0.5 the count's noise (discrete Laplace, scale (d + 1) / eps = 4) is not 0
+    in every one of 4 runs: the released count is not the exact count."""
+    parts, m = _parts(), _manifest(signer)
+    terms = {"epsilon": 0.5, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+    counts = [run(_job(m, parts, terms, mal.open), seed=sd)[0][0]["count"][0] for sd in range(4)]
+    assert any(round(c) != 135 for c in counts), counts
+
+
+def test_cheater_in_the_dp_aggregate_caught_nothing_released(signer):  # noqa: F811
+    parts, m = _parts(), _manifest(signer)
+    terms = {"epsilon": 1.0, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+    res, errs, _ = run(_job(m, parts, terms, mal.open), cheat=("mking", None))
+    assert res[:2] == [None, None]
+    assert all(isinstance(e, CheatingDetectedError) for e in errs[:2]), errs
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_gaussian_noise_beyond_the_sampler_refused_before_any_input(signer, security):  # noqa: F811
+    """A Gaussian whose table would need ~33,000 comparisons per sample (bounds [0, 0.01]:
+    sensitivity 656 encoded units; epsilon 1.8 split over 2 outputs, delta 1e-6: sigma ~4000).
+    Before the cap the sampler drew it anyway, and its memory grows with sigma: a realistic
+    sum (bounds in the thousands) asked for ~10^9 thresholds per sample and the node's
+    process was killed for memory. Now: JobParameterError on every party, no round spent."""
+    parts, m = _parts(), _manifest(signer)
+    bounds = {o: [[0, 0.01]] for o in range(3)}
+    terms = {"epsilon": 1.8, "delta": 1e-6, "mechanism": "gaussian", "bounds": bounds}
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        try:
+            await REGISTRY["aggregate_sum"].run(ctx)
+        except JobParameterError as e:
+            return "refused", "gaussian" in str(e), s.stats.rounds
+        return "ran", None, s.stats.rounds
+
+    if security == "malicious":
+        res, errs, _ = run(job)
+    else:
+        res = mpc.run_local(3, job).results
+    assert res == [("refused", True, 0)] * 3, res
+
+
+def test_check_noise_cap():
+    from protocols.apps import dp
+
+    ok = dp.calibrate("gaussian", 1.0, 1e-6, 100.0)  # sigma ~ 2.6 x 100
+    dp.check_noise(ok)
+    assert dp.gaussian_table_len(ok.scale ** 2) <= dp.MAX_GAUSSIAN_TABLE
+    big = dp.calibrate("gaussian", 1.0, 1e-6, 2**16 * 10.0)
+    with pytest.raises(dp.NoiseRangeError):
+        dp.check_noise([ok, big])
+    with pytest.raises(dp.NoiseRangeError):
+        dp.gaussian_table(big.scale ** 2)
+    dp.check_noise(dp.calibrate("laplace", 0.01, 0.0, 2**16 * 1e6))  # laplace: log-size digits
