@@ -1,7 +1,7 @@
-"""fraud_score and fraud_aggregate (vertical, public model) with consortium.security =
-"malicious" (issue 16): protocols.apps.fraud_malicious, whose banks' inputs are range-checked
-and whose group matrix is checked one-hot under MPC with checked products; outputs are
-MShares, verified before delivery (mpc.node.checked)."""
+"""fraud_score and fraud_aggregate (vertical or horizontal, public model, DP noise when
+agreed) with consortium.security = "malicious" (issue 16): protocols.apps.fraud_malicious,
+whose banks' inputs are range-checked and whose group matrix is checked one-hot under MPC
+with checked products; outputs are MShares, verified before delivery (mpc.node.checked)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from mpc.node.jobs import JobContext, JobParameterError, Output
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import MaliciousUnsupportedError
+from protocols.malicious.chida18 import MShare
 
 
 def _public_model(ctx: JobContext) -> tuple[np.ndarray, float]:
@@ -41,8 +42,6 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     from protocols.apps import fraud_malicious as fm
 
     s, p = ctx.s, ctx.manifest.parameters
-    if ctx.dp is not None:
-        raise MaliciousUnsupportedError("DP noise is not supported with security = 'malicious' yet")
     if horizontal(ctx.manifest):
         return await fraud_aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])
@@ -60,8 +59,38 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         keys = ctx.extra[p["group_column"]].astype(np.int64)
         G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
     ctx.log("group", rows=sc.flags.shape[0], groups=len(groups))
-    kept, released = await fm.group_counts(s, sc.flags, G_local, owner, len(groups), k)
-    return {"counts": Output(kept, 0), "released": Output(released, 0)}  # type: ignore[arg-type]
+    counts, sizes = await fm.group_totals(s, sc.flags, G_local, owner, len(groups))
+    return await _release(ctx, counts, sizes, k)
+
+
+async def _release(ctx: JobContext, counts: MShare, sizes: MShare, k: int) -> dict[str, Output]:
+    """DP noise (when agreed) on the flagged counts and sizes, as the semi-honest job
+    (fraud_jobs._release_groups: each at epsilon / 2, sensitivity 1: a row changes one
+    group's count and size by at most 1), from protocols.apps.dp_malicious; then the
+    k-suppression over MShares (fraud_malicious.suppress)."""
+    from protocols.apps import fraud_malicious as fm
+
+    s, out = ctx.s, {}
+    if ctx.dp is not None:
+        from protocols.apps import dp as dpm
+        from protocols.apps import dp_malicious as dpmal
+        from protocols.malicious.batch import concat, const
+
+        terms, K = ctx.dp, counts.shape[0]
+        nz = dpm.calibrate(terms["mechanism"], terms["epsilon"] / 2, terms["delta"] / 2, 1.0)
+        try:
+            dpm.check_noise(nz)
+        except dpm.NoiseRangeError as e:
+            raise JobParameterError(str(e)) from None
+        ctx.log("noise", groups=K, mechanism=nz.mechanism, security="malicious")
+        both = await dpmal.add_noise(s, concat([counts, sizes]), nz)
+        counts, sizes = both[:K], both[K:]
+        stated = np.round(np.array([nz.std(), terms["epsilon"]]) * 2**DEFAULT_F).astype(np.int64)
+        pub = await const(s, stated, (2,))
+        out["noise_std"] = Output(pub[:1], DEFAULT_F)  # type: ignore[arg-type]
+        out["epsilon"] = Output(pub[1:], DEFAULT_F)  # type: ignore[arg-type]
+    kept, released = await fm.suppress(s, counts, sizes, k)
+    return {"counts": Output(kept, 0), "released": Output(released, 0), **out}  # type: ignore[arg-type]
 
 
 #: width of a bank's per-group counts in the horizontal aggregate (unsigned: up to 2^40 - 1
@@ -109,7 +138,6 @@ async def fraud_aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
     Reveals what the semi-honest job reveals, less the banks' row counts (only K-vectors
     are input). Rounds: 7 (inputs) + ltz 13 (+ masks) + 2 products + the verification."""
     from mpc.node.fraud_jobs import onehot
-    from protocols.apps import fraud_malicious as fm
     from protocols.malicious.chida18 import input_many
 
     s, p = ctx.s, ctx.manifest.parameters
@@ -133,5 +161,4 @@ async def fraud_aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
     counts = total[0]
     sizes = counts + total[1]
     ctx.log("group", groups=K, k=k)
-    kept, released = await fm.suppress(s, counts, sizes, k)
-    return {"counts": Output(kept, 0), "released": Output(released, 0)}  # type: ignore[arg-type]
+    return await _release(ctx, counts, sizes, k)

@@ -27,8 +27,9 @@ Bytes: (n - 1) * B * N * e per bank for the bit inputs (B = RANGE_BITS), plus th
 Security: malicious with abort; reveals what the semi-honest jobs reveal (the banks' column
 counts, the owner's row count). The horizontal aggregate (every bank its own rows, a public
 model) is mpc.node.fraud_mjobs.fraud_aggregate_horizontal: per-group counts input by each
-bank, then `suppress`. Not covered (MaliciousUnsupportedError): stored (shared) models, the
-smooth sigmoid, DP noise.
+bank, then `suppress`; with DP terms the node adds noise from protocols.apps.dp_malicious
+between `group_totals` and `suppress`. Not covered (MaliciousUnsupportedError): stored
+(shared) models, the smooth sigmoid.
 """
 
 from __future__ import annotations
@@ -174,13 +175,21 @@ async def check_onehot(s: Session, G: MShare, owner: int) -> None:
 async def group_counts(s: Session, flags: MShare, G_local: np.ndarray | None, owner: int, K: int,
                        k: int) -> tuple[MShare, MShare]:
     """G input by the owner and checked one-hot; (kept counts, released) per group."""
+    counts, sizes = await group_totals(s, flags, G_local, owner, K)
+    return await suppress(s, counts, sizes, k)
+
+
+async def group_totals(s: Session, flags: MShare, G_local: np.ndarray | None, owner: int,
+                       K: int) -> tuple[MShare, MShare]:
+    """G input by the owner and checked one-hot; (flagged counts, sizes) per group, both
+    under the current key."""
     N = flags.shape[0]
     G = await mal.input_unchecked(s.child("groups"), G_local, owner, (N, K))
     await check_onehot(s, G, owner)
     flags, G = await refresh_many(s, flags, G)
     counts = (await mal.matmul(s, flags.reshape(1, N), G)).reshape(K)
     (G,) = await refresh_many(s, G)
-    return await suppress(s, counts, G.sum(axis=0), k)
+    return counts, G.sum(axis=0)
 
 
 async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[MShare, MShare]:
@@ -197,4 +206,4 @@ async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[M
 
 
 __all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
-           "input_bits", "score", "suppress", "zero_check", "zero_check_each"]
+           "group_totals", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]

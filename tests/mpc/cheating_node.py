@@ -34,17 +34,17 @@ def _onehot_attack() -> None:
 
     from protocols.apps import fraud_malicious as fm
 
-    honest = fm.group_counts
+    honest = fm.group_totals  # where the owner inputs its group matrix (the node calls it)
 
-    async def group_counts(s, flags, G_local, owner, K, k):
+    async def group_totals(s, flags, G_local, owner, K):
         if G_local is not None:
             G = s.domain.to_int(G_local).astype(np.int64)
             G[0] = 0
             G[0, 0], G[0, 1] = 1, 4096
             G_local = s.domain.from_int(G)
-        return await honest(s, flags, G_local, owner, K, k)
+        return await honest(s, flags, G_local, owner, K)
 
-    fm.group_counts = group_counts
+    fm.group_totals = group_totals
 
 
 def _take_and_drop(config: str) -> None:

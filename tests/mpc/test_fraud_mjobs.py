@@ -1,12 +1,16 @@
 """The horizontal fraud_aggregate with security = "malicious" (issue 16), all parties in one
 process: each bank scores its own rows with the public model and inputs per-group (flagged,
-unflagged) counts as range-checked MShares; k-suppression under MPC. On main this job was
-refused (MaliciousUnsupportedError)."""
+unflagged) counts as range-checked MShares; k-suppression under MPC. DP noise on both fraud
+aggregates (vertical and horizontal) in malicious mode. On main these jobs were refused
+(MaliciousUnsupportedError)."""
 
 import numpy as np
 import pytest
 from malicious_helpers import run
-from test_jobs import GROUPS, signer  # noqa: F401 (signer: a fixture)
+from test_jobs import COEF as VCOEF
+from test_jobs import GROUPS, INTERCEPT, signer  # noqa: F401 (signer: a fixture)
+from test_jobs import _data as _vdata
+from test_jobs import _manifest as _vmanifest
 
 from mpc.node.fraud_mjobs import COUNT_BITS, local_flags
 from mpc.node.jobs import REGISTRY, JobContext, finish_outputs
@@ -39,10 +43,10 @@ def _manifest(key):
                                      for i in range(3)}}, k)
 
 
-def _job(m, X, g):
+def _job(m, X, g, dp=None):
     async def job(s):
         ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
-                         extra={"merchant": g[s.pid].astype(float)}, k_floor=1)
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=1, dp=dp)
         outs = await REGISTRY["fraud_aggregate"].run(ctx)
         got = {}
         for name, o in outs.items():  # what the analyst reconstructs, after the verification
@@ -120,3 +124,49 @@ def test_local_flags_are_the_fixed_point_score():
     assert local_flags(big, np.array([2.0**20]), 0.0, 0.0, False).tolist() == [True, True]
     assert local_flags(np.zeros((0, 3)), coef, 0.0, 0.5, True).shape == (0,)
     assert COUNT_BITS <= 62
+
+
+def test_malicious_horizontal_fraud_aggregate_with_dp(signer):  # noqa: F811
+    """eps 1000 (Laplace scale 2/1000 per count): the noise rounds to 0, the counts are exact,
+    and the release states its noise and epsilon."""
+    X, g = _data()
+    dp = {"epsilon": 1000.0, "delta": 0.0, "mechanism": "laplace"}
+    res, errs, _ = run(_job(_manifest(signer), X, g, dp=dp))
+    assert errs == [None, None, None], errs
+    out = finish_outputs("fraud_aggregate", res[0], PARAMS)["by_group"]
+    assert out == _want(X, g, 3), out
+    assert res[0]["epsilon"][0] == pytest.approx(1000.0) and 0 <= res[0]["noise_std"][0] < 0.01
+
+
+def test_malicious_vertical_fraud_aggregate_with_dp_noise(signer):  # noqa: F811
+    """The vertical job (owner bank0's keys, features split) at epsilon 0.5: the stated noise
+    std is that of the discrete Laplace at scale 4, and over 3 runs some released count
+    differs from the exact one (the noise is there)."""
+    X0, X1, g, z = _vdata()
+    params = {"owner": "bank0", "coef": VCOEF, "intercept": INTERCEPT, "threshold": 0.5,
+              "group_column": "merchant", "groups": GROUPS, "k_min": 1}
+    m = sign_manifest(_vmanifest("fraud_aggregate", params), signer[1])
+    dp = {"epsilon": 0.5, "delta": 0.0, "mechanism": "laplace"}
+    parts, extras = [X0, X1, None], [{"merchant": g.astype(float)}, {}, {}]
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None,
+                         extra=extras[s.pid], k_floor=1, dp=dp)
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        got = {}
+        for name, o in outs.items():
+            (v,) = await mal.open(s, o.share)
+            got[name] = FixedPoint(s.domain, o.f).decode(v)
+        return got
+
+    exact = [int((z[g == q] > 0).sum()) for q in GROUPS]
+    diffs = []
+    for seed in range(3):
+        res, errs, _ = run(job, seed=seed)
+        assert errs == [None, None, None], errs
+        a = np.exp(-1 / 4)
+        assert res[0]["noise_std"][0] == pytest.approx(np.sqrt(2 * a) / (1 - a), abs=1e-3)
+        got = np.round(res[0]["counts"]).astype(int)
+        rel = np.round(res[0]["released"]).astype(bool)
+        diffs.append(np.abs(got[rel] - np.array(exact)[rel]).sum())
+    assert sum(diffs) > 0, diffs

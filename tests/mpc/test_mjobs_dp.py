@@ -12,8 +12,8 @@ from mpc.node.jobs import REGISTRY, JobContext, JobParameterError
 from mpc.node.manifest import sign_manifest
 from protocols import core
 from protocols import malicious as mal
-from protocols.arith.fixedpoint import FixedPoint
 from protocols.arith.field import Mersenne127
+from protocols.arith.fixedpoint import FixedPoint
 from protocols.errors import CheatingDetectedError
 
 pytestmark = pytest.mark.timeout(180)

@@ -8,7 +8,7 @@ nothing is released."""
 
 import numpy as np
 import pytest
-from test_node import DATA, _manifest
+from test_node import DATA, Cluster, _manifest
 from test_node_malicious import _audit, _mal_cluster
 
 from mpc.node.client import JobFailedError
@@ -48,5 +48,36 @@ def test_cheating_share_in_an_aggregate_input_caught_nothing_released(tmp_path):
             st = cl.status_of(i, job)
             assert st["status"] == "failed" and st["code"] == "security.cheating_detected", st
             assert cl.result_of(i, job)[0] == 409  # nothing released
+    finally:
+        cl.stop()
+
+
+def test_malicious_dp_aggregate_from_three_daemons(tmp_path):
+    """[policy.dp] on every node of a malicious consortium: the job runs (it failed with
+    security.unsupported before), clips to the policy bounds, states the calibrated noise
+    (discrete Laplace, scale 200 * 3 / 1 per column in released units, as the semi-honest
+    job) and spends its epsilon in every node's ledger."""
+    import math
+
+    from test_budget import BOUNDS
+
+    class DPCluster(Cluster):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            for cfg in self.info["configs"]:
+                cfg.write_text(cfg.read_text() + "\n[policy.dp]\nepsilon = 1.0\n"
+                               "budget_epsilon = 2.5\nbudget_delta = 1e-6\n" + BOUNDS)
+
+    cl = _mal_cluster(tmp_path, cls=DPCluster)
+    try:
+        c = cl.client()
+        res = c.result(c.submit(_manifest("mdp")), timeout=120)
+        std = res.outputs["noise_std"]
+        assert std[0] == pytest.approx(math.sqrt(2) * 600, rel=0.01)
+        want = np.concatenate(DATA).clip(0, 200).sum(axis=0)
+        assert np.all(np.abs(np.asarray(res.outputs["sum"]) - want) < 12 * np.asarray(std[:2]))
+        assert res.outputs["epsilon"] == [pytest.approx(1.0)]
+        for i in range(3):
+            assert any(x.get("decision") == "budget" for x in _audit(cl, i))
     finally:
         cl.stop()
