@@ -78,7 +78,9 @@ DELIVER_SEAL = "deliver.seal"
 MODEL_STORE = "model.store"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
-#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16)
+#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16),
+#: or an honest owner refused its own out-of-range input and told every party
+#: (protocols.errors.InputRangeRefusedError, naming the owner)
 INPUT_RANGE = "input.range"
 JOB_WITHDRAWN = "job.withdrawn"
 JOB_NOT_QUEUED = "job.not_queued"
