@@ -307,3 +307,33 @@ def test_closed_form_vertical_newton_schulz_bounded(monkeypatch):
 
     _poison(monkeypatch, mlmal, "encode", (60, 1), big)
     _bounded(mon, *run(_vertical("ridge", alpha=1.0))[:2])
+
+
+# ------------------------------------------------------------------- the clip ---
+def test_clip_many_exact_at_the_edges():
+    """batch.clip_many: exact, bounds inclusive, several items of different shapes and bounds
+    in one call (one comparison batch: the rounds of one ltz + one product)."""
+    from protocols import malicious as mal
+    from protocols.malicious.batch import clip_many
+
+    a = np.array([-(1 << 40), -7, -3, 0, 3, 4, 1 << 40], dtype=object)
+    b = np.array([[5, -5], [2, 100]], dtype=object)
+
+    async def job(s):
+        D = s.domain
+        xa = await mal.input(s, D.from_int(a) if s.pid == 0 else None, 0, a.shape, bits=48)
+        xb = await mal.input(s, D.from_int(b) if s.pid == 1 else None, 1, b.shape)
+        r0 = s.stats.rounds
+        ca, cb = await clip_many(s, [(xa, -3, 3), (xb, np.array([[0, -4], [0, 0]]), 4)])
+        rounds = s.stats.rounds - r0
+        va, vb = await mal.open(s, ca, cb)
+        return D.to_signed(va).tolist(), D.to_signed(vb).tolist(), rounds
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3, errs
+    va, vb, rounds = res[0]
+    assert va == [-3, -3, -3, 0, 3, 3, 3]
+    assert vb == [[4, -4], [2, 4]]
+    assert res[1][:2] == res[0][:2]
+    # inline masks: prepare_compare 10 + refresh 2 + ltz 13; refresh 2 + the select's product 2
+    assert rounds == 10 + 2 + 13 + 2 + 2, rounds

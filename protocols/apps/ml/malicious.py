@@ -70,6 +70,7 @@ from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, MaliciousUnsupportedError, ShapeMismatch
+from protocols.malicious import fixed as mfix
 from protocols.malicious.batch import (
     agree_ints,
     bcast,
@@ -567,8 +568,20 @@ async def _bounded_coef(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f:
         (w,) = await clip_many(s, [(w, -int(Wc * (1 << f)), int(Wc * (1 << f)))])
         W = Wc
     C = W * Ib + ulp
+    direct_cs = W * Ib * 2.0 ** (f + istd_f) < L
+    direct_shift = d * C * M * 2.0 ** (2 * f) < L
+    # the split forms' truncations (5 with the un-scaling's) share one mask preparation (a
+    # verification, ~30 rounds); the direct forms' two or three are cheaper made inline (13)
+    calls = [(istd_f, d)] if direct_cs else [(k, d), (f, d), (istd_f, d)]
+    calls += [(f, 1)] if direct_shift else [(f, d), (f, 1)]
+    calls += [(f + 20, d)] if feature_scale is not None else []
+    if len(calls) > 3:
+        need: dict[int, int] = {}
+        for kk, cnt in calls:
+            need[kk] = need.get(kk, 0) + cnt
+        await prepare_batch(s, {kk: max(0, cnt - mfix.prepared(s, kk)) for kk, cnt in need.items()})
     w, istd = await refresh_many(s, w, istd)
-    if W * Ib * 2.0 ** (f + istd_f) < L:
+    if direct_cs:
         # bound: |w istd| < W Ib 2^(f + istd_f) < LIM
         cs = await mal.trunc(s, await mal.mul(s, w, istd), istd_f)
     else:  # split istd: |w hi| < W Ib 2^(2f), |w lo| <= W 2^(f + k) (both < LIM)
@@ -582,7 +595,7 @@ async def _bounded_coef(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f:
         t1, t2 = await refresh_many(s, t1, t2)
         cs = t1 + t2
     cs, mu = await refresh_many(s, cs, mu)
-    if d * C * M * 2.0 ** (2 * f) < L:
+    if direct_shift:
         # bound: |cs . mu| <= d C M 2^(2f) < LIM
         shift = await mal.trunc(s, (await mal.mul(s, cs, mu)).sum().reshape(1), f)
     else:  # split mu: mu_hi integer-valued (no truncation of cs . mu_hi), |cs . mu_lo| < d C 2^(2f)
