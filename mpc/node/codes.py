@@ -8,6 +8,8 @@ match on them, so a code is never renamed, only added. Families:
   manifest.*   the submission is malformed or not signed by a known analyst
   agreement.*  the nodes did not agree to run the same job on aligned data
   job.*        the job's own lifecycle; job.error.<ExceptionName> for an unexpected error
+  input.*      a bank's input is not in its declared range or shape (malicious mode: caught
+               under MPC, or refused by its honest owner, the owner named on every node)
   peer.*       another node vanished or failed authentication
   security.*   malicious mode: a check caught a deviation, or no malicious protocol exists
   node.*       this node stopped or restarted under the job
