@@ -209,6 +209,15 @@ def test_sgd_plan_proves_the_usual_jobs():
         assert p.x_clip is None and p.w_clip is None, (N, p)
 
 
+def test_finish_unscaling_bounded(monkeypatch):
+    """HONEST data, feature_scale 2^-12 (the rows are multiplied by 4096, still inside their
+    range), not standardised: coef = w / scale is truncated from w 2^16 4096 2^36 = w 2^64.
+    `finish` clips w to the bound the un-scaling allows (a coefficient beyond 2^10 is not
+    representable after it anyway)."""
+    mon = Monitor(monkeypatch)
+    _bounded(mon, *run(_horizontal(standardize=False, feature_scale=[2.0**-12] * 3, lr=2.0**-5, **SGD))[:2])
+
+
 # ---------------------------------------------------------------------- vertical ---
 def test_vertical_standardised_column_bounded_by_its_width(monkeypatch):
     """The cheater's standardised column holds 2^12 - 2^-16 (inside the old rows_bits width):
