@@ -404,7 +404,8 @@ async def prepare_vertical(
     istds = concat([p[p.shape[0] // 2 :] for p in stats], 0)
     Nr = Xsh.shape[0]
     rw = rows_bits(D)([(Nr,)])
-    xb = float(min(z_bound(Nr), 2.0 ** (rw - 1 - f))) if standardize else 2.0 ** (rw - 1 - f)
+    # the bound a cheater can reach is the checked width's, 2^(bits - 1) encoded (>= z_bound)
+    xb = 2.0 ** ((min(z_bits(Nr, f), rw) if standardize else rw) - 1 - f)
     # mu and 1/sd share one input of width range_bits + ISTD_EXTRA (1/sd with ISTD_EXTRA more
     # fractional bits): |1/sd| < 2^(range_bits - 1 - f), |mu| < 2^(range_bits + ISTD_EXTRA - 1 - f)
     sb = mal.range_bits(D) - 1 - f
