@@ -35,6 +35,21 @@ class InputRangeError(DomainError):
     """A plaintext input is NaN, infinite, or outside the representable fixed-point range."""
 
 
+class InputRangeRefusedError(InputRangeError):
+    """An honest owner refused to input a value outside its declared range (malicious mode,
+    issue 16): the owner finds it locally and, instead of its input, sends every party a
+    typed refusal in the input protocol (protocols.malicious.chida18.input_unchecked with
+    announce=True), so that every party raises this error naming the owner(s) (`owners`)
+    and nothing is opened. A deviating owner is caught by the range check under MPC instead
+    (InputRangeCheatingError, security.cheating_detected)."""
+
+    code = "input.range"
+
+    def __init__(self, message: str, *, owners: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.owners = owners
+
+
 class FixedPointOverflowError(ProtocolError):
     """An intermediate fixed-point value would leave the representable range."""
 

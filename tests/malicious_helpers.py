@@ -4,6 +4,7 @@ cheater (the last party) into an otherwise honest run."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 
 import numpy as np
@@ -11,16 +12,74 @@ import numpy as np
 from mpc.local import close_sessions, open_sessions
 from network.channel import Channel
 
+#: named protocol phases a Cheat can be aimed at: name -> (module, function). While the
+#: cheater's party runs inside that function (after `install_phases`), the phase is active in
+#: its asyncio context; tasks it starts inherit it.
+PHASES = {
+    "prepare_horizontal": ("protocols.apps.ml.malicious", "prepare_horizontal"),
+    "prepare_vertical": ("protocols.apps.ml.malicious", "prepare_vertical"),
+    "sgd": ("protocols.apps.ml.malicious", "sgd"),
+    "finish": ("protocols.apps.ml.malicious", "finish"),
+    "fraud_score": ("protocols.apps.fraud_malicious", "score"),
+    "group_counts": ("protocols.apps.fraud_malicious", "group_counts"),
+}
+_ACTIVE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("cheat_phase", default=())
+
+
+def install_phases(monkeypatch=None) -> None:
+    """Wrap every function of PHASES so that it marks its phase active while it runs (with
+    `monkeypatch` for a test, else for the process: the cheating node). Idempotent."""
+    import importlib
+
+    for name, (mod, fn) in PHASES.items():
+        m = importlib.import_module(mod)
+        real = getattr(m, fn)
+        if getattr(real, "_cheat_phase", None):
+            continue
+
+        def wrap(real=real, name=name):
+            async def phase(*a, **kw):
+                tok = _ACTIVE.set((*_ACTIVE.get(), name))
+                try:
+                    return await real(*a, **kw)
+                finally:
+                    _ACTIVE.reset(tok)
+
+            phase._cheat_phase = name  # type: ignore[attr-defined]
+            return phase
+
+        if monkeypatch is not None:
+            monkeypatch.setattr(m, fn, wrap())
+        else:
+            setattr(m, fn, wrap())
+
+
+def parse_target(mode: str) -> tuple[str, str | None, int]:
+    """A cheat target: "PREFIX" (the first message whose tag starts with it, anywhere) or
+    "phase:NAME:PREFIX[:K]" (the K-th (0-based, default 0) distinct tag starting with PREFIX
+    sent while phase NAME of PHASES runs, e.g. "phase:sgd:mking#" = the first DN07 reduction
+    (a checked product or re-keying) of the SGD loop). Returns (prefix, phase, k)."""
+    if not mode.startswith("phase:"):
+        return mode, None, 0
+    parts = mode.split(":")
+    if len(parts) not in (3, 4) or parts[1] not in PHASES:
+        raise ValueError(f"bad cheat target {mode!r}: phase:NAME:PREFIX[:K], NAME in {sorted(PHASES)}")
+    return parts[2], parts[1], int(parts[3]) if len(parts) == 4 else 0
+
 
 class Cheat(Channel):
     """Wraps the cheater's channel: the first non-empty message under a tag starting with
     `prefix` (to `peers`, default all) gets 1 added to its first field element (`domain` None: to its
-    first raw wire word, e.g. SPDZ2k's Z_2^128 limbs)."""
+    first raw wire word, e.g. SPDZ2k's Z_2^128 limbs). With `phase` (a name of PHASES,
+    `install_phases` done): only messages sent while that phase runs count, and the `skip`
+    first distinct matching tags there are left alone."""
 
-    def __init__(self, inner, domain, prefix: str, peers=None):
+    def __init__(self, inner, domain, prefix: str, peers=None, *, phase: str | None = None, skip: int = 0):
         self.inner, self.D, self.prefix, self.peers = inner, domain, prefix, peers
         self.pid, self.n = inner.pid, inner.n
         self.done_tag = None
+        self.phase, self.skip, self.seen = phase, skip, []
+        self.hit_phases: tuple[str, ...] = ()
 
     @property
     def timeout(self):  # type: ignore[override]
@@ -29,8 +88,15 @@ class Cheat(Channel):
     async def send(self, peer, tag, payload):
         base = tag.rsplit("/", 1)[-1]
         hit = base.startswith(self.prefix) and (self.peers is None or peer in self.peers)
+        if hit and self.phase is not None:
+            hit = self.phase in _ACTIVE.get()
+            if hit and self.done_tag is None and isinstance(payload, np.ndarray) and payload.size:
+                if tag not in self.seen:
+                    self.seen.append(tag)
+                hit = len(self.seen) > self.skip and tag == self.seen[self.skip]
         if hit and self.done_tag in (None, tag) and isinstance(payload, np.ndarray) and payload.size:
             self.done_tag = tag
+            self.hit_phases = _ACTIVE.get()
             if self.D is None:
                 payload = payload.copy()
                 payload.reshape(-1)[0] += payload.dtype.type(1)

@@ -8,6 +8,8 @@ match on them, so a code is never renamed, only added. Families:
   manifest.*   the submission is malformed or not signed by a known analyst
   agreement.*  the nodes did not agree to run the same job on aligned data
   job.*        the job's own lifecycle; job.error.<ExceptionName> for an unexpected error
+  input.*      a bank's input is not in its declared range or shape (malicious mode: caught
+               under MPC, or refused by its honest owner, the owner named on every node)
   peer.*       another node vanished or failed authentication
   security.*   malicious mode: a check caught a deviation, or no malicious protocol exists
   node.*       this node stopped or restarted under the job
@@ -78,7 +80,9 @@ DELIVER_SEAL = "deliver.seal"
 MODEL_STORE = "model.store"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
-#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16)
+#: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16),
+#: or an honest owner refused its own out-of-range input and told every party
+#: (protocols.errors.InputRangeRefusedError, naming the owner)
 INPUT_RANGE = "input.range"
 JOB_WITHDRAWN = "job.withdrawn"
 JOB_NOT_QUEUED = "job.not_queued"

@@ -43,9 +43,14 @@ from protocols import malicious as mal
 from protocols.apps.fraud import OneHotError
 from protocols.apps.ml._base import decode, pub
 from protocols.arith.fixedpoint import DEFAULT_F
-from protocols.errors import InputRangeError, MaliciousUnsupportedError, ShapeMismatch
+from protocols.errors import (
+    InputRangeError,
+    InputRangeRefusedError,
+    MaliciousUnsupportedError,
+    ShapeMismatch,
+)
 from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
-from protocols.malicious.chida18 import MShare
+from protocols.malicious.chida18 import MShare, raise_refusals
 from protocols.malicious.nonlinear import piecewise_sigmoid_raw
 from protocols.session import Session
 
@@ -69,18 +74,30 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
                      bits: int = RANGE_BITS) -> dict[int, MShare]:
     """Every bank in `owners` inputs `count` signed integers as `bits` bits each; returns
     {owner: the (count,) MShare of sum_i 2^i bit_i - 2^(bits-1)} after checking every bit
-    under MPC. Raises PartialScoreRangeError (naming the owners whose bits are not 0/1),
-    InputRangeError locally if this party's own value does not fit."""
+    under MPC. Raises PartialScoreRangeError (naming the owners whose bits are not 0/1: a
+    deviating owner); InputRangeRefusedError (code input.range) at every party naming the
+    honest owners whose own value does not fit: such an owner inputs nothing and sends a
+    typed refusal in the input protocol (`input_unchecked`, announce) instead, so nothing of
+    it is sent and nothing is opened."""
     D = s.domain
     mine = None
+    refused = False
     if vals is not None:
         v = np.asarray(vals, dtype=np.int64) + np.int64(1 << (bits - 1))
         if np.any(v < 0) or np.any(v >= (1 << bits)):
-            raise InputRangeError(f"party {s.pid}: a value does not fit {bits - 1} bits")
-        mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
+            refused = True
+        else:
+            mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
     got: dict[int, MShare] = {}
+    oks = []
     for o in owners:
-        got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count))
+        try:
+            got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count),
+                                               announce=True, refused=refused and o == s.pid)
+            oks.append(True)
+        except InputRangeRefusedError:
+            oks.append(False)  # every owner's round still runs: the parties stay in step
+    raise_refusals(owners, oks, bits)
     B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
     sq = await mal.mul(s, B, B - 1)
     oks = await zero_check_each(s, [sq[i] for i in range(len(owners))], "range")

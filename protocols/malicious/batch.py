@@ -34,7 +34,7 @@ from protocols.comparison.field import _pow2_sum
 from protocols.errors import ParameterError, ShapeMismatch
 from protocols.malicious import compare as mcmp
 from protocols.malicious import fixed as mfix
-from protocols.malicious.chida18 import MShare, _check, _fail, _key, _rb, _reduce, _state
+from protocols.malicious.chida18 import MShare, _check, _fail, _key, _rb, _reduce, _state, mul
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA
 
@@ -98,6 +98,42 @@ async def refresh_many(s: Session, *xs: MShare) -> list[MShare]:
         out[i] = MShare(x.x, Share(rx[k : k + x.size].reshape(x.shape), s), key)
         k += x.size
     return out
+
+
+async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, int | np.ndarray]]
+                    ) -> list[MShare]:
+    """Every x of `items` (x, lo, hi) clipped to [lo, hi] (public integers or integer arrays
+    broadcast to x, lo <= hi), in one batch: two malicious comparisons per element
+    (`compare.ltz` on x - lo and hi - x, one call for every item [CdH10]) and the selects
+    x + [x < lo](lo - x) + [x > hi](hi - x) (one checked product of the stacked bits and
+    differences; at most one bit is 1). Exact.
+    Range: |x - lo| and |hi - x| < 2^(l-1) (`compare.ltz`'s range: l = 64 on GF(2^127 - 1)).
+    Rounds: ltz 13 + 2 (+10 + 2 if no comparison masks are prepared; +2 to re-key stale x).
+    Preprocessing: 2 ltz masks per element (`prepare_batch(..., ltz=2 * elements)`)."""
+    if not items:
+        return []
+    xs = await refresh_many(s, *[x for x, _, _ in items])
+    D = s.domain
+    los, his = [], []
+    for x, lo, hi in items:
+        lo_a = np.broadcast_to(np.asarray(lo, dtype=object), x.shape).reshape(-1)
+        hi_a = np.broadcast_to(np.asarray(hi, dtype=object), x.shape).reshape(-1)
+        if any(a > b for a, b in zip(lo_a, hi_a, strict=True)):
+            raise ParameterError("clip_many: a lower bound exceeds its upper bound")
+        los.append(lo_a)
+        his.append(hi_a)
+    LO = D.from_int(np.concatenate(los))
+    HI = D.from_int(np.concatenate(his))
+    flat = concat([x.reshape(x.size) for x in xs])
+    bits = await mcmp.ltz(s, stack([flat - LO, (-flat) + HI]))  # [x < lo], [hi < x]
+    flat, bits = await refresh_many(s, flat, bits)
+    adj = await mul(s, bits, stack([(-flat) + LO, (-flat) + HI]))
+    out = flat + adj[0] + adj[1]
+    res, k = [], 0
+    for x in xs:
+        res.append(out[k : k + x.size].reshape(*x.shape))
+        k += x.size
+    return res
 
 
 async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, kappa: int = KAPPA) -> None:

@@ -66,6 +66,7 @@ from protocols.errors import (
     CheatingDetectedError,
     DomainError,
     InputRangeError,
+    InputRangeRefusedError,
     MaliciousUnsupportedError,
     ParameterError,
     ShapeMismatch,
@@ -312,8 +313,9 @@ def _stack(F: Domain, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------- protocols ---
 class InputRangeCheatingError(CheatingDetectedError):
     """An owner's input failed its range check under MPC (check "input.range"): the owner
-    deviated from the protocol (an honest owner's out-of-range value is refused locally with
-    InputRangeError before anything is sent). `owners` names the parties whose input failed."""
+    deviated from the protocol (an honest owner's out-of-range value is refused instead:
+    InputRangeRefusedError at every party, nothing of it sent). `owners` names the parties
+    whose input failed."""
 
     def __init__(self, message: str, *, owners: tuple[int, ...] = ()) -> None:
         super().__init__(message, check="input.range")
@@ -363,6 +365,18 @@ def _owner_bits(s: Session, x: np.ndarray, bits: int, signed: bool) -> np.ndarra
     return decompose(s.domain, x, bits, signed)
 
 
+def raise_refusals(owners: list[int], oks: list[bool], bits: int, signed: bool = True) -> None:
+    """InputRangeRefusedError naming every owner in `owners` whose status (`oks`, from
+    `input_unchecked(announce=True)`) was a refusal; nothing if none refused."""
+    bad = tuple(o for o, ok in zip(owners, oks, strict=True) if not ok)
+    if bad:
+        lo = -(1 << (bits - 1)) if signed else 0
+        raise InputRangeRefusedError(f"party(ies) {list(bad)} refused their input: a value is outside its "
+                                     f"declared range [{lo}, {lo + (1 << bits)}) ({bits} "
+                                     f"{'signed' if signed else 'unsigned'} bits); nothing was opened",
+                                     owners=bad)
+
+
 async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,  # noqa: A001
                 bits: int | None = None, signed: bool = True) -> MShare:
     """The owner's array x as an MShare, range-checked under MPC (`input_many` for one owner):
@@ -375,7 +389,8 @@ async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, 
     zero check rides in the next verification's rounds.   Bytes: `input_unchecked` on
     bits * prod(shape) elements, (n - 1)*e (coin), a 2-element reduction, plus (n - 1)*n*e
     in that verification.
-    Raises: InputRangeError (at the owner: x does not fit), ParameterError (bits),
+    Raises: InputRangeRefusedError (code input.range, at every party, naming the owner: an
+    honest owner whose x does not fit refuses it in the input protocol), ParameterError (bits),
     DomainError, ShapeMismatch, PartyIndexError."""
     got = await input_many(s, x if s.pid == owner else None, {owner: shape}, bits=bits, signed=signed)
     return got[owner]
@@ -394,6 +409,10 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
         x = sum_i 2^i [b_i] - 2^(bits-1)           (local)
         next verification: every v_o opened with T (after the MAC check: a wrong v fails
         "mac" first, so an honest owner is never blamed); v_o != 0 -> "input.range" naming o
+
+    An honest owner whose own x does not fit sends a refusal in its delta message instead
+    (`input_unchecked`, announce): every party raises InputRangeRefusedError naming the
+    refusing owners once every owner's input round is done, before the coin.
 
     The bit check is a random linear combination with public coefficients drawn after the
     values are fixed [Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4], computed on
@@ -414,22 +433,29 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     for o in owners:
         _check_party(s, o, "owner")
     mine: np.ndarray | None = None
+    refused = False
     if s.pid in shapes:
         if x is None or not isinstance(x, np.ndarray):
             raise DomainError(f"party {s.pid} owns this input but passed {type(x).__name__}")
         F.check(x)
         if x.shape != tuple(int(d) for d in shapes[s.pid]):
             raise ShapeMismatch(f"input of shape {x.shape}, declared {tuple(shapes[s.pid])}")
-        mine = _owner_bits(s, x, w, signed)
+        try:
+            mine = _owner_bits(s, x, w, signed)
+        except InputRangeError:
+            refused = True  # told to every party in the input protocol (no value is sent)
     elif x is not None:
         raise DomainError(f"party {s.pid} passed a value for another party's input")
 
-    async def one(o: int) -> MShare:
+    async def one(o: int) -> tuple[MShare, bool]:
         shp = (w, *(int(d) for d in shapes[o]))
         c = s if len(owners) == 1 else s.child(f"in{o}")
-        return await input_unchecked(c, mine if o == s.pid else None, o, shp)
+        return await _input_announced(c, mine if o == s.pid else None, o, shp, announce=True,
+                                      refused=refused and o == s.pid)
 
-    bs = list(await asyncio.gather(*(one(o) for o in owners)))
+    got = list(await asyncio.gather(*(one(o) for o in owners)))
+    raise_refusals(owners, [ok for _, ok in got], w, signed)
+    bs = [b for b, _ in got]
     # the coin: a random sharing opened (consistency-checked) after every bit is fixed
     coin, ok = await _open_checked(s, await s.prep.randoms((1,)), "mrange-coin")
     if not ok:
@@ -459,7 +485,8 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     return out
 
 
-async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...]) -> MShare:
+async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,
+                          announce: bool = False, refused: bool = False) -> MShare:
     """The owner's array x as an MShare: ([x], [r*x]) with [x] always a degree-t sharing,
     NOT range-checked: any field element is accepted. Only for callers that check the range
     themselves (bits checked by `batch.xor_bits`, one-hot group columns, partial scores
@@ -476,12 +503,35 @@ async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: t
     Preprocessing: randoms(shape), double_randoms(shape), and [r] on a new epoch.
     Security: the owner's delta is checked equal at every party by the next verification's
     digest; an inconsistent rho opening makes the owner report it there.
-    Raises: DomainError (bad x), PartyIndexError, MaliciousUnsupportedError.
+    Refusal (issue 16; `announce`, the same at every party): the delta message carries one
+    more element, the owner's status, 0 (its input follows) or 1 (`refused`: the owner found
+    its own value outside the declared range and inputs nothing; it sends zeros). Every
+    party validates the status on receipt (anything else is a deviation: CheatingDetectedError,
+    check "input.status") and on a refusal raises InputRangeRefusedError naming the owner,
+    with nothing opened. Bytes: + (n - 1)*e at the owner.
+    Raises: DomainError (bad x), PartyIndexError, MaliciousUnsupportedError,
+    InputRangeRefusedError (announce, the owner refused).
     """
+    xs, ok = await _input_announced(s, x, owner, shape, announce=announce, refused=refused)
+    if not ok:
+        raise InputRangeRefusedError(f"party {owner} refused its input: a value is outside its declared "
+                                     f"range (the owners named: [{owner}])", owners=(owner,))
+    return xs
+
+
+async def _input_announced(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,
+                           announce: bool, refused: bool) -> tuple[MShare, bool]:
+    """`input_unchecked`'s protocol; returns (the MShare, False if the owner refused)."""
     _check_party(s, owner, "owner")
+    if refused and s.pid != owner:
+        raise ParameterError("only the owner can refuse its input")
+    if refused and not announce:
+        raise ParameterError("a refusal needs announce=True")
+    if refused:
+        x = None
     shape = tuple(int(d) for d in shape)
     F = s.domain
-    if s.pid == owner:
+    if s.pid == owner and not refused:
         if x is None or not isinstance(x, np.ndarray):
             raise DomainError(f"party {owner} owns this input but passed {type(x).__name__}")
         F.check(x)
@@ -493,6 +543,9 @@ async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: t
     key = await _key(s)
     rho = await s.prep.randoms(shape)
     rt, r2t = await s.prep.double_randoms(shape)
+
+    size = int(np.prod(shape, dtype=np.int64))
+    status = [0]  # the owner's announced status (announce): 0 accepted, 1 refused
 
     async def delta_round(c: Session) -> np.ndarray:
         tag = c.tag("minput-rho")
@@ -507,10 +560,23 @@ async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: t
             # a failed opening is reported at the verdict; zeros leak nothing of x
             delta = F.sub(x, value) if ok and x is not None else F.zeros(shape)
         tag = c.tag("minput-delta")
-        if s.pid == owner:
-            await c.exchange(tag, {j: delta for j in c.peers}, {})
+        if not announce:
+            if s.pid == owner:
+                await c.exchange(tag, {j: delta for j in c.peers}, {})
+            else:
+                delta = (await c.exchange(tag, {}, {owner: shape}))[owner]
+        elif s.pid == owner:
+            status[0] = int(refused)
+            msg = np.concatenate([delta.reshape(-1), F.from_int(np.array([status[0]]))])
+            await c.exchange(tag, {j: msg for j in c.peers}, {})
         else:
-            delta = (await c.exchange(tag, {}, {owner: shape}))[owner]
+            msg = (await c.exchange(tag, {}, {owner: (size + 1,)}))[owner]
+            st = int(F.to_int(msg[size:])[0])
+            if st not in (0, 1):  # an authenticated peer deviated: terminal
+                raise CheatingDetectedError(f"party {owner} sent a malformed input status",
+                                            check="input.status")
+            status[0] = st
+            delta = msg[:size].reshape(shape)
         h = hashlib.blake2b(F.to_wire(delta).tobytes(), digest_size=32, person=b"smpc-chida18-in")
         ctx.inputs.append((tag, h.digest()))
         return delta
@@ -522,7 +588,7 @@ async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: t
     xs = F.add(rho, delta)
     rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
     _record(s, key, tag, xs.reshape(-1), rxs.reshape(-1))
-    return MShare(Share(xs, s), Share(rxs, s), key)
+    return MShare(Share(xs, s), Share(rxs, s), key), status[0] == 0
 
 
 async def refresh(s: Session, x: MShare) -> MShare:

@@ -3,6 +3,10 @@ the ordinary daemon, except:
 - MODE a tag prefix: every job session's channel is wrapped in malicious_helpers.Cheat: the
   first message whose tag starts with MODE gets 1 added to its first field element (an
   additive error on one share);
+- MODE "phase:NAME:PREFIX[:K]": the same, aimed at a named step rather than a message index
+  (malicious_helpers.parse_target / PHASES): the K-th distinct tag starting with PREFIX sent
+  while phase NAME runs, e.g. "phase:sgd:mking#" = the first DN07 reduction of the SGD loop
+  (robust to the number of products before it);
 - MODE "onehot": as the owner of a fraud_aggregate, it inputs the group row e_t + 4096 e_d
   for its first transaction instead of its one-hot key (the attack that would read that
   row's flag in group d's count).
@@ -17,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: malicious_helpers
 
-from malicious_helpers import Cheat  # noqa: E402
+from malicious_helpers import Cheat, install_phases, parse_target  # noqa: E402
 
 from mpc.node import runner  # noqa: E402
 
@@ -26,7 +30,8 @@ _session = runner.Runner._session
 
 def _cheating_session(self, ch, r):
     s = _session(self, ch, r)
-    return dataclasses.replace(s, channel=Cheat(s.channel, s.domain, PREFIX))
+    prefix, phase, k = parse_target(PREFIX)
+    return dataclasses.replace(s, channel=Cheat(s.channel, s.domain, prefix, phase=phase, skip=k))
 
 
 def _onehot_attack() -> None:
@@ -80,6 +85,8 @@ if __name__ == "__main__":
     elif PREFIX == "takeanddrop":
         _take_and_drop(sys.argv[2])
     else:
+        if parse_target(PREFIX)[1] is not None:
+            install_phases()
         runner.Runner._session = _cheating_session
     from mpc.cli.main import main
 

@@ -67,10 +67,11 @@ def test_malicious_job_runs_and_releases(tmp_path):
 
 
 def test_cheating_node_caught_nothing_released_audited(tmp_path):
-    """bank2 adds 1 to its share in one king reduction of the training (a product): the
-    honest banks abort at the verification before the release with security.cheating_detected
-    naming the check; no result exists at any node; the audit entries name the check only."""
-    cl = _mal_cluster(tmp_path, cheat_prefix="mking#9")
+    """bank2 adds 1 to its share in the first king reduction of the SGD loop (a named step,
+    not a message index: robust to the number of products before it): the honest banks abort
+    at the verification before the release with security.cheating_detected naming the check;
+    no result exists at any node; the audit entries name the check only."""
+    cl = _mal_cluster(tmp_path, cheat_prefix="phase:sgd:mking#")
     try:
         c = cl.client()
         job = c.submit(_logistic("cheat"))

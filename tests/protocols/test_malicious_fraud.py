@@ -97,7 +97,7 @@ async def range_job(s, cheat_bits=False):
                     b = np.zeros((bits, count), dtype=np.int64)
                     b[3, 0] = 1 << 20
                     mine = D.from_int(b)
-                got[o] = await mal.input_unchecked(s2, mine, o, (bits, count))
+                got[o] = await mal.input_unchecked(s2, mine, o, (bits, count), announce=True)
             from protocols.malicious.batch import concat
 
             B = concat([got[o].reshape(1, bits, count) for o in owners], 0)

@@ -21,7 +21,12 @@ from mpc.local import close_sessions, open_sessions
 from network.channel import Channel
 from network.errors import SmpcError
 from protocols import malicious as mal
-from protocols.errors import CheatingDetectedError, InputRangeError, ParameterError
+from protocols.errors import (
+    CheatingDetectedError,
+    InputRangeError,
+    InputRangeRefusedError,
+    ParameterError,
+)
 from protocols.malicious import chida18
 
 pytestmark = pytest.mark.timeout(180)
@@ -201,9 +206,10 @@ def test_cheater_skipping_its_own_check_is_named_before_any_masked_opening(monke
     assert all(rec.got == {} for rec in recs), "a masked opening ran before the range check"
 
 
-def test_honest_owner_out_of_range_refused_locally():
-    """An honest owner's value outside the declared range is refused before anything is
-    sent (InputRangeError at the owner); the others end with a typed error, nothing released."""
+def test_honest_owner_out_of_range_refused_everywhere():
+    """An honest owner's value outside the declared range is refused: nothing of it is sent,
+    and every party raises InputRangeRefusedError (code input.range) naming the owner,
+    nothing released (before issue 16's refusal message only the owner had a typed error)."""
     async def job(s):
         D = s.domain
         v = D.from_int(np.array([1 << 31, 0])) if s.pid == 0 else None
@@ -211,8 +217,9 @@ def test_honest_owner_out_of_range_refused_locally():
         return (await mal.open(s, x))[0]
 
     out, _ = _run_recording(job)
-    assert isinstance(out[0], InputRangeError), out[0]
-    assert all(isinstance(o, SmpcError) for o in out), out
+    for pid, e in enumerate(out):
+        assert isinstance(e, InputRangeRefusedError) and isinstance(e, InputRangeError), (pid, e)
+        assert e.code == "input.range" and e.owners == (0,) and "[0]" in str(e), (pid, e)
 
 
 EDGES = {  # (bits, signed): values at the edges of the declared range
@@ -296,8 +303,9 @@ def test_checked_input_costs_exact():
     assert [x.rounds for x in d] == [4, 3, 4 + 1 + 2, 3, 4 + 1 + 2, 3 + 2 + 2 + 1]
     assert d[2].rounds - d[0].rounds == 3  # the range check's extra rounds (coin, reduction)
     # party 0 sends its coin share 2e and, in the 2-element reduction, 1 element to each peer
-    # (its own chunk is empty)
-    check = 2 * E + 2 * E
+    # (its own chunk is empty); as the owner it also sends its input status (one element) to
+    # each peer with its delta (the typed refusal channel, issue 16)
+    check = 2 * E + 2 * E + 2 * E
     assert [x.bytes_sent for x in d[:5]] == [
         2 * N * E + 4 * N // 3 * E,
         2 * (2 * E + 2 * E + 33),
