@@ -105,9 +105,11 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
     comparisons at the default width, all under one verification (module docstring); they
     join the pools `fixed.trunc` and `compare.ltz` take from.
 
-    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10.
+    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10, + 2 with ltz
+    masks (their pair products: `compare._pair_products`).
     Bytes: those of `random_bits` on sum_f (l + kappa) * truncs[f] + (l + kappa) * ltz
-    bits, one `_reduce` of the MACed rows, the verification's.
+    bits, one `_reduce` of the MACed rows, the verification's, and one `_reduce` of 2 * 31
+    * ltz (the pair products).
     Raises: ParameterError (counts, f out of range), CheatingDetectedError."""
     plan: list[tuple[str, int, int, int]] = []  # (kind, f or ell, count, bits per element)
     for f, count in sorted(truncs.items()):
@@ -147,6 +149,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
     bits = np.concatenate([(await xor_bits(s, m)).x.data for m in chunks]) if len(chunks) > 1 \
         else (await xor_bits(s, total)).x.data
     vals: list[np.ndarray] = []
+    bits_rows: list[np.ndarray] = []  # the ltz masks' R
     parts: list[tuple[str, int, int, np.ndarray, np.ndarray]] = []  # kind, f/ell, count, b, extra
     k = 0
     rows = mcmp._mac_rows("ltz", w)
@@ -159,11 +162,22 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             parts.append((kind, par, count, b, hi))
         else:
             R = np.ascontiguousarray(b[:w])
+            bits_rows.append(R)
             rlow = _pow2_sum(D, R)
             vals.append(R[rows].reshape(-1))
             vals.append(rlow.reshape(-1))
             parts.append((kind, par, count, b, rlow))
     macs, key = await mfix.verify_into_next_key(s, np.concatenate(vals))
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []  # the ltz masks' pair products (P, Pm)
+    k = 0
+    for kind, _, count, _, _ in parts:
+        if kind == "trunc":
+            k += count
+            continue
+        Rm = macs[k : k + rows.size * count].reshape(rows.size, count)
+        k += (rows.size + 1) * count
+        R = np.ascontiguousarray(bits_rows[len(pairs)])
+        pairs.append(await mcmp._pair_products(s, key, R, Rm))
     k = 0
     for kind, par, count, b, extra in parts:
         if kind == "trunc":
@@ -179,8 +193,9 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             rlow_m = macs[k : k + count]
             k += count
             rr = _pow2_sum(D, b[w:])
+            P, Pm = pairs.pop(0)
             mcmp._pool(s).setdefault(("ltz", par, kappa), []).append(
-                mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key))
+                mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key, P, Pm))
 
 
 async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ Masks (`prepare_compare`, or made inline when none is prepared), for l-bit value
 
     ltz: w = l - 1 bits R_i, a (kappa + 1)-bit r'' (kappa + 1 more bits), r' = sum 2^i R_i
          c = open(x + 2^(l-1) + 2^w r'' + r')                        (no wrap: p > 2^(l+kappa+1))
-         u = BitLT(c mod 2^w, R) by the prefix (G, E)_hi o (G, E)_lo = (G_hi + E_hi G_lo, E_hi E_lo)
+         u = BitLT(c mod 2^w, R) by the prefix (G, E)_hi o (G, E)_lo = (G_hi + E_hi G_lo, E_hi E_lo),
+             its first level local from the pair products P_i = R_(2i+1) R_(2i) made offline
          a = 2^w u - r' + (c mod 2^w) = y mod 2^w;  ltz = 1 - (y - a) / 2^w
     eqz: w = l bits R_i, a kappa-bit r'', c = open(x + 2^(l-1) + 2^l r'' + r')
          eqz = prod_i (1 - (c*_i XOR R_i)),  c* = (c - 2^(l-1)) mod 2^l
@@ -22,22 +23,28 @@ verification before c is opened: c is opened only masked by bits known to be bit
 within statistical distance 2^-kappa of independent of x (a bit checked only after the
 opening could be a non-bit of a form its breaker knows up to the sign, stripping it from
 the mask before the abort). The rows that enter a product as its left operand or are added
-to a product (ltz: the odd positions and r'; eqz: the even positions) are MACed under the
-next epoch's key before that verification (fixed.verify_into_next_key); the others enter a
-product only as its right operand, whose MAC the product never uses ([x*y], [(r*x)*y]): a
+to a product (ltz: every position, as the first level is computed locally from them, and
+r'; eqz: the even positions) are MACed under the next epoch's key before that verification
+(fixed.verify_into_next_key); ltz's pair products P are then one checked product under that
+key (left operands R_(2i+1) with those MACs), checked at the verification that retires it
+like any online product (P enters only the BitLT, after c is opened, never a mask). The
+others enter a product only as its right operand, whose MAC the product never uses ([x*y], [(r*x)*y]): a
 product is checked against the value its right operand's shares define, and those are
 fixed, verified bits. c is opened with the consistency check (n = 2t + 1 degree-t shares:
 a changed share is seen by every honest party, reported at the next verification).
 
 Costs, for N elements, width w (ltz: w = l - 1 = 63, eqz: w = l = 64 by default), with
 prepared masks under the current key and e = domain.elem_bytes:
-    ltz  Rounds 1 + 2*ceil(log2 w) (13 for l = 64): the opening and one two-round DN07
-         product per prefix level;  products: 2*ceil(w'/2) per level w' > 2 (+1 at w' = 2)
+    ltz  Rounds 1 + 2*(ceil(log2 w) - 1) (11 for l = 64): the opening and one two-round
+         DN07 product per prefix level after the first (local);  products: 2*ceil(w'/2) per
+         level w' > 2 (+1 at w' = 2) from w' = ceil(w/2): 61 per element for l = 64 (125
+         with the first level online, as before the pair products)
     eqz  Rounds 1 + 2*ceil(log2 w) (13 for l = 64);  products: ceil(w'/2) per level
     select Rounds 2 (one product);  relu: ltz + 2
 Bytes: (n - 1)*N*e for c plus each product's reduction (`chida18._reduce` on 2 * its
 element count). Offline (`prepare_compare`): (w + kappa + 1) (ltz) or (w + kappa) (eqz)
-checked random bits per element, one product for the MACed rows, one verification.
+checked random bits per element, one product for the MACed rows, one verification; ltz
+also w // 2 checked pair products per element (one more product, 2 rounds).
 """
 
 from __future__ import annotations
@@ -75,7 +82,8 @@ KINDS = ("ltz", "eqz")
 @dataclass(eq=False)
 class _Masks:
     """Prepared masks for N comparisons: R (w, N) bit shares, the MACs of rows `rows`
-    (len(rows), N), the (N,) shares of r' and (ltz) its MAC, r'' (N,) (no MAC), the key."""
+    (len(rows), N), the (N,) shares of r' and (ltz) its MAC, r'' (N,) (no MAC), the key;
+    ltz also the pair products P = R[1::2] * R[0::2] (w // 2, N) and their MACs Pm."""
 
     R: np.ndarray
     Rm: np.ndarray
@@ -83,17 +91,22 @@ class _Masks:
     rlow_m: np.ndarray | None
     rr: np.ndarray
     key: _Key
+    P: np.ndarray | None = None
+    Pm: np.ndarray | None = None
 
     @property
     def count(self) -> int:
         return self.R.shape[1]
 
+    def _part(self, sl: slice) -> _Masks:
+        def opt(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[..., sl]
+
+        return _Masks(self.R[:, sl], self.Rm[:, sl], self.rlow[sl], opt(self.rlow_m), self.rr[sl],
+                      self.key, opt(self.P), opt(self.Pm))
+
     def cut(self, k: int) -> tuple[_Masks, _Masks]:
-        a = _Masks(self.R[:, :k], self.Rm[:, :k], self.rlow[:k],
-                   None if self.rlow_m is None else self.rlow_m[:k], self.rr[:k], self.key)
-        b = _Masks(self.R[:, k:], self.Rm[:, k:], self.rlow[k:],
-                   None if self.rlow_m is None else self.rlow_m[k:], self.rr[k:], self.key)
-        return a, b
+        return self._part(slice(None, k)), self._part(slice(k, None))
 
 
 def _width(s: Session, kind: str, kappa: int, bits: int | None) -> tuple[int, int]:
@@ -110,10 +123,24 @@ def _width(s: Session, kind: str, kappa: int, bits: int | None) -> tuple[int, in
 
 
 def _mac_rows(kind: str, w: int) -> np.ndarray:
-    """Rows whose MAC the circuit uses (left operands and addends of the first level)."""
+    """Rows whose MAC the circuit uses: eqz the left operands of the product tree's first
+    level; ltz every row (its first BitLT level is local: `_first_level`)."""
     if kind == "eqz":
         return np.arange(0, w, 2)
-    return np.arange(1, w, 2) if w > 1 else np.array([0])
+    return np.arange(w)
+
+
+async def _pair_products(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The offline half of ltz's first BitLT level: P_i = R_(2i+1) * R_(2i) for the w // 2
+    pairs of mask bits, by one checked product (left operands R_(2i+1) with their MACs
+    under `key`), recorded for the verification that retires `key` like any product.
+    Rounds: 2.   Bytes: one `_reduce` of 2 * (w // 2) * N."""
+    q = R.shape[0] // 2
+    if q == 0:
+        D = s.domain
+        return D.zeros((0, R.shape[1])), D.zeros((0, R.shape[1]))
+    return await _pmul(s, key, np.ascontiguousarray(R[1 : 2 * q : 2]), np.ascontiguousarray(Rm[1 : 2 * q : 2]),
+                       np.ascontiguousarray(R[0 : 2 * q : 2]))
 
 
 def _pool(s: Session) -> dict[tuple[str, int, int], list[_Masks]]:
@@ -133,9 +160,11 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     docstring) MACed under the next epoch's key, one verification (which retires the
     current key: MShares made before must be `refresh`ed; mul does it for its left operand).
 
-    Rounds: `random_bits` 5 + 2 + verify 3 = 10, independent of count.
+    Rounds: `random_bits` 5 + 2 + verify 3 = 10 (eqz), + 2 for ltz's pair products = 12,
+    independent of count.
     Bytes: `random_bits` of (w + kappa + 1)*count (ltz) or (w + kappa)*count (eqz), one
-    reduction of ceil(w/2)*count (+count for ltz's r'), the verification's.
+    reduction of ceil(w/2)*count (eqz) or (w + 1)*count (ltz: every row and r'), the
+    verification's; ltz: one reduction of 2*(w // 2)*count (the pair products).
     Raises: ParameterError, CheatingDetectedError (a cheater caught in the bits)."""
     ell, w = _width(s, kind, kappa, bits)
     count = int(count)
@@ -154,7 +183,10 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     macs, key = await verify_into_next_key(s, vals)
     rlow_m = macs[-1] if kind == "ltz" else None
     Rm = macs[: rows.size]
-    _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key))
+    P = Pm = None
+    if kind == "ltz":
+        P, Pm = await _pair_products(s, key, R, Rm)
+    _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key, P, Pm))
 
 
 async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
@@ -179,11 +211,13 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
     def cat(arrs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrs, axis=-1) if len(arrs) > 1 else arrs[0]
 
-    rlow_m = None
+    rlow_m = P = Pm = None
     if kind == "ltz":
         rlow_m = cat([p.rlow_m for p in parts if p.rlow_m is not None])
+        P = cat([p.P for p in parts if p.P is not None])
+        Pm = cat([p.Pm for p in parts if p.Pm is not None])
     out = _Masks(cat([p.R for p in parts]), cat([p.Rm for p in parts]), cat([p.rlow for p in parts]),
-                 rlow_m, cat([p.rr for p in parts]), parts[0].key)
+                 rlow_m, cat([p.rr for p in parts]), parts[0].key, P, Pm)
     key = await _key(s)
     if any(p.key is not key for p in parts):  # a verification ran since: re-MAC the rows
         rows = _mac_rows(kind, out.R.shape[0])
@@ -191,6 +225,8 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
         out.Rm = (await refresh(s, old)).rx.data
         if kind == "ltz":
             out.rlow_m = (await refresh(s, MShare(Share(out.rlow, s), Share(out.rlow, s), old.key))).rx.data
+            assert out.P is not None
+            out.Pm = (await refresh(s, MShare(Share(out.P, s), Share(out.P, s), old.key))).rx.data
         out.key = key
     return out
 
@@ -263,6 +299,50 @@ async def _prod_tree(s: Session, key: _Key, E: np.ndarray, Em: np.ndarray) -> tu
     return E[0], Em[0]
 
 
+def _first_level(s: Session, key: _Key, m: _Masks, cb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ltz's first BitLT level without communication: for each pair (lo, hi) = (2i, 2i + 1)
+    of positions, (G, E) = (G_hi + E_hi G_lo, E_hi E_lo) with G_j = (1 - c_j) R_j and E_j =
+    1 - (c_j XOR R_j) is, for public c, an affine function of (1, R_lo, R_hi, P = R_hi R_lo)
+    with coefficients in {0, +-1} chosen by (c_hi, c_lo); their MACs are the same function of
+    (r, r R_lo, r R_hi, r P). An odd top position passes through as (G_j, E_j).
+
+        c_hi c_lo   G                    E
+         0    0     R_hi + R_lo - P      1 - R_hi - R_lo + P
+         0    1     R_hi                 R_lo - P
+         1    0     P                    R_hi - P
+         1    1     0                    P
+
+    Returns (G, Gm, E, Em), each (ceil(w / 2), N)."""
+    D = s.domain
+    R, P, Pm = m.R, m.P, m.Pm
+    assert P is not None and Pm is not None
+    w, N = R.shape
+    q, h = w // 2, (w + 1) // 2
+    Rm = _full_macs(s, m, "ltz")
+    ch, cl = cb[1 : 2 * q : 2], cb[0 : 2 * q : 2]
+    both0, lo1, hi1, both1 = ~ch & ~cl, ~ch & cl, ch & ~cl, ch & cl
+    outs = []
+    for Rx, Px, one in ((R, P, _one(s)), (Rm, Pm, key.r)):
+        lo, hi = Rx[0 : 2 * q : 2], Rx[1 : 2 * q : 2]
+        G, E = D.zeros((h, N)), D.zeros((h, N))
+        a = D.sub(D.add(hi, lo), Px)  # R_hi + R_lo - P
+        np.copyto(G[:q], a, where=both0)
+        np.copyto(G[:q], hi, where=lo1)
+        np.copyto(G[:q], Px, where=hi1)
+        np.copyto(E[:q], D.sub(np.ascontiguousarray(np.broadcast_to(one, a.shape)), a), where=both0)
+        np.copyto(E[:q], D.sub(lo, Px), where=lo1)
+        np.copyto(E[:q], D.sub(hi, Px), where=hi1)
+        np.copyto(E[:q], Px, where=both1)
+        if h > q:  # the odd top position: (G_j, E_j) of level 0
+            top, ct = Rx[w - 1], cb[w - 1]
+            np.copyto(G[q], top, where=~ct)
+            np.copyto(E[q], D.sub(np.ascontiguousarray(np.broadcast_to(one, top.shape)), top), where=~ct)
+            np.copyto(E[q], top, where=ct)
+        outs += [G, E]
+    G, E, Gm, Em = outs
+    return G, Gm, E, Em
+
+
 def _xnor(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1 - (c_i XOR R_i) = (R_i if c_i else 1 - R_i), and its MAC (r*R or r - r*R)."""
     D = s.domain
@@ -292,8 +372,8 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
 
     Shapes: x: S; returns S.   Range: |x| < 2^(l-1), l = bits (2 <= bits <= value_bits) or
     value_bits(domain) (64 on GF(2^127 - 1)); outside it the result is wrong.
-    Rounds: 1 + 2*ceil(log2(l - 1)) (13 for l = 64) with prepared masks under the current
-    key; + `prepare_compare` (10) + 2 (refreshing x) if none is prepared.
+    Rounds: 1 + 2*(ceil(log2(l - 1)) - 1) (11 for l = 64) with prepared masks under the
+    current key; + `prepare_compare` (12) + 2 (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError (at the verification before any output)."""
     _check(s, x)
     ell, w = _width(s, "ltz", kappa, bits)
@@ -306,12 +386,7 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
     c = await _open_masked(s, masked)
     c_low = public_low_bits(D, c, w)
     cb = _public_bits(c_low, w)
-    Rm = _full_macs(s, m, "ltz")
-    G, Gm = m.R.copy(), Rm.copy()
-    zero = D.zeros(())
-    np.copyto(G, zero, where=cb)
-    np.copyto(Gm, zero, where=cb)
-    E, Em = _xnor(s, key, m.R, Rm, cb)
+    G, Gm, E, Em = _first_level(s, key, m, cb)
     uv, um = await _prefix_lt(s, key, G, Gm, E, Em)
     assert m.rlow_m is not None
     u = MShare(Share(uv, s), Share(um, s), key)

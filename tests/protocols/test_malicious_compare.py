@@ -83,13 +83,15 @@ def _reduce_bytes(M: int, n: int, pid: int) -> int:
 
 
 def _levels(kind: str, w: int) -> list[int]:
-    """Product rows per level (ltz: BitLT prefix, eqz: product tree)."""
+    """Product rows per online level (ltz: BitLT prefix, whose first level is local from the
+    offline pair products, so it starts at width ceil(w / 2); eqz: product tree)."""
     rows = []
     if kind == "eqz":
         while w > 1:
             rows.append((w + 1) // 2)
             w = (w + 1) // 2
         return rows
+    w = (w + 1) // 2
     while w > 2:
         rows.append(2 * ((w + 1) // 2))
         w = (w + 1) // 2
@@ -98,13 +100,15 @@ def _levels(kind: str, w: int) -> list[int]:
 
 @pytest.mark.parametrize("kind,bits", [("ltz", None), ("eqz", None), ("ltz", 17), ("eqz", 32)])
 def test_rounds_and_bytes_exact(kind, bits):
-    """With prepared masks under the current key: Rounds 1 + 2 * levels (13 for l = 64),
-    Bytes: the opening of c ((n - 1) N e) and one reduction of 2 * rows * N per level."""
+    """With prepared masks under the current key: Rounds 1 + 2 * levels (ltz 11 for l = 64:
+    the first BitLT level is local; eqz 13), Bytes: the opening of c ((n - 1) N e) and one
+    reduction of 2 * rows * N per level (ltz 61 products per element, 125 before the pair
+    products moved the first level offline)."""
     N = 6
     xv = X[[0, 1, 2, 3, 4, 9]]  # within 17 bits
     ell = 64 if bits is None else bits
     w = ell - 1 if kind == "ltz" else ell
-    assert sum(_levels("ltz", 63)) == 125 and sum(_levels("eqz", 64)) == 63
+    assert sum(_levels("ltz", 63)) == 61 and sum(_levels("eqz", 64)) == 63
 
     async def job(s):
         D = s.domain
@@ -123,7 +127,8 @@ def test_rounds_and_bytes_exact(kind, bits):
     levels = _levels(kind, w)
     want = (xv < 0) if kind == "ltz" else (xv == 0)
     for pid, (rounds, nbytes, v) in enumerate(res):
-        assert rounds == 1 + 2 * len(levels) == 1 + 2 * int(np.ceil(np.log2(w)))
+        first = 1 if kind == "ltz" else 0  # ltz: the first level is local
+        assert rounds == 1 + 2 * len(levels) == 1 + 2 * (int(np.ceil(np.log2(w))) - first)
         assert nbytes == 2 * N * E + sum(_reduce_bytes(2 * r * N, 3, pid) for r in levels)
         assert np.array_equal(v, want.astype(np.int64))
 
@@ -162,7 +167,8 @@ def test_bad_parameters():
 async def ltz_job(s):
     D = s.domain
     x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
-    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs; #5 refresh x
+    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs,
+    # #5 the pair products; #6 refresh x; #7-#11 the BitLT prefix's online levels (32 .. 2)
     z = await mc.ltz(s, x)
     (v,) = await mal.open(s, z)
     return v
@@ -192,7 +198,10 @@ async def select_job(s):
     (ltz_job, ("mbits", [1]), "open"),  # its share of an opened square
     (ltz_job, ("mking#4", [0]), "mac"),  # the next key's MAC of a prefix row
     (ltz_job, ("mcmp", [0]), "open"),  # its share of the opened masked value c
-    (ltz_job, ("mking#6", [0]), "mac"),  # a reshare in the BitLT prefix's first level
+    (ltz_job, ("mking#5", [0]), "mac"),  # an offline pair product R_(2i+1) R_(2i) (the local first level)
+    (ltz_job, ("mking#5", [1]), "mac"),  # the same, to the other honest party
+    (ltz_job, ("mking#6", [0]), "mac"),  # the refresh of x
+    (ltz_job, ("mking#7", [0]), "mac"),  # a reshare in the BitLT prefix's first online level
     (ltz_job, ("mking#11", None), "mac"),  # the prefix's last product (w = 2)
     (eqz_job, ("mking#7", [0]), "mac"),  # a reshare in the EQZ product tree
     (eqz_job, ("mcmp", [1]), "open"),
@@ -234,5 +243,5 @@ def test_select_and_relu_rounds_and_bytes_exact():
     lt_bytes = [2 * N * E + sum(_reduce_bytes(2 * r * N, 3, p) for r in _levels("ltz", 63)) for p in range(3)]
     for pid, (r1, b1, r2, b2, zv, rv) in enumerate(res):
         assert (r1, b1) == (2, _reduce_bytes(2 * N, 3, pid))
-        assert (r2, b2) == (13 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
+        assert (r2, b2) == (11 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
         assert np.array_equal(zv, np.minimum(XS[:N], YS[:N])) and np.array_equal(rv, np.maximum(XS[:N], 0))
