@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.arith.domain import Domain
+from protocols.arith.mersenne127 import Mersenne127
 from protocols.comparison.field import _one, _pow2_sum, _public_bits
 from protocols.errors import ParameterError
 from protocols.malicious.chida18 import (
@@ -312,13 +313,41 @@ def _first_level(s: Session, key: _Key, m: _Masks, cb: np.ndarray) -> tuple[np.n
          1    0     P                    R_hi - P
          1    1     0                    P
 
-    Returns (G, Gm, E, Em), each (ceil(w / 2), N)."""
+    Returns (G, Gm, E, Em), each (ceil(w / 2), N). Over GF(2^127 - 1) with the compiled
+    kernels: one pass of `_bitlt_jit.first_level` per component (numpy's masked copies of
+    16-byte elements cost as much as the whole level's products' local work)."""
     D = s.domain
     R, P, Pm = m.R, m.P, m.Pm
     assert P is not None and Pm is not None
+    Rm = m.Rm if m.Rm.shape == R.shape else _full_macs(s, m, "ltz")
+    if isinstance(D, Mersenne127) and D._kernels() is not None:
+        from protocols.malicious._bitlt_jit import first_level
+
+        w, N = R.shape
+        h = (w + 1) // 2
+        cb8 = np.ascontiguousarray(cb, dtype=np.uint8)
+        outs = []
+        for Rx, Px, one in ((R, P, _one(s)), (Rm, Pm, key.r)):
+            G, E = D.zeros((h, N)), D.zeros((h, N))
+            first_level(_u64(Rx), _u64(Px), cb8, _u64(np.asarray(one).reshape(1))[0],
+                        G.view(np.uint64).reshape(h, N, 2), E.view(np.uint64).reshape(h, N, 2))
+            outs += [G, E]
+        return outs[0], outs[2], outs[1], outs[3]
+    return _first_level_np(s, key, R, Rm, P, Pm, cb)
+
+
+def _u64(a: np.ndarray) -> np.ndarray:
+    """A DT127 array's (lo, hi) words, shape (*a.shape, 2) (a copy only if not contiguous)."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint64).reshape(*a.shape, 2)
+
+
+def _first_level_np(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray, P: np.ndarray,
+                    Pm: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_first_level` by numpy selections (any field; the reference of the compiled one)."""
+    D = s.domain
     w, N = R.shape
     q, h = w // 2, (w + 1) // 2
-    Rm = _full_macs(s, m, "ltz")
     ch, cl = cb[1 : 2 * q : 2], cb[0 : 2 * q : 2]
     both0, lo1, hi1, both1 = ~ch & ~cl, ~ch & cl, ch & ~cl, ch & cl
     outs = []

@@ -245,3 +245,37 @@ def test_select_and_relu_rounds_and_bytes_exact():
         assert (r1, b1) == (2, _reduce_bytes(2 * N, 3, pid))
         assert (r2, b2) == (11 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
         assert np.array_equal(zv, np.minimum(XS[:N], YS[:N])) and np.array_equal(rv, np.maximum(XS[:N], 0))
+
+
+@pytest.mark.parametrize("w", [63, 16, 5, 1])
+def test_first_level_compiled_equals_numpy_and_the_prefix_rule(w):
+    """ltz's local first BitLT level: the compiled kernel equals the numpy selections (values
+    and MACs, odd and even widths), and on plain bits both equal the prefix rule (G_hi + E_hi
+    G_lo, E_hi E_lo) with G_j = (1 - c_j) R_j, E_j = 1 - (c_j XOR R_j)."""
+    N = 40
+    g = np.random.default_rng(w)  # test data only
+    Rb = g.integers(0, 2, (w, N))
+    cb = g.integers(0, 2, (w, N)).astype(bool)
+    q = w // 2
+
+    async def job(s):
+        D = s.domain
+        key = await mc._key(s)
+        R = D.from_int(Rb)
+        P = D.from_int(Rb[1 : 2 * q : 2] * Rb[0 : 2 * q : 2])
+        rng = CryptoRNG.from_seed(b"first-level", w)
+        m = mc._Masks(R, D.random(rng, (w, N)), D.zeros((N,)), D.zeros((N,)), D.zeros((N,)), key,
+                      P, D.random(rng, (q, N)))
+        jit = mc._first_level(s, key, m, cb)
+        ref = mc._first_level_np(s, key, m.R, m.Rm, P, m.Pm, cb)
+        return [D.to_int(a) for a in jit], [D.to_int(a) for a in ref]
+
+    res = mpc.run_local(3, job, scheme="shamir", security="malicious").results
+    Gb, Eb = (1 - cb) * Rb, np.where(cb, Rb, 1 - Rb)
+    want_G = [Gb[2 * i + 1] + Eb[2 * i + 1] * Gb[2 * i] for i in range(q)] + ([Gb[w - 1]] if w % 2 else [])
+    want_E = [Eb[2 * i + 1] * Eb[2 * i] for i in range(q)] + ([Eb[w - 1]] if w % 2 else [])
+    for jit, ref in res:
+        for a, b in zip(jit, ref, strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(jit[0].astype(np.int64), np.array(want_G))
+        assert np.array_equal(jit[2].astype(np.int64), np.array(want_E))
