@@ -124,16 +124,18 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
         plan.append(("ltz", ell, int(ltz), w + kappa + 1))
     if not plan:
         return
-    t0, before = time.perf_counter(), s.stats.copy()
+    t0, c0, before = time.perf_counter(), time.process_time(), s.stats.copy()
     await _prepare(s, plan, kappa)
     d = s.stats - before  # the offline share of a job's cost (smpc bench reports it so)
-    acc = s._state.ext.setdefault(OFFLINE, [0.0, 0, 0])
+    acc = s._state.ext.setdefault(OFFLINE, [0.0, 0, 0, 0.0])
     acc[0] += time.perf_counter() - t0
     acc[1] += d.rounds
     acc[2] += d.bytes_sent
+    acc[3] += time.process_time() - c0
 
 
-#: Session._state.ext key: [seconds, rounds, bytes sent] spent in prepare_batch (offline work)
+#: Session._state.ext key: [seconds, rounds, bytes sent, process CPU seconds] spent in
+#: prepare_batch (offline work; the CPU is the process's, exact when a party has its own)
 OFFLINE = "malicious-offline"
 #: random bits per xor_bits call in prepare_batch (about 1 GB of temporaries per party)
 BITS_CHUNK = 1 << 20
