@@ -61,6 +61,7 @@ import numpy as np
 
 from network.errors import SmpcError
 from protocols.arith.domain import Domain, PrimeField
+from protocols.arith.mersenne127 import Mersenne127
 from protocols.core import _check_party
 from protocols.errors import (
     CheatingDetectedError,
@@ -594,9 +595,30 @@ def coefficients(F: Domain, coin: np.ndarray, count: int) -> np.ndarray:
 
 def check_value(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndarray) -> np.ndarray:
     """T = sum_k alpha_k rz_k - r * sum_k alpha_k z_k (on shares: a share of T; on values: T)."""
-    u = F.sum(F.mul(alphas, rz))
-    w = F.sum(F.mul(alphas, z))
+    u, w = check_sums(F, alphas, z, rz)
     return F.sub(u, F.mul(np.asarray(r).reshape(()), w))
+
+
+def check_sums(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_k alpha_k rz_k, sum_k alpha_k z_k), shape () each: over GF(2^127 - 1) with the
+    compiled kernels in one pass (`_jit.check_dots`), else by products and sums."""
+    if isinstance(F, Mersenne127) and F._kernels() is not None and alphas.size:
+        from protocols.malicious._jit import check_dots
+
+        def words(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a).reshape(-1).view(np.uint64)
+
+        a, zw, rzw = words(alphas), words(z), words(rz)
+        u = w = 0
+        acc = np.zeros(8, dtype=np.uint64)
+        step = 1 << 31  # limb sums of < 2^32 products fit in uint64
+        for k in range(0, alphas.size, step):
+            m = min(step, alphas.size - k)
+            check_dots(a[2 * k :], zw[2 * k :], rzw[2 * k :], m, acc)
+            limbs = [int(v) << (32 * (i % 4)) for i, v in enumerate(acc)]
+            u, w = u + sum(limbs[:4]), w + sum(limbs[4:])
+        return F.from_int(np.array(u % F.modulus, dtype=object)), F.from_int(np.array(w % F.modulus, dtype=object))
+    return F.sum(F.mul(alphas, rz)), F.sum(F.mul(alphas, z))
 
 
 def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.ndarray, bool]:
@@ -728,10 +750,12 @@ async def _verify(s: Session, ctx: _Ctx) -> None:
     if failed is None and pending:
         pending.sort(key=lambda p: p[0])  # the same order at every party
         alphas = coefficients(F, vals[1:2], sum(p[1].size for p in pending))
-        r, T, k = vals[0:1].reshape(()), F.zeros(()), 0
+        r, u, w, k = vals[0:1].reshape(()), F.zeros(()), F.zeros(()), 0
         for _, z, rz in pending:  # T is linear: summed per recorded pair, no concatenation
-            T = F.add(T, check_value(F, alphas[k : k + z.size], z, rz, r))
+            du, dw = check_sums(F, alphas[k : k + z.size], z, rz)
+            u, w = F.add(u, du), F.add(w, dw)
             k += z.size
+        T = F.sub(u, F.mul(r, w))  # check_value over every pair: one product by r
     else:
         T = F.zeros(())
     # the range checks (`input_many`): one v_o per party o, sent with T (no extra round)

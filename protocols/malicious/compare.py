@@ -314,14 +314,14 @@ def _first_level(s: Session, key: _Key, m: _Masks, cb: np.ndarray) -> tuple[np.n
          1    1     0                    P
 
     Returns (G, Gm, E, Em), each (ceil(w / 2), N). Over GF(2^127 - 1) with the compiled
-    kernels: one pass of `_bitlt_jit.first_level` per component (numpy's masked copies of
+    kernels: one pass of `_jit.first_level` per component (numpy's masked copies of
     16-byte elements cost as much as the whole level's products' local work)."""
     D = s.domain
     R, P, Pm = m.R, m.P, m.Pm
     assert P is not None and Pm is not None
     Rm = m.Rm if m.Rm.shape == R.shape else _full_macs(s, m, "ltz")
     if isinstance(D, Mersenne127) and D._kernels() is not None:
-        from protocols.malicious._bitlt_jit import first_level
+        from protocols.malicious._jit import first_level
 
         w, N = R.shape
         h = (w + 1) // 2

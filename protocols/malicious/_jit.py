@@ -1,17 +1,47 @@
-"""Compiled (numba) first BitLT level of the malicious ltz (protocols.malicious.compare.
-_first_level) over GF(2^127 - 1): the selections by public bits and the additions of one
-pass, without numpy's slow masked copies of 16-byte structured elements. Elements are the
-DT127 layout viewed as uint64 (lo, hi) pairs, canonical in and out (protocols.arith.
-_m127_jit's helpers). Compiled on first call (`cache=True`)."""
+"""Compiled (numba) kernels of malicious Shamir over GF(2^127 - 1):
+
+- `first_level`: the first BitLT level of the malicious ltz (protocols.malicious.compare.
+  _first_level), the selections by public bits and the additions in one pass, without
+  numpy's slow masked copies of 16-byte structured elements;
+- `check_dots`: the verification's two random linear combinations (protocols.malicious.
+  chida18.check_value) in one pass, the partially reduced products summed as 32-bit limbs
+  (reduced once, by the caller), instead of two products, two temporaries and two limb sums.
+
+Elements are the DT127 layout viewed as uint64 (lo, hi) pairs, canonical in and out
+(protocols.arith._m127_jit's helpers). Compiled on first call (`cache=True`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from protocols.arith._m127_jit import _add, _sub
+from protocols.arith._m127_jit import _M32, _S32, _add, _mulred, _sub
 
 _ZERO = np.uint64(0)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def check_dots(a: np.ndarray, z: np.ndarray, rz: np.ndarray, n: int, out: np.ndarray) -> None:
+    """The two dot products sum_k a_k rz_k and sum_k a_k z_k over n < 2^32 elements (flat
+    words, 2n each) as out (8,) uint64: four 32-bit limb sums of each one's partially
+    reduced products (value = sum_i out[i] 2^(32 i) mod p for u = out[:4], w = out[4:]);
+    carry-free sums, so the loop vectorises."""
+    u0 = u1 = u2 = u3 = w0 = w1 = w2 = w3 = _ZERO
+    for i in range(n):
+        j = 2 * i
+        al, ah = a[j], a[j + 1]
+        pl, ph = _mulred(al, ah, rz[j], rz[j + 1])
+        u0 += pl & _M32
+        u1 += pl >> _S32
+        u2 += ph & _M32
+        u3 += ph >> _S32
+        pl, ph = _mulred(al, ah, z[j], z[j + 1])
+        w0 += pl & _M32
+        w1 += pl >> _S32
+        w2 += ph & _M32
+        w3 += ph >> _S32
+    out[0], out[1], out[2], out[3] = u0, u1, u2, u3
+    out[4], out[5], out[6], out[7] = w0, w1, w2, w3
 
 
 @njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
