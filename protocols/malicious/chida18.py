@@ -310,6 +310,15 @@ def _stack(F: Domain, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pair_prod(F: Domain, x: np.ndarray, rx: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(x*y, rx*y) stacked (2, *S) for shares of one shape S, written in place (no
+    temporaries): the degree-2t operand of a checked product's reduction."""
+    out = np.empty((2, *x.shape), dtype=F.dtype)
+    F.mul(x, y, out=out[0])
+    F.mul(rx, y, out=out[1])
+    return out
+
+
 # ----------------------------------------------------------------------- protocols ---
 class InputRangeCheatingError(CheatingDetectedError):
     """An owner's input failed its range check under MPC (check "input.range"): the owner
@@ -558,7 +567,7 @@ async def mul(s: Session, x: MShare, y: MShare) -> MShare:
     x = await refresh(s, x)
     F = s.domain
     rt, r2t = await s.prep.double_randoms((2, *x.shape))
-    prod = _stack(F, F.mul(x.x.data, y.x.data), F.mul(x.rx.data, y.x.data))
+    prod = _pair_prod(F, x.x.data, x.rx.data, y.x.data)
     z, tag = await _reduce(s, prod, rt, r2t)
     _record(s, x.key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)

@@ -63,9 +63,9 @@ from protocols.malicious.chida18 import (
     _Key,
     _key,
     _open_checked,
+    _pair_prod,
     _record,
     _reduce,
-    _stack,
     _state,
     mul,
     refresh,
@@ -237,7 +237,7 @@ async def _pmul(s: Session, key: _Key, lv: np.ndarray, lm: np.ndarray, rv: np.nd
     """Checked products of (lv, lm) (an MShare's shares) with shared values rv: one DN07
     reduction of ([lv*rv], [lm*rv]), recorded for the verification. 2 rounds."""
     F = s.domain
-    z, tag = await _reduce(s, _stack(F, F.mul(lv, rv), F.mul(lm, rv)), *await s.prep.double_randoms((2, *lv.shape)))
+    z, tag = await _reduce(s, _pair_prod(F, lv, lm, rv), *await s.prep.double_randoms((2, *lv.shape)))
     _record(s, key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return z[0], z[1]
 
