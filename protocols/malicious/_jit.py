@@ -1,8 +1,8 @@
 """Compiled (numba) kernels of malicious Shamir over GF(2^127 - 1):
 
-- `first_level`: the first BitLT level of the malicious ltz (protocols.malicious.compare.
-  _first_level), the selections by public bits and the additions in one pass, without
-  numpy's slow masked copies of 16-byte structured elements;
+- `block_level`: the first BitLT levels of the malicious ltz (protocols.malicious.compare.
+  _first_level), per block of positions a combination of offline monomials chosen by the
+  public bits, in one pass (numpy's selections of 16-byte structured elements are slow);
 - `check_dots`: the verification's two random linear combinations (protocols.malicious.
   chida18.check_value) in one pass, the partially reduced products summed as 32-bit limbs
   (reduced once, by the caller), instead of two products, two temporaries and two limb sums.
@@ -45,46 +45,45 @@ def check_dots(a: np.ndarray, z: np.ndarray, rz: np.ndarray, n: int, out: np.nda
 
 
 @njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def first_level(R: np.ndarray, P: np.ndarray, cb: np.ndarray, one: np.ndarray,
+def block_level(R: np.ndarray, P: np.ndarray, cb: np.ndarray, one: np.ndarray, cg: np.ndarray,
+                ce: np.ndarray, midx: np.ndarray, pos0: int, row0: int, nmono: int, k: int, nblk: int,
                 G: np.ndarray, E: np.ndarray) -> None:
-    """R (w, N, 2), P (w // 2, N, 2), cb (w, N) uint8, one (2,); writes G, E (ceil(w/2), N, 2):
-    for pair i (lo = 2i, hi = 2i + 1), by (c_hi, c_lo):
-    (0, 0) G = R_hi + R_lo - P, E = one - G;  (0, 1) G = R_hi, E = R_lo - P;
-    (1, 0) G = P, E = R_hi - P;  (1, 1) G = 0, E = P;
-    an odd top row j: G = 0 if c_j else R_j, E = R_j if c_j else one - R_j."""
-    w, N = R.shape[0], R.shape[1]
-    q = w // 2
-    ol, oh = one[0], one[1]
-    for i in range(q):
-        lo, hi = 2 * i, 2 * i + 1
-        for k in range(N):
-            ch, cl = cb[hi, k], cb[lo, k]
-            hl, hh = R[hi, k, 0], R[hi, k, 1]
-            ll, lh = R[lo, k, 0], R[lo, k, 1]
-            pl, ph = P[i, k, 0], P[i, k, 1]
-            if ch == 0 and cl == 0:
-                sl, sh = _add(hl, hh, ll, lh)
-                gl, gh = _sub(sl, sh, pl, ph)
-                el, eh = _sub(ol, oh, gl, gh)
-            elif ch == 0:
-                gl, gh = hl, hh
-                el, eh = _sub(ll, lh, pl, ph)
-            elif cl == 0:
-                gl, gh = pl, ph
-                el, eh = _sub(hl, hh, pl, ph)
-            else:
-                gl, gh = _ZERO, _ZERO
-                el, eh = pl, ph
-            G[i, k, 0], G[i, k, 1] = gl, gh
-            E[i, k, 0], E[i, k, 1] = el, eh
-    if w > 2 * q:
-        j = w - 1
-        for k in range(N):
-            tl, th = R[j, k, 0], R[j, k, 1]
-            if cb[j, k]:
-                G[q, k, 0], G[q, k, 1] = _ZERO, _ZERO
-                E[q, k, 0], E[q, k, 1] = tl, th
-            else:
-                G[q, k, 0], G[q, k, 1] = tl, th
-                el, eh = _sub(ol, oh, tl, th)
-                E[q, k, 0], E[q, k, 1] = el, eh
+    """The (G, E) of nblk blocks of k positions starting at position pos0 (block b: positions
+    pos0 + b k ..; its offline monomials: rows row0 + b nmono .. of P): for each element, the
+    pattern of its k public bits cb selects a row of the coefficient tables cg, ce (2^k
+    patterns x 2^k monomials, small integers), and G, E are those combinations of the
+    monomials (midx[mask]: -1 the constant `one`, -(j + 2) the bit R_j, else P's row).
+    R (w, N, 2), P (rows, N, 2), cb (w, N) uint8, G and E (nblk, N, 2)."""
+    N = R.shape[1]
+    for b in range(nblk):
+        p0 = pos0 + b * k
+        r0 = row0 + b * nmono
+        for n in range(N):
+            pat = np.int64(0)
+            for j in range(k):
+                pat |= np.int64(cb[p0 + j, n]) << np.int64(j)
+            gl = gh = el = eh = _ZERO
+            for mm in range(1 << k):
+                cgv = cg[pat, mm]
+                cev = ce[pat, mm]
+                if cgv == 0 and cev == 0:
+                    continue
+                t = midx[mm]
+                if t == -1:
+                    vl, vh = one[0], one[1]
+                elif t < -1:
+                    vl, vh = R[p0 - t - 2, n, 0], R[p0 - t - 2, n, 1]
+                else:
+                    vl, vh = P[r0 + t, n, 0], P[r0 + t, n, 1]
+                for _ in range(abs(cgv)):
+                    if cgv > 0:
+                        gl, gh = _add(gl, gh, vl, vh)
+                    else:
+                        gl, gh = _sub(gl, gh, vl, vh)
+                for _ in range(abs(cev)):
+                    if cev > 0:
+                        el, eh = _add(el, eh, vl, vh)
+                    else:
+                        el, eh = _sub(el, eh, vl, vh)
+            G[b, n, 0], G[b, n, 1] = gl, gh
+            E[b, n, 0], E[b, n, 1] = el, eh

@@ -105,11 +105,10 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
     comparisons at the default width, all under one verification (module docstring); they
     join the pools `fixed.trunc` and `compare.ltz` take from.
 
-    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10, + 2 with ltz
-    masks (their pair products: `compare._pair_products`).
+    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10, + 4 with ltz
+    masks (their block products: `compare._block_products`).
     Bytes: those of `random_bits` on sum_f (l + kappa) * truncs[f] + (l + kappa) * ltz
-    bits, one `_reduce` of the MACed rows, the verification's, and one `_reduce` of 2 * 31
-    * ltz (the pair products).
+    bits, one `_reduce` of the MACed rows, the verification's, and the block products'.
     Raises: ParameterError (counts, f out of range), CheatingDetectedError."""
     plan: list[tuple[str, int, int, int]] = []  # (kind, f or ell, count, bits per element)
     for f, count in sorted(truncs.items()):
@@ -170,7 +169,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             vals.append(rlow.reshape(-1))
             parts.append((kind, par, count, b, rlow))
     macs, key = await mfix.verify_into_next_key(s, np.concatenate(vals))
-    pairs: list[tuple[np.ndarray, np.ndarray]] = []  # the ltz masks' pair products (P, Pm)
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []  # the ltz masks' block products (P, Pm)
     k = 0
     for kind, _, count, _, _ in parts:
         if kind == "trunc":
@@ -179,7 +178,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
         Rm = macs[k : k + rows.size * count].reshape(rows.size, count)
         k += (rows.size + 1) * count
         R = np.ascontiguousarray(bits_rows[len(pairs)])
-        pairs.append(await mcmp._pair_products(s, key, R, Rm))
+        pairs.append(await mcmp._block_products(s, key, R, Rm))
     k = 0
     for kind, par, count, b, extra in parts:
         if kind == "trunc":
