@@ -83,27 +83,28 @@ async def _logistic_job(s, size: int, repeat: int, params: dict) -> dict:
     s = dataclasses.replace(s, prep=prep)
     px, py = _e2e_inputs(op, size, s.n, s.pid, params)
     log: list = []
-    online, offline, counts, out = [], [], [], None
+    online, offline, counts, cpu, out = [], [], [], [], None
     for i in range(repeat + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if i > 0:
             await prep.replay(log)
-        dealer = time.perf_counter() - t0
+        dealer, cdealer = time.perf_counter() - t0, time.process_time() - c0
         await _barrier(s)
         prep.log = log if i == 0 else None
         before = s.stats.copy()
-        acc0 = list(s._state.ext.get(OFFLINE, [0.0, 0, 0]))
-        t1 = time.monotonic()
+        acc0 = list(s._state.ext.get(OFFLINE, [0.0, 0, 0, 0.0]))
+        t1, c1 = time.monotonic(), time.process_time()
         out = await _run_e2e(s, op, px, params)
-        t2 = time.monotonic()
+        t2, c2 = time.monotonic(), time.process_time()
         prep.log = None
-        acc = s._state.ext.get(OFFLINE, [0.0, 0, 0])
-        masks = acc[0] - acc0[0]
+        acc = s._state.ext.get(OFFLINE, [0.0, 0, 0, 0.0])
+        masks, cmasks = acc[0] - acc0[0], acc[3] - acc0[3]
         online.append((t1, t2 - masks))
         offline.append(dealer + masks)
+        cpu.append((cdealer + cmasks, c2 - c1 - cmasks))  # this process: offline, online CPU
         d = s.stats - before
         counts.append((d.rounds - (acc[1] - acc0[1]), d.bytes_sent - (acc[2] - acc0[2])))
-    return {"online": online, "offline": offline, "counts": counts,
+    return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
             **_check_e2e(s, op, px, py, out, params)}
 
 
@@ -130,9 +131,9 @@ async def malicious_job(s, op: str, size: int, repeat: int, params: dict | None 
     x = await inp(s, px if s.pid == 0 else None, 0, px.shape)
     y = await inp(s, py if s.pid == 1 else None, 1, py.shape)
     log: list = []
-    online, offline, counts, out = [], [], [], None
+    online, offline, counts, cpu, out = [], [], [], [], None
     for i in range(repeat + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if i > 0:
             await prep.replay(log)
         if op == "fixed_mul":  # the truncation masks: checked bits, verified (offline)
@@ -140,13 +141,14 @@ async def malicious_job(s, op: str, size: int, repeat: int, params: dict | None 
         if op == "compare":  # the comparison masks: checked bits, MACed rows, verified
             await mal.prepare_compare(s, size, "ltz")
         offline.append(time.perf_counter() - t0)
+        coff = time.process_time() - c0
         x = await mal.refresh(s, x)  # under this run's key (set-up, not timed)
         if op == "compare":  # x - y needs both under it
             y = await mal.refresh(s, y)
         await _barrier(s)
         prep.log = log if i == 0 else None
         before = s.stats.copy()
-        t1 = time.monotonic()
+        t1, c1 = time.monotonic(), time.process_time()
         if op == "fixed_mul":  # the product, then trunc with the prepared masks
             out = await mal.fixed_mul(s, x, y, FIX_F)
         elif op == "compare":  # [x < y] with the prepared masks
@@ -155,18 +157,19 @@ async def malicious_job(s, op: str, size: int, repeat: int, params: dict | None 
             out = await (mal.mul(s, x, y) if op == "mul" else mal.matmul(s, x, y))
         await mal.verify(s)
         online.append((t1, time.monotonic()))
+        cpu.append((coff, time.process_time() - c1))  # this process: offline, online CPU
         prep.log = None
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
     (got,) = await mal.open(s, out)
     if op == "fixed_mul":  # floor(x*y / 2^f) + u, u in {0, 1}, on the encodings
         diff = D.to_signed(got).astype(object) - ((D.to_signed(px).astype(object) * D.to_signed(py)) >> FIX_F)
-        return {"online": online, "offline": offline, "counts": counts,
+        return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
                 "correct": bool(np.isin(diff, (0, 1)).all()), "max_error": None}
     if op == "compare":
         want = (D.to_signed(px) < D.to_signed(py)).astype(np.int64)
-        return {"online": online, "offline": offline, "counts": counts,
+        return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
                 "correct": bool(np.array_equal(D.to_signed(got), want)), "max_error": None}
     want = D.mul(px, py) if op == "mul" else D.matmul(px, py)
-    return {"online": online, "offline": offline, "counts": counts,
+    return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
             "correct": bool(np.array_equal(got, want)), "max_error": None}

@@ -197,7 +197,7 @@ class Mersenne127(_VectorInv, PrimeField):
             fresh[:, 1] &= _M63
             flat[bad] = fresh
             bad = bad[(fresh[:, 1] == _M63) & (fresh[:, 0] == _M64)]
-        return self._pack(w[..., 0], w[..., 1])
+        return w.view(DT127).reshape(shape)  # (lo, hi) words are DT127's layout: no copy
 
     def check(self, x: np.ndarray) -> np.ndarray:
         super().check(x)

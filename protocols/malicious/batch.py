@@ -141,9 +141,10 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
     comparisons at the default width, all under one verification (module docstring); they
     join the pools `fixed.trunc` and `compare.ltz` take from.
 
-    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10.
+    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10, + 4 with ltz
+    masks (their block products: `compare._block_products`).
     Bytes: those of `random_bits` on sum_f (l + kappa) * truncs[f] + (l + kappa) * ltz
-    bits, one `_reduce` of the MACed rows, the verification's.
+    bits, one `_reduce` of the MACed rows, the verification's, and the block products'.
     Raises: ParameterError (counts, f out of range), CheatingDetectedError."""
     plan: list[tuple[str, int, int, int]] = []  # (kind, f or ell, count, bits per element)
     for f, count in sorted(truncs.items()):
@@ -158,16 +159,18 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
         plan.append(("ltz", ell, int(ltz), w + kappa + 1))
     if not plan:
         return
-    t0, before = time.perf_counter(), s.stats.copy()
+    t0, c0, before = time.perf_counter(), time.process_time(), s.stats.copy()
     await _prepare(s, plan, kappa)
     d = s.stats - before  # the offline share of a job's cost (smpc bench reports it so)
-    acc = s._state.ext.setdefault(OFFLINE, [0.0, 0, 0])
+    acc = s._state.ext.setdefault(OFFLINE, [0.0, 0, 0, 0.0])
     acc[0] += time.perf_counter() - t0
     acc[1] += d.rounds
     acc[2] += d.bytes_sent
+    acc[3] += time.process_time() - c0
 
 
-#: Session._state.ext key: [seconds, rounds, bytes sent] spent in prepare_batch (offline work)
+#: Session._state.ext key: [seconds, rounds, bytes sent, process CPU seconds] spent in
+#: prepare_batch (offline work; the CPU is the process's, exact when a party has its own)
 OFFLINE = "malicious-offline"
 #: random bits per xor_bits call in prepare_batch (about 1 GB of temporaries per party)
 BITS_CHUNK = 1 << 20
@@ -183,6 +186,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
     bits = np.concatenate([(await xor_bits(s, m)).x.data for m in chunks]) if len(chunks) > 1 \
         else (await xor_bits(s, total)).x.data
     vals: list[np.ndarray] = []
+    bits_rows: list[np.ndarray] = []  # the ltz masks' R
     parts: list[tuple[str, int, int, np.ndarray, np.ndarray]] = []  # kind, f/ell, count, b, extra
     k = 0
     rows = mcmp._mac_rows("ltz", w)
@@ -195,11 +199,22 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             parts.append((kind, par, count, b, hi))
         else:
             R = np.ascontiguousarray(b[:w])
+            bits_rows.append(R)
             rlow = _pow2_sum(D, R)
             vals.append(R[rows].reshape(-1))
             vals.append(rlow.reshape(-1))
             parts.append((kind, par, count, b, rlow))
     macs, key = await mfix.verify_into_next_key(s, np.concatenate(vals))
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []  # the ltz masks' block products (P, Pm)
+    k = 0
+    for kind, _, count, _, _ in parts:
+        if kind == "trunc":
+            k += count
+            continue
+        Rm = macs[k : k + rows.size * count].reshape(rows.size, count)
+        k += (rows.size + 1) * count
+        R = np.ascontiguousarray(bits_rows[len(pairs)])
+        pairs.append(await mcmp._block_products(s, key, R, Rm))
     k = 0
     for kind, par, count, b, extra in parts:
         if kind == "trunc":
@@ -215,8 +230,9 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             rlow_m = macs[k : k + count]
             k += count
             rr = _pow2_sum(D, b[w:])
+            P, Pm = pairs.pop(0)
             mcmp._pool(s).setdefault(("ltz", par, kappa), []).append(
-                mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key))
+                mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key, P, Pm))
 
 
 async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:

@@ -61,6 +61,7 @@ import numpy as np
 
 from network.errors import SmpcError
 from protocols.arith.domain import Domain, PrimeField
+from protocols.arith.mersenne127 import Mersenne127
 from protocols.core import _check_party
 from protocols.errors import (
     CheatingDetectedError,
@@ -307,6 +308,15 @@ async def _reduce(s: Session, z2t: np.ndarray, rt: np.ndarray, r2t: np.ndarray) 
 def _stack(F: Domain, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((2, *a.shape), dtype=F.dtype)
     out[0], out[1] = a, b
+    return out
+
+
+def _pair_prod(F: Domain, x: np.ndarray, rx: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(x*y, rx*y) stacked (2, *S) for shares of one shape S, written in place (no
+    temporaries): the degree-2t operand of a checked product's reduction."""
+    out = np.empty((2, *x.shape), dtype=F.dtype)
+    F.mul(x, y, out=out[0])
+    F.mul(rx, y, out=out[1])
     return out
 
 
@@ -623,7 +633,7 @@ async def mul(s: Session, x: MShare, y: MShare) -> MShare:
     x = await refresh(s, x)
     F = s.domain
     rt, r2t = await s.prep.double_randoms((2, *x.shape))
-    prod = _stack(F, F.mul(x.x.data, y.x.data), F.mul(x.rx.data, y.x.data))
+    prod = _pair_prod(F, x.x.data, x.rx.data, y.x.data)
     z, tag = await _reduce(s, prod, rt, r2t)
     _record(s, x.key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return MShare(Share(z[0], s), Share(z[1], s), x.key)
@@ -660,9 +670,30 @@ def coefficients(F: Domain, coin: np.ndarray, count: int) -> np.ndarray:
 
 def check_value(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray, r: np.ndarray) -> np.ndarray:
     """T = sum_k alpha_k rz_k - r * sum_k alpha_k z_k (on shares: a share of T; on values: T)."""
-    u = F.sum(F.mul(alphas, rz))
-    w = F.sum(F.mul(alphas, z))
+    u, w = check_sums(F, alphas, z, rz)
     return F.sub(u, F.mul(np.asarray(r).reshape(()), w))
+
+
+def check_sums(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_k alpha_k rz_k, sum_k alpha_k z_k), shape () each: over GF(2^127 - 1) with the
+    compiled kernels in one pass (`_jit.check_dots`), else by products and sums."""
+    if isinstance(F, Mersenne127) and F._kernels() is not None and alphas.size:
+        from protocols.malicious._jit import check_dots
+
+        def words(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a).reshape(-1).view(np.uint64)
+
+        a, zw, rzw = words(alphas), words(z), words(rz)
+        u = w = 0
+        acc = np.zeros(8, dtype=np.uint64)
+        step = 1 << 31  # limb sums of < 2^32 products fit in uint64
+        for k in range(0, alphas.size, step):
+            m = min(step, alphas.size - k)
+            check_dots(a[2 * k :], zw[2 * k :], rzw[2 * k :], m, acc)
+            limbs = [int(v) << (32 * (i % 4)) for i, v in enumerate(acc)]
+            u, w = u + sum(limbs[:4]), w + sum(limbs[4:])
+        return F.from_int(np.array(u % F.modulus, dtype=object)), F.from_int(np.array(w % F.modulus, dtype=object))
+    return F.sum(F.mul(alphas, rz)), F.sum(F.mul(alphas, z))
 
 
 def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.ndarray, bool]:
@@ -794,10 +825,12 @@ async def _verify(s: Session, ctx: _Ctx) -> None:
     if failed is None and pending:
         pending.sort(key=lambda p: p[0])  # the same order at every party
         alphas = coefficients(F, vals[1:2], sum(p[1].size for p in pending))
-        r, T, k = vals[0:1].reshape(()), F.zeros(()), 0
+        r, u, w, k = vals[0:1].reshape(()), F.zeros(()), F.zeros(()), 0
         for _, z, rz in pending:  # T is linear: summed per recorded pair, no concatenation
-            T = F.add(T, check_value(F, alphas[k : k + z.size], z, rz, r))
+            du, dw = check_sums(F, alphas[k : k + z.size], z, rz)
+            u, w = F.add(u, du), F.add(w, dw)
             k += z.size
+        T = F.sub(u, F.mul(r, w))  # check_value over every pair: one product by r
     else:
         T = F.zeros(())
     # the range checks (`input_many`): one v_o per party o, sent with T (no extra round)

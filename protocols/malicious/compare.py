@@ -12,7 +12,9 @@ Masks (`prepare_compare`, or made inline when none is prepared), for l-bit value
 
     ltz: w = l - 1 bits R_i, a (kappa + 1)-bit r'' (kappa + 1 more bits), r' = sum 2^i R_i
          c = open(x + 2^(l-1) + 2^w r'' + r')                        (no wrap: p > 2^(l+kappa+1))
-         u = BitLT(c mod 2^w, R) by the prefix (G, E)_hi o (G, E)_lo = (G_hi + E_hi G_lo, E_hi E_lo)
+         u = BitLT(c mod 2^w, R) by the prefix (G, E)_hi o (G, E)_lo = (G_hi + E_hi G_lo, E_hi E_lo),
+             its first two levels local (blocks of 4 positions) from the products of every
+             subset of >= 2 of a block's bits R_j, made offline
          a = 2^w u - r' + (c mod 2^w) = y mod 2^w;  ltz = 1 - (y - a) / 2^w
     eqz: w = l bits R_i, a kappa-bit r'', c = open(x + 2^(l-1) + 2^l r'' + r')
          eqz = prod_i (1 - (c*_i XOR R_i)),  c* = (c - 2^(l-1)) mod 2^l
@@ -22,22 +24,30 @@ verification before c is opened: c is opened only masked by bits known to be bit
 within statistical distance 2^-kappa of independent of x (a bit checked only after the
 opening could be a non-bit of a form its breaker knows up to the sign, stripping it from
 the mask before the abort). The rows that enter a product as its left operand or are added
-to a product (ltz: the odd positions and r'; eqz: the even positions) are MACed under the
-next epoch's key before that verification (fixed.verify_into_next_key); the others enter a
-product only as its right operand, whose MAC the product never uses ([x*y], [(r*x)*y]): a
+to a product (ltz: every position, as the first levels are computed locally from them,
+and r'; eqz: the even positions) are MACed under the next epoch's key before that
+verification (fixed.verify_into_next_key); ltz's block products P are then two checked
+products under that key (left operands with those MACs), checked at the verification that
+retires it like any online product (P enters only the BitLT, after c is opened, never a
+mask). The
+others enter a product only as its right operand, whose MAC the product never uses ([x*y], [(r*x)*y]): a
 product is checked against the value its right operand's shares define, and those are
 fixed, verified bits. c is opened with the consistency check (n = 2t + 1 degree-t shares:
 a changed share is seen by every honest party, reported at the next verification).
 
 Costs, for N elements, width w (ltz: w = l - 1 = 63, eqz: w = l = 64 by default), with
 prepared masks under the current key and e = domain.elem_bytes:
-    ltz  Rounds 1 + 2*ceil(log2 w) (13 for l = 64): the opening and one two-round DN07
-         product per prefix level;  products: 2*ceil(w'/2) per level w' > 2 (+1 at w' = 2)
+    ltz  Rounds 1 + 2*(ceil(log2 w) - 2) (9 for l = 64): the opening and one two-round
+         DN07 product per prefix level after the first two (local);  products: 2*ceil(w'/2)
+         per level w' > 2 (+1 at w' = 2) from w' = ceil(w/4): 29 per element for l = 64
+         (125 with every level online, as before the block products)
     eqz  Rounds 1 + 2*ceil(log2 w) (13 for l = 64);  products: ceil(w'/2) per level
     select Rounds 2 (one product);  relu: ltz + 2
 Bytes: (n - 1)*N*e for c plus each product's reduction (`chida18._reduce` on 2 * its
 element count). Offline (`prepare_compare`): (w + kappa + 1) (ltz) or (w + kappa) (eqz)
-checked random bits per element, one product for the MACed rows, one verification.
+checked random bits per element, one product for the MACed rows, one verification; ltz
+also 11 checked products per block of 4 mask bits (the pairs, then the triples and the
+quadruple: two more products, 4 rounds; 169 per element for l = 64).
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.arith.domain import Domain
+from protocols.arith.mersenne127 import Mersenne127
 from protocols.comparison.field import _one, _pow2_sum, _public_bits
 from protocols.errors import ParameterError
 from protocols.malicious.chida18 import (
@@ -55,9 +66,9 @@ from protocols.malicious.chida18 import (
     _Key,
     _key,
     _open_checked,
+    _pair_prod,
     _record,
     _reduce,
-    _stack,
     _state,
     mul,
     refresh,
@@ -75,7 +86,8 @@ KINDS = ("ltz", "eqz")
 @dataclass(eq=False)
 class _Masks:
     """Prepared masks for N comparisons: R (w, N) bit shares, the MACs of rows `rows`
-    (len(rows), N), the (N,) shares of r' and (ltz) its MAC, r'' (N,) (no MAC), the key."""
+    (len(rows), N), the (N,) shares of r' and (ltz) its MAC, r'' (N,) (no MAC), the key;
+    ltz also the block products P (`_block_products`: rows block by block) and their MACs Pm."""
 
     R: np.ndarray
     Rm: np.ndarray
@@ -83,17 +95,22 @@ class _Masks:
     rlow_m: np.ndarray | None
     rr: np.ndarray
     key: _Key
+    P: np.ndarray | None = None
+    Pm: np.ndarray | None = None
 
     @property
     def count(self) -> int:
         return self.R.shape[1]
 
+    def _part(self, sl: slice) -> _Masks:
+        def opt(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[..., sl]
+
+        return _Masks(self.R[:, sl], self.Rm[:, sl], self.rlow[sl], opt(self.rlow_m), self.rr[sl],
+                      self.key, opt(self.P), opt(self.Pm))
+
     def cut(self, k: int) -> tuple[_Masks, _Masks]:
-        a = _Masks(self.R[:, :k], self.Rm[:, :k], self.rlow[:k],
-                   None if self.rlow_m is None else self.rlow_m[:k], self.rr[:k], self.key)
-        b = _Masks(self.R[:, k:], self.Rm[:, k:], self.rlow[k:],
-                   None if self.rlow_m is None else self.rlow_m[k:], self.rr[k:], self.key)
-        return a, b
+        return self._part(slice(None, k)), self._part(slice(k, None))
 
 
 def _width(s: Session, kind: str, kappa: int, bits: int | None) -> tuple[int, int]:
@@ -110,10 +127,11 @@ def _width(s: Session, kind: str, kappa: int, bits: int | None) -> tuple[int, in
 
 
 def _mac_rows(kind: str, w: int) -> np.ndarray:
-    """Rows whose MAC the circuit uses (left operands and addends of the first level)."""
+    """Rows whose MAC the circuit uses: eqz the left operands of the product tree's first
+    level; ltz every row (its first BitLT levels are local: `_first_level`)."""
     if kind == "eqz":
         return np.arange(0, w, 2)
-    return np.arange(1, w, 2) if w > 1 else np.array([0])
+    return np.arange(w)
 
 
 def _pool(s: Session) -> dict[tuple[str, int, int], list[_Masks]]:
@@ -133,9 +151,11 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     docstring) MACed under the next epoch's key, one verification (which retires the
     current key: MShares made before must be `refresh`ed; mul does it for its left operand).
 
-    Rounds: `random_bits` 5 + 2 + verify 3 = 10, independent of count.
+    Rounds: `random_bits` 5 + 2 + verify 3 = 10 (eqz), + 4 for ltz's block products = 14,
+    independent of count.
     Bytes: `random_bits` of (w + kappa + 1)*count (ltz) or (w + kappa)*count (eqz), one
-    reduction of ceil(w/2)*count (+count for ltz's r'), the verification's.
+    reduction of ceil(w/2)*count (eqz) or (w + 1)*count (ltz: every row and r'), the
+    verification's; ltz: those of `_block_products` (the block products).
     Raises: ParameterError, CheatingDetectedError (a cheater caught in the bits)."""
     ell, w = _width(s, kind, kappa, bits)
     count = int(count)
@@ -154,7 +174,10 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     macs, key = await verify_into_next_key(s, vals)
     rlow_m = macs[-1] if kind == "ltz" else None
     Rm = macs[: rows.size]
-    _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key))
+    P = Pm = None
+    if kind == "ltz":
+        P, Pm = await _block_products(s, key, R, Rm)
+    _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key, P, Pm))
 
 
 async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
@@ -179,11 +202,13 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
     def cat(arrs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrs, axis=-1) if len(arrs) > 1 else arrs[0]
 
-    rlow_m = None
+    rlow_m = P = Pm = None
     if kind == "ltz":
         rlow_m = cat([p.rlow_m for p in parts if p.rlow_m is not None])
+        P = cat([p.P for p in parts if p.P is not None])
+        Pm = cat([p.Pm for p in parts if p.Pm is not None])
     out = _Masks(cat([p.R for p in parts]), cat([p.Rm for p in parts]), cat([p.rlow for p in parts]),
-                 rlow_m, cat([p.rr for p in parts]), parts[0].key)
+                 rlow_m, cat([p.rr for p in parts]), parts[0].key, P, Pm)
     key = await _key(s)
     if any(p.key is not key for p in parts):  # a verification ran since: re-MAC the rows
         rows = _mac_rows(kind, out.R.shape[0])
@@ -191,6 +216,8 @@ async def _take(s: Session, kind: str, N: int, ell: int, kappa: int) -> _Masks:
         out.Rm = (await refresh(s, old)).rx.data
         if kind == "ltz":
             out.rlow_m = (await refresh(s, MShare(Share(out.rlow, s), Share(out.rlow, s), old.key))).rx.data
+            assert out.P is not None
+            out.Pm = (await refresh(s, MShare(Share(out.P, s), Share(out.P, s), old.key))).rx.data
         out.key = key
     return out
 
@@ -200,7 +227,7 @@ async def _pmul(s: Session, key: _Key, lv: np.ndarray, lm: np.ndarray, rv: np.nd
     """Checked products of (lv, lm) (an MShare's shares) with shared values rv: one DN07
     reduction of ([lv*rv], [lm*rv]), recorded for the verification. 2 rounds."""
     F = s.domain
-    z, tag = await _reduce(s, _stack(F, F.mul(lv, rv), F.mul(lm, rv)), *await s.prep.double_randoms((2, *lv.shape)))
+    z, tag = await _reduce(s, _pair_prod(F, lv, lm, rv), *await s.prep.double_randoms((2, *lv.shape)))
     _record(s, key, tag, z[0].reshape(-1), z[1].reshape(-1))
     return z[0], z[1]
 
@@ -263,6 +290,186 @@ async def _prod_tree(s: Session, key: _Key, E: np.ndarray, Em: np.ndarray) -> tu
     return E[0], Em[0]
 
 
+#: ltz's first BitLT levels are local over blocks of this many positions (2 levels), from the
+#: products of every subset of >= 2 of a block's mask bits made offline (`_block_products`)
+BLOCK = 4
+
+
+def _block_monos(k: int) -> list[int]:
+    """The monomials of a block of k positions made offline, as bit masks of positions:
+    every subset of >= 2 of them, by degree then mask (k = 4: 6 pairs, 4 triples, 1 quad)."""
+    return sorted((m for m in range(1 << k) if bin(m).count("1") >= 2), key=lambda m: (bin(m).count("1"), m))
+
+
+def _blocks(w: int) -> list[tuple[int, int]]:
+    """(first position, size) of each block of a width-w BitLT, lowest first."""
+    return [(b, min(BLOCK, w - b)) for b in range(0, w, BLOCK)]
+
+
+def _block_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coefG, coefE), each (2^k patterns, 2^k monomials) int64: a block's (G, E) = the
+    prefix of its positions (G_hi + E_hi G_lo, E_hi E_lo, lowest first) with G_j = (1 - c_j)
+    R_j and E_j = 1 - (c_j XOR R_j), expanded over the monomials prod_{j in mask} R_j (mask 0:
+    the constant 1) for the public bits c (pattern bit j = c_j): multilinear, as the R_j are
+    distinct variables."""
+    def mul(x: dict[int, int], y: dict[int, int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for mx, cx in x.items():
+            for my, cy in y.items():
+                out[mx | my] = out.get(mx | my, 0) + cx * cy
+        return out
+
+    def add(x: dict[int, int], y: dict[int, int]) -> dict[int, int]:
+        out = dict(x)
+        for m, c in y.items():
+            out[m] = out.get(m, 0) + c
+        return out
+
+    cg = np.zeros((1 << k, 1 << k), dtype=np.int64)
+    ce = np.zeros((1 << k, 1 << k), dtype=np.int64)
+    for pat in range(1 << k):
+        G: dict[int, int] = {}
+        E: dict[int, int] = {0: 1}
+        for j in range(k):
+            c = (pat >> j) & 1
+            Gj = {} if c else {1 << j: 1}
+            Ej = {1 << j: 1} if c else {0: 1, 1 << j: -1}
+            G, E = add(Gj, mul(Ej, G)), mul(Ej, E)
+        for m, c in G.items():
+            cg[pat, m] = c
+        for m, c in E.items():
+            ce[pat, m] = c
+    return cg, ce
+
+
+async def _block_products(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The offline half of ltz's first BitLT levels: for every block (`_blocks`), the
+    products of each subset of >= 2 of its mask bits (`_block_monos`), rows block by block,
+    with their MACs under `key`: the pairs by one checked product (left operands R_b with
+    their MACs), then the triples (pair {b, c} times R_a) and the quadruple (pair {2, 3} times
+    pair {0, 1}) by a second, each recorded for the verification that retires `key` like
+    any product.
+    Rounds: 4 (2 if no block has 3 positions).  Bytes: `_reduce` of 2 * 6 * N, then of
+    2 * 5 * N, per block of 4.   Returns (P, Pm), (rows, N)."""
+    D = s.domain
+    N = R.shape[1]
+    pairs: list[tuple[int, int]] = []  # (low position, high position)
+    higher: list[tuple[int, int, int]] = []  # (index of the pair (left), right: position or ~pair index)
+    rows: list[tuple[str, int]] = []  # per output row: ("p", pair index) or ("h", higher index)
+    for b0, k in _blocks(R.shape[0]):
+        idx: dict[int, int] = {}
+        for m in _block_monos(k):
+            js = [j for j in range(k) if m >> j & 1]
+            if len(js) == 2:
+                idx[m] = len(pairs)
+                rows.append(("p", len(pairs)))
+                pairs.append((b0 + js[0], b0 + js[1]))
+            elif len(js) == 3:  # pair of the top two times the lowest bit
+                rows.append(("h", len(higher)))
+                higher.append((idx[(1 << js[1]) | (1 << js[2])], b0 + js[0], 0))
+            else:  # {0, 1, 2, 3}: pair {2, 3} times pair {0, 1}
+                rows.append(("h", len(higher)))
+                higher.append((idx[0b1100], idx[0b0011], 1))
+    if not pairs:
+        return D.zeros((0, N)), D.zeros((0, N))
+    lo = np.array([p[0] for p in pairs])
+    hi = np.array([p[1] for p in pairs])
+    Pv, Pm = await _pmul(s, key, np.ascontiguousarray(R[hi]), np.ascontiguousarray(Rm[hi]), np.ascontiguousarray(R[lo]))
+    if higher:
+        left = np.array([h[0] for h in higher])
+        right = np.empty((len(higher), N), dtype=D.dtype)
+        for i, (_, r, is_pair) in enumerate(higher):
+            right[i] = Pv[r] if is_pair else R[r]
+        Hv, Hm = await _pmul(s, key, np.ascontiguousarray(Pv[left]), np.ascontiguousarray(Pm[left]), right)
+    out, outm = D.zeros((len(rows), N)), D.zeros((len(rows), N))
+    for i, (kind, j) in enumerate(rows):
+        out[i], outm[i] = (Pv[j], Pm[j]) if kind == "p" else (Hv[j], Hm[j])
+    return out, outm
+
+
+def _first_level(s: Session, key: _Key, m: _Masks, cb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ltz's first two BitLT levels without communication: a block of k <= BLOCK positions'
+    (G, E) is, for public c, a combination with small integer coefficients (`_block_table`,
+    chosen by the block's k bits of c) of the monomials 1, R_j and the offline products P of
+    >= 2 of its bits; their MACs are the same combination of r, r R_j and r P (MACs are
+    linear). Returns (G, Gm, E, Em), each (ceil(w / BLOCK), N). Over GF(2^127 - 1) with the
+    compiled kernels: one pass of `_jit.block_level` per block size and component (numpy
+    selections of 16-byte elements are slow)."""
+    D = s.domain
+    R, P, Pm = m.R, m.P, m.Pm
+    assert P is not None and Pm is not None
+    Rm = m.Rm if m.Rm.shape == R.shape else _full_macs(s, m, "ltz")
+    if not (isinstance(D, Mersenne127) and D._kernels() is not None):
+        return _first_level_np(s, key, R, Rm, P, Pm, cb)
+    from protocols.malicious._jit import block_level
+
+    w, N = R.shape
+    blocks = _blocks(w)
+    cb8 = np.ascontiguousarray(cb, dtype=np.uint8)
+    outs = []
+    for Rx, Px, one in ((R, P, _one(s)), (Rm, Pm, key.r)):
+        G, E = D.zeros((len(blocks), N)), D.zeros((len(blocks), N))
+        Gw, Ew = G.view(np.uint64).reshape(len(blocks), N, 2), E.view(np.uint64).reshape(len(blocks), N, 2)
+        Rw, Pw, ow = _u64(Rx), _u64(Px) if Px.shape[0] else np.zeros((1, N, 2), np.uint64), \
+            _u64(np.asarray(one).reshape(1))[0]
+        i = row = 0
+        while i < len(blocks):  # runs of equal block size: full blocks, then the remainder
+            k = blocks[i][1]
+            j = i
+            while j < len(blocks) and blocks[j][1] == k:
+                j += 1
+            cg, ce = _block_table(k)
+            monos = _block_monos(k)
+            midx = np.full(1 << k, -1, dtype=np.int64)  # 1: -1, R_j: -(j + 2), P row: its index
+            for jj in range(k):
+                midx[1 << jj] = -(jj + 2)
+            for t, mm in enumerate(monos):
+                midx[mm] = t
+            block_level(Rw, Pw, cb8, ow, cg, ce, midx, blocks[i][0], row, len(monos), k, j - i,
+                        Gw[i:j], Ew[i:j])
+            row += (j - i) * len(monos)
+            i = j
+        outs += [G, E]
+    return outs[0], outs[2], outs[1], outs[3]
+
+
+def _u64(a: np.ndarray) -> np.ndarray:
+    """A DT127 array's (lo, hi) words, shape (*a.shape, 2) (a copy only if not contiguous)."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint64).reshape(*a.shape, 2)
+
+
+def _first_level_np(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray, P: np.ndarray,
+                    Pm: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_first_level` by field products with the per-element coefficients (any field; the
+    reference of the compiled one)."""
+    D = s.domain
+    w, N = R.shape
+    blocks = _blocks(w)
+    outs = []
+    for Rx, Px, one in ((R, P, _one(s)), (Rm, Pm, key.r)):
+        G, E = D.zeros((len(blocks), N)), D.zeros((len(blocks), N))
+        row = 0
+        for bi, (b0, k) in enumerate(blocks):
+            cg, ce = _block_table(k)
+            monos = _block_monos(k)
+            pat = sum(cb[b0 + j].astype(np.int64) << j for j in range(k))
+            vals = {0: np.ascontiguousarray(np.broadcast_to(one, (N,)))}
+            for j in range(k):
+                vals[1 << j] = Rx[b0 + j]
+            for t, mm in enumerate(monos):
+                vals[mm] = Px[row + t]
+            row += len(monos)
+            for tab, out in ((cg, G), (ce, E)):
+                acc = D.zeros((N,))
+                for mm, v in vals.items():
+                    acc = D.add(acc, D.mul(np.ascontiguousarray(v), D.from_int(tab[pat, mm].astype(object))))
+                out[bi] = acc
+        outs += [G, E]
+    G, E, Gm, Em = outs
+    return G, Gm, E, Em
+
+
 def _xnor(s: Session, key: _Key, R: np.ndarray, Rm: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1 - (c_i XOR R_i) = (R_i if c_i else 1 - R_i), and its MAC (r*R or r - r*R)."""
     D = s.domain
@@ -292,8 +499,8 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
 
     Shapes: x: S; returns S.   Range: |x| < 2^(l-1), l = bits (2 <= bits <= value_bits) or
     value_bits(domain) (64 on GF(2^127 - 1)); outside it the result is wrong.
-    Rounds: 1 + 2*ceil(log2(l - 1)) (13 for l = 64) with prepared masks under the current
-    key; + `prepare_compare` (10) + 2 (refreshing x) if none is prepared.
+    Rounds: 1 + 2*(ceil(log2(l - 1)) - 2) (9 for l = 64) with prepared masks under the
+    current key; + `prepare_compare` (14) + 2 (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError (at the verification before any output)."""
     _check(s, x)
     ell, w = _width(s, "ltz", kappa, bits)
@@ -306,12 +513,7 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
     c = await _open_masked(s, masked)
     c_low = public_low_bits(D, c, w)
     cb = _public_bits(c_low, w)
-    Rm = _full_macs(s, m, "ltz")
-    G, Gm = m.R.copy(), Rm.copy()
-    zero = D.zeros(())
-    np.copyto(G, zero, where=cb)
-    np.copyto(Gm, zero, where=cb)
-    E, Em = _xnor(s, key, m.R, Rm, cb)
+    G, Gm, E, Em = _first_level(s, key, m, cb)
     uv, um = await _prefix_lt(s, key, G, Gm, E, Em)
     assert m.rlow_m is not None
     u = MShare(Share(uv, s), Share(um, s), key)

@@ -49,7 +49,7 @@ async def piecewise_sigmoid_raw(s: Session, z_raw: MShare, f: int) -> MShare:
     """SecureML's sigmoid of z given with 2f fractional bits, output with f bits, as
     protocols.apps.ml.sgd.piecewise_sigmoid_raw: p = u - b1 u - b2 u + b2 with u = trunc(z) +
     1/2, b1 = [z < -1/2], b2 = [z > 1/2] (one batch of two ltz on the untruncated z).
-    Rounds: ltz 13 + trunc 1 + product 2 = 16 with prepared masks under the current key.
+    Rounds: ltz 9 + trunc 1 + product 2 = 12 with prepared masks under the current key.
     Range: |z_raw| < 2^62 (ltz's l = 64 on GF(2^127 - 1))."""
     h2 = 1 << (2 * f - 1)
     h, one = 1 << (f - 1), 1 << f
@@ -85,7 +85,7 @@ async def inv_sqrt(s: Session, x: MShare, f: int = DEFAULT_F) -> MShare:
     algorithm [AS19]: normalisation y = x 2^-2e in [1/4, 1), Newton-Raphson
     w <- w (3/2 - (y/2) w^2) from 2.13 - 1.215 y, three iterations with f + 8 bits.
     Error: |inv_sqrt~(x) - x^-1/2| <= 2e-5 x^-1/2 + 2^-f (as the semi-honest version).
-    Rounds: ltz 13 + 2 + 2 + 1 + 1 + 3 * (2 + 1 + 2 + 1 + 2 + 1) + 2 + 1 = 49 with masks
+    Rounds: ltz 9 + 2 + 2 + 1 + 1 + 3 * (2 + 1 + 2 + 1 + 2 + 1) + 2 + 1 = 45 with masks
     prepared under the current key (more when masks are prepared inline).
     Preprocessing: 25 comparisons and 13 truncations per element."""
     f3 = f + 8

@@ -345,8 +345,9 @@ def test_security_malicious_refuses_what_it_lacks():
     with pytest.raises(MaliciousUnsupportedError):
         bench.measure("sigmoid", 4, scheme="shamir", security="malicious", repeat=1)
     rec = bench.measure("compare", 4, scheme="shamir", security="malicious", repeat=1)
-    # online: the opening of c 1, the BitLT prefix 6 levels of 2, verify 3
-    assert rec["correct"] and rec["rounds"] == 1 + 12 + 3
+    # online: the opening of c 1, the BitLT prefix 4 levels of 2 (the first two levels are
+    # local from the offline block products), verify 3
+    assert rec["correct"] and rec["rounds"] == 1 + 8 + 3
     rec = bench.measure("fixed_mul", 5, scheme="shamir", security="malicious", repeat=1)
     # online: the product 2, the truncation's opening 1 (masks prepared offline), verify 3
     assert rec["correct"] and rec["rounds"] == 2 + 1 + 3 and rec["offline_seconds"] > 0

@@ -83,13 +83,15 @@ def _reduce_bytes(M: int, n: int, pid: int) -> int:
 
 
 def _levels(kind: str, w: int) -> list[int]:
-    """Product rows per level (ltz: BitLT prefix, eqz: product tree)."""
+    """Product rows per online level (ltz: BitLT prefix, whose first two levels are local
+    from the offline block products, so it starts at width ceil(w / 4); eqz: product tree)."""
     rows = []
     if kind == "eqz":
         while w > 1:
             rows.append((w + 1) // 2)
             w = (w + 1) // 2
         return rows
+    w = -(-w // mc.BLOCK)
     while w > 2:
         rows.append(2 * ((w + 1) // 2))
         w = (w + 1) // 2
@@ -98,13 +100,15 @@ def _levels(kind: str, w: int) -> list[int]:
 
 @pytest.mark.parametrize("kind,bits", [("ltz", None), ("eqz", None), ("ltz", 17), ("eqz", 32)])
 def test_rounds_and_bytes_exact(kind, bits):
-    """With prepared masks under the current key: Rounds 1 + 2 * levels (13 for l = 64),
-    Bytes: the opening of c ((n - 1) N e) and one reduction of 2 * rows * N per level."""
+    """With prepared masks under the current key: Rounds 1 + 2 * levels (ltz 9 for l = 64:
+    the first two BitLT levels are local; eqz 13), Bytes: the opening of c ((n - 1) N e) and
+    one reduction of 2 * rows * N per level (ltz 29 products per element, 125 before the
+    block products moved the first two levels offline)."""
     N = 6
     xv = X[[0, 1, 2, 3, 4, 9]]  # within 17 bits
     ell = 64 if bits is None else bits
     w = ell - 1 if kind == "ltz" else ell
-    assert sum(_levels("ltz", 63)) == 125 and sum(_levels("eqz", 64)) == 63
+    assert sum(_levels("ltz", 63)) == 29 and sum(_levels("eqz", 64)) == 63
 
     async def job(s):
         D = s.domain
@@ -123,7 +127,8 @@ def test_rounds_and_bytes_exact(kind, bits):
     levels = _levels(kind, w)
     want = (xv < 0) if kind == "ltz" else (xv == 0)
     for pid, (rounds, nbytes, v) in enumerate(res):
-        assert rounds == 1 + 2 * len(levels) == 1 + 2 * int(np.ceil(np.log2(w)))
+        first = 2 if kind == "ltz" else 0  # ltz: the first two levels are local
+        assert rounds == 1 + 2 * len(levels) == 1 + 2 * (int(np.ceil(np.log2(w))) - first)
         assert nbytes == 2 * N * E + sum(_reduce_bytes(2 * r * N, 3, pid) for r in levels)
         assert np.array_equal(v, want.astype(np.int64))
 
@@ -162,7 +167,9 @@ def test_bad_parameters():
 async def ltz_job(s):
     D = s.domain
     x = await mal.input(s, D.from_int(X) if s.pid == 0 else None, 0, X.shape, bits=64)
-    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs; #5 refresh x
+    # mking#0 the input, #1 its range check; inline prepare_compare: #2 a, #3 a^2, #4 MACs,
+    # #5 the block pair products, #6 the triples and quadruples; #7 refresh x; #8-#11 the
+    # BitLT prefix's online levels (16 .. 2)
     z = await mc.ltz(s, x)
     (v,) = await mal.open(s, z)
     return v
@@ -192,7 +199,11 @@ async def select_job(s):
     (ltz_job, ("mbits", [1]), "open"),  # its share of an opened square
     (ltz_job, ("mking#4", [0]), "mac"),  # the next key's MAC of a prefix row
     (ltz_job, ("mcmp", [0]), "open"),  # its share of the opened masked value c
-    (ltz_job, ("mking#6", [0]), "mac"),  # a reshare in the BitLT prefix's first level
+    (ltz_job, ("mking#5", [0]), "mac"),  # an offline pair product of a block's bits (local first levels)
+    (ltz_job, ("mking#5", [1]), "mac"),  # the same, to the other honest party
+    (ltz_job, ("mking#6", [0]), "mac"),  # an offline triple / quadruple product of a block's bits
+    (ltz_job, ("mking#7", [0]), "mac"),  # the refresh of x
+    (ltz_job, ("mking#8", [0]), "mac"),  # a reshare in the BitLT prefix's first online level
     (ltz_job, ("mking#11", None), "mac"),  # the prefix's last product (w = 2)
     (eqz_job, ("mking#7", [0]), "mac"),  # a reshare in the EQZ product tree
     (eqz_job, ("mcmp", [1]), "open"),
@@ -234,5 +245,45 @@ def test_select_and_relu_rounds_and_bytes_exact():
     lt_bytes = [2 * N * E + sum(_reduce_bytes(2 * r * N, 3, p) for r in _levels("ltz", 63)) for p in range(3)]
     for pid, (r1, b1, r2, b2, zv, rv) in enumerate(res):
         assert (r1, b1) == (2, _reduce_bytes(2 * N, 3, pid))
-        assert (r2, b2) == (13 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
+        assert (r2, b2) == (9 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
         assert np.array_equal(zv, np.minimum(XS[:N], YS[:N])) and np.array_equal(rv, np.maximum(XS[:N], 0))
+
+
+@pytest.mark.parametrize("w", [63, 16, 6, 5, 2, 1])
+def test_first_levels_compiled_equal_numpy_and_the_prefix_rule(w):
+    """ltz's local first BitLT levels (blocks of 4 positions): the compiled kernel equals the
+    numpy reference (values and MACs, full and remainder blocks), and on plain bits both
+    equal the prefix rule (G_hi + E_hi G_lo, E_hi E_lo) over each block, with G_j = (1 - c_j)
+    R_j, E_j = 1 - (c_j XOR R_j)."""
+    N = 40
+    g = np.random.default_rng(w)  # test data only
+    Rb = g.integers(0, 2, (w, N))
+    cb = g.integers(0, 2, (w, N)).astype(bool)
+    monos = [(b0, k, mm) for b0, k in mc._blocks(w) for mm in mc._block_monos(k)]
+    Pb = np.array([np.prod([Rb[b0 + j] for j in range(k) if mm >> j & 1], axis=0) for b0, k, mm in monos],
+                  dtype=np.int64).reshape(len(monos), N)
+
+    async def job(s):
+        D = s.domain
+        key = await mc._key(s)
+        rng = CryptoRNG.from_seed(b"first-level", w)
+        m = mc._Masks(D.from_int(Rb), D.random(rng, (w, N)), D.zeros((N,)), D.zeros((N,)), D.zeros((N,)),
+                      key, D.from_int(Pb), D.random(rng, (len(monos), N)))
+        jit = mc._first_level(s, key, m, cb)
+        ref = mc._first_level_np(s, key, m.R, m.Rm, m.P, m.Pm, cb)
+        return [D.to_int(a) for a in jit], [D.to_int(a) for a in ref]
+
+    res = mpc.run_local(3, job, scheme="shamir", security="malicious").results
+    Gb, Eb = (1 - cb) * Rb, np.where(cb, Rb, 1 - Rb)
+    want_G, want_E = [], []
+    for b0, k in mc._blocks(w):
+        G, E = Gb[b0], Eb[b0]
+        for j in range(1, k):
+            G, E = Gb[b0 + j] + Eb[b0 + j] * G, Eb[b0 + j] * E
+        want_G.append(G)
+        want_E.append(E)
+    for jit, ref in res:
+        for a, b in zip(jit, ref, strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(jit[0].astype(np.int64), np.array(want_G))
+        assert np.array_equal(jit[2].astype(np.int64), np.array(want_E))

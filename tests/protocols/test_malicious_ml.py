@@ -171,6 +171,8 @@ def _first(log, prefix):
     ("comparison", lambda log: (_first(log, "mcmp#"), [1]), "open"),
     # a product inside the first comparison's prefix circuit (after its opening)
     ("comparison product", lambda log: (_after(log, _first(log, "mcmp#"), "mking#"), None), "mac"),
+    # the last iteration comparison's final product (the model-changing cheat below)
+    ("comparison result", lambda log: (_cmp_last(log), None), "mac"),
 ])
 def test_cheater_in_training_caught(training_tags, what, pick, check):
     """Party 2 adds 1 to one field element of one message: every honest party raises
@@ -193,9 +195,20 @@ def test_cheater_in_input_caught():
     assert all(isinstance(errs[p], CheatingDetectedError) for p in (0, 1)), errs
 
 
+def _cmp_last(log):
+    """The last product of the last iteration's comparison (its BitLT's final G product, an
+    error of 1 in the ltz bit): the last king reduction before that iteration's sigmoid
+    truncation mtrunc#4."""
+    end = log.index("mtrunc#4")
+    return [t for t in log[:end] if t.startswith("mking#")][-1]
+
+
 def test_cheat_without_the_check_changes_the_model(training_tags, monkeypatch):
-    """The product cheat is effective: with the verification disabled (a broken compiler),
-    the released model differs from the honest one. This is what the check prevents."""
+    """A product cheat is effective: with the verification disabled (a broken compiler),
+    the released model differs from the honest one; without the cheat it equals it (so the
+    difference is the cheat's, not the disabled check's). This is what the check prevents.
+    (The gradient product's cheat adds 2^-32 to a gradient, below the model's rounding; the
+    test once passed on the disabled check alone, which shifted the finish's inline masks.)"""
     from protocols.malicious import chida18, fixed
 
     async def no_check(s):
@@ -206,7 +219,10 @@ def test_cheat_without_the_check_changes_the_model(training_tags, monkeypatch):
     log, honest = training_tags
     monkeypatch.setattr(chida18, "verify", no_check)
     monkeypatch.setattr(fixed, "verify", no_check)
-    res, errs, _ = run(logistic_job, cheat=(_grad(log), None))
+    same, errs, _ = run(logistic_job)
+    assert errs == [None] * 3
+    assert np.array_equal(same[0][0], honest[0][0]) and same[0][1] == honest[0][1]
+    res, errs, _ = run(logistic_job, cheat=(_cmp_last(log), None))
     assert errs == [None] * 3
     assert not np.allclose(res[0][0], honest[0][0], atol=0, rtol=0) or res[0][1] != honest[0][1]
 

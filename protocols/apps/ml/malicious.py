@@ -23,8 +23,9 @@ bits differ only where the probabilistic truncation's random rounding does):
   verification, 10 rounds; "offline"), after which the long-lived MShares (X, y, w) are
   re-keyed in one reduction;
 - the per-party input shapes are agreed by an echo-checked broadcast (`batch.agree_ints`).
-Rounds per SGD iteration with prepared masks: matmul 2 + sigmoid 16 (ltz 13, trunc 1,
-product 2) + matmul 2 + trunc 1 = 21 (squared loss: 6).
+Rounds per SGD iteration with prepared masks: matmul 2 + sigmoid 12 (ltz 9, trunc 1,
+product 2) + matmul 2 + trunc 1 = 17 (squared loss: 6). The final model's truncations
+(`finish`) have their masks prepared in one batch too (`finish_truncs`).
 Inputs are range-checked under MPC (issue 16; `input_all`): X and the moments/statistics with
 widths derived from f and the sum lengths (`range_bits`, `rows_bits`, `moment_bits`; the
 vertical 1/sd with ISTD_EXTRA more fractional bits), 0/1 labels and presence flags as one
@@ -508,6 +509,15 @@ async def sgd(
     return w
 
 
+def finish_truncs(istd_f: int, f: int, d: int, feature_scale: Any = None) -> dict[int, int]:
+    """{f: count} of the truncations `finish` makes, for `prepare_batch`."""
+    t = {istd_f: d}
+    t[f] = t.get(f, 0) + 1
+    if feature_scale is not None:
+        t[f + 20] = t.get(f + 20, 0) + d
+    return t
+
+
 async def finish(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f: int, w0: MShare, f: int,
                  feature_scale: Any = None, *, bounds: tuple[float, float, float] | None = None
                  ) -> tuple[MShare, MShare]:
@@ -664,6 +674,7 @@ async def fit_sgd(s: Session, model: str, X_local: np.ndarray | None, y_local: n
     plan = sgd_schedule_plan(s, P.N, P.d, **params)
     w = await sgd(s, P.X, P.y, **params)
     d = P.d
+    await prepare_batch(s, finish_truncs(P.istd_f, f, d, scale))  # else `trunc` makes them inline
     w, mu, istd = await refresh_many(s, w, P.mu, P.istd)
     coef, intercept = await finish(s, w[:d], mu, istd, P.istd_f, w[d], f, scale,
                                    bounds=(plan.w_bound, P.istd_bound, P.mu_bound))
