@@ -203,6 +203,9 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         from mpc.node import fraud_mjobs
 
         return await fraud_mjobs.fraud_aggregate(ctx)
+    from mpc.node.fraud_mjobs import _noise
+
+    _noise(ctx, len(p["groups"]))  # the DP noise's caps, checked before any input
     if horizontal(ctx.manifest):
         return await _aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])

@@ -170,3 +170,42 @@ def test_malicious_vertical_fraud_aggregate_with_dp_noise(signer):  # noqa: F811
         rel = np.round(res[0]["released"]).astype(bool)
         diffs.append(np.abs(got[rel] - np.array(exact)[rel]).sum())
     assert sum(diffs) > 0, diffs
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_noise_of_many_groups_refused_before_any_input(signer, security):  # noqa: F811
+    """review3 (issue 16): 4096 groups (MAX_GROUPS) with the Gaussian at epsilon 0.006
+    (sigma ~1800 per count, within the per-sample table cap): 8192 samples of 14,650
+    comparisons, ~1.2e8 in one batch (~2.4 TB at ~20 KB each in malicious mode). Before, the
+    malicious job checked one sample only, after scoring and every input, and the semi-honest
+    one not at all: both went on to draw it. Now JobParameterError on every party before any
+    round. (Not run on main: it would exhaust the machine's memory.)"""
+    from mpc.node.fraud_jobs import MAX_GROUPS
+    from mpc.node.jobs import JobParameterError
+
+    X, g = _data()
+    params = {**PARAMS, "groups": list(range(MAX_GROUPS))}
+    m = sign_manifest({"computation": "fraud_aggregate", "idempotency_key": "mh",
+                       "recipients": ["analyst"], "parameters": params,
+                       "consortium": "demo", "not_after": 4102444800,
+                       "inputs": {f"bank{i}": {"source": "tx", "columns": ["a", "b"]}
+                                  for i in range(3)}}, signer[1])
+    dp = {"epsilon": 0.006, "delta": 1e-6, "mechanism": "gaussian"}
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=1, dp=dp)
+        try:
+            await REGISTRY["fraud_aggregate"].run(ctx)
+        except JobParameterError as e:
+            return "refused", "in all" in str(e), s.stats.rounds
+        return "ran", None, s.stats.rounds
+
+    if security == "malicious":
+        res, errs, _ = run(job)
+        assert errs == [None] * 3, errs
+    else:
+        import mpc
+
+        res = mpc.run_local(3, job).results
+    assert res == [("refused", True, 0)] * 3, res

@@ -120,3 +120,66 @@ def test_check_noise_cap():
     with pytest.raises(dp.NoiseRangeError):
         dp.gaussian_table(big.scale ** 2)
     dp.check_noise(dp.calibrate("laplace", 0.01, 0.0, 2**16 * 1e6))  # laplace: log-size digits
+
+
+def test_laplace_digits_non_finite_scales_and_total_comparisons_capped():
+    """review3 (issue 16): check_noise checked only the Gaussian's table per sample. A Laplace
+    scale of 6.5e22 (epsilon 1e-12 on a sum bounded by 1e6) needs L = 81 digits: the
+    malicious fraud job drew it after every input and failed with OverflowError (digit
+    weights 2^j in int64, L >= 64); at L = 63 its noise could leave the comparisons' range
+    |v| < 2^63 (the k-suppression compares noisy counts); an infinite scale (a peer's bounds
+    of 1e305) passed too; the stated std of a scale above ~1e16 divided by zero; and 2K
+    samples of a table under the per-sample cap (K = 4096 groups, sigma ~ 1800) are ~1.2e8
+    comparisons, far beyond a node's memory (~20 KB each per party in malicious mode)."""
+    from protocols.apps import dp
+
+    a = np.exp(-1.0)
+    lap1 = dp.Noise("laplace", 1.0, 1.0, 1.0, 0.0, 0.5)
+    assert dp.noise_comparisons(lap1) == 8 and dp.noise_comparisons(lap1, 10) == 80  # L = 6
+    assert dp.noise_comparisons([lap1, dp.calibrate("laplace", 1.0, 0.0, 1000.0)]) == 2 * 18
+    assert dp.noise_comparisons(dp.Noise("gaussian", 4.0, 1.0, 1.0, 1e-6, 0.1)) == 35 == \
+        len(dp.gaussian_table(16))
+    assert lap1.std() == pytest.approx(np.sqrt(2 * a) / (1 - a))
+    huge = dp.Noise("laplace", 1e17, 1.0, 1.0, 0.0, 0.5)  # L = 62: within the cap
+    dp.check_noise(huge)
+    assert huge.std() == pytest.approx(np.sqrt(2) * 1e17)  # 1 - exp(-1e-17) was 0.0
+    with pytest.raises(dp.NoiseRangeError, match="digits"):
+        dp.check_noise(dp.calibrate("laplace", 1e-12, 0.0, 2**16 * 1e6))
+    dp.check_noise(dp.Noise("laplace", 2.0**62 / 48, 1.0, 1.0, 0.0, 0.5))  # L = 62: the cap
+    with pytest.raises(dp.NoiseRangeError):
+        dp.check_noise(dp.Noise("laplace", 2.0**63 / 48, 1.0, 1.0, 0.0, 0.5))  # L = 63
+    with pytest.raises(dp.NoiseRangeError, match="cannot be drawn"):
+        dp.check_noise(dp.calibrate("laplace", 1.0, 0.0, float("inf")))
+    g = dp.calibrate("gaussian", 0.006 / 2, 1e-6 / 2, 1.0)  # the fraud jobs' split: sigma ~1800
+    dp.check_noise(g)  # one sample fits its table cap (T = 14,650)
+    with pytest.raises(dp.NoiseRangeError, match="in all"):
+        dp.check_noise(g, samples=2 * 4096)
+    dp.check_noise(dp.calibrate("laplace", 0.5, 0.0, 1.0), samples=2 * 4096)  # L = 7: 73,728
+    with pytest.raises(dp.NoiseRangeError, match="in all"):
+        dp.check_noise(dp.calibrate("laplace", 0.5, 0.0, 1.0), samples=16_000)  # 144,000
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_laplace_noise_beyond_its_digits_refused_before_any_input(signer, security):  # noqa: F811
+    """epsilon 1e-30 (any epsilon in (0, policy epsilon] passes the policy): scale ~2.6e36,
+    L = 128 digits. On main both jobs failed with an untyped ZeroDivisionError (Noise.std:
+    1 - exp(-1/scale) is 0.0 in floating point); had they passed it, the sampler's int64
+    digit weights overflow from L = 64. Now JobParameterError on every party before any
+    round."""
+    parts, m = _parts(), _manifest(signer)
+    terms = {"epsilon": 1e-30, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        try:
+            await REGISTRY["aggregate_sum"].run(ctx)
+        except JobParameterError as e:
+            return "refused", "digits" in str(e), s.stats.rounds
+        return "ran", None, s.stats.rounds
+
+    if security == "malicious":
+        res, errs, _ = run(job)
+        assert errs == [None] * 3, errs
+    else:
+        res = mpc.run_local(3, job).results
+    assert res == [("refused", True, 0)] * 3, res
