@@ -315,7 +315,9 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
         noises, std = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
         X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
-    sums = fp.encode(X.sum(axis=0))
+    # with DP, as `_aggregate_dp`: every clipped row encoded, then summed exactly (the
+    # sensitivity bounds a row's encoding; a floating-point sum's rounding is not bounded)
+    sums = fp.encode(X.sum(axis=0)) if ctx.dp is None else s.domain.sum(fp.encode(X), axis=0)
     count = s.domain.from_int(np.array([X.shape[0]], dtype=np.int64))
     ctx.log("input", shape=[d + 1], security="malicious")
     # one after the other: both draw from the session's preprocessing stream, whose order

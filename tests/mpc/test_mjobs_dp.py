@@ -183,3 +183,31 @@ def test_laplace_noise_beyond_its_digits_refused_before_any_input(signer, securi
     else:
         res = mpc.run_local(3, job).results
     assert res == [("refused", True, 0)] * 3, res
+
+
+def test_malicious_dp_sum_is_the_semi_honest_sum_of_encoded_rows(signer, monkeypatch):  # noqa: F811
+    """review3 (issue 16): with DP the malicious aggregate encoded each bank's floating-point
+    column sum, the semi-honest one sums the encoded clipped rows exactly (what the
+    sensitivity ceil(max |bound| 2^f) bounds: one row changes that sum by its own encoding,
+    while a float sum's rounding moves with every row). Rows of 0.4 units of 2^-16: five
+    of them encode to 0 each (sum 0) but their float sum to round(2.0) = 2 per bank, so on
+    main the malicious sum was 6 units, the semi-honest 0. With the noise set to 0 both
+    release the same sum."""
+    from protocols.apps import dp as dpm
+    from protocols.apps import dp_malicious as dpmal
+    from protocols.malicious.batch import refresh_many
+
+    async def no_noise(s, x, noise, **kw):
+        return (await refresh_many(s, x))[0] if s.security == "malicious" else x
+
+    monkeypatch.setattr(dpmal, "add_noise", no_noise)
+    monkeypatch.setattr(dpm, "add_noise", no_noise)
+    parts, m = [np.full((5, 1), 0.4 / 2**16) for _ in range(3)], _manifest(signer)
+    terms = {"epsilon": 1.0, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+    res, errs, _ = run(_job(m, parts, terms, mal.open))
+    assert errs == [None, None, None], errs
+    semi = mpc.run_local(3, _job(m, parts, terms, core.open), scheme="shamir",
+                         domain=Mersenne127()).results[0]
+    assert semi["sum"][0] == 0.0 and semi["count"][0] == 15
+    assert res[0]["sum"][0] * 2**16 == semi["sum"][0] * 2**16 == 0, (res[0], semi)
+    assert res[0]["count"][0] == 15
