@@ -47,6 +47,7 @@ from protocols.errors import (
     InputRangeError,
     InputRangeRefusedError,
     MaliciousUnsupportedError,
+    ParameterError,
     ShapeMismatch,
 )
 from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
@@ -209,10 +210,21 @@ async def group_totals(s: Session, flags: MShare, G_local: np.ndarray | None, ow
     return counts, G.sum(axis=0)
 
 
+#: the largest k of the k-suppression: far above any group's size, and low enough that
+#: size - k stays inside malicious.ltz's range |v| < 2^63 for every value suppress may see
+#: (counts < 2^43, DP noise |X| <= 2^62: dp.MAX_LAPLACE_DIGITS)
+MAX_K = 1 << 40
+
+
 async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[MShare, MShare]:
-    """k-suppression over MShares (both (K,), under the current key, |value| < 2^63):
+    """k-suppression over MShares (both (K,), under the current key, |value| < 2^62):
     released = [sizes >= k] [counts >= k] (one ltz on 2K values, one checked product),
-    kept = released * counts. Returns (kept, released)."""
+    kept = released * counts. Returns (kept, released).
+    Raises ParameterError unless 1 <= k <= MAX_K: a k beyond the comparison's range (k_min
+    from the analyst, min_group_size from a peer's policy) wrapped, and k = 2^64 compared
+    sizes against 0, releasing every group."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= int(k) <= MAX_K:
+        raise ParameterError(f"suppress: k must be an integer in [1, {MAX_K}], got {k!r}")
     K = counts.shape[0]
     small = await mal.ltz(s, concat([sizes, counts]) - int(k))
     big = (-small) + 1
@@ -222,5 +234,5 @@ async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[M
     return kept, released
 
 
-__all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
+__all__ = ["MAX_K", "RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
            "group_totals", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]

@@ -209,3 +209,27 @@ def test_noise_of_many_groups_refused_before_any_input(signer, security):  # noq
 
         res = mpc.run_local(3, job).results
     assert res == [("refused", True, 0)] * 3, res
+
+
+@pytest.mark.parametrize("k", [2**64, 2**64 + 3, 2**63])
+def test_k_beyond_the_comparison_range_refused_not_wrapped(signer, k):  # noqa: F811
+    """review3 (issue 16): k = max(k_min, every node's policy.min_group_size) entered
+    fraud_malicious.suppress unbounded: the analyst's k_min (only >= 1 was checked) or a
+    cheating bank's min_group_size (any int in its view) of 2^64 made [size - k < 0] the
+    comparison of size mod 2^64 with 0, and on main every group was released, the ones
+    below the honest banks' floor included (2^64 + 3: 'released' came out 4). Now a typed
+    ParameterError on every party and nothing is released."""
+    from protocols.errors import ParameterError
+
+    X, g = _data()
+    m = _manifest(signer)
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=k)
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    assert all(isinstance(e, ParameterError) and "suppress: k" in str(e) for e in errs), errs
