@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.node.jobs import JobContext, JobParameterError, Output
+from mpc.node.jobs import JobContext, JobParameterError, Output, agree_terms
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import MaliciousUnsupportedError
 from protocols.malicious.chida18 import MShare
@@ -45,6 +45,7 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
 
     s, p = ctx.s, ctx.manifest.parameters
     _noise(ctx, len(p["groups"]))  # refused here, before any input, if it cannot be drawn
+    await agree_terms(ctx)  # k and the DP terms: the same public constants at every party
     if horizontal(ctx.manifest):
         return await fraud_aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])

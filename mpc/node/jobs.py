@@ -279,6 +279,34 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
             "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
+async def agree_terms(ctx: JobContext) -> None:
+    """security = "malicious": check that every party holds the same public terms the
+    runner derived from the peers' agreement views (ctx.k_floor, ctx.dp), or abort on every
+    honest party with CheatingDetectedError (check "agreement"). The views are sent to each
+    peer separately and not echoed, so a cheating bank could send different ones (e.g.
+    min_group_size 10 to one node, 19 to the other): the honest nodes then subtract different
+    public constants from one sharing, and the cheater, by placing its own share on the line
+    through theirs (n = 3, t = 1), makes the opening consistent with a constant of its choice
+    (2 k_A - k_B = 1: the k-suppression bypassed, nothing detected; DP thresholds likewise).
+    An echo-checked broadcast of a digest of the terms (batch.agree_ints, Bracha-style):
+    2 rounds, 32 bytes."""
+    import hashlib
+    import json
+
+    from protocols.malicious.batch import agree_ints
+    from protocols.malicious.chida18 import _fail
+
+    s = ctx.s
+    blob = json.dumps({"k_floor": int(ctx.k_floor), "dp": ctx.dp}, sort_keys=True,
+                      default=str).encode()
+    mine = np.frombuffer(hashlib.blake2b(blob, digest_size=32, person=b"smpc-job-terms").digest(),
+                         dtype=np.int64)
+    table = await agree_ints(s.child("terms"), mine)
+    if not (table == table[0]).all():
+        await _fail(s, "agreement", f"party {s.pid}: the parties derived different public terms "
+                    "(k, DP) from the agreement: a peer sent different views to different nodes")
+
+
 async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     """`_aggregate` with consortium.security = "malicious" (issue 16; Shamir, t < n/2): every
     party inputs its column sums and row count as range-checked MShares of
@@ -313,6 +341,7 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
             raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
         bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
         noises, std = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
+        await agree_terms(ctx)  # the noise's public constants: the same at every party
         X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
     # with DP, as `_aggregate_dp`: every clipped row encoded, then summed exactly (the

@@ -233,3 +233,30 @@ def test_k_beyond_the_comparison_range_refused_not_wrapped(signer, k):  # noqa: 
     res, errs, _ = run(job)
     assert res == [None] * 3, res
     assert all(isinstance(e, ParameterError) and "suppress: k" in str(e) for e in errs), errs
+
+
+def test_equivocated_min_group_size_caught_not_a_lower_k(signer):  # noqa: F811
+    """review3 (issue 16): the agreement views are sent to each peer separately, so a cheating
+    bank can tell bank0 min_group_size 10 and bank1 19 (both honest floors are 10): k = 10 at
+    bank0, 19 at bank1. It then subtracts 2 * 19 - 10 = 28 itself, which puts its share of
+    sizes - k on the line through the honest ones: the openings are consistent with
+    k' = 2 k_0 - k_1 = 1. On main the group of 4 flagged rows (below every honest floor) was
+    released with no error; now every honest party raises security.cheating_detected
+    ("agreement") before any input and nothing is released."""
+    from mpc.node.daemon import error_code
+
+    X, g = _data()
+    m = _manifest(signer)
+    ks = [10, 19, 28]
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=ks[s.pid])
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    for e in errs[:2]:
+        assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs
+        assert error_code(e) == "security.cheating_detected"

@@ -211,3 +211,28 @@ def test_malicious_dp_sum_is_the_semi_honest_sum_of_encoded_rows(signer, monkeyp
     assert semi["sum"][0] == 0.0 and semi["count"][0] == 15
     assert res[0]["sum"][0] * 2**16 == semi["sum"][0] * 2**16 == 0, (res[0], semi)
     assert res[0]["count"][0] == 15
+
+
+def test_equivocated_dp_terms_caught(signer):  # noqa: F811
+    """review3 (issue 16): the same equivocation for the DP terms (a peer's epsilon told
+    differently to the two honest nodes, 1.0 and 0.9, with the same digit count L = 27): the
+    honest nodes' coin thresholds differ, so the cheater can steer the effective ones to
+    2 P_0 - P_1 (its own share put on the line through the honest ones, as in
+    test_fraud_mjobs.py::test_equivocated_min_group_size_caught_not_a_lower_k, where that
+    passed every check on main) without changing any shape. This cheater does not adjust its
+    share, so on main the job failed later at an opening (check "open"); now the
+    equivocation itself is caught: security.cheating_detected ("agreement") on every honest
+    party before any input."""
+    parts, m = _parts(), _manifest(signer)
+    eps = [1.0, 0.9, 0.8]
+
+    async def job(s):
+        terms = {"epsilon": eps[s.pid], "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        outs = await REGISTRY["aggregate_sum"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    for e in errs[:2]:
+        assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs
