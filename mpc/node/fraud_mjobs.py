@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.node.jobs import JobContext, JobParameterError, Output, agree_terms
+from mpc.node.jobs import JobContext, JobParameterError, Output, agree_terms, stated_const
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import MaliciousUnsupportedError
 from protocols.malicious.chida18 import MShare
@@ -96,15 +96,14 @@ async def _release(ctx: JobContext, counts: MShare, sizes: MShare, k: int) -> di
     s, out = ctx.s, {}
     if ctx.dp is not None:
         from protocols.apps import dp_malicious as dpmal
-        from protocols.malicious.batch import concat, const
+        from protocols.malicious.batch import concat
 
         terms, K = ctx.dp, counts.shape[0]
         nz = _noise(ctx, K)
         ctx.log("noise", groups=K, mechanism=nz.mechanism, security="malicious")
         both = await dpmal.add_noise(s, concat([counts, sizes]), nz)
         counts, sizes = both[:K], both[K:]
-        stated = np.round(np.array([nz.std(), terms["epsilon"]]) * 2**DEFAULT_F).astype(np.int64)
-        pub = await const(s, stated, (2,))
+        pub = await stated_const(s, [nz.std(), terms["epsilon"]])
         out["noise_std"] = Output(pub[:1], DEFAULT_F)  # type: ignore[arg-type]
         out["epsilon"] = Output(pub[1:], DEFAULT_F)  # type: ignore[arg-type]
     kept, released = await fm.suppress(s, counts, sizes, k)

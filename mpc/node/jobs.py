@@ -279,6 +279,17 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
             "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
+async def stated_const(s: Session, values: list[float] | np.ndarray) -> Any:
+    """Public reals (a release's noise_std and epsilon) as an MShare with DEFAULT_F bits,
+    encoded exactly in Python integers: an int64 encoding wrapped for a stated std above
+    2^47 (a count's Laplace noise at epsilon ~1e-15 stated a negative std)."""
+    from protocols.malicious.batch import const
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    enc = np.array([int(round(float(x) * 2**DEFAULT_F)) for x in v], dtype=object)
+    return await const(s, 0, v.shape) + s.domain.from_int(enc)
+
+
 async def agree_terms(ctx: JobContext) -> None:
     """security = "malicious": check that every party holds the same public terms the
     runner derived from the peers' agreement views (ctx.k_floor, ctx.dp), or abort on every
@@ -360,12 +371,11 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     if ctx.dp is None:
         return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
     from protocols.apps import dp_malicious as dpm
-    from protocols.malicious.batch import concat, const
+    from protocols.malicious.batch import concat
 
     ctx.log("noise", outputs=d + 1, mechanism=ctx.dp["mechanism"], security="malicious")
     noisy = await dpm.add_noise(s, concat([total, cnt]), noises)
-    stated = np.round(np.append(std, ctx.dp["epsilon"]) * 2**DEFAULT_F).astype(np.int64)
-    pub = await const(s, stated, stated.shape)
+    pub = await stated_const(s, np.append(std, ctx.dp["epsilon"]))
     return {"sum": Output(noisy[:d], DEFAULT_F), "count": Output(noisy[d:], 0),  # type: ignore[arg-type]
             "noise_std": Output(pub[:d + 1], DEFAULT_F),  # type: ignore[arg-type]
             "epsilon": Output(pub[d + 1:], DEFAULT_F)}  # type: ignore[arg-type]

@@ -260,3 +260,22 @@ def test_equivocated_min_group_size_caught_not_a_lower_k(signer):  # noqa: F811
     for e in errs[:2]:
         assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs
         assert error_code(e) == "security.cheating_detected"
+
+
+def test_stated_noise_std_of_a_tiny_epsilon_is_not_wrapped(signer):  # noqa: F811
+    """review3 (issue 16): epsilon 1e-15 (Laplace scale 2e15 per count, L = 57 digits: within
+    the caps) states a noise std of ~2.8e15; its encoding with 16 fractional bits (1.9e20)
+    was cast to int64 and wrapped, so on main the release stated a negative std. Now the
+    stated values are encoded in Python integers."""
+    import warnings
+
+    from protocols.apps import dp as dpm
+
+    X, g = _data()
+    dp = {"epsilon": 1e-15, "delta": 0.0, "mechanism": "laplace"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # main's int64 cast warns
+        res, errs, _ = run(_job(_manifest(signer), X, g, dp=dp))
+    assert errs == [None, None, None], errs
+    want = dpm.calibrate("laplace", 1e-15 / 2, 0.0, 1.0).std()
+    assert res[0]["noise_std"][0] == pytest.approx(want, rel=1e-9), (res[0]["noise_std"], want)
