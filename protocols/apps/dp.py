@@ -120,11 +120,13 @@ MAX_GAUSSIAN_TABLE = 1 << 14
 MAX_LAPLACE_DIGITS = 62
 #: the most comparisons one job's noise may make in all (`noise_comparisons` summed over its
 #: samples): the samplers draw every sample in one batch, and a malicious comparison of
-#: kappa + 1 bits costs about 20 KB of memory and 0.25 ms of CPU per party (measured:
-#: dp_malicious.discrete_gaussian, 3 parties in one process, 1,316 -> 21,056 comparisons:
-#: max RSS 288 -> 1,444 MB, CPU 6.9 -> 16.2 s), so without a total an analyst's many groups
-#: times a large table exhausted a node. At the cap: ~2.6 GB and ~35 s per party; the fraud
-#: jobs' 2 x 4096 groups fit with the Laplace mechanism down to epsilon 0.01
+#: kappa + 1 bits costs about 20 KB (Gaussian) to 27 KB (Laplace: its own kappa-bit uniform
+#: each) of memory and 0.25 to 0.4 ms of CPU per party (measured, 3 parties in one process:
+#: dp_malicious.discrete_gaussian 1,316 -> 21,056 comparisons, max RSS 288 -> 1,444 MB, CPU
+#: 6.9 -> 16.2 s; discrete_laplace scale 2, 1,800 -> 9,000, 318 -> 892 MB, 2.1 -> 10.5 s),
+#: so without a total an analyst's many groups times a large table exhausted a node. At the
+#: cap: up to ~3.5 GB and ~50 s per party; the fraud jobs' 2 x 4096 groups fit with the
+#: Laplace mechanism down to epsilon 0.01
 MAX_NOISE_COMPARISONS = 1 << 17
 
 
