@@ -31,6 +31,10 @@ log = logging.getLogger("smpc.node.jobs")
 
 # ----------------------------------------------------------------------------- fraud ---
 MAX_GROUPS = 4096
+#: the largest parameters.k_min: far above any group's size; a larger k left the comparisons'
+#: range (|size - k| < 2^63) and wrapped: k = 2^64 released every group in malicious mode
+#: (protocols.apps.fraud_malicious.MAX_K, the same bound)
+MAX_K_MIN = 1 << 40
 
 
 def validate(m: Manifest, cfg: NodeConfig) -> None:
@@ -101,8 +105,8 @@ def validate(m: Manifest, cfg: NodeConfig) -> None:
             or not all(isinstance(g, int) and not isinstance(g, bool) for g in groups)):
         raise JobParameterError(f"parameters.groups: 1..{MAX_GROUPS} distinct integers (the "
                                 "public set of group keys)")
-    if p.get("k_min", 1) < 1:
-        raise JobParameterError("parameters.k_min: must be >= 1")
+    if not 1 <= p.get("k_min", 1) <= MAX_K_MIN:
+        raise JobParameterError(f"parameters.k_min: must be in [1, {MAX_K_MIN}]")
 
 
 def horizontal(m: Manifest) -> bool:
@@ -203,6 +207,9 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         from mpc.node import fraud_mjobs
 
         return await fraud_mjobs.fraud_aggregate(ctx)
+    from mpc.node.fraud_mjobs import _noise
+
+    _noise(ctx, len(p["groups"]))  # the DP noise's caps, checked before any input
     if horizontal(ctx.manifest):
         return await _aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])

@@ -5,9 +5,11 @@ with checked products; outputs are MShares, verified before delivery (mpc.node.c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from mpc.node.jobs import JobContext, JobParameterError, Output
+from mpc.node.jobs import JobContext, JobParameterError, Output, agree_terms, stated_const
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import MaliciousUnsupportedError
 from protocols.malicious.chida18 import MShare
@@ -42,6 +44,8 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     from protocols.apps import fraud_malicious as fm
 
     s, p = ctx.s, ctx.manifest.parameters
+    _noise(ctx, len(p["groups"]))  # refused here, before any input, if it cannot be drawn
+    await agree_terms(ctx)  # k and the DP terms: the same public constants at every party
     if horizontal(ctx.manifest):
         return await fraud_aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])
@@ -63,6 +67,25 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     return await _release(ctx, counts, sizes, k)
 
 
+def _noise(ctx: JobContext, K: int) -> Any:
+    """The DP noise of the K flagged counts and K sizes (None without DP terms), as the
+    semi-honest job: each at epsilon / 2, sensitivity 1. JobParameterError if the 2K samples
+    cannot be drawn (dp.check_noise: a Gaussian table or Laplace digits beyond the caps, or
+    more than MAX_NOISE_COMPARISONS comparisons in all); `fraud_aggregate` calls it before
+    any input, so a refusal costs no round."""
+    if ctx.dp is None:
+        return None
+    from protocols.apps import dp as dpm
+
+    terms = ctx.dp
+    nz = dpm.calibrate(terms["mechanism"], terms["epsilon"] / 2, terms["delta"] / 2, 1.0)
+    try:
+        dpm.check_noise(nz, samples=2 * K)
+    except dpm.NoiseRangeError as e:
+        raise JobParameterError(str(e)) from None
+    return nz
+
+
 async def _release(ctx: JobContext, counts: MShare, sizes: MShare, k: int) -> dict[str, Output]:
     """DP noise (when agreed) on the flagged counts and sizes, as the semi-honest job
     (fraud_jobs._release_groups: each at epsilon / 2, sensitivity 1: a row changes one
@@ -72,21 +95,15 @@ async def _release(ctx: JobContext, counts: MShare, sizes: MShare, k: int) -> di
 
     s, out = ctx.s, {}
     if ctx.dp is not None:
-        from protocols.apps import dp as dpm
         from protocols.apps import dp_malicious as dpmal
-        from protocols.malicious.batch import concat, const
+        from protocols.malicious.batch import concat
 
         terms, K = ctx.dp, counts.shape[0]
-        nz = dpm.calibrate(terms["mechanism"], terms["epsilon"] / 2, terms["delta"] / 2, 1.0)
-        try:
-            dpm.check_noise(nz)
-        except dpm.NoiseRangeError as e:
-            raise JobParameterError(str(e)) from None
+        nz = _noise(ctx, K)
         ctx.log("noise", groups=K, mechanism=nz.mechanism, security="malicious")
         both = await dpmal.add_noise(s, concat([counts, sizes]), nz)
         counts, sizes = both[:K], both[K:]
-        stated = np.round(np.array([nz.std(), terms["epsilon"]]) * 2**DEFAULT_F).astype(np.int64)
-        pub = await const(s, stated, (2,))
+        pub = await stated_const(s, [nz.std(), terms["epsilon"]])
         out["noise_std"] = Output(pub[:1], DEFAULT_F)  # type: ignore[arg-type]
         out["epsilon"] = Output(pub[1:], DEFAULT_F)  # type: ignore[arg-type]
     kept, released = await fm.suppress(s, counts, sizes, k)

@@ -279,6 +279,45 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
             "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
+async def stated_const(s: Session, values: list[float] | np.ndarray) -> Any:
+    """Public reals (a release's noise_std and epsilon) as an MShare with DEFAULT_F bits,
+    encoded exactly in Python integers: an int64 encoding wrapped for a stated std above
+    2^47 (a count's Laplace noise at epsilon ~1e-15 stated a negative std)."""
+    from protocols.malicious.batch import const
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    enc = np.array([int(round(float(x) * 2**DEFAULT_F)) for x in v], dtype=object)
+    return await const(s, 0, v.shape) + s.domain.from_int(enc)
+
+
+async def agree_terms(ctx: JobContext) -> None:
+    """security = "malicious": check that every party holds the same public terms the
+    runner derived from the peers' agreement views (ctx.k_floor, ctx.dp), or abort on every
+    honest party with CheatingDetectedError (check "agreement"). The views are sent to each
+    peer separately and not echoed, so a cheating bank could send different ones (e.g.
+    min_group_size 10 to one node, 19 to the other): the honest nodes then subtract different
+    public constants from one sharing, and the cheater, by placing its own share on the line
+    through theirs (n = 3, t = 1), makes the opening consistent with a constant of its choice
+    (2 k_A - k_B = 1: the k-suppression bypassed, nothing detected; DP thresholds likewise).
+    An echo-checked broadcast of a digest of the terms (batch.agree_ints, Bracha-style):
+    2 rounds, 32 bytes."""
+    import hashlib
+    import json
+
+    from protocols.malicious.batch import agree_ints
+    from protocols.malicious.chida18 import _fail
+
+    s = ctx.s
+    blob = json.dumps({"k_floor": int(ctx.k_floor), "dp": ctx.dp}, sort_keys=True,
+                      default=str).encode()
+    mine = np.frombuffer(hashlib.blake2b(blob, digest_size=32, person=b"smpc-job-terms").digest(),
+                         dtype=np.int64)
+    table = await agree_ints(s.child("terms"), mine)
+    if not (table == table[0]).all():
+        await _fail(s, "agreement", f"party {s.pid}: the parties derived different public terms "
+                    "(k, DP) from the agreement: a peer sent different views to different nodes")
+
+
 async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     """`_aggregate` with consortium.security = "malicious" (issue 16; Shamir, t < n/2): every
     party inputs its column sums and row count as range-checked MShares of
@@ -313,9 +352,12 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
             raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
         bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
         noises, std = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
+        await agree_terms(ctx)  # the noise's public constants: the same at every party
         X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
-    sums = fp.encode(X.sum(axis=0))
+    # with DP, as `_aggregate_dp`: every clipped row encoded, then summed exactly (the
+    # sensitivity bounds a row's encoding; a floating-point sum's rounding is not bounded)
+    sums = fp.encode(X.sum(axis=0)) if ctx.dp is None else s.domain.sum(fp.encode(X), axis=0)
     count = s.domain.from_int(np.array([X.shape[0]], dtype=np.int64))
     ctx.log("input", shape=[d + 1], security="malicious")
     # one after the other: both draw from the session's preprocessing stream, whose order
@@ -329,12 +371,11 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     if ctx.dp is None:
         return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
     from protocols.apps import dp_malicious as dpm
-    from protocols.malicious.batch import concat, const
+    from protocols.malicious.batch import concat
 
     ctx.log("noise", outputs=d + 1, mechanism=ctx.dp["mechanism"], security="malicious")
     noisy = await dpm.add_noise(s, concat([total, cnt]), noises)
-    stated = np.round(np.append(std, ctx.dp["epsilon"]) * 2**DEFAULT_F).astype(np.int64)
-    pub = await const(s, stated, stated.shape)
+    pub = await stated_const(s, np.append(std, ctx.dp["epsilon"]))
     return {"sum": Output(noisy[:d], DEFAULT_F), "count": Output(noisy[d:], 0),  # type: ignore[arg-type]
             "noise_std": Output(pub[:d + 1], DEFAULT_F),  # type: ignore[arg-type]
             "epsilon": Output(pub[d + 1:], DEFAULT_F)}  # type: ignore[arg-type]

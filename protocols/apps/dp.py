@@ -113,12 +113,28 @@ def geometric_digits(scale: float | Fraction, kappa: int = KAPPA, L: int | None 
 #: memory and traffic grow linearly with sigma: beyond this the sampler is refused
 #: (NoiseRangeError) instead of exhausting the node's memory (sigma ~ 2000 at the cap)
 MAX_GAUSSIAN_TABLE = 1 << 14
+#: the most binary digits L of one Laplace sample's geometric part: |X| <= 2^L, so with
+#: L <= 62 a noisy count stays inside every comparison's range (|v| < 2^63: the masked
+#: opening of a comparison hides v only there, e.g. the fraud jobs' k-suppression of noisy
+#: counts) and the digit weights 2^j fit int64. L ~ log2(33 scale): scales up to ~1.4e17
+MAX_LAPLACE_DIGITS = 62
+#: the most comparisons one job's noise may make in all (`noise_comparisons` summed over its
+#: samples): the samplers draw every sample in one batch, and a malicious comparison of
+#: kappa + 1 bits costs about 20 KB (Gaussian) to 27 KB (Laplace: its own kappa-bit uniform
+#: each) of memory and 0.25 to 0.4 ms of CPU per party (measured, 3 parties in one process:
+#: dp_malicious.discrete_gaussian 1,316 -> 21,056 comparisons, max RSS 288 -> 1,444 MB, CPU
+#: 6.9 -> 16.2 s; discrete_laplace scale 2, 1,800 -> 9,000, 318 -> 892 MB, 2.1 -> 10.5 s),
+#: so without a total an analyst's many groups times a large table exhausted a node. At the
+#: cap: up to ~3.5 GB and ~50 s per party; the fraud jobs' 2 x 4096 groups fit with the
+#: Laplace mechanism down to epsilon 0.01
+MAX_NOISE_COMPARISONS = 1 << 17
 
 
 class NoiseRangeError(ParameterError):
     """The noise's parameters are beyond what the sampler can draw (a Gaussian sigma whose
-    table exceeds MAX_GAUSSIAN_TABLE): use the Laplace mechanism, a larger epsilon or
-    smaller bounds."""
+    table exceeds MAX_GAUSSIAN_TABLE, a Laplace scale needing more than MAX_LAPLACE_DIGITS
+    digits, a non-finite scale, or more than MAX_NOISE_COMPARISONS comparisons in all): use
+    the Laplace mechanism, a larger epsilon, smaller bounds or fewer outputs."""
 
 
 def gaussian_table_len(sigma2: float | Fraction, kappa: int = KAPPA) -> int:
@@ -126,9 +142,32 @@ def gaussian_table_len(sigma2: float | Fraction, kappa: int = KAPPA) -> int:
     return math.ceil(math.sqrt(2 * float(_frac(sigma2)) * kappa * math.log(2))) + 2
 
 
-def check_noise(noise: Noise | list[Noise], kappa: int = KAPPA) -> None:
-    """NoiseRangeError if a noise cannot be drawn (`gaussian_table`'s limit); cheap, for
-    callers that must refuse before any input is made."""
+def noise_comparisons(noise: Noise | list[Noise], samples: int = 1, kappa: int = KAPPA) -> int:
+    """The comparisons `add_noise` makes for `noise` (pure): a list is one sample per entry;
+    one Noise is `samples` samples. Laplace: (L + 2) per sample, L the largest digit count of
+    the batch (`laplace_thresholds`); Gaussian: T(sigma) per sample.
+    Raises NoiseRangeError for a non-finite or non-positive scale."""
+    ns = [noise] if isinstance(noise, Noise) else list(noise)
+    reps = int(samples) if isinstance(noise, Noise) else 1
+    for n in ns:
+        if not (math.isfinite(n.scale) and n.scale > 0):
+            raise NoiseRangeError(f"dp: the noise scale {n.scale!r} cannot be drawn (the bounds or "
+                                  "epsilon are out of range)")
+    if not ns:
+        return 0
+    if ns[0].mechanism == "laplace":
+        L = max(_digits_len(Fraction(n.scale), kappa) for n in ns)
+        return (L + 2) * len(ns) * reps
+    return sum(gaussian_table_len(Fraction(n.scale) ** 2, kappa) for n in ns) * reps
+
+
+def check_noise(noise: Noise | list[Noise], kappa: int = KAPPA, *, samples: int = 1) -> None:
+    """NoiseRangeError if a noise cannot be drawn: a Gaussian table beyond
+    MAX_GAUSSIAN_TABLE, a Laplace sample of more than MAX_LAPLACE_DIGITS digits, or more
+    than MAX_NOISE_COMPARISONS comparisons in all (`noise_comparisons`: a list is one sample
+    per entry, one Noise `samples` samples). Cheap, for callers that must refuse before any
+    input is made."""
+    total = noise_comparisons(noise, samples, kappa)
     for n in [noise] if isinstance(noise, Noise) else noise:
         if n.mechanism == "gaussian":
             T = gaussian_table_len(Fraction(n.scale) ** 2, kappa)
@@ -137,6 +176,15 @@ def check_noise(noise: Noise | list[Noise], kappa: int = KAPPA) -> None:
                     f"dp: the gaussian noise of sigma {n.scale:.4g} needs {T} comparisons per "
                     f"sample (at most {MAX_GAUSSIAN_TABLE}); use the laplace mechanism, a larger "
                     f"epsilon or smaller bounds")
+        elif _digits_len(Fraction(n.scale), kappa) > MAX_LAPLACE_DIGITS:
+            raise NoiseRangeError(
+                f"dp: the laplace noise of scale {n.scale:.4g} needs "
+                f"{_digits_len(Fraction(n.scale), kappa)} digits (at most {MAX_LAPLACE_DIGITS}: "
+                f"|noise| < 2^{MAX_LAPLACE_DIGITS}); use a larger epsilon or smaller bounds")
+    if total > MAX_NOISE_COMPARISONS:
+        raise NoiseRangeError(f"dp: the noise needs {total} comparisons in all (at most "
+                              f"{MAX_NOISE_COMPARISONS}); use fewer outputs (groups, columns), a "
+                              f"larger epsilon or the laplace mechanism")
 
 
 def gaussian_table(sigma2: float | Fraction, kappa: int = KAPPA) -> np.ndarray:
@@ -309,9 +357,9 @@ class Noise:
     rho: float  # zCDP
 
     def std(self) -> float:
-        if self.mechanism == "laplace":
+        if self.mechanism == "laplace":  # 1 - a as -expm1: exact for huge scales (a ~ 1)
             a = math.exp(-1 / self.scale)
-            return math.sqrt(2 * a) / (1 - a)
+            return math.sqrt(2 * a) / -math.expm1(-1 / self.scale)
         return self.scale
 
 

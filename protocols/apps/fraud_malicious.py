@@ -2,8 +2,9 @@
 protocols.apps.fraud's vertical jobs (public model) on MShares of protocols.malicious
 [CGHIKLN18], with every owner's input checked under MPC before use.
 
-    each bank b: partial_b = X_b coef_b (local), encoded with f bits, input as the RANGE_BITS
-                 bits of partial_b + 2^(RANGE_BITS-1) (one MShare per bit)
+    each bank b: partial_b = X_b coef_b (local), encoded with f bits and saturated to the
+                 range (`saturated_partial`: no data-dependent refusal), input as the
+                 RANGE_BITS bits of partial_b + 2^(RANGE_BITS-1) (one MShare per bit)
     range check: every input bit is 0 or 1: T = bit * (bit - 1) (checked products) must be 0
     z = sum_b (sum_i 2^i bit_bi - 2^(RANGE_BITS-1)) + intercept    (so |partial_b| < 2^(B-1))
     flags = [z > t]                       malicious.ltz
@@ -47,6 +48,7 @@ from protocols.errors import (
     InputRangeError,
     InputRangeRefusedError,
     MaliciousUnsupportedError,
+    ParameterError,
     ShapeMismatch,
 )
 from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
@@ -115,6 +117,21 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
     return out
 
 
+def saturated_partial(X: np.ndarray, coef: np.ndarray, f: int = DEFAULT_F,
+                      bits: int = RANGE_BITS) -> np.ndarray:
+    """A bank's partial scores X coef with f fractional bits, saturated to the input range
+    [-2^(bits-1), 2^(bits-1)) (pure). An honest bank saturates rather than refuses: the
+    analyst picks coef, so a refusal (InputRangeRefusedError, named to every party and in the
+    job's status) would tell it whether max |x coef| >= 2^(bits-1-f) for coef of its choice,
+    one bit per job, and a binary search over jobs recovers one row's value, outside any DP
+    accounting. A saturated partial (|x coef| >= 2^23 with f = 16) changes a flag only when
+    another bank's partial is as extreme (the semi-honest job wraps there instead)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    v = np.asarray(X, dtype=np.float64) @ np.asarray(coef, dtype=np.float64) * float(1 << f)
+    v = np.nan_to_num(v, nan=0.0, posinf=float(hi), neginf=float(lo))  # inf - inf: no value
+    return np.rint(np.clip(v, lo, hi)).astype(np.int64)
+
+
 @dataclass
 class MScores:
     score: MShare
@@ -154,7 +171,7 @@ async def score(
     partial = None
     if cols:
         assert X is not None
-        partial = np.rint(X @ coef[off : off + cols] * (1 << f)).astype(np.int64)
+        partial = saturated_partial(X, coef[off : off + cols], f)
     parts = await input_bits(s, partial, holders, N)
     z = parts[holders[0]]
     for j in holders[1:]:
@@ -209,10 +226,21 @@ async def group_totals(s: Session, flags: MShare, G_local: np.ndarray | None, ow
     return counts, G.sum(axis=0)
 
 
+#: the largest k of the k-suppression: far above any group's size, and low enough that
+#: size - k stays inside malicious.ltz's range |v| < 2^63 for every value suppress may see
+#: (counts < 2^43, DP noise |X| <= 2^62: dp.MAX_LAPLACE_DIGITS)
+MAX_K = 1 << 40
+
+
 async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[MShare, MShare]:
-    """k-suppression over MShares (both (K,), under the current key, |value| < 2^63):
+    """k-suppression over MShares (both (K,), under the current key, |value| < 2^62):
     released = [sizes >= k] [counts >= k] (one ltz on 2K values, one checked product),
-    kept = released * counts. Returns (kept, released)."""
+    kept = released * counts. Returns (kept, released).
+    Raises ParameterError unless 1 <= k <= MAX_K: a k beyond the comparison's range (k_min
+    from the analyst, min_group_size from a peer's policy) wrapped, and k = 2^64 compared
+    sizes against 0, releasing every group."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= int(k) <= MAX_K:
+        raise ParameterError(f"suppress: k must be an integer in [1, {MAX_K}], got {k!r}")
     K = counts.shape[0]
     small = await mal.ltz(s, concat([sizes, counts]) - int(k))
     big = (-small) + 1
@@ -222,5 +250,6 @@ async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[M
     return kept, released
 
 
-__all__ = ["RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
+__all__ = ["MAX_K", "RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
+           "saturated_partial",
            "group_totals", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]

@@ -34,7 +34,7 @@ from protocols.comparison.field import _pow2_sum
 from protocols.errors import ParameterError, ShapeMismatch
 from protocols.malicious import compare as mcmp
 from protocols.malicious import fixed as mfix
-from protocols.malicious.chida18 import MShare, _check, _fail, _key, _rb, _reduce, _state, mul
+from protocols.malicious.chida18 import MShare, _check, _fail, _key, _rb, _record, _reduce, mul
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA
 
@@ -91,7 +91,7 @@ async def refresh_many(s: Session, *xs: MShare) -> list[MShare]:
     flat = np.concatenate([xs[i].x.data.reshape(-1) for i in stale])
     rt, r2t = await s.prep.double_randoms(flat.shape)
     rx, tag = await _reduce(s, F.mul(_rb(key, flat.shape), np.ascontiguousarray(flat)), rt, r2t)
-    _state(s).pending.append((tag, flat, rx))
+    _record(s, key, tag, flat, rx)  # refused (blaming nobody) if a verification retired `key`
     k = 0
     for i in stale:
         x = xs[i]

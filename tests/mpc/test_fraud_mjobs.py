@@ -170,3 +170,112 @@ def test_malicious_vertical_fraud_aggregate_with_dp_noise(signer):  # noqa: F811
         rel = np.round(res[0]["released"]).astype(bool)
         diffs.append(np.abs(got[rel] - np.array(exact)[rel]).sum())
     assert sum(diffs) > 0, diffs
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_noise_of_many_groups_refused_before_any_input(signer, security):  # noqa: F811
+    """review3 (issue 16): 4096 groups (MAX_GROUPS) with the Gaussian at epsilon 0.006
+    (sigma ~1800 per count, within the per-sample table cap): 8192 samples of 14,650
+    comparisons, ~1.2e8 in one batch (~2.4 TB at ~20 KB each in malicious mode). Before, the
+    malicious job checked one sample only, after scoring and every input, and the semi-honest
+    one not at all: both went on to draw it. Now JobParameterError on every party before any
+    round. (Not run on main: it would exhaust the machine's memory.)"""
+    from mpc.node.fraud_jobs import MAX_GROUPS
+    from mpc.node.jobs import JobParameterError
+
+    X, g = _data()
+    params = {**PARAMS, "groups": list(range(MAX_GROUPS))}
+    m = sign_manifest({"computation": "fraud_aggregate", "idempotency_key": "mh",
+                       "recipients": ["analyst"], "parameters": params,
+                       "consortium": "demo", "not_after": 4102444800,
+                       "inputs": {f"bank{i}": {"source": "tx", "columns": ["a", "b"]}
+                                  for i in range(3)}}, signer[1])
+    dp = {"epsilon": 0.006, "delta": 1e-6, "mechanism": "gaussian"}
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=1, dp=dp)
+        try:
+            await REGISTRY["fraud_aggregate"].run(ctx)
+        except JobParameterError as e:
+            return "refused", "in all" in str(e), s.stats.rounds
+        return "ran", None, s.stats.rounds
+
+    if security == "malicious":
+        res, errs, _ = run(job)
+        assert errs == [None] * 3, errs
+    else:
+        import mpc
+
+        res = mpc.run_local(3, job).results
+    assert res == [("refused", True, 0)] * 3, res
+
+
+@pytest.mark.parametrize("k", [2**64, 2**64 + 3, 2**63])
+def test_k_beyond_the_comparison_range_refused_not_wrapped(signer, k):  # noqa: F811
+    """review3 (issue 16): k = max(k_min, every node's policy.min_group_size) entered
+    fraud_malicious.suppress unbounded: the analyst's k_min (only >= 1 was checked) or a
+    cheating bank's min_group_size (any int in its view) of 2^64 made [size - k < 0] the
+    comparison of size mod 2^64 with 0, and on main every group was released, the ones
+    below the honest banks' floor included (2^64 + 3: 'released' came out 4). Now a typed
+    ParameterError on every party and nothing is released."""
+    from protocols.errors import ParameterError
+
+    X, g = _data()
+    m = _manifest(signer)
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=k)
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    assert all(isinstance(e, ParameterError) and "suppress: k" in str(e) for e in errs), errs
+
+
+def test_equivocated_min_group_size_caught_not_a_lower_k(signer):  # noqa: F811
+    """review3 (issue 16): the agreement views are sent to each peer separately, so a cheating
+    bank can tell bank0 min_group_size 10 and bank1 19 (both honest floors are 10): k = 10 at
+    bank0, 19 at bank1. It then subtracts 2 * 19 - 10 = 28 itself, which puts its share of
+    sizes - k on the line through the honest ones: the openings are consistent with
+    k' = 2 k_0 - k_1 = 1. On main the group of 4 flagged rows (below every honest floor) was
+    released with no error; now every honest party raises security.cheating_detected
+    ("agreement") before any input and nothing is released."""
+    from mpc.node.daemon import error_code
+
+    X, g = _data()
+    m = _manifest(signer)
+    ks = [10, 19, 28]
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
+                         extra={"merchant": g[s.pid].astype(float)}, k_floor=ks[s.pid])
+        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    for e in errs[:2]:
+        assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs
+        assert error_code(e) == "security.cheating_detected"
+
+
+def test_stated_noise_std_of_a_tiny_epsilon_is_not_wrapped(signer):  # noqa: F811
+    """review3 (issue 16): epsilon 1e-15 (Laplace scale 2e15 per count, L = 57 digits: within
+    the caps) states a noise std of ~2.8e15; its encoding with 16 fractional bits (1.9e20)
+    was cast to int64 and wrapped, so on main the release stated a negative std. Now the
+    stated values are encoded in Python integers."""
+    import warnings
+
+    from protocols.apps import dp as dpm
+
+    X, g = _data()
+    dp = {"epsilon": 1e-15, "delta": 0.0, "mechanism": "laplace"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # main's int64 cast warns
+        res, errs, _ = run(_job(_manifest(signer), X, g, dp=dp))
+    assert errs == [None, None, None], errs
+    want = dpm.calibrate("laplace", 1e-15 / 2, 0.0, 1.0).std()
+    assert res[0]["noise_std"][0] == pytest.approx(want, rel=1e-9), (res[0]["noise_std"], want)

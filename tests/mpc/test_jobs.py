@@ -127,6 +127,9 @@ def test_fraud_score_reveals_flags_to_the_owner_only(signer):
      ["analyst"], "groups"),
     ("fraud_aggregate", {"owner": "bank0", "coef": COEF, "group_column": "m", "groups": [1],
                          "k_min": 0}, ["analyst"], "k_min"),
+    # review3: k = 2^64 wrapped in the comparison and released every group (malicious mode)
+    ("fraud_aggregate", {"owner": "bank0", "coef": COEF, "group_column": "m", "groups": [1],
+                         "k_min": 2**64}, ["analyst"], "k_min"),
 ])
 def test_fraud_manifests_checked(signer, computation, params, recipients, match):
     cfg, key = signer

@@ -120,3 +120,119 @@ def test_check_noise_cap():
     with pytest.raises(dp.NoiseRangeError):
         dp.gaussian_table(big.scale ** 2)
     dp.check_noise(dp.calibrate("laplace", 0.01, 0.0, 2**16 * 1e6))  # laplace: log-size digits
+
+
+def test_laplace_digits_non_finite_scales_and_total_comparisons_capped():
+    """review3 (issue 16): check_noise checked only the Gaussian's table per sample. A Laplace
+    scale of 6.5e22 (epsilon 1e-12 on a sum bounded by 1e6) needs L = 81 digits: the
+    malicious fraud job drew it after every input and failed with OverflowError (digit
+    weights 2^j in int64, L >= 64); at L = 63 its noise could leave the comparisons' range
+    |v| < 2^63 (the k-suppression compares noisy counts); an infinite scale (a peer's bounds
+    of 1e305) passed too; the stated std of a scale above ~1e16 divided by zero; and 2K
+    samples of a table under the per-sample cap (K = 4096 groups, sigma ~ 1800) are ~1.2e8
+    comparisons, far beyond a node's memory (~20 KB each per party in malicious mode)."""
+    from protocols.apps import dp
+
+    a = np.exp(-1.0)
+    lap1 = dp.Noise("laplace", 1.0, 1.0, 1.0, 0.0, 0.5)
+    assert dp.noise_comparisons(lap1) == 8 and dp.noise_comparisons(lap1, 10) == 80  # L = 6
+    assert dp.noise_comparisons([lap1, dp.calibrate("laplace", 1.0, 0.0, 1000.0)]) == 2 * 18
+    assert dp.noise_comparisons(dp.Noise("gaussian", 4.0, 1.0, 1.0, 1e-6, 0.1)) == 35 == \
+        len(dp.gaussian_table(16))
+    assert lap1.std() == pytest.approx(np.sqrt(2 * a) / (1 - a))
+    huge = dp.Noise("laplace", 1e17, 1.0, 1.0, 0.0, 0.5)  # L = 62: within the cap
+    dp.check_noise(huge)
+    assert huge.std() == pytest.approx(np.sqrt(2) * 1e17)  # 1 - exp(-1e-17) was 0.0
+    with pytest.raises(dp.NoiseRangeError, match="digits"):
+        dp.check_noise(dp.calibrate("laplace", 1e-12, 0.0, 2**16 * 1e6))
+    dp.check_noise(dp.Noise("laplace", 2.0**62 / 48, 1.0, 1.0, 0.0, 0.5))  # L = 62: the cap
+    with pytest.raises(dp.NoiseRangeError):
+        dp.check_noise(dp.Noise("laplace", 2.0**63 / 48, 1.0, 1.0, 0.0, 0.5))  # L = 63
+    with pytest.raises(dp.NoiseRangeError, match="cannot be drawn"):
+        dp.check_noise(dp.calibrate("laplace", 1.0, 0.0, float("inf")))
+    g = dp.calibrate("gaussian", 0.006 / 2, 1e-6 / 2, 1.0)  # the fraud jobs' split: sigma ~1800
+    dp.check_noise(g)  # one sample fits its table cap (T = 14,650)
+    with pytest.raises(dp.NoiseRangeError, match="in all"):
+        dp.check_noise(g, samples=2 * 4096)
+    dp.check_noise(dp.calibrate("laplace", 0.5, 0.0, 1.0), samples=2 * 4096)  # L = 7: 73,728
+    with pytest.raises(dp.NoiseRangeError, match="in all"):
+        dp.check_noise(dp.calibrate("laplace", 0.5, 0.0, 1.0), samples=16_000)  # 144,000
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_laplace_noise_beyond_its_digits_refused_before_any_input(signer, security):  # noqa: F811
+    """epsilon 1e-30 (any epsilon in (0, policy epsilon] passes the policy): scale ~2.6e36,
+    L = 128 digits. On main both jobs failed with an untyped ZeroDivisionError (Noise.std:
+    1 - exp(-1/scale) is 0.0 in floating point); had they passed it, the sampler's int64
+    digit weights overflow from L = 64. Now JobParameterError on every party before any
+    round."""
+    parts, m = _parts(), _manifest(signer)
+    terms = {"epsilon": 1e-30, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+
+    async def job(s):
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        try:
+            await REGISTRY["aggregate_sum"].run(ctx)
+        except JobParameterError as e:
+            return "refused", "digits" in str(e), s.stats.rounds
+        return "ran", None, s.stats.rounds
+
+    if security == "malicious":
+        res, errs, _ = run(job)
+        assert errs == [None] * 3, errs
+    else:
+        res = mpc.run_local(3, job).results
+    assert res == [("refused", True, 0)] * 3, res
+
+
+def test_malicious_dp_sum_is_the_semi_honest_sum_of_encoded_rows(signer, monkeypatch):  # noqa: F811
+    """review3 (issue 16): with DP the malicious aggregate encoded each bank's floating-point
+    column sum, the semi-honest one sums the encoded clipped rows exactly (what the
+    sensitivity ceil(max |bound| 2^f) bounds: one row changes that sum by its own encoding,
+    while a float sum's rounding moves with every row). Rows of 0.4 units of 2^-16: five
+    of them encode to 0 each (sum 0) but their float sum to round(2.0) = 2 per bank, so on
+    main the malicious sum was 6 units, the semi-honest 0. With the noise set to 0 both
+    release the same sum."""
+    from protocols.apps import dp as dpm
+    from protocols.apps import dp_malicious as dpmal
+    from protocols.malicious.batch import refresh_many
+
+    async def no_noise(s, x, noise, **kw):
+        return (await refresh_many(s, x))[0] if s.security == "malicious" else x
+
+    monkeypatch.setattr(dpmal, "add_noise", no_noise)
+    monkeypatch.setattr(dpm, "add_noise", no_noise)
+    parts, m = [np.full((5, 1), 0.4 / 2**16) for _ in range(3)], _manifest(signer)
+    terms = {"epsilon": 1.0, "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+    res, errs, _ = run(_job(m, parts, terms, mal.open))
+    assert errs == [None, None, None], errs
+    semi = mpc.run_local(3, _job(m, parts, terms, core.open), scheme="shamir",
+                         domain=Mersenne127()).results[0]
+    assert semi["sum"][0] == 0.0 and semi["count"][0] == 15
+    assert res[0]["sum"][0] * 2**16 == semi["sum"][0] * 2**16 == 0, (res[0], semi)
+    assert res[0]["count"][0] == 15
+
+
+def test_equivocated_dp_terms_caught(signer):  # noqa: F811
+    """review3 (issue 16): the same equivocation for the DP terms (a peer's epsilon told
+    differently to the two honest nodes, 1.0 and 0.9, with the same digit count L = 27): the
+    honest nodes' coin thresholds differ, so the cheater can steer the effective ones to
+    2 P_0 - P_1 (its own share put on the line through the honest ones, as in
+    test_fraud_mjobs.py::test_equivocated_min_group_size_caught_not_a_lower_k, where that
+    passed every check on main) without changing any shape. This cheater does not adjust its
+    share, so on main the job failed later at an opening (check "open"); now the
+    equivocation itself is caught: security.cheating_detected ("agreement") on every honest
+    party before any input."""
+    parts, m = _parts(), _manifest(signer)
+    eps = [1.0, 0.9, 0.8]
+
+    async def job(s):
+        terms = {"epsilon": eps[s.pid], "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
+        ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
+        outs = await REGISTRY["aggregate_sum"].run(ctx)
+        return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
+
+    res, errs, _ = run(job)
+    assert res == [None] * 3, res
+    for e in errs[:2]:
+        assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs

@@ -65,3 +65,27 @@ def test_cheater_in_concurrent_branches_still_caught():
     assert res == [None] * 3
     for pid in (0, 1):
         assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
+
+
+async def racing_refresh(s):
+    """batch.refresh_many (the re-keying the DP samplers and the fraud jobs use) of a stale
+    MShare in one branch while another branch verifies."""
+    from protocols.malicious.batch import refresh_many
+
+    D = s.domain
+    x = await mal.input(s, D.from_int(XI) if s.pid == 0 else None, 0, XI.shape)
+    await mal.verify(s)  # x is of a retired epoch now
+    y = await mal.input(s, D.from_int(XI) if s.pid == 1 else None, 1, XI.shape)
+    (xr,), _ = await asyncio.gather(refresh_many(s.child("a"), x), mal.verify(s.child("b")))
+    (yv,) = await mal.open(s, y)
+    return D.to_int(yv)
+
+
+def test_a_verification_racing_refresh_many_is_refused_without_blame():
+    """review3 (issue 16): refresh_many appended its pair straight to the pending list,
+    skipping `_record`'s guard; on main every honest party raised security.cheating_detected
+    ('mac') with no cheater. Now the typed refusal that blames nobody, as for a product."""
+    res, errs, _ = run(racing_refresh)
+    assert res == [None] * 3
+    assert not any(isinstance(e, CheatingDetectedError) for e in errs), errs
+    assert any(isinstance(e, MaliciousUnsupportedError) for e in errs), errs

@@ -61,9 +61,28 @@ def test_horizontal_trainer_refusal_names_the_bank():
     _assert_refused_everywhere(res, errs, 2)
 
 
-def test_fraud_score_refusal_names_the_bank():
-    """fraud_malicious.input_bits: bank 1's partial score does not fit RANGE_BITS (its local
-    check used to raise at bank 1 only): every party raises input.range naming bank 1."""
+def test_fraud_input_bits_refusal_names_the_bank():
+    """fraud_malicious.input_bits: bank 1's value does not fit RANGE_BITS (its local check
+    used to raise at bank 1 only): every party raises input.range naming bank 1. (review3:
+    fraud_malicious.score no longer reaches this with an honest bank's partial score, which
+    it saturates: test_fraud_score_saturates_instead_of_refusing.)"""
+    vals = [np.zeros(8, dtype=np.int64) for _ in range(3)]
+    vals[1][4] = 2**40  # outside [-2^39, 2^39)
+
+    async def job(s):
+        return await fm.input_bits(s, vals[s.pid], [0, 1, 2], 8)
+
+    res, errs, _ = run(job)
+    _assert_refused_everywhere(res, errs, 1)
+
+
+def test_fraud_score_saturates_instead_of_refusing():
+    """review3 (issue 16): the analyst picks coef, and on main an honest bank whose partial
+    score x coef left the input range refused (InputRangeRefusedError naming it, at every
+    party and in the job's status): one bit per job about max |x coef|, and a binary search
+    over coef recovers one row's value (here 2^24 at bank 1) outside any DP accounting. Now
+    the bank saturates its partial to the range and the job runs; the flags are those of the
+    saturated scores (bank 1's row 4 scores 2^23 - 2^-16)."""
     rng = np.random.default_rng(3)  # test data only
     XS = [rng.normal(size=(8, 1)) for _ in range(3)]
     XS[1][4, 0] = 2.0**24  # |partial| < 2^23 with f = 16 and coef 1
@@ -73,7 +92,13 @@ def test_fraud_score_refusal_names_the_bank():
         return sc.revealed_flags
 
     res, errs, _ = run(job)
-    _assert_refused_everywhere(res, errs, 1)
+    assert errs == [None] * 3, errs
+    parts = [fm.saturated_partial(x, np.ones(1)) for x in XS]
+    assert parts[1][4] == 2**39 - 1
+    want = (sum(p.astype(object) for p in parts) > 0).astype(np.int64)
+    assert want[4] == 1
+    assert res[0].tolist() == want.tolist(), (res[0], want)
+    assert res[1] is None and res[2] is None
 
 
 class _BadStatus(Channel):
