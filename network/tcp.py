@@ -117,8 +117,14 @@ class _Inbox(asyncio.BufferedProtocol):
         self._paused = False
 
     # -- protocol callbacks (event loop) ---------------------------------------------------
+    def _direct(self) -> bool:
+        """Whether the next receive goes straight into the reader's target (one is waiting,
+        not yet full, and nothing is staged before it)."""
+        return self._target is not None and self._tpos < len(self._target) and self._start == self._end
+
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._target is not None and self._start == self._end:
+        if self._direct():
+            assert self._target is not None
             return self._target[self._tpos :]
         if self._start == self._end:
             self._start = self._end = 0
@@ -132,7 +138,8 @@ class _Inbox(asyncio.BufferedProtocol):
         return memoryview(self._stage)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._target is not None and self._start == self._end:
+        if self._direct():
+            assert self._target is not None
             self._tpos += nbytes
             if self._tpos == len(self._target):
                 self._wake()
@@ -230,11 +237,16 @@ def _swap_inbox(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _
     buf: bytearray = reader._buffer  # type: ignore[attr-defined]  # asyncio's read-ahead: none may be lost
     inbox = _Inbox(tr, old, bytes(buf))
     buf.clear()
+    reading = not reader.at_eof()  # (uvloop's transports are not asyncio.ReadTransport subclasses)
+    if reading and tr.is_reading():  # type: ignore[attr-defined]
+        # uvloop picks its read callback (data_received or get_buffer) when reading starts:
+        # stop, swap, start again (harmless on the standard loop)
+        tr.pause_reading()  # type: ignore[attr-defined]
     tr.set_protocol(inbox)
     if reader.at_eof():
         inbox._eof = True
-    elif isinstance(tr, asyncio.ReadTransport) and not tr.is_reading():
-        tr.resume_reading()  # paused by the StreamReader's own backlog limit, which is gone
+    elif reading:
+        tr.resume_reading()  # type: ignore[attr-defined]  # (also: paused by the StreamReader's backlog limit)
     return inbox
 
 
