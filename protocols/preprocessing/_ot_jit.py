@@ -277,6 +277,21 @@ def cot_recv_h(e: np.ndarray, p: np.ndarray, lo: int, got: np.ndarray, r: np.nda
                 out[g, w] = e[i, w] ^ p[i, w & 1]
 
 
+@_kernel
+def bitwords(h: np.ndarray, out: np.ndarray) -> None:
+    """(64 L, M) hash words -> out (k, L): bit i of out[t, e] is bit t of h[64 e + i] (the
+    boolean triples' k-bit OT messages, `_otext._bitwords` is the numpy reference)."""
+    k, L = out.shape
+    for e in range(L):
+        for t in range(k):
+            c = t >> 6
+            sh = _U(t & 63)
+            w = _U(0)
+            for i in range(64):
+                w |= ((h[64 * e + i, c] >> sh) & _U(1)) << _U(i)
+            out[t, e] = w
+
+
 def _warm() -> None:
     """Compile (or load from the cache) every kernel on tiny inputs."""
     rows = np.zeros((16, 2), np.uint8)
@@ -317,6 +332,7 @@ def _warm() -> None:
             t.setflags(write=False)
         gilboa_recv_h(e2, p2, 0, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
     w64 = np.zeros((64, 1), _U)
+    bitwords(w64, np.empty((1, 1), _U))
     cot_send_h(e2, p2, e2, p2, 0, w64, np.empty((64, 1), _U), np.empty((64, 1), _U))
     ro64 = np.zeros((64, 1), _U)
     ro64.setflags(write=False)

@@ -274,3 +274,24 @@ def test_fused_hash_kernels_match_unfused(rows, monkeypatch):
 
 def test_fused_hash_kernels_broken_variant_is_caught(monkeypatch):
     assert not _fused_agrees(7, monkeypatch, broken=True)
+
+
+def _bitwords_agree(fn) -> bool:
+    rng = np.random.default_rng(8)
+    for L, M, k in ((1, 1, 1), (3, 1, 64), (2, 2, 65), (5, 3, 130), (4, 1, 7)):
+        h = rng.integers(0, 1 << 64, (64 * L, M), dtype=_U64)
+        if not np.array_equal(fn(h, L, k), _otext._bitwords_np(h, L, k)):
+            return False
+    return True
+
+
+def test_bitwords_kernel_matches_numpy():
+    assert _bitwords_agree(_otext._bitwords)
+
+
+def test_bitwords_broken_variant_is_caught():
+    def broken(h, L, k):  # bit order within the word reversed
+        out = _otext._bitwords(h, L, k)
+        return np.array([[int(f"{int(w):064b}"[::-1], 2) for w in row] for row in out], dtype=_U64)
+
+    assert not _bitwords_agree(broken)
