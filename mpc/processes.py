@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpc.loop import run_event_loop
+from mpc.loop import keep_heap_pages, run_event_loop
 from mpc.sessions import new_session, with_source
 from network.errors import ChannelClosedError, PeerUnavailableError, SmpcError
 from protocols.errors import MaliciousUnsupportedError, ParameterError, SessionAbortedError
@@ -98,6 +98,7 @@ class _Config:
 
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
     """Entry point of one party's process."""
+    keep_heap_pages()
     try:
         out = run_event_loop(_child(cfg, job, job_args, conn))
         results.put(("ok", cfg.pid, out))

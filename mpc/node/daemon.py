@@ -39,7 +39,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from mpc.loop import run_event_loop
+from mpc.loop import keep_heap_pages, run_event_loop
 from mpc.node import codes
 from mpc.node.anchor import open_audit
 from mpc.node.api import Api
@@ -402,6 +402,7 @@ def run_node(config_path: str, *, insecure: bool = False, init: bool = False,
 
     setup_logging(log_json)
     cfg = load_config(config_path)
+    keep_heap_pages()  # dealer-free preprocessing churns GBs of arrays (mpc.loop)
     nodes = []
 
     async def main() -> None:

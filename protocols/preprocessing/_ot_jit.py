@@ -175,6 +175,123 @@ def gilboa_recv(
                 acc[l_, w] += v << sh
 
 
+@_kernel
+def tmmo_fold_rows(e: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
+    """`tmmo_fold` with e as (m, 2 nb) words (its (m, nb, 2) blocks flattened): out[j, w] =
+    e[j, w] ^ p[j, w & 1] for w < M; word pairs without the index arithmetic."""
+    m, M = out.shape
+    h = M >> 1
+    for j in range(m):
+        p0 = p[j, 0]
+        p1 = p[j, 1]
+        for b in range(h):
+            out[j, 2 * b] = e[j, 2 * b] ^ p0
+            out[j, 2 * b + 1] = e[j, 2 * b + 1] ^ p1
+        if M & 1:
+            out[j, M - 1] = e[j, M - 1] ^ p0
+
+
+@_kernel
+def gilboa_send_h(
+    e0: np.ndarray, p0: np.ndarray, e1: np.ndarray, p1: np.ndarray, lo: int, x: np.ndarray,
+    t8: np.ndarray, t4: np.ndarray, t2: np.ndarray, t1: np.ndarray, acc: np.ndarray,
+) -> None:
+    """`gilboa_send` on one block of hash rows lo .. lo + len(p0) - 1, reading h0 and h1 from
+    the TMMO blocks before their fold (h[j, w] = e[j, w] ^ p[j, w & 1], e (rows, 2 nb)
+    words): the same outputs, without writing and re-reading the (64 L, M) hash arrays."""
+    M = x.shape[1]
+    for i in range(p0.shape[0]):
+        g = lo + i
+        l_ = g >> 6
+        k = g & 63
+        sh = _U(k)
+        for w in range(M):
+            a = e0[i, w] ^ p0[i, w & 1]
+            t = a - (e1[i, w] ^ p1[i, w & 1]) + x[l_, w]
+            if k < 32:
+                t8[l_, k, w] = t
+            elif k < 48:
+                t4[l_, k - 32, w] = np.uint32(t & _U(0xFFFFFFFF))
+            elif k < 56:
+                t2[l_, k - 48, w] = np.uint16(t & _U(0xFFFF))
+            else:
+                t1[l_, k - 56, w] = np.uint8(t & _FF)
+            acc[l_, w] -= a << sh
+
+
+@_kernel
+def gilboa_recv_h(
+    e: np.ndarray, p: np.ndarray, lo: int, t8: np.ndarray, t4: np.ndarray, t2: np.ndarray,
+    t1: np.ndarray, r: np.ndarray, acc: np.ndarray,
+) -> None:
+    """`gilboa_recv` on one block of hash rows lo .. lo + len(p) - 1, h read from the TMMO
+    blocks before their fold (see `gilboa_send_h`)."""
+    M = acc.shape[1]
+    for i in range(p.shape[0]):
+        g = lo + i
+        l_ = g >> 6
+        k = g & 63
+        sh = _U(k)
+        ri = r[g]
+        for w in range(M):
+            v = e[i, w] ^ p[i, w & 1]
+            if ri:
+                if k < 32:
+                    v += t8[l_, k, w]
+                elif k < 48:
+                    v += _U(t4[l_, k - 32, w])
+                elif k < 56:
+                    v += _U(t2[l_, k - 48, w])
+                else:
+                    v += _U(t1[l_, k - 56, w])
+            acc[l_, w] += v << sh
+
+
+@_kernel
+def cot_send_h(
+    e0: np.ndarray, p0: np.ndarray, e1: np.ndarray, p1: np.ndarray, lo: int, x: np.ndarray,
+    tau: np.ndarray, kept: np.ndarray,
+) -> None:
+    """`cot_send` on hash rows lo .. lo + len(p0) - 1 from the TMMO blocks before their fold."""
+    M = x.shape[1]
+    for i in range(p0.shape[0]):
+        g = lo + i
+        for w in range(M):
+            a = e0[i, w] ^ p0[i, w & 1]
+            tau[g, w] = a + x[g, w] - (e1[i, w] ^ p1[i, w & 1])
+            kept[g, w] = _U(0) - a
+
+
+@_kernel
+def cot_recv_h(e: np.ndarray, p: np.ndarray, lo: int, got: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """`cot_recv` on hash rows lo .. lo + len(p) - 1 from the TMMO blocks before their fold:
+    out = h + r * got."""
+    M = out.shape[1]
+    for i in range(p.shape[0]):
+        g = lo + i
+        if r[g]:
+            for w in range(M):
+                out[g, w] = (e[i, w] ^ p[i, w & 1]) + got[g, w]
+        else:
+            for w in range(M):
+                out[g, w] = e[i, w] ^ p[i, w & 1]
+
+
+@_kernel
+def bitwords(h: np.ndarray, out: np.ndarray) -> None:
+    """(64 L, M) hash words -> out (k, L): bit i of out[t, e] is bit t of h[64 e + i] (the
+    boolean triples' k-bit OT messages, `_otext._bitwords` is the numpy reference)."""
+    k, L = out.shape
+    for e in range(L):
+        for t in range(k):
+            c = t >> 6
+            sh = _U(t & 63)
+            w = _U(0)
+            for i in range(64):
+                w |= ((h[64 * e + i, c] >> sh) & _U(1)) << _U(i)
+            out[t, e] = w
+
+
 def _warm() -> None:
     """Compile (or load from the cache) every kernel on tiny inputs."""
     rows = np.zeros((16, 2), np.uint8)
@@ -201,6 +318,26 @@ def _warm() -> None:
         for t in (t8, t4, t2, t1):
             t.setflags(write=False)
         gilboa_recv(h, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
+    e2 = np.zeros((64, 2), _U)
+    p2 = np.zeros((64, 2), _U)
+    tmmo_fold_rows(e2, p2, np.empty((64, 1), _U))
+    for M in (1,):
+        x = np.zeros((1, M), _U)
+        t8, t4 = np.empty((1, 32, M), _U), np.empty((1, 16, M), np.uint32)
+        t2, t1 = np.empty((1, 8, M), np.uint16), np.empty((1, 8, M), np.uint8)
+        acc = np.zeros((1, M), _U)
+        gilboa_send_h(e2, p2, e2, p2, 0, x, t8, t4, t2, t1, acc)
+        gilboa_recv_h(e2, p2, 0, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
+        for t in (t8, t4, t2, t1):
+            t.setflags(write=False)
+        gilboa_recv_h(e2, p2, 0, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
+    w64 = np.zeros((64, 1), _U)
+    bitwords(w64, np.empty((1, 1), _U))
+    cot_send_h(e2, p2, e2, p2, 0, w64, np.empty((64, 1), _U), np.empty((64, 1), _U))
+    ro64 = np.zeros((64, 1), _U)
+    ro64.setflags(write=False)
+    for got in (w64, ro64):
+        cot_recv_h(e2, p2, 0, got, np.zeros(64, np.uint8), np.empty((64, 1), _U))
 
 
 _warm()

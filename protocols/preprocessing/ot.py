@@ -79,7 +79,7 @@ import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing import _ot_jit as _jit
-from protocols.preprocessing._otext import KAPPA, OTExtension, _hash
+from protocols.preprocessing._otext import KAPPA, OTExtension, _hash2_blocks, _hash_blocks
 from protocols.preprocessing._otmixed import OTMixedKinds
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
@@ -198,18 +198,16 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         xc = np.ascontiguousarray(x)
         tau = {}
         for j in peers:
-            S, q = self._send[j], ext.q[j]
-            h0 = _hash(self.aes, q, ext.sbase[j], M)
-            h1 = _hash(self.aes, q ^ S.s_packed[None, :], ext.sbase[j], M)
             buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
             t8, t4, t2, t1 = _tier_views(buf, L, M)
-            _jit.gilboa_send(h0, h1, xc, t8, t4, t2, t1, acc)
+            for lo, e0, p0, e1, p1 in _hash2_blocks(self.aes, ext.q[j], self._send[j].s_packed, ext.sbase[j], M):
+                _jit.gilboa_send_h(e0, p0, e1, p1, lo, xc, t8, t4, t2, t1, acc)
             tau[j] = buf
         got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
         for j in peers:
-            h = _hash(self.aes, ext.t[j], ext.rbase[j], M)
             t8, t4, t2, t1 = _tier_views(got[j], L, M)
-            _jit.gilboa_recv(h, t8, t4, t2, t1, r, acc)
+            for lo, e, p in _hash_blocks(self.aes, ext.t[j], ext.rbase[j], M):
+                _jit.gilboa_recv_h(e, p, lo, t8, t4, t2, t1, r, acc)
         return acc
 
     # -- daBits and boolean triples ---------------------------------------------------------

@@ -220,3 +220,78 @@ def test_seed_expansion_broken_variant_is_caught():
             self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 15 + b"\1")).encryptor()
 
     assert not _expand_agrees(Shifted)
+
+
+def _fused_agrees(rows: int, monkeypatch, broken: bool = False) -> bool:
+    """The kernels that fold the TMMO blocks as they read them (`*_h`, fed by
+    `_hash_blocks` / `_hash2_blocks`) == the unfused kernels on `_hash`'s output, for
+    Gilboa and the additive correlated OTs, with blocks of `rows` rows (crossing every
+    edge). Broken: each block's rows taken as starting at 0 (its offset ignored)."""
+    monkeypatch.setattr(_otext, "_HASH_ROWS", rows)
+    rng = np.random.default_rng(rows)
+    aes = _otext._AES(bytes(range(16)))
+    off = (lambda lo: 0) if broken else (lambda lo: lo)
+    for L, M in ((1, 1), (3, 2), (2, 5), (5, 11)):
+        m = 64 * L
+        q = rng.integers(0, 256, (m, 16), dtype=np.uint8)
+        s = rng.integers(0, 256, 16, dtype=np.uint8)
+        base = int(rng.integers(0, 1 << 40))
+        x = rng.integers(0, 1 << 64, (L, M), dtype=_U64)
+        r = rng.integers(0, 2, m, dtype=np.uint8)
+        h0, h1 = _otext._hash(aes, q, base, M), _otext._hash(aes, q ^ s[None, :], base, M)
+        raw_ref = np.empty(L * M * ot._TIER_BYTES, dtype=np.uint8)
+        acc_ref = np.zeros((L, M), dtype=_U64)
+        _ot_jit.gilboa_send(h0, h1, x, *ot._tier_views(raw_ref, L, M), acc_ref)
+        _ot_jit.gilboa_recv(h1, *ot._tier_views(raw_ref, L, M), r, acc_ref)
+        raw = np.empty_like(raw_ref)
+        acc = np.zeros((L, M), dtype=_U64)
+        for lo, e0, p0, e1, p1 in _otext._hash2_blocks(aes, q, s, base, M):
+            _ot_jit.gilboa_send_h(e0, p0, e1, p1, off(lo), x, *ot._tier_views(raw, L, M), acc)
+        for lo, e, p in _otext._hash_blocks(aes, q ^ s[None, :], base, M):
+            _ot_jit.gilboa_recv_h(e, p, off(lo), *ot._tier_views(raw, L, M), r, acc)
+        if not (np.array_equal(raw, raw_ref) and np.array_equal(acc, acc_ref)):
+            return False
+        # additive correlated OTs (x one row per OT)
+        xm = rng.integers(0, 1 << 64, (m, M), dtype=_U64)
+        tau_ref, kept_ref = np.empty_like(h0), np.empty_like(h0)
+        _ot_jit.cot_send(h0, h1, xm, tau_ref, kept_ref)
+        out_ref = h1.copy()
+        _ot_jit.cot_recv(out_ref, tau_ref, r)
+        tau, kept, out = np.empty_like(h0), np.empty_like(h0), np.empty_like(h0)
+        for lo, e0, p0, e1, p1 in _otext._hash2_blocks(aes, q, s, base, M):
+            _ot_jit.cot_send_h(e0, p0, e1, p1, off(lo), xm, tau, kept)
+        for lo, e, p in _otext._hash_blocks(aes, q ^ s[None, :], base, M):
+            _ot_jit.cot_recv_h(e, p, off(lo), tau, r, out)
+        if not all(np.array_equal(a, b) for a, b in ((tau, tau_ref), (kept, kept_ref), (out, out_ref))):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("rows", [_otext._HASH_ROWS, 7, 1])
+def test_fused_hash_kernels_match_unfused(rows, monkeypatch):
+    assert _fused_agrees(rows, monkeypatch)
+
+
+def test_fused_hash_kernels_broken_variant_is_caught(monkeypatch):
+    assert not _fused_agrees(7, monkeypatch, broken=True)
+
+
+def _bitwords_agree(fn) -> bool:
+    rng = np.random.default_rng(8)
+    for L, M, k in ((1, 1, 1), (3, 1, 64), (2, 2, 65), (5, 3, 130), (4, 1, 7)):
+        h = rng.integers(0, 1 << 64, (64 * L, M), dtype=_U64)
+        if not np.array_equal(fn(h, L, k), _otext._bitwords_np(h, L, k)):
+            return False
+    return True
+
+
+def test_bitwords_kernel_matches_numpy():
+    assert _bitwords_agree(_otext._bitwords)
+
+
+def test_bitwords_broken_variant_is_caught():
+    def broken(h, L, k):  # bit order within the word reversed
+        out = _otext._bitwords(h, L, k)
+        return np.array([[int(f"{int(w):064b}"[::-1], 2) for w in row] for row in out], dtype=_U64)
+
+    assert not _bitwords_agree(broken)

@@ -54,6 +54,11 @@ def test_needs_additive_ring():
         sessions(3, sch, lambda s: OTPreprocessing(s))
 
 
+def _zero_hash_blocks(aes, x, base, M):
+    """A broken hash: every TMMO block and pi(x) zero (so every hash word is 0)."""
+    yield 0, np.zeros((x.shape[0], 2 * ((M + 1) // 2)), np.uint64), np.zeros((x.shape[0], 2), np.uint64)
+
+
 @pytest.mark.parametrize("broken", [False, True])
 def test_receiver_sees_uniform_corrections(broken, monkeypatch):
     """The Gilboa corrections tau = H(q) + x - H(q ^ s) mod 2^(64-k) that the sender sends
@@ -61,7 +66,7 @@ def test_receiver_sees_uniform_corrections(broken, monkeypatch):
     variant: a hash that outputs zeros, so tau = x: x in the clear; the test must fail."""
     sch, ss = ot_sessions(2, batch=64)
     if broken:
-        monkeypatch.setattr(ot, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
+        monkeypatch.setattr(_otext, "_hash_blocks", _zero_hash_blocks)
     seen = []
     orig = OTPreprocessing._array_round
 
@@ -205,7 +210,7 @@ def test_dabit_receiver_sees_uniform_corrections(broken, monkeypatch):
     0's bit: it must look uniform. Broken variant: a zero hash, so tau = -acc_0 in {0, -1}
     (party 0's bit in the clear); the test must fail."""
     if broken:
-        monkeypatch.setattr(_otext, "_hash", lambda aes, x, base, M: np.zeros((x.shape[0], M), np.uint64))
+        monkeypatch.setattr(_otext, "_hash_blocks", _zero_hash_blocks)
     seen = []
     orig = OTPreprocessing._array_round
 
