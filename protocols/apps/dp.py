@@ -383,6 +383,31 @@ def calibrate(mechanism: str, epsilon: float, delta: float, sensitivity: float) 
     raise ParameterError(f"dp: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}")
 
 
+@dataclass(frozen=True)
+class LaplacePlan:
+    """Every entry's Laplace noise in one batch: one scale, or one per entry."""
+
+    scale: float | np.ndarray
+
+
+def noise_plan(count: int, noise: Noise | list[Noise]) -> LaplacePlan | list[tuple[float, np.ndarray]] | None:
+    """How `add_noise` draws the noise of `count` entries (pure; shared by the semi-honest and
+    malicious add_noise): None for no entries; LaplacePlan; or, for the Gaussian, one
+    (sigma, entry indices) batch per distinct sigma in ascending order (a fixed order: the
+    parties must request preprocessing in the same order). ParameterError unless there is
+    one Noise per entry, all of one mechanism."""
+    ns = [noise] * count if isinstance(noise, Noise) else list(noise)
+    if len(ns) != count or len({n.mechanism for n in ns}) > 1:
+        raise ParameterError("dp.add_noise: one Noise per entry, all of one mechanism")
+    if not ns:
+        return None
+    if ns[0].mechanism == "laplace":
+        sc = {n.scale for n in ns}
+        return LaplacePlan(sc.pop() if len(sc) == 1 else np.array([n.scale for n in ns]))
+    return [(sigma, np.array([i for i, n in enumerate(ns) if n.scale == sigma]))
+            for sigma in sorted({n.scale for n in ns})]
+
+
 async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
                     kappa: int = KAPPA) -> Share:
     """x + fresh joint noise on every entry (x: shared integers in the units the noise was
@@ -391,19 +416,14 @@ async def add_noise(s: Session, x: Share, noise: Noise | list[Noise], *,
     batch (one ltz); Gaussian entries in one batch per distinct sigma, in a fixed order
     (the parties must request preprocessing in the same order: never concurrently)."""
     flat = x.reshape(-1)
-    ns = [noise] * flat.shape[0] if isinstance(noise, Noise) else list(noise)
-    if len(ns) != flat.shape[0] or len({n.mechanism for n in ns}) > 1:
-        raise ParameterError("dp.add_noise: one Noise per entry, all of one mechanism")
-    if not ns:
+    plan = noise_plan(flat.shape[0], noise)
+    if plan is None:
         return x
-    if ns[0].mechanism == "laplace":
-        sc = {n.scale for n in ns}
-        z = await discrete_laplace(s, flat.shape, sc.pop() if len(sc) == 1 else
-                                   np.array([n.scale for n in ns]), kappa=kappa)
+    if isinstance(plan, LaplacePlan):
+        z = await discrete_laplace(s, flat.shape, plan.scale, kappa=kappa)
         return x + z.reshape(x.shape)
     out = flat
-    for sigma in sorted({n.scale for n in ns}):
-        idx = np.array([i for i, n in enumerate(ns) if n.scale == sigma])
+    for sigma, idx in plan:
         z = await discrete_gaussian(s, (len(idx),), Fraction(sigma) ** 2, kappa=kappa)
         full = s.domain.zeros(flat.shape)
         full[idx] = z.data

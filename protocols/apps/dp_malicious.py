@@ -31,7 +31,14 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols import malicious as mal
-from protocols.apps.dp import KAPPA, Noise, gaussian_table, laplace_thresholds
+from protocols.apps.dp import (
+    KAPPA,
+    LaplacePlan,
+    Noise,
+    gaussian_table,
+    laplace_thresholds,
+    noise_plan,
+)
 from protocols.errors import ParameterError
 from protocols.malicious.batch import concat, refresh_many, xor_bits
 from protocols.malicious.chida18 import MShare
@@ -96,25 +103,18 @@ async def add_noise(s: Session, x: MShare, noise: Noise | list[Noise], *,
     returns an MShare under the current key (x is re-keyed if a verification retired its
     key)."""
     flat = x.reshape(-1)
-    ns = [noise] * flat.shape[0] if isinstance(noise, Noise) else list(noise)
-    if len(ns) != flat.shape[0] or len({n.mechanism for n in ns}) > 1:
-        raise ParameterError("dp.add_noise: one Noise per entry, all of one mechanism")
-    if not ns:
+    plan = noise_plan(flat.shape[0], noise)
+    if plan is None:
         return x
-    if ns[0].mechanism == "laplace":
-        sc = {n.scale for n in ns}
-        z = await discrete_laplace(s, flat.shape, sc.pop() if len(sc) == 1 else
-                                   np.array([n.scale for n in ns]), kappa=kappa)
+    if isinstance(plan, LaplacePlan):
+        z = await discrete_laplace(s, flat.shape, plan.scale, kappa=kappa)
         flat, z = await refresh_many(s, flat, z)
         return (flat + z).reshape(x.shape)
-    parts: dict[int, MShare] = {}
-    for sigma in sorted({n.scale for n in ns}):  # a fixed order at every party
-        idx = [i for i, n in enumerate(ns) if n.scale == sigma]
-        z = await discrete_gaussian(s, (len(idx),), Fraction(sigma) ** 2, kappa=kappa)
-        for j, i in enumerate(idx):
-            parts[i] = z[j:j + 1]
-    got = await refresh_many(s, flat, *(parts[i] for i in range(len(ns))))
-    return (got[0] + concat(got[1:])).reshape(x.shape)
+    zs = [await discrete_gaussian(s, (len(idx),), Fraction(sigma) ** 2, kappa=kappa)
+          for sigma, idx in plan]
+    got = await refresh_many(s, flat, *zs)
+    back = np.argsort(np.concatenate([idx for _, idx in plan]))  # sigma order -> entry order
+    return (got[0] + concat(got[1:])[back]).reshape(x.shape)
 
 
 __all__ = ["add_noise", "discrete_gaussian", "discrete_laplace", "uniform"]

@@ -73,3 +73,25 @@ def test_non_bit_input_to_the_uniform_caught(monkeypatch):
     assert res == [None, None, None]
     for pid in (0, 2):
         assert isinstance(errs[pid], CheatingDetectedError) and errs[pid].check == "bits", errs
+
+
+def test_add_noise_with_two_sigmas_keeps_each_entry_in_place():
+    """Entries with different Gaussian sigmas are drawn in one batch per sigma (ascending)
+    and put back in entry order: each entry gets the noise of its own sigma (sigma 0.15 at
+    entries 1 and 3, sigma 535 at 0 and 2; swapped, entry 1 or 3 would move by more than 3
+    except with probability ~2.5e-5)."""
+    small = dp.calibrate("gaussian", 60.0, 1e-6, 1.0)
+    large = dp.calibrate("gaussian", 1.0, 1e-6, 100.0)
+    assert small.scale < 0.2 and large.scale > 500
+
+    async def job(s):
+        vals = np.array([1000, -700, 0, 50])
+        x = await mal.input(s, s.domain.from_int(vals) if s.pid == 0 else None, 0, (4,))
+        noisy = await dpm.add_noise(s, x, [large, small, large, small])
+        (v,) = await mal.open(s, noisy)
+        return s.domain.to_signed(v).astype(np.int64)
+
+    res, errs, _ = run(job)
+    assert errs == [None, None, None], errs
+    assert np.all(np.abs(res[0][[1, 3]] - [-700, 50]) <= 3), res[0]
+    assert np.all(np.abs(res[0][[0, 2]] - [1000, 0]) <= 10 * large.scale), res[0]
