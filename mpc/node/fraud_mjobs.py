@@ -153,7 +153,8 @@ async def fraud_aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
     bank's counts or the suppression (MACed shares, checked products; caught with
     security.cheating_detected on every honest node before anything is released).
     Reveals what the semi-honest job reveals, less the banks' row counts (only K-vectors
-    are input). Rounds: 7 (inputs) + ltz 13 (+ masks) + 2 products + the verification."""
+    are input). Rounds: 7 (inputs) + ltz 9 (+ its masks, malicious.compare) + 2 products
+    + the verification (+ the agreement's 2 and the noise's, with DP)."""
     from mpc.node.fraud_jobs import onehot
     from protocols.malicious.chida18 import input_many
 

@@ -337,7 +337,7 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     every ideal functionality); it cannot change another bank's contribution or the sum
     (the shares are MACed), and a share sent wrong is caught (security.cheating_detected)
     on every honest node before anything is released. Rounds: 2 x 7 (the two inputs) + the
-    runner's verification (+ the noise's, with DP)."""
+    runner's verification (+ `agree_terms`' 2 and the noise's, with DP)."""
     from protocols import malicious as mal
     from protocols.truncation import value_bits
 

@@ -18,7 +18,7 @@ discrete Gaussian by a cumulative distribution table; coins [U < P] for U unifor
 - Nobody learns the noise: it is never opened; only x + noise is, by the caller, after the
   verification.
 
-Rounds (n = 3): xor_bits (2 * 4 + 2 + 2 + 19) + ltz (13 + its masks) + 2 (one product), plus
+Rounds (n = 3): xor_bits (2 * 4 + 2 + 2 + 19) + ltz (9 at width kappa + 1 = 49, + its masks) + 2 (one product), plus
 re-keying (2) where a verification retired the key. Security: malicious with abort, t < n/2.
   [CGHIKLN18] Chida, Genkin, Hamada, Ikarashi, Kikuchi, Lindell, Nof, CRYPTO 2018.
 """

@@ -22,8 +22,8 @@ code input.onehot; InputRangeError for the range) naming the input's owner, on e
 before any output; a cheater in the checked products is caught by the verification
 (security.cheating_detected).
   [CGHIKLN18] Chida, Genkin, Hamada, Ikarashi, Kikuchi, Lindell, Nof, CRYPTO 2018.
-Rounds: inputs 2 (shapes) + 4, bits check 2 + open 5 + 2 + open 5, ltz 13 (+10 masks), then
-reveal_to 5; aggregate: one-hot 2 + 2 + open 5, matmul 2, ltz 13 (+10), products 4, verify.
+Rounds: inputs 2 (shapes) + 4, bits check 2 + open 5 + 2 + open 5, ltz 9 (+ masks), then
+reveal_to 5; aggregate: one-hot 2 + 2 + open 5, matmul 2, ltz 9 (+ masks), products 4, verify.
 Bytes: (n - 1) * B * N * e per bank for the bit inputs (B = RANGE_BITS), plus the products'.
 Security: malicious with abort; reveals what the semi-honest jobs reveal (the banks' column
 counts, the owner's row count). The horizontal aggregate (every bank its own rows, a public

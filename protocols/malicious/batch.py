@@ -108,7 +108,7 @@ async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, 
     x + [x < lo](lo - x) + [x > hi](hi - x) (one checked product of the stacked bits and
     differences; at most one bit is 1). Exact.
     Range: |x - lo| and |hi - x| < 2^(l-1) (`compare.ltz`'s range: l = 64 on GF(2^127 - 1)).
-    Rounds: ltz 13 + 2 (+10 + 2 if no comparison masks are prepared; +2 to re-key stale x).
+    Rounds: ltz 9 + 2 (+10 + 2 if no comparison masks are prepared; +2 to re-key stale x).
     Preprocessing: 2 ltz masks per element (`prepare_batch(..., ltz=2 * elements)`)."""
     if not items:
         return []
