@@ -151,7 +151,7 @@ def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float =
     return out
 
 
-def attach_mpyc(rec: dict, repeat: int = 3) -> dict:
+def attach_mpyc(rec: dict, repeat: int = 3, timeout: float = 600.0) -> dict:
     """Add `mpyc` (MPyC's measurement of the same op, size and parties), `ratio_vs_mpyc`
     (smpc ops/s over MPyC ops/s: smpc's online phase only) and `ratio_vs_mpyc_end_to_end`
     (MPyC's seconds over smpc's offline + online seconds) to an `smpc bench` record.
@@ -159,7 +159,7 @@ def attach_mpyc(rec: dict, repeat: int = 3) -> dict:
     ratio is the fair one for a dealer-free source; with the insecure shared-seed dealer it is
     still the online ratio's lower companion, not a dealer-free result."""
     m = run_mpyc(rec["op"], rec["size"], rec["parties"], repeat=max(1, repeat),
-                 epochs=rec.get("epochs", 1))
+                 epochs=rec.get("epochs", 1), timeout=timeout)
     rec["mpyc"] = m
     if rec.get("ops_per_s") and m.get("ops_per_s"):
         rec["ratio_vs_mpyc"] = rec["ops_per_s"] / m["ops_per_s"]

@@ -553,6 +553,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="logistic_regression: training epochs")
     p.add_argument("--seed", type=int, default=None, help="reproducible randomness (tests only)")
     p.add_argument("--timeout", type=float, default=120.0, help="receive deadline, s")
+    p.add_argument("--mpyc-timeout", type=float, default=600.0,
+                   help="--compare mpyc: seconds MPyC's run may take (10k x 10 training: ~1,000-1,500)")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="plot throughput vs size, vs parties and time vs latency (matplotlib)")
@@ -611,7 +613,7 @@ def main(args: argparse.Namespace) -> int:
                 from mpc.bench.compare_mpyc import attach_mpyc
 
                 bar.show(f"MPyC {op} size {size} n {n}")
-                attach_mpyc(rec, repeat=args.repeat)
+                attach_mpyc(rec, repeat=args.repeat, timeout=args.mpyc_timeout)
             if not rec["correct"] or rec["cost_model_ok"] is False or not rec["counts_stable"]:
                 status = 1
             recs.append(rec)
