@@ -200,25 +200,64 @@ def public_share(s: Session, v: np.ndarray, f: int) -> Share:
     return Share(s.domain.zeros(enc.shape), s) + enc
 
 
-def _aggregate_noises(terms: dict[str, Any], bnd: list[np.ndarray]) -> tuple[list[Any], np.ndarray]:
-    """The DP aggregate's noise per output (d column totals in encoded units, then the row
-    count) and each one's standard deviation in released units. bnd: every party's (d, 2)
-    column bounds; a total's sensitivity is the largest |bound| of its column over all
-    parties (one row replaced), the count's 1; epsilon and delta split evenly over d + 1."""
+@dataclass(frozen=True)
+class AggregateNoise:
+    """The DP aggregate's noise plan (`_aggregate_noises`): per output (d column totals in
+    encoded units, then the row count) its Noise, in units of 2^exps[j] encoded units (the
+    output is first rounded to that lattice, `coarsen`), and its std in released units."""
+
+    noises: list[Any]
+    exps: np.ndarray
+    std: np.ndarray
+
+
+def _aggregate_noises(terms: dict[str, Any], bnd: list[np.ndarray]) -> AggregateNoise:
+    """The DP aggregate's noise plan. bnd: every party's (d, 2) column bounds; a total's
+    sensitivity is the largest |bound| of its column over all parties (one row replaced), the
+    count's 1; epsilon and delta split evenly over d + 1. A Gaussian total is released on the
+    lattice 2^e (dp.coarse_exponent: its sensitivity at most dp.COARSE_UNITS + 1 lattice
+    steps), which its sampler can draw; the Laplace's exponents are 0. JobParameterError
+    (before any input) if the noise still cannot be drawn (dp.check_noise)."""
     from protocols.apps import dp as dpm
 
     b = np.abs(np.stack(bnd))  # (n, d, 2)
     d = b.shape[1]
-    sens = np.maximum(np.ceil(b.max(axis=(0, 2)) * 2**DEFAULT_F), 1)  # encoded units
+    sens = [*np.maximum(np.ceil(b.max(axis=(0, 2)) * 2**DEFAULT_F), 1), 1.0]  # encoded units
     k = d + 1
+    exps = np.array([dpm.coarse_exponent(terms["mechanism"], float(x)) for x in sens], dtype=np.int64)
     noises = [dpm.calibrate(terms["mechanism"], terms["epsilon"] / k, terms["delta"] / k,
-                            float(x)) for x in [*sens, 1.0]]
+                            dpm.coarse_sensitivity(float(x), int(e)))
+              for x, e in zip(sens, exps, strict=True)]
     try:
         dpm.check_noise(noises)
     except dpm.NoiseRangeError as e:  # before any input: a clear refusal, not a node OOM
         raise JobParameterError(str(e)) from None
-    std = np.array([nz.std() / 2**DEFAULT_F for nz in noises[:d]] + [noises[d].std()])
-    return noises, std
+    std = np.array([nz.std() * 2.0 ** int(e) / 2**DEFAULT_F for nz, e in zip(noises[:d], exps[:d], strict=True)]
+                   + [noises[d].std()])
+    return AggregateNoise(noises, exps, std)
+
+
+async def coarsen(s: Session, x: Any, exps: np.ndarray, trunc: Callable[..., Awaitable[Any]]) -> Any:
+    """Entry j of x (a flat Share or MShare of integers) rounded to the lattice 2^exps[j], in
+    units of 2^exps[j]: `trunc(s, x[idx], e)` (stochastic rounding, dp.coarse_sensitivity)
+    for each distinct e > 0 in ascending order (one truncation each: the parties request
+    preprocessing in the same order), the other entries unchanged. Rounds: one truncation's
+    per distinct e > 0 (none for the Laplace)."""
+    for e in sorted({int(v) for v in exps} - {0}):
+        idx = np.flatnonzero(exps == e)
+        t = await trunc(s.child(f"coarse{e}"), x[idx], e)
+        keep = np.flatnonzero(exps != e)
+        order = np.argsort(np.concatenate([keep, idx]), kind="stable")
+        if isinstance(x, Share):
+            from protocols.session import concatenate
+
+            x = concatenate([x[keep], t], 0)[order]
+        else:  # the truncation may have verified: the kept entries under the new key first
+            from protocols.malicious.batch import concat
+            from protocols.malicious.chida18 import refresh
+
+            x = concat([await refresh(s.child(f"coarse{e}r"), x[keep]), t])[order]
+    return x
 
 
 async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
@@ -234,6 +273,7 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     """
     from protocols.apps import dp as dpm
     from protocols.comparison import clip
+    from protocols.truncation import trunc
 
     s, terms = ctx.s, ctx.dp
     fp = FixedPoint(s.domain, DEFAULT_F)
@@ -242,7 +282,7 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     if set(bounds) != set(range(s.n)):
         raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
     bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
-    noises, std = _aggregate_noises(terms, bnd)  # refused here if it cannot be drawn
+    plan = _aggregate_noises(terms, bnd)  # refused here if it cannot be drawn
     ctx.log("input", shape=list(ctx.X.shape))
 
     async def one(o: int) -> Share:
@@ -271,11 +311,12 @@ async def _aggregate_dp(ctx: JobContext) -> dict[str, Output]:
     k = d + 1
     ctx.log("noise", outputs=k, mechanism=terms["mechanism"])
     vals = concatenate([total, public_share(s, [rows], 0)], 0)
-    noisy_all = await dpm.add_noise(s.child("noise"), vals, noises)  # one batch, no gather
-    noisy = [noisy_all[j:j + 1] for j in range(k)]
-    return {"sum": Output(concatenate(noisy[:d], 0), DEFAULT_F),
-            "count": Output(noisy[d], 0),
-            "noise_std": Output(public_share(s, std, DEFAULT_F), DEFAULT_F),
+    vals = await coarsen(s, vals, plan.exps, trunc)
+    noisy = await dpm.add_noise(s.child("noise"), vals, plan.noises)  # one batch, no gather
+    noisy = noisy * (np.int64(1) << plan.exps)  # back in encoded units
+    return {"sum": Output(noisy[:d], DEFAULT_F),
+            "count": Output(noisy[d:], 0),
+            "noise_std": Output(public_share(s, plan.std, DEFAULT_F), DEFAULT_F),
             "epsilon": Output(public_share(s, [terms["epsilon"]], DEFAULT_F), DEFAULT_F)}
 
 
@@ -351,7 +392,7 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
         if set(bounds) != set(range(s.n)):
             raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
         bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
-        noises, std = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
+        plan = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
         await agree_terms(ctx)  # the noise's public constants: the same at every party
         X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
@@ -372,10 +413,12 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
         return {"sum": Output(total, DEFAULT_F), "count": Output(cnt, 0)}  # type: ignore[arg-type]
     from protocols.apps import dp_malicious as dpm
     from protocols.malicious.batch import concat
+    from protocols.malicious.fixed import trunc
 
     ctx.log("noise", outputs=d + 1, mechanism=ctx.dp["mechanism"], security="malicious")
-    noisy = await dpm.add_noise(s, concat([total, cnt]), noises)
-    pub = await stated_const(s, np.append(std, ctx.dp["epsilon"]))
+    vals = await coarsen(s, concat([total, cnt]), plan.exps, trunc)
+    noisy = await dpm.add_noise(s, vals, plan.noises) * (np.int64(1) << plan.exps)
+    pub = await stated_const(s, np.append(plan.std, ctx.dp["epsilon"]))
     return {"sum": Output(noisy[:d], DEFAULT_F), "count": Output(noisy[d:], 0),  # type: ignore[arg-type]
             "noise_std": Output(pub[:d + 1], DEFAULT_F),  # type: ignore[arg-type]
             "epsilon": Output(pub[d + 1:], DEFAULT_F)}  # type: ignore[arg-type]

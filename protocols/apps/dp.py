@@ -383,6 +383,40 @@ def calibrate(mechanism: str, epsilon: float, delta: float, sensitivity: float) 
     raise ParameterError(f"dp: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}")
 
 
+#: a Gaussian query of sensitivity Delta > COARSE_UNITS is released on the lattice 2^e Z with
+#: Delta / 2^e <= COARSE_UNITS (`coarse_exponent`)
+COARSE_UNITS = 64
+
+
+def coarse_exponent(mechanism: str, sensitivity: float) -> int:
+    """e, the granularity 2^e (in the query's integer units) at which an integer query is
+    released: the smallest e >= 0 with sensitivity / 2^e <= COARSE_UNITS for the Gaussian,
+    0 for the Laplace (whose sampler costs O(log scale) comparisons, not O(sigma)). Pure.
+
+    Why: the CDT Gaussian sampler costs T ~ 9.4 sigma comparisons per sample, and a sum of
+    fixed-point values has its sensitivity in 2^-16 units (sigma ~ 10^8 for bounds ~1000),
+    far past MAX_GAUSSIAN_TABLE. Rounded to 2^e first (`coarse_sensitivity`), the query
+    needs sigma in 2^e units only: T ~ 9.4 (COARSE_UNITS + 1) / sqrt(2 rho). The released
+    noise is then g sigma_e <= (Delta + 2 g) / sqrt(2 rho) with g = 2^e < 2 Delta /
+    COARSE_UNITS: at most 1 + 4 / COARSE_UNITS (6.25 %) above the exact calibration's std, and
+    the rounding moves the value by less than one lattice step."""
+    if mechanism != "gaussian" or sensitivity <= COARSE_UNITS:
+        return 0
+    return (math.ceil(sensitivity / COARSE_UNITS) - 1).bit_length()
+
+
+def coarse_sensitivity(sensitivity: float, e: int) -> float:
+    """The sensitivity, in units of 2^e, of trunc(q, e) (stochastic rounding, result floor(q /
+    2^e) or that + 1, as truncation.trunc and malicious.fixed.trunc) for a query q of the
+    given sensitivity: T(a) - T(b) < (a - b) / 2^e + 2 and is an integer, so |T(a) - T(b)| <=
+    ceil(Delta / 2^e) + 1 whatever the rounding coins (a mixture of shifts each within that
+    bound: the Laplace bound holds pointwise and the Renyi divergence of the Gaussian is
+    quasi-convex, so the calibration for this sensitivity holds for the mixture). Pure."""
+    if e == 0:
+        return sensitivity
+    return float(math.ceil(sensitivity / 2**e) + 1)
+
+
 @dataclass(frozen=True)
 class LaplacePlan:
     """Every entry's Laplace noise in one batch: one scale, or one per entry."""

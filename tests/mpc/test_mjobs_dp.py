@@ -84,14 +84,15 @@ def test_cheater_in_the_dp_aggregate_caught_nothing_released(signer):  # noqa: F
 
 @pytest.mark.parametrize("security", ["semi-honest", "malicious"])
 def test_gaussian_noise_beyond_the_sampler_refused_before_any_input(signer, security):  # noqa: F811
-    """A Gaussian whose table would need ~33,000 comparisons per sample (bounds [0, 0.01]:
-    sensitivity 656 encoded units; epsilon 1.8 split over 2 outputs, delta 1e-6: sigma ~4000).
-    Before the cap the sampler drew it anyway, and its memory grows with sigma: a realistic
-    sum (bounds in the thousands) asked for ~10^9 thresholds per sample and the node's
-    process was killed for memory. Now: JobParameterError on every party, no round spent."""
+    """A Gaussian whose table would need ~20,000 comparisons per sample even on the coarse
+    lattice: the row count's (sensitivity 1, which no lattice makes smaller) at epsilon 0.004
+    split over 2 outputs, delta 1e-6: sigma ~2200. Before the cap the sampler drew it anyway,
+    and its memory grows with sigma: a realistic sum (bounds in the thousands, before the
+    coarse lattice) asked for ~10^9 thresholds per sample and the node's process was killed
+    for memory. Now: JobParameterError on every party, no round spent."""
     parts, m = _parts(), _manifest(signer)
     bounds = {o: [[0, 0.01]] for o in range(3)}
-    terms = {"epsilon": 1.8, "delta": 1e-6, "mechanism": "gaussian", "bounds": bounds}
+    terms = {"epsilon": 0.004, "delta": 1e-6, "mechanism": "gaussian", "bounds": bounds}
 
     async def job(s):
         ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
@@ -236,3 +237,64 @@ def test_equivocated_dp_terms_caught(signer):  # noqa: F811
     assert res == [None] * 3, res
     for e in errs[:2]:
         assert isinstance(e, CheatingDetectedError) and e.check == "agreement", errs
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+def test_gaussian_sum_with_realistic_bounds_released_on_a_coarse_lattice(signer, security):  # noqa: F811
+    """Gaussian DP on a sum with bounds in the thousands ([0, 5000]: sensitivity 3.3 x 10^8
+    encoded units, sigma ~5 x 10^8 at epsilon 8 split over 2, delta 1e-6) needs ~4 x 10^9
+    thresholds per sample: refused on main (JobParameterError), so the Gaussian mechanism was
+    unusable for sums. Now the total is rounded under MPC to the lattice 2^e (e = 23:
+    sensitivity 40 + 1 steps) before the noise: it runs, the released sum is within 6 stated
+    std of the clipped sum, and the stated std is the coarse calibration's, at most 6.25 %
+    above the exact one's."""
+    from protocols.apps import dp
+
+    rng = np.random.default_rng(11)
+    parts = [rng.uniform(0, 5000, size=(30 + 4 * i, 1)).round(2) for i in range(3)]
+    parts[2][0, 0] = 1e7  # clipped to 5000
+    m = _manifest(signer)
+    bounds = {o: [[0, 5000]] for o in range(3)}
+    terms = {"epsilon": 8.0, "delta": 1e-6, "mechanism": "gaussian", "bounds": bounds}
+    if security == "malicious":
+        res, errs, _ = run(_job(m, parts, terms, mal.open))
+        assert errs == [None, None, None], errs
+    else:
+        res = mpc.run_local(3, _job(m, parts, terms, core.open)).results
+    got = res[0]
+    clipped = sum(np.clip(p, 0, 5000).sum() for p in parts)
+    sens = float(np.ceil(5000 * 2**16))
+    e = dp.coarse_exponent("gaussian", sens)
+    assert e == 23 and dp.coarse_sensitivity(sens, e) == 41.0
+    coarse = dp.calibrate("gaussian", 4.0, 0.5e-6, 41.0)  # sigma ~59: T ~550 comparisons
+    exact = dp.calibrate("gaussian", 4.0, 0.5e-6, sens)
+    std = got["noise_std"][0]
+    assert std == pytest.approx(coarse.scale * 2**e / 2**16, rel=1e-6)
+    assert exact.scale / 2**16 < std <= 1.0625 * exact.scale / 2**16
+    assert abs(got["sum"][0] - clipped) < 6 * std, (got, clipped)
+    assert got["sum"][0] % 2 ** (e - 16) == 0  # on the lattice: rounded before the noise
+    assert abs(got["count"][0] - 102) < 6 * got["noise_std"][1]
+
+
+def test_coarse_lattice_exponent_and_sensitivity():
+    """The smallest e with Delta / 2^e <= 64 (Gaussian only), and the rounded query's
+    sensitivity ceil(Delta / 2^e) + 1: checked against stochastic rounding of neighbours
+    exhaustively on small values (every pair a, b with |a - b| <= Delta, every coin)."""
+    from protocols.apps import dp
+
+    assert dp.coarse_exponent("gaussian", 64.0) == 0 and dp.coarse_exponent("laplace", 1e12) == 0
+    assert dp.coarse_exponent("gaussian", 65.0) == 1 and dp.coarse_exponent("gaussian", 128.0) == 1
+    assert dp.coarse_exponent("gaussian", 129.0) == 2
+    for sens in [65.0, 100.0, 1000.0, 3.3e8, 2.0**50 + 1]:
+        e = dp.coarse_exponent("gaussian", sens)
+        assert sens / 2**e <= dp.COARSE_UNITS < sens / 2 ** (e - 1)
+    for e, delta in [(1, 3), (2, 5), (3, 17), (2, 4)]:
+        bound = dp.coarse_sensitivity(float(delta), e)
+        worst = 0
+        for a in range(0, 4 * 2**e):
+            for b in range(a, a + delta + 1):
+                for ua in (0, 1):
+                    for ub in (0, 1):
+                        ta, tb = a // 2**e + ua * (a % 2**e > 0), b // 2**e + ub * (b % 2**e > 0)
+                        worst = max(worst, abs(tb - ta))
+        assert worst <= bound, (e, delta, worst, bound)
