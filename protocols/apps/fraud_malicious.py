@@ -46,13 +46,12 @@ from protocols.apps.ml._base import decode, pub
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import (
     InputRangeError,
-    InputRangeRefusedError,
     MaliciousUnsupportedError,
     ParameterError,
     ShapeMismatch,
 )
 from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
-from protocols.malicious.chida18 import MShare, raise_refusals
+from protocols.malicious.chida18 import MShare, agree_statuses, input_announced
 from protocols.malicious.nonlinear import piecewise_sigmoid_raw
 from protocols.session import Session
 
@@ -79,8 +78,11 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
     under MPC. Raises PartialScoreRangeError (naming the owners whose bits are not 0/1: a
     deviating owner); InputRangeRefusedError (code input.range) at every party naming the
     honest owners whose own value does not fit: such an owner inputs nothing and sends a
-    typed refusal in the input protocol (`input_unchecked`, announce) instead, so nothing of
-    it is sent and nothing is opened."""
+    typed refusal in the input protocol (`input_announced`) instead, so nothing of it is sent
+    and nothing is opened; the statuses are echoed (`agree_statuses`, 1 round), so an owner
+    telling one party "refused" and another "accepted" is caught at every honest party
+    (CheatingDetectedError, check "input.status").
+    Rounds: 4 per owner (one after the other) + 1 (the echo) + the range check's."""
     D = s.domain
     mine = None
     refused = False
@@ -91,15 +93,14 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
         else:
             mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
     got: dict[int, MShare] = {}
-    oks = []
-    for o in owners:
-        try:
-            got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count),
-                                               announce=True, refused=refused and o == s.pid)
-            oks.append(True)
-        except InputRangeRefusedError:
-            oks.append(False)  # every owner's round still runs: the parties stay in step
-    raise_refusals(owners, oks, bits)
+    statuses = []
+    for o in owners:  # every owner's round runs: the parties stay in step
+        got[o], st = await input_announced(s, mine if o == s.pid else None, o, (bits, count),
+                                           refused=refused and o == s.pid)
+        statuses.append(st)
+    # issue 16: the statuses echoed (1 round), so an owner that equivocates its status is
+    # caught alike at every honest party before anything else is computed
+    await agree_statuses(s, list(owners), statuses, bits=bits)
     B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
     sq = await mal.mul(s, B, B - 1)
     oks = await zero_check_each(s, [sq[i] for i in range(len(owners))], "range")
