@@ -58,12 +58,13 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
                         proba=bool(p.get("proba", True)), reveal_scores=False, _reveal=False)
     if sc.flags is None:  # pragma: no cover (a threshold is always given)
         raise JobParameterError("fraud_aggregate needs a threshold")
-    G_local = None
-    if s.pid == owner:
-        keys = ctx.extra[p["group_column"]].astype(np.int64)
-        G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
-    ctx.log("group", rows=sc.flags.shape[0], groups=len(groups))
-    counts, sizes = await fm.group_totals(s, sc.flags, G_local, owner, len(groups))
+    from mpc.node.fraud_jobs import row_chunks
+
+    keys = ctx.extra[p["group_column"]].astype(np.int64) if s.pid == owner else None
+    N = sc.flags.shape[0]
+    chunks = row_chunks(N, len(groups), ctx.group_chunk)  # hard4: bounded memory
+    ctx.log("group", rows=N, groups=len(groups), chunks=len(chunks))
+    counts, sizes = await fm.group_totals_chunked(s, sc.flags, keys, groups, owner, chunks)
     return await _release(ctx, counts, sizes, k)
 
 

@@ -107,6 +107,9 @@ class JobContext:
     dp: dict | None = None
     #: this node's mpc.node.models.ModelStore (shared models kept between jobs)
     models: Any = None
+    #: rows x groups elements of a group matrix handled at once (fraud_aggregate; tests
+    #: force a small one to span several chunks)
+    group_chunk: int = 1 << 20
 
 
 @dataclass

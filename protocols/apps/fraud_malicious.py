@@ -227,6 +227,33 @@ async def group_totals(s: Session, flags: MShare, G_local: np.ndarray | None, ow
     return counts, G.sum(axis=0)
 
 
+async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | None, groups: np.ndarray,
+                               owner: int, chunks: list[tuple[int, int]]) -> tuple[MShare, MShare]:
+    """`group_totals` over row ranges (`chunks`, [start, stop) covering flags' rows, public):
+    the owner builds and inputs the one-hot rows of one range at a time from its keys (None
+    elsewhere), each range is checked one-hot and counted as `group_totals` does, and the
+    per-group totals are summed (the earlier ranges' sums refreshed under the current key).
+    The same (counts, sizes) as one `group_totals` over every row, while a party holds only
+    one range's matrix (hard4: 10^5 rows x 4096 groups in one piece was ~100 GB per party).
+    Rounds: len(chunks) x (`group_totals`' + 2 for the refresh of the running sums) (the
+    first range's refresh: 0).   Raises: as `group_totals` (the owner named per range)."""
+    K = len(groups)
+    counts: MShare | None = None
+    sizes: MShare | None = None
+    for i0, i1 in chunks:
+        G_local = None
+        if keys is not None:
+            G_local = s.public((np.asarray(keys[i0:i1])[:, None] == groups[None, :]).astype(np.int64))
+        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K)
+        if counts is None or sizes is None:
+            counts, sizes = c, z
+        else:
+            counts, sizes = await refresh_many(s, counts, sizes)
+            counts, sizes = counts + c, sizes + z
+    assert counts is not None and sizes is not None
+    return counts, sizes
+
+
 #: the largest k of the k-suppression: far above any group's size, and low enough that
 #: size - k stays inside malicious.ltz's range |v| < 2^63 for every value suppress may see
 #: (counts < 2^43, DP noise |X| <= 2^62: dp.MAX_LAPLACE_DIGITS)
@@ -253,4 +280,4 @@ async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[M
 
 __all__ = ["MAX_K", "RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
            "saturated_partial",
-           "group_totals", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]
+           "group_totals", "group_totals_chunked", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]
