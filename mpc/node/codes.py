@@ -67,6 +67,9 @@ AGREEMENT_SECURITY_MISMATCH = "agreement.security_mismatch"
 AGREEMENT_REFUSED = "agreement.refused"
 AGREEMENT_DATA = "agreement.data"
 AGREEMENT_ALIGNMENT = "agreement.alignment"
+#: the nodes derived different public terms (k, DP) from the agreement views: a node sent
+#: different views to different peers (mpc.node.jobs.agree_terms, semi-honest sessions)
+AGREEMENT_TERMS_MISMATCH = "agreement.terms_mismatch"
 
 # -- the job ---------------------------------------------------------------------------------
 JOB_UNKNOWN = "job.unknown"

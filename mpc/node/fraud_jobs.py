@@ -31,6 +31,20 @@ log = logging.getLogger("smpc.node.jobs")
 
 # ----------------------------------------------------------------------------- fraud ---
 MAX_GROUPS = 4096
+#: hard4: at most this many elements (rows x (groups + 1)) of the owner's group matrix are
+#: input, checked one-hot and counted at once in the vertical fraud_aggregate (both modes):
+#: 10^5 rows x 4096 groups as one matrix was ~100 GB per party; chunked, the peak is
+#: bounded by the chunk (a few hundred MB) whatever the row count. The chunk count is a
+#: function of the row count and the group count, both public (the flags' shape).
+GROUP_CHUNK_ELEMENTS = 1 << 20
+
+
+def row_chunks(n_rows: int, width: int, limit: int = GROUP_CHUNK_ELEMENTS) -> list[tuple[int, int]]:
+    """[start, stop) row ranges of at most max(1, limit // width) rows covering n_rows
+    (pure; at least one range, possibly empty, so that a job over 0 rows still runs its
+    steps)."""
+    step = max(1, int(limit) // max(1, int(width)))
+    return [(i, min(i + step, n_rows)) for i in range(0, max(n_rows, 1), step)] or [(0, 0)]
 #: the largest parameters.k_min: far above any group's size; a larger k left the comparisons'
 #: range (|size - k| < 2^63) and wrapped: k = 2^64 released every group in malicious mode
 #: (protocols.apps.fraud_malicious.MAX_K, the same bound)
@@ -192,8 +206,11 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
                                   group's count and size by at most 1: the one-hot check)
         released = [sizes >= k] [counts >= k],  counts_out = released * counts
 
-    Rounds: fraud.score's (2) + ltz + 1 (input G) + one-hot check (3-4) + 1 (matmul)
-    (+ the noise's ltz) + ltz on 2K + 2 (products).
+    Rounds: fraud.score's (2) + ltz + C x (1 (input G) + one-hot check (3-4) + 1 (matmul))
+    (+ the noise's ltz) + ltz on 2K + 2 (products), with C = len(row_chunks(N, K + 1)) (1
+    up to GROUP_CHUNK_ELEMENTS / (K + 1) rows): the group matrix is input, checked and
+    counted chunk by chunk (hard4), so a party never holds more than a chunk of it; the
+    counts and sizes are the sums over chunks, the same values as in one piece.
     Security: semi-honest; the recipients learn, per group, whether its (noisy) size and
     flagged count both reach k and, if so, its (noisy) flagged count; nobody learns a
     suppressed group's count or any row's flag.
@@ -224,32 +241,52 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     t = float(np.log(thr / (1 - thr))) if proba else thr
     flags = await ltz(s.child("flag"), -z + pub(t, DEFAULT_F))  # [t < z], shape (N,)
     n_rows = flags.shape[0]
-    G_local = None
-    if s.pid == owner:
-        G_local = s.public(onehot(ctx.extra[p["group_column"]], groups))
-    ctx.log("group", rows=n_rows, groups=len(groups))
-    G = await core.input(s.child("groups"), G_local, owner)
-    if G.shape != (n_rows, len(groups) + 1):
-        from protocols.errors import ShapeMismatch
+    keys = ctx.extra[p["group_column"]] if s.pid == owner else None
+    chunks = row_chunks(n_rows, len(groups) + 1, ctx.group_chunk)
+    ctx.log("group", rows=n_rows, groups=len(groups), chunks=len(chunks))
+    counts, sizes = None, None
+    for c, (i0, i1) in enumerate(chunks):  # hard4: rows x groups never held at once
+        G_local = None if keys is None else s.public(onehot(keys[i0:i1], groups))
+        G = await core.input(s.child(f"groups{c}" if c else "groups"), G_local, owner)
+        if G.shape != (i1 - i0, len(groups) + 1):
+            from protocols.errors import ShapeMismatch
 
-        raise ShapeMismatch(f"group matrix {G.shape}, expected {(n_rows, len(groups) + 1)}")
-    return await _release_groups(ctx, flags, G, groups, k)
+            raise ShapeMismatch(f"group matrix {G.shape}, expected {(i1 - i0, len(groups) + 1)}")
+        part = await _group_totals(s.child(f"c{c}") if c else s, flags[i0:i1], G, len(groups))
+        counts = part[0] if counts is None else counts + part[0]
+        sizes = part[1] if sizes is None else sizes + part[1]
+    assert counts is not None and sizes is not None
+    return await _suppress_release(ctx, counts, sizes, groups, k)
 
 
 async def _release_groups(ctx: JobContext, flags: Share, G: Share, groups: np.ndarray,
                           k: int) -> dict[str, Output]:
     """The one-hot check, per-group counts and sizes, DP noise, suppression (see
     fraud_aggregate)."""
+    counts, sizes = await _group_totals(ctx.s, flags, G, len(groups))
+    return await _suppress_release(ctx, counts, sizes, groups, k)
+
+
+async def _group_totals(s, flags: Share, G: Share, K: int) -> tuple[Share, Share]:
+    """The one-hot check of G (rows x (K + 1)), then (flagged counts, sizes) per group over
+    its rows: 4-5 rounds (the check's 3-4, one matrix product)."""
     from protocols import beaver
     from protocols.apps import fraud
+
+    n_rows = flags.shape[0]
+    await fraud.check_onehot(s.child("onehot"), G)  # over K + 1 columns (`onehot`)
+    G = Share(np.ascontiguousarray(G.data[:, :K]), s)  # "no group" is dropped
+    counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
+    return counts, G.sum(axis=0)
+
+
+async def _suppress_release(ctx: JobContext, counts: Share, sizes: Share, groups: np.ndarray,
+                            k: int) -> dict[str, Output]:
+    """DP noise (when agreed) and the k-suppression of the per-group totals."""
+    from protocols import beaver
     from protocols.comparison import ltz
 
     s = ctx.s
-    n_rows = flags.shape[0]
-    await fraud.check_onehot(s.child("onehot"), G)  # over K + 1 columns (`onehot`)
-    G = Share(np.ascontiguousarray(G.data[:, :len(groups)]), s)  # "no group" is dropped
-    counts = (await beaver.matmul(s.child("count"), flags.reshape(1, n_rows), G)).reshape(-1)
-    sizes = G.sum(axis=0)
     out: dict[str, Output] = {}
     if ctx.dp is not None:
         from protocols.apps import dp as dpm

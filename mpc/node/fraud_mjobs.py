@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.node.jobs import JobContext, JobParameterError, Output, agree_terms, stated_const
+from mpc.node.jobs import JobContext, JobParameterError, Output, stated_const
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import MaliciousUnsupportedError
 from protocols.malicious.chida18 import MShare
@@ -45,7 +45,7 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
 
     s, p = ctx.s, ctx.manifest.parameters
     _noise(ctx, len(p["groups"]))  # refused here, before any input, if it cannot be drawn
-    await agree_terms(ctx)  # k and the DP terms: the same public constants at every party
+    # k and the DP terms: the same public constants at every party (the runner's agree_terms)
     if horizontal(ctx.manifest):
         return await fraud_aggregate_horizontal(ctx)
     owner = ctx.names.index(p["owner"])
@@ -58,12 +58,13 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
                         proba=bool(p.get("proba", True)), reveal_scores=False, _reveal=False)
     if sc.flags is None:  # pragma: no cover (a threshold is always given)
         raise JobParameterError("fraud_aggregate needs a threshold")
-    G_local = None
-    if s.pid == owner:
-        keys = ctx.extra[p["group_column"]].astype(np.int64)
-        G_local = s.public((keys[:, None] == groups[None, :]).astype(np.int64))
-    ctx.log("group", rows=sc.flags.shape[0], groups=len(groups))
-    counts, sizes = await fm.group_totals(s, sc.flags, G_local, owner, len(groups))
+    from mpc.node.fraud_jobs import row_chunks
+
+    keys = ctx.extra[p["group_column"]].astype(np.int64) if s.pid == owner else None
+    N = sc.flags.shape[0]
+    chunks = row_chunks(N, len(groups), ctx.group_chunk)  # hard4: bounded memory
+    ctx.log("group", rows=N, groups=len(groups), chunks=len(chunks))
+    counts, sizes = await fm.group_totals_chunked(s, sc.flags, keys, groups, owner, chunks)
     return await _release(ctx, counts, sizes, k)
 
 
@@ -154,7 +155,8 @@ async def fraud_aggregate_horizontal(ctx: JobContext) -> dict[str, Output]:
     security.cheating_detected on every honest node before anything is released).
     Reveals what the semi-honest job reveals, less the banks' row counts (only K-vectors
     are input). Rounds: 7 (inputs) + ltz 9 (+ its masks, malicious.compare) + 2 products
-    + the verification (+ the agreement's 2 and the noise's, with DP)."""
+    + the verification (+ the noise's, with DP; the runner's agree_terms echo, 1 round,
+    comes before)."""
     from mpc.node.fraud_jobs import onehot
     from protocols.malicious.chida18 import input_many
 

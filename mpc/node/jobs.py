@@ -107,6 +107,9 @@ class JobContext:
     dp: dict | None = None
     #: this node's mpc.node.models.ModelStore (shared models kept between jobs)
     models: Any = None
+    #: rows x groups elements of a group matrix handled at once (fraud_aggregate; tests
+    #: force a small one to span several chunks)
+    group_chunk: int = 1 << 20
 
 
 @dataclass
@@ -331,32 +334,84 @@ async def stated_const(s: Session, values: list[float] | np.ndarray) -> Any:
     return await const(s, 0, v.shape) + s.domain.from_int(enc)
 
 
-async def agree_terms(ctx: JobContext) -> None:
-    """security = "malicious": check that every party holds the same public terms the
-    runner derived from the peers' agreement views (ctx.k_floor, ctx.dp), or abort on every
-    honest party with CheatingDetectedError (check "agreement"). The views are sent to each
-    peer separately and not echoed, so a cheating bank could send different ones (e.g.
-    min_group_size 10 to one node, 19 to the other): the honest nodes then subtract different
-    public constants from one sharing, and the cheater, by placing its own share on the line
-    through theirs (n = 3, t = 1), makes the opening consistent with a constant of its choice
-    (2 k_A - k_B = 1: the k-suppression bypassed, nothing detected; DP thresholds likewise).
-    An echo-checked broadcast of a digest of the terms (batch.agree_ints, Bracha-style):
-    2 rounds, 32 bytes."""
+#: bytes of the terms digest every node echoes before a job's first input (`agree_terms`)
+TERMS_DIGEST_BYTES = 32
+
+
+def terms_digest(ctx: JobContext) -> bytes:
+    """BLAKE2b-256 of the public terms this node derived for the job from the agreement
+    views (pure): the manifest hash, the computation, the security mode, k_floor (the largest
+    policy.min_group_size) and the agreed DP terms."""
     import hashlib
     import json
 
-    from protocols.malicious.batch import agree_ints
-    from protocols.malicious.chida18 import _fail
+    blob = json.dumps({"manifest": ctx.manifest.hash, "computation": ctx.manifest.computation,
+                       "security": ctx.s.security, "k_floor": int(ctx.k_floor), "dp": ctx.dp},
+                      sort_keys=True, default=str).encode()
+    return hashlib.blake2b(blob, digest_size=TERMS_DIGEST_BYTES, person=b"smpc-job-terms").digest()
 
+
+class TermsMismatchError(SmpcError):
+    """The nodes derived different public terms for one job (semi-honest sessions; a
+    malicious session raises CheatingDetectedError, check "agreement")."""
+
+    code = codes.AGREEMENT_TERMS_MISMATCH
+
+
+async def agree_terms(ctx: JobContext) -> None:
+    """Every job, both security modes (`run_job` calls it before the computation, so before
+    any input is shared): check that every node holds the same public terms the runner
+    derived from the peers' agreement views (ctx.k_floor, ctx.dp, with the manifest hash,
+    computation and security mode), or end the job on every honest node with a typed error
+    and nothing released. The views are sent to each peer separately and not echoed, so a
+    cheating bank could send different ones (e.g. min_group_size 10 to one node, 19 to the
+    other): the honest nodes then subtract different public constants from one sharing, and
+    the cheater, by placing its own share on the line through theirs (n = 3, t = 1), makes the
+    opening consistent with a constant of its choice (2 k_A - k_B = 1: the k-suppression
+    bypassed; DP thresholds likewise; in a semi-honest session nothing would even check).
+
+        every node sends every other D = terms_digest(ctx) (1 round);  any D_j != D: fail
+
+    If the terms of two honest nodes differ, each of them receives the other's digest, so
+    every honest node fails (an echo of the table, as review3's 2-round agree_ints, adds
+    nothing here: a node that lies about its own digest to one peer only makes that peer
+    abort, as a node may always drop out).
+    Rounds: 1.   Bytes: (n - 1)*32 per node.
+    Raises: CheatingDetectedError (check "agreement", terminal: the MAC key and buffered
+    preprocessing burnt) with security = "malicious"; TermsMismatchError (code
+    agreement.terms_mismatch) otherwise; the session is aborted either way."""
     s = ctx.s
-    blob = json.dumps({"k_floor": int(ctx.k_floor), "dp": ctx.dp}, sort_keys=True,
-                      default=str).encode()
-    mine = np.frombuffer(hashlib.blake2b(blob, digest_size=32, person=b"smpc-job-terms").digest(),
-                         dtype=np.int64)
-    table = await agree_ints(s.child("terms"), mine)
-    if not (table == table[0]).all():
-        await _fail(s, "agreement", f"party {s.pid}: the parties derived different public terms "
-                    "(k, DP) from the agreement: a peer sent different views to different nodes")
+    mine = np.frombuffer(terms_digest(ctx), dtype=np.uint8)
+    tag = s.tag("terms")
+    s.check_alive()
+    try:
+        for j in s.peers:
+            await s.channel.send(j, tag, mine)
+        got = {j: await s.channel.recv_array(j, tag, dtype=np.uint8, shape=mine.shape)
+               for j in s.peers}
+    except SmpcError as e:
+        await s.abort(e)
+        raise
+    s.stats.rounds += 1
+    bad = [j for j in s.peers if not np.array_equal(got[j], mine)]
+    if not bad:
+        return
+    msg = (f"party {s.pid}: party(ies) {bad} derived different public terms (k, DP) for the "
+           "job from the agreement: a peer sent different views to different nodes")
+    if s.security == "malicious":
+        from protocols.malicious.chida18 import _fail
+
+        await _fail(s, "agreement", msg)
+    err = TermsMismatchError(msg)
+    await s.abort(err)
+    raise err
+
+
+async def run_job(spec: JobSpec, ctx: JobContext) -> dict[str, Output]:
+    """The runner's compute step: the terms echo (`agree_terms`, 1 round), then the
+    registered computation."""
+    await agree_terms(ctx)
+    return await spec.run(ctx)
 
 
 async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
@@ -378,7 +433,8 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     every ideal functionality); it cannot change another bank's contribution or the sum
     (the shares are MACed), and a share sent wrong is caught (security.cheating_detected)
     on every honest node before anything is released. Rounds: 2 x 7 (the two inputs) + the
-    runner's verification (+ `agree_terms`' 2 and the noise's, with DP)."""
+    runner's verification (+ the noise's, with DP; the runner's `agree_terms` echo, 1
+    round, comes before)."""
     from protocols import malicious as mal
     from protocols.truncation import value_bits
 
@@ -393,7 +449,6 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
             raise JobDataError(codes.POLICY_BOUNDS, "a party states no bounds for its columns")
         bnd = [np.asarray(bounds[o], dtype=np.float64).reshape(d, 2) for o in range(s.n)]
         plan = _aggregate_noises(ctx.dp, bnd)  # refused here if it cannot be drawn
-        await agree_terms(ctx)  # the noise's public constants: the same at every party
         X = np.clip(X, bnd[s.pid][:, 0], bnd[s.pid][:, 1])
     w = value_bits(s.domain) - (s.n - 1).bit_length()
     # with DP, as `_aggregate_dp`: every clipped row encoded, then summed exactly (the

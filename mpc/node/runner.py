@@ -20,7 +20,10 @@ agree    every node sends every other its manifest hash, consortium fingerprint,
 load     each node reads its own source (named columns only) and checks its row limits and
          the job's data rules; a second agreement round shares only ok / code, and for
          vertical jobs a digest of the sorted row ids.
-compute  the registered computation (mpc.node.jobs) with dealer-free preprocessing.
+compute  every node first echoes a digest of the public terms it derived (k, DP, security:
+         mpc.node.jobs.agree_terms, 1 round; a node that sent different views to different
+         peers fails the job on every honest node before any input), then the registered
+         computation (mpc.node.jobs) with dealer-free preprocessing.
 deliver  every output goes to its recipients only (party recipients: core.reveal_to; the
          analyst: this node's share sealed to the analyst's key).
 
@@ -49,7 +52,7 @@ from mpc.node.audit import AuditLog
 from mpc.node.codes import generic_reason
 from mpc.node.config import ANALYST, NodeConfig
 from mpc.node.escape import escape
-from mpc.node.jobs import REGISTRY, JobContext
+from mpc.node.jobs import REGISTRY, JobContext, run_job
 from mpc.node.manifest import Manifest
 from mpc.node.precompute import PlanSource
 from mpc.node.runutil import (  # noqa: F401  (re-exported)
@@ -289,7 +292,7 @@ class Runner:
                                  log=lambda step, **kw: self.step(m, step, **kw),
                                  extra=extra, k_floor=k_floor, dp=dp_terms,
                                  models=ModelStore(self.cfg.state_dir / "models"))
-                outputs = await spec.run(ctx)
+                outputs = await run_job(spec, ctx)  # the terms echo first (hard4)
                 self.step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)
                 stats = r.with_dropped({

@@ -162,6 +162,10 @@ async def flagged_counts(
     return {keys[i].item(): int(c) for i, c in zip(idx, vals, strict=True)}
 
 
+#: columns of the one-hot check's public coefficients drawn at once (`check_onehot`)
+_GAMMA_BLOCK = 1 << 16
+
+
 class OneHotError(InputRangeError):
     """A shared group matrix is not one-hot (a row does not sum to 1 or an entry is not 0/1)."""
 
@@ -202,8 +206,13 @@ async def check_onehot(s: Session, G: Share, *, checks: int | None = None) -> No
 
     rng = CryptoRNG.from_seed(bytes(np.ascontiguousarray(s.domain.to_wire(seed)).tobytes()),
                               "onehot-gamma", s.sid or b"")
-    gamma = s.domain.random(rng, (checks, T.shape[0]))
-    v = Share(s.domain.matmul(gamma, T.data.reshape(-1, 1)).reshape(-1), s)
+    # gamma (checks x len(T)) drawn and applied in column blocks: over Z_2^64 (40 checks) one
+    # gamma as large as 40 x T was the peak of the job's memory (hard4)
+    tv, acc = T.data.reshape(-1, 1), s.domain.zeros((checks, 1))
+    for b in range(0, tv.shape[0], _GAMMA_BLOCK):
+        blk = tv[b : b + _GAMMA_BLOCK]
+        acc = s.domain.add(acc, s.domain.matmul(s.domain.random(rng, (checks, blk.shape[0])), blk))
+    v = Share(acc.reshape(-1), s)
     if s.domain.is_field:  # over Z_2^64 a mask could zero a nonzero v (zero divisors)
         rho = Share(await s.prep.randoms((checks,)), s)
         v = await beaver.mul(s.child("rho"), rho, v)

@@ -46,13 +46,12 @@ from protocols.apps.ml._base import decode, pub
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import (
     InputRangeError,
-    InputRangeRefusedError,
     MaliciousUnsupportedError,
     ParameterError,
     ShapeMismatch,
 )
 from protocols.malicious.batch import agree_ints, concat, refresh_many, zero_check, zero_check_each
-from protocols.malicious.chida18 import MShare, raise_refusals
+from protocols.malicious.chida18 import MShare, agree_statuses, input_announced
 from protocols.malicious.nonlinear import piecewise_sigmoid_raw
 from protocols.session import Session
 
@@ -79,8 +78,11 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
     under MPC. Raises PartialScoreRangeError (naming the owners whose bits are not 0/1: a
     deviating owner); InputRangeRefusedError (code input.range) at every party naming the
     honest owners whose own value does not fit: such an owner inputs nothing and sends a
-    typed refusal in the input protocol (`input_unchecked`, announce) instead, so nothing of
-    it is sent and nothing is opened."""
+    typed refusal in the input protocol (`input_announced`) instead, so nothing of it is sent
+    and nothing is opened; the statuses are echoed (`agree_statuses`, 1 round), so an owner
+    telling one party "refused" and another "accepted" is caught at every honest party
+    (CheatingDetectedError, check "input.status").
+    Rounds: 4 per owner (one after the other) + 1 (the echo) + the range check's."""
     D = s.domain
     mine = None
     refused = False
@@ -91,15 +93,14 @@ async def input_bits(s: Session, vals: np.ndarray | None, owners: list[int], cou
         else:
             mine = D.from_int((v[None, :] >> np.arange(bits, dtype=np.int64)[:, None]) & 1)
     got: dict[int, MShare] = {}
-    oks = []
-    for o in owners:
-        try:
-            got[o] = await mal.input_unchecked(s, mine if o == s.pid else None, o, (bits, count),
-                                               announce=True, refused=refused and o == s.pid)
-            oks.append(True)
-        except InputRangeRefusedError:
-            oks.append(False)  # every owner's round still runs: the parties stay in step
-    raise_refusals(owners, oks, bits)
+    statuses = []
+    for o in owners:  # every owner's round runs: the parties stay in step
+        got[o], st = await input_announced(s, mine if o == s.pid else None, o, (bits, count),
+                                           refused=refused and o == s.pid)
+        statuses.append(st)
+    # issue 16: the statuses echoed (1 round), so an owner that equivocates its status is
+    # caught alike at every honest party before anything else is computed
+    await agree_statuses(s, list(owners), statuses, bits=bits)
     B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
     sq = await mal.mul(s, B, B - 1)
     oks = await zero_check_each(s, [sq[i] for i in range(len(owners))], "range")
@@ -226,6 +227,33 @@ async def group_totals(s: Session, flags: MShare, G_local: np.ndarray | None, ow
     return counts, G.sum(axis=0)
 
 
+async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | None, groups: np.ndarray,
+                               owner: int, chunks: list[tuple[int, int]]) -> tuple[MShare, MShare]:
+    """`group_totals` over row ranges (`chunks`, [start, stop) covering flags' rows, public):
+    the owner builds and inputs the one-hot rows of one range at a time from its keys (None
+    elsewhere), each range is checked one-hot and counted as `group_totals` does, and the
+    per-group totals are summed (the earlier ranges' sums refreshed under the current key).
+    The same (counts, sizes) as one `group_totals` over every row, while a party holds only
+    one range's matrix (hard4: 10^5 rows x 4096 groups in one piece was ~100 GB per party).
+    Rounds: len(chunks) x (`group_totals`' + 2 for the refresh of the running sums) (the
+    first range's refresh: 0).   Raises: as `group_totals` (the owner named per range)."""
+    K = len(groups)
+    counts: MShare | None = None
+    sizes: MShare | None = None
+    for i0, i1 in chunks:
+        G_local = None
+        if keys is not None:
+            G_local = s.public((np.asarray(keys[i0:i1])[:, None] == groups[None, :]).astype(np.int64))
+        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K)
+        if counts is None or sizes is None:
+            counts, sizes = c, z
+        else:
+            counts, sizes = await refresh_many(s, counts, sizes)
+            counts, sizes = counts + c, sizes + z
+    assert counts is not None and sizes is not None
+    return counts, sizes
+
+
 #: the largest k of the k-suppression: far above any group's size, and low enough that
 #: size - k stays inside malicious.ltz's range |v| < 2^63 for every value suppress may see
 #: (counts < 2^43, DP noise |X| <= 2^62: dp.MAX_LAPLACE_DIGITS)
@@ -252,4 +280,4 @@ async def suppress(s: Session, counts: MShare, sizes: MShare, k: int) -> tuple[M
 
 __all__ = ["MAX_K", "RANGE_BITS", "MScores", "PartialScoreRangeError", "check_onehot", "group_counts",
            "saturated_partial",
-           "group_totals", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]
+           "group_totals", "group_totals_chunked", "input_bits", "score", "suppress", "zero_check", "zero_check_each"]

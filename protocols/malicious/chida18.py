@@ -375,16 +375,69 @@ def _owner_bits(s: Session, x: np.ndarray, bits: int, signed: bool) -> np.ndarra
     return decompose(s.domain, x, bits, signed)
 
 
-def raise_refusals(owners: list[int], oks: list[bool], bits: int, signed: bool = True) -> None:
-    """InputRangeRefusedError naming every owner in `owners` whose status (`oks`, from
-    `input_unchecked(announce=True)`) was a refusal; nothing if none refused."""
+#: an owner's input status as one party received it (`input_announced`): 0 its input
+#: follows, 1 it refused (an honest owner's value outside its declared range), 2 malformed
+#: (not 0 or 1: a deviation, reported at the status echo so that every party hears of it)
+STATUS_OK, STATUS_REFUSED, STATUS_MALFORMED = 0, 1, 2
+
+
+def status_verdict(owners: list[int], views: dict[int, np.ndarray]) -> tuple[bool, tuple[int, ...]]:
+    """The verdict on the echoed input statuses (pure): `views[j]` is the status vector
+    (one entry per owner, in `owners` order) party j says it received, this party's own
+    included. Returns (deviation, refusing owners): a deviation if any two vectors differ or
+    any entry is not 0 / 1 (an owner equivocated its status or sent a malformed one, or a
+    party misreported its own view); else the owners every party saw refuse."""
+    rows = [[int(v) for v in np.asarray(views[j]).reshape(-1)] for j in sorted(views)]
+    if any(len(r) != len(owners) for r in rows) or any(r != rows[0] for r in rows):
+        return True, ()
+    if any(v not in (STATUS_OK, STATUS_REFUSED) for v in rows[0]):
+        return True, ()
+    return False, tuple(o for o, v in zip(owners, rows[0], strict=True) if v == STATUS_REFUSED)
+
+
+async def _status_outcome(s: Session, owners: list[int], views: dict[int, np.ndarray], bits: int | None,
+                          signed: bool) -> None:
+    """Act on `status_verdict`: a deviation is terminal (CheatingDetectedError, check
+    "input.status", via `_fail`); refusals raise InputRangeRefusedError naming the owners."""
+    deviation, refused = status_verdict(owners, views)
+    if deviation:
+        await _fail(s, "input.status", f"party {s.pid}: the parties received different or malformed "
+                    f"input statuses from the owner(s) {owners} (an owner equivocated, or a party "
+                    "misreported what it received)")
+    raise_refusals(owners, [o not in refused for o in owners], bits, signed)
+
+
+async def agree_statuses(s: Session, owners: list[int], statuses: list[int], *, bits: int | None,
+                         signed: bool = True) -> None:
+    """The status echo (issue 16): every party sends every other the statuses it received
+    (`input_announced`, one per owner in `owners` order; its own as owner), so that an owner
+    that tells one party "refused" and another "accepted" is caught by every honest party
+    alike: the two honest views differ and each honest party sees the other's. Then, as
+    `status_verdict`: CheatingDetectedError (check "input.status", terminal) on any
+    difference or malformed status, InputRangeRefusedError naming the refusing owners if
+    every view agrees on a refusal, nothing otherwise.
+    Rounds: 1.   Bytes: (n - 1)*len(owners)*e per party.
+    (A party that misreports its own view in this round can make one honest party abort
+    while the other proceeds to a vanished peer: abort without unanimity, as every
+    verdict round here; it learns nothing and nothing is released.)"""
+    F = s.domain
+    mine = F.from_int(np.asarray(statuses, dtype=np.int64).reshape(len(owners)))
+    got = await s.exchange(s.tag("mstatus"), {j: mine for j in s.peers},
+                           {j: (len(owners),) for j in s.peers})
+    got[s.pid] = mine
+    await _status_outcome(s, owners, {j: F.to_int(v) for j, v in got.items()}, bits, signed)
+
+
+def raise_refusals(owners: list[int], oks: list[bool], bits: int | None, signed: bool = True) -> None:
+    """InputRangeRefusedError naming every owner in `owners` whose status (`oks`, agreed by
+    `agree_statuses`) was a refusal; nothing if none refused."""
     bad = tuple(o for o, ok in zip(owners, oks, strict=True) if not ok)
     if bad:
-        lo = -(1 << (bits - 1)) if signed else 0
+        lo = -(1 << (bits - 1)) if signed and bits else 0
+        rng = "" if bits is None else (f" [{lo}, {lo + (1 << bits)}) ({bits} "
+                                       f"{'signed' if signed else 'unsigned'} bits)")
         raise InputRangeRefusedError(f"party(ies) {list(bad)} refused their input: a value is outside its "
-                                     f"declared range [{lo}, {lo + (1 << bits)}) ({bits} "
-                                     f"{'signed' if signed else 'unsigned'} bits); nothing was opened",
-                                     owners=bad)
+                                     f"declared range{rng}; nothing was opened", owners=bad)
 
 
 async def input(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,  # noqa: A001
@@ -421,8 +474,11 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
         "mac" first, so an honest owner is never blamed); v_o != 0 -> "input.range" naming o
 
     An honest owner whose own x does not fit sends a refusal in its delta message instead
-    (`input_unchecked`, announce): every party raises InputRangeRefusedError naming the
-    refusing owners once every owner's input round is done, before the coin.
+    (`input_announced`): once every owner's input round is done, every party echoes the
+    statuses it received in its coin message (`agree_statuses`, no extra round), so an
+    owner that tells one party "refused" and another "accepted" is caught alike at every
+    honest party (CheatingDetectedError, check "input.status"); if every view agrees, every
+    party raises InputRangeRefusedError naming the refusing owners, with nothing opened.
 
     The bit check is a random linear combination with public coefficients drawn after the
     values are fixed [Corrigan-Gibbs and Boneh, "Prio", NSDI 2017, sec. 4], computed on
@@ -431,8 +487,9 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     the MAC a cheater that knows its own v could cancel it). A non-bit gives v_o = 0 with
     probability 1/p; v_o reveals only a combination of the cheater's own bits (every honest
     owner's v_o is 0). The inputs of several owners run concurrently (children "in<owner>").
-    Rounds: 4 (input) + 1 (coin) + 2 (reduction).
-    Bytes: `input_unchecked` on bits * prod(shape) elements per owner, (n - 1)*e (coin),
+    Rounds: 4 (input) + 1 (coin and status echo) + 2 (reduction).
+    Bytes: `input_announced` on bits * prod(shape) elements per owner, (n - 1)*(1 +
+    len(owners))*e (coin and status echo),
     a `_reduce` of 2 * len(owners) elements, (n - 1)*n*e in the next verification.
     Preprocessing: input_unchecked's, randoms((1,)), double_randoms((2, len(owners))).
     Raises: as `input`."""
@@ -457,17 +514,24 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     elif x is not None:
         raise DomainError(f"party {s.pid} passed a value for another party's input")
 
-    async def one(o: int) -> tuple[MShare, bool]:
+    async def one(o: int) -> tuple[MShare, int]:
         shp = (w, *(int(d) for d in shapes[o]))
         c = s if len(owners) == 1 else s.child(f"in{o}")
-        return await _input_announced(c, mine if o == s.pid else None, o, shp, announce=True,
-                                      refused=refused and o == s.pid)
+        return await input_announced(c, mine if o == s.pid else None, o, shp,
+                                     refused=refused and o == s.pid)
 
     got = list(await asyncio.gather(*(one(o) for o in owners)))
-    raise_refusals(owners, [ok for _, ok in got], w, signed)
     bs = [b for b, _ in got]
-    # the coin: a random sharing opened (consistency-checked) after every bit is fixed
-    coin, ok = await _open_checked(s, await s.prep.randoms((1,)), "mrange-coin")
+    # the coin: a random sharing opened (consistency-checked) after every bit is fixed; the
+    # status echo (`agree_statuses`) rides in the same messages (no extra round)
+    k_own = len(owners)
+    msg = np.concatenate([(await s.prep.randoms((1,))).reshape(1),
+                          F.from_int(np.array([st for _, st in got], dtype=np.int64))])
+    recv = await s.exchange(s.tag("mrange-coin"), {j: msg for j in s.peers},
+                            {j: (1 + k_own,) for j in s.peers})
+    recv[s.pid] = msg
+    await _status_outcome(s, owners, {j: F.to_int(v[1:]) for j, v in recv.items()}, w, signed)
+    coin, ok = _reconstruct_checked(s, {j: v[:1] for j, v in recv.items()})
     if not ok:
         ctx.failed = ctx.failed or "open"
     total = sum(b.size for b in bs)
@@ -515,23 +579,30 @@ async def input_unchecked(s: Session, x: np.ndarray | None, owner: int, shape: t
     digest; an inconsistent rho opening makes the owner report it there.
     Refusal (issue 16; `announce`, the same at every party): the delta message carries one
     more element, the owner's status, 0 (its input follows) or 1 (`refused`: the owner found
-    its own value outside the declared range and inputs nothing; it sends zeros). Every
-    party validates the status on receipt (anything else is a deviation: CheatingDetectedError,
-    check "input.status") and on a refusal raises InputRangeRefusedError naming the owner,
-    with nothing opened. Bytes: + (n - 1)*e at the owner.
+    its own value outside the declared range and inputs nothing; it sends zeros), then every
+    party echoes the status it received (`agree_statuses`, 1 round): a malformed status, or
+    one told differently to different parties, is a deviation (CheatingDetectedError, check
+    "input.status", at every honest party); an agreed refusal raises InputRangeRefusedError
+    naming the owner, with nothing opened. Bytes: + (n - 1)*e at the owner, + (n - 1)*e per
+    party (the echo).   Rounds: + 1 (the echo).
     Raises: DomainError (bad x), PartyIndexError, MaliciousUnsupportedError,
-    InputRangeRefusedError (announce, the owner refused).
+    InputRangeRefusedError (announce, the owner refused), CheatingDetectedError (announce).
     """
-    xs, ok = await _input_announced(s, x, owner, shape, announce=announce, refused=refused)
-    if not ok:
-        raise InputRangeRefusedError(f"party {owner} refused its input: a value is outside its declared "
-                                     f"range (the owners named: [{owner}])", owners=(owner,))
+    xs, st = await input_announced(s, x, owner, shape, announce=announce, refused=refused)
+    if announce:
+        await agree_statuses(s, [owner], [st], bits=None)
     return xs
 
 
-async def _input_announced(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,
-                           announce: bool, refused: bool) -> tuple[MShare, bool]:
-    """`input_unchecked`'s protocol; returns (the MShare, False if the owner refused)."""
+async def input_announced(s: Session, x: np.ndarray | None, owner: int, shape: tuple[int, ...], *,
+                          announce: bool = True, refused: bool = False) -> tuple[MShare, int]:
+    """`input_unchecked`'s protocol without the status echo: returns (the MShare, the status
+    this party received: STATUS_OK, STATUS_REFUSED or STATUS_MALFORMED; always STATUS_OK
+    without `announce`). The caller MUST pass the statuses of every owner to `agree_statuses`
+    (or echo them as `input_many` does) before using the MShare: a status acted on without
+    the echo lets an owner make the honest parties' verdicts differ. A malformed status is
+    not raised here, so that the echo tells every party of it.
+    Rounds, Bytes: `input_unchecked`'s without the echo."""
     _check_party(s, owner, "owner")
     if refused and s.pid != owner:
         raise ParameterError("only the owner can refuse its input")
@@ -555,7 +626,7 @@ async def _input_announced(s: Session, x: np.ndarray | None, owner: int, shape: 
     rt, r2t = await s.prep.double_randoms(shape)
 
     size = int(np.prod(shape, dtype=np.int64))
-    status = [0]  # the owner's announced status (announce): 0 accepted, 1 refused
+    status = [STATUS_OK]  # the owner's announced status as this party received it
 
     async def delta_round(c: Session) -> np.ndarray:
         tag = c.tag("minput-rho")
@@ -582,10 +653,9 @@ async def _input_announced(s: Session, x: np.ndarray | None, owner: int, shape: 
         else:
             msg = (await c.exchange(tag, {}, {owner: (size + 1,)}))[owner]
             st = int(F.to_int(msg[size:])[0])
-            if st not in (0, 1):  # an authenticated peer deviated: terminal
-                raise CheatingDetectedError(f"party {owner} sent a malformed input status",
-                                            check="input.status")
-            status[0] = st
+            # a malformed status (an authenticated peer deviated) is terminal at the echo,
+            # where every party hears of it
+            status[0] = st if st in (STATUS_OK, STATUS_REFUSED) else STATUS_MALFORMED
             delta = msg[:size].reshape(shape)
         h = hashlib.blake2b(F.to_wire(delta).tobytes(), digest_size=32, person=b"smpc-chida18-in")
         ctx.inputs.append((tag, h.digest()))
@@ -598,7 +668,7 @@ async def _input_announced(s: Session, x: np.ndarray | None, owner: int, shape: 
     xs = F.add(rho, delta)
     rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
     _record(s, key, tag, xs.reshape(-1), rxs.reshape(-1))
-    return MShare(Share(xs, s), Share(rxs, s), key), status[0] == 0
+    return MShare(Share(xs, s), Share(rxs, s), key), status[0]
 
 
 async def refresh(s: Session, x: MShare) -> MShare:

@@ -13,6 +13,9 @@ the ordinary daemon, except:
 - MODE "takeanddrop" (review2): a recipient bank that keeps what is revealed to it (appended
   to loot.jsonl beside its config) and drops out of the job at the first reveal to another
   party, so that the honest banks fail the job after its noisy output has left.
+- MODE "equivocate" (hard4): in the manifest agreement it tells node 0 a min_group_size 9
+  larger than its own and every other node its own (the views are sent to each peer
+  separately), so that the honest nodes derive different public terms (k).
 Nothing else differs."""
 
 import dataclasses
@@ -78,12 +81,40 @@ def _take_and_drop(config: str) -> None:
     checked.reveal_fn = reveal_fn
 
 
+def _equivocate() -> None:
+    import json
+
+    honest = runner.Runner._agree
+
+    async def _agree(self, ch, m, what, mine):
+        if what != "manifest":
+            return await honest(self, ch, m, what, mine)
+        send = ch.send
+
+        async def lying_send(j, tag, raw):
+            if tag == "agree/manifest" and j == 0:
+                v = json.loads(raw)
+                v["min_group_size"] = int(v["min_group_size"]) + 9
+                raw = json.dumps(v, sort_keys=True).encode()
+            return await send(j, tag, raw)
+
+        ch.send = lying_send
+        try:
+            return await honest(self, ch, m, what, mine)
+        finally:
+            ch.send = send
+
+    runner.Runner._agree = _agree
+
+
 if __name__ == "__main__":
     PREFIX = sys.argv[1]
     if PREFIX == "onehot":
         _onehot_attack()
     elif PREFIX == "takeanddrop":
         _take_and_drop(sys.argv[2])
+    elif PREFIX == "equivocate":
+        _equivocate()
     else:
         if parse_target(PREFIX)[1] is not None:
             install_phases()

@@ -13,7 +13,7 @@ from test_jobs import _data as _vdata
 from test_jobs import _manifest as _vmanifest
 
 from mpc.node.fraud_mjobs import COUNT_BITS, local_flags
-from mpc.node.jobs import REGISTRY, JobContext, finish_outputs
+from mpc.node.jobs import REGISTRY, JobContext, finish_outputs, run_job
 from mpc.node.manifest import sign_manifest
 from protocols import malicious as mal
 from protocols.arith.fixedpoint import FixedPoint
@@ -252,7 +252,7 @@ def test_equivocated_min_group_size_caught_not_a_lower_k(signer):  # noqa: F811
     async def job(s):
         ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], X[s.pid], None,
                          extra={"merchant": g[s.pid].astype(float)}, k_floor=ks[s.pid])
-        outs = await REGISTRY["fraud_aggregate"].run(ctx)
+        outs = await run_job(REGISTRY["fraud_aggregate"], ctx)  # as the runner (hard4)
         return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
 
     res, errs, _ = run(job)

@@ -8,7 +8,7 @@ from malicious_helpers import run
 from test_jobs import signer  # noqa: F401 (a fixture)
 
 import mpc
-from mpc.node.jobs import REGISTRY, JobContext, JobParameterError
+from mpc.node.jobs import REGISTRY, JobContext, JobParameterError, run_job
 from mpc.node.manifest import sign_manifest
 from protocols import core
 from protocols import malicious as mal
@@ -230,7 +230,7 @@ def test_equivocated_dp_terms_caught(signer):  # noqa: F811
     async def job(s):
         terms = {"epsilon": eps[s.pid], "delta": 0.0, "mechanism": "laplace", "bounds": BOUNDS}
         ctx = JobContext(s, m, ["bank0", "bank1", "bank2"], parts[s.pid], None, dp=terms)
-        outs = await REGISTRY["aggregate_sum"].run(ctx)
+        outs = await run_job(REGISTRY["aggregate_sum"], ctx)  # as the runner (hard4)
         return {name: (await mal.open(s, o.share))[0] for name, o in outs.items()}
 
     res, errs, _ = run(job)

@@ -13,6 +13,7 @@ from protocols import malicious as mal
 from protocols.apps import fraud_malicious as fm
 from protocols.apps.fraud import OneHotError
 from protocols.errors import CheatingDetectedError
+from protocols.malicious import chida18
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -90,14 +91,16 @@ async def range_job(s, cheat_bits=False):
 
         async def cheating_input_bits(s2, vals, owners, count, bits=fm.RANGE_BITS):
             D = s2.domain
-            got = {}
+            got, sts = {}, []
             for o in owners:
                 mine = None
                 if o == s2.pid:
                     b = np.zeros((bits, count), dtype=np.int64)
                     b[3, 0] = 1 << 20
                     mine = D.from_int(b)
-                got[o] = await mal.input_unchecked(s2, mine, o, (bits, count), announce=True)
+                got[o], st = await chida18.input_announced(s2, mine, o, (bits, count))
+                sts.append(st)
+            await chida18.agree_statuses(s2, list(owners), sts, bits=bits)  # as input_bits
             from protocols.malicious.batch import concat
 
             B = concat([got[o].reshape(1, bits, count) for o in owners], 0)
