@@ -63,8 +63,8 @@ from protocols.apps.ml.data import (
     REFINE_EXTRA,
     _as2d,
     _encode_y,
-    _scaled,
     local_standardize,
+    scaled_input,
 )
 from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
@@ -294,7 +294,8 @@ async def prepare_horizontal(
     X = _as2d(X_local)
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes its rows X and labels y")
-    Xs = _scaled(X, feature_scale)
+    # saturated to X's checked width: no refusal the analyst's feature_scale can tune
+    Xs = scaled_input(X, feature_scale, 2.0 ** (mal.range_bits(s.domain) - 1 - f) - 2.0**-f)
     y = np.asarray(y_local).reshape(-1)
     if len(y) != len(X):
         raise ShapeMismatch(f"X has {len(X)} rows, y has {len(y)}")

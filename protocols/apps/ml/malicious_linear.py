@@ -37,7 +37,7 @@ import numpy as np
 
 from protocols import malicious as mal
 from protocols.apps.ml._base import encode, pub
-from protocols.apps.ml.data import REFINE_EXTRA, _as2d, _scaled
+from protocols.apps.ml.data import REFINE_EXTRA, _as2d, scaled_input
 from protocols.apps.ml.malicious import (
     ISTD_MAX,
     MSharedModel,
@@ -189,7 +189,9 @@ async def _moments_horizontal(s: Session, X_local: np.ndarray | None, y_local: n
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes X and y")
     W = mal.range_bits(s.domain)
-    Xs = _scaled(X, feature_scale)
+    # saturated to X's range (the moments then fit their width): no refusal the analyst's
+    # feature_scale can tune
+    Xs = scaled_input(X, feature_scale, 2.0 ** (W - 1 - f) - 2.0**-f)
     y = np.asarray(y_local, dtype=np.float64).reshape(-1, 1)
     if len(y) != len(Xs):
         raise ShapeMismatch(f"X has {len(Xs)} rows, y has {len(y)}")
