@@ -406,6 +406,7 @@ def test_solve_plan_bounds():
         assert d * p.a * XT * 2.0**40 < L and d * p.xm * (2 + p.tau) * 2.0**40 < L
         assert not p.clip_last and d * XT * 2.0**20 * (p.b + 1) < L
         assert p.xm >= 2.0**22 / (4 * d * d), (d, p)
+        assert p.first_clip == 4, p  # iterations 0..3 proved in range for any |A_ij| <= a
     assert mllin.solve_plan(D, 3, a=1.125, b=2.0**16.5, trace_bound=3.15, f=F, f_solve=16).clip_last
     with pytest.raises(ConfigError):
         mllin.solve_plan(D, 3, a=1.125, b=1.0, trace_bound=3.15, f=F, f_solve=31)

@@ -22,7 +22,7 @@ rounding and the two split products' extra rounding: a few 2^-16).
 
 Rounds: horizontal: 2 (N) + 2 + 4 (moments) + 10 (masks) + 13 (clip m) + 3 + 13 (clip cov) + ~49
 (inv_sqrt) + 18 + 13 (clip) + 6 + 10 (masks) + 13 (clip A, b) + 6 * solver_iters + 13 *
-(solver_iters - 1) + 5 + finish ~25; independent of N. Vertical: ~16 + the solve's + finish.
+(solver_iters - first_clip) + 5 + finish ~25; independent of N. Vertical: ~16 + the solve's + finish.
 Bytes: horizontal O(n d^2 solver_iters) per party; vertical O(n N d + n d^2 solver_iters).
 Security: malicious with abort; reveals N (horizontal), the shapes and the label owner.
 """
@@ -78,9 +78,12 @@ class SolvePlan:
     tau: float
     clip_last: bool
     w_bound: float
+    #: the first iteration whose iterates are clipped (the ones before are proved in range)
+    first_clip: int = 1
 
 
-def solve_plan(D: Domain, d: int, *, a: float, b: float, trace_bound: float, f: int, f_solve: int) -> SolvePlan:
+def solve_plan(D: Domain, d: int, *, a: float, b: float, trace_bound: float, f: int, f_solve: int,
+               iters: int = 24) -> SolvePlan:
     """Which clips keep every truncation of the Newton-Schulz solve below LIM = 2^(l-2) for
     ANY A with |A_ij| <= a and |b_i| <= b (real, public). Pure.
 
@@ -88,8 +91,10 @@ def solve_plan(D: Domain, d: int, *, a: float, b: float, trace_bound: float, f: 
     bound), T_k = A X_k has its spectrum in [0, 1] (so |T_ij| <= 1) and |X_k|_ij <=
     1 / lambda_min(A) (module docstring of protocols.apps.ml._base.newton_schulz_solve). A
     cheater's A (in range, but indefinite or beyond c) makes them diverge doubly
-    exponentially, so from the second iteration on X_k and T_k are clipped (in one
-    `clip_many`) to xm and tau = 5/4 (never binding for honest data). With s = 2^f_solve:
+    exponentially, so X_k and T_k are clipped (in one `clip_many` per iteration) to xm and
+    tau = 5/4 (never binding for honest data) from `first_clip` on: the iterations before
+    it are proved in range for any such A by a row-sum-norm recursion (4 for d = 3: the
+    first iterates grow at most as x (2 + d a x) from 1/c). With s = 2^f_solve:
       T = A X:        d a XT s^2 < LIM   for the unclipped new iterate |X| <= XT = d xm (2 + tau)
       X (2I - T):     d xm (2 + tau) s^2 < LIM                                     (weaker)
       w = X_K b, with b = bh 2^f + bl split (|bh| <= b + 1 an integer, |bl| < 2^(f+1)):
@@ -103,21 +108,37 @@ def solve_plan(D: Domain, d: int, *, a: float, b: float, trace_bound: float, f: 
     tau = 1.25
     XT = L / (d * a * sc * sc) * 0.99
     xm = XT / (d * (2 + tau))
-    x0 = 1.0 / trace_bound
-    t0 = d * a * x0
-    if x0 > xm or d * x0 * (2 + t0) * sc * sc >= L:
+    if 1.0 / trace_bound > xm:
+        raise ConfigError(f"closed form: f_solve={f_solve} leaves no room for the Newton-Schulz iterates "
+                          "in the fixed-point range")
+    # the leading iterations need no clip: with the row-sum norm, ||A|| <= al = d a, each
+    # truncation off by < 1 ulp e per entry, x_k >= ||X_k||, t_k >= ||T_k||:
+    #   x_0 = 1/c + e,  t_k = al x_k + d e,  x_{k+1} = x_k (2 + t_k) + d e,
+    # every entry of A X_k below al x_k and of X_k (2I - T_k) below x_k (2 + t_k)
+    al, e = d * a, 1.0 / sc
+    x = 1.0 / trace_bound + e
+    first = iters
+    for k in range(iters):
+        t = al * x + d * e
+        xn = x * (2 + t) + d * e
+        if not (al * x * sc * sc < L and x * (2 + t) * sc * sc < L and al * xn * sc * sc < L):
+            first = k
+            break
+        x = xn
+    if first == 0:
         raise ConfigError(f"closed form: f_solve={f_solve} leaves no room for the Newton-Schulz iterates "
                           "in the fixed-point range")
 
     def fits(x: float) -> bool:
         return d * x * sc * (b + 1) < L and d * x * sc * 2.0 ** (f + 1) < L
 
-    clip_last = not fits(XT)
+    xk = x if first == iters else XT  # the last iterate's bound
+    clip_last = not fits(xk)
     if clip_last and not fits(xm):
         raise ConfigError("closed form: the right-hand side bound does not fit the solve's range "
                           f"(f_solve={f_solve})")
-    xl = xm if clip_last else XT
-    return SolvePlan(a, b, xm, tau, clip_last, d * xl * (b + 1) + 2.0 ** -f)
+    xl = xm if clip_last else xk
+    return SolvePlan(a, b, xm, tau, clip_last, d * xl * (b + 1) + 2.0 ** -f, first)
 
 
 async def newton_schulz_solve(s: Session, A: MShare, b: MShare, trace_bound: float, *, iters: int,
@@ -127,12 +148,12 @@ async def newton_schulz_solve(s: Session, A: MShare, b: MShare, trace_bound: flo
 
     bounds = (a, b): public bounds (real) of the honest |A_ij| and |b_i|. With them A and b
     are clipped to those bounds first and every iterate is kept in range (`solve_plan`): from
-    the second iteration on X_k and T_k = A X_k are clipped (one `clip_many` per iteration),
+    its first_clip on, X_k and T_k = A X_k are clipped (one `clip_many` per iteration),
     and w = trunc(X_K bh, f_solve - f) + trunc(X_K bl, f_solve) with b = bh 2^f + bl (bh =
     trunc(b, f)). Without bounds the products are formed directly (range unchecked: a
     cheater's A drives the iterates out of the truncation's range).
     Rounds: 10 (masks) + 6 per iteration + 3; with bounds + 13 (clip of A, b) + 13 per
-    iteration after the first + 3 (the split product) (+ 13 if the last iterate is clipped).
+    iteration from first_clip on (4 for d = 3, 10) + 3 (the split product) (+ 13 if the last iterate is clipped).
     Raises: ShapeMismatch, ConfigError (f_solve < f, or no clip keeps the solve in range)."""
     d = A.shape[0]
     if A.shape != (d, d) or b.shape != (d,):
@@ -150,10 +171,11 @@ async def newton_schulz_solve(s: Session, A: MShare, b: MShare, trace_bound: flo
             T = await mal.trunc(s, await mal.matmul(s, As, X), f_solve)
             X = await mal.trunc(s, await mal.matmul(s, X, (-T) + eye2), f_solve)
         return await mal.trunc(s, await mal.matmul(s, X, b), f_solve)
-    P = solve_plan(s.domain, d, a=bounds[0], b=bounds[1], trace_bound=trace_bound, f=f, f_solve=f_solve)
+    P = solve_plan(s.domain, d, a=bounds[0], b=bounds[1], trace_bound=trace_bound, f=f, f_solve=f_solve,
+                   iters=iters)
     am, bm = int(P.a * (1 << f)), int(P.b * (1 << f))
     xm, tm = int(P.xm * (1 << f_solve)), int(P.tau * (1 << f_solve))
-    clips = 2 * (d * d + d) + 4 * d * d * max(iters - 1, 0) + (2 * d * d if P.clip_last else 0)
+    clips = 2 * (d * d + d) + 4 * d * d * max(iters - P.first_clip, 0) + (2 * d * d if P.clip_last else 0)
     truncs = {f_solve: 2 * iters * d * d + d, f: d}
     if f_solve > f:
         truncs[f_solve - f] = truncs.get(f_solve - f, 0) + d
@@ -165,7 +187,7 @@ async def newton_schulz_solve(s: Session, A: MShare, b: MShare, trace_bound: flo
     for it in range(iters):
         # bound: d a |X| s^2 < LIM for |X| <= XT (solve_plan)
         T = await mal.trunc(s, await mal.matmul(s, As, X), f_solve)
-        if it:  # clip: the iterates to the honest bounds (X_0 = I / c and T_0 need none)
+        if it >= P.first_clip:  # clip: the iterates to the honest bounds (solve_plan)
             X, T = await clip_many(s, [(X, -xm, xm), (T, -tm, tm)])
         # bound: d xm (2 + tau) s^2 < LIM
         X = await mal.trunc(s, await mal.matmul(s, X, (-T) + eye2), f_solve)
@@ -316,7 +338,8 @@ async def fit_closed_form(
     else:
         raise ConfigError(f"partition must be 'horizontal' or 'vertical', got {partition!r}")
     c = trace * 1.05
-    plan = solve_plan(s.domain, d, a=bounds[0], b=bounds[1], trace_bound=c, f=f, f_solve=f_solve)
+    plan = solve_plan(s.domain, d, a=bounds[0], b=bounds[1], trace_bound=c, f=f, f_solve=f_solve,
+                      iters=solver_iters)
     w = await newton_schulz_solve(s, A, b, c, iters=solver_iters, f=f, f_solve=f_solve, bounds=bounds)
     w, mu, istd, ybar = await refresh_many(s, w, mu, istd, ybar)
     coef, intercept = await finish(s, w, mu, istd, istd_f, ybar, f, feature_scale,
