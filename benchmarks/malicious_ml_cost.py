@@ -1,7 +1,10 @@
-"""Rounds and bytes per party of the malicious Shamir SGD trainer (issue 16: the cost of the
-bounded intermediates), 60 x 3 logistic regression, 3 in-process parties, trusted dealer.
+"""Rounds and bytes per party of the malicious Shamir trainers (issue 16: the cost of the
+bounded intermediates), 60 x 3, 3 in-process parties, trusted dealer: logistic regression by
+SGD, or with "model" in the hyperparameters another model ("linear" / "ridge": the closed
+form unless a "solver" is given; the label is then a linear function of X).
 
     python -m benchmarks.malicious_ml_cost horizontal|vertical [JSON hyperparameters]
+    python -m benchmarks.malicious_ml_cost horizontal '{"model": "ridge", "alpha": 1.0}'
 
 Prints one JSON line: rounds and MB sent per party (total, and the `prepare_batch` share as
 "offline"), the process CPU seconds of all three parties, the released coefficients. To
@@ -25,14 +28,18 @@ from protocols.malicious.batch import OFFLINE
 def main(argv: list[str]) -> dict:
     part = argv[0] if argv else "horizontal"
     hp = json.loads(argv[1]) if len(argv) > 1 else {"epochs": 1, "batch_size": 20}
+    hp = dict(hp)
+    model = hp.pop("model", "logistic")
     X, y = logistic_data(60, 3)
+    if model != "logistic":
+        y = X @ [1.5, -0.5, 2.0] + 0.3
 
     async def job(s):
         if part == "horizontal":
             idx = np.arange(60)[s.pid::3]
-            m = await train(s, "logistic", X[idx], y[idx], partition="horizontal", **hp)
+            m = await train(s, model, X[idx], y[idx], partition="horizontal", **hp)
         else:
-            m = await train(s, "logistic", X[:, s.pid : s.pid + 1], y if s.pid == 0 else None,
+            m = await train(s, model, X[:, s.pid : s.pid + 1], y if s.pid == 0 else None,
                             partition="vertical", **hp)
         return (await m.reveal(s)), list(s._state.ext.get(OFFLINE, [0.0, 0, 0]))
 
@@ -44,7 +51,7 @@ def main(argv: list[str]) -> dict:
 
     t0 = time.process_time()
     out, stats = asyncio.run(run())
-    return {"partition": part, "hp": hp, "rounds": [st.rounds for st in stats],
+    return {"partition": part, "model": model, "hp": hp, "rounds": [st.rounds for st in stats],
             "MB_sent": [round(st.bytes_sent / 1e6, 2) for st in stats],
             "offline_rounds": [o[1][1] for o in out], "offline_MB": [round(o[1][2] / 1e6, 2) for o in out],
             "cpu_s": round(time.process_time() - t0, 1),

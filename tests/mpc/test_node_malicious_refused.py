@@ -2,7 +2,10 @@
 consortium with security = "malicious" (three real daemons, Shamir). The bank refuses the
 value in the input protocol (a typed refusal, protocols.errors.InputRangeRefusedError), so
 EVERY node's job fails with input.range naming that bank, and nothing is released. (Before,
-only the owner failed with a typed error; the others saw a vanished peer.)"""
+only the owner failed with a typed error; the others saw a vanished peer.)
+Only for unscaled data (mlin): with the analyst's feature_scale the bank saturates its
+scaled values instead (protocols.apps.ml.data.scaled_input), else whether the job fails
+would tell the analyst whether max |x / scale| >= 2^15 for a scale of its choosing."""
 
 import numpy as np
 import pytest
@@ -21,11 +24,15 @@ def test_honest_bank_out_of_range_every_node_fails_with_input_range(tmp_path):
     cl = _mal_cluster(tmp_path)  # writes bank*.csv from DATA; rewrite bank1's before any job
     try:
         x = DATA[BANK].copy()
-        x[ROW, 0] = 1e8  # / feature_scale 100 = 1e6, > 2^15: outside the 32-bit input range
+        x[ROW, 0] = 1e8  # > 2^15 (and / feature_scale 100 = 1e6): outside the 32-bit input range
         lines = ["amount,fee,name,flag"] + [f"{a},{b},cust{k},{int(a > 100)}" for k, (a, b) in enumerate(x)]
         (tmp_path / f"bank{BANK}.csv").write_text("\n".join(lines) + "\n")
         c = cl.client()
-        job = c.submit(_logistic("refused"))
+        scaled = c.result(c.submit(_logistic("scaled")), timeout=150)  # saturated: no refusal
+        assert scaled is not None
+        unscaled = _logistic("refused")
+        del unscaled["parameters"]["feature_scale"]
+        job = c.submit(unscaled)
         with pytest.raises(JobFailedError) as e:
             c.result(job, timeout=150)
         assert all(r[1] == "input.range" for r in e.value.reasons.values()), e.value.reasons

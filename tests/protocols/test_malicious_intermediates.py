@@ -9,7 +9,7 @@ of range with in-range inputs -- a cheating party's moments or columns, or hones
 extremes of its declared range -- and asserts that every truncated / compared value stays
 below 2^63 (so: the masked openings hide their values). On main each of these saw values of
 2^66 .. 2^99 (checked); with the clips / declared widths of protocols.apps.ml.malicious they
-are bounded. Gaps that are not bounded yet are strict xfails (they must fail today)."""
+are bounded (the closed form too, since mlin: its moments, A, b and the Newton-Schulz iterates)."""
 
 from __future__ import annotations
 
@@ -284,9 +284,7 @@ def test_vertical_finish_mean_bounded(monkeypatch):
     assert hits
 
 
-# ----------------------------------------------------------------- known gaps ---
-@pytest.mark.xfail(strict=True, reason="closed form: the moments' outer product and the Newton-Schulz "
-                                       "iterates are not bounded yet (issue 16 gap)")
+# ------------------------------------------------------------------ closed form ---
 def test_closed_form_horizontal_moments_bounded(monkeypatch):
     """The cheater's moment inputs (in range) make the closed form's mean 2^30: its outer
     product m m^T (and then A and the Newton-Schulz iterates X_k) leave the range (2^126)."""
@@ -301,8 +299,6 @@ def test_closed_form_horizontal_moments_bounded(monkeypatch):
     _bounded(mon, *run(_horizontal("linear"))[:2])
 
 
-@pytest.mark.xfail(strict=True, reason="closed form: the Newton-Schulz iterates are not bounded yet "
-                                       "(issue 16 gap)")
 def test_closed_form_vertical_newton_schulz_bounded(monkeypatch):
     """Vertical ridge: the cheater's standardised column alternates +-z_bound(N) (inside its
     declared width) instead of having unit variance: the Newton-Schulz iterates, started
@@ -316,6 +312,104 @@ def test_closed_form_vertical_newton_schulz_bounded(monkeypatch):
 
     _poison(monkeypatch, mlmal, "encode", (60, 1), big)
     _bounded(mon, *run(_vertical("ridge", alpha=1.0))[:2])
+
+
+def _moment_entries(entries):
+    """The cheater's closed-form moment input (20 = 4 means + 4 x 4 second moments of
+    [x0, x1, x2, y], f bits) with `entries` {index: encoded value} overwritten."""
+    def fn(s, out):
+        v = s.domain.to_signed(out).astype(object)
+        for i, val in entries.items():
+            v[i] = int(val)
+        return s.domain.from_int(v)
+    return fn
+
+
+def test_closed_form_horizontal_cov_xy_bounded(monkeypatch):
+    """The cheater's second moment E[x0 y] is 2^30 (in its 48-bit range): cov(x0, y) / sd_0
+    was formed as one product of 2^46 by 1/sd's 2^29 (2^75 at the truncation), and b then
+    drove the solve's last product out. cov(x_i, y) is clipped to sd_i sd_y's honest bound
+    and split at f bits; b is clipped before the solve."""
+    mon = Monitor(monkeypatch)
+    _poison(monkeypatch, mllin, "encode", (4 + 16,), _moment_entries({4 + 3: 1 << 46, 4 + 12: 1 << 46}))
+    _bounded(mon, *run(_horizontal("linear"))[:2])
+
+
+def test_closed_form_horizontal_indefinite_a_bounded(monkeypatch):
+    """The cheater's cross moment E[x0 x1] makes cov(x0, x1) 2^20 with unit variances: the
+    'correlation' is 2^20 (A indefinite and far beyond the trace bound), so the Newton-Schulz
+    iterates diverge doubly exponentially. A is clipped to the correlations' bound (still
+    indefinite: 1.125 off the diagonal) and the iterates X_k, A X_k every iteration."""
+    mon = Monitor(monkeypatch)
+    _poison(monkeypatch, mllin, "encode", (4 + 16,), _moment_entries({4 + 1: 1 << 36, 4 + 4: 1 << 36}))
+    _bounded(mon, *run(_horizontal("ridge", alpha=1.0))[:2])
+
+
+def _solve_job(A, b, bounds):
+    async def job(s):
+        from protocols import malicious as mal
+
+        D = s.domain
+        Am = await mal.input(s, D.from_int(np.rint(A * 2**F).astype(np.int64)) if s.pid == 0 else None, 0, A.shape)
+        bm = await mal.input(s, D.from_int(np.rint(b * 2**F).astype(np.int64)) if s.pid == 0 else None, 0, b.shape)
+        w = await mllin.newton_schulz_solve(s, Am, bm, 2 * 1.05, iters=24, bounds=bounds)
+        (v,) = await mal.open(s, w)
+        return D.to_signed(v).tolist()
+    return job
+
+
+def test_newton_schulz_bounded_for_an_indefinite_a(monkeypatch):
+    """newton_schulz_solve alone, A = [[1, 1.1], [1.1, 1]] (eigenvalues 2.1 and -0.1: what a
+    cheater's in-range correlations can make) with the trace bound 2.1: without bounds the
+    iterates leave the truncation's range (the power of the monitor); with the bounds (a =
+    1.125, b = 2) every truncated / compared value stays below 2^63."""
+    A = np.array([[1.0, 1.1], [1.1, 1.0]])
+    b = np.array([1.0, -1.0])
+    mon = Monitor(monkeypatch)
+    res, errs, _ = run(_solve_job(A, b, None))
+    assert mon.max_abs() >= TOP, hex(mon.max_abs())  # positive control: it does diverge
+    mon = Monitor(monkeypatch)
+    _bounded(mon, *run(_solve_job(A, b, (1.125, 2.0)))[:2])
+
+
+def test_newton_schulz_bounded_solve_matches_the_unbounded_one():
+    """Honest A (a correlation matrix + ridge) and b: the bounded solve gives the unbounded
+    one's solution (up to the truncations' rounding: a few 2^-16) and numpy's."""
+    A = np.array([[1.0, 0.3, -0.2], [0.3, 1.0, 0.5], [-0.2, 0.5, 1.0]]) + 0.01 * np.eye(3)
+    b = np.array([0.7, -1.2, 2.5])
+    ref = np.linalg.solve(A, b)
+
+    async def job(s):
+        return [await _solve_job(A, b, bd)(s.child(str(i))) for i, bd in enumerate((None, (1.125, 4.0)))]
+
+    res, errs, _ = run(job)
+    assert errs == [None] * 3, errs
+    plain, bounded = (np.array(v) / 2**F for v in res[0])
+    assert np.max(np.abs(plain - bounded)) <= 4 * 2.0**-16, (plain, bounded)
+    assert np.max(np.abs(bounded - ref)) < 1e-3, (bounded, ref)
+
+
+def test_solve_plan_bounds():
+    """solve_plan: the proved bounds hold for the closed form's defaults (d = 3 and 10,
+    f_solve = 20), the honest conditioning limit is stated (xm >= 2^22 / (4 d^2)), a tiny
+    f_solve needs the last iterate clipped, and an f_solve leaving no room is refused
+    (ConfigError, a public setting)."""
+    from mpc.local import default_domain
+    from protocols.apps.ml.malicious import lim
+    from protocols.errors import ConfigError
+
+    D = default_domain("shamir")
+    L = lim(D)
+    for d in (3, 10):
+        p = mllin.solve_plan(D, d, a=1.125, b=2.0**16.5, trace_bound=1.05 * d, f=F, f_solve=20)
+        XT = d * p.xm * (2 + p.tau)
+        assert d * p.a * XT * 2.0**40 < L and d * p.xm * (2 + p.tau) * 2.0**40 < L
+        assert not p.clip_last and d * XT * 2.0**20 * (p.b + 1) < L
+        assert p.xm >= 2.0**22 / (4 * d * d), (d, p)
+        assert p.first_clip == 4, p  # iterations 0..3 proved in range for any |A_ij| <= a
+    assert mllin.solve_plan(D, 3, a=1.125, b=2.0**16.5, trace_bound=3.15, f=F, f_solve=16).clip_last
+    with pytest.raises(ConfigError):
+        mllin.solve_plan(D, 3, a=1.125, b=1.0, trace_bound=3.15, f=F, f_solve=31)
 
 
 # ------------------------------------------------------------------- the clip ---

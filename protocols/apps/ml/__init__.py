@@ -54,7 +54,9 @@ async def train(
         "invscaling", lr_decay=0.0, l2=0.0 (gradient + l2 * w; sklearn's C maps to
         l2 = 1 / (C N)), class_weight=None | "balanced" | {0: c0, 1: c1},
         sigmoid="piecewise" (SecureML) | "smooth", shuffle_seed=0 (public batch order).
-      all: feature_scale (public per-feature divisor, horizontal), standardize=True (sgd).
+      all: feature_scale (public per-feature divisor, horizontal; finite and non-zero, and
+        each bank saturates x / scale to the fixed-point input range instead of refusing:
+        data.scaled_input), standardize=True (sgd).
     dp: None, or {"epsilon", "delta", "mechanism", "bounds", "residual_bound"}: the released
       coefficients carry DP noise generated under MPC (output perturbation with the Bolt-on
       sensitivity, protocols.apps.ml.private); settings outside its analysis raise ConfigError.

@@ -79,12 +79,48 @@ def _as2d(X: np.ndarray | None) -> np.ndarray | None:
 
 
 def _scaled(X: np.ndarray, feature_scale: npt.ArrayLike | None) -> np.ndarray:
+    """X / feature_scale (None: X), feature_scale validated (`check_feature_scale`)."""
     if feature_scale is None:
         return X
+    return X / check_feature_scale(feature_scale, X.shape[1])
+
+
+def check_feature_scale(feature_scale: npt.ArrayLike, d: int) -> np.ndarray:
+    """The analyst's feature_scale as float64, a scalar or one per column, every entry finite
+    and non-zero (pure). Raises ConfigError / ShapeMismatch, on every party alike: it is a
+    public parameter, checked before any input (a zero or NaN scale used to make a bank's
+    input non-finite, refused by the bank depending on whether its value was 0)."""
     sc = np.asarray(feature_scale, dtype=np.float64)
-    if sc.ndim and sc.shape != (X.shape[1],):
-        raise ShapeMismatch(f"feature_scale has shape {sc.shape}, X has {X.shape[1]} columns")
-    return X / sc
+    if sc.ndim and sc.shape != (d,):
+        raise ShapeMismatch(f"feature_scale has shape {sc.shape}, X has {d} columns")
+    if not np.all(np.isfinite(sc)) or np.any(sc == 0):
+        raise ConfigError("feature_scale: every entry must be finite and non-zero")
+    return sc
+
+
+def scaled_input(X: np.ndarray, feature_scale: npt.ArrayLike | None, bound: float) -> np.ndarray:
+    """A bank's rows as it inputs them: X / feature_scale with every finite value saturated
+    to [-bound, bound] (pure; X unchanged for feature_scale None).
+
+    The analyst picks feature_scale: a bank that refused a scaled value outside the input
+    range (its job failing, or InputRangeRefusedError naming it) would tell the analyst
+    whether max |x / scale| >= bound for a scale of its choice, one bit per job, and a
+    binary search over jobs would recover the bank's extreme value outside any DP
+    accounting. The bank saturates instead (effect: a value beyond bound * scale enters as
+    bound * scale, as a winsorised feature). Unscaled data keeps its refusal (a fixed
+    predicate of the data, which the analyst cannot tune), and so do NaN and infinities."""
+    if feature_scale is None:
+        return X
+    Xs = _scaled(X, feature_scale)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(Xs), np.clip(Xs, -bound, bound), Xs)
+
+
+def scale_bound(s: Session, f: int) -> float:
+    """`scaled_input`'s bound for the semi-honest trainers: the largest |x| = 2^j - 2^-f whose
+    square still encodes (the moments sum x^2 / N: 2^23 - 2^-16 on Z_2^64 with f = 16)."""
+    k = (s.domain.modulus - 1).bit_length()
+    return 2.0 ** ((k - 1 - f) // 2) - 2.0**-f
 
 
 def _encode_y(s: Session, y: np.ndarray, binary: bool, f: int) -> np.ndarray:
@@ -117,7 +153,7 @@ async def prepare_horizontal(
     X = _as2d(X_local)
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes its rows X and labels y")
-    Xs = _scaled(X, feature_scale)
+    Xs = scaled_input(X, feature_scale, scale_bound(s, f))
     y = np.asarray(y_local).reshape(-1)
     if len(y) != len(X):
         raise ShapeMismatch(f"X has {len(X)} rows, y has {len(y)}")

@@ -43,7 +43,14 @@ from protocols.apps.ml._base import (
     public_total,
     sum_inputs,
 )
-from protocols.apps.ml.data import REFINE_EXTRA, _as2d, _scaled, prepare_vertical, refine_inv_sqrt
+from protocols.apps.ml.data import (
+    REFINE_EXTRA,
+    _as2d,
+    prepare_vertical,
+    refine_inv_sqrt,
+    scale_bound,
+    scaled_input,
+)
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError
 from protocols.nonlinear import inv_sqrt
@@ -117,7 +124,7 @@ async def _moments_horizontal(
     X = _as2d(X_local)
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes X and y")
-    Xs = _scaled(X, feature_scale)
+    Xs = scaled_input(X, feature_scale, scale_bound(s, f))
     y = np.asarray(y_local, dtype=np.float64).reshape(-1, 1)
     N = await public_total(s, len(X))
     Z = np.hstack([Xs, y])

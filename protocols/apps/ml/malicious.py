@@ -39,9 +39,8 @@ columns are input with the width of +-z_bound(N). The SGD's products and updates
 in range from those bounds by `sgd_plan` (public), which clips X (y) once and w after every
 update only when the proof fails (large learning rates, unstandardised data at the edge of
 its range); `finish` forms w/sd and coef . mu with split operands where the direct product
-could leave the range. Not bounded yet: the closed form's moments and Newton-Schulz iterates
-(protocols.apps.ml.malicious_linear; strict xfails in tests/protocols/
-test_malicious_intermediates.py).
+could leave the range. The closed form (protocols.apps.ml.malicious_linear) clips its moments,
+standardised covariances, A, b and the Newton-Schulz iterates (`malicious_linear.solve_plan`).
 Not covered (MaliciousUnsupportedError): the smooth sigmoid.
 Security: malicious with abort, t < n/2; reveals what the semi-honest trainers reveal (N,
 the shapes, the per-party row counts, the label owner, for class_weight="balanced" the
@@ -64,8 +63,8 @@ from protocols.apps.ml.data import (
     REFINE_EXTRA,
     _as2d,
     _encode_y,
-    _scaled,
     local_standardize,
+    scaled_input,
 )
 from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
@@ -295,7 +294,8 @@ async def prepare_horizontal(
     X = _as2d(X_local)
     if X is None or y_local is None:
         raise ConfigError("horizontal partition: every party passes its rows X and labels y")
-    Xs = _scaled(X, feature_scale)
+    # saturated to X's checked width: no refusal the analyst's feature_scale can tune
+    Xs = scaled_input(X, feature_scale, 2.0 ** (mal.range_bits(s.domain) - 1 - f) - 2.0**-f)
     y = np.asarray(y_local).reshape(-1)
     if len(y) != len(X):
         raise ShapeMismatch(f"X has {len(X)} rows, y has {len(y)}")
@@ -533,9 +533,9 @@ async def finish(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f: int, w
            + trunc(cs . mu_lo, f)                    (needs d C 2^(2f) < LIM);
       coef = trunc(cs C_scale, f + 20)               (needs C 2^f max C_scale < LIM).
     If W is too large for the split forms too, w is clipped to the largest power of two that
-    fits first (a declared bound on the model). Without bounds (the closed form: its
-    Newton-Schulz weights are not bounded, see tests/protocols/test_malicious_intermediates.py)
-    the products are formed directly."""
+    fits first (a declared bound on the model). Without bounds the products are formed
+    directly (range unchecked; every trainer passes bounds: the SGD plan's, the closed form's
+    `solve_plan`)."""
     if bounds is None:
         cs = await mal.trunc(s, await mal.mul(s, w, istd), istd_f)
         (cs,) = await refresh_many(s, cs)
