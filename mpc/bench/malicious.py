@@ -82,7 +82,7 @@ async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
         if op in ("mul", "fixed_mul"):
             triple = await prep.triples(x.shape)
         if op == "fixed_mul":
-            await F.prepare_trunc(s, size)
+            await F.prepare_trunc(s, size, FIX_F)
         if op == "compare":  # the masks and their pair products (one Beaver round), checked
             await F.prepare_compare(s, size)
             await spdz2k.check(s)

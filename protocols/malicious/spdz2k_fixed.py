@@ -110,11 +110,16 @@ def public_bits(c: np.ndarray) -> np.ndarray:
 @dataclass(eq=False)
 class Masks:
     """Masks of N elements: R (64, N) MACed bits, t (N,) a MACed random, P (32, N) the pair
-    products R_{2j+1} R_{2j} (comparisons only)."""
+    products R_{2j+1} R_{2j} (comparisons only); r = sum_i 2^i R_i and, for truncations by a
+    known f, r_hi = sum_{f <= i < 63} 2^(i - f) R_i, made with the masks (offline: local
+    but not free, 64 products in Z_2^128 per element)."""
 
     R: AShare
     t: AShare
     P: AShare | None = None
+    r: AShare | None = None
+    f: int | None = None
+    rhi: AShare | None = None
 
     @property
     def count(self) -> int:
@@ -122,7 +127,11 @@ class Masks:
 
     def cut(self, k: int) -> tuple[Masks, Masks]:
         def part(sl: slice) -> Masks:
-            return Masks(self.R[:, sl], self.t[sl], None if self.P is None else self.P[:, sl])
+            def opt(a: AShare | None) -> AShare | None:
+                return None if a is None else a[sl]
+
+            return Masks(self.R[:, sl], self.t[sl], None if self.P is None else self.P[:, sl],
+                         opt(self.r), self.f, opt(self.rhi))
 
         return part(slice(None, k)), part(slice(k, None))
 
@@ -140,14 +149,16 @@ async def random_bits(s: Session, shape: tuple[int, ...]) -> AShare:
     return AShare(x, m, s)
 
 
-async def _fetch(s: Session, N: int, kind: str) -> Masks:
-    """N fresh masks of `kind` ("cmp": with the pair products, one Beaver round)."""
+async def _fetch(s: Session, N: int, kind: str, f: int | None = None) -> Masks:
+    """N fresh masks of `kind` ("cmp": with the pair products, one Beaver round), with r
+    and (f given) r_hi."""
     bits = await random_bits(s, (64, N))
     tx, tm = await spdz2k._ctx(s).prep.randoms((N,))
     P = None
     if kind == "cmp":
         P = await spdz2k.mul(s, bits[1::2], bits[0::2])
-    return Masks(bits, AShare(tx, tm, s), P)
+    rhi = None if f is None else _weighted(bits, f, 63)
+    return Masks(bits, AShare(tx, tm, s), P, _weighted(bits, 0, 64), f, rhi)
 
 
 def _pool(s: Session) -> dict[str, list[Masks]]:
@@ -159,20 +170,23 @@ def prepared(s: Session, kind: str) -> int:
     return sum(m.count for m in _pool(s).get(kind, []))
 
 
-async def _prepare(s: Session, count: int, kind: str) -> None:
+async def _prepare(s: Session, count: int, kind: str, f: int | None = None) -> None:
     if kind not in KINDS:
         raise ParameterError(f"unknown mask kind {kind!r}, expected one of {KINDS}")
     count = int(count)
     if count <= 0:
         raise ParameterError(f"prepare: count must be positive, got {count}")
-    m = await _fetch(s, count, kind)
+    m = await _fetch(s, count, kind, f)
     _pool(s).setdefault(kind, []).append(m)
 
 
 async def prepare_trunc(s: Session, count: int, f: int | None = None) -> None:
-    """Fetch the masks of `count` future truncations (any f: the mask does not depend on it):
-    64 bits and one random each.   Rounds: 0 online (the source's own, if it makes them)."""
-    await _prepare(s, count, "trunc")
+    """Fetch the masks of `count` future truncations: 64 bits and one random each (any f
+    can use them; with f given, r >> f is precomputed for it).
+    Rounds: 0 online (the source's own, if it makes them)."""
+    if f is not None and not 0 < int(f) < RING_TRUNC_BITS:
+        raise ParameterError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
+    await _prepare(s, count, "trunc", None if f is None else int(f))
 
 
 async def prepare_compare(s: Session, count: int, kind: str = "ltz") -> None:
@@ -183,7 +197,7 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz") -> None:
     await _prepare(s, count, "cmp")
 
 
-async def _take(s: Session, kind: str, N: int) -> Masks:
+async def _take(s: Session, kind: str, N: int, f: int | None = None) -> Masks:
     """N masks: prepared ones first, the rest fetched now."""
     chunks = _pool(s).setdefault(kind, [])
     parts, need = [], N
@@ -196,7 +210,7 @@ async def _take(s: Session, kind: str, N: int) -> Masks:
             chunks.pop(0)
         need -= a.count
     if need:
-        parts.append(await _fetch(s, need, kind))
+        parts.append(await _fetch(s, need, kind, f))
     if len(parts) == 1:
         return parts[0]
 
@@ -204,13 +218,19 @@ async def _take(s: Session, kind: str, N: int) -> Masks:
         return AShare(np.concatenate([x.x for x in xs], axis=1), np.concatenate([x.m for x in xs], axis=1), s)
 
     P = cat1([p.P for p in parts if p.P is not None]) if kind == "cmp" else None
-    return Masks(cat1([p.R for p in parts]), _cat([p.t for p in parts]), P)
+    Rb = cat1([p.R for p in parts])
+    rs = [p.r for p in parts if p.r is not None]
+    r = _cat(rs) if len(rs) == len(parts) else _weighted(Rb, 0, 64)
+    hs = [p.rhi for p in parts if p.rhi is not None and p.f == f]
+    rhi = _cat(hs) if f is not None and len(hs) == len(parts) else None
+    return Masks(Rb, _cat([p.t for p in parts]), P, r, f if rhi is not None else None, rhi)
 
 
 async def _open_masked(s: Session, op: str, v: AShare, m: Masks) -> np.ndarray:
     """c = (v + r + 2^64 t) mod 2^64 for v of shape (N,): one partial opening (recorded for
     the next MAC check)."""
-    masked = v + _weighted(m.R, 0, 64) + _upper(m.t)
+    r = m.r if m.r is not None else _weighted(m.R, 0, 64)
+    masked = v + r + _upper(m.t)
     (c,) = await spdz2k._open_partial(s, op, [masked])
     return R.lo(c)
 
@@ -232,10 +252,11 @@ async def trunc(s: Session, x: AShare, f: int) -> AShare:
     if not 0 < f < RING_TRUNC_BITS:
         raise ParameterError(f"trunc: need 0 < f < {RING_TRUNC_BITS}, got {f}")
     N = x.size
-    m = await _take(s, "trunc", N)
+    m = await _take(s, "trunc", N, f)
     c = await _open_masked(s, "strunc", x.reshape(N) + (1 << RING_TRUNC_BITS), m)
     p, q = trunc_public_parts(c, f)
-    z = m.R[63] * q - _weighted(m.R, f, 63) + p
+    rhi = m.rhi if m.rhi is not None and m.f == f else _weighted(m.R, f, 63)
+    z = m.R[63] * q - rhi + p
     return z.reshape(x.shape)
 
 

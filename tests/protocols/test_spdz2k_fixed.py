@@ -421,3 +421,21 @@ async def small_trunc_job(s):
 def test_ot_bit_share_error_is_caught_online():
     out, _, ss = run(small_trunc_job, n=2, preprocessing="ot", prep_wrap=BadBits, batch=128)
     assert_caught(out, ss, {"mac"})
+
+
+def test_prepared_truncation_masks_for_f_and_others():
+    """Masks prepared for f = 16 (r >> 16 precomputed), used by a truncation by 16 that needs
+    more than were prepared (the rest fetched with r >> 16 too) and by a truncation by 8 (r >> 8
+    from the bits): all floor(x / 2^f) + {0, 1}."""
+
+    async def job(s):
+        x = await spdz2k.input(s, u(XT[:6]) if s.pid == 0 else None, 0, (6,))
+        await F.prepare_trunc(s, 4, F_BITS)
+        a = await F.trunc(s, x, F_BITS)
+        await F.prepare_trunc(s, 6, F_BITS)
+        b = await F.trunc(s, x, 8)
+        return await spdz2k.open(s, a, b)
+
+    a, b = run_local(2, job, scheme="additive", security="malicious", seed=2).results[0]
+    assert set((a.view(np.int64) - (XT[:6] >> F_BITS)).tolist()) <= {0, 1}
+    assert set((b.view(np.int64) - (XT[:6] >> 8)).tolist()) <= {0, 1}
