@@ -267,6 +267,17 @@ async def fixed_mul(s: Session, x: AShare, y: AShare, f: int) -> AShare:
 
 
 # ---------------------------------------------------------------------------- comparison ---
+def _select(cases: list[np.ndarray], opts: list[AShare | None]) -> AShare:
+    """Per element, the option of its case (None: 0); the cases partition the elements."""
+    ref = next(o for o in opts if o is not None)
+    x, m = np.zeros_like(ref.x), np.zeros_like(ref.m)
+    for c, o in zip(cases, opts, strict=True):
+        if o is not None:
+            np.copyto(x, o.x, where=c[..., None])
+            np.copyto(m, o.m, where=c[..., None])
+    return AShare(x, m, ref._s)
+
+
 def _pair_level(m: Masks, cb: np.ndarray, w: int) -> tuple[AShare, AShare]:
     """The first prefix level without communication: for the pairs (hi, lo) = (2j + 1, 2j)
     of the w low positions, with G_i = (1 - c_i) R_i and E_i = 1 - (c_i ^ R_i)
@@ -282,9 +293,12 @@ def _pair_level(m: Masks, cb: np.ndarray, w: int) -> tuple[AShare, AShare]:
     q = w // 2
     Rh, Rl, P = m.R[1 : 2 * q : 2], m.R[0 : 2 * q : 2], m.P[:q]
     ch, cl = cb[1 : 2 * q : 2], cb[0 : 2 * q : 2]
-    G = Rh * (1 - ch) + Rl * ((1 - cl) * (1 - ch)) + P * ((1 - cl) * (2 * ch - 1))
-    E = (Rl * ((1 - ch) * (2 * cl - 1)) + Rh * ((2 * ch - 1) * (1 - cl)) + P * ((2 * ch - 1) * (2 * cl - 1))
-         + (1 - ch) * (1 - cl))
+    # the coefficients per (c_h, c_l): G = Rh + Rl - P, Rh, P, 0 and E = 1 - (Rh + Rl - P),
+    # Rl - P, Rh - P, P for (0, 0), (0, 1), (1, 0), (1, 1): selections, no products
+    A = Rh + Rl - P
+    cases = [(ch == 0) & (cl == 0), (ch == 0) & (cl == 1), (ch == 1) & (cl == 0), (ch == 1) & (cl == 1)]
+    G = _select(cases, [A, Rh, P, None])
+    E = _select(cases, [(-A) + 1, Rl - P, Rh - P, P])
     if w % 2:
         c, Rt = cb[w - 1], m.R[w - 1]
         G = _cat([G, (Rt * (1 - c)).reshape(1, -1)])
