@@ -25,48 +25,100 @@ async def _barrier(s) -> None:
                      {j: (1,) for j in s.peers})
 
 
+class _Prefetch:
+    """A SPDZ2k preprocessing wrapper for the bench: the triples the timed run asks for (their
+    shapes recorded in the first, untimed-for-the-report run) are fetched before the timer,
+    as the Shamir rows' Buffered replay does; every other kind passes through."""
+
+    def __init__(self, inner):
+        self.inner, self.log, self.ready, self.recording = inner, [], [], False
+
+    async def triples(self, shape):
+        shape = tuple(shape)
+        if self.ready:
+            want, t = self.ready.pop(0)
+            if want == shape:
+                return t
+            self.ready = []  # the run asked for something else: fetch the rest live
+        if self.recording:
+            self.log.append(shape)
+        return await self.inner.triples(shape)
+
+    async def fill(self):
+        self.ready = [(sh, await self.inner.triples(sh)) for sh in self.log]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 async def _spdz2k_job(s, op: str, size: int, repeat: int) -> dict:
     """bench_job for malicious additive sharing (SPDZ2k over Z_2^64): the timed run is the
-    product and the MAC check that must precede any output (1 + 5 rounds); the MACed triple
-    is fetched before the timer (offline): from the in-process dealer, or made by the
-    dealer-free OT source (protocols.malicious.spdz2k_ot, whose own rounds and bytes are
-    reported as offline_counts)."""
+    op (mul; fixed_mul = mul + truncation; compare = ltz(x - y), protocols.malicious.
+    spdz2k_fixed) and the MAC check that must precede any output (5 rounds); the MACed
+    triples and masks (bits, randoms, the comparison's pair products) are fetched before the
+    timer (offline): from the in-process dealer, or made by the dealer-free OT source
+    (protocols.malicious.spdz2k_ot, whose own rounds and bytes are reported as
+    offline_counts)."""
     from protocols.errors import MaliciousUnsupportedError
     from protocols.malicious import spdz2k
+    from protocols.malicious import spdz2k_fixed as F
 
-    if op != "mul":
-        raise MaliciousUnsupportedError(f"bench op {op!r} has no SPDZ2k version yet (mul)")
+    if op not in ("mul", "fixed_mul", "compare"):
+        raise MaliciousUnsupportedError(f"bench op {op!r} has no SPDZ2k version yet (mul, fixed_mul, compare)")
     D = s.domain
     px, py = _plain(D, op, size)
     x = await spdz2k.input(s, px if s.pid == 0 else None, 0, px.shape)
     y = await spdz2k.input(s, py if s.pid == 1 else None, 1, py.shape)
     await spdz2k.check(s)
     online, offline, counts, out = [], [], [], None
-    prep = s._state.ext["spdz2k"].prep
+    ctx = s._state.ext["spdz2k"]
+    prep = ctx.prep = _Prefetch(ctx.prep)
     ostats = getattr(prep, "stats", None)  # a dealer-free source's own traffic (spdz2k_ot)
     ocounts, cpu = [], []
-    for _ in range(repeat + 1):
+    for i in range(repeat + 1):
         t0, c0 = time.perf_counter(), time.process_time()
         obefore = ostats.copy() if ostats is not None else None
-        triple = await prep.triples(x.shape)
+        triple = None
+        if op in ("mul", "fixed_mul"):
+            triple = await prep.triples(x.shape)
+        if op == "fixed_mul":
+            await F.prepare_trunc(s, size, FIX_F)
+        if op == "compare":  # the masks and their pair products (one Beaver round), checked
+            await F.prepare_compare(s, size)
+            await spdz2k.check(s)
+        if i > 0:
+            await prep.fill()
         offline.append(time.perf_counter() - t0)
         c1 = time.process_time()
         if ostats is not None and obefore is not None:
             od = ostats - obefore
             ocounts.append((od.rounds, od.bytes_sent))
         await _barrier(s)
+        prep.recording = i == 0
         before = s.stats.copy()
         t1 = time.monotonic()
-        out = await spdz2k.mul(s, x, y, triple=triple)
+        if op == "compare":
+            out = await F.lt(s, x, y)
+        else:
+            out = await spdz2k.mul(s, x, y, triple=triple)
+            if op == "fixed_mul":
+                out = await F.trunc(s, out, FIX_F)
         await spdz2k.check(s)
         online.append((t1, time.monotonic()))
         cpu.append((c1 - c0, time.process_time() - c1))
+        prep.recording = False
         d = s.stats - before
         counts.append((d.rounds, d.bytes_sent))
     (got,) = await spdz2k.open(s, out)
+    if op == "fixed_mul":  # floor(x*y / 2^f) + u, u in {0, 1}, on the encodings
+        diff = D.to_signed(got).astype(object) - ((D.to_signed(px).astype(object) * D.to_signed(py)) >> FIX_F)
+        ok = bool(np.isin(diff, (0, 1)).all())
+    elif op == "compare":
+        ok = bool(np.array_equal(got, (D.to_signed(px) < D.to_signed(py)).astype(np.uint64)))
+    else:
+        ok = bool(np.array_equal(got, D.mul(px, py)))
     return {"online": online, "offline": offline, "counts": counts, "cpu": cpu,
-            "offline_counts": ocounts[-1] if ocounts else None,
-            "correct": bool(np.array_equal(got, D.mul(px, py))), "max_error": None}
+            "offline_counts": ocounts[-1] if ocounts else None, "correct": ok, "max_error": None}
 
 
 async def _logistic_job(s, size: int, repeat: int, params: dict) -> dict:

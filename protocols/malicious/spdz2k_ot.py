@@ -82,6 +82,14 @@ failure (privacy). The base OTs are the project's Chou-Orlandi [CO15] (points va
 Channels must be private and authenticated.
 [KOS15] M. Keller, E. Orsini, P. Scholl, "Actively secure OT extension with optimal
 overhead", CRYPTO 2015.
+[DEFKSX19] I. Damgard, D. Escudero, T. Frederiksen, M. Keller, P. Scholl, N. Volgushev, "New
+primitives for actively-secure MPC over rings with applications to private machine
+learning", IEEE S&P 2019. [EGKRS20] D. Escudero, S. Ghosh, M. Keller, R. Rachuri, P. Scholl,
+"Improved primitives for MPC over mixed arithmetic-binary circuits", CRYPTO 2020.
+
+6. Random bits (`bits`, `_gen_bits`): each party's own random bits authenticated by vOLE,
+   checked as bits by opening b_i (b_i - 1) (masked by 2^64 t, must be 0 mod 2^64) with
+   triples from step 2, XORed arithmetically into one bit; a failure is "bit".
 
 Rounds per triple batch (after set-up): 15 = 1 (IKNP u) + 1 (OT corrections) + 2 (coins
 r, r^ and the KOS15 chi) + 1 (KOS15 response) + 1 (vOLE) + 2 (coins chi, t) + 1 (y, rho) +
@@ -517,6 +525,147 @@ class Spdz2kOT:
             M = R.add(M, m[:N])
         mine = x[:N] if x is not None else R.zeros((N,))
         return mine, M, mine if x is not None else None
+
+    # -- MACed random bits (for truncation and comparison masks) ----------------------------
+    def _bit_vector(self, N: int) -> np.ndarray:
+        """My N random bits b_i (uint64 0/1) from the CSPRNG (a hook for the cheating tests)."""
+        return self.s.rng.bits(N)
+
+    def _bits_ok(self, low: np.ndarray) -> bool:
+        """The bit check passes iff every opened b_i (b_i - 1) is 0 mod 2^64 (a hook: the
+        tests' broken variant accepts anything)."""
+        return not low.any()
+
+    async def _triples_exact(self, k: int) -> list[np.ndarray]:
+        """k fresh triples, made now in chunks of at most `batch` (the caller holds the lock)."""
+        parts = []
+        while k > 0:
+            parts.append(await self._gen_triples(min(k, self.batch)))
+            k -= self.batch
+        return [np.concatenate([p[i] for p in parts]) for i in range(6)] if len(parts) > 1 else parts[0]
+
+    async def _mul_pairs(self, xs: list[tuple[np.ndarray, np.ndarray]], ys: list[tuple[np.ndarray, np.ndarray]],
+                         trip: list[np.ndarray], off: int,
+                         opened: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Beaver products x * y of MACed (value, MAC) share pairs with triples trip[off:],
+        all in one round (d, e opened together, recorded in `opened` for the batch's check).
+        Returns one (value, MAC) pair per input pair."""
+        from protocols.arith import _r128_jit
+
+        xv, xm = np.concatenate([x[0] for x in xs]), np.concatenate([x[1] for x in xs])
+        yv, ym = np.concatenate([y[0] for y in ys]), np.concatenate([y[1] for y in ys])
+        K = xv.shape[0]
+        a, ma, b, mb, c, mc = (np.ascontiguousarray(v[off : off + K]) for v in trip)
+        mine = np.concatenate([R.sub(xv, a), R.sub(yv, b)])
+        mine = self._opening("de", mine)
+        got = await spdz2k._round(self.s, "kbmul", {j: mine for j in self.s.peers},
+                                  {j: ((2 * K, 2), _U64) for j in self.s.peers})
+        de = mine
+        for j in self.s.peers:
+            de = R.add(de, got[j])
+        opened.append((de, np.concatenate([R.sub(xm, ma), R.sub(ym, mb)])))
+        z, mz = np.empty_like(a), np.empty_like(a)
+        _r128_jit.beaver(np.ascontiguousarray(de[:K]), np.ascontiguousarray(de[K:]), a, b, c, ma, mb, mc,
+                         self._key(), self.pid == 0, z, mz)
+        out, k = [], 0
+        for x in xs:
+            n_ = x[0].shape[0]
+            out.append((z[k : k + n_], mz[k : k + n_]))
+            k += n_
+        return out
+
+    async def _gen_bits(self, N: int) -> list[np.ndarray]:
+        """N MACed uniform bits b = XOR_i b_i, one b_i from each party, checked (a dishonest
+        majority daBit-style construction: [DEFKSX19, sec. IV] (random bits in SPDZ2k), cf.
+        [EGKRS20, sec. 4] (daBits from every party's input bits); the bit check as below).
+
+            every party i: its bits b_i (N) and uniform t_i (n N) authenticated by vOLE in
+                one vector with a mask element (step 1 of the module docstring; the
+                consistency check value y_i = mask + sum chi_h x_h is opened and checked);
+            round 1: z_i = b_i (b_i - 1) for every i, and the first level of the XOR tree
+                x ^ y = x + y - 2 x y (Beaver, triples made here); further XOR levels;
+            open w = z + 2^64 t (t = sum_i t_i: the upper half of the Z_2^128 product can
+                depend on the honest b_i, through an error of 2^64 on a Beaver opening that
+                the MAC check cannot see); the MAC check of the batch (every opening); and
+                every z must be 0 mod 2^64 ("bit" check).
+
+        b_i (b_i - 1) = 0 mod 2^64 forces b_i in {0, 1} mod 2^64 (b_i and b_i - 1 are
+        coprime: the odd one is a unit, so 2^64 divides the other), so b is a bit mod 2^64
+        and uniform as long as one b_i is (an honest party's). All parties see the same w
+        once the MAC check passed, so a non-bit aborts every honest party (a failure
+        reported in the verdict; CheatingDetectedError with check "bit"). Nothing masked by
+        the bits is opened before this check: `bits` hands out only checked batches.
+        Cost per batch of N bits: (2n - 1) N triples (n N checks, (n - 1) N XORs), a vOLE of
+        (n + 1) N + 1 elements per party. Rounds: those of the triples (15 per `batch`) + 1
+        (vOLE) + 2 (coins) + 1 (y) + ceil(log2 n) (Beaver) + 1 (w) + 5 (check).
+        Bytes per peer: the triples', 1024 ((n + 1) N + 1) (vOLE), 16 (y),
+        32 (n N + (n - 1) N) (Beaver openings), 16 n N (w), 128 + 161."""
+        rng, me, n = self.s.rng, self.pid, self.s.n
+        M = n * N
+        trip = await self._triples_exact(M + (n - 1) * N)
+        alpha = self._key()
+        X = np.concatenate([R.from_u64(self._bit_vector(N)), R.random(rng, (M + 1,))])
+        L = N + M + 1
+        macs, seed = await self._authenticate(X, list(range(n)), L)
+        y, my = self._ys(seed, X, macs)
+        assert y is not None
+        y = self._opening("y", y)
+        got = await spdz2k._round(self.s, "kopen", {j: y[None] for j in self.s.peers},
+                                  {p: ((1, 2), _U64) for p in self.s.peers})
+        ys = {me: y[None], **got}
+        opened = [(ys[p], my[p][None]) for p in range(n)]
+
+        def share(p: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            return (X[lo:hi] if p == me else R.zeros((hi - lo,))), macs[p][lo:hi]
+
+        one = R.from_u64(np.ones(N, dtype=np.uint64))
+        bs = [share(p, 0, N) for p in range(n)]
+        bm1 = [(R.sub(v, one) if me == 0 else v, R.sub(m, R.mul(one, alpha))) for v, m in bs]
+
+        def xor(x: tuple[np.ndarray, np.ndarray], y: tuple[np.ndarray, np.ndarray],
+                xy: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            return (R.sub(R.add(x[0], y[0]), R.mul_u64(xy[0], np.asarray(2, dtype=np.uint64))),
+                    R.sub(R.add(x[1], y[1]), R.mul_u64(xy[1], np.asarray(2, dtype=np.uint64))))
+
+        cur, off, checks = bs, 0, None
+        while checks is None or len(cur) > 1:
+            pairs = [(cur[2 * i], cur[2 * i + 1]) for i in range(len(cur) // 2)]
+            xs = [p[0] for p in pairs]
+            ys_ = [p[1] for p in pairs]
+            if checks is None:
+                xs, ys_ = bs + xs, bm1 + ys_
+            prods = await self._mul_pairs(xs, ys_, trip, off, opened)
+            off += sum(x[0].shape[0] for x in xs)
+            if checks is None:
+                checks, prods = prods[:n], prods[n:]
+            nxt = [xor(a, b, ab) for (a, b), ab in zip(pairs, prods, strict=True)]
+            cur = nxt + ([cur[-1]] if len(cur) % 2 else [])
+        t = share(0, N, N + M)
+        for p in range(1, n):
+            tp = share(p, N, N + M)
+            t = (R.add(t[0], tp[0]), R.add(t[1], tp[1]))
+        zv = np.concatenate([c[0] for c in checks])
+        zm = np.concatenate([c[1] for c in checks])
+        wv = self._opening("w", R.add(zv, R.shl64(t[0])))
+        got = await spdz2k._round(self.s, "kbits", {j: wv for j in self.s.peers},
+                                  {j: ((M, 2), _U64) for j in self.s.peers})
+        w = wv
+        for j in self.s.peers:
+            w = R.add(w, got[j])
+        opened.append((w, R.add(zm, R.shl64(t[1]))))
+        await self._check(opened, None if self._bits_ok(R.lo(w)) else "bit")
+        return [cur[0][0], cur[0][1]]
+
+    async def bits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        """([b], [alpha b]) for uniform bits b (in {0, 1} mod 2^64; the upper half of the
+        Z_2^128 value is don't-care), checked (`_gen_bits`; pooled)."""
+        shape = tuple(int(d) for d in shape)
+        k = int(np.prod(shape, dtype=np.int64))
+        if k == 0:
+            self._key()
+            return R.zeros(shape), R.zeros(shape)
+        x, m = await self._take(("bits",), k, self._gen_bits)
+        return x.reshape(*shape, 2), m.reshape(*shape, 2)
 
     async def _take(self, key: tuple[object, ...], k: int, gen: Callable[[int], Awaitable[list[np.ndarray]]]) -> list[np.ndarray]:
         """k items (arrays of shape (k, 2)) of a pooled kind: a refill makes what is missing,

@@ -1,7 +1,8 @@
 """Preprocessing for SPDZ2k: MACed (authenticated) triples, random values and input masks
 over Z_2^128 (k = s = 64), every item as this party's shares ([v], [alpha * v]).
 
-`Spdz2kDealer` is the in-process trusted dealer: INSECURE, for tests and benchmarks only.
+Kinds: triples, randoms, input_masks, bits (MACed uniform bits, for truncation and
+comparison masks). `Spdz2kDealer` is the in-process trusted dealer: INSECURE, for tests and benchmarks only.
 It knows the global MAC key alpha = sum_i alpha_i (each party registers its own alpha_i,
 drawn from that party's CSPRNG, in process: alpha_i never goes over a channel), and every
 value it deals; whoever controls it can forge MACs. The dealer-free source (vOLE MACs and
@@ -128,6 +129,16 @@ class Spdz2kDealerView:
         """([r], [alpha r]) for a uniform r in Z_2^128 nobody knows (but the dealer)."""
         shape = tuple(shape)
         return self.d.take(self.pid, ("randoms", shape), lambda: self.d._auth(R.random(self.d.rng, shape)))
+
+    async def bits(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        """([b], [alpha b]) for a uniform bit b in {0, 1} nobody knows (but the dealer): the
+        masks of truncation and comparison (protocols.malicious.spdz2k_fixed)."""
+        shape = tuple(shape)
+
+        def make() -> list[tuple[np.ndarray, ...]]:
+            return self.d._auth(R.from_u64(self.d.rng.bits(shape).astype(np.uint64)))
+
+        return self.d.take(self.pid, ("bits", shape), make)
 
     async def input_masks(self, shape: Shape, owner: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """([r], [alpha r], r at the owner / None elsewhere): the owner's MACed mask."""

@@ -375,6 +375,22 @@ def test_security_malicious_additive_spdz2k(capsys):
     assert (r["rounds"], r["bytes_per_party"]) == (1 + 5, 2 * (2 * 30 * 16 + 161))
 
 
+@pytest.mark.parametrize("op", ["fixed_mul", "compare"])
+def test_security_malicious_additive_spdz2k_nonlinear(capsys, op):
+    """SPDZ2k fixed_mul and compare of 30 (protocols.malicious.spdz2k_fixed), masks and
+    triples fetched before the timer: fixed_mul = Beaver (2 * 16 bytes per element and peer)
+    + the truncation's opening (16) + the MAC check (5 rounds, 161 bytes per peer); compare =
+    ltz's opening, 5 prefix levels and the XOR (7 rounds, 1 + 2 * 58 openings of 16 bytes per
+    element and peer) + the check."""
+    recs = _run(capsys, "--op", op, "--size", "30", "--security", "malicious")
+    r = recs[0]
+    assert r["security"] == "malicious" and r["correct"] and r["counts_stable"], r
+    if op == "fixed_mul":
+        assert (r["rounds"], r["bytes_per_party"]) == (2 + 5, 2 * (3 * 30 * 16 + 161))
+    else:
+        assert (r["rounds"], r["bytes_per_party"]) == (7 + 5, 2 * ((1 + 2 * 58) * 30 * 16 + 161))
+
+
 def test_dp_noise_ops_check_the_noise_spread(capsys, monkeypatch):
     """Issue 13: `--op dp_laplace dp_gaussian` add joint noise to `size` counts; `correct`
     is the noise's sample std within 15% of the exact one, and a noise of the wrong scale is
