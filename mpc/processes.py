@@ -94,6 +94,7 @@ class _Config:
     domain_cls: type | None = None
     preprocessing: str = "shared_seed_dealer"
     security: str = "semi-honest"
+    cipher: str = "ChaChaPoly"
 
 
 def _child_main(cfg: _Config, job, job_args: tuple, conn, results) -> None:
@@ -138,6 +139,7 @@ async def _open_channel(cfg: _Config, conn):
         ch = TcpChannel(
             cfg.pid, cfg.n, session_id=cfg.sid, static_key=cfg.static_key,
             peer_keys=cfg.public_keys, timeout=cfg.timeout, connect_timeout=cfg.connect_timeout,
+            cipher=cfg.cipher, accept_ciphers=(cfg.cipher,),
         )
         try:
             addr = await ch.listen("127.0.0.1", 0)
@@ -221,6 +223,7 @@ def run_processes(
     bandwidth: float | None = None,
     preprocessing: str = "shared_seed_dealer",
     security: str = "semi-honest",
+    cipher: str = "auto",
 ) -> ProcessRun:
     """Run `await job(session, *job_args)` for each of n parties, each in its own process.
 
@@ -242,6 +245,9 @@ def run_processes(
     this (parent) process in a background thread: a simulated WAN over real sockets (tcp only).
     `security` "semi-honest" or "malicious" (as run_local: Shamir only, GF(2^127 - 1) by
     default; additive: SPDZ2k with the shared-seed MACed dealer).
+    `cipher` (tcp): the Noise cipher of every link, "ChaChaPoly", "AESGCM" or "auto" (the
+    default: AESGCM where this CPU has AES instructions, network.secure.preferred_cipher;
+    the parties all run on this machine, so they agree).
 
     Raises the root cause of a failure: a child's own error, or PartyProcessError for a
     child that died without reporting; `party_errors` (one entry per party) is attached.
@@ -257,7 +263,12 @@ def run_processes(
         raise ParameterError("job must be a module-level async function")
     from mpc.local import check_security, default_domain, make_scheme
     from network.keys import generate_keypair
+    from network.secure import CIPHERS, preferred_cipher
 
+    if cipher == "auto":
+        cipher = preferred_cipher()
+    if cipher not in CIPHERS:
+        raise ParameterError(f"cipher must be 'auto' or one of {CIPHERS}, got {cipher!r}")
     domain_cls = type(domain) if domain is not None else None
     if domain_cls is not None:
         try:
@@ -284,7 +295,7 @@ def run_processes(
                 dealer_seed=dealer_seed, party_seed=party_seed, static_key=pairs[pid][0],
                 public_keys=public_keys, timeout=timeout, connect_timeout=connect_timeout,
                 mqtt_host=mqtt_host, mqtt_port=mqtt_port, domain_cls=domain_cls,
-                preprocessing=preprocessing, security=security,
+                preprocessing=preprocessing, security=security, cipher=cipher,
             )
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(

@@ -12,7 +12,8 @@ Transports (chosen by mpc/, the composition root):
   peer_keys, ...)` (both also importable from network.mqtt); the channel is
   `network.mqtt.MqttChannel`, its wire format `network.mqtt_wire`.
 
-Security: `network.secure` (Noise_KK_25519_ChaChaPoly_BLAKE2b handshake + AEAD records),
+Security: `network.secure` (Noise_KK_25519_ChaChaPoly_BLAKE2b handshake + AEAD records;
+Noise_KK_25519_AESGCM_BLAKE2b on TCP links configured with `cipher="AESGCM"`),
 `network.keys` (X25519 key files and pinned public keys), `network.framing` (the validated
 binary message header; never pickle). `secure=False` / `insecure_plaintext=True` turn the
 encryption off, for tests and benchmarks only.

@@ -44,6 +44,11 @@ class ChannelAuthError(NetworkError):
     """Authentication or decryption failed: unknown key, bad handshake, tampered frame."""
 
 
+class CipherMismatchError(ChannelAuthError):
+    """The two ends of a channel are configured for different ciphers (or an unknown one):
+    the handshake is refused before any key is derived."""
+
+
 class AuthFailureLimitError(ChannelAuthError):
     """Too many records claiming one peer failed authentication (a flood of forged or
     garbage records on a shared medium such as the MQTT broker): the link gives up."""

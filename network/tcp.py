@@ -5,11 +5,19 @@ lower index dials the higher), retrying with exponential backoff until `connect_
 
 Connection setup (per pair)::
 
-    dialer -> listener : hello = b"SMPH" | u16 version | u8 secure | u32 dialer pid | u32 listener pid
+    dialer -> listener : hello = b"SMPH" | u16 version | u8 cipher | u32 dialer pid | u32 listener pid
                          | u8 len | session id
     (secure)           : u16 len | Noise KK message 1    (prologue binds consortium, version,
-    listener -> dialer : u8 status (0 ok, 1 auth failed, 2 bad hello / session / index)
-    (secure, if ok)    : u16 len | Noise KK message 2     session id and both indices)
+    listener -> dialer : u8 status (0 ok, 1 auth failed,  session id and both indices)
+                         2 bad hello / session / index, 3 cipher refused)
+    (secure, if ok)    : u16 len | Noise KK message 2
+
+The cipher byte is 0 for a plaintext channel, else the dialer's Noise cipher
+(network.secure.CIPHER_IDS: 1 ChaChaPoly, what every earlier hello sent, 2 AESGCM). The listener
+runs the handshake with that cipher if it is among its `accept_ciphers` and refuses it with
+status 3 otherwise (both ends then raise CipherMismatchError). The cipher is also in the Noise
+protocol name the handshake hashes, so a hello whose byte was changed on the way fails the
+handshake (ChannelAuthError): it cannot downgrade the channel.
 
 The hello is only a routing hint for the listener (which pinned key to expect); everything it
 claims is bound again by the Noise prologue, so a lie fails the handshake.
@@ -42,6 +50,7 @@ from network.channel import Payload
 from network.errors import (
     ChannelAuthError,
     ChannelClosedError,
+    CipherMismatchError,
     FrameError,
     NetworkError,
     NonceExhaustedError,
@@ -56,10 +65,15 @@ from network.framing import (
 )
 from network.mailbox import MailboxChannel
 from network.secure import (
+    CIPHER_IDS,
+    CIPHERS,
+    DEFAULT_CIPHER,
     MAX_NONCE,
     PROTOCOL_VERSION,
     TAGLEN,
     SecureSession,
+    check_cipher,
+    cipher_name,
     kk_handshake,
     make_prologue,
 )
@@ -73,7 +87,7 @@ _U16 = struct.Struct("<H")
 STREAM_LIMIT = 4 << 20
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
-_OK, _AUTH_FAILED, _BAD_HELLO = 0, 1, 2
+_OK, _AUTH_FAILED, _BAD_HELLO, _CIPHER_REFUSED = 0, 1, 2, 3
 
 
 class _Link:
@@ -251,7 +265,12 @@ def _swap_inbox(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _
 
 
 class TcpChannel(MailboxChannel):
-    """One party's endpoint of a TCP mesh. Create with `open_tcp_channel` or `local_tcp_mesh`."""
+    """One party's endpoint of a TCP mesh. Create with `open_tcp_channel` or `local_tcp_mesh`.
+
+    `cipher`: the Noise cipher this party proposes on the links it dials ("ChaChaPoly", the
+    default, or "AESGCM"; network.secure.preferred_cipher() picks by the CPU);
+    `accept_ciphers`: the ciphers it runs on links dialed by lower-indexed parties (default:
+    both). Raises CipherMismatchError for an unknown cipher name."""
 
     def __init__(
         self,
@@ -266,8 +285,12 @@ class TcpChannel(MailboxChannel):
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_frame: int = DEFAULT_MAX_FRAME,
+        cipher: str = DEFAULT_CIPHER,
+        accept_ciphers: Sequence[str] = CIPHERS,
     ):
         super().__init__(pid, n, timeout)
+        self.cipher = check_cipher(cipher)
+        self.accept_ciphers = frozenset(check_cipher(c) for c in accept_ciphers)
         if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 255:
             raise ValueError("session_id must be 1..255 bytes")
         self.secure = not insecure_plaintext
@@ -382,7 +405,8 @@ class TcpChannel(MailboxChannel):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
-            hello = _HELLO.pack(HELLO_MAGIC, PROTOCOL_VERSION, self.secure, self.pid, peer)
+            cid = CIPHER_IDS[self.cipher] if self.secure else 0
+            hello = _HELLO.pack(HELLO_MAGIC, PROTOCOL_VERSION, cid, self.pid, peer)
             writer.write(hello + bytes([len(self.session_id)]) + self.session_id)
             session = None
             if self.secure:
@@ -393,7 +417,8 @@ class TcpChannel(MailboxChannel):
                     peer_public_key=self._peer_keys[peer],
                     prologue=pro,
                     send=lambda m: _send_hs(writer, m),
-                    recv=lambda: _recv_hs_after_status(reader, peer),
+                    recv=lambda: _recv_hs_after_status(reader, peer, self.cipher),
+                    cipher=self.cipher,
                 )
             else:
                 await writer.drain()
@@ -436,6 +461,17 @@ class TcpChannel(MailboxChannel):
             raise FrameError("bad hello")
         session = None
         if self.secure:
+            try:
+                cipher = cipher_name(secure)
+                if cipher not in self.accept_ciphers:
+                    raise CipherMismatchError(
+                        f"party {self.pid}: party {src} proposed cipher {cipher}, this party accepts only "
+                        f"{', '.join(sorted(self.accept_ciphers))}"
+                    )
+            except CipherMismatchError as e:
+                writer.write(bytes([_CIPHER_REFUSED]))
+                self._setup_errors[src] = e
+                raise
             pro = make_prologue(self.consortium_id, self.session_id, src, self.pid, transport=b"tcp")
             msgs: list[bytes] = []
             try:
@@ -446,6 +482,7 @@ class TcpChannel(MailboxChannel):
                     prologue=pro,
                     send=lambda m: _append(msgs, m),
                     recv=lambda: _recv_hs(reader),
+                    cipher=cipher,
                 )
             except ChannelAuthError as e:
                 writer.write(bytes([_AUTH_FAILED]))
@@ -613,16 +650,18 @@ async def _recv_hs(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(n)
 
 
-async def _read_status(reader: asyncio.StreamReader, peer: int) -> None:
+async def _read_status(reader: asyncio.StreamReader, peer: int, cipher: str = DEFAULT_CIPHER) -> None:
     status = (await reader.readexactly(1))[0]
+    if status == _CIPHER_REFUSED:
+        raise CipherMismatchError(f"party {peer} refused the cipher {cipher} (configure the same cipher on both)")
     if status == _AUTH_FAILED:
         raise ChannelAuthError(f"party {peer} rejected our handshake (keys or session do not match)")
     if status != _OK:
         raise ChannelAuthError(f"party {peer} refused the connection (wrong session, index or mode)")
 
 
-async def _recv_hs_after_status(reader: asyncio.StreamReader, peer: int) -> bytes:
-    await _read_status(reader, peer)
+async def _recv_hs_after_status(reader: asyncio.StreamReader, peer: int, cipher: str) -> bytes:
+    await _read_status(reader, peer, cipher)
     return await _recv_hs(reader)
 
 
@@ -638,6 +677,8 @@ async def open_tcp_channel(
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_frame: int = DEFAULT_MAX_FRAME,
+    cipher: str = DEFAULT_CIPHER,
+    accept_ciphers: Sequence[str] = CIPHERS,
 ) -> TcpChannel:
     """One party's channel (for a party in its own OS process): listen on addresses[pid], dial
     the higher-indexed parties, authenticate every link. `peer_keys[j]` is party j's pinned
@@ -646,7 +687,7 @@ async def open_tcp_channel(
     ch = TcpChannel(
         pid, len(addresses), session_id=session_id, static_key=static_key, peer_keys=peer_keys,
         consortium_id=consortium_id, insecure_plaintext=insecure_plaintext, timeout=timeout,
-        connect_timeout=connect_timeout, max_frame=max_frame,
+        connect_timeout=connect_timeout, max_frame=max_frame, cipher=cipher, accept_ciphers=accept_ciphers,
     )
     await ch.connect(addresses)
     return ch
@@ -664,6 +705,7 @@ async def local_tcp_mesh(
     consortium_id: bytes = b"smpc",
     host: str = "127.0.0.1",
     max_frame: int = DEFAULT_MAX_FRAME,
+    cipher: str = DEFAULT_CIPHER,
 ) -> list[TcpChannel]:
     """All n parties in this process over loopback TCP (ports chosen by the OS).
 
@@ -679,7 +721,7 @@ async def local_tcp_mesh(
             static_key=sks[i] if secure else None,
             peer_keys=pks if secure else None,
             consortium_id=consortium_id, insecure_plaintext=not secure, timeout=timeout,
-            connect_timeout=connect_timeout, max_frame=max_frame,
+            connect_timeout=connect_timeout, max_frame=max_frame, cipher=cipher,
         )
         for i in range(n)
     ]

@@ -376,6 +376,7 @@ def measure(
     epochs: int = LOGREG_EPOCHS,
     security: str = "semi-honest",
     prime: int | None = None,
+    cipher: str = "auto",
 ) -> dict:
     """One measurement as the JSON record `smpc bench --json` prints. `source` names the
     preprocessing source (run_local's names); its own traffic is offline and not counted in
@@ -384,7 +385,9 @@ def measure(
     includes the verification (not in the cost model: its counts are asserted in
     tests/protocols/test_malicious_shamir.py); the offline time of fixed_mul (compare)
     includes malicious.prepare_trunc (prepare_compare): the masks' checked bits and their
-    verification."""
+    verification. `cipher` ("auto", "ChaChaPoly", "AESGCM"): the Noise cipher of the TCP links
+    between party processes (auto: AESGCM where the CPU has AES instructions); the in-process
+    and MQTT channels use ChaChaPoly."""
     if op not in COST_MODEL:
         raise ParameterError(f"op must be one of {OPS}, got {op!r}")
     if size < 1 or repeat < 1:
@@ -399,6 +402,14 @@ def measure(
         raise ParameterError("epochs must be at least 1")
     args = (op, size, repeat, {"epochs": epochs} if op == "logistic_regression" else {})
     dom = bench_domain(op, scheme, security, prime)
+    from network.secure import CHACHAPOLY, CIPHERS, preferred_cipher
+
+    if cipher not in ("auto", *CIPHERS):
+        raise ParameterError(f"cipher must be 'auto' or one of {CIPHERS}, got {cipher!r}")
+    if processes and transport == "tcp":
+        cipher = preferred_cipher() if cipher == "auto" else cipher
+    else:
+        cipher = CHACHAPOLY
     if processes:
         from mpc.processes import run_processes
 
@@ -406,7 +417,7 @@ def measure(
             parties, bench_job, job_args=args, scheme=scheme, transport=transport, seed=seed,
             timeout=timeout, domain=dom, latency=latency, bandwidth=bandwidth,
             preprocessing="shared_seed_dealer" if source == "trusted_dealer" else source,
-            security=security,
+            security=security, cipher=cipher,
         ).results
     else:
         per_party = asyncio.run(
@@ -441,6 +452,7 @@ def measure(
         "transport": transport,
         "processes": processes,
         "network": _network(transport, processes, latency, bandwidth),
+        "cipher": cipher if transport != "memory" else None,
         "latency": latency,
         "bandwidth": bandwidth,
         "repeat": repeat,
@@ -549,6 +561,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulated one-way latency(s), s (memory; tcp: via a delaying proxy)")
     p.add_argument("--bandwidth", type=float, default=None,
                    help="simulated bytes/s per link (memory; tcp: via the proxy)")
+    p.add_argument("--cipher", choices=["auto", "ChaChaPoly", "AESGCM"], default="auto",
+                   help="Noise cipher of the TCP links between --processes parties (auto: AESGCM "
+                        "where the CPU has AES instructions, else ChaChaPoly)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
     p.add_argument("--epochs", type=int, default=LOGREG_EPOCHS,
                    help="logistic_regression: training epochs")
@@ -608,7 +623,7 @@ def main(args: argparse.Namespace) -> int:
                 op, size, parties=n, scheme=args.scheme, transport=args.transport,
                 processes=args.processes, latency=lat, bandwidth=args.bandwidth,
                 repeat=args.repeat, seed=args.seed, timeout=args.timeout, source=args.source,
-                epochs=args.epochs, security=args.security, prime=args.prime,
+                epochs=args.epochs, security=args.security, prime=args.prime, cipher=args.cipher,
             )
             if args.compare == "mpyc":
                 from mpc.bench.compare_mpyc import attach_mpyc

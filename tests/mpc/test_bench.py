@@ -106,6 +106,16 @@ def test_tcp_processes(capsys):
     _check(recs, transport="tcp", processes=True)
 
 
+def test_tcp_processes_cipher_flag(capsys):
+    from network.secure import preferred_cipher
+
+    recs = _run(capsys, "--op", "mul", "--size", "20", "--transport", "tcp", "--processes", "--cipher", "AESGCM")
+    _check(recs, transport="tcp", processes=True)
+    assert [r["cipher"] for r in recs] == ["AESGCM"]
+    recs = _run(capsys, "--op", "mul", "--size", "20", "--transport", "tcp", "--processes")
+    assert [r["cipher"] for r in recs] == [preferred_cipher()]
+
+
 def test_tcp_processes_shamir_fixed_point(capsys):
     recs = _run(capsys, "--op", "fixed_mul", "--size", "20", "--transport", "tcp", "--processes",
                 "--scheme", "shamir")

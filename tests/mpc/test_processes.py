@@ -67,6 +67,20 @@ def test_three_processes_tcp_beaver_mul():
     assert _children() <= before
 
 
+@pytest.mark.parametrize("cipher", ["ChaChaPoly", "AESGCM"])
+def test_processes_tcp_each_cipher(cipher):
+    """Every link runs the cipher the parent chose (issue 15: AESGCM where the CPU has AES)."""
+    run = run_processes(2, mul_job, job_args=(5,), transport="tcp", timeout=10, cipher=cipher)
+    assert run.results == [True, True]
+
+
+def test_processes_unknown_cipher_refused():
+    from protocols.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="cipher"):
+        run_processes(2, mul_job, job_args=(5,), transport="tcp", cipher="RC4")
+
+
 def test_three_processes_mqtt_beaver_mul(mqtt_broker):
     run = run_processes(3, mul_job, job_args=(8,), transport="mqtt", timeout=10)
     assert run.results == [True, True, True]
