@@ -304,8 +304,9 @@ def test_checked_input_costs_exact():
     assert d[2].rounds - d[0].rounds == 3  # the range check's extra rounds (coin, reduction)
     # party 0 sends its coin share 2e and, in the 2-element reduction, 1 element to each peer
     # (its own chunk is empty); as the owner it also sends its input status (one element) to
-    # each peer with its delta (the typed refusal channel, issue 16)
-    check = 2 * E + 2 * E + 2 * E
+    # each peer with its delta (the typed refusal channel, issue 16); every party echoes the
+    # statuses it received (one element per owner) in the coin's message (hard4, issue 16)
+    check = 2 * E + 2 * E + 2 * E + 2 * E
     assert [x.bytes_sent for x in d[:5]] == [
         2 * N * E + 4 * N // 3 * E,
         2 * (2 * E + 2 * E + 33),
