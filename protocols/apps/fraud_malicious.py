@@ -231,8 +231,8 @@ async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | Non
                                owner: int, chunks: list[tuple[int, int]]) -> tuple[MShare, MShare]:
     """`group_totals` over row ranges (`chunks`, [start, stop) covering flags' rows, public):
     the owner builds and inputs the one-hot rows of one range at a time from its keys (None
-    elsewhere), each range is checked one-hot and counted as `group_totals` does, and the
-    per-group totals are summed (the earlier ranges' sums refreshed under the current key).
+    elsewhere; K + 1 columns, the last "none of the groups", dropped after the count), each
+    range is checked one-hot and counted as `group_totals` does, and the per-group totals are summed (the earlier ranges' sums refreshed under the current key).
     The same (counts, sizes) as one `group_totals` over every row, while a party holds only
     one range's matrix (hard4: 10^5 rows x 4096 groups in one piece was ~100 GB per party).
     Rounds: len(chunks) x (`group_totals`' + 2 for the refresh of the running sums) (the
@@ -243,8 +243,13 @@ async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | Non
     for i0, i1 in chunks:
         G_local = None
         if keys is not None:
-            G_local = s.public((np.asarray(keys[i0:i1])[:, None] == groups[None, :]).astype(np.int64))
-        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K)
+            # review4: the last column is "none of the groups" (as the semi-honest job's
+            # `onehot`): a key outside `groups` is counted nowhere, not an input error (that
+            # failure answered the analyst's membership probe and blamed an honest owner)
+            hit = np.asarray(keys[i0:i1])[:, None] == groups[None, :]
+            G_local = s.public(np.concatenate([hit, ~hit.any(axis=1, keepdims=True)], axis=1).astype(np.int64))
+        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K + 1)
+        c, z = c[:K], z[:K]
         if counts is None or sizes is None:
             counts, sizes = c, z
         else:
