@@ -9,6 +9,7 @@ protocols.apps.fraud's vertical jobs (public model) on MShares of protocols.mali
     z = sum_b (sum_i 2^i bit_bi - 2^(RANGE_BITS-1)) + intercept    (so |partial_b| < 2^(B-1))
     flags = [z > t]                       malicious.ltz
     aggregate: G (N, K) input by the owner, checked one-hot: T = g (g - 1) and rowsum - 1
+               (the vertical job's G has K + 1 columns, the last "no group", dropped)
                counts = flags G (checked matmul), sizes = 1 G, released = [sizes >= k] [counts
                >= k] (ltz, checked products), kept = released * counts
 
