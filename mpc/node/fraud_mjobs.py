@@ -62,7 +62,7 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
 
     keys = ctx.extra[p["group_column"]].astype(np.int64) if s.pid == owner else None
     N = sc.flags.shape[0]
-    chunks = row_chunks(N, len(groups), ctx.group_chunk)  # hard4: bounded memory
+    chunks = row_chunks(N, len(groups) + 1, ctx.group_chunk)  # hard4; + the "no group" column
     ctx.log("group", rows=N, groups=len(groups), chunks=len(chunks))
     counts, sizes = await fm.group_totals_chunked(s, sc.flags, keys, groups, owner, chunks)
     return await _release(ctx, counts, sizes, k)

@@ -9,6 +9,7 @@ protocols.apps.fraud's vertical jobs (public model) on MShares of protocols.mali
     z = sum_b (sum_i 2^i bit_bi - 2^(RANGE_BITS-1)) + intercept    (so |partial_b| < 2^(B-1))
     flags = [z > t]                       malicious.ltz
     aggregate: G (N, K) input by the owner, checked one-hot: T = g (g - 1) and rowsum - 1
+               (the vertical job's G has K + 1 columns, the last "no group", dropped)
                counts = flags G (checked matmul), sizes = 1 G, released = [sizes >= k] [counts
                >= k] (ltz, checked products), kept = released * counts
 
@@ -231,8 +232,8 @@ async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | Non
                                owner: int, chunks: list[tuple[int, int]]) -> tuple[MShare, MShare]:
     """`group_totals` over row ranges (`chunks`, [start, stop) covering flags' rows, public):
     the owner builds and inputs the one-hot rows of one range at a time from its keys (None
-    elsewhere), each range is checked one-hot and counted as `group_totals` does, and the
-    per-group totals are summed (the earlier ranges' sums refreshed under the current key).
+    elsewhere; K + 1 columns, the last "none of the groups", dropped after the count), each
+    range is checked one-hot and counted as `group_totals` does, and the per-group totals are summed (the earlier ranges' sums refreshed under the current key).
     The same (counts, sizes) as one `group_totals` over every row, while a party holds only
     one range's matrix (hard4: 10^5 rows x 4096 groups in one piece was ~100 GB per party).
     Rounds: len(chunks) x (`group_totals`' + 2 for the refresh of the running sums) (the
@@ -243,8 +244,13 @@ async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | Non
     for i0, i1 in chunks:
         G_local = None
         if keys is not None:
-            G_local = s.public((np.asarray(keys[i0:i1])[:, None] == groups[None, :]).astype(np.int64))
-        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K)
+            # review4: the last column is "none of the groups" (as the semi-honest job's
+            # `onehot`): a key outside `groups` is counted nowhere, not an input error (that
+            # failure answered the analyst's membership probe and blamed an honest owner)
+            hit = np.asarray(keys[i0:i1])[:, None] == groups[None, :]
+            G_local = s.public(np.concatenate([hit, ~hit.any(axis=1, keepdims=True)], axis=1).astype(np.int64))
+        c, z = await group_totals(s, flags[i0:i1], G_local, owner, K + 1)
+        c, z = c[:K], z[:K]
         if counts is None or sizes is None:
             counts, sizes = c, z
         else:

@@ -53,8 +53,8 @@ def _job(m, parts, extras, chunk, logs, security):
 
 @pytest.mark.parametrize("security", ["semi-honest", "malicious"])
 def test_chunked_group_matrix_same_release(signer, security):  # noqa: F811
-    """40 rows, 4 groups: chunks of 25 elements (5 rows with the semi-honest "no group"
-    column, 6 rows without it in malicious mode) against one piece: the same released
+    """40 rows, 4 groups: chunks of 25 elements (5 rows with the "no group" column, in both
+    modes since review4) against one piece: the same released
     counts and flags, the exact chunk count, and a fixed number of rounds per extra chunk."""
     X0, X1, g, z = _data()
     g = np.where(g == 7, 3, g) if security == "malicious" else g  # malicious: every key a group
@@ -68,7 +68,9 @@ def test_chunked_group_matrix_same_release(signer, security):  # noqa: F811
             assert errs == [None] * 3, errs
         else:
             res = mpc.run_local(3, _job(m, parts, extras, chunk, logs, security)).results
-        width = len(GROUPS) + (1 if security == "semi-honest" else 0)
+        # review4: the malicious job has the "no group" column too (a key outside groups
+        # is counted nowhere instead of failing the one-hot check): width K + 1 in both modes
+        width = len(GROUPS) + 1
         want_chunks = len(row_chunks(40, width, chunk))
         assert logs == [want_chunks] * 3, logs
         out[chunk] = res
@@ -87,5 +89,5 @@ def test_chunked_group_matrix_same_release(signer, security):  # noqa: F811
     # semi-honest (Z_2^64): input 1, one-hot check 3, matmul 1; malicious: group_totals' 28
     # (input 4, check and refreshes, matmul) + 2 to refresh the running sums
     per = {"semi-honest": 5, "malicious": 30}[security]
-    n_extra = len(row_chunks(40, len(GROUPS) + (security == "semi-honest"), 25)) - 1
+    n_extra = len(row_chunks(40, len(GROUPS) + 1, 25)) - 1  # review4: K + 1 in both modes
     assert extra == per * n_extra, (extra, n_extra)
