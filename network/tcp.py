@@ -366,7 +366,7 @@ class TcpChannel(MailboxChannel):
                 self.pid, j, addresses[j], sid=self.session_id,
                 static_key=self._static_key if self.secure else None,
                 peer_key=self._peer_keys[j] if self.secure else None,
-                consortium_id=self.consortium_id, secure=self.secure)
+                consortium_id=self.consortium_id, secure=self.secure, cipher=self.cipher)
             self._add_link(j, *conn)
 
         async def take(j: int) -> None:

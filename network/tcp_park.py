@@ -9,12 +9,20 @@ connection at once and *parks* it under (dialer, session id) until the local nod
 
 Setup of one parked connection (dialer i < listener j)::
 
-    i -> j : b"SMPL" | u16 version | u8 secure | u32 i | u32 j | u8 len | sid | dial nonce (16)
+    i -> j : b"SMPL" | u16 version | u8 cipher | u32 i | u32 j | u8 len | sid | dial nonce (16)
     i -> j : u16 len | Noise KK message 1     prologue: consortium, version, sid + dial nonce,
-    j -> i : u8 status (0 ok, 1 auth failed, 2 bad hello) | u16 len | KK message 2   i, j
+    j -> i : u8 status (0 ok, 1 auth failed, 2 bad hello,     i, j
+                        3 cipher refused) | u16 len | KK message 2
     i -> j : AEAD(b"smpc-park-confirm")       key confirmation (first transport record)
     ... parked at j until j starts the job (or the park deadline) ...
     j -> i : AEAD(b"smpc-park-start")         j is on the job: the link is live (tcp.py records)
+
+The cipher byte is 0 on plaintext links, else the Noise cipher of the consortium (1 ChaChaPoly,
+what every earlier hello sent as its "secure" flag; 2 AESGCM: network.secure.CIPHER_IDS). The
+listener runs the handshake only under its own configured cipher and answers status 3 to any
+other, on which the dialer raises CipherMismatchError (a configuration error, named as such);
+the cipher is also in the Noise protocol name, so nobody can make two ends agree on a key under
+different ciphers.
 
 Why the confirmation record: Noise KK's responder has authenticated message 1 but cannot tell
 a replay of a recorded message 1 from the real one until the initiator proves it holds the
@@ -44,14 +52,28 @@ import struct
 import time
 from collections.abc import Mapping, Sequence
 
-from network.errors import ChannelAuthError, FrameError, NetworkError, PeerUnavailableError
-from network.secure import PROTOCOL_VERSION, SecureSession, kk_handshake, make_prologue
+from network.errors import (
+    ChannelAuthError,
+    CipherMismatchError,
+    FrameError,
+    NetworkError,
+    PeerUnavailableError,
+)
+from network.secure import (
+    CIPHER_IDS,
+    DEFAULT_CIPHER,
+    PROTOCOL_VERSION,
+    SecureSession,
+    check_cipher,
+    kk_handshake,
+    make_prologue,
+)
 
 PARK_MAGIC = b"SMPL"
 _HELLO = struct.Struct("<4sHBII")
 _U16 = struct.Struct("<H")
 DIAL_NONCE = 16
-_OK, _AUTH_FAILED, _BAD_HELLO = 0, 1, 2
+_OK, _AUTH_FAILED, _BAD_HELLO, _CIPHER_REFUSED = 0, 1, 2, 3
 _CONFIRM = b"smpc-park-confirm"
 _START = b"smpc-park-start"
 _PLAIN_CONFIRM, _PLAIN_START = b"\x07", b"\x08"
@@ -81,9 +103,12 @@ class PeerListener:
                  peer_keys: Sequence[bytes] | Mapping[int, bytes] | None,
                  consortium_id: bytes = b"smpc", insecure_plaintext: bool = False,
                  park_timeout: float = 30.0, handshake_timeout: float = 10.0,
-                 max_parked_per_peer: int = 4, max_handshakes: int = 64):
+                 max_parked_per_peer: int = 4, max_handshakes: int = 64,
+                 cipher: str = DEFAULT_CIPHER):
         self.pid, self.n = pid, n
         self.secure = not insecure_plaintext
+        #: the Noise cipher this listener runs (the consortium's); any other is refused
+        self.cipher = check_cipher(cipher)
         if self.secure and (static_key is None or peer_keys is None):
             raise ValueError("a secure listener needs static_key and peer_keys")
         self._static_key = static_key
@@ -185,7 +210,9 @@ class PeerListener:
             src, sid, session = await asyncio.wait_for(self._setup(reader, writer),
                                                        self.handshake_timeout)
         except (NetworkError, OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-            self.rejected += 1  # not an authenticated peer: dropped and counted, never terminal
+            # not an authenticated peer (a cipher refused included): dropped and counted,
+            # never terminal
+            self.rejected += 1
             writer.close()
             return
         finally:
@@ -195,13 +222,18 @@ class PeerListener:
     async def _setup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                      ) -> tuple[int, bytes, SecureSession | None]:
         raw = await reader.readexactly(_HELLO.size + 1)
-        magic, version, secure, src, dst = _HELLO.unpack_from(raw)
+        magic, version, cid, src, dst = _HELLO.unpack_from(raw)
         sid = await reader.readexactly(raw[-1])
         dial_nonce = await reader.readexactly(DIAL_NONCE)
-        if (magic != PARK_MAGIC or version != PROTOCOL_VERSION or bool(secure) != self.secure
+        if (magic != PARK_MAGIC or version != PROTOCOL_VERSION or bool(cid) != self.secure
                 or dst != self.pid or not 0 <= src < self.pid or not sid):
             writer.write(bytes([_BAD_HELLO]))
             raise FrameError("bad hello")
+        if self.secure and cid != CIPHER_IDS[self.cipher]:
+            writer.write(bytes([_CIPHER_REFUSED]))
+            await writer.drain()
+            raise CipherMismatchError(f"party {src} proposed cipher id {cid}, this listener runs "
+                                      f"{self.cipher}")
         if not self.secure:
             writer.write(bytes([_OK]))
             await writer.drain()
@@ -219,7 +251,8 @@ class PeerListener:
         try:
             session = await kk_handshake(initiator=False, static_key=self._static_key,
                                          peer_public_key=self._peer_keys[src], prologue=pro,
-                                         send=_append, recv=lambda: _recv_rec(reader))
+                                         send=_append, recv=lambda: _recv_rec(reader),
+                                         cipher=self.cipher)
         except ChannelAuthError:
             writer.write(bytes([_AUTH_FAILED]))
             raise
@@ -282,11 +315,13 @@ async def _recv_rec(reader: asyncio.StreamReader) -> bytes:
 
 async def dial_parked(pid: int, peer: int, address: tuple[str, int], *, sid: bytes,
                       static_key: bytes | None, peer_key: bytes | None,
-                      consortium_id: bytes, secure: bool) -> Conn:
+                      consortium_id: bytes, secure: bool, cipher: str = DEFAULT_CIPHER) -> Conn:
     """Dial `peer`'s PeerListener for session `sid` until it takes the connection (the caller
     bounds the wait). Each attempt uses a fresh dial nonce, hence a fresh Noise channel id;
     a dropped connection (peer restarting, park deadline) is re-dialled. Raises
-    ChannelAuthError if the peer's handshake fails (wrong keys or consortium)."""
+    ChannelAuthError if the peer's handshake fails (wrong keys or consortium),
+    CipherMismatchError if the peer runs another Noise cipher than `cipher`."""
+    check_cipher(cipher)
     delay = 0.01
     while True:
         try:
@@ -298,7 +333,7 @@ async def dial_parked(pid: int, peer: int, address: tuple[str, int], *, sid: byt
         try:
             return await _dial_once(pid, peer, reader, writer, sid=sid, static_key=static_key,
                                     peer_key=peer_key, consortium_id=consortium_id,
-                                    secure=secure)
+                                    secure=secure, cipher=cipher)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             writer.close()  # dropped (the peer restarted, or the park deadline): dial again
             await asyncio.sleep(delay)
@@ -310,9 +345,11 @@ async def dial_parked(pid: int, peer: int, address: tuple[str, int], *, sid: byt
 
 async def _dial_once(pid: int, peer: int, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter, *, sid: bytes, static_key: bytes | None,
-                     peer_key: bytes | None, consortium_id: bytes, secure: bool) -> Conn:
+                     peer_key: bytes | None, consortium_id: bytes, secure: bool,
+                     cipher: str = DEFAULT_CIPHER) -> Conn:
     nonce = os.urandom(DIAL_NONCE)
-    writer.write(_HELLO.pack(PARK_MAGIC, PROTOCOL_VERSION, secure, pid, peer)
+    cid = CIPHER_IDS[cipher] if secure else 0
+    writer.write(_HELLO.pack(PARK_MAGIC, PROTOCOL_VERSION, cid, pid, peer)
                  + bytes([len(sid)]) + sid + nonce)
     if not secure:
         await writer.drain()
@@ -331,11 +368,12 @@ async def _dial_once(pid: int, peer: int, reader: asyncio.StreamReader,
         await writer.drain()
 
     async def _recv() -> bytes:
-        await _status(reader, peer)
+        await _status(reader, peer, cipher)
         return await _recv_rec(reader)
 
     session = await kk_handshake(initiator=True, static_key=static_key,
-                                 peer_public_key=peer_key, prologue=pro, send=_send, recv=_recv)
+                                 peer_public_key=peer_key, prologue=pro, send=_send, recv=_recv,
+                                 cipher=cipher)
     rec = session.send.encrypt(b"", _CONFIRM)
     writer.write(_U16.pack(len(rec)) + rec)
     await writer.drain()
@@ -344,8 +382,11 @@ async def _dial_once(pid: int, peer: int, reader: asyncio.StreamReader,
     return reader, writer, session
 
 
-async def _status(reader: asyncio.StreamReader, peer: int) -> None:
+async def _status(reader: asyncio.StreamReader, peer: int, cipher: str | None = None) -> None:
     status = (await reader.readexactly(1))[0]
+    if status == _CIPHER_REFUSED and cipher is not None:
+        raise CipherMismatchError(f"party {peer} refused the cipher {cipher} (configure the same "
+                                  "consortium.cipher on every node)")
     if status == _AUTH_FAILED:
         raise ChannelAuthError(f"party {peer} rejected our handshake (keys or session differ)")
     if status != _OK:

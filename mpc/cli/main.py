@@ -148,10 +148,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     if args.broker_auth and args.transport != "mqtt":
         raise SmpcError("--broker-auth applies to --transport mqtt")
+    if args.cipher not in (None, "ChaChaPoly") and args.transport != "tcp":
+        raise SmpcError("--cipher AESGCM applies to --transport tcp (the MQTT link runs ChaChaPoly)")
     r = write_consortium(args.out, args.parties, scheme=args.scheme, transport=args.transport,
                          consortium_id=args.id, base_port=args.base_port,
                          broker=args.broker, broker_auth=args.broker_auth, min_group_size=10,
-                         dp=None if args.no_dp else DEFAULT_DP)
+                         dp=None if args.no_dp else DEFAULT_DP, cipher=args.cipher)
     print(f"wrote {args.parties} node configs to {args.out}:")
     for c, api in zip(r["configs"], r["api"], strict=True):
         print(f"  {c}   (api {api})")
@@ -286,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     it.add_argument("--base-port", type=int, help="peer ports base+i, API ports base+100+i "
                     "(default: free ports)")
     it.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="the MQTT broker URL")
+    it.add_argument("--cipher", choices=["ChaChaPoly", "AESGCM"], default=None,
+                    help="consortium.cipher: the Noise cipher of the TCP peer links (default "
+                         "ChaChaPoly; AESGCM is ~3x faster on CPUs with AES-NI)")
     it.add_argument("--broker-auth", action="store_true",
                     help="with --transport mqtt: write a Mosquitto password/ACL file pair and a "
                     "broker password file per node (node.broker_username/_password_file)")

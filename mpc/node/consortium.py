@@ -45,12 +45,14 @@ def write_consortium(
     dp: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
     security: str | None = None,
+    cipher: str | None = None,
 ) -> dict[str, Any]:
     """Write a consortium of n nodes into `out`: per node a key file (0600) and a config
     (bank<i>.toml) with an operator signing key (bank<i>-operator.key, in the node's
     api.operator_keys), plus one analyst signing key (analyst.key) allowed by every policy.
     `api` adds fields to every node's [api] table. `security` ("semi-honest" | "malicious")
-    writes consortium.security (absent: the default, semi-honest).
+    writes consortium.security (absent: the default, semi-honest); `cipher` ("ChaChaPoly" |
+    "AESGCM") writes consortium.cipher (absent: the default, ChaChaPoly).
     Ports: base_port + i for peers and base_port + 100 + i for the API (free ports if None).
     With broker_auth, also a Mosquitto password/ACL file pair and one broker password file
     per node (mpc.node.broker_auth), named in each config.
@@ -95,7 +97,8 @@ def write_consortium(
             "[consortium]", f"id = {_toml_str(consortium_id)}", f"scheme = {_toml_str(scheme)}",
             f"transport = {_toml_str(transport)}", f"broker = {_toml_str(broker)}",
             *([f"preprocessing = {_toml_str(preprocessing)}"] if preprocessing else []),
-            *([f"security = {_toml_str(security)}"] if security else []), "",
+            *([f"security = {_toml_str(security)}"] if security else []),
+            *([f"cipher = {_toml_str(cipher)}"] if cipher else []), "",
             "[timeouts]", *(f"{k} = {v}" for k, v in tmo.items()), "",
         ]
         for j in range(n):

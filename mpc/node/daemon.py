@@ -197,7 +197,7 @@ class Node:
                 **{p.index: p.public_key for p in cfg.peers}, cfg.index: self.public_key},
             consortium_id=cfg.consortium_id.encode(),
             insecure_plaintext=cfg.plaintext_channels, park_timeout=cfg.connect_timeout,
-            handshake_timeout=min(10.0, cfg.connect_timeout))
+            handshake_timeout=min(10.0, cfg.connect_timeout), cipher=cfg.cipher)
         await li.start(cfg.host, cfg.port)
         self.runner.listener = li
 

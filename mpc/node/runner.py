@@ -485,7 +485,7 @@ class Runner:
                 peer_keys=None if cfg.plaintext_channels else peer_keys,
                 consortium_id=cfg.consortium_id.encode(),
                 insecure_plaintext=cfg.plaintext_channels, timeout=cfg.receive_timeout,
-                connect_timeout=connect_timeout)
+                connect_timeout=connect_timeout, cipher=cfg.cipher, accept_ciphers=(cfg.cipher,))
             try:  # closed on every path: a job cancelled during connect frees the port
                 if self.listener is not None:
                     await ch.connect_via(self.listener, cfg.addresses())

@@ -80,3 +80,42 @@ def test_dealer_needs_explicit_allow_and_shamir_threshold(tmp_path):
     assert load_config(p).t == 1 and load_config(p).preprocessing == "dn07"
     _edit(p, 'scheme = "shamir"', 'scheme = "shamir"\nthreshold = 2')
     assert any("threshold" in b for b in load_config(p).insecure_options())
+
+
+def test_consortium_cipher(tmp_path):
+    """consortium.cipher (issue 15): ChaChaPoly by default (the fingerprint of such a consortium
+    is unchanged), AESGCM on TCP (part of the fingerprint, so a node configured otherwise fails
+    the per-job agreement), refused over MQTT and when unknown, by field."""
+    from network.keys import load_private_key, public_key
+
+    def fp(c):
+        return c.fingerprint(public_key(load_private_key(c.key_file)))
+
+    plain = [load_config(p) for p in write_consortium(tmp_path / "a", 2)["configs"]]
+    assert [c.cipher for c in plain] == ["ChaChaPoly"] * 2
+    info = write_consortium(tmp_path / "b", 2, cipher="AESGCM")
+    aes = [load_config(p) for p in info["configs"]]
+    assert [c.cipher for c in aes] == ["AESGCM"] * 2 and fp(aes[0]) == fp(aes[1])
+    p = info["configs"][0]
+    _edit(p, 'cipher = "AESGCM"', 'cipher = "ChaChaPoly"')
+    assert fp(load_config(p)) != fp(aes[1])
+    _edit(p, 'cipher = "ChaChaPoly"', 'cipher = "ROT13"')
+    with pytest.raises(ConfigError, match=re.escape("consortium.cipher")):
+        load_config(p)
+    _edit(p, 'cipher = "ROT13"', 'cipher = "AESGCM"')
+    _edit(p, 'transport = "tcp"', 'transport = "mqtt"')
+    with pytest.raises(ConfigError, match=re.escape("consortium.cipher") + ".*tcp' only"):
+        load_config(p)
+
+
+def test_init_writes_the_cipher(tmp_path, capsys):
+    from mpc.cli.main import main
+
+    assert main(["init", "--parties", "2", "--out", str(tmp_path / "a"), "--cipher", "AESGCM"]) == 0
+    assert load_config(tmp_path / "a" / "bank1.toml").cipher == "AESGCM"
+    assert main(["init", "--parties", "2", "--out", str(tmp_path / "b")]) == 0
+    assert load_config(tmp_path / "b" / "bank1.toml").cipher == "ChaChaPoly"
+    assert main(["init", "--parties", "2", "--out", str(tmp_path / "c"), "--cipher", "AESGCM",
+                 "--transport", "mqtt"]) != 0
+    assert "--cipher AESGCM applies to --transport tcp" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

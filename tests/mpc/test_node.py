@@ -1,5 +1,6 @@
 """End to end: three node daemons in separate processes, a signed job via the client."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def _write_data(d):
 
 class Cluster:
     def __init__(self, tmp_path, n=3, scheme="additive", transport="tcp", timeouts=None,
-                 preprocessing=None, api=None):
+                 preprocessing=None, api=None, cipher=None):
         self.dir = tmp_path
         _write_data(tmp_path)
         srcs = {i: {"tx": {"kind": "csv", "path": f"bank{i}.csv"},
@@ -39,7 +40,7 @@ class Cluster:
         self.info = write_consortium(
             tmp_path, n, scheme=scheme, transport=transport, sources=srcs,
             computations=["aggregate_sum", "aggregate_mean", "logistic_regression"],
-            preprocessing=preprocessing, api=api,
+            preprocessing=preprocessing, api=api, cipher=cipher,
             # connect 10 s: a peer's connection waits at the node's listener until it starts
             # the job (network.tcp_park), so the budget only covers peers finishing a job
             timeouts=timeouts or {"connect": 10, "receive": 8, "job": 60})
@@ -184,6 +185,33 @@ def test_refusals_reach_every_node_and_analyst(cluster):
         c.submit(_manifest("d", cols=("amount",)))
     # the daemons are still up and run the next job
     assert c.result(c.submit(_manifest("ok")), timeout=60).outputs["count"] == [105]
+
+
+def test_daemons_run_the_consortium_cipher(tmp_path):
+    """Issue 15: with consortium.cipher = "AESGCM" the daemons' peer links run Noise AESGCM:
+    a job runs (every dialer proposed AESGCM, which the listeners accepted), and a ChaChaPoly
+    dialer holding bank0's real key is refused by bank1's listener with CipherMismatchError
+    (before, the daemons ran ChaChaPoly whatever the configuration)."""
+    import asyncio
+
+    from mpc.node.config import load_config
+    from network.errors import CipherMismatchError
+    from network.keys import load_private_key
+    from network.tcp_park import dial_parked
+
+    cl = Cluster(tmp_path, cipher="AESGCM")
+    try:
+        cl.start_all()
+        res = cl.client().result(cl.client().submit(_manifest()), timeout=60)
+        assert np.allclose(res.outputs["sum"], np.concatenate(DATA).sum(axis=0), atol=1e-2)
+        cfg0, cfg1 = (load_config(p) for p in cl.info["configs"][:2])
+        with pytest.raises(CipherMismatchError):
+            asyncio.run(asyncio.wait_for(dial_parked(
+                0, 1, (cfg1.host, cfg1.port), sid=os.urandom(16),
+                static_key=load_private_key(cfg0.key_file), peer_key=cfg0.peers[0].public_key,
+                consortium_id=cfg0.consortium_id.encode(), secure=True, cipher="ChaChaPoly"), 10))
+    finally:
+        cl.stop()
 
 
 def test_peer_down_at_start_then_recovers(tmp_path):

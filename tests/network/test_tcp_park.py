@@ -248,3 +248,67 @@ def test_close_frees_the_port_and_fails_waiters():
         srv.close()
 
     asyncio.run(main())
+
+
+def _cipher_chan(i, sid, cipher, n=2):
+    return TcpChannel(i, n, session_id=sid, static_key=SKS[i], peer_keys=PKS,
+                      consortium_id=b"c", timeout=5.0, connect_timeout=5.0, cipher=cipher,
+                      accept_ciphers=(cipher,))
+
+
+def test_parked_links_run_the_consortium_cipher():
+    """Issue 15: the node's parked links run Noise AESGCM when the consortium says so (they ran
+    ChaChaPoly whatever the configuration before): both ends' transport keys are AES-GCM and
+    records flow; the hello's cipher byte 1 is the ChaChaPoly of every earlier hello."""
+    from network.secure import AESGCM_NAME, CHACHAPOLY
+
+    async def main(cipher):
+        lis = await _listeners(2, cipher=cipher)
+        sid = os.urandom(16)
+        chans = [_cipher_chan(i, sid, cipher) for i in range(2)]
+        try:
+            await asyncio.gather(*(c.connect_via(li, [li.address for li in lis])
+                                   for c, li in zip(chans, lis, strict=True)))
+            await _exchange(chans)
+            return [(c._links[1 - c.pid].session.send.cipher, c._links[1 - c.pid].session.recv.cipher)
+                    for c in chans]
+        finally:
+            for c in chans:
+                await c.close()
+            for li in lis:
+                await li.close()
+
+    assert asyncio.run(main(AESGCM_NAME)) == [(AESGCM_NAME, AESGCM_NAME)] * 2
+    assert asyncio.run(main(CHACHAPOLY)) == [(CHACHAPOLY, CHACHAPOLY)] * 2
+
+
+def test_cipher_mismatch_is_named_on_the_dialer_and_counted_by_the_listener():
+    """A dialer configured for another cipher than the listener gets CipherMismatchError (a
+    configuration error, named), not a generic authentication failure; the listener drops and
+    counts it (never terminal for the listener), and its own-cipher peers still connect."""
+    from network.errors import CipherMismatchError
+    from network.tcp_park import dial_parked
+
+    async def main():
+        lis = await _listeners(2, cipher="ChaChaPoly")
+        addrs = [li.address for li in lis]
+        sid = os.urandom(16)
+        try:
+            with pytest.raises(CipherMismatchError, match="refused the cipher AESGCM"):
+                await asyncio.wait_for(dial_parked(
+                    0, 1, addrs[1], sid=sid, static_key=SKS[0], peer_key=PKS[1],
+                    consortium_id=b"c", secure=True, cipher="AESGCM"), 5)
+            await asyncio.sleep(0.2)
+            assert lis[1].rejected == 1 and lis[1].parked() == 0
+            chans = [_cipher_chan(i, sid, "ChaChaPoly") for i in range(2)]
+            try:
+                await asyncio.gather(*(c.connect_via(li, addrs) for c, li in zip(chans, lis, strict=True)))
+                await _exchange(chans)
+            finally:
+                for c in chans:
+                    await c.close()
+        finally:
+            for li in lis:
+                await li.close()
+
+    asyncio.run(main())
