@@ -25,10 +25,8 @@ import numpy as np
 
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.fixed import encode_public
-from protocols.malicious.batch import refresh_many, stack
-from protocols.malicious.chida18 import MShare, mul
-from protocols.malicious.compare import ltz
-from protocols.malicious.fixed import trunc
+from protocols.malicious.backend import ltz, mul, refresh_many, stack, trunc
+from protocols.malicious.chida18 import MShare
 from protocols.nonlinear import _T, NORM_HI, NORM_LO, _enc
 from protocols.session import Session
 from protocols.truncation import check_product_room

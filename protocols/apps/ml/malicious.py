@@ -1,5 +1,15 @@
 """The trainers of protocols.apps.ml with malicious security (Session.security ==
-"malicious"), on Shamir sharing with an honest majority (t < n/2).
+"malicious"), on Shamir sharing with an honest majority (t < n/2) or on additive sharing over
+Z_2^64 with a dishonest majority (SPDZ2k [CDESX18]).
+
+Both run this one algorithm: every primitive is called through protocols.malicious.backend,
+which routes it by the session's scheme to chida18 / fixed / compare / batch (Shamir) or to
+spdz2k / spdz2k_fixed / spdz2k_matmul / spdz2k_ml (SPDZ2k: MACed AShares, the batched MAC
+check before any output; `refresh_many` is a no-op there, the MAC key never changes; the
+range-checked inputs are the bit-masked inputs of spdz2k_ml.input_many, in range by
+construction). Below, "MShare" reads "AShare" on SPDZ2k sessions, and "verification" the
+MAC check; the round counts quoted are Shamir's.
+  [CDESX18]   R. Cramer, I. Damgard, D. Escudero, P. Scholl, C. Xing, "SPDZ2k", CRYPTO 2018.
 
 The algorithms are exactly the semi-honest trainers' (protocols.apps.ml.data / sgd / linear:
 the same fixed-point encodings, standardisation, batch order, learning rates, piecewise
@@ -56,7 +66,6 @@ from typing import Any
 
 import numpy as np
 
-from protocols import malicious as mal
 from protocols.apps.ml._base import decode, encode
 from protocols.apps.ml.data import (
     ISTD_EXTRA,
@@ -70,8 +79,8 @@ from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, MaliciousUnsupportedError, ShapeMismatch
-from protocols.malicious import fixed as mfix
-from protocols.malicious.batch import (
+from protocols.malicious import backend as mal
+from protocols.malicious.backend import (
     agree_ints,
     bcast,
     clip_many,
@@ -590,7 +599,7 @@ async def _bounded_coef(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f:
         need: dict[int, int] = {}
         for kk, cnt in calls:
             need[kk] = need.get(kk, 0) + cnt
-        await prepare_batch(s, {kk: max(0, cnt - mfix.prepared(s, kk)) for kk, cnt in need.items()})
+        await prepare_batch(s, {kk: max(0, cnt - mal.prepared_trunc(s, kk)) for kk, cnt in need.items()})
     w, istd = await refresh_many(s, w, istd)
     if direct_cs:
         # bound: |w istd| < W Ib 2^(f + istd_f) < LIM
