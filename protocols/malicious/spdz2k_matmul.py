@@ -38,7 +38,7 @@ from protocols.malicious import spdz2k
 from protocols.malicious.spdz2k import AShare
 from protocols.session import Session
 
-__all__ = ["matmul", "matrix_triple"]
+__all__ = ["matmul", "matrix_triple", "matrix_triple_from_elements"]
 
 
 async def matrix_triple(s: Session, m: int, k: int, n: int) -> tuple[np.ndarray, ...]:
@@ -50,6 +50,13 @@ async def matrix_triple(s: Session, m: int, k: int, n: int) -> tuple[np.ndarray,
     if fetch is not None:
         got: tuple[np.ndarray, ...] = await fetch((m, k, n))
         return got
+    return await matrix_triple_from_elements(s, m, k, n)
+
+
+async def matrix_triple_from_elements(s: Session, m: int, k: int, n: int) -> tuple[np.ndarray, ...]:
+    """A matrix triple from MACed randoms A, B and m k n element triples (module docstring).
+    Rounds: 1.   Bytes: (n_parties - 1) 32 m k n per party (recorded for the next check)."""
+    ctx = spdz2k._ctx(s)
     ax, am = await ctx.prep.randoms((m, k))
     bx, bm = await ctx.prep.randoms((k, n))
     A, B = AShare(ax, am, s), AShare(bx, bm, s)
