@@ -1,5 +1,7 @@
-"""Non-linear fixed-point functions for malicious Shamir: SecureML's piecewise sigmoid and the
-inverse square root, on MShares of protocols.malicious.chida18.
+"""Non-linear fixed-point functions for malicious security: SecureML's piecewise sigmoid and
+the inverse square root, on MShares of protocols.malicious.chida18 (Shamir) or, on additive
+sessions, AShares of protocols.malicious.spdz2k (SPDZ2k): the primitives come through
+protocols.malicious.backend, which routes them by the session's scheme.
 
 The algorithms are exactly protocols.nonlinear's (the same fixed-point operations, constants
 and iteration counts), built from the checked steps only (`compare.ltz`, `chida18.mul`,

@@ -284,3 +284,25 @@ def test_cheater_inside_sgd_caught_everywhere(case, n, monkeypatch):
         assert error_code(out[p]) == "security.cheating_detected"
         assert ss[p]._state.ext["spdz2k"].alpha is None and ss[p].aborted
     assert not any(isinstance(o, tuple) for o in out)  # no model released anywhere
+
+
+def test_sgd_iteration_exact_rounds_and_bytes():
+    """Per SGD iteration on SPDZ2k with prepared masks: forward matmul 1 + sigmoid 9 (ltz 7,
+    trunc 1, the clip's products 1) + gradient matmul 1 + the update's truncation 1 = 12
+    rounds; the bytes that do not scale with the batch's rows are the forward product's E
+    (d' elements) and the update's truncation (d'), 16 bytes each per peer. Two more
+    iterations over the same rows (batch 32 -> 16) add exactly that."""
+    X, _, y = _data(N=64, d=2)
+
+    def job(bs):
+        async def j(s):
+            m = await train(s, "logistic", X[s.pid :: s.n], y[s.pid :: s.n], epochs=1, batch_size=bs)
+            return await m.reveal(s)
+
+        return j
+
+    n, dp = 3, 3
+    a = run_local(n, job(32), scheme="additive", security="malicious", seed=1).stats
+    b = run_local(n, job(16), scheme="additive", security="malicious", seed=1).stats
+    assert [y.rounds - x.rounds for x, y in zip(a, b, strict=True)] == [2 * 12] * n
+    assert [y.bytes_sent - x.bytes_sent for x, y in zip(a, b, strict=True)] == [2 * (n - 1) * 16 * 2 * dp] * n

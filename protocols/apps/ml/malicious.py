@@ -8,7 +8,10 @@ spdz2k / spdz2k_fixed / spdz2k_matmul / spdz2k_ml (SPDZ2k: MACed AShares, the ba
 check before any output; `refresh_many` is a no-op there, the MAC key never changes; the
 range-checked inputs are the bit-masked inputs of spdz2k_ml.input_many, in range by
 construction). Below, "MShare" reads "AShare" on SPDZ2k sessions, and "verification" the
-MAC check; the round counts quoted are Shamir's.
+MAC check; the round counts quoted are Shamir's. On SPDZ2k an SGD iteration with prepared
+masks is 12 rounds (matmul 1 + sigmoid 9: ltz 7, trunc 1, products 1 + matmul 1 + trunc 1;
+tests/protocols/test_spdz2k_ml.py); the comparisons' 58 Z_2^128 Beaver products per
+element (spdz2k_fixed.ltz) are most of the bytes (benchmarks/README.md, SPDZ2k).
   [CDESX18]   R. Cramer, I. Damgard, D. Escudero, P. Scholl, C. Xing, "SPDZ2k", CRYPTO 2018.
 
 The algorithms are exactly the semi-honest trainers' (protocols.apps.ml.data / sgd / linear:
