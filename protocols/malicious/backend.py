@@ -84,8 +84,13 @@ async def const(s: Session, value: int | np.ndarray, shape: tuple[int, ...]) -> 
     return await (spdz2k_ml.const(s, value, shape) if is_spdz2k(s) else batch.const(s, value, shape))
 
 
-async def clip_many(s: Session, items: Sequence[tuple[Any, int | np.ndarray, int | np.ndarray]]) -> list[Any]:
-    return await (spdz2k_ml.clip_many(s, items) if is_spdz2k(s) else batch.clip_many(s, items))
+async def clip_many(s: Session, items: Sequence[tuple[Any, int | np.ndarray, int | np.ndarray]], *,
+                    bits: int | None = None) -> list[Any]:
+    """`bits`: a proved bound |x - lo|, |hi - x| < 2^(bits - 1) (SPDZ2k then compares on
+    that many bits, spdz2k_ml.ltz_bits; Shamir's clip ignores it)."""
+    if is_spdz2k(s):
+        return await spdz2k_ml.clip_many(s, items, bits=bits)
+    return await batch.clip_many(s, items)
 
 
 async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, **kw: Any) -> None:

@@ -10,6 +10,8 @@ the Shamir trainers' calls here on additive sessions.
 primitives for actively-secure MPC over rings with applications to private machine
 learning", IEEE S&P 2019 (sec. IV: MACed random bits; bit decomposition of inputs).
 [SecureML] P. Mohassel, Y. Zhang, IEEE S&P 2017 (select, relu, the piecewise sigmoid's clip).
+[EGKRS20] D. Escudero, S. Ghosh, M. Keller, R. Rachuri, P. Scholl, CRYPTO 2020 (sec. 5.2:
+msb from one masked opening and BitLT; `ltz_bits` on fewer bits for bounded values).
 
 Range-checked input (`input_many`). A declared range -2^(w-1) <= x < 2^(w-1) (unsigned:
 0 <= x < 2^w) is enforced by construction: the owner inputs the w bits b_i of
@@ -43,7 +45,13 @@ import numpy as np
 
 from protocols.arith import ring128 as R
 from protocols.core import _check_party
-from protocols.errors import DomainError, InputRangeError, InputRangeRefusedError, ShapeMismatch
+from protocols.errors import (
+    DomainError,
+    InputRangeError,
+    InputRangeRefusedError,
+    ParameterError,
+    ShapeMismatch,
+)
 from protocols.malicious import spdz2k
 from protocols.malicious import spdz2k_fixed as F
 from protocols.malicious.chida18 import InputRangeCheatingError, _width, decompose
@@ -51,7 +59,7 @@ from protocols.malicious.spdz2k import AShare
 from protocols.session import Session
 
 __all__ = [
-    "agree_ints", "bcast", "clip_many", "concat", "const", "input_many", "prepare_batch", "relu",
+    "agree_ints", "bcast", "clip_many", "concat", "const", "input_many", "ltz_bits", "prepare_batch", "relu",
     "select", "stack",
 ]
 
@@ -260,22 +268,56 @@ async def relu(s: Session, x: AShare) -> AShare:
     return await spdz2k.mul(s, (-b) + 1, x)
 
 
-async def clip_many(s: Session, items: Sequence[tuple[AShare, int | np.ndarray, int | np.ndarray]]) -> list[AShare]:
+async def ltz_bits(s: Session, x: AShare, bits: int) -> AShare:
+    """[x < 0] for x known to satisfy |x| < 2^(bits - 1) (a proved bound, not checked):
+    spdz2k_fixed.ltz's protocol [EGKRS20, sec. 5.2] on the low `bits` bits. x mod 2^bits is
+    x's two's complement, (c - r) mod 2^bits with c = open(x + r + 2^64 t) (the same masks
+    and the same uniform c as ltz), so
+
+        ltz = c_(bits-1) ^ R_(bits-1) ^ BitLT(c mod 2^(bits-1), R_0..R_(bits-2))
+
+    (bits = 64 is spdz2k_fixed.ltz). Shapes: x: S; returns S.
+    Rounds: 1 + ceil(log2(ceil((bits - 1) / 2))) + 1 (7 for 40 <= bits <= 64).
+    Triples online per element: those of the prefix over ceil((bits - 1) / 2) groups + 1
+    (34 for bits = 39, 58 for 64).   Preprocessing: one "cmp" mask per element.
+    Security: as ltz (c reveals nothing). Outside the bound the result is wrong (never
+    leaked): callers pass a bound proved from checked inputs."""
+    if not 2 <= int(bits) <= 64:
+        raise ParameterError(f"ltz_bits: need 2 <= bits <= 64, got {bits}")
+    bits = int(bits)
+    if bits == 64:
+        return await F.ltz(s, x)
+    spdz2k._check(s, x)
+    N = x.size
+    m = await F._take(s, "cmp", N)
+    c = await F._open_masked(s, "scmp", x.reshape(N), m)
+    cb = F.public_bits(c)
+    G, E = F._pair_level(m, cb, bits - 1)
+    u = await F._prefix(s, G, E)
+    ct = cb[bits - 1]
+    v = m.R[bits - 1] * (1 - 2 * ct) + ct
+    vu = await spdz2k.mul(s, v, u)
+    return (v + u - vu * 2).reshape(x.shape)
+
+
+async def clip_many(s: Session, items: Sequence[tuple[AShare, int | np.ndarray, int | np.ndarray]], *,
+                    bits: int | None = None) -> list[AShare]:
     """clip(x, lo, hi) for every (x, lo, hi) (public bounds, lo <= hi), all comparisons in
     one ltz and all products in one Beaver round:
         b_lo = [x < lo],  b_hi = [hi < x],  x + b_lo (lo - x) + b_hi (hi - x).
     Rounds: 7 + 1.   Preprocessing: 2 comparisons and 2 triples per element.
-    Range: x - lo and hi - x within int64."""
+    Range: x - lo and hi - x within int64; with `bits` (a bound proved by the caller:
+    |x - lo|, |hi - x| < 2^(bits - 1)) the comparisons are `ltz_bits` (fewer triples)."""
     if not items:
         return []
     flat = [x.reshape(x.size) for x, _, _ in items]
     los = [np.broadcast_to(np.asarray(lo, dtype=np.int64), x.shape).reshape(-1) for x, lo, _ in items]
     his = [np.broadcast_to(np.asarray(hi, dtype=np.int64), x.shape).reshape(-1) for x, _, hi in items]
     cmp = concat([f - lo for f, lo in zip(flat, los, strict=True)] + [(-f) + hi for f, hi in zip(flat, his, strict=True)])
-    bits = await F.ltz(s, cmp)
+    lt = await (F.ltz(s, cmp) if bits is None else ltz_bits(s, cmp, bits))
     M = sum(f.size for f in flat)
     diffs = concat([(-f) + lo for f, lo in zip(flat, los, strict=True)] + [(-f) + hi for f, hi in zip(flat, his, strict=True)])
-    prod = await spdz2k.mul(s, bits, diffs)
+    prod = await spdz2k.mul(s, lt, diffs)
     out, k = [], 0
     for (x, _, _), f in zip(items, flat, strict=True):
         out.append((f + prod[k : k + f.size] + prod[M + k : M + k + f.size]).reshape(x.shape))

@@ -306,3 +306,43 @@ def test_sgd_iteration_exact_rounds_and_bytes():
     b = run_local(n, job(16), scheme="additive", security="malicious", seed=1).stats
     assert [y.rounds - x.rounds for x, y in zip(a, b, strict=True)] == [2 * 12] * n
     assert [y.bytes_sent - x.bytes_sent for x, y in zip(a, b, strict=True)] == [2 * (n - 1) * 16 * 2 * dp] * n
+
+
+@pytest.mark.parametrize("bits,rounds,triples", [(39, 7, 32), (20, 6, 15), (64, 7, 58)])
+def test_ltz_bits_bounded_values_and_costs(bits, rounds, triples):
+    """ltz on the low `bits` bits for |x| < 2^(bits - 1): exact at the edges, fewer triples
+    (one Beaver opening of 2 x 16 bytes per triple and peer) than the 64-bit ltz (58)."""
+    from protocols.malicious.spdz2k_ml import ltz_bits
+
+    h = 1 << (bits - 1)
+    vals = np.array([-h, -h + 1, -5, -1, 0, 1, 7, h - 2, h - 1], dtype=np.int64)
+    n = 3
+
+    async def job(s):
+        x = await spdz2k.input(s, vals.view(np.uint64) if s.pid == 0 else None, 0, vals.shape)
+        await F.prepare_compare(s, vals.size)
+        await spdz2k.check(s)
+        before = s.stats.copy()
+        b = await ltz_bits(s, x, bits)
+        d = s.stats - before
+        (v,) = await spdz2k.open(s, b)
+        return v, d.rounds, d.bytes_sent
+
+    out = run_local(n, job, scheme="additive", security="malicious", seed=3).results
+    for v, r, by in out:
+        assert np.array_equal(v, (vals < 0).astype(np.uint64))
+        assert r == rounds and by == (n - 1) * 16 * vals.size * (1 + 2 * triples)
+
+
+def test_clip_with_a_proved_bound_equals_the_full_clip():
+    x = np.array([-(1 << 37), -70000, -65536, 0, 65536, 70000, (1 << 37) - 1], dtype=np.int64)
+
+    async def job(s):
+        a = (await input_many(s, x.view(np.uint64) if s.pid == 0 else None, {0: x.shape}, bits=40))[0]
+        (c1,) = await clip_many(s, [(a, -65536, 65536)])
+        (c2,) = await clip_many(s, [(a, -65536, 65536)], bits=40)
+        return await spdz2k.open(s, c1, c2)
+
+    out = run_local(3, job, scheme="additive", security="malicious", seed=5).results
+    for c1, c2 in out:
+        assert np.array_equal(signed(c1), np.clip(x, -65536, 65536)) and np.array_equal(c1, c2)

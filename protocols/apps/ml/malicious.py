@@ -360,7 +360,9 @@ async def prepare_horizontal(
     # clip: the standardised rows to +-z_bound(N) (Samuelson: an honest row is inside; with a
     # cheater's moments |X - mu| istd reaches 2^21: the SGD's products would leave the range)
     zb = z_bound(N) << f
-    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)])
+    # bound (above): |Xsh| < 2^(W + 5.3), zb < 2^(f + 14) for N <= 10^8, so |Xsh -+ zb| <
+    # 2^(W + 6): SPDZ2k compares on W + 7 bits (backend.clip_many; Shamir ignores `bits`)
+    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)], bits=W + 7 if zb < 1 << (f + 14) else None)
     ysh, mu, istd = await refresh_many(s, ysh, mu, istd)
     return Prepared(Xsh, ysh, mu, istd, g, N, d, x_bound=float(z_bound(N)), y_bound=ymax,
                     istd_bound=float(ISTD_MAX), mu_bound=xmax)
