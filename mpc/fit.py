@@ -255,10 +255,11 @@ def fit_local(
     including dp={"epsilon", "delta", "mechanism", "bounds", "residual_bound"}: DP noise on the
     coefficients, generated under MPC (protocols.apps.ml.private; the stated noise and
     sensitivity are in the fitted model's info["dp"]; semi-honest only).
-    `security="malicious"` (scheme="shamir", n = 2t + 1) trains with malicious security with
-    abort (protocols.apps.ml.malicious): the same fixed-point algorithm, a cheater caught with
-    security.cheating_detected on every honest party and no model released; the smooth
-    sigmoid and scheme="additive" raise MaliciousUnsupportedError.
+    `security="malicious"` trains with malicious security with abort (protocols.apps.ml.
+    malicious): scheme="shamir" (n = 2t + 1, Chida et al.) or scheme="additive" (SPDZ2k, any
+    n >= 2, preprocessing "trusted_dealer" or "ot"): the same fixed-point algorithm, a
+    cheater caught with security.cheating_detected on every honest party and no model
+    released; the smooth sigmoid raises MaliciousUnsupportedError.
     """
     est = FittedModel(model, partition=partition, scheme=scheme, transport=transport,
                       seed=seed, preprocessing=preprocessing, security=security, **hyperparameters)

@@ -125,7 +125,7 @@ def run_local(
     `preprocessing="trusted_dealer"` is an in-process dealer that knows every triple:
     fine here, where one process holds every party anyway. `prep_limit` caps the elements
     it hands out (then PreprocessingExhausted), for tests of exhaustion.
-    `security="malicious"` (Shamir only, over GF(2^127 - 1) by default) gives every session
+    `security="malicious"` (Shamir over GF(2^127 - 1) by default, or additive: below) gives every session
     that setting: jobs then use protocols.malicious, and semi-honest-only protocols raise
     MaliciousUnsupportedError. Additive sharing runs SPDZ2k (protocols.malicious.spdz2k) with
     MACed preprocessing from `preprocessing="trusted_dealer"` (in process, insecure) or

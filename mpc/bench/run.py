@@ -551,7 +551,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--security", choices=["semi-honest", "malicious"], default="semi-honest",
                    help="malicious: Shamir with abort (Chida et al. 2018) over GF(2^127 - 1); "
                         "ops mul, matmul, fixed_mul, compare; additive: SPDZ2k over Z_2^64 (MACs "
-                        "mod 2^128), ops mul, fixed_mul, compare; online time includes the check; the "
+                        "mod 2^128), ops mul, fixed_mul, compare, logistic_regression; online time includes the check; the "
                         "truncation and "
                         "comparison masks are made and verified offline")
     p.add_argument("--prime", type=int, choices=[61, 127], default=None,

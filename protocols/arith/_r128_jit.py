@@ -90,3 +90,16 @@ def dot2(chi: np.ndarray, vals: np.ndarray, macs: np.ndarray, out: np.ndarray) -
         t0, t1 = _mul(macs[i, 0], macs[i, 1], c, _U(0))
         ml, mh = _add(ml, mh, t0, t1)
     out[0, 0], out[0, 1], out[1, 0], out[1, 1] = yl, yh, ml, mh
+
+
+@_kernel
+def matmul(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """out = x @ y mod 2^128 (x: (m, k, 2), y: (k, n, 2), out: (m, n, 2), C-contiguous)."""
+    m, k, n = x.shape[0], x.shape[1], y.shape[1]
+    for i in range(m):
+        for j in range(n):
+            lo, hi = _U(0), _U(0)
+            for t in range(k):
+                p0, p1 = _mul(x[i, t, 0], x[i, t, 1], y[t, j, 0], y[t, j, 1])
+                lo, hi = _add(lo, hi, p0, p1)
+            out[i, j, 0], out[i, j, 1] = lo, hi

@@ -24,7 +24,7 @@ _U64 = np.dtype(np.uint64)
 _M32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
-__all__ = ["add", "from_u64", "lo", "mul", "mul_u64", "neg", "random", "shl64", "sub", "sum", "to_ints", "zeros"]
+__all__ = ["add", "from_u64", "lo", "matmul", "mul", "mul_u64", "neg", "random", "shl64", "sub", "sum", "to_ints", "zeros"]
 
 
 def _wrapping(f: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -142,6 +142,18 @@ def sum(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
     carry = (lo_ < l0).astype(_U64) + (l1 >> _S32)
     out[..., 0] = lo_
     out[..., 1] = h + carry
+    return out
+
+
+def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x @ y mod 2^128 for matrices x (m, k, 2) and y (k, n, 2): (m, n, 2) (a compiled
+    kernel, protocols.arith._r128_jit.matmul)."""
+    from protocols.arith import _r128_jit
+
+    if x.ndim != 3 or y.ndim != 3 or x.shape[1] != y.shape[0]:
+        raise ValueError(f"ring128.matmul: cannot multiply {x.shape[:-1]} @ {y.shape[:-1]}")
+    out = np.empty((x.shape[0], y.shape[1], 2), dtype=_U64)
+    _r128_jit.matmul(np.ascontiguousarray(x), np.ascontiguousarray(y), out)
     return out
 
 

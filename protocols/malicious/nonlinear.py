@@ -1,5 +1,7 @@
-"""Non-linear fixed-point functions for malicious Shamir: SecureML's piecewise sigmoid and the
-inverse square root, on MShares of protocols.malicious.chida18.
+"""Non-linear fixed-point functions for malicious security: SecureML's piecewise sigmoid and
+the inverse square root, on MShares of protocols.malicious.chida18 (Shamir) or, on additive
+sessions, AShares of protocols.malicious.spdz2k (SPDZ2k): the primitives come through
+protocols.malicious.backend, which routes them by the session's scheme.
 
 The algorithms are exactly protocols.nonlinear's (the same fixed-point operations, constants
 and iteration counts), built from the checked steps only (`compare.ltz`, `chida18.mul`,
@@ -25,10 +27,8 @@ import numpy as np
 
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.fixed import encode_public
-from protocols.malicious.batch import refresh_many, stack
-from protocols.malicious.chida18 import MShare, mul
-from protocols.malicious.compare import ltz
-from protocols.malicious.fixed import trunc
+from protocols.malicious.backend import ltz, mul, refresh_many, stack, trunc
+from protocols.malicious.chida18 import MShare
 from protocols.nonlinear import _T, NORM_HI, NORM_LO, _enc
 from protocols.session import Session
 from protocols.truncation import check_product_room

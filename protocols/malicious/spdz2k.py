@@ -155,6 +155,15 @@ class AShare:
     def size(self) -> int:
         return self.x.size // 2
 
+    @property
+    def ndim(self) -> int:
+        return self.x.ndim - 1
+
+    @property
+    def T(self) -> AShare:  # noqa: N802 (numpy's name)
+        """The transpose of a matrix (local)."""
+        return AShare(self.x.swapaxes(0, 1), self.m.swapaxes(0, 1), self._s)
+
     def __repr__(self) -> str:
         return f"AShare(shape={self.shape}, party={self._s.pid})"
 

@@ -2,7 +2,7 @@
 over Z_2^128 (k = s = 64), every item as this party's shares ([v], [alpha * v]).
 
 Kinds: triples, randoms, input_masks, bits (MACed uniform bits, for truncation and
-comparison masks). `Spdz2kDealer` is the in-process trusted dealer: INSECURE, for tests and benchmarks only.
+comparison masks), matrix_triples and input_bits (owner-known MACed bits: range-checked inputs). `Spdz2kDealer` is the in-process trusted dealer: INSECURE, for tests and benchmarks only.
 It knows the global MAC key alpha = sum_i alpha_i (each party registers its own alpha_i,
 drawn from that party's CSPRNG, in process: alpha_i never goes over a channel), and every
 value it deals; whoever controls it can forge MACs. The dealer-free source (vOLE MACs and
@@ -139,6 +139,28 @@ class Spdz2kDealerView:
             return self.d._auth(R.from_u64(self.d.rng.bits(shape).astype(np.uint64)))
 
         return self.d.take(self.pid, ("bits", shape), make)
+
+    async def matrix_triples(self, dims: Shape) -> tuple[np.ndarray, ...]:
+        """dims = (m, k, n): (A, [alpha A], B, [alpha B], C, [alpha C]) shares with A (m, k),
+        B (k, n) uniform in Z_2^128 and C = A @ B mod 2^128 (for spdz2k_matmul.matmul)."""
+        m, k, n = (int(v) for v in dims)
+
+        def make() -> list[tuple[np.ndarray, ...]]:
+            a, b = R.random(self.d.rng, (m, k)), R.random(self.d.rng, (k, n))
+            return self.d._auth(a, b, R.matmul(a, b))
+
+        return self.d.take(self.pid, ("matrix_triples", (m, k, n)), make)
+
+    async def input_bits(self, shape: Shape, owner: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """([r], [alpha r], r at the owner / None elsewhere) for uniform bits r the owner
+        knows: the masks of the range-checked input (spdz2k_matmul.input_checked)."""
+        shape = tuple(shape)
+
+        def make() -> list[tuple[np.ndarray | None, ...]]:
+            r = self.d.rng.bits(shape).astype(np.uint64)
+            return [(*sh, r if i == owner else None) for i, sh in enumerate(self.d._auth(R.from_u64(r)))]
+
+        return self.d.take(self.pid, ("input_bits", shape, owner), make)
 
     async def input_masks(self, shape: Shape, owner: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """([r], [alpha r], r at the owner / None elsewhere): the owner's MACed mask."""

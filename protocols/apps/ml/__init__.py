@@ -62,8 +62,10 @@ async def train(
       sensitivity, protocols.apps.ml.private); settings outside its analysis raise ConfigError.
     Returns a SharedModel (coef, intercept in original units, f fractional bits).
     Security: semi-honest, or malicious with abort when s.security == "malicious" (Shamir,
-    t < n/2: protocols.apps.ml.malicious, the same algorithm on MACed shares; returns an
-    MSharedModel with the same reveal / reveal_to); reveals the shapes, N (horizontal), the label owner (vertical),
+    t < n/2, or additive SPDZ2k over Z_2^64, any number corrupt: protocols.apps.ml.malicious
+    and malicious_linear, the same algorithm on MACed shares through the backend seam
+    protocols.malicious.backend; returns an MSharedModel with the same reveal / reveal_to);
+    reveals the shapes, N (horizontal), the label owner (vertical),
     and for class_weight="balanced" the number of positive labels.
     """
     if model not in MODELS:
@@ -101,7 +103,8 @@ async def _train_malicious(
     s: Session, model: str, X_local: np.ndarray | None, y_local: np.ndarray | None,
     partition: str, f: int, alpha: float, solver: str, hp: dict[str, Any],
 ) -> Any:
-    """security="malicious": the same trainers on malicious Shamir (protocols.apps.ml.malicious)."""
+    """security="malicious": the same trainers (protocols.apps.ml.malicious, malicious_linear)
+    on malicious Shamir or, for additive sessions, SPDZ2k (protocols.malicious.backend)."""
     from protocols.apps.ml import malicious as mt
     from protocols.apps.ml import malicious_linear as ml
 

@@ -1,5 +1,18 @@
 """The trainers of protocols.apps.ml with malicious security (Session.security ==
-"malicious"), on Shamir sharing with an honest majority (t < n/2).
+"malicious"), on Shamir sharing with an honest majority (t < n/2) or on additive sharing over
+Z_2^64 with a dishonest majority (SPDZ2k [CDESX18]).
+
+Both run this one algorithm: every primitive is called through protocols.malicious.backend,
+which routes it by the session's scheme to chida18 / fixed / compare / batch (Shamir) or to
+spdz2k / spdz2k_fixed / spdz2k_matmul / spdz2k_ml (SPDZ2k: MACed AShares, the batched MAC
+check before any output; `refresh_many` is a no-op there, the MAC key never changes; the
+range-checked inputs are the bit-masked inputs of spdz2k_ml.input_many, in range by
+construction). Below, "MShare" reads "AShare" on SPDZ2k sessions, and "verification" the
+MAC check; the round counts quoted are Shamir's. On SPDZ2k an SGD iteration with prepared
+masks is 12 rounds (matmul 1 + sigmoid 9: ltz 7, trunc 1, products 1 + matmul 1 + trunc 1;
+tests/protocols/test_spdz2k_ml.py); the comparisons' 58 Z_2^128 Beaver products per
+element (spdz2k_fixed.ltz) are most of the bytes (benchmarks/README.md, SPDZ2k).
+  [CDESX18]   R. Cramer, I. Damgard, D. Escudero, P. Scholl, C. Xing, "SPDZ2k", CRYPTO 2018.
 
 The algorithms are exactly the semi-honest trainers' (protocols.apps.ml.data / sgd / linear:
 the same fixed-point encodings, standardisation, batch order, learning rates, piecewise
@@ -56,7 +69,6 @@ from typing import Any
 
 import numpy as np
 
-from protocols import malicious as mal
 from protocols.apps.ml._base import decode, encode
 from protocols.apps.ml.data import (
     ISTD_EXTRA,
@@ -70,8 +82,8 @@ from protocols.apps.ml.sgd import K_LR, batches, learning_rates, sgd_params
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, MaliciousUnsupportedError, ShapeMismatch
-from protocols.malicious import fixed as mfix
-from protocols.malicious.batch import (
+from protocols.malicious import backend as mal
+from protocols.malicious.backend import (
     agree_ints,
     bcast,
     clip_many,
@@ -348,7 +360,9 @@ async def prepare_horizontal(
     # clip: the standardised rows to +-z_bound(N) (Samuelson: an honest row is inside; with a
     # cheater's moments |X - mu| istd reaches 2^21: the SGD's products would leave the range)
     zb = z_bound(N) << f
-    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)])
+    # bound (above): |Xsh| < 2^(W + 5.3), zb < 2^(f + 14) for N <= 10^8, so |Xsh -+ zb| <
+    # 2^(W + 6): SPDZ2k compares on W + 7 bits (backend.clip_many; Shamir ignores `bits`)
+    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)], bits=W + 7 if zb < 1 << (f + 14) else None)
     ysh, mu, istd = await refresh_many(s, ysh, mu, istd)
     return Prepared(Xsh, ysh, mu, istd, g, N, d, x_bound=float(z_bound(N)), y_bound=ymax,
                     istd_bound=float(ISTD_MAX), mu_bound=xmax)
@@ -590,7 +604,7 @@ async def _bounded_coef(s: Session, w: MShare, mu: MShare, istd: MShare, istd_f:
         need: dict[int, int] = {}
         for kk, cnt in calls:
             need[kk] = need.get(kk, 0) + cnt
-        await prepare_batch(s, {kk: max(0, cnt - mfix.prepared(s, kk)) for kk, cnt in need.items()})
+        await prepare_batch(s, {kk: max(0, cnt - mal.prepared_trunc(s, kk)) for kk, cnt in need.items()})
     w, istd = await refresh_many(s, w, istd)
     if direct_cs:
         # bound: |w istd| < W Ib 2^(f + istd_f) < LIM

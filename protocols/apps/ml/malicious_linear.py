@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from protocols import malicious as mal
 from protocols.apps.ml._base import encode, pub
 from protocols.apps.ml.data import REFINE_EXTRA, _as2d, scaled_input
 from protocols.apps.ml.malicious import (
@@ -51,7 +50,8 @@ from protocols.apps.ml.malicious import (
 from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import ConfigError, ShapeMismatch
-from protocols.malicious.batch import (
+from protocols.malicious import backend as mal
+from protocols.malicious.backend import (
     bcast,
     clip_many,
     concat,
