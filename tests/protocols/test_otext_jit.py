@@ -332,3 +332,75 @@ def test_blockwise_iknp_matches_reference(block, monkeypatch):
 
 def test_blockwise_iknp_broken_variant_is_caught(monkeypatch):
     assert not _iknp_agrees(64, monkeypatch, broken=True)
+
+
+def _tiered_reference(aes, q, s, base, x, r):
+    """numpy reference of the tiered Gilboa hash and kernels: row j's hash is the first
+    nbt[j mod 64] blocks of the TMMO stream `_otext._hash_np` computes (tweaks (base + j, b)),
+    value w of bit k's tier of width 8 / 2^lg bytes = bits (w mod 2^lg) 64 / 2^lg of word
+    w >> lg; tau = h0 - h1 + x and the outputs sum_k 2^k (...) as in `_gilboa_numpy`."""
+    L, M = x.shape
+    nbt, _, _ = ot._tier_layout(M)
+    W = 2 * int(nbt.max())
+
+    def vals(h):  # (64 L, W) hash words -> (64 L, M) tier values (zero-extended)
+        out = np.empty((h.shape[0], M), dtype=_U64)
+        for a, b, dt in ot._TIERS:
+            lg = {8: 0, 4: 1, 2: 2, 1: 3}[dt.itemsize]
+            rows = (np.arange(h.shape[0]) % 64 >= a) & (np.arange(h.shape[0]) % 64 < b)
+            w = np.arange(M)
+            words = h[rows][:, w >> lg]
+            sh = ((w & ((1 << lg) - 1)) * (64 >> lg)).astype(_U64)
+            mask = np.uint64((1 << (64 >> lg)) - 1) if lg else np.uint64(2**64 - 1)
+            out[rows] = (words >> sh[None, :]) & mask
+        return out
+
+    h0 = vals(_otext._hash_np(aes, q, base, W))
+    h1 = vals(_otext._hash_np(aes, q ^ s[None, :], base, W))
+    return _gilboa_numpy(h0, h1, x, h1, r)  # the receiver's t = q ^ s here (all r = 1 rows)
+
+
+def _tiered_agrees(rows: int, monkeypatch, broken: bool = False) -> bool:
+    """`_hash_tiers_blocks` + `gilboa_send_t` / `gilboa_recv_t` == the numpy reference (blocks
+    of `rows` rows crossing every edge, M of one and several words per tier, odd and even),
+    and the two outputs add up to x * y. Broken: the OTs of bits 33..47 read the hash blocks
+    of bit 32 (a layout error that keeps both sides consistent but reuses a hash)."""
+    monkeypatch.setattr(_otext, "_HASH_ROWS", rows)
+    rng = np.random.default_rng(rows + 11)
+    aes = _otext._AES(bytes(range(16)))
+    for L, M in ((1, 1), (3, 2), (2, 5), (5, 11), (2, 17), (1, 128)):
+        m = 64 * L
+        q = rng.integers(0, 256, (m, 16), dtype=np.uint8)
+        s = rng.integers(0, 256, 16, dtype=np.uint8)
+        base = int(rng.integers(0, 1 << 40))
+        x = rng.integers(0, 1 << 64, (L, M), dtype=_U64)
+        y = rng.integers(0, 1 << 64, L, dtype=_U64)
+        r = np.unpackbits(y.view(np.uint8), bitorder="little")
+        t = np.where(r[:, None] == 1, q ^ s[None, :], q)  # the receiver's rows: q ^ r s
+        lay = ot._tier_layout(M)
+        if broken:  # bits 33..47 read bit 32's blocks (the sums still match, the hash not)
+            nbt, off, G = lay
+            off = off.copy()
+            off[33:48] = off[32]
+            lay = (nbt, off, G)
+        raw = np.empty(L * M * ot._TIER_BYTES, dtype=np.uint8)
+        acc_s, acc_r = np.zeros((L, M), dtype=_U64), np.zeros((L, M), dtype=_U64)
+        for lo, e0, p0, e1, p1 in ot._hash2_tiers_blocks(aes, q, np.packbits(np.unpackbits(s)), base, lay):
+            _ot_jit.gilboa_send_t(e0, p0, e1, p1, lo, x, lay[1], lay[2], *ot._tier_views(raw, L, M), acc_s)
+        for lo, e, p in ot._hash_tiers_blocks(aes, t, base, lay):
+            _ot_jit.gilboa_recv_t(e, p, lo, lay[1], lay[2], *ot._tier_views(raw, L, M), r, acc_r)
+        if not np.array_equal(acc_s + acc_r, x * y[:, None]):
+            return False
+        raw_ref, _ = _tiered_reference(aes, q, s, base, x, np.ones(m, np.uint8))
+        if not np.array_equal(raw, raw_ref):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("rows", [_otext._HASH_ROWS, 7, 1])
+def test_tiered_gilboa_hash_matches_reference(rows, monkeypatch):
+    assert _tiered_agrees(rows, monkeypatch)
+
+
+def test_tiered_gilboa_hash_broken_variant_is_caught(monkeypatch):
+    assert not _tiered_agrees(7, monkeypatch, broken=True)
