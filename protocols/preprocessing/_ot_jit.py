@@ -198,9 +198,7 @@ def gilboa_send_h(
 ) -> None:
     """`gilboa_send` on one block of hash rows lo .. lo + len(p0) - 1, reading h0 and h1 from
     the TMMO blocks before their fold (h[j, w] = e[j, w] ^ p[j, w & 1], e (rows, 2 nb)
-    words): the same outputs, without writing and re-reading the (64 L, M) hash arrays.
-    (The untiered hash: `cross` runs `gilboa_send_t` on the tiered one; this stays for the
-    tests of the fused fold.)"""
+    words): the same outputs, without writing and re-reading the (64 L, M) hash arrays."""
     M = x.shape[1]
     for i in range(p0.shape[0]):
         g = lo + i
@@ -247,114 +245,6 @@ def gilboa_recv_h(
                 else:
                     v += _U(t1[l_, k - 56, w])
             acc[l_, w] += v << sh
-
-
-_M32 = _U(0xFFFFFFFF)
-_M16 = _U(0xFFFF)
-
-
-@_kernel
-def tmmo_tweak_tiers(p: np.ndarray, base: np.uint64, nbt: np.ndarray, off: np.ndarray, G: int, y: np.ndarray) -> None:
-    """The TMMO tweaks of the tiered Gilboa hash (protocols.preprocessing.ot._hash_tiers_blocks):
-    row j (of groups of 64, k = j & 63) gets its nbt[k] blocks at y[(j >> 6) G + off[k] + b]
-    = (pi(x_j)[0] ^ (base + j), pi(x_j)[1] ^ b), b < nbt[k] (the tweaks of `tmmo_tweak`, only
-    as many blocks as bit k's tier needs)."""
-    for j in range(p.shape[0]):
-        k = j & 63
-        o = (j >> 6) * G + off[k]
-        lo = p[j, 0] ^ (base + _U(j))
-        hi = p[j, 1]
-        for b in range(nbt[k]):
-            y[o + b, 0] = lo
-            y[o + b, 1] = hi ^ _U(b)
-
-
-@_kernel
-def gilboa_send_t(
-    e0: np.ndarray, p0: np.ndarray, e1: np.ndarray, p1: np.ndarray, lo: int, x: np.ndarray,
-    off: np.ndarray, G: int, t8: np.ndarray, t4: np.ndarray, t2: np.ndarray, t1: np.ndarray, acc: np.ndarray,
-) -> None:
-    """Sender side of `cross` for one peer on one block of rows lo .. lo + len(p0) - 1 (lo a
-    multiple of 64) of the tiered hash: OT 64 l + k's hash is the word stream of its blocks
-    (e flat words, row at 2 ((i >> 6) G + off[k]), each word XOR p[i, w & 1]), read as M
-    values of its tier's width (value w of a 2^-lg-word tier: bits (w mod 2^lg) 64 / 2^lg of
-    word w >> lg). tau = h0 - h1 + x mod 2^width into the tier, acc[l] -= 2^k h0 (only the
-    value's low 64 - k <= width bits survive the shift, so the word's other bits do not
-    matter)."""
-    M = x.shape[1]
-    for i in range(p0.shape[0]):
-        g = lo + i
-        l_ = g >> 6
-        k = g & 63
-        sh = _U(k)
-        at = 2 * ((i >> 6) * G + off[k])
-        if k < 32:
-            for w in range(M):
-                a = e0[at + w] ^ p0[i, w & 1]
-                t8[l_, k, w] = a - (e1[at + w] ^ p1[i, w & 1]) + x[l_, w]
-                acc[l_, w] -= a << sh
-        elif k < 48:
-            for w in range(M):
-                c = at + (w >> 1)
-                s = _U((w & 1) << 5)
-                a = (e0[c] ^ p0[i, (w >> 1) & 1]) >> s
-                t4[l_, k - 32, w] = np.uint32((a - ((e1[c] ^ p1[i, (w >> 1) & 1]) >> s) + x[l_, w]) & _M32)
-                acc[l_, w] -= a << sh
-        elif k < 56:
-            for w in range(M):
-                c = at + (w >> 2)
-                s = _U((w & 3) << 4)
-                a = (e0[c] ^ p0[i, (w >> 2) & 1]) >> s
-                t2[l_, k - 48, w] = np.uint16((a - ((e1[c] ^ p1[i, (w >> 2) & 1]) >> s) + x[l_, w]) & _M16)
-                acc[l_, w] -= a << sh
-        else:
-            for w in range(M):
-                c = at + (w >> 3)
-                s = _U((w & 7) << 3)
-                a = (e0[c] ^ p0[i, (w >> 3) & 1]) >> s
-                t1[l_, k - 56, w] = np.uint8((a - ((e1[c] ^ p1[i, (w >> 3) & 1]) >> s) + x[l_, w]) & _FF)
-                acc[l_, w] -= a << sh
-
-
-@_kernel
-def gilboa_recv_t(
-    e: np.ndarray, p: np.ndarray, lo: int, off: np.ndarray, G: int, t8: np.ndarray, t4: np.ndarray,
-    t2: np.ndarray, t1: np.ndarray, r: np.ndarray, acc: np.ndarray,
-) -> None:
-    """Receiver side of `cross` for one peer on one block of rows of the tiered hash (see
-    `gilboa_send_t`): acc[l] += 2^k (h + r tau), tau zero-extended from its tier."""
-    M = acc.shape[1]
-    for i in range(p.shape[0]):
-        g = lo + i
-        l_ = g >> 6
-        k = g & 63
-        sh = _U(k)
-        ri = r[g]
-        at = 2 * ((i >> 6) * G + off[k])
-        if k < 32:
-            for w in range(M):
-                v = e[at + w] ^ p[i, w & 1]
-                if ri:
-                    v += t8[l_, k, w]
-                acc[l_, w] += v << sh
-        elif k < 48:
-            for w in range(M):
-                v = (e[at + (w >> 1)] ^ p[i, (w >> 1) & 1]) >> _U((w & 1) << 5)
-                if ri:
-                    v += _U(t4[l_, k - 32, w])
-                acc[l_, w] += v << sh
-        elif k < 56:
-            for w in range(M):
-                v = (e[at + (w >> 2)] ^ p[i, (w >> 2) & 1]) >> _U((w & 3) << 4)
-                if ri:
-                    v += _U(t2[l_, k - 48, w])
-                acc[l_, w] += v << sh
-        else:
-            for w in range(M):
-                v = (e[at + (w >> 3)] ^ p[i, (w >> 3) & 1]) >> _U((w & 7) << 3)
-                if ri:
-                    v += _U(t1[l_, k - 56, w])
-                acc[l_, w] += v << sh
 
 
 @_kernel
@@ -457,18 +347,6 @@ def _warm() -> None:
         for t in (t8, t4, t2, t1):
             t.setflags(write=False)
         gilboa_recv_h(e2, p2, 0, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
-    nbt, off = np.ones(64, np.int64), np.arange(64, dtype=np.int64)
-    e64 = np.zeros(128, _U)
-    tmmo_tweak_tiers(p2, _U(0), nbt, off, 64, np.empty((64, 2), _U))
-    x = np.zeros((1, 1), _U)
-    t8, t4 = np.empty((1, 32, 1), _U), np.empty((1, 16, 1), np.uint32)
-    t2, t1 = np.empty((1, 8, 1), np.uint16), np.empty((1, 8, 1), np.uint8)
-    acc = np.zeros((1, 1), _U)
-    gilboa_send_t(e64, p2, e64, p2, 0, x, off, 64, t8, t4, t2, t1, acc)
-    gilboa_recv_t(e64, p2, 0, off, 64, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
-    for t in (t8, t4, t2, t1):
-        t.setflags(write=False)
-    gilboa_recv_t(e64, p2, 0, off, 64, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
     scatter_bits(np.zeros((1, 1), _U), np.zeros(2, np.int64), np.empty((1, 3), _U))
     w64 = np.zeros((64, 1), _U)
     bitwords(w64, np.empty((1, 1), _U))

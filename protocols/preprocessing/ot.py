@@ -72,15 +72,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from protocols.errors import ParameterError, PreprocessingExhausted
 from protocols.preprocessing import _ot_jit as _jit
-from protocols.preprocessing import _otext
-from protocols.preprocessing._otext import _AES, KAPPA, OTExtension
+from protocols.preprocessing._otext import KAPPA, OTExtension, _hash2_blocks, _hash_blocks
 from protocols.preprocessing._otmixed import OTMixedKinds
 from protocols.preprocessing.base import KINDS, Preprocessing, Shape
 from protocols.preprocessing.dn07 import offline_session
@@ -123,61 +122,6 @@ def _tier_views(raw: np.ndarray, L: int, M: int) -> list[np.ndarray]:
         out.append(raw[at : at + size].view(dt).reshape(L, b - a, M))
         at += size
     return out
-
-
-def _tier_layout(M: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The tiered Gilboa hash's blocks per group of 64 OTs (bits k = 0..63 of one y element):
-    bit k gets nbt[k] TMMO blocks, enough for M values of its tier's width (M words for the
-    8-byte tier, M / 2 for the 4-byte one, ...), at block offset off[k]; G blocks a group."""
-    nbt = np.empty(64, dtype=np.int64)
-    for a, b, dt in _TIERS:
-        words = -(-M // (8 // dt.itemsize))
-        nbt[a:b] = (words + 1) // 2
-    off = np.zeros(64, dtype=np.int64)
-    off[1:] = np.cumsum(nbt)[:-1]
-    return nbt, off, int(nbt.sum())
-
-
-def _hash_tiers_blocks(
-    aes: _AES, x: np.ndarray, base: int, layout: tuple[np.ndarray, np.ndarray, int]
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """The Gilboa OTs' hash H(base + j, x_j) for rows x_j of x (64 L, 16), each only as long
-    as its bit's correction tier needs (`_tier_layout`): TMMO [GKWY20, sec. 7] blocks
-    pi(pi(x_j) ^ (base + j, b)) ^ pi(x_j) for b < nbt[j mod 64] (the first blocks of the
-    hash `_otext._hash` computes, whose further blocks the tier never reads: mod 2^(64-k)
-    only the low 32 / 16 / 8 bits of a word matter for k >= 32 / 48 / 56, so 4 / 8 / 16
-    values share a hash word there instead of one each; -27% of the blocks for M = 11, -32%
-    for M = 128, none for M = 1). Yields (lo, e, p) per block of rows lo .. lo + len(p) - 1
-    (lo a multiple of 64): e the flat words of the TMMO blocks before the fold (row j at word
-    2 ((j - lo) // 64 G + off[j mod 64])), p = pi(x) as (rows, 2) words; the `gilboa_*_t`
-    kernels fold as they read. Scratch reused by the next block."""
-    x = np.ascontiguousarray(x)
-    nbt, off, G = layout
-    m = x.shape[0]
-    ch = 64 * max(1, _otext._HASH_ROWS // G)
-    rows = min(m, ch)
-    pbuf = np.empty(rows * 16 + 15, dtype=np.uint8)
-    y = np.empty((rows // 64 * G, 2), dtype=_U64)
-    ebuf = np.empty(y.nbytes + 15, dtype=np.uint8)
-    for lo in range(0, m, ch):
-        hi = min(m, lo + ch)
-        p64 = aes.into(x[lo:hi], pbuf).view(_U64)
-        yk = y[: (hi - lo) // 64 * G]
-        _jit.tmmo_tweak_tiers(p64, np.uint64(base + lo), nbt, off, G, yk)
-        e = aes.into(yk.view(np.uint8), ebuf).view(_U64).reshape(-1)
-        yield lo, e, p64
-
-
-def _hash2_tiers_blocks(
-    aes: _AES, q: np.ndarray, s_packed: np.ndarray, base: int, layout: tuple[np.ndarray, np.ndarray, int]
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """The sender's two tiered hashes H(base + j, q_j) and H(base + j, q_j ^ s) in lock-step
-    blocks: yields (lo, e0, p0, e1, p1)."""
-    qs = q ^ s_packed[None, :]
-    for (lo, e0, p0), (_, e1, p1) in zip(
-        _hash_tiers_blocks(aes, q, base, layout), _hash_tiers_blocks(aes, qs, base, layout), strict=True
-    ):
-        yield lo, e0, p0, e1, p1
 
 
 def _size(shape: Shape) -> int:
@@ -252,22 +196,18 @@ class OTPreprocessing(OTMixedKinds, OTExtension, Preprocessing):
         ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
         acc = np.zeros((L, M), dtype=_U64)  # sum_k 2^k (OT outputs of bit k), both roles
         xc = np.ascontiguousarray(x)
-        lay = _tier_layout(M)
-        off, G = lay[1], lay[2]
         tau = {}
         for j in peers:
             buf = np.empty(L * M * _TIER_BYTES, dtype=np.uint8)
             t8, t4, t2, t1 = _tier_views(buf, L, M)
-            for lo, e0, p0, e1, p1 in _hash2_tiers_blocks(self.aes, ext.q[j], self._send[j].s_packed, ext.sbase[j], lay):
-                _jit.gilboa_send_t(e0, p0, e1, p1, lo, xc, off, G, t8, t4, t2, t1, acc)
+            for lo, e0, p0, e1, p1 in _hash2_blocks(self.aes, ext.q[j], self._send[j].s_packed, ext.sbase[j], M):
+                _jit.gilboa_send_h(e0, p0, e1, p1, lo, xc, t8, t4, t2, t1, acc)
             tau[j] = buf
-        # tag "ot-gtau2": the tiered hash (values) differs from the one before it, so a peer
-        # running that version fails on the tag instead of making wrong items
-        got = await self._array_round("ot-gtau2", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
+        got = await self._array_round("ot-gtau", tau, {j: (L * M * _TIER_BYTES,) for j in peers}, np.dtype(np.uint8))
         for j in peers:
             t8, t4, t2, t1 = _tier_views(got[j], L, M)
-            for lo, e, p in _hash_tiers_blocks(self.aes, ext.t[j], ext.rbase[j], lay):
-                _jit.gilboa_recv_t(e, p, lo, off, G, t8, t4, t2, t1, r, acc)
+            for lo, e, p in _hash_blocks(self.aes, ext.t[j], ext.rbase[j], M):
+                _jit.gilboa_recv_h(e, p, lo, t8, t4, t2, t1, r, acc)
         return acc
 
     # -- daBits and boolean triples ---------------------------------------------------------

@@ -59,24 +59,19 @@ def _zero_hash_blocks(aes, x, base, M):
     yield 0, np.zeros((x.shape[0], 2 * ((M + 1) // 2)), np.uint64), np.zeros((x.shape[0], 2), np.uint64)
 
 
-def _zero_hash_tiers_blocks(aes, x, base, layout):
-    """The same broken hash for Gilboa's tiered hash (ot._hash_tiers_blocks)."""
-    yield 0, np.zeros(2 * (x.shape[0] // 64) * layout[2], np.uint64), np.zeros((x.shape[0], 2), np.uint64)
-
-
 @pytest.mark.parametrize("broken", [False, True])
 def test_receiver_sees_uniform_corrections(broken, monkeypatch):
     """The Gilboa corrections tau = H(q) + x - H(q ^ s) mod 2^(64-k) that the sender sends
     must look uniform and unrelated to x (they are all the receiver learns about x). Broken
     variant: a hash that outputs zeros, so tau = x: x in the clear; the test must fail."""
     sch, ss = ot_sessions(2, batch=64)
-    if broken:  # (Gilboa hashes with ot._hash_tiers_blocks and sends tag "ot-gtau2" since ot5)
-        monkeypatch.setattr(ot, "_hash_tiers_blocks", _zero_hash_tiers_blocks)
+    if broken:
+        monkeypatch.setattr(_otext, "_hash_blocks", _zero_hash_blocks)
     seen = []
     orig = OTPreprocessing._array_round
 
     async def spy(self, op, out, shapes, dtype):
-        if op == "ot-gtau2" and self.s.pid == 0:
+        if op == "ot-gtau" and self.s.pid == 0:
             seen.extend(v for v in out.values())
         return await orig(self, op, out, shapes, dtype)
 
