@@ -292,6 +292,22 @@ def bitwords(h: np.ndarray, out: np.ndarray) -> None:
             out[t, e] = w
 
 
+@_kernel
+def scatter_bits(words: np.ndarray, pos: np.ndarray, out: np.ndarray) -> None:
+    """(K, W) words holding N * P bits (bit b at word b >> 6, bit b & 63; element e's bits
+    e P .. e P + P - 1) -> out (K, N): bit p of element e at position pos[p], others 0
+    (protocols.preprocessing._otmixed._scatter; `_scatter_np` is the numpy reference)."""
+    K, N = out.shape
+    P = pos.shape[0]
+    for kk in range(K):
+        for e in range(N):
+            v = _U(0)
+            for p in range(P):
+                b = e * P + p
+                v |= ((words[kk, b >> 6] >> _U(b & 63)) & _U(1)) << _U(pos[p])
+            out[kk, e] = v
+
+
 def _warm() -> None:
     """Compile (or load from the cache) every kernel on tiny inputs."""
     rows = np.zeros((16, 2), np.uint8)
@@ -331,6 +347,7 @@ def _warm() -> None:
         for t in (t8, t4, t2, t1):
             t.setflags(write=False)
         gilboa_recv_h(e2, p2, 0, t8, t4, t2, t1, np.zeros(64, np.uint8), acc)
+    scatter_bits(np.zeros((1, 1), _U), np.zeros(2, np.int64), np.empty((1, 3), _U))
     w64 = np.zeros((64, 1), _U)
     bitwords(w64, np.empty((1, 1), _U))
     cot_send_h(e2, p2, e2, p2, 0, w64, np.empty((64, 1), _U), np.empty((64, 1), _U))

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from protocols.preprocessing import _ot_jit as _jit
 from protocols.preprocessing.base import mtt_request
 
 if TYPE_CHECKING:
@@ -100,7 +101,15 @@ def _unpack(words: np.ndarray, count: int) -> np.ndarray:
 
 
 def _scatter(words: np.ndarray, N: int, pos: list[int]) -> np.ndarray:
-    """(K, W) packed words of N * len(pos) bits -> (K, N) words with those bits at `pos`."""
+    """(K, W) packed words of N * len(pos) bits -> (K, N) words with those bits at `pos`
+    (one compiled pass, _ot_jit.scatter_bits; `_scatter_np` is the numpy reference)."""
+    out = np.empty((words.shape[0], N), dtype=_U64)
+    _jit.scatter_bits(np.ascontiguousarray(words), np.asarray(pos, dtype=np.int64), out)
+    return out
+
+
+def _scatter_np(words: np.ndarray, N: int, pos: list[int]) -> np.ndarray:
+    """numpy reference of `_scatter` (the tests compare the two)."""
     K = words.shape[0]
     bits = _unpack(words, N * len(pos)).reshape(K, N, len(pos))
     full = np.zeros((K, N, 64), dtype=np.uint8)
@@ -147,16 +156,22 @@ class OTMixedKinds:
         peers, me, n = self.s.peers, self.s.pid, self.s.n
         ext = await self._extend({j: r for j in peers}, {j: m for j in peers})
         acc = np.zeros((m, M), dtype=_U64)
-        Yp = np.zeros((m, M), dtype=_U64)
-        Yp[:N] = Y
+        if m == N:
+            Yp = np.ascontiguousarray(Y, dtype=_U64)
+        else:
+            Yp = np.zeros((m, M), dtype=_U64)
+            Yp[:N] = Y
         rw = r.astype(_U64)[:, None]
+        Z = np.empty((m, M), dtype=_U64)
         for j in range(n):
-            Z = Yp - np.uint64(2) * acc
+            np.left_shift(acc, _ONE, out=Z)  # Z = Y - 2 acc, in place (no temporaries)
+            np.subtract(Yp, Z, out=Z)
             got, kept = await self._finish_add(
                 ext, {} if me == j else {j: Z}, {i: M for i in peers} if me == j else {}
             )
             if me == j:
-                acc += Z * rw
+                Z *= rw
+                acc += Z
                 for g in got.values():
                     acc += g
             else:

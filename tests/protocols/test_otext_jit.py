@@ -295,3 +295,40 @@ def test_bitwords_broken_variant_is_caught():
         return np.array([[int(f"{int(w):064b}"[::-1], 2) for w in row] for row in out], dtype=_U64)
 
     assert not _bitwords_agree(broken)
+
+
+def _iknp_agrees(block: int, monkeypatch, broken: bool = False) -> bool:
+    """The blockwise IKNP matrices (`_iknp_receiver` / `_iknp_sender`: expansion, XORs in the
+    cipher, transpose per column block of `block` bytes) == the whole-stream reference, for
+    sizes crossing the block edges and on both kernels' paths, over successive calls (the
+    seed streams carry on), and the IKNP relation q_l = t_l ^ r_l s holds. Broken: the
+    sender's rows with s_l = 1 get u from the next block (a block offset error)."""
+    monkeypatch.setattr(_otext, "_EXT_BLOCK", block)
+    rng = np.random.default_rng(block)
+    k0 = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)) for _ in range(_otext.KAPPA)]
+    k1 = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)) for _ in range(_otext.KAPPA)]
+    s = rng.integers(0, 2, _otext.KAPPA).astype(np.uint8)
+    mine = [bytes(a if not b else c) for a, c, b in zip(k0, k1, s, strict=True)]  # sender's k_{s_l}
+    R, Rr = _otext._Receiver(list(zip(k0, k1, strict=True))), _otext._Receiver(list(zip(k0, k1, strict=True)))
+    S, Sr = _otext._Sender(s, mine), _otext._Sender(s, mine)
+    for m in (8, 64, 520, 8 * 3 * block + 64, 8 * block, 4096):
+        r = rng.integers(0, 2, m).astype(np.uint8)
+        u, t = _otext._iknp_receiver(R, r)
+        u_ref, t_ref = _otext._iknp_receiver_np(Rr, r)
+        u.setflags(write=False)  # received arrays are read-only
+        u_in = np.roll(u, -block, axis=1) if broken else u
+        q, q_ref = _otext._iknp_sender(S, u_in, m), _otext._iknp_sender_np(Sr, u_ref, m)
+        if not (np.array_equal(u, u_ref) and np.array_equal(t, t_ref) and np.array_equal(q, q_ref)):
+            return False
+        if not np.array_equal(q, t ^ (r[:, None] * np.packbits(s)[None, :])):
+            return False
+    return R.ctr == S.ctr == Rr.ctr == Sr.ctr
+
+
+@pytest.mark.parametrize("block", [_otext._EXT_BLOCK, 64, 8, 3])
+def test_blockwise_iknp_matches_reference(block, monkeypatch):
+    assert _iknp_agrees(block, monkeypatch)
+
+
+def test_blockwise_iknp_broken_variant_is_caught(monkeypatch):
+    assert not _iknp_agrees(64, monkeypatch, broken=True)

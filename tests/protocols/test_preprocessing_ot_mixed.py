@@ -259,3 +259,40 @@ def test_empty_requests_give_the_dealers_empty_items(n):
     assert (a * b == c).all()
     A, B, C = (reconstruct(sch, [r[1][3][i] for r in res]) for i in range(3))
     assert C.shape == (2, 3) and (A @ B == C).all()
+
+
+def _scatter_agrees(fn) -> bool:
+    """`_scatter` (compiled) == its numpy reference == an independent per-bit loop, at the
+    comparison's read positions, with sizes off the word grid (and N = 0)."""
+    from protocols.preprocessing import _otmixed
+
+    rng = np.random.default_rng(9)
+    for K, N, pos in ((11, 130, _otmixed._P1), (20, 77, _otmixed._P2), (3, 5, _otmixed._P1),
+                      (1, 1, _otmixed._P2), (2, 0, _otmixed._P1)):
+        bits = rng.integers(0, 2, (K, N * len(pos))).astype(np.uint8)
+        words = np.stack([_otmixed._pack(b) for b in bits]) if N else np.zeros((K, 0), np.uint64)
+        want = np.zeros((K, N), dtype=np.uint64)
+        for kk in range(K):
+            for e in range(N):
+                for p, at in enumerate(pos):
+                    want[kk, e] |= np.uint64(int(bits[kk, e * len(pos) + p]) << at)
+        got = fn(words, N, pos)
+        if got.shape != (K, N) or not np.array_equal(got, want):
+            return False
+    return True
+
+
+def test_scatter_kernel_matches_reference():
+    from protocols.preprocessing import _otmixed
+
+    assert _scatter_agrees(_otmixed._scatter)
+    assert _scatter_agrees(_otmixed._scatter_np)
+
+
+def test_scatter_broken_variant_is_caught():
+    from protocols.preprocessing import _otmixed
+
+    def broken(words, N, pos):  # positions reversed within the element
+        return _otmixed._scatter(words, N, pos[::-1])
+
+    assert not _scatter_agrees(broken)
