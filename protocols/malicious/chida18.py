@@ -209,6 +209,9 @@ class MShare:
         s, D = self.x._s, self.x._s.domain
         cd = s.public(c) if not (isinstance(c, np.ndarray) and c.dtype == D.dtype) else c
         shape = np.broadcast_shapes(self.shape, cd.shape)
+        if cd.size == 1:  # one public constant: r * c once, broadcast (not one product per element)
+            rc = D.mul(np.asarray(self.key.r).reshape(1), np.ascontiguousarray(cd).reshape(1))
+            return np.ascontiguousarray(np.broadcast_to(rc.reshape(()), shape))
         return D.mul(_rb(self.key, shape), np.ascontiguousarray(np.broadcast_to(cd, shape)))
 
     def __add__(self, y: MShare | int | np.ndarray) -> MShare:
@@ -539,12 +542,15 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     gam = F.random(rng, (total,))
     z2t = F.zeros((2, len(owners)))
     k = 0
+    one_e = F.from_int(np.ones(1, dtype=np.int64))
     for i, b in enumerate(bs):  # degree 2t: sum_k gamma_k b_k (b_k - 1) and its MAC
-        g = gam[k : k + b.size]
+        # = sum_k q_k b_k and sum_k q_k (r b_k) with q_k = gamma_k (b_k - 1): one product per
+        # bit and the verification's fused dot products (`check_sums`), the same values
+        q = F.mul(gam[k : k + b.size], F.sub(b.x.data.reshape(-1), np.broadcast_to(one_e, (b.size,))))
         k += b.size
-        bm1 = (b - 1).x.data.reshape(-1)
-        z2t[0, i : i + 1] = F.sum(F.mul(g, F.mul(b.x.data.reshape(-1), bm1))).reshape(1)
-        z2t[1, i : i + 1] = F.sum(F.mul(g, F.mul(b.rx.data.reshape(-1), bm1))).reshape(1)
+        u, v = check_sums(F, q, b.x.data.reshape(-1), b.rx.data.reshape(-1))
+        z2t[0, i : i + 1] = v.reshape(1)
+        z2t[1, i : i + 1] = u.reshape(1)
     rt, r2t = await s.prep.double_randoms((2, len(owners)))
     z, tag = await _reduce(s, z2t, rt, r2t)
     _record(s, bs[0].key, tag, z[0], z[1])  # (v, r*v): MAC-checked like a product
