@@ -40,6 +40,10 @@ epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
   check), the session aborts (terminal) and its buffered preprocessing is dropped. Values are
   opened only after the verdict, and are returned only after a second verdict on the
   opening's own consistency check.
+- the offline share of the check (`compress_pending`): the preparations MAC their masks
+  under the live key; at their end the pairs recorded so far are folded into one by
+  coefficients from a coin opened then (the errors are fixed and r is still secret), so
+  the online verification sums only what the online phase computed.
 - after a verification r is public: the next operation draws a fresh r (a new epoch), and an
   MShare of an older epoch must be `refresh`ed (one DN07 product, done by `mul` / `matmul`
   for their left operand) before it is combined with newer ones.

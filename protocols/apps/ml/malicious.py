@@ -38,7 +38,9 @@ refinement, the standardised rows to +-z_bound(N) (Samuelson); vertical: the sta
 columns are input with the width of +-z_bound(N). The SGD's products and updates are proved
 in range from those bounds by `sgd_plan` (public), which clips X (y) once and w after every
 update only when the proof fails (large learning rates, unstandardised data at the edge of
-its range); `finish` forms w/sd and coef . mu with split operands where the direct product
+its range); the comparisons whose inputs are proven in a smaller range run at that width
+(the standardised rows' clip, `_xstd_bits`; the sigmoid, `SgdPlan.z_bits`: shorter masks and
+fewer products); `finish` forms w/sd and coef . mu with split operands where the direct product
 could leave the range. The closed form (protocols.apps.ml.malicious_linear) clips its moments,
 standardised covariances, A, b and the Newton-Schulz iterates (`malicious_linear.solve_plan`).
 Not covered (MaliciousUnsupportedError): the smooth sigmoid.
