@@ -56,8 +56,12 @@ async def trunc(s: Session, x: Any, f: int) -> Any:
     return await (sf.trunc(s, x, f) if is_spdz2k(s) else fixed.trunc(s, x, f))
 
 
-async def ltz(s: Session, x: Any) -> Any:
-    return await (sf.ltz(s, x) if is_spdz2k(s) else compare.ltz(s, x))
+async def ltz(s: Session, x: Any, *, bits: int | None = None) -> Any:
+    """[x < 0]; `bits`: a proved bound |x| < 2^(bits - 1), a shorter comparison (SPDZ2k's
+    spdz2k_ml.ltz_bits, Shamir's compare.ltz(bits=))."""
+    if is_spdz2k(s):
+        return await (sf.ltz(s, x) if bits is None else spdz2k_ml.ltz_bits(s, x, bits))
+    return await compare.ltz(s, x, bits=bits)
 
 
 async def select(s: Session, b: Any, x: Any, y: Any) -> Any:
@@ -86,15 +90,21 @@ async def const(s: Session, value: int | np.ndarray, shape: tuple[int, ...]) -> 
 
 async def clip_many(s: Session, items: Sequence[tuple[Any, int | np.ndarray, int | np.ndarray]], *,
                     bits: int | None = None) -> list[Any]:
-    """`bits`: a proved bound |x - lo|, |hi - x| < 2^(bits - 1) (SPDZ2k then compares on
-    that many bits, spdz2k_ml.ltz_bits; Shamir's clip ignores it)."""
+    """`bits`: a proved bound |x - lo|, |hi - x| < 2^(bits - 1): both backends then compare
+    on that many bits (spdz2k_ml.ltz_bits; compare.ltz(bits=) with masks of that width)."""
     if is_spdz2k(s):
         return await spdz2k_ml.clip_many(s, items, bits=bits)
-    return await batch.clip_many(s, items)
+    return await batch.clip_many(s, items, bits=bits)
 
 
-async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, **kw: Any) -> None:
-    await (spdz2k_ml.prepare_batch(s, truncs, ltz) if is_spdz2k(s) else batch.prepare_batch(s, truncs, ltz, **kw))
+async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *,
+                        ltz_bits: Mapping[int, int] | None = None) -> None:
+    """`ltz_bits` {width: count}: comparisons of a proved shorter width (Shamir prepares masks
+    of that width; SPDZ2k's comparison masks serve every width, so they count with `ltz`)."""
+    if is_spdz2k(s):
+        await spdz2k_ml.prepare_batch(s, truncs, ltz + sum((ltz_bits or {}).values()))
+    else:
+        await batch.prepare_batch(s, truncs, ltz, ltz_bits=ltz_bits)
 
 
 async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:

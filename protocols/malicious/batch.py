@@ -34,7 +34,17 @@ from protocols.comparison.field import _pow2_sum
 from protocols.errors import ParameterError, ShapeMismatch
 from protocols.malicious import compare as mcmp
 from protocols.malicious import fixed as mfix
-from protocols.malicious.chida18 import MShare, _check, _fail, _key, _rb, _record, _reduce, mul
+from protocols.malicious.chida18 import (
+    MShare,
+    _check,
+    _fail,
+    _key,
+    _rb,
+    _record,
+    _reduce,
+    compress_pending,
+    mul,
+)
 from protocols.session import Session, Share
 from protocols.truncation import KAPPA
 
@@ -100,16 +110,18 @@ async def refresh_many(s: Session, *xs: MShare) -> list[MShare]:
     return out
 
 
-async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, int | np.ndarray]]
-                    ) -> list[MShare]:
+async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, int | np.ndarray]],
+                    *, bits: int | None = None) -> list[MShare]:
     """Every x of `items` (x, lo, hi) clipped to [lo, hi] (public integers or integer arrays
     broadcast to x, lo <= hi), in one batch: two malicious comparisons per element
     (`compare.ltz` on x - lo and hi - x, one call for every item [CdH10]) and the selects
     x + [x < lo](lo - x) + [x > hi](hi - x) (one checked product of the stacked bits and
     differences; at most one bit is 1). Exact.
-    Range: |x - lo| and |hi - x| < 2^(l-1) (`compare.ltz`'s range: l = 64 on GF(2^127 - 1)).
-    Rounds: ltz 9 + 2 (+10 + 2 if no comparison masks are prepared; +2 to re-key stale x).
-    Preprocessing: 2 ltz masks per element (`prepare_batch(..., ltz=2 * elements)`)."""
+    Range: |x - lo| and |hi - x| < 2^(l-1) (`compare.ltz`'s range: l = `bits`, default 64 on
+    GF(2^127 - 1); a narrower l for x proven in a smaller range is a shorter comparison).
+    Rounds: ltz 9 + 2 (+15 + 2 if no comparison masks are prepared; +2 to re-key stale x).
+    Preprocessing: 2 ltz masks per element (`prepare_batch(..., ltz=2 * elements)`, or
+    `ltz_bits={bits: 2 * elements}`)."""
     if not items:
         return []
     xs = await refresh_many(s, *[x for x, _, _ in items])
@@ -125,9 +137,9 @@ async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, 
     LO = D.from_int(np.concatenate(los))
     HI = D.from_int(np.concatenate(his))
     flat = concat([x.reshape(x.size) for x in xs])
-    bits = await mcmp.ltz(s, stack([flat - LO, (-flat) + HI]))  # [x < lo], [hi < x]
-    flat, bits = await refresh_many(s, flat, bits)
-    adj = await mul(s, bits, stack([(-flat) + LO, (-flat) + HI]))
+    below = await mcmp.ltz(s, stack([flat - LO, (-flat) + HI]), bits=bits)  # [x < lo], [hi < x]
+    flat, below = await refresh_many(s, flat, below)
+    adj = await mul(s, below, stack([(-flat) + LO, (-flat) + HI]))
     out = flat + adj[0] + adj[1]
     res, k = [], 0
     for x in xs:
@@ -136,13 +148,17 @@ async def clip_many(s: Session, items: Sequence[tuple[MShare, int | np.ndarray, 
     return res
 
 
-async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, kappa: int = KAPPA) -> None:
-    """Masks for `truncs[f]` future truncations by 2^f (each f) and `ltz` future ltz / lt
-    comparisons at the default width, all under one verification (module docstring); they
+async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, kappa: int = KAPPA,
+                        ltz_bits: Mapping[int, int] | None = None) -> None:
+    """Masks for `truncs[f]` future truncations by 2^f (each f), `ltz` future ltz / lt
+    comparisons at the default width and `ltz_bits[l]` at width l (`compare.ltz(...,
+    bits=l)`: values proven below 2^(l-1); l - 1 + kappa + 1 bits per mask instead of 64 +
+    kappa, and fewer products online), all under one verification (module docstring); they
     join the pools `fixed.trunc` and `compare.ltz` take from.
 
-    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 = 10, + 4 with ltz
-    masks (their block products: `compare._block_products`).
+    Rounds: `random_bits` 5 + 2 (MACs under the next key) + verify 3 + 1 (`compress_pending`:
+    the pairs under the next key folded into one, offline) = 11, + 4 with ltz masks (their
+    block products: `compare._block_products`).
     Bytes: those of `random_bits` on sum_f (l + kappa) * truncs[f] + (l + kappa) * ltz
     bits, one `_reduce` of the MACed rows, the verification's, and the block products'.
     Raises: ParameterError (counts, f out of range), CheatingDetectedError."""
@@ -152,11 +168,15 @@ async def prepare_batch(s: Session, truncs: Mapping[int, int], ltz: int = 0, *, 
             raise ParameterError(f"prepare_batch: negative count {count} for f={f}")
         if count:
             plan.append(("trunc", int(f), int(count), mfix._mask_params(s, int(f), kappa) + kappa))
-    if int(ltz) < 0:
-        raise ParameterError(f"prepare_batch: negative ltz count {ltz}")
-    ell, w = mcmp._width(s, "ltz", kappa, None)
-    if ltz:
-        plan.append(("ltz", ell, int(ltz), w + kappa + 1))
+    widths: dict[int | None, int] = {None: int(ltz)}
+    for b, cnt in sorted((ltz_bits or {}).items()):
+        widths[int(b)] = widths.get(int(b), 0) + int(cnt)
+    for width, cnt in widths.items():
+        if cnt < 0:
+            raise ParameterError(f"prepare_batch: negative ltz count {cnt} (bits {width})")
+        ell, w = mcmp._width(s, "ltz", kappa, width)
+        if cnt:
+            plan.append(("ltz", ell, cnt, w + kappa + 1))
     if not plan:
         return
     t0, c0, before = time.perf_counter(), time.process_time(), s.stats.copy()
@@ -178,7 +198,6 @@ BITS_CHUNK = 1 << 20
 
 async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int) -> None:
     D = s.domain
-    ell, w = mcmp._width(s, "ltz", kappa, None)
     total = sum(c * nb for _, _, c, nb in plan)
     # in chunks: each xor_bits verifies its own products, so memory stays bounded (one
     # 10^7-bit batch took 9 GB per party)
@@ -189,7 +208,6 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
     bits_rows: list[np.ndarray] = []  # the ltz masks' R
     parts: list[tuple[str, int, int, np.ndarray, np.ndarray]] = []  # kind, f/ell, count, b, extra
     k = 0
-    rows = mcmp._mac_rows("ltz", w)
     for kind, par, count, nb in plan:
         b = bits[k : k + count * nb].reshape(nb, count)
         k += count * nb
@@ -198,6 +216,8 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             vals.append(hi.reshape(-1))
             parts.append((kind, par, count, b, hi))
         else:
+            w = par - 1  # ltz at width l = par: w = l - 1 mask bits R
+            rows = mcmp._mac_rows("ltz", w)
             R = np.ascontiguousarray(b[:w])
             bits_rows.append(R)
             rlow = _pow2_sum(D, R)
@@ -207,10 +227,11 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
     macs, key = await mfix.verify_into_next_key(s, np.concatenate(vals))
     pairs: list[tuple[np.ndarray, np.ndarray]] = []  # the ltz masks' block products (P, Pm)
     k = 0
-    for kind, _, count, _, _ in parts:
+    for kind, par, count, _, _ in parts:
         if kind == "trunc":
             k += count
             continue
+        rows = mcmp._mac_rows("ltz", par - 1)
         Rm = macs[k : k + rows.size * count].reshape(rows.size, count)
         k += (rows.size + 1) * count
         R = np.ascontiguousarray(bits_rows[len(pairs)])
@@ -224,6 +245,8 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             hi_m = MShare(Share(extra, s), Share(m, s), key)
             mfix._pool(s).setdefault((par, kappa), []).append(mfix._Masks(r.reshape(-1), hi_m))
         else:
+            w = par - 1
+            rows = mcmp._mac_rows("ltz", w)
             R = np.ascontiguousarray(b[:w])
             Rm = macs[k : k + rows.size * count].reshape(rows.size, count)
             k += rows.size * count
@@ -233,6 +256,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             P, Pm = pairs.pop(0)
             mcmp._pool(s).setdefault(("ltz", par, kappa), []).append(
                 mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key, P, Pm))
+    await compress_pending(s)  # the MACs' and block products' share of the next verification
 
 
 async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:

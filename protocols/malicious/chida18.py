@@ -40,6 +40,10 @@ epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
   check), the session aborts (terminal) and its buffered preprocessing is dropped. Values are
   opened only after the verdict, and are returned only after a second verdict on the
   opening's own consistency check.
+- the offline share of the check (`compress_pending`): the preparations MAC their masks
+  under the live key; at their end the pairs recorded so far are folded into one by
+  coefficients from a coin opened then (the errors are fixed and r is still secret), so
+  the online verification sums only what the online phase computed.
 - after a verification r is public: the next operation draws a fresh r (a new epoch), and an
   MShare of an older epoch must be `refresh`ed (one DN07 product, done by `mul` / `matmul`
   for their left operand) before it is combined with newer ones.
@@ -209,6 +213,9 @@ class MShare:
         s, D = self.x._s, self.x._s.domain
         cd = s.public(c) if not (isinstance(c, np.ndarray) and c.dtype == D.dtype) else c
         shape = np.broadcast_shapes(self.shape, cd.shape)
+        if cd.size == 1:  # one public constant: r * c once, broadcast (not one product per element)
+            rc = D.mul(np.asarray(self.key.r).reshape(1), np.ascontiguousarray(cd).reshape(1))
+            return np.ascontiguousarray(np.broadcast_to(rc.reshape(()), shape))
         return D.mul(_rb(self.key, shape), np.ascontiguousarray(np.broadcast_to(cd, shape)))
 
     def __add__(self, y: MShare | int | np.ndarray) -> MShare:
@@ -539,12 +546,15 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
     gam = F.random(rng, (total,))
     z2t = F.zeros((2, len(owners)))
     k = 0
+    one_e = F.from_int(np.ones(1, dtype=np.int64))
     for i, b in enumerate(bs):  # degree 2t: sum_k gamma_k b_k (b_k - 1) and its MAC
-        g = gam[k : k + b.size]
+        # = sum_k q_k b_k and sum_k q_k (r b_k) with q_k = gamma_k (b_k - 1): one product per
+        # bit and the verification's fused dot products (`check_sums`), the same values
+        q = F.mul(gam[k : k + b.size], F.sub(b.x.data.reshape(-1), np.broadcast_to(one_e, (b.size,))))
         k += b.size
-        bm1 = (b - 1).x.data.reshape(-1)
-        z2t[0, i : i + 1] = F.sum(F.mul(g, F.mul(b.x.data.reshape(-1), bm1))).reshape(1)
-        z2t[1, i : i + 1] = F.sum(F.mul(g, F.mul(b.rx.data.reshape(-1), bm1))).reshape(1)
+        u, v = check_sums(F, q, b.x.data.reshape(-1), b.rx.data.reshape(-1))
+        z2t[0, i : i + 1] = v.reshape(1)
+        z2t[1, i : i + 1] = u.reshape(1)
     rt, r2t = await s.prep.double_randoms((2, len(owners)))
     z, tag = await _reduce(s, z2t, rt, r2t)
     _record(s, bs[0].key, tag, z[0], z[1])  # (v, r*v): MAC-checked like a product
@@ -766,6 +776,64 @@ def check_sums(F: Domain, alphas: np.ndarray, z: np.ndarray, rz: np.ndarray) -> 
     return F.sum(F.mul(alphas, rz)), F.sum(F.mul(alphas, z))
 
 
+def _sums(F: Domain, alphas: np.ndarray, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_k alpha_k rz_k, sum_k alpha_k z_k) over the pairs in order (alphas: one per
+    element), pair by pair: T is linear, no concatenation."""
+    u, w, k = F.zeros(()), F.zeros(()), 0
+    for _, z, rz in pairs:
+        du, dw = check_sums(F, alphas[k : k + z.size], z, rz)
+        u, w = F.add(u, du), F.add(w, dw)
+        k += z.size
+    return u, w
+
+
+def _compress_alphas(F: Domain, coin: np.ndarray, count: int) -> np.ndarray:
+    """`compress_pending`'s coefficients: a PRG (AES-CTR) keyed by its opened coin (a label
+    apart from the verification's), uniform field elements."""
+    rng = CryptoRNG(derive_key(F.to_wire(np.asarray(coin)).tobytes(), "chida18-compress", count))
+    return F.random(rng, (count,))
+
+
+async def compress_pending(s: Session) -> None:
+    """Fold every pair recorded since the last verification into one pair, now: the offline
+    phase's share of the verification (issue 16). The preparations (`fixed.prepare_trunc`,
+    `compare.prepare_compare`, `batch.prepare_batch`) MAC their masks under the live key and
+    make the comparison masks' block products under it; without this, each of those pairs
+    (262 per prepared comparison) is summed by the next verification, in the online phase.
+
+        coin = open(a random sharing) [consistency-checked];  alpha = PRG(coin)
+        (W, U) = (sum_k alpha_k [z_k], sum_k alpha_k [rz_k])   (local, pairs by tag)
+        the pending pairs are replaced by the one pair (W, U)
+
+    Soundness: for additive errors (e_k on rz_k, e'_k on z_k), U - r W = sum_k alpha_k c_k
+    with c_k = e_k - r e'_k. Every error is fixed before the coin is opened (a pair is
+    recorded after its reduction ends), and r stays secret until the verification that
+    retires it. If some e'_k != 0, c = 0 needs r = e_k / e'_k (probability 1/p over the
+    secret r); if every e'_k = 0, c = e != 0. For c != 0, sum_k alpha_k c_k = 0 with
+    probability 1/p over the coin. The pair (W, U) then enters that verification like any
+    other (its own coefficient): a non-zero U - r W fails it except with probability 1/p
+    (the random linear combination of [CGHIKLN18, sec. 3], split over two coins drawn after
+    the errors they cover are fixed). About 4/p in all: 2^-125 over GF(2^127 - 1).
+    Rounds: 1 (0 if nothing is pending).   Bytes: (n - 1)*e per party.
+    Preprocessing: randoms((1,)) (the coin).
+    Raises: MaliciousUnsupportedError if a concurrent branch records a product meanwhile;
+    an inconsistent coin opening is reported at the next verification (check "open")."""
+    ctx = _state(s)
+    async with ctx.verifying:  # no verification (or _record) interleaves
+        if ctx.key is None or sum(p[1].size for p in ctx.pending) <= 1:
+            return
+        F = s.domain
+        pending, ctx.pending = ctx.pending, []
+        coin = await s.prep.randoms((1,))
+        vals, ok = await _open_checked(s, np.asarray(coin).reshape(1), "mcoin-off")
+        if not ok:
+            ctx.failed = ctx.failed or "open"
+        pending.sort(key=lambda p: p[0])  # the same order at every party
+        total = sum(p[1].size for p in pending)
+        u, w = _sums(F, _compress_alphas(F, vals, total), pending)
+        ctx.pending = [(s.tag("mcompressed"), w.reshape(1), u.reshape(1))]
+
+
 def _reconstruct_checked(s: Session, shares: dict[int, np.ndarray]) -> tuple[np.ndarray, bool]:
     """The value and whether all n shares lie on one degree-t polynomial."""
     sch = _sch(s)
@@ -895,11 +963,8 @@ async def _verify(s: Session, ctx: _Ctx) -> None:
     if failed is None and pending:
         pending.sort(key=lambda p: p[0])  # the same order at every party
         alphas = coefficients(F, vals[1:2], sum(p[1].size for p in pending))
-        r, u, w, k = vals[0:1].reshape(()), F.zeros(()), F.zeros(()), 0
-        for _, z, rz in pending:  # T is linear: summed per recorded pair, no concatenation
-            du, dw = check_sums(F, alphas[k : k + z.size], z, rz)
-            u, w = F.add(u, du), F.add(w, dw)
-            k += z.size
+        r = vals[0:1].reshape(())
+        u, w = _sums(F, alphas, pending)  # T is linear: summed per recorded pair
         T = F.sub(u, F.mul(r, w))  # check_value over every pair: one product by r
     else:
         T = F.zeros(())

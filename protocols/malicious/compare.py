@@ -52,6 +52,7 @@ quadruple: two more products, 4 rounds; 169 per element for l = 64).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,7 @@ from protocols.malicious.chida18 import (
     _record,
     _reduce,
     _state,
+    compress_pending,
     mul,
     refresh,
     verify_inputs,
@@ -151,8 +153,8 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     docstring) MACed under the next epoch's key, one verification (which retires the
     current key: MShares made before must be `refresh`ed; mul does it for its left operand).
 
-    Rounds: `random_bits` 5 + 2 + verify 3 = 10 (eqz), + 4 for ltz's block products = 14,
-    independent of count.
+    Rounds: `random_bits` 5 + 2 + verify 3 + 1 (`compress_pending`: the pairs under the next
+    key folded into one) = 11 (eqz), + 4 for ltz's block products = 15, independent of count.
     Bytes: `random_bits` of (w + kappa + 1)*count (ltz) or (w + kappa)*count (eqz), one
     reduction of ceil(w/2)*count (eqz) or (w + 1)*count (ltz: every row and r'), the
     verification's; ltz: those of `_block_products` (the block products).
@@ -177,6 +179,7 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     P = Pm = None
     if kind == "ltz":
         P, Pm = await _block_products(s, key, R, Rm)
+    await compress_pending(s)  # the MACs' and block products' share of the next verification
     _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key, P, Pm))
 
 
@@ -306,6 +309,7 @@ def _blocks(w: int) -> list[tuple[int, int]]:
     return [(b, min(BLOCK, w - b)) for b in range(0, w, BLOCK)]
 
 
+@functools.cache
 def _block_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     """(coefG, coefE), each (2^k patterns, 2^k monomials) int64: a block's (G, E) = the
     prefix of its positions (G_hi + E_hi G_lo, E_hi E_lo, lowest first) with G_j = (1 - c_j)
@@ -339,6 +343,7 @@ def _block_table(k: int) -> tuple[np.ndarray, np.ndarray]:
             cg[pat, m] = c
         for m, c in E.items():
             ce[pat, m] = c
+    cg.flags.writeable = ce.flags.writeable = False  # cached: shared by every call
     return cg, ce
 
 
@@ -434,8 +439,12 @@ def _first_level(s: Session, key: _Key, m: _Masks, cb: np.ndarray) -> tuple[np.n
 
 
 def _u64(a: np.ndarray) -> np.ndarray:
-    """A DT127 array's (lo, hi) words, shape (*a.shape, 2) (a copy only if not contiguous)."""
-    a = np.ascontiguousarray(a)
+    """A DT127 array's (lo, hi) words, shape (*a.shape, 2): a view whenever the last axis is
+    contiguous (the column slices of prepared masks that `_take` hands out are; copying them,
+    (w + 169) rows of 16-byte elements per comparison, was most of the first level's time),
+    else a copy. The compiled kernels take strided arrays."""
+    if a.ndim == 0 or a.strides[-1] != a.itemsize:
+        a = np.ascontiguousarray(a)
     return a.view(np.uint64).reshape(*a.shape, 2)
 
 
@@ -500,7 +509,7 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
     Shapes: x: S; returns S.   Range: |x| < 2^(l-1), l = bits (2 <= bits <= value_bits) or
     value_bits(domain) (64 on GF(2^127 - 1)); outside it the result is wrong.
     Rounds: 1 + 2*(ceil(log2(l - 1)) - 2) (9 for l = 64) with prepared masks under the
-    current key; + `prepare_compare` (14) + 2 (refreshing x) if none is prepared.
+    current key; + `prepare_compare` (15) + 2 (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError (at the verification before any output)."""
     _check(s, x)
     ell, w = _width(s, "ltz", kappa, bits)
@@ -528,7 +537,7 @@ async def eqz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
 
     Shapes: x: S; returns S.   Range: as `ltz`.
     Rounds: 1 + 2*ceil(log2 l) (13 for l = 64) with prepared masks under the current key;
-    + `prepare_compare` (10) + 2 (refreshing x) if none is prepared.
+    + `prepare_compare` (11) + 2 (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError."""
     _check(s, x)
     ell, w = _width(s, "eqz", kappa, bits)

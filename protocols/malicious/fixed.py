@@ -47,6 +47,7 @@ from protocols.malicious.chida18 import (
     _record,
     _reduce,
     _state,
+    compress_pending,
     mul,
     refresh,
     verify,
@@ -192,7 +193,9 @@ async def prepare_trunc(s: Session, count: int, f: int, *, kappa: int = KAPPA) -
     `prepare_trunc` must be `refresh`ed (mul / matmul do it for their left operand).
 
     Shapes: the masks are used in order by `trunc` with this (f, kappa), across shapes.
-    Rounds: `random_bits` (5) + 2 (r2 * r_hi) + 3 (verify) = 10, independent of count.
+    Then the pending pair (r_hi, r2*r_hi) is folded into one (`chida18.compress_pending`).
+    Rounds: `random_bits` (5) + 2 (r2 * r_hi) + 3 (verify) + 1 (compress) = 11, independent
+    of count.
     Bytes: `random_bits` of (l + kappa)*count, a `_reduce` of count, the verification's.
     Preprocessing: that of `random_bits` on (l + kappa)*count, randoms(()) and
     double_randoms((count,)) for r2*r_hi.
@@ -204,6 +207,7 @@ async def prepare_trunc(s: Session, count: int, f: int, *, kappa: int = KAPPA) -
     b = await random_bits(s, (nb, count))
     r, hi = _weighted(b, 0, nb), _weighted(b, f, nb)
     rhi2, key = await verify_into_next_key(s, hi.x.data)
+    await compress_pending(s)  # the MACs' share of the next verification, done now
     _pool(s).setdefault((f, kappa), []).append(_Masks(r.x.data.reshape(-1), MShare(hi.x, Share(rhi2, s), key)))
 
 
@@ -243,8 +247,8 @@ async def trunc(s: Session, x: MShare, f: int, *, kappa: int = KAPPA) -> MShare:
     |x| < 2^(l-1), l = truncation.value_bits(domain) (64 on GF(2^127 - 1)).
     Shapes: x: S; returns S.
     Rounds: 1 with prepared masks under the current key (+2 if a verification ran since
-    `prepare_trunc`: r_hi is refreshed; +2 to refresh an x of an older epoch); 13 without
-    (`prepare_trunc` for N masks 10, refreshing x 2, the opening 1).
+    `prepare_trunc`: r_hi is refreshed; +2 to refresh an x of an older epoch); 14 without
+    (`prepare_trunc` for N masks 11, refreshing x 2, the opening 1).
     Bytes: (n - 1)*N*e for c; without prepared masks also `prepare_trunc`'s.
     Security: malicious with abort; c is statistically hidden (2^-kappa) and opened only
     masked by verified bits (bits checked only after c was opened would let a cheater who
@@ -278,5 +282,5 @@ async def trunc(s: Session, x: MShare, f: int, *, kappa: int = KAPPA) -> MShare:
 
 async def fixed_mul(s: Session, x: MShare, y: MShare, f: int) -> MShare:
     """Fixed-point product trunc(x * y, f): `mul` then `trunc` (Rounds: 2 + 1 with prepared
-    masks, 2 + 13 without)."""
+    masks, 2 + 14 without)."""
     return await trunc(s, await mul(s, x, y), f)

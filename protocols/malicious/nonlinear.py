@@ -45,19 +45,20 @@ async def mul_public(s: Session, x: MShare, c: float | np.ndarray, f: int = DEFA
     return await trunc(s, x * np.ascontiguousarray(C), f)
 
 
-async def piecewise_sigmoid_raw(s: Session, z_raw: MShare, f: int) -> MShare:
+async def piecewise_sigmoid_raw(s: Session, z_raw: MShare, f: int, *, bits: int | None = None) -> MShare:
     """SecureML's sigmoid of z given with 2f fractional bits, output with f bits, as
     protocols.apps.ml.sgd.piecewise_sigmoid_raw: p = u - b1 u - b2 u + b2 with u = trunc(z) +
     1/2, b1 = [z < -1/2], b2 = [z > 1/2] (one batch of two ltz on the untruncated z).
     Rounds: ltz 9 + trunc 1 + product 2 = 12 with prepared masks under the current key.
-    Range: |z_raw| < 2^62 (ltz's l = 64 on GF(2^127 - 1))."""
+    Range: |z_raw| + 2^(2f-1) < 2^(l-1), l = `bits` (ltz's width; default 64 on GF(2^127 - 1),
+    |z_raw| < 2^62): a caller that has proven a smaller bound passes a shorter comparison."""
     h2 = 1 << (2 * f - 1)
     h, one = 1 << (f - 1), 1 << f
-    bits = await ltz(s, stack([z_raw + h2, (-z_raw) + h2]))
+    b = await ltz(s, stack([z_raw + h2, (-z_raw) + h2]), bits=bits)
     t = await trunc(s, z_raw, f)
-    bits, t = await refresh_many(s, bits, t)
-    prod = await mul(s, bits, stack([t, t]))
-    return t + h - prod[0] - prod[1] - bits[0] * h + bits[1] * (one - h)
+    b, t = await refresh_many(s, b, t)
+    prod = await mul(s, b, stack([t, t]))
+    return t + h - prod[0] - prod[1] - b[0] * h + b[1] * (one - h)
 
 
 async def _normalise(s: Session, x: MShare, f: int, lo: int, hi: int) -> tuple[MShare, list[MShare]]:

@@ -287,3 +287,34 @@ def test_first_levels_compiled_equal_numpy_and_the_prefix_rule(w):
             assert np.array_equal(a, b)
         assert np.array_equal(jit[0].astype(np.int64), np.array(want_G))
         assert np.array_equal(jit[2].astype(np.int64), np.array(want_E))
+
+
+@pytest.mark.parametrize("w", [63, 7])
+def test_first_levels_on_column_slices(w):
+    """The masks `_take` hands out are column slices of a prepared batch (strided): the
+    compiled first levels read them in place (no copy, malperf2) and equal the numpy
+    reference on the same values made contiguous, with random (large) field elements."""
+    N, extra = 33, 17
+    monos = sum(len(mc._block_monos(k)) for _, k in mc._blocks(w))
+    g = np.random.default_rng(w + 100)  # test data only
+    cb = g.integers(0, 2, (w, N)).astype(bool)
+
+    async def job(s):
+        D = s.domain
+        key = await mc._key(s)
+        rng = CryptoRNG.from_seed(b"first-level-slices", w)
+        R, Rm = D.random(rng, (w, N + extra)), D.random(rng, (w, N + extra))
+        P, Pm = D.random(rng, (monos, N + extra)), D.random(rng, (monos, N + extra))
+        m = mc._Masks(R, Rm, D.zeros((N + extra,)), D.zeros((N + extra,)), D.zeros((N + extra,)), key, P, Pm)
+        part, _ = m.cut(N)
+        assert not part.R.flags.c_contiguous and not part.P.flags.c_contiguous
+        assert mc._u64(part.P).base is not None and np.shares_memory(mc._u64(part.P), P)
+        jit = mc._first_level(s, key, part, cb)
+        c = np.ascontiguousarray
+        ref = mc._first_level_np(s, key, c(part.R), c(part.Rm), c(part.P), c(part.Pm), cb)
+        return [D.to_int(a) for a in jit], [D.to_int(a) for a in ref]
+
+    res = mpc.run_local(3, job, scheme="shamir", security="malicious").results
+    for jit, ref in res:
+        for a, b in zip(jit, ref, strict=True):
+            assert np.array_equal(a, b)

@@ -50,7 +50,9 @@ class Monitor:
             def wrap(real=real, name=name):
                 async def f(s, x, *a, **kw):
                     self.xs, self.D = s.scheme.xs, s.domain
-                    self.rec[s.pid].append((name, x.x.data.copy()))
+                    # the comparison's declared width (malperf2: shorter ltz for proven ranges)
+                    lim = 1 << ((kw.get("bits") or 64) - 1) if name != "trunc" else TOP
+                    self.rec[s.pid].append((name, x.x.data.copy(), lim))
                     return await real(s, x, *a, **kw)
                 return f
 
@@ -63,16 +65,28 @@ class Monitor:
         p = D.modulus
         l0, l1 = lagrange_coefficients(p, (self.xs[0], self.xs[1]), 0)
         out = []
-        for (n0, a), (n1, b) in zip(self.rec[0], self.rec[1], strict=False):
+        for (n0, a, lim), (n1, b, _) in zip(self.rec[0], self.rec[1], strict=False):
             assert n0 == n1
             v = (D.to_int(a).reshape(-1) * l0 + D.to_int(b).reshape(-1) * l1) % p
-            out.append((n0, np.where(v > p // 2, v - p, v)))
+            out.append((n0, np.where(v > p // 2, v - p, v), lim))
         return out
 
     def max_abs(self) -> int:
         if self.D is None:
             return 0
-        return max((int(max(abs(int(x)) for x in v)) for _, v in self.values() if v.size), default=0)
+        return max((int(max(abs(int(x)) for x in v)) for _, v, _ in self.values() if v.size), default=0)
+
+    def over_width(self) -> list[tuple[str, int, int]]:
+        """(name, max |x|, limit) of every call whose input reached its declared width
+        (a comparison with `bits` = l needs |x| < 2^(l-1))."""
+        if self.D is None:
+            return []
+        out = []
+        for n, v, lim in self.values():
+            m = max((abs(int(x)) for x in v), default=0)
+            if m >= lim:
+                out.append((n, m, lim))
+        return out
 
 
 def _poison(monkeypatch, module, name, shape, value_fn):
@@ -135,6 +149,7 @@ def _moments(mean, var=None, ex2=None):
 def _bounded(mon, res, errs):
     assert errs == [None] * 3, errs
     assert mon.max_abs() < TOP, hex(mon.max_abs())
+    assert mon.over_width() == []  # and below each shorter comparison's 2^(bits-1)
     return res
 
 
@@ -449,3 +464,17 @@ def test_clip_many_exact_at_the_edges():
     ltz_rounds = run(ref)[0][0]
     # one batched ltz (with its inline mask preparation), then re-keying 2 + the selects' product 2
     assert rounds == ltz_rounds + 2 + 2, (rounds, ltz_rounds)
+
+
+def test_short_comparisons_used_within_their_width(monkeypatch):
+    """malperf2: the horizontal trainer's standardised-row clip and the SGD's sigmoid compare
+    at the widths their bounds prove (`_xstd_bits`, `SgdPlan.z_bits`: shorter than 64 bits),
+    and every such input stays below its 2^(bits-1), honest and with the cheater's moments
+    of test_horizontal_standardised_rows_bounded (whose rows reach the clip's bound)."""
+    mon = Monitor(monkeypatch)
+    _bounded(mon, *run(_horizontal(**SGD))[:2])
+    lims = {lim for n, _, lim in mon.values() if n == "ltz"}
+    assert min(lims) < TOP and len(lims) >= 3, lims  # default, the clip's and the sigmoid's
+    mon2 = Monitor(monkeypatch)
+    _poison(monkeypatch, mlmal, "encode", (6,), _moments(-(2.0**14), 2.0**-10))
+    _bounded(mon2, *run(_horizontal(**SGD))[:2])

@@ -51,7 +51,9 @@ refinement, the standardised rows to +-z_bound(N) (Samuelson); vertical: the sta
 columns are input with the width of +-z_bound(N). The SGD's products and updates are proved
 in range from those bounds by `sgd_plan` (public), which clips X (y) once and w after every
 update only when the proof fails (large learning rates, unstandardised data at the edge of
-its range); `finish` forms w/sd and coef . mu with split operands where the direct product
+its range); the comparisons whose inputs are proven in a smaller range run at that width
+(the standardised rows' clip, `_xstd_bits`; the sigmoid, `SgdPlan.z_bits`: shorter masks and
+fewer products); `finish` forms w/sd and coef . mu with split operands where the direct product
 could leave the range. The closed form (protocols.apps.ml.malicious_linear) clips its moments,
 standardised covariances, A, b and the Newton-Schulz iterates (`malicious_linear.solve_plan`).
 Not covered (MaliciousUnsupportedError): the smooth sigmoid.
@@ -209,6 +211,17 @@ class SgdPlan:
     y_clip: int | None
     w_clip: int | None
     w_bound: float
+    #: the largest bound on |w| before any iteration (real; w_bound is the final one's)
+    w_max: float = 0.0
+    #: the bound on |X| after x_clip (real)
+    x_bound: float = 0.0
+
+    def z_bits(self, D: Domain, f: int, d: int) -> int:
+        """The ltz width for the sigmoid's comparisons of z +- 1/2 (z = X w with 2f bits):
+        |z| 2^(2f) <= (d x_bound + 1) w_max 2^(2f) (the bound `fits` proves), plus 2^(2f-1),
+        below 2^(l-1) (issue 16: a shorter comparison for a proven range; value_bits at most)."""
+        zmax = (d * self.x_bound + 1) * self.w_max * 2.0 ** (2 * f) * (1 + 2.0**-20) + 2.0 ** (2 * f - 1)
+        return min(int(math.ceil(zmax)).bit_length() + 1, value_bits(D))
 
 
 def sgd_plan(D: Domain, f: int, *, d: int, x_bound: float, y_bound: float, loss: str,
@@ -257,19 +270,20 @@ def sgd_plan(D: Domain, f: int, *, d: int, x_bound: float, y_bound: float, loss:
         if bx < 1.0 or (loss != "logistic" and by < ulp):
             raise ConfigError("SGD: the learning rate is too large for the fixed-point range "
                               "(the weight update would leave the truncation's range)")
-    W = 0.0
+    W = wmax = 0.0
     for t in range(T):
         if not fits(W, bx, by, t):
             break
         W = step(W, bx, by, t)
+        wmax = max(wmax, W)
     else:
-        return SgdPlan(x_clip, y_clip, None, W)
+        return SgdPlan(x_clip, y_clip, None, W, wmax, bx)
     Wc = 2.0 ** (value_bits(D) // 2 - f)
     while not all(fits(Wc, bx, by, t) for t in range(T)):
         Wc /= 2
         if Wc < ulp:
             raise ConfigError("SGD: no bound on the weights keeps the training in the fixed-point range")
-    return SgdPlan(x_clip, y_clip, int(Wc * (1 << f)), Wc)
+    return SgdPlan(x_clip, y_clip, int(Wc * (1 << f)), Wc, Wc, bx)
 
 
 # --------------------------------------------------------------------- prepared ---
@@ -295,6 +309,13 @@ def _cat_rows(parts: list[MShare | None]) -> MShare:
     if not got:
         raise ConfigError("no party holds any rows")
     return concat(got, 0)
+
+
+def _xstd_bits(D: Domain, W: int, N: int, f: int) -> int:
+    """The ltz width of the horizontal clip of the standardised rows: |X - mu| < 2^W (X
+    checked, mu clipped to X's range) times istd < ISTD_MAX 2^g, truncated by g: |Xsh| <=
+    ISTD_MAX 2^W + 1; the clip compares Xsh + zb and zb - Xsh (zb = z_bound(N) 2^f)."""
+    return min((ISTD_MAX * (1 << W) + 1 + (z_bound(N) << f)).bit_length() + 1, value_bits(D))
 
 
 async def prepare_horizontal(
@@ -334,7 +355,10 @@ async def prepare_horizontal(
     # masks for the statistics, the standardisation and the three clips (2 comparisons per
     # clipped element), under one verification (which also settles every input's range
     # check, so no masked opening needs one of its own)
-    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d + 2 * (2 * d + N * d))
+    # the standardised rows' clip at the width their bound proves (issue 16: shorter comparisons)
+    xbits = _xstd_bits(D, W, N, f)
+    await prepare_batch(s, {f: 3 * d, 20: d, 24: 12 * d + N * d, 25: 2 * d, 36: d}, 25 * d + 2 * 2 * d,
+                        ltz_bits={xbits: 2 * N * d})
     (tot,) = await refresh_many(s, tot)
     mu, ex2 = tot[:d], tot[d:]
     # clip: mu is a sum of the parties' moment inputs (|.| < 3 * 2^(moment_bits - 1), not tied
@@ -360,9 +384,9 @@ async def prepare_horizontal(
     # clip: the standardised rows to +-z_bound(N) (Samuelson: an honest row is inside; with a
     # cheater's moments |X - mu| istd reaches 2^21: the SGD's products would leave the range)
     zb = z_bound(N) << f
-    # bound (above): |Xsh| < 2^(W + 5.3), zb < 2^(f + 14) for N <= 10^8, so |Xsh -+ zb| <
-    # 2^(W + 6): SPDZ2k compares on W + 7 bits (backend.clip_many; Shamir ignores `bits`)
-    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)], bits=W + 7 if zb < 1 << (f + 14) else None)
+    # bound: |Xsh - -zb|, |zb - Xsh| <= ISTD_MAX 2^W + 1 + zb < 2^(xbits - 1): a shorter ltz
+    # (39 bits for the bench's data; both backends: Shamir's compare.ltz, SPDZ2k's ltz_bits)
+    (Xsh,) = await clip_many(s, [(Xsh, -zb, zb)], bits=xbits)
     ysh, mu, istd = await refresh_many(s, ysh, mu, istd)
     return Prepared(Xsh, ysh, mu, istd, g, N, d, x_bound=float(z_bound(N)), y_bound=ymax,
                     istd_bound=float(ISTD_MAX), mu_bound=xmax)
@@ -473,6 +497,7 @@ async def sgd(
         got = await clip_many(s, items)
         X = got[0] if plan.x_clip is not None else X
         y = got[-1] if plan.y_clip is not None else y
+    zbits = plan.z_bits(s.domain, f, d)
     ones = await const(s, 1 << f, (N, 1))
     (X,) = await refresh_many(s, X)
     Xa = concat([X, ones], 1)
@@ -496,15 +521,17 @@ async def sgd(
         part = sched[e * per : (e + 1) * per] if e < epochs - 1 else sched[e * per :]
         rows = sum(len(i) for i in part)
         wclips = 0 if plan.w_clip is None else 2 * (d + 1) * len(part)
-        await prepare_batch(s, {f: rows, f + K_LR: len(part) * (d + 1)},
-                            (2 * rows if loss == "logistic" else 0) + wclips)
+        # the sigmoid's comparisons at the width the plan proves for z (shorter than 64 bits)
+        await prepare_batch(s, {f: rows, f + K_LR: len(part) * (d + 1)}, wclips,
+                            ltz_bits={zbits: 2 * rows} if loss == "logistic" else None)
         Xa, Xg, yf, w = await refresh_many(s, Xa, Xg, yf, w)
         XgT = Xg.T
         for idx, rate in zip(part, rates[e * per : e * per + len(part)], strict=True):
             B = len(idx)
             z_raw = await mal.matmul(s, Xa[idx], w)
             if loss == "logistic":
-                p = await piecewise_sigmoid_raw(s, z_raw, f)
+                # bound: |z_raw| <= (d x_bound + 1) w_max 2^(2f) (sgd_plan), so |z +- 1/2| < 2^(zbits-1)
+                p = await piecewise_sigmoid_raw(s, z_raw, f, bits=zbits)
             else:
                 p = await mal.trunc(s, z_raw, f)
             yb, p = await refresh_many(s, yf[idx], p)
