@@ -26,6 +26,23 @@ PHASES = {
 _ACTIVE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("cheat_phase", default=())
 
 
+async def run_parties(ss, job) -> list:
+    """Every party's `job(s)` concurrently, over sessions `ss`: a party that raises aborts its
+    session first (its peers then fail fast instead of waiting out a timeout). Returns each
+    party's result or exception, in party order; the sessions are closed."""
+
+    async def one(s):
+        try:
+            return await job(s)
+        except BaseException as e:
+            await s.abort(e)
+            raise
+
+    out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
+    await close_sessions(ss)
+    return out
+
+
 def install_phases(monkeypatch=None) -> None:
     """Wrap every function of PHASES so that it marks its phase active while it runs (with
     `monkeypatch` for a test, else for the process: the cheating node). Idempotent."""
@@ -127,15 +144,7 @@ def run(job, *, cheat=None, wrap=None, n=3, domain=None, preprocessing="trusted_
         if wrap is not None:
             ss[-1] = dataclasses.replace(ss[-1], channel=wrap(ss[-1].channel))
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, [s.stats for s in ss]
 
     out, stats = asyncio.run(main())

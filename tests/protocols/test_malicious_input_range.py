@@ -15,9 +15,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from malicious_helpers import run
+from malicious_helpers import run, run_parties
 
-from mpc.local import close_sessions, open_sessions
+from mpc.local import open_sessions
 from network.channel import Channel
 from network.errors import SmpcError
 from protocols import malicious as mal
@@ -67,15 +67,7 @@ def _run(job):
         rec = Record(ss[-1].channel, "mtrunc")
         ss[-1] = dataclasses.replace(ss[-1], channel=rec)
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, rec, ss[0].domain, ss[0].scheme
 
     return asyncio.run(main())

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from malicious_helpers import Cheat
+from malicious_helpers import Cheat, run_parties
 
 from mpc.local import close_sessions, open_sessions, run_local
 from mpc.node.daemon import error_code
@@ -113,15 +113,7 @@ def run(job, *, n=3, cheat=None, prep_wrap=None, preprocessing="trusted_dealer",
             ctx = ss[-1]._state.ext["spdz2k"]
             ctx.prep = prep_wrap(ctx.prep)
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, [s.stats for s in ss], ss
 
     return asyncio.run(main())

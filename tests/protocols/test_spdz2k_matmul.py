@@ -13,8 +13,9 @@ import dataclasses
 import numpy as np
 import pytest
 from malicious_helpers import Cheat as _Cheat
+from malicious_helpers import run_parties
 
-from mpc.local import close_sessions, open_sessions, run_local
+from mpc.local import open_sessions, run_local
 from mpc.node.daemon import error_code
 from protocols.arith import ring128 as R
 from protocols.errors import CheatingDetectedError, ShapeMismatch
@@ -62,15 +63,7 @@ def run(job, *, n=3, cheat=None, bad_triple=False, preprocessing="trusted_dealer
             ctx = ss[-1]._state.ext["spdz2k"]
             ctx.prep = BadMatrixTriple(ctx.prep)
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, [s.stats for s in ss], ss
 
     return asyncio.run(main())

@@ -15,10 +15,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-from malicious_helpers import Cheat, install_phases
+from malicious_helpers import Cheat, install_phases, run_parties
 
 from mpc.fit import fit_local
-from mpc.local import close_sessions, open_sessions, run_local
+from mpc.local import open_sessions, run_local
 from mpc.node.daemon import error_code
 from network.channel import Channel
 from protocols.apps.ml import train
@@ -64,15 +64,7 @@ def run(job, *, n=3, wrap=None, preprocessing="trusted_dealer"):
         if wrap is not None:
             ss[-1] = dataclasses.replace(ss[-1], channel=wrap(ss[-1].channel))
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, [s.stats for s in ss], ss
 
     return asyncio.run(main())

@@ -18,9 +18,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from malicious_helpers import Cheat
+from malicious_helpers import Cheat, run_parties
 
-from mpc.local import close_sessions, open_sessions, run_local
+from mpc.local import open_sessions, run_local
 from mpc.node.daemon import error_code
 from network.errors import SmpcError
 from protocols.arith import ring128 as R
@@ -55,15 +55,7 @@ def run(job, *, n=3, cls=None, cheat=None, honest=Spdz2kOT, batch=B, seed=11, tr
             ctx.prep = src.register(s.pid, ctx.alpha)
             srcs.append(src)
 
-        async def one(s):
-            try:
-                return await job(s)
-            except BaseException as e:
-                await s.abort(e)
-                raise
-
-        out = await asyncio.gather(*(one(s) for s in ss), return_exceptions=True)
-        await close_sessions(ss)
+        out = await run_parties(ss, job)
         return out, alphas, srcs
 
     return asyncio.run(main())
