@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -287,6 +288,22 @@ def dealer_free_source(name: str, s: Session):
             raise ConfigError("preprocessing='rss3' needs scheme='additive' and exactly 3 parties (honest majority)")
         return RSS3Preprocessing(s)
     raise ConfigError(f"{name!r} is not a dealer-free preprocessing source {DEALER_FREE}")
+
+
+#: the module of each dealer-free source: importing it compiles (or loads from numba's cache)
+#: its kernels
+_SOURCE_MODULES = {"dn07": "protocols.preprocessing.dn07", "ot": "protocols.preprocessing.ot",
+                   "rss3": "protocols.preprocessing.rss3"}
+
+
+def preload_source(name: str) -> None:
+    """Import the named dealer-free source's module now (no-op for other names). A node calls
+    it before it serves: on a fresh install the first import compiles the source's numba
+    kernels (~6 s for ot, longer when several nodes share the cores), which inside a job
+    would run into the peers' receive deadline."""
+    mod = _SOURCE_MODULES.get(name)
+    if mod is not None:
+        importlib.import_module(mod)
 
 
 async def close_sessions(sessions: list[Session]) -> None:

@@ -151,6 +151,11 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop, f"node shutting down ({sig.name})")
+        # compile / load the source's kernels before the node says it is ready, not inside
+        # its first job (a fresh install's compile outlasted the peers' receive deadline)
+        from mpc.local import preload_source
+
+        await asyncio.to_thread(preload_source, self.cfg.preprocessing)
         await self._start_peer_listener()
         try:
             self.api_address = await self.api.start()
