@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc.cli.datasets import CATEGORIES, TXN_FEATURES, make_fraud
+from mpc.node.consortium import _free_port
 
 SECURE = {"additive": "ot", "shamir": "dn07"}
 
@@ -150,12 +151,6 @@ def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
         None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_private_broker(binary: str, folder: Path, timeout: float = 10.0) -> subprocess.Popen:

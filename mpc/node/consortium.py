@@ -13,12 +13,35 @@ from mpc.node.computations import COMPUTATIONS
 from mpc.node.config import NodeConfigError, _parse_broker
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port() -> int:
+    """A port free now on 127.0.0.1, chosen below the ephemeral range: a port from the
+    ephemeral range (what binding port 0 returns) can be given to any outgoing connection
+    before the node binds it (a clean-clone CI run lost a daemon to "address already in use"
+    that way). Falls back to port 0 when no low port is free."""
+    import secrets
     import socket
 
+    low = max(_ephemeral_low(), 10_001)
+    for _ in range(64):
+        port = 10_000 + secrets.randbelow(low - 10_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def _toml_str(v: str) -> str:

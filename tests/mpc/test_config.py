@@ -119,3 +119,18 @@ def test_init_writes_the_cipher(tmp_path, capsys):
                  "--transport", "mqtt"]) != 0
     assert "--cipher AESGCM applies to --transport tcp" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_free_ports_are_outside_the_ephemeral_range():
+    """write_consortium's ports come from below the kernel's ephemeral range, which outgoing
+    connections draw from (a port from bind(0) was taken by one before the node bound it)."""
+    import socket
+
+    from mpc.node.consortium import _ephemeral_low, _free_port
+
+    low = _ephemeral_low()
+    ports = {_free_port() for _ in range(20)}
+    assert all(10_000 <= p < low for p in ports) and len(ports) > 1, ports
+    for p in list(ports)[:3]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))  # free when returned
