@@ -1,7 +1,7 @@
 """A node compiles its preprocessing source's kernels before it serves (mpc.local.preload_source,
 called by Node.serve): on a fresh install the first import of the ot source compiles its numba
-kernels, which inside the first job ran into the peers' receive deadline (a clean-clone CI run
-failed a daemon test with peer.unavailable that way)."""
+kernels (~6.5 s cold), which inside the first job would run against the peers' receive
+deadline."""
 
 import subprocess
 import sys
