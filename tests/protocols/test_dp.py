@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from scipy.stats import chi2
+from stats_helpers import vote
 
 from mpc.local import run_local
 from protocols.apps import dp
@@ -54,11 +55,7 @@ def _chi2_p(x, pmf):
 def _vote(kind, true_param, sampled_param, N, seeds):
     pmf = (lambda k: dp.laplace_pmf(k, true_param)) if kind == "laplace" else \
         (lambda k: dp.gaussian_pmf(k, true_param))
-    passes = 0
-    for seed in seeds:
-        x = _sample(kind, sampled_param, N, seed)[0][0]
-        passes += _chi2_p(x, pmf) > ALPHA
-    return passes >= 2
+    return vote(lambda seed: _chi2_p(_sample(kind, sampled_param, N, seed)[0][0], pmf) > ALPHA, seeds)
 
 
 def test_thresholds_are_exact_integers():
@@ -153,11 +150,8 @@ def test_dealer_free_sources_give_the_stated_noise(kind, param, N, scheme, sourc
     pmf = (lambda k: dp.laplace_pmf(k, param)) if kind == "laplace" else \
         (lambda k: dp.gaussian_pmf(k, param))
     dom = Mersenne127() if scheme == "shamir" else None
-    passes = 0
-    for seed in (1, 2, 3):
-        x = _sample(kind, param, N, seed, scheme=scheme, domain=dom, preprocessing=source)[0][0]
-        passes += _chi2_p(x, pmf) > ALPHA
-    assert passes >= 2
+    assert vote(lambda seed: _chi2_p(_sample(kind, param, N, seed, scheme=scheme, domain=dom,
+                                             preprocessing=source)[0][0], pmf) > ALPHA, (1, 2, 3))
 
 
 @pytest.mark.parametrize("broken", [False, True])
@@ -178,6 +172,6 @@ def test_rss3_sampler_matches_and_a_biased_comparand_is_caught(broken, monkeypat
     def pmf(k):
         return dp.laplace_pmf(k, 2)
 
-    passes = sum(_chi2_p(_sample("laplace", 2, 3000, seed, preprocessing="rss3")[0][0], pmf) > ALPHA
-                 for seed in (1, 2, 3))
-    assert (passes >= 2) != broken
+    ok = vote(lambda seed: _chi2_p(_sample("laplace", 2, 3000, seed, preprocessing="rss3")[0][0],
+                                   pmf) > ALPHA, (1, 2, 3))
+    assert ok != broken

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 from scipy.stats import chisquare
+from stats_helpers import vote
 
 from protocols.arith.field import GmpyField
 from protocols.arith.ring import Ring64
@@ -29,7 +30,7 @@ def _uniform_p(codes: np.ndarray, bins: int) -> float:
 
 def _vote(trial) -> bool:
     """True if at least 2 of 3 independent trials look uniform."""
-    return sum(trial(k) > ALPHA for k in range(3)) >= 2
+    return vote(lambda k: trial(k) > ALPHA, range(3))
 
 
 def _top_bits(x: np.ndarray, bits: int) -> np.ndarray:
