@@ -81,6 +81,8 @@ JOB_ERROR_PREFIX = "job.error."
 DELIVER_SEAL = "deliver.seal"
 #: a stored shared model is missing or malformed, or its name is taken (mpc.node.models)
 MODEL_STORE = "model.store"
+#: issue 16: a malicious-security job named a model stored by a semi-honest job
+MODEL_SECURITY = "model.security"
 #: a group input is not one-hot (protocols.apps.fraud.check_onehot, checked under MPC)
 INPUT_ONEHOT = "input.onehot"
 #: a bank's input failed its range check under MPC (protocols.apps.fraud_malicious, issue 16),

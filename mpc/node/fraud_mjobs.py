@@ -1,7 +1,9 @@
 """fraud_score and fraud_aggregate (vertical or horizontal, public model, DP noise when
 agreed) with consortium.security = "malicious" (issue 16): protocols.apps.fraud_malicious,
 whose banks' inputs are range-checked and whose group matrix is checked one-hot under MPC
-with checked products; outputs are MShares, verified before delivery (mpc.node.checked)."""
+with checked products; outputs are MShares, verified before delivery (mpc.node.checked).
+The vertical jobs also score with a model stored by a malicious training job
+(parameters.model; `load_model`)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,74 @@ from protocols.malicious.chida18 import MShare
 def _public_model(ctx: JobContext) -> tuple[np.ndarray, float]:
     p = ctx.manifest.parameters
     if "model" in p:
-        raise MaliciousUnsupportedError("parameters.model: stored models are not supported with "
-                                        "security = 'malicious' yet")
+        raise MaliciousUnsupportedError("parameters.model: a stored model is scored only in the "
+                                        "vertical jobs with security = 'malicious' (the horizontal "
+                                        "aggregate scores locally with a public model)")
     return np.asarray(p["coef"], dtype=np.float64), float(p.get("intercept", 0.0))
+
+
+def model_digest(name: str, info: dict, model: str, f: int, n_features: int) -> np.ndarray:
+    """The public description of a stored model as four int64 (BLAKE2b-256): name, training
+    job, kind, fixed-point bits, feature count, shape, security. Equal at every node that
+    holds a share of the same stored model."""
+    import hashlib
+    import json
+
+    body = json.dumps({"name": name, "job_id": info.get("job_id"), "model": model, "f": int(f),
+                       "n_features": int(n_features), "shape": list(info.get("coef_shape", [])),
+                       "security": info.get("security")}, sort_keys=True).encode()
+    return np.frombuffer(hashlib.blake2b(body, digest_size=32, person=b"smpc-model-rec").digest(),
+                         dtype=np.int64).copy()
+
+
+async def load_model(ctx: JobContext) -> Any:
+    """The stored model named by parameters.model, as an MSharedModel under this job's MAC
+    key (issue 16), or the public (coef, intercept).
+
+        local:   this node's share [w] (ModelStore.load: stored by a malicious job, bound to
+                 this node and consortium; ModelSecurityError (model.security) at every
+                 node for a semi-honest model, before any round)
+        agree:   the model's public description (`model_digest`) by batch.agree_ints (2
+                 rounds, echo-checked): every honest node holds the same table, so a node
+                 whose share belongs to another model, job or shape fails the job at every
+                 honest node alike (ModelStoreError; a node that equivocates: cheating
+                 detected)
+        MAC:     [r w] = chida18.authenticate([w]) for coef and intercept in one reduction
+                 (2 rounds): the loaded model enters the job like a checked input
+
+    Why it is sound [Chida et al., CRYPTO 2018, sec. 3]: with n = 2t + 1 the t + 1 honest
+    nodes' shares fix w, whatever t cheaters hold; a cheater's altered share (share +
+    delta: it cannot re-sign an honest node's file, but its own file is its own) is an
+    additive error on the authentication's reduction ([r w] + lambda_c r_c delta), caught
+    with the job's batched check with probability >= 1 - 2/|F| (4/|F| when the offline
+    compression folds it first), and any later use of its share is an additive attack on a
+    product or an inconsistent opening, caught likewise. The MAC shares of the training
+    job are not reused: its key r was opened by its own verification."""
+    p = ctx.manifest.parameters
+    if "model" not in p:
+        return _public_model(ctx)
+    if ctx.models is None:
+        raise JobParameterError("parameters.model: this node keeps no models")
+    from protocols.apps.ml.malicious import MSharedModel
+    from protocols.malicious import authenticate
+    from protocols.malicious.batch import agree_ints
+    from protocols.session import Share
+
+    s = ctx.s
+    sm = ctx.models.load(p["model"], s)  # refuses a semi-honest model (model.security)
+    table = await agree_ints(s.child("model"), model_digest(p["model"], sm.info, sm.model, sm.f,
+                                                            sm.n_features))
+    if any(not np.array_equal(table[j], table[s.pid]) for j in range(s.n)):
+        from mpc.node.models import ModelStoreError
+
+        raise ModelStoreError(f"the nodes hold different stored models named {p['model']!r} "
+                              "(another training job, kind or shape)")
+    d = sm.coef.shape[0]
+    packed = Share(np.concatenate([sm.coef.data.reshape(-1), sm.intercept.data.reshape(1)]), s)
+    w = await authenticate(s, packed)
+    ctx.log("model", name=p["model"], features=d, security="malicious")
+    return MSharedModel(sm.model, w[:d], w[d:].reshape(()), sm.n_features, sm.f,
+                        info={**sm.info, "authenticated": True})
 
 
 async def fraud_score(ctx: JobContext) -> dict[str, Output]:
@@ -30,7 +97,7 @@ async def fraud_score(ctx: JobContext) -> dict[str, Output]:
     owner = ctx.names.index(p["owner"])
     ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0], security="malicious")
     sc = await fm.score(
-        ctx.s, _public_model(ctx), ctx.X, owner=owner, threshold=float(p.get("threshold", 0.5)),
+        ctx.s, await load_model(ctx), ctx.X, owner=owner, threshold=float(p.get("threshold", 0.5)),
         reveal_to=owner, proba=bool(p.get("proba", True)),
         reveal_scores=bool(p.get("reveal_scores", False)), sigmoid=p.get("sigmoid", "piecewise"))
     out = {"flags": Output(None, 0, sc.revealed_flags)}
@@ -53,7 +120,7 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     k = max(int(p.get("k_min", 1)), int(ctx.k_floor))
     ctx.log("score", rows=None if ctx.X is None else ctx.X.shape[0], groups=len(groups),
             security="malicious")
-    sc = await fm.score(s, _public_model(ctx), ctx.X, owner=owner,
+    sc = await fm.score(s, await load_model(ctx), ctx.X, owner=owner,
                         threshold=float(p.get("threshold", 0.5)), reveal_to=owner,
                         proba=bool(p.get("proba", True)), reveal_scores=False, _reveal=False)
     if sc.flags is None:  # pragma: no cover (a threshold is always given)

@@ -31,8 +31,11 @@ Rows of a vertical job are aligned by a shared id: with parameters.id_column eve
 sorts its rows by that column and the nodes compare a digest of the sorted ids before any
 computation (`agreement.alignment` if they differ); without it, the sources' row order.
 
-A stored shared model (SharedModel kept in shares between jobs) is not wired yet: fraud jobs
-take public coefficients (e.g. the ones a logistic_regression job released to the analyst).
+A model job with parameters.store_model keeps its model as shares at every node
+(mpc.node.models); fraud jobs name it with parameters.model instead of public
+coefficients. With security = "malicious" the shares are stored only after the job's
+verification passed, and loaded into a malicious job with fresh MACs
+(mpc.node.fraud_mjobs.load_model).
 
 The model and fraud computations call the ML layer (protocols.apps.ml, protocols.apps.fraud). If that
 layer is not installed in this build, they are registered but unavailable: a manifest naming
@@ -522,15 +525,17 @@ def _ml_job(model: str) -> Callable[[JobContext], Awaitable[dict[str, Output]]]:
         sm = await ml.train(ctx.s, model, ctx.X, ctx.y, partition=partition, dp=dp, **hyper)
         f = getattr(sm, "f", DEFAULT_F)
         if store is not None:  # kept as shares at every node; nothing is released
-            if ctx.s.security == "malicious":  # issue 16: MACed models are not storable yet
-                from protocols.errors import MaliciousUnsupportedError
-
-                raise MaliciousUnsupportedError("parameters.store_model: not with security = "
-                                                "'malicious' (the model store keeps plain shares)")
             if ctx.models is None:
                 raise JobParameterError("parameters.store_model: this node keeps no models")
+            if ctx.s.security == "malicious":
+                # issue 16: verify before the shares leave the computation (as before any
+                # release): a cheat in training is caught here on every honest node and
+                # nothing is stored; only [w] is kept (mpc.node.models)
+                from mpc.node.checked import verify_before_release
+
+                await verify_before_release(ctx.s)
             ctx.models.save(store, sm, ctx.s.domain, job_id=ctx.manifest.job_id,
-                            analyst=ctx.manifest.analyst_key.hex())
+                            analyst=ctx.manifest.analyst_key.hex(), security=ctx.s.security)
             ctx.log("stored", model=store)
             return {}
         out = {"coef": Output(sm.coef, f), "intercept": Output(sm.intercept, f)}

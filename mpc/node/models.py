@@ -12,6 +12,17 @@ later, policy-allowed job reveals them.
 A share alone is uniformly distributed: the file tells its holder nothing. The record keeps
 the public metadata (model kind, fixed-point bits, feature count, the training job, the
 analyst) so that a node can refuse a model that does not fit the job.
+
+Issue 16 (consortium.security = "malicious"): a malicious training job stores its shares
+only after the batched check of [Chida et al., CRYPTO 2018] passed (the runner's
+`verify_before_release` step, taken before the save), and the record says so
+(`security = "malicious"`). Only the Shamir shares [w] are kept, not the MAC shares [r*w]:
+the MAC key r of a job is opened by its verification, so an old [r*w] authenticates
+nothing. A malicious job loads only a model stored by a malicious job (ModelSecurityError,
+`model.security`, otherwise: a semi-honest job's model carries no integrity guarantee) and
+gives it fresh MACs under its own key (protocols.malicious.chida18.authenticate). The
+record is bound to the node that wrote it (party index, consortium id, n, t: a share
+copied from another node or another consortium is refused) and to its name.
 """
 
 from __future__ import annotations
@@ -35,13 +46,31 @@ class ModelStoreError(SmpcError):
     code = codes.MODEL_STORE
 
 
+def model_binding(cfg) -> dict:
+    """What a stored share is bound to (mpc.node.config.NodeConfig): the consortium id, this
+    node's party index (its Shamir point) and n, t. A share is meaningless at another index
+    or with another threshold; the check refuses a file copied from another node."""
+    return {"consortium": str(cfg.consortium_id), "party": int(cfg.index), "n": int(cfg.n),
+            "t": None if cfg.t is None else int(cfg.t)}
+
+
 def valid_name(name: object) -> bool:
     return isinstance(name, str) and bool(NAME.match(name)) and not name.startswith(".")
 
 
+class ModelSecurityError(ModelStoreError):
+    """A malicious-security job named a model stored by a semi-honest job (no integrity)."""
+
+    code = codes.MODEL_SECURITY
+
+
 class ModelStore:
-    def __init__(self, folder: str | os.PathLike):
+    """This node's stored model shares. `binding` (the runner's: party index, consortium
+    id, n, t) is written into every record and, when a record has one, must match at load."""
+
+    def __init__(self, folder: str | os.PathLike, *, binding: dict | None = None):
         self.dir = Path(folder)
+        self.binding = dict(binding) if binding else None
 
     def path(self, name: str) -> Path:
         if not valid_name(name):
@@ -51,21 +80,28 @@ class ModelStore:
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    def save(self, name: str, model, domain, *, job_id: str, analyst: str) -> None:
-        """Write this node's share of `model` (a protocols.apps.ml SharedModel)."""
+    def save(self, name: str, model, domain, *, job_id: str, analyst: str,
+             security: str = "semi-honest") -> None:
+        """Write this node's share of `model` (a protocols.apps.ml SharedModel, or an
+        MSharedModel of a malicious job, verified before this call: only its [w] shares are
+        written)."""
         p = self.path(name)
         if p.exists():
             old = json.loads(p.read_text())
             if old.get("job_id") != job_id:
                 raise ModelStoreError("a stored model of that name exists (from another job)")
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        coef = np.ascontiguousarray(domain.to_wire(model.coef.data))
-        icpt = np.ascontiguousarray(domain.to_wire(np.atleast_1d(model.intercept.data)))
+        from mpc.node.checked import share_data
+
+        coef = np.ascontiguousarray(domain.to_wire(share_data(model.coef)))
+        icpt = np.ascontiguousarray(domain.to_wire(np.atleast_1d(share_data(model.intercept))))
         rec = {"name": name, "model": model.model, "f": int(model.f),
                "n_features": int(model.n_features), "job_id": job_id, "analyst": analyst,
                "domain": repr(domain), "wire_dtype": str(coef.dtype),
                "coef": coef.tobytes().hex(), "coef_shape": list(model.coef.shape),
-               "intercept": icpt.tobytes().hex()}
+               "intercept": icpt.tobytes().hex(), "security": security}
+        if self.binding is not None:
+            rec["binding"] = self.binding
         tmp = p.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -75,13 +111,27 @@ class ModelStore:
         os.replace(tmp, p)
 
     def load(self, name: str, s):
-        """This node's share of the stored model as a SharedModel of session s."""
+        """This node's share of the stored model as a SharedModel of session s (plain
+        Shares). With s.security == "malicious" only a model stored by a malicious job
+        (ModelSecurityError otherwise); the caller authenticates it under the job's key."""
         from protocols.apps.ml._base import SharedModel
         from protocols.session import Share
 
         p = self.path(name)
         try:
             rec = json.loads(p.read_text())
+            if not isinstance(rec, dict):
+                raise TypeError("not a record")
+            if s.security == "malicious" and rec.get("security") != "malicious":
+                raise ModelSecurityError(
+                    f"the stored model {name!r} was trained with security = "
+                    f"{rec.get('security', 'semi-honest')!r}: a malicious-security job uses "
+                    "only models stored by a malicious-security job")
+            if rec.get("name") != name:
+                raise ModelStoreError("the stored model file holds another model")
+            if "binding" in rec and rec["binding"] != self.binding:
+                raise ModelStoreError("the stored model was written by another node or "
+                                      "consortium")
             if rec["domain"] != repr(s.domain):
                 raise ModelStoreError("the stored model was trained in another domain")
             dt = np.dtype(rec["wire_dtype"])
@@ -97,4 +147,6 @@ class ModelStore:
                 from None
         return SharedModel(rec["model"], Share(coef, s), Share(icpt.reshape(()), s),
                            int(rec["n_features"]), int(rec["f"]),
-                           {"job_id": rec["job_id"], "stored": True})
+                           {"job_id": rec["job_id"], "stored": True,
+                            "security": rec.get("security", "semi-honest"),
+                            "coef_shape": shape})

@@ -224,7 +224,7 @@ class Runner:
 
     # ------------------------------------------------------------------ run ---
     async def run(self, r: Run) -> None:
-        from mpc.node.models import ModelStore  # issue 13: shared models stay shared
+        from mpc.node.models import ModelStore, model_binding  # issue 13: shared models stay shared
         from mpc.node.policy import PolicyError, agree_dp, check_manifest, dp_request, spend_budget
 
         m = r.m
@@ -291,7 +291,8 @@ class Runner:
                 ctx = JobContext(s, m, self.cfg.party_names(), X, y,
                                  log=lambda step, **kw: self.step(m, step, **kw),
                                  extra=extra, k_floor=k_floor, dp=dp_terms,
-                                 models=ModelStore(self.cfg.state_dir / "models"))
+                                 models=ModelStore(self.cfg.state_dir / "models",
+                                                   binding=model_binding(self.cfg)))
                 outputs = await run_job(spec, ctx)  # the terms echo first (hard4)
                 self.step(m, "deliver", outputs=sorted(outputs), recipients=m.recipients)
                 result = await self._deliver(s, m, outputs)

@@ -26,17 +26,21 @@ before any output; a cheater in the checked products is caught by the verificati
 Rounds: inputs 2 (shapes) + 4, bits check 2 + open 5 + 2 + open 5, ltz 9 (+ masks), then
 reveal_to 5; aggregate: one-hot 2 + 2 + open 5, matmul 2, ltz 9 (+ masks), products 4, verify.
 Bytes: (n - 1) * B * N * e per bank for the bit inputs (B = RANGE_BITS), plus the products'.
+A stored (shared) model, authenticated under the session's key (issue 16; mpc.node
+.fraud_mjobs.load_model, chida18.authenticate), replaces the bank partials by inputs of the
+banks' columns and one checked product (`shared_model_scores`).
 Security: malicious with abort; reveals what the semi-honest jobs reveal (the banks' column
 counts, the owner's row count). The horizontal aggregate (every bank its own rows, a public
 model) is mpc.node.fraud_mjobs.fraud_aggregate_horizontal: per-group counts input by each
 bank, then `suppress`; with DP terms the node adds noise from protocols.apps.dp_malicious
-between `group_totals` and `suppress`. Not covered (MaliciousUnsupportedError): stored
-(shared) models, the smooth sigmoid.
+between `group_totals` and `suppress`. Not covered (MaliciousUnsupportedError): the smooth
+sigmoid; a stored model in the horizontal aggregate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +48,7 @@ import numpy.typing as npt
 from protocols import malicious as mal
 from protocols.apps.fraud import OneHotError
 from protocols.apps.ml._base import decode, pub
+from protocols.arith.domain import Domain
 from protocols.arith.fixedpoint import DEFAULT_F
 from protocols.errors import (
     InputRangeError,
@@ -143,17 +148,23 @@ class MScores:
 
 
 async def score(
-    s: Session, coef_intercept: tuple[npt.ArrayLike, float], X_local_cols: np.ndarray | None, *,
+    s: Session, coef_intercept: tuple[npt.ArrayLike, float] | Any, X_local_cols: np.ndarray | None, *,
     owner: int, threshold: float | None, reveal_to: int, proba: bool, reveal_scores: bool = False,
     sigmoid: str = "piecewise", f: int = DEFAULT_F, _reveal: bool = True,
 ) -> MScores:
-    """fraud.score for a public model with malicious security (module docstring). With
-    _reveal=False the flags stay shared (fraud_aggregate)."""
-    if not isinstance(coef_intercept, tuple):
-        raise MaliciousUnsupportedError("malicious fraud scoring takes a public (coef, intercept); "
-                                        "stored shared models are not supported yet")
+    """fraud.score with malicious security (module docstring): a public model (coef,
+    intercept), or a stored model already authenticated under this session's key (an
+    MSharedModel: `shared_model_scores`). With _reveal=False the flags stay shared
+    (fraud_aggregate)."""
     if reveal_scores and proba and sigmoid != "piecewise":
         raise MaliciousUnsupportedError("malicious fraud scores: sigmoid='piecewise' only")
+    if not isinstance(coef_intercept, tuple):
+        if not isinstance(getattr(coef_intercept, "coef", None), MShare):
+            raise MaliciousUnsupportedError("malicious fraud scoring takes a public (coef, intercept) "
+                                            "or an authenticated stored model (MSharedModel)")
+        z = await shared_model_scores(s, coef_intercept, X_local_cols, owner=owner, f=f)
+        return await _flags(s, z, threshold=threshold, reveal_to=reveal_to, proba=proba,
+                            reveal_scores=reveal_scores, f=f, _reveal=_reveal)
     coef = np.asarray(coef_intercept[0], dtype=np.float64)
     intercept = float(coef_intercept[1])
     X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
@@ -179,6 +190,13 @@ async def score(
     for j in holders[1:]:
         z = z + parts[j]
     z = z + pub(intercept, f)
+    return await _flags(s, z, threshold=threshold, reveal_to=reveal_to, proba=proba,
+                        reveal_scores=reveal_scores, f=f, _reveal=_reveal)
+
+
+async def _flags(s: Session, z: MShare, *, threshold: float | None, reveal_to: int, proba: bool,
+                 reveal_scores: bool, f: int, _reveal: bool) -> MScores:
+    """From the scores z (f bits): the flags [z > t] and what is revealed to `reveal_to`."""
     flags = None
     if threshold is not None:
         t = float(np.log(threshold / (1 - threshold))) if proba else float(threshold)
@@ -196,6 +214,79 @@ async def score(
         v = await mal.reveal_to(s, out, reveal_to)
         res.revealed_scores = None if v is None else decode(s, v, f)
     return res
+
+
+def model_bits(D: Domain, d: int) -> int:
+    """The signed width w of a stored model's coefficients and intercept and of the feature
+    inputs scored with it (`shared_model_scores`): range_bits(D, 4 d), so that d products
+    of two w-bit values stay below 2^(l-3) (l = value_bits: 64 on GF(2^127 - 1)); then
+    |X w| < 2^(l-3) for the truncation, and z = trunc(X w, f) + b keeps z 2^f + 2^(2f-1)
+    < 2^(l-1) for the piecewise sigmoid of revealed scores (30 bits for d = 4: features and
+    coefficients up to 2^13 with f = 16)."""
+    return mal.range_bits(D, 4 * max(int(d), 1))
+
+
+async def shared_model_scores(s: Session, model: Any, X_local_cols: np.ndarray | None, *, owner: int,
+                              f: int = DEFAULT_F) -> MShare:
+    """z = X coef + b for a stored (shared) model under malicious security, the owner's rows
+    with the features split across banks (vertical, party order), as fraud.score's shared
+    branch: every bank inputs its columns, one checked matrix product, one truncation.
+
+        coef, b:  model.coef (d,), model.intercept (), MShares under this session's key
+                  (a stored [w] authenticated by chida18.authenticate: mpc.node.fraud_mjobs)
+        clip:     coef, b to +-(2^(w-1) - 1), w = `model_bits(d)` (batch.clip_many, exact:
+                  an honest model in range is unchanged; a larger one is bounded, so that no
+                  masked opening below sees a value outside its range). The clip's own
+                  comparisons need |coef| < 2^(l-2): a model stored by a malicious job
+                  (the only kind a malicious job loads, mpc.node.models) is an output of
+                  protocols.apps.ml.malicious, which keeps every value below that bound
+                  ("bounded intermediates")
+        X_b:      every bank's columns (N, d_b), f bits, saturated to the w-bit range by the
+                  bank (as `saturated_partial`: no data-dependent refusal) and input
+                  range-checked (malicious.input_many, bits=w)
+        z = trunc(X coef, model.f) + b      (malicious.matmul, malicious.trunc)
+
+    A bank's stored share that differs from the one it was given only acts as an additive
+    attack on the authentication's and the product's reductions (chida18.authenticate): the
+    honest banks' shares fix the model, and every deviation is caught at the next
+    verification, before anything is revealed.
+    Rounds: agree_ints 2 + clip (ltz 9 + 2, + its masks) + inputs 7 + matmul 2 + trunc (its
+    verification first: the inputs' range check).
+    Raises: ShapeMismatch (the banks' columns do not add up to the model's features, or
+    their row counts differ), InputRangeCheatingError (a bank's input bits), CheatingDetectedError."""
+    from protocols.malicious.batch import bcast, clip_many
+
+    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
+    if X is not None and X.ndim == 1:
+        X = X[:, None]
+    cols = 0 if X is None else X.shape[1]
+    rows = 0 if X is None or not cols else X.shape[0]
+    table = await agree_ints(s, np.array([cols, rows]))
+    sizes = [int(v) for v in table[:, 0]]
+    d = int(model.n_features)
+    if int(model.f) != f:  # the intercept is added at f bits, as fraud.score's shared branch
+        raise ParameterError(f"the stored model has {model.f} fractional bits, the scores {f}")
+    if sum(sizes) != d or model.coef.shape != (d,):
+        raise ShapeMismatch(f"the stored model has {d} features, the banks hold {sum(sizes)} columns")
+    N = int(table[owner, 1])
+    holders = [j for j in range(s.n) if sizes[j] > 0]
+    if any(int(table[j, 1]) != N for j in holders):
+        raise ShapeMismatch(f"the banks hold different row counts {table[:, 1].tolist()}")
+    w = model_bits(s.domain, d)
+    hi = (1 << (w - 1)) - 1
+    coef, icpt = await refresh_many(s, model.coef, model.intercept.reshape(1))
+    (packed,) = await clip_many(s, [(concat([coef, icpt]), -hi, hi)])
+    mine = None
+    if cols:
+        assert X is not None
+        v = np.nan_to_num(X * float(1 << f), nan=0.0, posinf=float(hi), neginf=float(-hi))
+        mine = s.domain.from_int(np.rint(np.clip(v, -hi, hi)).astype(np.int64))
+    got = await mal.input_many(s, mine, {j: (N, sizes[j]) for j in holders}, bits=w)
+    Xs = concat([got[j] for j in holders], 1)
+    zr = await mal.matmul(s, Xs, packed[:d])
+    t = await mal.trunc(s, zr, int(model.f))
+    t, b = await refresh_many(s, t, packed[d:])
+    return t + bcast(b.reshape(()), t.shape)
 
 
 async def check_onehot(s: Session, G: MShare, owner: int) -> None:

@@ -12,6 +12,7 @@ from protocols.malicious.chida18 import (
     MIN_FIELD_BITS,
     InputRangeCheatingError,
     MShare,
+    authenticate,
     input,
     input_many,
     input_unchecked,
@@ -28,7 +29,7 @@ from protocols.malicious.compare import eq, eqz, lt, ltz, prepare_compare, relu,
 from protocols.malicious.fixed import fixed_mul, prepare_trunc, prepared, random, random_bits, trunc
 
 __all__ = [
-    "MIN_FIELD_BITS", "InputRangeCheatingError", "MShare", "eq", "eqz", "fixed_mul", "input",
+    "MIN_FIELD_BITS", "InputRangeCheatingError", "MShare", "authenticate", "eq", "eqz", "fixed_mul", "input",
     "input_many", "input_unchecked", "lt", "range_bits", "verify_inputs", "ltz", "matmul", "mul",
     "open", "prepare_compare", "prepare_trunc", "prepared", "random", "random_bits", "refresh",
     "relu", "reveal_to", "select", "trunc", "verify",

@@ -690,11 +690,42 @@ async def refresh(s: Session, x: MShare) -> MShare:
     key = await _key(s)
     if x.key is key:
         return x
+    return await _authenticate(s, x.x, key)
+
+
+async def authenticate(s: Session, x: Share) -> MShare:
+    """A plain degree-t sharing [x] whose value was fixed outside this session (a stored
+    model's shares, mpc.node.models) as an MShare under the current key: [r*x] =
+    reduce([r]*[x]), the pair (x, r*x) recorded and checked at the next verification like
+    a product's (the step `refresh` takes for an MShare of an older epoch).
+
+    Soundness [CGHIKLN18, sec. 3]: with n = 2t + 1, the t + 1 honest parties' shares of [x]
+    fix its value x (one degree-t polynomial through them), whatever the corrupt parties
+    hold. A corrupt party whose share is x_c + delta (or that sends anything else in the
+    reduction) shifts the reduced [r*x] by an additive error e it knows (lambda_c r_c delta
+    for the honest-looking cheater, lambda_c its degree-2t Lagrange coefficient), independent
+    of the honest shares: the additive attack on one DN07 product that the paper's check
+    covers. The recorded pair then has values (x, r*x + e), so T = alpha e + (the other
+    pairs' terms) != 0 except with probability 2/|F| (1/|F| over the coefficients, 1/|F|
+    over r; 4/|F| when `compress_pending` folds it first). Later, the corrupt party's share
+    of [x] enters only its own messages (products: an additive attack, caught likewise;
+    openings: every opening checks that all n shares lie on one degree-t polynomial), so an
+    inconsistent stored share cannot change any result undetected.
+    Rounds: 2.   Bytes: as one `_reduce` of x.size.   Preprocessing: double_randoms(x.shape)
+    (and [r] on a new epoch)."""
+    if not isinstance(x, Share) or x._s.pid != s.pid or x._s.domain != s.domain:
+        raise ShapeMismatch("authenticate: a Share of this session's party and domain")
+    s.domain.check(x.data)
+    return await _authenticate(s, x, await _key(s))
+
+
+async def _authenticate(s: Session, x: Share, key: _Key) -> MShare:
     F = s.domain
+    xd = np.ascontiguousarray(x.data)
     rt, r2t = await s.prep.double_randoms(x.shape)
-    rx, tag = await _reduce(s, F.mul(_rb(key, x.shape), np.ascontiguousarray(x.x.data)), rt, r2t)
-    _record(s, key, tag, x.x.data.reshape(-1), rx.reshape(-1))
-    return MShare(x.x, Share(rx, s), key)
+    rx, tag = await _reduce(s, F.mul(_rb(key, x.shape), xd), rt, r2t)
+    _record(s, key, tag, xd.reshape(-1), rx.reshape(-1))
+    return MShare(x if xd is x.data else Share(xd, s), Share(rx, s), key)
 
 
 async def mul(s: Session, x: MShare, y: MShare) -> MShare:

@@ -16,6 +16,10 @@ the ordinary daemon, except:
 - MODE "equivocate" (hard4): in the manifest agreement it tells node 0 a min_group_size 9
   larger than its own and every other node its own (the views are sent to each peer
   separately), so that the honest nodes derive different public terms (k).
+- MODE "modelshift" (issue 16): its ModelStore returns its stored share of a model with
+  2^16 (1.0 in fixed point) added to the first coefficient's share (a node that edits its
+  own share file consistently: it can, the file is its own); it runs the protocol honestly
+  on that share.
 Nothing else differs."""
 
 import dataclasses
@@ -107,10 +111,30 @@ def _equivocate() -> None:
     runner.Runner._agree = _agree
 
 
+def _model_shift() -> None:
+    import numpy as np
+
+    from mpc.node import models
+    from protocols.session import Share
+
+    honest = models.ModelStore.load
+
+    def load(self, name, s):
+        sm = honest(self, name, s)
+        bump = np.zeros(sm.coef.shape, dtype=np.int64)
+        bump[0] = 1 << 16
+        return dataclasses.replace(sm, coef=Share(s.domain.add(sm.coef.data,
+                                                               s.domain.from_int(bump)), s))
+
+    models.ModelStore.load = load
+
+
 if __name__ == "__main__":
     PREFIX = sys.argv[1]
     if PREFIX == "onehot":
         _onehot_attack()
+    elif PREFIX == "modelshift":
+        _model_shift()
     elif PREFIX == "takeanddrop":
         _take_and_drop(sys.argv[2])
     elif PREFIX == "equivocate":
