@@ -8,7 +8,9 @@ share sealed to the analyst's key), so a node never sees an output not addressed
 
     aggregate_sum     per-column totals over all parties' rows, and the row count
     aggregate_mean    the same two outputs; the recipient divides (it learns sum and count);
-                      with security = "malicious" both inputs are range-checked MShares
+                      with security = "malicious" both inputs are range-checked MACed shares
+                      (Shamir: MShares; additive: SPDZ2k AShares; see check_spdz2k for
+                      what a SPDZ2k consortium refuses)
     linear_regression, ridge_regression, logistic_regression
                       protocols.apps.ml.train; parameters.partition = "horizontal" (default: every
                       party its own rows, features + label) or "vertical" (the same rows,
