@@ -1,5 +1,5 @@
 """A modified node (a test double for issue 16): `python cheating_node.py MODE CONFIG` runs
-the ordinary daemon, except:
+the ordinary daemon (further arguments, e.g. --insecure, go to `smpc node`), except:
 - MODE a tag prefix: every job session's channel is wrapped in malicious_helpers.Cheat: the
   first message whose tag starts with MODE gets 1 added to its first field element (an
   additive error on one share; in a SPDZ2k consortium to its first raw Z_2^128 limb);
@@ -124,4 +124,4 @@ if __name__ == "__main__":
         runner.Runner._session = _cheating_session
     from mpc.cli.main import main
 
-    sys.exit(main(["node", "--config", sys.argv[2]]))
+    sys.exit(main(["node", "--config", sys.argv[2], *sys.argv[3:]]))  # e.g. --insecure

@@ -51,7 +51,7 @@ def _cluster(tmp_path, n=3, preprocessing="ot", cheat=None, cheater=2, insecure=
             log = open(tmp_path / f"bank{i}.log", "a")  # noqa: SIM115
             cl.logs[i] = tmp_path / f"bank{i}.log"
             cl.procs[i] = subprocess.Popen(
-                [sys.executable, str(CHEAT), cheat, str(cl.info["configs"][i])],
+                [sys.executable, str(CHEAT), cheat, str(cl.info["configs"][i]), *flags],
                 stdout=log, stderr=subprocess.STDOUT)
         else:
             cl.start(i, *flags)
@@ -234,5 +234,30 @@ def test_trainers_equal_run_local_spdz2k(tmp_path):
             assert np.allclose(got, want, atol=2e-3), (model, got, want)
             for i in range(3):
                 assert cl.status_of(i, res.job_id)["status"] == "done"
+    finally:
+        cl.stop()
+
+
+def test_cheating_product_in_training_caught_nothing_released(tmp_path):
+    """bank2 (modified) adds 1 to its share of the first SGD product's Beaver opening (d, e
+    of spdz2k.mul, tag "sopen", aimed at the SGD loop) in a logistic regression: bank0 and
+    bank1 fail the job with security.cheating_detected (check "mac") at the MAC check before
+    any release, and no result exists at either. (The shared-seed dealer, --insecure: its
+    items are MACed like the OT source's; the cheater does not use what the seed tells.)"""
+    cl = _cluster(tmp_path, preprocessing="shared_seed_dealer", cheat="phase:sgd:sopen",
+                  insecure=True)
+    try:
+        c = cl.client()
+        job = c.submit(_manifest("lcheat", computation="logistic_regression", label=True,
+                                 recipients=("analyst", "bank0"),
+                                 parameters={"epochs": 1, "batch_size": 35,
+                                             "feature_scale": [100.0, 100.0], "standardize": False}))
+        with pytest.raises(JobFailedError):
+            c.result(job, timeout=120)
+        for i in (0, 1):
+            st = cl.status_of(i, job)
+            assert st["status"] == "failed" and st["code"] == "security.cheating_detected", st
+            assert "check: mac" in st["reason"], st
+            assert cl.result_of(i, job)[0] == 409
     finally:
         cl.stop()
