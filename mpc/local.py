@@ -306,6 +306,30 @@ def preload_source(name: str) -> None:
         importlib.import_module(mod)
 
 
+def preload_spdz2k() -> None:
+    """Compile (or load from numba's cache) SPDZ2k's kernels now, as preload_source does for a
+    source: a node of a malicious additive consortium calls it before it serves. They compile
+    on first call, not on import (numba `cache=True`): protocols.arith._r128_jit (products
+    and MAC check sums over Z_2^128), protocols.malicious._gf2_jit (the KOS15 check) and the
+    OT extension's kernels; each is called once on one element, with the argument types the
+    protocols pass."""
+    import numpy as np
+
+    from protocols.arith import _r128_jit
+    from protocols.malicious._gf2_jit import clmul_sum
+
+    importlib.import_module("protocols.malicious.spdz2k_ot")  # and the OT extension's kernels
+    u = np.uint64
+
+    def z(*shape: int) -> np.ndarray:
+        return np.zeros(shape, dtype=u)
+
+    _r128_jit.beaver(*(z(1, 2) for _ in range(8)), z(2), True, z(1, 2), z(1, 2))
+    _r128_jit.dot2(z(1), z(1, 2), z(1, 2), z(2, 2))
+    _r128_jit.matmul(z(1, 1, 2), z(1, 1, 2), z(1, 1, 2))
+    clmul_sum(z(1, 2), z(1, 2), z(4))
+
+
 async def close_sessions(sessions: list[Session]) -> None:
     for s in sessions:
         source = getattr(s.prep, "source", None)

@@ -23,7 +23,12 @@ Example (what `smpc init` writes; relative paths are relative to the file's fold
     transport = "tcp"              # tcp | mqtt
     broker = "mqtt://127.0.0.1:1883"
     preprocessing = "ot"           # ot (additive) | dn07 (shamir) | dealer | shared_seed_dealer
-    # security = "semi-honest"     # semi-honest | malicious (shamir, n = 2t + 1: abort on cheating)
+    # security = "semi-honest"     # semi-honest | malicious (abort on cheating): shamir with
+                                   # n = 2t + 1 (Chida et al.), or additive with any n >= 2
+                                   # (SPDZ2k, up to n - 1 corrupt; preprocessing = "ot", no
+                                   # [preprocessing] target; runs aggregate_sum / _mean
+                                   # without DP and the three trainers; fraud jobs and DP
+                                   # are refused with security.unsupported)
     # cipher = "ChaChaPoly"        # Noise cipher of the peer links: ChaChaPoly | AESGCM (tcp only;
                                    # AESGCM is ~3x faster on CPUs with AES-NI)
 
@@ -240,7 +245,8 @@ class NodeConfig:
     broker_username: str | None = None  # issue 14: broker account (mpc.node.broker_auth)
     broker_password_file: Path | None = None
     api: ApiConfig = field(default_factory=ApiConfig)
-    #: consortium.security: "semi-honest" or "malicious" (security with abort, Shamir only)
+    #: consortium.security: "semi-honest" or "malicious" (security with abort: Shamir with an
+    #: honest majority, or additive SPDZ2k with a dishonest majority)
     security: str = "semi-honest"
     #: consortium.cipher: the Noise cipher of the TCP peer links, "ChaChaPoly" (default) or
     #: "AESGCM" (issue 15: ~3x the AEAD throughput with AES-NI); the same on every node
@@ -592,7 +598,9 @@ def parse_config(raw: dict, path: Path) -> NodeConfig:
         api=api, security=security, cipher=cipher,
         precompute=_parse_precompute(_get(raw, "preprocessing", "", dict, default={}), policy),
     )
-    if security == "malicious" and (cfg.t is None or cfg.n != 2 * cfg.t + 1):
+    if security == "malicious" and scheme == "additive":
+        _check_spdz2k(prep, cfg.precompute)
+    elif security == "malicious" and (cfg.t is None or cfg.n != 2 * cfg.t + 1):
         raise _err("consortium.security", f"'malicious' needs n = 2t + 1 parties (n = {cfg.n}, "
                    f"t = {cfg.t}): an even n or a lower threshold has no protocol yet")
     return cfg
@@ -639,16 +647,36 @@ def _parse_cipher(cons: dict, transport: str) -> str:
 
 
 def _parse_security(cons: dict, scheme: str, threshold: int | None) -> str:
-    """consortium.security: "semi-honest" (default) or "malicious" (Shamir only; parse_config
-    checks n = 2t + 1 once the peers are known)."""
+    """consortium.security: "semi-honest" (default) or "malicious": Shamir (parse_config
+    checks n = 2t + 1 once the peers are known; Chida et al. 2018) or additive (SPDZ2k over
+    Z_2^64, any n >= 2, dishonest majority; parse_config checks the source, _check_spdz2k)."""
     from protocols.session import SECURITY
 
     security = _get(cons, "security", "consortium.", str, default="semi-honest",
                     check=lambda v: None if v in SECURITY else f"must be one of {SECURITY}, got {v!r}")
-    if security == "malicious" and scheme != "shamir":
-        raise _err("consortium.security", "'malicious' is built for scheme = 'shamir' (honest "
-                   "majority, Chida et al. 2018); additive (SPDZ2k) has no node path yet")
     return security
+
+
+#: preprocessing sources of a malicious additive (SPDZ2k) consortium: ot (dealer-free MACed
+#: items, protocols.malicious.spdz2k_ot) or the shared-seed dealer (insecure; --insecure only)
+SPDZ2K_PREPROCESSING = ("ot", "shared_seed_dealer")
+
+
+def _check_spdz2k(prep: str, precompute: PrecomputeConfig) -> None:
+    """security = "malicious" with scheme = "additive" (SPDZ2k, dishonest majority, any
+    n >= 2): MACed preprocessing from `ot` (or the insecure shared-seed dealer, which
+    insecure_options reports); `dealer` and `rss3` supply no MACed items (refused as
+    run_local refuses them). Nothing is precomputed: SPDZ2k's items are MACed under the
+    session's own key alpha (drawn per job, never stored), so a stored batch could not serve
+    another job; a [preprocessing] target is refused rather than silently ignored."""
+    if prep not in SPDZ2K_PREPROCESSING:
+        raise _err("consortium.preprocessing", f"{prep!r} supplies no MACed items for "
+                   "security = 'malicious' with scheme = 'additive' (SPDZ2k); use 'ot'")
+    busy = sorted(c for c, v in precompute.target.items() if v)
+    if busy:
+        raise _err(f"preprocessing.target.{busy[0]}", "nothing is precomputed with security = "
+                   "'malicious' and scheme = 'additive': SPDZ2k's items are MACed under a key "
+                   "drawn per job")
 
 
 def _parse_api(t: dict, base: Path, analysts: tuple[bytes, ...] = ()) -> ApiConfig:

@@ -156,6 +156,10 @@ class Node:
         from mpc.local import preload_source
 
         await asyncio.to_thread(preload_source, self.cfg.preprocessing)
+        if self.cfg.security == "malicious" and self.cfg.scheme == "additive":  # SPDZ2k
+            from mpc.local import preload_spdz2k
+
+            await asyncio.to_thread(preload_spdz2k)
         await self._start_peer_listener()
         try:
             self.api_address = await self.api.start()

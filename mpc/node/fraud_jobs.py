@@ -178,6 +178,10 @@ async def fraud_score(ctx: JobContext) -> dict[str, Output]:
     if ctx.s.security == "malicious":  # issue 16
         from mpc.node import fraud_mjobs
 
+        if ctx.s.scheme.kind == "additive":  # SPDZ2k: refused at the manifest check already
+            from mpc.node.jobs import raise_spdz2k_unsupported
+
+            raise_spdz2k_unsupported(ctx.manifest.computation)
         return await fraud_mjobs.fraud_score(ctx)
     p = ctx.manifest.parameters
     owner = ctx.names.index(p["owner"])
@@ -223,6 +227,10 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
     if s.security == "malicious":  # issue 16
         from mpc.node import fraud_mjobs
 
+        if ctx.s.scheme.kind == "additive":  # SPDZ2k: refused at the manifest check already
+            from mpc.node.jobs import raise_spdz2k_unsupported
+
+            raise_spdz2k_unsupported(ctx.manifest.computation)
         return await fraud_mjobs.fraud_aggregate(ctx)
     from mpc.node.fraud_mjobs import _noise
 

@@ -8,7 +8,9 @@ share sealed to the analyst's key), so a node never sees an output not addressed
 
     aggregate_sum     per-column totals over all parties' rows, and the row count
     aggregate_mean    the same two outputs; the recipient divides (it learns sum and count);
-                      with security = "malicious" both inputs are range-checked MShares
+                      with security = "malicious" both inputs are range-checked MACed shares
+                      (Shamir: MShares; additive: SPDZ2k AShares; see check_spdz2k for
+                      what a SPDZ2k consortium refuses)
     linear_regression, ridge_regression, logistic_regression
                       protocols.apps.ml.train; parameters.partition = "horizontal" (default: every
                       party its own rows, features + label) or "vertical" (the same rows,
@@ -402,6 +404,10 @@ async def agree_terms(ctx: JobContext) -> None:
     msg = (f"party {s.pid}: party(ies) {bad} derived different public terms (k, DP) for the "
            "job from the agreement: a peer sent different views to different nodes")
     if s.security == "malicious":
+        if s.scheme.kind == "additive":  # SPDZ2k: its own terminal failure (alpha_i burnt)
+            from protocols.malicious.spdz2k import _fail as _fail2k
+
+            await _fail2k(s, "agreement", msg)
         from protocols.malicious.chida18 import _fail
 
         await _fail(s, "agreement", msg)
@@ -418,27 +424,31 @@ async def run_job(spec: JobSpec, ctx: JobContext) -> dict[str, Output]:
 
 
 async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
-    """`_aggregate` with consortium.security = "malicious" (issue 16; Shamir, t < n/2): every
-    party inputs its column sums and row count as range-checked MShares of
-    protocols.malicious.chida18 [Chida et al., CRYPTO 2018], the totals are local sums, and
-    the runner verifies every input before any share leaves (mpc.node.checked). With DP
+    """`_aggregate` with consortium.security = "malicious" (issue 16): every party inputs its
+    column sums and row count as range-checked MACed shares through the backend seam
+    (protocols.malicious.backend.input_many): MShares of protocols.malicious.chida18 [Chida
+    et al., CRYPTO 2018] with Shamir (t < n/2), AShares of SPDZ2k [Cramer et al., CRYPTO
+    2018; spdz2k_ml.input_many, range by masked bits] with additive sharing (any n >= 2, up
+    to n - 1 corrupt); the totals are local sums, and the runner verifies (Shamir) or
+    MAC-checks (SPDZ2k) every input before any share leaves (mpc.node.checked). With DP
     terms agreed, every bank first clips its own rows to its own policy bounds (as
     `_aggregate_dp` does under MPC: a cheater's clipping of its own rows changes nothing of
     an honest row's sensitivity) and the totals get joint noise from
     protocols.apps.dp_malicious, the same distribution and calibration (`_aggregate_noises`).
 
         sums:  signed, w = value_bits - ceil(log2 n) bits each (64 - 2 = 62 for n = 3 on
-               GF(2^127 - 1)): the n-term total stays within the signed value range the
+               GF(2^127 - 1); 64 - 2 on Z_2^64 for n = 3, 63 for n = 2): the n-term
+               total stays within the signed value range the
                recipient decodes, so no input can wrap another bank's total
         count: unsigned, w - 1 bits: a negative count (not any bank's possible input) is
                refused under MPC like an out-of-range value
     A cheating bank can still input any value within its range (input substitution, as in
     every ideal functionality); it cannot change another bank's contribution or the sum
     (the shares are MACed), and a share sent wrong is caught (security.cheating_detected)
-    on every honest node before anything is released. Rounds: 2 x 7 (the two inputs) + the
-    runner's verification (+ the noise's, with DP; the runner's `agree_terms` echo, 1
-    round, comes before)."""
-    from protocols import malicious as mal
+    on every honest node before anything is released. Rounds: 2 x 7 (the two inputs;
+    SPDZ2k: 2 x 1 plus its sources' masked bits) + the runner's verification (+ the
+    noise's, with DP, Shamir only; the runner's `agree_terms` echo, 1 round, comes before)."""
+    from protocols.malicious import backend as mal
     from protocols.truncation import value_bits
 
     s = ctx.s
@@ -446,6 +456,8 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     d = ctx.X.shape[1]
     X = ctx.X
     bnd: list[np.ndarray] = []
+    if ctx.dp is not None and mal.is_spdz2k(s):  # refused at the manifest check already
+        raise_spdz2k_unsupported(ctx.manifest.computation, "DP noise (policy.dp)")
     if ctx.dp is not None:  # every bank clips its own rows to its own bounds, as _aggregate_dp
         bounds = ctx.dp.get("bounds", {})
         if set(bounds) != set(range(s.n)):
@@ -480,6 +492,40 @@ async def _aggregate_malicious(ctx: JobContext) -> dict[str, Output]:
     return {"sum": Output(noisy[:d], DEFAULT_F), "count": Output(noisy[d:], 0),  # type: ignore[arg-type]
             "noise_std": Output(pub[:d + 1], DEFAULT_F),  # type: ignore[arg-type]
             "epsilon": Output(pub[d + 1:], DEFAULT_F)}  # type: ignore[arg-type]
+
+
+#: the computations a malicious additive (SPDZ2k) consortium runs (issue 16); with DP terms
+#: (a node's policy.dp) none of them: DP noise under SPDZ2k is not built
+#: (protocols.apps.dp_malicious samples on chida18 MShares only)
+SPDZ2K_COMPUTATIONS = ("aggregate_sum", "aggregate_mean", "linear_regression",
+                       "ridge_regression", "logistic_regression")
+
+
+def raise_spdz2k_unsupported(computation: str, what: str = "") -> None:
+    """MaliciousUnsupportedError (security.unsupported) naming the job and the scheme."""
+    from protocols.errors import MaliciousUnsupportedError
+
+    raise MaliciousUnsupportedError(
+        f"{computation}{' with ' + what if what else ''} has no protocol for security = "
+        "'malicious' with scheme = 'additive' (SPDZ2k) yet; nothing runs in semi-honest mode "
+        "instead")
+
+
+def check_spdz2k(m: Manifest, cfg: NodeConfig, dp: Any = None) -> None:
+    """The manifest check of a malicious additive consortium (issue 16), before any data is
+    read or input shared, on every node (each derives the same from the signed manifest;
+    `dp`, this node's DP request, differs only if the nodes' policies do, and a refusing
+    node refuses the job at every node through the agreement): the computation must be in
+    SPDZ2K_COMPUTATIONS, without DP terms and without store_model (the model store keeps
+    plain shares). Raises MaliciousUnsupportedError (code security.unsupported)."""
+    if cfg.security != "malicious" or cfg.scheme != "additive":
+        return
+    if m.computation not in SPDZ2K_COMPUTATIONS:
+        raise_spdz2k_unsupported(m.computation)
+    if dp is not None:
+        raise_spdz2k_unsupported(m.computation, "DP noise (policy.dp / parameters.epsilon)")
+    if "store_model" in m.parameters:
+        raise_spdz2k_unsupported(m.computation, "parameters.store_model")
 
 
 async def _aggregate(ctx: JobContext) -> dict[str, Output]:

@@ -289,6 +289,9 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) ->
         if party not in names:
             raise PolicyError(codes.POLICY_PARTY, f"manifest.inputs names unknown party {party!r}")
     spec = registry[m.computation]
+    from mpc.node.jobs import check_spdz2k  # issue 16: what SPDZ2k runs, before any input
+
+    check_spdz2k(m, cfg)
     spec.check_parameters(m, cfg)
     mine = m.inputs.get(cfg.name)
     if mine is None and spec.every_party_inputs:
@@ -309,6 +312,7 @@ def check_manifest(m: Manifest, cfg: NodeConfig, registry: dict, ledger=None) ->
     check_columns(m, cfg, registry)
     check_model(m, cfg)
     req = dp_request(m, cfg)
+    check_spdz2k(m, cfg, req)
     if req is not None and m.computation in ML_COMPUTATIONS:
         check_dp_training(m)
     check_budget(m, cfg, ledger, req)

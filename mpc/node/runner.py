@@ -72,6 +72,30 @@ MAX_AGREE_BYTES = 4096
 MAX_WINDOW = 4.0
 
 
+def attach_spdz2k(s, preprocessing: str, sid: bytes) -> None:
+    """SPDZ2k on a malicious additive job session (issue 16) [Cramer et al., CRYPTO 2018]:
+    `spdz2k.attach` draws this party's MAC key share alpha_i from the session's CSPRNG
+    (never sent, zeroed when the session aborts: spdz2k._Ctx.on_abort) and takes its MACed
+    items from this party's dealer-free source (`ot`: protocols.malicious.spdz2k_ot, vOLE
+    MACs and sacrificed OT triples, over the job's own channel) or, with --insecure only,
+    the shared-seed dealer keyed by the job's session id (every alpha_i from that seed:
+    tests and benchmarks)."""
+    from protocols.malicious import spdz2k
+
+    if preprocessing == "ot":
+        from protocols.malicious.spdz2k_ot import Spdz2kOT
+
+        spdz2k.attach(s, Spdz2kOT(s))
+    elif preprocessing == "shared_seed_dealer":  # insecure: refused at start without --insecure
+        from protocols.malicious.spdz2k_prep import Spdz2kDealer
+
+        spdz2k.attach(s, Spdz2kDealer.shared_seed(s.n, sid, s.pid))
+    else:  # the config refuses it (_check_spdz2k): never a silent semi-honest run
+        from protocols.errors import MaliciousUnsupportedError
+
+        raise MaliciousUnsupportedError(f"SPDZ2k has no MACed {preprocessing!r} preprocessing")
+
+
 def error_code(e: BaseException) -> str:
     from network.errors import ChannelAuthError, ChannelClosedError, PeerUnavailableError
     from protocols.errors import SessionAbortedError
@@ -610,7 +634,10 @@ class Runner:
     def _session(self, ch, r):
         """The job's session. Issue 15: unless `r.record_plan` is False (a precompute run),
         the source is wrapped in a PlanSource that records the requests and serves
-        `r.stored` (the agreed stored batch: items, batch id) first."""
+        `r.stored` (the agreed stored batch: items, batch id) first. Issue 16: a malicious
+        additive consortium runs SPDZ2k (`attach_spdz2k`): its MACed items come from the
+        session's own source under a key drawn for this job, so nothing is recorded or served
+        from a stored batch (the config refuses a [preprocessing] target)."""
         from mpc.local import dealer_free_source, make_scheme
         from mpc.sessions import new_session, with_source
 
@@ -623,10 +650,14 @@ class Runner:
             from protocols.preprocessing.shared_seed_dealer import InsecureSharedSeedDealer
 
             src = InsecureSharedSeedDealer(sch, r.sid, self.cfg.index).view()
-        if getattr(r, "record_plan", True):
+        spdz2k = self.cfg.security == "malicious" and self.cfg.scheme == "additive"
+        if getattr(r, "record_plan", True) and not spdz2k:
             stored = getattr(r, "stored", None)
             src = PlanSource(src, stored[0] if stored else None, stored[1] if stored else None)
-        return with_source(s, src, guard=False)
+        s = with_source(s, src, guard=False)
+        if spdz2k:
+            attach_spdz2k(s, self.cfg.preprocessing, r.sid)
+        return s
 
     async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
         """Reveal each output to its party recipients; seal this node's share of it to the

@@ -1,8 +1,8 @@
 """A modified node (a test double for issue 16): `python cheating_node.py MODE CONFIG` runs
-the ordinary daemon, except:
+the ordinary daemon (further arguments, e.g. --insecure, go to `smpc node`), except:
 - MODE a tag prefix: every job session's channel is wrapped in malicious_helpers.Cheat: the
   first message whose tag starts with MODE gets 1 added to its first field element (an
-  additive error on one share);
+  additive error on one share; in a SPDZ2k consortium to its first raw Z_2^128 limb);
 - MODE "phase:NAME:PREFIX[:K]": the same, aimed at a named step rather than a message index
   (malicious_helpers.parse_target / PHASES): the K-th distinct tag starting with PREFIX sent
   while phase NAME runs, e.g. "phase:sgd:mking#" = the first DN07 reduction of the SGD loop
@@ -38,7 +38,10 @@ _session = runner.Runner._session
 def _cheating_session(self, ch, r):
     s = _session(self, ch, r)
     prefix, phase, k = parse_target(PREFIX)
-    return dataclasses.replace(s, channel=Cheat(s.channel, s.domain, prefix, phase=phase, skip=k))
+    # SPDZ2k (malicious additive) sends Z_2^128 limbs and bytes, not domain elements: 1 is
+    # added to the first raw wire word
+    dom = None if s.security == "malicious" and s.scheme.kind == "additive" else s.domain
+    return dataclasses.replace(s, channel=Cheat(s.channel, dom, prefix, phase=phase, skip=k))
 
 
 def _onehot_attack() -> None:
@@ -145,4 +148,4 @@ if __name__ == "__main__":
         runner.Runner._session = _cheating_session
     from mpc.cli.main import main
 
-    sys.exit(main(["node", "--config", sys.argv[2]]))
+    sys.exit(main(["node", "--config", sys.argv[2], *sys.argv[3:]]))  # e.g. --insecure

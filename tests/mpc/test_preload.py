@@ -26,3 +26,21 @@ def test_preload_imports_the_source_module(name):
     r = subprocess.run([sys.executable, "-c", PROBE, name], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 
+
+
+SPDZ2K_PROBE = """
+from mpc.local import preload_spdz2k
+from protocols.arith import _r128_jit
+from protocols.malicious import _gf2_jit
+kernels = [_r128_jit.beaver, _r128_jit.dot2, _r128_jit.matmul, _gf2_jit.clmul_sum]
+assert not any(k.signatures for k in kernels), "compiled before the preload"
+preload_spdz2k()
+assert all(k.signatures for k in kernels), [k.__name__ for k in kernels if not k.signatures]
+"""
+
+
+def test_preload_spdz2k_compiles_its_kernels():
+    """A malicious additive node (SPDZ2k) compiles or loads its Z_2^128 and GF(2) kernels
+    before serving (Node.serve): they compile on first call, not on import."""
+    r = subprocess.run([sys.executable, "-c", SPDZ2K_PROBE], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
