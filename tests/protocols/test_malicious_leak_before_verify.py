@@ -5,21 +5,24 @@ Chida et al.'s checked product lets a cheater add any error delta to a product's
 through its degree-2t share sent to the DN07 king of the product's value), caught
 at the next verification. The statistically masked openings of truncation and comparison
 (c = v + 2^(l-1) + r, r below 2^(l + kappa): fixed.trunc, compare.ltz) hide v only while
-|v| < 2^(l-1). Nothing verifies the products before such an opening, so if the erroneous
+|v| < 2^(l-1). Nothing verified the products before such an opening, so if the erroneous
 output is multiplied by a secret x before one, v = x * delta + ... and the top bits of c are
-x: the cheater reads an honest party's input from c, and the verification that follows (which
-does catch the error: every honest party raises CheatingDetectedError) is too late. The same
+x: the cheater read an honest party's input from c, and the verification that followed (which
+does catch the error: every honest party raises CheatingDetectedError) came too late. The same
 holds in the trainers (an error on the sigmoid's product p reaches X^T (p - y) in the next
 matmul, then the update's truncation opens it) and at every comparison width, the default
 64 bits as malperf2's proven shorter ones (a cheater's error is not bounded by any proof).
 The input range checks already follow this rule (`_open_checked` refuses a masked opening
 while a range check is pending, so a cheater's out-of-range input is caught first); products
-do not. SPDZ2k is not affected: its masks are uniform mod 2^64 (spdz2k_fixed).
+did not. The fix: `chida18.check_values` (called by `verify_inputs` before every masked
+opening that follows a product) checks the products' values, the MAC key kept secret.
+SPDZ2k is not affected: its masks are uniform mod 2^64 (spdz2k_fixed).
 
 The job: party 0 inputs a secret x (16 bits, range-checked); the truncation masks are prepared
 ahead (as the trainers do); p = x * 1 (the cheater, party 2, adds delta = 2^110 to p through
 its share to the king); q = x * p; trunc(q). On main the cheater reconstructs c from the shares
-it receives and c >> 110 = x. The same with a comparison at malperf2's proven width of 39 bits
+it received and c >> 110 = x (these tests failed on main); now the check aborts every party
+before c is opened, and with the check disabled (a broken compiler) the leak is back. The same with a comparison at malperf2's proven width of 39 bits
 (compare.ltz(bits=39), masks from prepare_batch(ltz_bits=...)) in place of the truncation.
 """
 
@@ -133,20 +136,29 @@ def _cheater_reads(cheat: _KingCheat, D, s0) -> int | None:
 
 
 @pytest.mark.parametrize("op", ["trunc", "ltz"])
-@pytest.mark.xfail(strict=True, reason=(
-    "review5: malicious Shamir opens truncation / comparison masks (statistical, l + kappa bits) "
-    "before verifying the products that feed them; a cheater's additive error multiplied by a "
-    "secret shows through c. Fix (design-level, not done by the deadline): verify pending products "
-    "before every masked opening (the range checks' rule in chida18._open_checked, extended to "
-    "products; costs a verification + re-keying per opening), or a key-preserving check"))
 def test_product_error_times_secret_does_not_leak_through_a_masked_opening(op):
     x_secret = 0xBEEF  # honest party 0's 16-bit input
     res, cheat, D, s0 = _attack(x_secret, op)
     # the error is caught: every honest party aborts with cheating_detected, nothing is output
-    for pid in (0, 2):
+    for pid in (0, 1):
         assert isinstance(res[pid], CheatingDetectedError), res[pid]
-    # ... but the cheater must not have learnt x from an opening before that abort
-    assert _cheater_reads(cheat, D, s0) != x_secret
+        assert res[pid].check == "mac"
+    # ... and before any masked opening: the cheater saw no share of c, so learnt nothing of x
+    assert not cheat.trunc and _cheater_reads(cheat, D, s0) is None
+
+
+def test_broken_value_check_lets_the_leak_through(monkeypatch):
+    """Power: with `check_values` disabled (the schedule main had), the same attack reads x
+    from the masked truncation before the verification aborts."""
+    from protocols.malicious import chida18
+
+    async def no_value_check(s):
+        chida18._state(s).values = 0
+
+    monkeypatch.setattr(chida18, "check_values", no_value_check)
+    res, cheat, D, s0 = _attack(0xBEEF, "trunc")
+    assert all(isinstance(res[pid], CheatingDetectedError) for pid in (0, 1)), res
+    assert _cheater_reads(cheat, D, s0) == 0xBEEF
 
 
 def test_control_without_the_error_the_cheater_reads_nothing():
