@@ -906,8 +906,10 @@ async def check_values(s: Session) -> None:
     the coin, and otherwise T = 0 needs r = (sum_k alpha_k e_k - d) / (sum_k alpha_k e'_k),
     probability 1/p over the secret r: a wrong value passes with probability at most 2/p.
     Errors on the MACs alone (every e'_k = 0: the values are right) may be cancelled by d;
-    the pairs stay pending, so the next `verify` (r opened, fresh coefficients) checks them
-    as before. T = 0 tells nothing of r; a T != 0 aborts (r is never used again).
+    the pairs stay pending, folded into the one pair (W, U) (as `compress_pending`: the coin
+    came after the errors were fixed, r is still secret), so the next `verify` (r opened,
+    fresh coefficients) catches U - r W = sum_k alpha_k e_k != 0 as before. T = 0 tells
+    nothing of r; a T != 0 aborts (r is never used again).
     Rounds: 5 (coin 1, reduction 2, T 1, verdict 1).   Bytes: (n - 1)(2e + 33) per party and
     one `_reduce` of one element.   Preprocessing: randoms((1,)), double_randoms((1,)).
     Raises: CheatingDetectedError (every honest party: "mac" T != 0, "open", "input",
@@ -925,6 +927,10 @@ async def check_values(s: Session) -> None:
         total = sum(p[1].size for p in pending)
         rng = CryptoRNG(derive_key(F.to_wire(np.asarray(vals)).tobytes(), "chida18-values", total))
         u, w = _sums(F, F.random(rng, (total,)), pending)
+        # the pending pairs folded into (W, U) (`compress_pending`'s argument: the coin came
+        # after their errors were fixed, r is still secret), so the next check sums only newer
+        # pairs and the verification checks (W, U) like any other pair
+        ctx.pending = [(s.tag("mvfold"), w.reshape(1), u.reshape(1))]
         rt, r2t = await s.prep.double_randoms((1,))
         rw, _ = await _reduce(s, F.mul(_rb(key, (1,)), np.ascontiguousarray(w.reshape(1))), rt, r2t)
         tv, ok = await _open_checked(s, F.sub(u.reshape(1), rw.reshape(1)), "mvcheck")
