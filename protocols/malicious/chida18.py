@@ -933,7 +933,10 @@ async def check_values(s: Session) -> None:
         ctx.pending = [(s.tag("mvfold"), w.reshape(1), u.reshape(1))]
         rt, r2t = await s.prep.double_randoms((1,))
         rw, _ = await _reduce(s, F.mul(_rb(key, (1,)), np.ascontiguousarray(w.reshape(1))), rt, r2t)
-        tv, ok = await _open_checked(s, F.sub(u.reshape(1), rw.reshape(1)), "mvcheck")
+        # a party that already saw a failure sends zeros (as `_verify`): its shares may be off
+        # the sharing (an inconsistent opening it was given) and say nothing of them
+        t_share = F.sub(u.reshape(1), rw.reshape(1)) if failed is None else F.zeros((1,))
+        tv, ok = await _open_checked(s, t_share, "mvcheck")
         if failed is None:
             failed = "open" if not ok else ("mac" if int(F.to_int(tv)[0]) != 0 else None)
         ctx.values = 0

@@ -189,3 +189,30 @@ def test_control_without_the_error_the_cheater_reads_nothing():
     out, spy, D, s0 = asyncio.run(main())
     assert all(abs(v - (0xBEEF * 0xBEEF >> F_BITS)) <= 1 for v in out), out
     assert _cheater_reads(spy, D, s0) == 0
+
+
+@pytest.mark.parametrize("cheat,check", [
+    (("mvcoin", [0]), "open"),  # its share of the value check's coin, to one party
+    (("mvcheck", [1]), "open"),  # its share of T, to one party
+    (("mvcheck", None), "open"),  # the same wrong share of T to both (off the polynomial)
+])
+def test_cheater_in_the_value_check_caught(cheat, check):
+    """The value check's own messages (party 2 adds 1 to one): every honest party raises
+    cheating_detected at the check's verdict, before the masked opening (nothing released)."""
+    from malicious_helpers import run
+
+    async def job(s):
+        D = s.domain
+        x = await mal.input(s, D.from_int(np.array([0xBEEF])) if s.pid == OWNER else None, OWNER, (1,),
+                            bits=F_BITS + 1)
+        await fixed.prepare_trunc(s, 1, F_BITS)
+        x = await refresh(s, x)
+        q = await mul(s, x, x)
+        return await mal.open(s, await fixed.trunc(s, q, F_BITS))
+
+    res, errs, _ = run(job, cheat=cheat)
+    assert res == [None] * 3
+    for pid in (0, 1):
+        assert isinstance(errs[pid], CheatingDetectedError), errs[pid]
+        assert errs[pid].code == "security.cheating_detected"
+    assert any(errs[pid].check == check for pid in (0, 1)), [e.check for e in errs[:2]]
