@@ -127,7 +127,9 @@ async def fraud_aggregate(ctx: JobContext) -> dict[str, Output]:
         raise JobParameterError("fraud_aggregate needs a threshold")
     from mpc.node.fraud_jobs import row_chunks
 
-    keys = ctx.extra[p["group_column"]].astype(np.int64) if s.pid == owner else None
+    # compared as floats, as the semi-honest job's `onehot` and check_data (review5: an int64
+    # cast counted a key 3.5 in group 3, where the semi-honest job counts it in no group)
+    keys = np.asarray(ctx.extra[p["group_column"]], dtype=np.float64) if s.pid == owner else None
     N = sc.flags.shape[0]
     chunks = row_chunks(N, len(groups) + 1, ctx.group_chunk)  # hard4; + the "no group" column
     ctx.log("group", rows=N, groups=len(groups), chunks=len(chunks))

@@ -338,7 +338,8 @@ async def group_totals_chunked(s: Session, flags: MShare, keys: np.ndarray | Non
             # review4: the last column is "none of the groups" (as the semi-honest job's
             # `onehot`): a key outside `groups` is counted nowhere, not an input error (that
             # failure answered the analyst's membership probe and blamed an honest owner)
-            hit = np.asarray(keys[i0:i1])[:, None] == groups[None, :]
+            # float comparison, as the semi-honest job's `onehot` (a key 3.5 is in no group)
+            hit = np.asarray(keys[i0:i1], dtype=np.float64)[:, None] == np.asarray(groups, dtype=np.float64)[None, :]
             G_local = s.public(np.concatenate([hit, ~hit.any(axis=1, keepdims=True)], axis=1).astype(np.int64))
         c, z = await group_totals(s, flags[i0:i1], G_local, owner, K + 1)
         c, z = c[:K], z[:K]

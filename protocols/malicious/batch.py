@@ -43,6 +43,7 @@ from protocols.malicious.chida18 import (
     _record,
     _reduce,
     compress_pending,
+    masks_made,
     mul,
 )
 from protocols.session import Session, Share
@@ -101,7 +102,7 @@ async def refresh_many(s: Session, *xs: MShare) -> list[MShare]:
     flat = np.concatenate([xs[i].x.data.reshape(-1) for i in stale])
     rt, r2t = await s.prep.double_randoms(flat.shape)
     rx, tag = await _reduce(s, F.mul(_rb(key, flat.shape), np.ascontiguousarray(flat)), rt, r2t)
-    _record(s, key, tag, flat, rx)  # refused (blaming nobody) if a verification retired `key`
+    _record(s, key, tag, flat, rx, value=False)  # refused (blaming nobody) if a verification retired `key`
     k = 0
     for i in stale:
         x = xs[i]
@@ -257,6 +258,7 @@ async def _prepare(s: Session, plan: list[tuple[str, int, int, int]], kappa: int
             mcmp._pool(s).setdefault(("ltz", par, kappa), []).append(
                 mcmp._Masks(R, np.ascontiguousarray(Rm), extra, rlow_m, rr, key, P, Pm))
     await compress_pending(s)  # the MACs' and block products' share of the next verification
+    masks_made(s)
 
 
 async def agree_ints(s: Session, mine: np.ndarray) -> np.ndarray:

@@ -44,6 +44,12 @@ epoch. Every wire value x is carried as the pair ([x], [r*x]) (an `MShare`):
   under the live key; at their end the pairs recorded so far are folded into one by
   coefficients from a coin opened then (the errors are fixed and r is still secret), so
   the online verification sums only what the online phase computed.
+- the value check before a masked opening (`check_values`, review5): truncation and
+  comparison open c = v + 2^(l-1) + r with a statistical mask, which hides v only while v is
+  in range; an additive error in a product, multiplied by a secret in a later product,
+  puts that secret into c's top bits before the verification catches the error. So every
+  masked opening that follows a product first checks the products' values (5 rounds; r
+  stays secret: the value part of the check above, r * W formed by one more product).
 - after a verification r is public: the next operation draws a fresh r (a new epoch), and an
   MShare of an older epoch must be `refresh`ed (one DN07 product, done by `mul` / `matmul`
   for their left operand) before it is combined with newer ones.
@@ -112,6 +118,9 @@ class _Ctx:
     #: range-checked input) since the last verification: checked 0 at it (check "input.range")
     ranges: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
     failed: str | None = None  # a check that failed locally, reported at the next verdict
+    #: pairs whose VALUE came out of a reduction (products: an additive error can sit in it)
+    #: since the last verification or `check_values`; a masked opening checks them first
+    values: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     verifying: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by verify (_record)
 
@@ -120,14 +129,19 @@ _RACE = ("a product in one concurrent branch raced a verification (open, reveal_
          "in another, which opens its MAC key; join the branches before verifying")
 
 
-def _record(s: Session, key: _Key, tag: str, z: np.ndarray, rz: np.ndarray) -> None:
+def _record(s: Session, key: _Key, tag: str, z: np.ndarray, rz: np.ndarray, *, value: bool = True) -> None:
     """Record (z, r*z) for the next verification. A pair under a key that a verification
     opened (or is opening) cannot be checked soundly and would fail the next check with no
-    cheater: refused with a typed error that blames nobody (security.unsupported)."""
+    cheater: refused with a typed error that blames nobody (security.unsupported).
+    `value`: z itself came out of a reduction (a product: it may carry an additive error,
+    which `check_values` must rule out before a masked opening); False where only r*z did
+    (an input's, a random's or a re-keyed value's MAC)."""
     ctx = _state(s)
     if key is not ctx.key or ctx.verifying.locked():
         raise MaliciousUnsupportedError(_RACE)
     ctx.pending.append((tag, z, rz))
+    if value:
+        ctx.values += 1
 
 
 def _sch(s: Session) -> ShamirShares:
@@ -557,7 +571,7 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: dict[int, tuple[i
         z2t[1, i : i + 1] = u.reshape(1)
     rt, r2t = await s.prep.double_randoms((2, len(owners)))
     z, tag = await _reduce(s, z2t, rt, r2t)
-    _record(s, bs[0].key, tag, z[0], z[1])  # (v, r*v): MAC-checked like a product
+    _record(s, bs[0].key, tag, z[0], z[1], value=False)  # (v, r*v): MAC-checked like a product
     out = {}
     lo = (1 << (w - 1)) if signed else 0
     for i, (o, b) in enumerate(zip(owners, bs, strict=True)):
@@ -677,7 +691,7 @@ async def input_announced(s: Session, x: np.ndarray | None, owner: int, shape: t
     )
     xs = F.add(rho, delta)
     rxs = F.add(r_rho, F.mul(_rb(key, shape), np.ascontiguousarray(delta)))
-    _record(s, key, tag, xs.reshape(-1), rxs.reshape(-1))
+    _record(s, key, tag, xs.reshape(-1), rxs.reshape(-1), value=False)
     return MShare(Share(xs, s), Share(rxs, s), key), status[0]
 
 
@@ -724,7 +738,7 @@ async def _authenticate(s: Session, x: Share, key: _Key) -> MShare:
     xd = np.ascontiguousarray(x.data)
     rt, r2t = await s.prep.double_randoms(x.shape)
     rx, tag = await _reduce(s, F.mul(_rb(key, x.shape), xd), rt, r2t)
-    _record(s, key, tag, xd.reshape(-1), rx.reshape(-1))
+    _record(s, key, tag, xd.reshape(-1), rx.reshape(-1), value=False)
     return MShare(x if xd is x.data else Share(xd, s), Share(rx, s), key)
 
 
@@ -880,12 +894,84 @@ _MASKED = ("mtrunc", "mcmp")
 
 
 async def verify_inputs(s: Session) -> None:
-    """Verify now if an input's range check is pending (`input_many`): the masked openings
-    of `fixed.trunc` and `compare` call it first (when their masks are prepared; preparing
-    masks verifies anyway), so c = v + 2^(l-1) + r is opened only for in-range inputs.
-    Rounds: 3 if a range check is pending, else 0."""
-    if _state(s).ranges:
+    """What a masked opening needs first: the masked openings of `fixed.trunc` and `compare`
+    call it (when their masks are prepared; preparing masks verifies anyway), so c = v +
+    2^(l-1) + r is opened only for in-range inputs and correct values.
+    - an input's range check pending (`input_many`): `verify` (3 rounds);
+    - else products since the last check (review5): `check_values` (5 rounds): without it a
+      cheater's additive error in a product, multiplied by a secret in a later product, is
+      opened in c beyond the mask's statistical range (c = x * error + ...: x shows in c's top
+      bits) before the verification that catches it;
+    - else nothing (0 rounds).
+    Every branch depends on state all honest parties share (a failed check's flag is local:
+    it is reported by the next verdict, `check_values`' included)."""
+    ctx = _state(s)
+    if ctx.ranges:
         await verify(s)
+    elif ctx.values:
+        await check_values(s)
+
+
+def masks_made(s: Session) -> None:
+    """The end of a mask preparation (`batch.prepare_batch`, `compare.prepare_compare`): its
+    products since its own verification are the comparison masks' block products P, which
+    `check_values` need not cover before the next masked opening (review5): an error in P
+    enters a value only after that comparison's c is opened, and reaches a later masked
+    opening multiplied by a secret only through a later product (the prefix, a select),
+    which counts. Their pairs stay pending for the next verification."""
+    _state(s).values = 0
+
+
+async def check_values(s: Session) -> None:
+    """Check that the values of the products recorded since the last verification carry no
+    additive error, keeping the MAC key secret (review5; the value part of the check of
+    [CGHIKLN18, sec. 3] with r * W formed by one more DN07 product instead of opening r):
+
+        alpha = PRG(open(coin));  W = sum_k alpha_k [z_k],  U = sum_k alpha_k [r z_k];
+        [r W] = reduce([r] [W]);  T = open(U - [r W]) [consistency-checked];  T = 0?;
+        verdict round (flags and input digests, as `verify`)
+
+    Soundness: with errors e_k on r z_k and e'_k on z_k, fixed before the coin, and d the
+    error a cheater puts into the reduction of r W (chosen knowing alpha), T = sum_k alpha_k
+    (e_k - r e'_k) - d. If some e'_k != 0, sum_k alpha_k e'_k = 0 with probability 1/p over
+    the coin, and otherwise T = 0 needs r = (sum_k alpha_k e_k - d) / (sum_k alpha_k e'_k),
+    probability 1/p over the secret r: a wrong value passes with probability at most 2/p.
+    Errors on the MACs alone (every e'_k = 0: the values are right) may be cancelled by d;
+    the pairs stay pending, folded into the one pair (W, U) (as `compress_pending`: the coin
+    came after the errors were fixed, r is still secret), so the next `verify` (r opened,
+    fresh coefficients) catches U - r W = sum_k alpha_k e_k != 0 as before. T = 0 tells
+    nothing of r; a T != 0 aborts (r is never used again).
+    Rounds: 5 (coin 1, reduction 2, T 1, verdict 1).   Bytes: (n - 1)(2e + 33) per party and
+    one `_reduce` of one element.   Preprocessing: randoms((1,)), double_randoms((1,)).
+    Raises: CheatingDetectedError (every honest party: "mac" T != 0, "open", "input",
+    "reported"); MaliciousUnsupportedError where a concurrent branch's product races it."""
+    ctx = _state(s)
+    async with ctx.verifying:
+        key = ctx.key
+        if key is None or not ctx.values or not ctx.pending:
+            return
+        F = s.domain
+        pending = sorted(ctx.pending, key=lambda p: p[0])  # the same order at every party; kept
+        coin = await s.prep.randoms((1,))
+        vals, ok = await _open_checked(s, np.asarray(coin).reshape(1), "mvcoin")
+        failed = ctx.failed or (None if ok else "open")
+        total = sum(p[1].size for p in pending)
+        rng = CryptoRNG(derive_key(F.to_wire(np.asarray(vals)).tobytes(), "chida18-values", total))
+        u, w = _sums(F, F.random(rng, (total,)), pending)
+        # the pending pairs folded into (W, U) (`compress_pending`'s argument: the coin came
+        # after their errors were fixed, r is still secret), so the next check sums only newer
+        # pairs and the verification checks (W, U) like any other pair
+        ctx.pending = [(s.tag("mvfold"), w.reshape(1), u.reshape(1))]
+        rt, r2t = await s.prep.double_randoms((1,))
+        rw, _ = await _reduce(s, F.mul(_rb(key, (1,)), np.ascontiguousarray(w.reshape(1))), rt, r2t)
+        # a party that already saw a failure sends zeros (as `_verify`): its shares may be off
+        # the sharing (an inconsistent opening it was given) and say nothing of them
+        t_share = F.sub(u.reshape(1), rw.reshape(1)) if failed is None else F.zeros((1,))
+        tv, ok = await _open_checked(s, t_share, "mvcheck")
+        if failed is None:
+            failed = "open" if not ok else ("mac" if int(F.to_int(tv)[0]) != 0 else None)
+        ctx.values = 0
+    await _verdict(s, failed)
 
 
 async def _open_checked(s: Session, arr: np.ndarray, op: str) -> tuple[np.ndarray, bool]:
@@ -1022,6 +1108,7 @@ async def _verify(s: Session, ctx: _Ctx) -> None:
         owners = tuple(int(o) for o in np.flatnonzero(F.to_int(vv) != 0))
         failed = "open" if not ok else ("input.range" if owners else None)
     ctx.key, ctx.epoch = None, ctx.epoch + 1  # r is public now
+    ctx.values = 0
     await _verdict(s, failed, owners=owners)
 
 

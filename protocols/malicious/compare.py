@@ -72,6 +72,7 @@ from protocols.malicious.chida18 import (
     _reduce,
     _state,
     compress_pending,
+    masks_made,
     mul,
     refresh,
     verify_inputs,
@@ -180,6 +181,7 @@ async def prepare_compare(s: Session, count: int, kind: str = "ltz", *, kappa: i
     if kind == "ltz":
         P, Pm = await _block_products(s, key, R, Rm)
     await compress_pending(s)  # the MACs' and block products' share of the next verification
+    masks_made(s)
     _pool(s).setdefault((kind, ell, kappa), []).append(_Masks(R, Rm, rlow, rlow_m, rr, key, P, Pm))
 
 
@@ -509,7 +511,8 @@ async def ltz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
     Shapes: x: S; returns S.   Range: |x| < 2^(l-1), l = bits (2 <= bits <= value_bits) or
     value_bits(domain) (64 on GF(2^127 - 1)); outside it the result is wrong.
     Rounds: 1 + 2*(ceil(log2(l - 1)) - 2) (9 for l = 64) with prepared masks under the
-    current key; + `prepare_compare` (15) + 2 (refreshing x) if none is prepared.
+    current key (+5 for `chida18.check_values` if a product ran since the last check,
+    review5); + `prepare_compare` (15) + 2 (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError (at the verification before any output)."""
     _check(s, x)
     ell, w = _width(s, "ltz", kappa, bits)
@@ -536,8 +539,9 @@ async def eqz(s: Session, x: MShare, *, kappa: int = KAPPA, bits: int | None = N
     """[x == 0] as an MShare of 0/1 [CdH10, sec. 4], checked (module docstring).
 
     Shapes: x: S; returns S.   Range: as `ltz`.
-    Rounds: 1 + 2*ceil(log2 l) (13 for l = 64) with prepared masks under the current key;
-    + `prepare_compare` (11) + 2 (refreshing x) if none is prepared.
+    Rounds: 1 + 2*ceil(log2 l) (13 for l = 64) with prepared masks under the current key
+    (+5 for `chida18.check_values` after a product, review5); + `prepare_compare` (11) + 2
+    (refreshing x) if none is prepared.
     Raises: ParameterError, CheatingDetectedError."""
     _check(s, x)
     ell, w = _width(s, "eqz", kappa, bits)

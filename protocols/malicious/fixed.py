@@ -66,7 +66,7 @@ async def random(s: Session, shape: tuple[int, ...]) -> MShare:
     a = await s.prep.randoms(shape)
     rt, r2t = await s.prep.double_randoms(shape)
     ra, tag = await _reduce(s, F.mul(_rb(key, shape), np.ascontiguousarray(a)), rt, r2t)
-    _record(s, key, tag, a.reshape(-1), ra.reshape(-1))
+    _record(s, key, tag, a.reshape(-1), ra.reshape(-1), value=False)
     return MShare(Share(a, s), Share(ra, s), key)
 
 
@@ -168,7 +168,7 @@ async def verify_into_next_key(s: Session, vals: np.ndarray) -> tuple[np.ndarray
         if ctx.key is not None:  # pragma: no cover (verify leaves no key; nothing ran since)
             raise ParameterError("a key was drawn during the verification")
         key = ctx.key = _Key(r2, ctx.epoch)
-        _record(s, key, tag, vals.reshape(-1), rv.reshape(-1))
+        _record(s, key, tag, vals.reshape(-1), rv.reshape(-1), value=False)
     return rv, key
 
 
@@ -246,7 +246,8 @@ async def trunc(s: Session, x: MShare, f: int, *, kappa: int = KAPPA) -> MShare:
     Result: floor(x / 2^f) + u, u in {0, 1}, P(u = 1) = (x mod 2^f) / 2^f, for
     |x| < 2^(l-1), l = truncation.value_bits(domain) (64 on GF(2^127 - 1)).
     Shapes: x: S; returns S.
-    Rounds: 1 with prepared masks under the current key (+2 if a verification ran since
+    Rounds: 1 with prepared masks under the current key (+5 for `chida18.check_values` if a
+    product ran since the last check, review5; +2 if a verification ran since
     `prepare_trunc`: r_hi is refreshed; +2 to refresh an x of an older epoch); 14 without
     (`prepare_trunc` for N masks 11, refreshing x 2, the opening 1).
     Bytes: (n - 1)*N*e for c; without prepared masks also `prepare_trunc`'s.

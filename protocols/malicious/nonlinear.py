@@ -49,7 +49,9 @@ async def piecewise_sigmoid_raw(s: Session, z_raw: MShare, f: int, *, bits: int 
     """SecureML's sigmoid of z given with 2f fractional bits, output with f bits, as
     protocols.apps.ml.sgd.piecewise_sigmoid_raw: p = u - b1 u - b2 u + b2 with u = trunc(z) +
     1/2, b1 = [z < -1/2], b2 = [z > 1/2] (one batch of two ltz on the untruncated z).
-    Rounds: ltz 9 + trunc 1 + product 2 = 12 with prepared masks under the current key.
+    Rounds: ltz 9 + trunc 1 + product 2 = 12 with prepared masks under the current key, + 5
+    before the truncation (`chida18.check_values` of the ltz's products, review5) and + 5
+    before the ltz when a product precedes it (SPDZ2k: no value check, its masks are uniform).
     Range: |z_raw| + 2^(2f-1) < 2^(l-1), l = `bits` (ltz's width; default 64 on GF(2^127 - 1),
     |z_raw| < 2^62): a caller that has proven a smaller bound passes a shorter comparison."""
     h2 = 1 << (2 * f - 1)

@@ -23,15 +23,16 @@ x + 2^(w-1) (x's offset form), each masked by an owner-known MACed random bit r_
 
 e is uniform (r_i is), so it tells nothing about x; every opened e_i is a bit by the
 encoding, so [x] lies in its range whatever the owner sends: the only deviations left are
-sending different e to different parties (caught by the MAC check's transcript digest,
-check "transcript") and a malformed message (a status byte other than 0/1, non-zero padding
-bits: InputRangeCheatingError, check "input.range", naming the owner on every party that
-received it). An honest owner whose value does not fit refuses it (status 1):
+sending different messages (statuses or e) to different parties (caught by an echo of the
+messages' digest, one round: CheatingDetectedError, check "input.status", at every honest
+party; review5) and a malformed message (a status byte other than 0/1, non-zero padding
+bits: InputRangeCheatingError, check "input.range", naming the owner on every party, all
+having received the same). An honest owner whose value does not fit refuses it (status 1):
 InputRangeRefusedError naming it at every party, nothing of it sent. The r_i are the
 source's `input_bits` kind (the dealer's), else MACed random bits revealed to the owner
 (`spdz2k.reveal_to` of `spdz2k_fixed.random_bits`: + 11 rounds; the OT source).
-Cost: 1 round; the owner sends (n - 1) (1 + ceil(w N / 8)) bytes (vs 16 N for the unchecked
-`spdz2k.input`).
+Cost: 2 rounds (the messages, the echo); the owner sends (n - 1) (1 + ceil(w N / 8)) bytes
+(vs 16 N for the unchecked `spdz2k.input`), every party (n - 1) 32 per owner for the echo.
 """
 
 from __future__ import annotations
@@ -154,6 +155,28 @@ async def _fail_range(s: Session, owners: list[int]) -> None:
     raise err
 
 
+async def _echo_inputs(s: Session, owners: list[int], got: Mapping[int, np.ndarray]) -> None:
+    """One round: every party sends every other the BLAKE2b digest of each owner's message
+    it received (status and bits); a digest unlike its own, from a party other than that
+    owner, is terminal (CheatingDetectedError, check "input.status", as malicious Shamir's
+    status echo). Without it an owner that told one party "refused" and another "accepted"
+    had the first raise InputRangeRefusedError and leave, and the second blame that honest
+    party as unavailable (review5); equivocated bits are caught here too, before any use,
+    rather than at the next MAC check. Honest parties with different views exchange their
+    digests directly, so each of them sees the difference; an owner's echo of its own
+    message is not compared (it knows what it sent: a malformed message stays named by
+    "input.range"). Rounds: 1.   Bytes: (n - 1) 32 len(owners) per party."""
+    dg = np.zeros((len(owners), 32), dtype=np.uint8)
+    for i, o in enumerate(owners):
+        h = hashlib.blake2b(got[o].tobytes(), digest_size=32, person=b"smpc-spdz2k-bie")
+        dg[i] = np.frombuffer(h.digest(), dtype=np.uint8)
+    echo = await spdz2k._round(s, "srange-e", {j: dg for j in s.peers}, {j: (dg.shape, np.uint8) for j in s.peers})
+    if any(not np.array_equal(echo[j][i], dg[i]) for j in s.peers for i, o in enumerate(owners) if o != j):
+        await spdz2k._fail(s, "input.status", f"party {s.pid}: the parties received different range-checked "
+                           f"input messages from the owner(s) {owners} (an owner equivocated, or a party "
+                           "misreported what it received)")
+
+
 def _owner_bits(s: Session, x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
     """The owner's bits of x, (bits, *shape) uint64 0/1 (raises InputRangeError if x does
     not fit; tests replace it to model a deviating owner)."""
@@ -166,11 +189,12 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: Mapping[int, tupl
     range-checked by construction (module docstring): -2^(bits-1) <= x < 2^(bits-1)
     (signed) or 0 <= x < 2^bits, bits = chida18.range_bits(domain) (32) unless given.
     Returns {owner: AShare}.
-    Rounds: 1 (+ 11 per owner for a source without input_bits).
-    Bytes: an owner sends (n - 1) (1 + ceil(bits N / 8)).
+    Rounds: 2 (+ 11 per owner for a source without input_bits).
+    Bytes: an owner sends (n - 1) (1 + ceil(bits N / 8)); every party (n - 1) 32 len(owners) (the echo).
     Preprocessing: input_bits((bits, *shape), owner) per owner.
     Raises: InputRangeRefusedError (an honest owner's value does not fit; at every party),
-    InputRangeCheatingError (a malformed message), ParameterError, DomainError,
+    InputRangeCheatingError (a malformed message), CheatingDetectedError (check
+    "input.status": parties received different messages), ParameterError, DomainError,
     ShapeMismatch, PartyIndexError."""
     D = s.domain
     w = _width(D, bits, signed)
@@ -207,6 +231,7 @@ async def input_many(s: Session, x: np.ndarray | None, shapes: Mapping[int, tupl
     got = await spdz2k._round(s, "sbits", out, expect)
     if msg is not None:
         got[s.pid] = msg
+    await _echo_inputs(s, owners, got)
     ctx = spdz2k._ctx(s)
     refused, malformed = [], []
     es: dict[int, np.ndarray] = {}

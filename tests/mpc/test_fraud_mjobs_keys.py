@@ -58,3 +58,25 @@ def test_malicious_fraud_aggregate_key_outside_groups_is_no_group(signer):  # no
         cnt = np.round(res[pid]["counts"]).astype(int).tolist()
         assert rel == [int(w >= 1 and (g == q).sum() >= 1) for w, q in zip(want, GROUPS, strict=True)]
         assert cnt == [w if r else 0 for w, r in zip(want, rel, strict=True)]
+
+
+def test_malicious_fraud_aggregate_fractional_key_is_no_group_as_semi_honest(signer):  # noqa: F811
+    """review5: a key 3.5 is in no group for the semi-honest job and check_data (float
+    comparison, `fraud_jobs.onehot`); the malicious vertical job cast the column to int64
+    first, so 3.5 became 3 and those rows were counted in group 3 (a different answer to the
+    same query under the malicious setting). Failed on main (group 3 counted rows 0..4)."""
+    X0, X1, g, z = _data()
+    g = g.astype(float)
+    g[:5] = 3.5
+    m = sign_manifest(_manifest("fraud_aggregate", PARAMS), signer[1])
+    parts, extras = [X0, X1, None], [{"merchant": g}, {}, {}]
+    res, errs, _ = run(_job(m, parts, extras, 30))
+    assert errs == [None] * 3, errs
+    flags = z > 0
+    want = [int(flags[g == q].sum()) for q in GROUPS]
+    sizes = [int((g == q).sum()) for q in GROUPS]
+    for pid in range(3):
+        rel = np.round(res[pid]["released"]).astype(int).tolist()
+        cnt = np.round(res[pid]["counts"]).astype(int).tolist()
+        assert rel == [int(w >= 1 and n >= 1) for w, n in zip(want, sizes, strict=True)]
+        assert cnt == [w if r else 0 for w, r in zip(want, rel, strict=True)]

@@ -220,7 +220,8 @@ def test_cheater_caught_on_every_honest_party(job, cheat, check):
 
 def test_select_and_relu_rounds_and_bytes_exact():
     """select on MShares of the current key: Rounds 2, Bytes one reduction of 2N; relu with
-    prepared masks: ltz's + one product (the ltz result times x)."""
+    prepared masks: the value check of the select's product (review5, 5 rounds) + ltz's +
+    one product (the ltz result times x)."""
     N = 6
 
     async def job(s):
@@ -245,7 +246,9 @@ def test_select_and_relu_rounds_and_bytes_exact():
     lt_bytes = [2 * N * E + sum(_reduce_bytes(2 * r * N, 3, p) for r in _levels("ltz", 63)) for p in range(3)]
     for pid, (r1, b1, r2, b2, zv, rv) in enumerate(res):
         assert (r1, b1) == (2, _reduce_bytes(2 * N, 3, pid))
-        assert (r2, b2) == (9 + 2, lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
+        # relu follows the select's product: the value check before its masked opening (review5)
+        check = 2 * 2 * E + _reduce_bytes(1, 3, pid) + 2 * 33
+        assert (r2, b2) == (5 + 9 + 2, check + lt_bytes[pid] + _reduce_bytes(2 * N, 3, pid))
         assert np.array_equal(zv, np.minimum(XS[:N], YS[:N])) and np.array_equal(rv, np.maximum(XS[:N], 0))
 
 

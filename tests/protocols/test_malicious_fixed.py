@@ -76,6 +76,16 @@ def test_cheating_in_truncation_caught(cheat, check):
 
 
 # --------------------------------------------------------------- prepared masks ---
+#: review5: `chida18.check_values` before a masked opening that follows a product: the coin,
+#: one reduction of one element, T, the verdict (n = 3, e = 16)
+CHECK_ROUNDS = 5
+
+
+def check_bytes(pid: int, n: int = 3, e: int = 16) -> int:
+    reduce_one = (1 + (n - 2) * (1 if pid == n - 1 else 0)) * e  # party n-1 is the king of one element
+    return (n - 1) * e * 2 + reduce_one + (n - 1) * 33
+
+
 async def prepared_job(s, *, between=False):
     """Inputs, prepare the masks (verifies: x, y become an older epoch), fixed_mul online."""
     D = s.domain
@@ -97,22 +107,23 @@ async def prepared_job(s, *, between=False):
 @pytest.mark.parametrize("between", [False, True])
 def test_prepared_fixed_mul(between):
     """With prepared masks: correct (floor + {0, 1}), the same at every party; online
-    Rounds 2 + 1 (+2 for refreshing x and r_hi after a verification in between), exact
-    bytes: the product's reduce of 2N + the opening of c (n = 3, N = 6, e = 16)."""
+    Rounds 2 + 5 + 1 (+2 for refreshing x and r_hi after a verification in between), exact
+    bytes: the product's reduce of 2N + the value check of that product before the masked
+    opening (review5: `chida18.check_values`) + the opening of c (n = 3, N = 6, e = 16)."""
     res, errs, _ = run(lambda s: prepared_job(s, between=between))
     assert errs == [None] * 3
     want = (XI * YI) >> F16
     N, e = XI.size, 16
-    for z, rounds, nbytes, left in res:
+    for pid, (z, rounds, nbytes, left) in enumerate(res):
         d = np.asarray(z, dtype=np.int64) - want
         assert ((d == 0) | (d == 1)).all(), d
         assert left == 2
         if not between:
-            assert rounds == 3
+            assert rounds == 3 + CHECK_ROUNDS
             # reduce of M = 2N = 12 (chunks of 4): 2 * (4 + 4) * e; opening c: 2 * N * e
-            assert nbytes == 2 * 2 * 4 * e + 2 * N * e
+            assert nbytes == 2 * 2 * 4 * e + check_bytes(pid) + 2 * N * e
         else:
-            assert rounds == 3 + 2 + 2  # refresh x (in mul), refresh r_hi (in trunc)
+            assert rounds == 3 + 2 + 2 + CHECK_ROUNDS  # refresh x (in mul), refresh r_hi (in trunc)
     assert all(np.array_equal(res[0][0], r[0]) for r in res)
 
 

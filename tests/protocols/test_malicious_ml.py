@@ -150,12 +150,21 @@ def _after(log, tag, prefix):
     return next(t for t in log[log.index(tag):] if t.startswith(prefix))
 
 
-def _grad(log):
-    """The gradient product of the last SGD iteration: the last king reduction before the
-    last iteration's weight-update truncation (2 truncations per iteration, 3 iterations:
-    mtrunc#5; the later ones are the release's)."""
-    end = log.index("mtrunc#5")
+def _last_product_before(log, tag):
+    """The last king reduction of a product before the masked opening `tag`: before the value
+    check that precedes it (review5: `chida18.check_values`, from its coin "mvcoin"; its own
+    reduction of one element has party 2 as the king, so party 2 sends it nothing)."""
+    end = log.index(tag)
+    checks = [i for i, t in enumerate(log[:end]) if t.startswith("mvcoin")]
+    end = checks[-1] if checks else end
     return [t for t in log[:end] if t.startswith("mking#")][-1]
+
+
+def _grad(log):
+    """The gradient product of the last SGD iteration: the last product before the last
+    iteration's weight-update truncation (2 truncations per iteration, 3 iterations:
+    mtrunc#5; the later ones are the release's)."""
+    return _last_product_before(log, "mtrunc#5")
 
 
 def _first(log, prefix):
@@ -199,8 +208,7 @@ def _cmp_last(log):
     """The last product of the last iteration's comparison (its BitLT's final G product, an
     error of 1 in the ltz bit): the last king reduction before that iteration's sigmoid
     truncation mtrunc#4."""
-    end = log.index("mtrunc#4")
-    return [t for t in log[:end] if t.startswith("mking#")][-1]
+    return _last_product_before(log, "mtrunc#4")
 
 
 def test_cheat_without_the_check_changes_the_model(training_tags, monkeypatch):
@@ -216,12 +224,19 @@ def test_cheat_without_the_check_changes_the_model(training_tags, monkeypatch):
         chida18._state(s).ranges = []
         chida18._state(s).key = None
 
+    async def no_value_check(s):
+        chida18._state(s).values = 0
+
     log, honest = training_tags
     monkeypatch.setattr(chida18, "verify", no_check)
     monkeypatch.setattr(fixed, "verify", no_check)
+    monkeypatch.setattr(chida18, "check_values", no_value_check)
     same, errs, _ = run(logistic_job)
     assert errs == [None] * 3
     assert np.array_equal(same[0][0], honest[0][0]) and same[0][1] == honest[0][1]
+    # the cheat's tag in this configuration (no value checks: their reductions' tags are gone)
+    log = []
+    run(logistic_job, wrap=lambda c: Recorder(c, log))
     res, errs, _ = run(logistic_job, cheat=(_cmp_last(log), None))
     assert errs == [None] * 3
     assert not np.allclose(res[0][0], honest[0][0], atol=0, rtol=0) or res[0][1] != honest[0][1]

@@ -103,11 +103,12 @@ def test_checked_input_exact_rounds_and_bytes(n):
         return got[0]
 
     out, stats, _ = run(job, n=n)
-    assert [st.rounds for st in stats] == [1] * n
+    assert [st.rounds for st in stats] == [2] * n  # the bits, the echo of their digest (review5)
     w, N = 32, XA.size  # the default width range_bits(Z_2^64) = 32
     owner = (n - 1) * (1 + (w * N + 7) // 8)
-    assert [st.bytes_sent for st in stats] == [owner] + [0] * (n - 1)
-    assert owner < (n - 1) * 16 * N  # smaller than an unchecked spdz2k.input
+    echo = (n - 1) * 32
+    assert [st.bytes_sent for st in stats] == [owner + echo] + [echo] * (n - 1)
+    assert owner + echo < (n - 1) * 16 * N  # smaller than an unchecked spdz2k.input
 
 
 def test_honest_out_of_range_is_refused_everywhere():
@@ -147,6 +148,17 @@ def test_equivocated_input_bits_are_caught():
         assert isinstance(out[p], CheatingDetectedError), out[p]
         assert error_code(out[p]) == "security.cheating_detected"
     assert not any(isinstance(o, list) for o in out)
+
+
+def test_equivocated_refusal_is_cheating_at_every_honest_party():
+    """review5: an owner that tells party 0 "refused" (status 1) and party 1 "accepted" (its
+    bits) is caught as cheating at both honest parties (check "input.status", as malicious
+    Shamir's status echo), not an honest refusal at party 0 and a peer.unavailable blaming
+    party 0 at party 1 (what main did: party 0 raised InputRangeRefusedError and left)."""
+    out, _, _ = run(inputs_job(None), wrap=lambda c: Rewrite(c, "sbits", _status(1), peers=[0]))
+    for p in range(2):
+        assert isinstance(out[p], CheatingDetectedError), out[p]
+        assert out[p].check == "input.status" and error_code(out[p]) == "security.cheating_detected"
 
 
 def test_deviating_owner_input_is_in_range_by_construction(monkeypatch):

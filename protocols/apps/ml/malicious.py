@@ -36,8 +36,11 @@ bits differ only where the probabilistic truncation's random rounding does):
   verification, 10 rounds; "offline"), after which the long-lived MShares (X, y, w) are
   re-keyed in one reduction;
 - the per-party input shapes are agreed by an echo-checked broadcast (`batch.agree_ints`).
-Rounds per SGD iteration with prepared masks: matmul 2 + sigmoid 12 (ltz 9, trunc 1,
-product 2) + matmul 2 + trunc 1 = 17 (squared loss: 6). The final model's truncations
+Rounds per SGD iteration with prepared masks: matmul 2 + sigmoid 22 (value check 5, ltz 9,
+value check 5, trunc 1, product 2) + matmul 2 + value check 5 + trunc 1 = 32 (squared loss:
+16); the value checks (`chida18.check_values`, review5: the products' values are checked
+before each masked opening that follows them, 15 of the 32) keep a cheater's product error
+from carrying a secret into a masked opening before the verification. The final model's truncations
 (`finish`) have their masks prepared in one batch too (`finish_truncs`).
 Inputs are range-checked under MPC (issue 16; `input_all`): X and the moments/statistics with
 widths derived from f and the sum lengths (`range_bits`, `rows_bits`, `moment_bits`; the
