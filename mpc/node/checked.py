@@ -34,7 +34,8 @@ def share_data(share: Any) -> np.ndarray:
     """This node's share of the value, in the domain's wire layout: an MShare's [x] component
     (its [r*x] MAC share stays here), an AShare's value share mod 2^64 (its MAC share and the
     upper 64 bits stay here: the shares mod 2^64 add up to the value mod 2^64, what the
-    analyst decodes), or a Share's data."""
+    analyst decodes), or a Share's data. (A SPDZ2k job's outputs to the analyst do not go
+    through here: spdz2k.output_to_client seals them masked, with their MAC and key shares.)"""
     from protocols.malicious.chida18 import MShare
     from protocols.malicious.spdz2k import AShare
 

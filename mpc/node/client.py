@@ -16,7 +16,10 @@ the nodes' consortium id, one without `not_after` expires DEFAULT_LIFETIME secon
 If some node refuses a submission, `submit` withdraws it from the nodes that accepted it. `result` waits until every
 node has finished; if any node failed or refused it raises `JobFailedError` with every
 node's code and reason. Outputs addressed to "analyst" arrive as one sealed share per node;
-only this key can open them, and the client reconstructs and decodes them here.
+only this key can open them, and the client reconstructs and decodes them here. For a
+SPDZ2k job (scheme additive, security malicious: the result's agreed metadata) each node also
+seals its MAC share and MAC key share, and the client checks every output's MAC before it
+returns anything (`OutputIntegrityError` otherwise).
 """
 
 from __future__ import annotations
@@ -49,6 +52,14 @@ TERMINAL = ("done", "failed", "refused")
 
 class ClientError(SmpcError):
     """A node could not be reached or answered nonsense."""
+
+
+class OutputIntegrityError(ClientError):
+    """An output of a SPDZ2k job (malicious additive consortium) failed the analyst's MAC
+    check: some node sealed a share, MAC share or key share other than the protocol's. The
+    message names the output and job, never values; nothing of the result is returned."""
+
+    code = "security.cheating_detected"
 
 
 class SubmissionRejected(SmpcError):
@@ -261,6 +272,12 @@ class Client:
         return self._reconstruct(job_id, results)
 
     def _reconstruct(self, job_id: str, results: dict[str, dict]) -> JobResult:
+        """Open and decode every output addressed to the analyst from every node's result
+        (checked alike by `_agreed` first). Semi-honest and Shamir: the sealed value shares
+        are reconstructed (Shamir's consistency is checked by the scheme). SPDZ2k (the
+        agreed metadata says scheme additive, security malicious): each output's MAC is
+        checked first (`_open_spdz2k`); if any output fails, OutputIntegrityError is raised
+        and nothing is returned."""
         from nacl.public import SealedBox
         from nacl.signing import SigningKey
 
@@ -275,8 +292,13 @@ class Client:
         sch = make_scheme(meta["scheme"], dom, meta["n"], meta["t"])
         box = SealedBox(SigningKey(self.key).to_curve25519_private_key())
         values: dict[str, np.ndarray] = {}
+        spdz = meta["scheme"] == "additive" and meta.get("security") == "malicious"
         for name, entry in meta["outputs"].items():
             if "sealed" not in entry:
+                continue
+            if spdz:  # issue 16: the MAC check mod 2^(k+s), then x mod 2^k
+                values[name] = FixedPoint(dom, entry["f"]).decode(
+                    self._open_spdz2k(job_id, name, rs, box))
                 continue
             shares = {}
             for r in rs:
@@ -296,9 +318,49 @@ class Client:
                          stats)
 
 
+    @staticmethod
+    def _open_spdz2k(job_id: str, name: str, rs: list[dict], box) -> np.ndarray:
+        """One SPDZ2k output (mpc.node.runner Runner._seal_spdz2k): every node's sealed
+        (x_i + 2^k r_i, m_i, alpha_i), checked with spdz2k.open_client_output: sum m_i =
+        (sum alpha_i)(sum x_i) mod 2^128 element by element [Cramer et al., SPDZ2k, CRYPTO
+        2018, section 3: a node that shifts its shares passes with probability at most 2^-s,
+        s = 64]. Returns x mod 2^64 (uint64); raises OutputIntegrityError (naming the output)
+        on any failure or malformed share, ClientError if a share cannot be opened."""
+        from protocols.malicious import spdz2k
+
+        xs, ms, alphas = [], [], []
+        for r in rs:
+            e = r["outputs"][name]
+            dims = e.get("shape")
+            if not isinstance(dims, list) or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 31
+                    for d in dims):
+                raise OutputIntegrityError(f"job {job_id}: output {name!r} has a malformed shape")
+            n_el = int(np.prod(dims, dtype=np.int64))
+            want = (2 * n_el + 1) * 16
+            try:
+                raw = box.decrypt(base64.b64decode(e["sealed"]))
+            except Exception as ex:  # PyNaCl: untyped errors; a missing or malformed field
+                raise ClientError(f"cannot open party {r['pid']}'s share of {name}: "
+                                  f"{type(ex).__name__}") from None
+            if len(raw) != want:
+                raise OutputIntegrityError(f"job {job_id}: party {r['pid']}'s share of output "
+                                           f"{name!r} is malformed")
+            w = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(2 * n_el + 1, 2)
+            shape = (*dims, 2)
+            xs.append(w[:n_el].reshape(shape))
+            ms.append(w[n_el:2 * n_el].reshape(shape))
+            alphas.append(w[2 * n_el])
+        got = spdz2k.open_client_output(xs, ms, alphas)
+        if got is None:
+            raise OutputIntegrityError(f"job {job_id}: output {name!r} failed the MAC check "
+                                       "(a node sealed a wrong share); no output is returned")
+        return got
+
+
 #: result fields every node must report alike (an output's "sealed" share and "values"
 #: differ per node; everything else about an output must not)
-_SHARED = ("scheme", "n", "t", "computation", "parameters")
+_SHARED = ("scheme", "n", "t", "security", "computation", "parameters")
 _OWN = ("sealed", "values")
 
 

@@ -25,7 +25,8 @@ compute  every node first echoes a digest of the public terms it derived (k, DP,
          peers fails the job on every honest node before any input), then the registered
          computation (mpc.node.jobs) with dealer-free preprocessing.
 deliver  every output goes to its recipients only (party recipients: core.reveal_to; the
-         analyst: this node's share sealed to the analyst's key).
+         analyst: this node's share sealed to the analyst's key; SPDZ2k: the masked share,
+         its MAC share and the job's MAC key share, which the analyst's Client checks).
 
 Any error ends the job with a code on this node and a generic reason (what the analyst and the
 peers see); the details (rows, columns, values' names) stay in this node's log, escaped. A
@@ -661,15 +662,27 @@ class Runner:
 
     async def _deliver(self, s, m: Manifest, outputs: dict) -> dict:
         """Reveal each output to its party recipients; seal this node's share of it to the
-        analyst. Returns what this node stores (never an output not addressed to it)."""
-        from mpc.node.checked import reveal_fn, share_data, verify_before_release
+        analyst. Returns what this node stores (never an output not addressed to it).
+
+        SPDZ2k (malicious additive, issue 16): the reveals to parties first (each
+        spdz2k.reveal_to, MAC-checked), then every output addressed to the analyst at once
+        through spdz2k.output_to_client: this node seals (x_i + 2^k r_i, its MAC share,
+        alpha_i) per output, after the job's last check, and the job's MAC key share is
+        deleted: the session computes, opens and checks nothing more. The analyst's Client
+        checks the MAC itself (mpc.node.client, `OutputIntegrityError`), so a node that
+        seals a shifted share is caught. Other sessions seal the value share only (Shamir
+        malicious: the analyst checks the 2t+1 shares' consistency)."""
+        from mpc.node.checked import _spdz2k, reveal_fn, share_data, verify_before_release
         from protocols.arith.fixedpoint import FixedPoint
 
         await verify_before_release(s)  # issue 16: malicious jobs verify before anything leaves
         names = self.cfg.party_names()
+        spdz = _spdz2k(s)
         result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
+                                  "security": self.cfg.security,
                                   "pid": self.cfg.index, "computation": m.computation,
                                   "parameters": m.parameters, "outputs": {}}
+        to_analyst: list[str] = []
         for name in sorted(outputs):
             out = outputs[name]
             if out.share is None:  # revealed inside the protocol to the only recipient
@@ -680,7 +693,9 @@ class Runner:
                 continue
             entry: dict[str, Any] = {"f": out.f, "shape": list(out.share.shape)}
             for rcp in m.recipients:
-                if rcp == ANALYST:
+                if rcp == ANALYST and spdz:
+                    to_analyst.append(name)  # sealed below, after every reveal's check
+                elif rcp == ANALYST:
                     wire = np.asarray(s.domain.to_wire(share_data(out.share)))
                     entry["sealed"] = seal_to_analyst(m.analyst_key,
                                                       np.ascontiguousarray(wire).tobytes())
@@ -692,4 +707,26 @@ class Runner:
                     if got is not None:
                         entry["values"] = FixedPoint(s.domain, out.f).decode(got).tolist()
             result["outputs"][name] = entry
+        if to_analyst:
+            await self._seal_spdz2k(s, m, outputs, to_analyst, result["outputs"])
         return result
+
+    @staticmethod
+    async def _seal_spdz2k(s, m: Manifest, outputs: dict, names: list[str],
+                           entries: dict[str, dict]) -> None:
+        """SPDZ2k outputs to the analyst, all in one spdz2k.output_to_client call: per
+        output one sealed uint64 array of shape (2N + 1, 2) (ring128 limbs, little-endian):
+        N masked value shares, N MAC shares, then alpha_i."""
+        from protocols.malicious import spdz2k
+
+        for name in names:
+            if not isinstance(outputs[name].share, spdz2k.AShare):  # never unMACed
+                from protocols.errors import MaliciousUnsupportedError
+
+                raise MaliciousUnsupportedError(f"output {name!r} is not MACed (SPDZ2k)")
+        parts, alpha = await spdz2k.output_to_client(s, *(outputs[n].share for n in names))
+        for name, (x, mac) in zip(names, parts, strict=True):
+            wire = np.concatenate([x.reshape(-1, 2), mac.reshape(-1, 2),
+                                   alpha.reshape(1, 2)]).astype("<u8")
+            entries[name].update(sealed=seal_to_analyst(m.analyst_key, wire.tobytes()),
+                                 wire_dtype="uint64", wire_shape=list(wire.shape), mac="spdz2k")

@@ -38,6 +38,9 @@ Z_2^(k+s) = Z_2^128 (protocols.arith.ring128), any n >= 2, up to n - 1 corrupt.
   for a MACed random r (the upper s bits of x~ are not protected: the mask hides them),
   checked again, and only then x = (x + 2^k r) mod 2^k is returned. `reveal_to` one party:
   [x - r] is opened instead, r being that party's own MACed mask, and the party adds r.
+- output to an external receiver (`output_to_client`, `open_client_output`): after the check,
+  every party hands the receiver [x + 2^k r], its MAC share and alpha_i; the receiver checks
+  the MAC itself (the session's key is used no more).
 - abort: a failed check deletes alpha_i and the pending openings, drops the buffered
   preprocessing, aborts the session (terminal) and raises CheatingDetectedError (code
   `security.cheating_detected`, naming the check: "mac", "commit", "transcript",
@@ -65,6 +68,7 @@ from protocols.errors import (
     CheatingDetectedError,
     DomainError,
     MaliciousUnsupportedError,
+    SessionAbortedError,
     ShapeMismatch,
 )
 from protocols.malicious.spdz2k_prep import Spdz2kDealerView
@@ -78,6 +82,8 @@ SOUNDNESS_BITS = S - math.log2(S + 1)
 #: bytes: a commitment (BLAKE2b-256), an opening nonce, a verdict (flag and transcript digest)
 COMMIT_BYTES, NONCE_BYTES, VERDICT_BYTES = 32, 16, 33
 _EXT = "spdz2k"
+#: _Ctx.failed once alpha_i was handed to a client output (`output_to_client`)
+_RELEASED = "released"
 _U64 = np.dtype(np.uint64)
 
 
@@ -125,6 +131,9 @@ def _ctx(s: Session) -> _Ctx:
     if ctx is None:
         raise MaliciousUnsupportedError("SPDZ2k is not set up on this session (spdz2k.attach)")
     s.check_alive()
+    if ctx.alpha is None and ctx.failed == _RELEASED:
+        raise SessionAbortedError("SPDZ2k: the MAC key share was released with a client output; "
+                                  "this session computes nothing more")
     if ctx.alpha is None:
         raise CheatingDetectedError("SPDZ2k: the MAC key was deleted after a failed check", check=ctx.failed)
     return ctx
@@ -473,3 +482,79 @@ async def reveal_to(s: Session, x: AShare, party: int) -> np.ndarray | None:
     if s.pid != party:
         return None
     return R.lo(R.add(vals, rc))
+
+
+# ------------------------------------------------------------------- client outputs ---
+async def output_to_client(s: Session, *xs: AShare) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """The SPDZ-style output to an external receiver (a client that holds no share): this
+    party's part of x + 2^k r with its MAC, and its MAC key share alpha_i, for the receiver to
+    check and open with `open_client_output` [DPSZ12, section 4 (the output phase: the MAC
+    key is opened once nothing more is computed); CDESX18, section 3 (the check mod 2^(k+s)
+    and the masking of the upper s bits)].
+
+        check;  r = randoms(N);  x' = x + 2^k r, m' = m + 2^k m_r (local);  check;
+        release alpha_i (deleted here: the session can compute nothing more)
+
+    Returns ([(x'_i, m'_i) per x, each of shape (*x.shape, 2)], alpha_i of shape (2,)).
+    Rounds: the pending check's 5 (if anything is pending) + the source's for N randoms.
+    Bytes: the checks' and the source's only; what the receiver gets is 32 * N + 16 per
+    party (sealed by the caller).
+    Security: alpha = sum alpha_i is this session's key, drawn for it alone (`attach`), and
+    nothing is opened, checked or MACed under it after this call (every output of the job
+    goes through one call; `_ctx` refuses any later use). A party's alpha_i is no use to the
+    receiver before every honest party has made this call, that is before each has finished
+    every check. The mask 2^k r (r's low k bits uniform: an honest party's share) hides the
+    upper s bits of x~ = sum x_i mod 2^(k+s), which can carry intermediate values (the
+    reason `open` masks them too): the receiver learns x mod 2^k, and m' = alpha x' tells it
+    nothing beyond x' and alpha. A cheater's shifts of its x'_i, m'_i, alpha_i are caught by
+    the receiver's check (`open_client_output`).
+    Raises: CheatingDetectedError (the pending check), SessionAbortedError (used again).
+
+    [DPSZ12] I. Damgard, V. Pastro, N. Smart, S. Zakarias, "Multiparty Computation from
+    Somewhat Homomorphic Encryption", CRYPTO 2012.
+    """
+    _check(s, *xs)
+    await check(s)
+    ctx = _ctx(s)
+    N = sum(x.size for x in xs)
+    r, mr = await ctx.prep.randoms((N,))
+    await check(s)  # nothing is pending unless the source opened MACed values for r
+    ctx = _ctx(s)
+    out, k = [], 0
+    for x in xs:
+        rk, mk = r[k : k + x.size].reshape(x.x.shape), mr[k : k + x.size].reshape(x.x.shape)
+        out.append((R.add(x.x, R.shl64(rk)), R.add(x.m, R.shl64(mk))))
+        k += x.size
+    key = _alpha(ctx)
+    alpha = key.copy()
+    key.fill(0)  # in place: the preprocessing source holds the same array
+    ctx.alpha, ctx.opened, ctx.inputs, ctx.failed = None, [], [], _RELEASED
+    return out, alpha
+
+
+def open_client_output(xs: list[np.ndarray], ms: list[np.ndarray], alphas: list[np.ndarray]) -> np.ndarray | None:
+    """The receiver's side of `output_to_client` (no session, no communication): with every
+    party's x'_i, m'_i (arrays (*S, 2) uint64) and alpha_i ((2,) uint64, in Z_2^s), check
+    sum m'_i == (sum alpha_i) * (sum x'_i) mod 2^(k+s) element by element; return
+    x = sum x'_i mod 2^k (uint64, shape S), or None if any element fails or an alpha_i is
+    not in Z_2^s.
+
+    Soundness [CDESX18, section 3 and Theorem 1]: a cheater that shifts its shares by
+    (d, e, a) (value, MAC, key) passes only if alpha_h d + a (x' + d) + A d = e mod 2^(k+s),
+    alpha_h being an honest party's key share (uniform in Z_2^s, unknown to it). If d != 0
+    mod 2^k (a changed output) with 2-adic valuation v < k, alpha_h d is uniform over 2^s
+    values mod 2^(s+v), so one element passes with probability at most 2^-s; the batched
+    check's random linear combination (`check`) adds the log2(s + 1) term of Theorem 1,
+    which this element-wise check does not need.
+    """
+    if not xs or len(xs) != len(ms) or len(xs) != len(alphas):
+        return None
+    shape = xs[0].shape
+    if any(a.shape != (2,) or a[1] != 0 for a in alphas) or any(v.shape != shape for v in (*xs, *ms)):
+        return None
+    x, m, alpha = xs[0], ms[0], alphas[0]
+    for i in range(1, len(xs)):
+        x, m, alpha = R.add(x, xs[i]), R.add(m, ms[i]), R.add(alpha, alphas[i])
+    if not np.array_equal(R.mul(x, alpha), m):
+        return None
+    return R.lo(x)

@@ -20,6 +20,11 @@ the ordinary daemon (further arguments, e.g. --insecure, go to `smpc node`), exc
   2^16 (1.0 in fixed point) added to the first coefficient's share (a node that edits its
   own share file consistently: it can, the file is its own); it runs the protocol honestly
   on that share.
+- MODE "sealshift" / "sealshiftmac" (issue 16, SPDZ2k): at delivery it adds DELTA to its
+  value share of the first element of every output addressed to the analyst (what it seals
+  to the analyst; the protocol's checks before it see nothing); "sealshiftmac" also adds
+  alpha_i * DELTA to its MAC share of it (its own key share: the best guess it has of
+  alpha * DELTA).
 Nothing else differs."""
 
 import dataclasses
@@ -132,6 +137,32 @@ def _model_shift() -> None:
     models.ModelStore.load = load
 
 
+#: what "sealshift" adds to the first element's value share: 16.0 at f = 16
+DELTA = 16 << 16
+
+
+def _seal_shift(with_mac: bool) -> None:
+    from protocols.arith import ring128 as R
+    from protocols.malicious import spdz2k
+
+    honest = runner.Runner._deliver
+
+    async def _deliver(self, s, m, outputs):
+        if "analyst" in m.recipients:
+            for name, out in list(outputs.items()):
+                sh = out.share
+                if not isinstance(sh, spdz2k.AShare):
+                    continue
+                d = R.zeros(sh.shape)
+                d.reshape(-1, 2)[0, 0] = DELTA
+                dm = R.mul(d, s._state.ext["spdz2k"].alpha) if with_mac else R.zeros(sh.shape)
+                outputs[name] = dataclasses.replace(
+                    out, share=spdz2k.AShare(R.add(sh.x, d), R.add(sh.m, dm), s))
+        return await honest(self, s, m, outputs)
+
+    runner.Runner._deliver = _deliver
+
+
 if __name__ == "__main__":
     PREFIX = sys.argv[1]
     if PREFIX == "onehot":
@@ -142,6 +173,8 @@ if __name__ == "__main__":
         _take_and_drop(sys.argv[2])
     elif PREFIX == "equivocate":
         _equivocate()
+    elif PREFIX in ("sealshift", "sealshiftmac"):
+        _seal_shift(PREFIX == "sealshiftmac")
     else:
         if parse_target(PREFIX)[1] is not None:
             install_phases()
