@@ -9,7 +9,7 @@ every node, before any data is read or input shared) with security.unsupported: 
 fraud_aggregate, DP noise, store_model. A modified node that adds an error to an opened
 value is caught with security.cheating_detected on every honest node, nothing released.
 
-The aggregate and cheating tests run the dealer-free MACed source (preprocessing = "ot",
+The aggregate tests run the dealer-free MACed source (preprocessing = "ot",
 protocols.malicious.spdz2k_ot). The trainers compare against run_local's SPDZ2k on the
 shared-seed dealer (--insecure): the node path (MAC key, checks, delivery) is the same, and
 the OT source's triples and masked bits for even 105 rows cost minutes of CPU per node
@@ -190,13 +190,15 @@ def test_three_banks_aggregate_exactly_and_refuse_fraud_at_submission(tmp_path):
 
 
 def test_cheating_opening_caught_on_every_honest_node(tmp_path):
-    """Three banks on the dealer-free source; bank2 (modified) adds 1 to its share of the
+    """Three banks (the shared-seed dealer, --insecure: the opening and its MAC check are the
+    same code on every source, and the OT source's masked bits cost ~10 s here); bank2
+    (modified) adds 1 to its share of the
     first opening of a reveal to one party (spdz2k.reveal_to's [x - r], tag "sout": the
     masked bits an owner's checked input is built from). The job fails with
     security.cheating_detected (check "mac") at bank0 and bank1, which release nothing (no
     result) and audit the check. (With spdz2k.check made a no-op, this test fails: the job
     completes and releases.)"""
-    cl = _cluster(tmp_path, cheat="sout")
+    cl = _cluster(tmp_path, preprocessing="shared_seed_dealer", cheat="sout", insecure=True)
     try:
         c = cl.client()
         job = c.submit(_manifest("cheat", recipients=("analyst", "bank0")))
