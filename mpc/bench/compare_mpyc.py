@@ -20,9 +20,10 @@ threshold t = (n-1)/2, PRSS for random sharings, plaintext TCP, no preprocessing
   [1, 2^10). On `SecFxp(64, 16)` MPyC 0.11 returns wrong values for every element here (0 for
   `1 / x`, values near +-4e28 for `mpc.np_reciprocal`), so the 32-bit type is what it can time.
 * logistic_regression [logistic_regression]: SecureML mini-batch SGD in `SecFxp(64, 16)` on
-  smpc bench's data, split, batch order and hyperparameters, model revealed (see `_logistic`;
-  1/sd by Newton from a public start, as MPyC 0.11 has no secure square root); correct when
-  the accuracy is within 1 pp of the float64 reference.
+  smpc bench's data, split, batch order, hyperparameters and standardisation (each party
+  inputs its local moments), model revealed (see `_logistic`; 1/sd by Newton from a public
+  start, as MPyC 0.11 has no secure square root); correct when the accuracy is within 1 pp
+  of the float64 reference and the mean and 1/sd are right (`check_stats`).
 
 The inputs are drawn from a public seed (benchmark data only); party 0 secret-shares them
 before the timed runs; the last run's result is opened and checked against numpy (exact for
@@ -48,6 +49,8 @@ import time
 
 #: smpc bench ops with an MPyC counterpart
 MPYC_OPS = ("mul", "inner", "fixed_mul", "compare", "reciprocal", "logistic_regression")
+#: not bench ops: parts of a workload, checked on their own by the tests
+_PART_OPS = ("logistic_stats",)
 SEED = 20240601
 F = 16
 
@@ -97,7 +100,7 @@ def run_mpyc(op: str, size: int, parties: int, repeat: int = 3, timeout: float =
              epochs: int = 1) -> dict:
     """Run one MPyC measurement; returns {seconds, ops_per_s, correct, ...} or {error}.
     `epochs`: logistic_regression only (ops = size * epochs rows, as smpc bench)."""
-    if op not in MPYC_OPS:
+    if op not in MPYC_OPS + _PART_OPS:
         return {"error": f"no MPyC counterpart for {op}"}
     if not available():
         return {"error": "MPyC not installed (pip install -e .[compare])"}
@@ -205,15 +208,79 @@ def check_result(op: str, X, Y, got) -> tuple[int, float]:
     return int((e > bound).sum()), float(e.max())
 
 
+def _stats(mpc, sec, X):
+    """The global mean and 1/sd of X's columns over all parties' rows, as smpc's horizontal
+    standardisation (protocols.apps.ml.data.horizontal_stats) computes them: party i inputs
+    its local moments sum x / N and sum x^2 / N (float64, then encoded with F bits), their sum
+    gives mu and var = E[x^2] - mu^2, and 1/sd = var^-1/2 by Newton's y <- y (3 - var y^2) / 2
+    from the public y0 = 2^-4 (MPyC 0.11 has no secure square root; smpc: inv_sqrt + Newton):
+    24 steps reach 1/sd for 2^-8 <= var < 768 (convergence needs var y0^2 < 3; from 2^-4 to
+    16 the growth is 3/2 per step). Dividing the summed shares by N instead multiplies by
+    1/N rounded to 2^-F (at N = 10^4: 7 * 2^-16 = 1.068e-4), which made a variance negative
+    and 1/sd diverge."""
+    import numpy as np
+
+    from mpc.bench.e2e import _rows_of
+
+    size, d = X.shape
+    n = len(mpc.parties)
+    own = X[_rows_of(size, n, mpc.pid)]
+    local = np.concatenate([own.sum(0) / size, (own * own).sum(0) / size])
+    tot = None
+    for i in range(n):  # party i inputs its own moments (the others pass placeholders)
+        v = mpc.input(sec.array(local if mpc.pid == i else np.zeros(2 * d)), senders=i)
+        tot = v if tot is None else tot + v
+    mu, ex2 = tot[:d], tot[d:]
+    var = ex2 - mu * mu
+    istd = sec.array(np.full(d, 2.0**-4))
+    for _ in range(24):
+        istd = istd * (3 - var * istd * istd) * 0.5
+    return mu, istd
+
+
+def check_stats(X, got) -> tuple[int, float]:
+    """(number of wrong values, largest error) of the revealed [mean, 1/sd] of X's columns
+    against numpy: a mean is wrong when off by more than 2^-10, a 1/sd when its relative
+    error exceeds 2^-8 (pure)."""
+    import numpy as np
+
+    d = X.shape[1]
+    got = np.asarray(got, dtype=float)
+    e_mu = np.abs(got[:d] - X.mean(0))
+    e_istd = np.abs(got[d:] * X.std(0) - 1)
+    return int((e_mu > 2.0**-10).sum() + (e_istd > 2.0**-8).sum()), float(max(e_mu.max(), e_istd.max()))
+
+
+async def _logistic_stats(mpc, size: int) -> tuple[list, bool, dict]:
+    """The logistic_regression program's standardisation alone (test hook: cheap at sizes
+    where the full training takes minutes): [mean, 1/sd] revealed and checked."""
+    from mpc.bench.e2e import logistic_data
+
+    sec = mpc.SecFxp(64, F)
+    X, _ = logistic_data(size)
+    await mpc.output(sec(0))
+    t0 = time.monotonic()
+    mu, istd = _stats(mpc, sec, X)
+    got = await mpc.output(mpc.np_concatenate([mu, istd]))
+    runs = [(t0, time.monotonic())] * 2
+    bad, err = check_stats(X, got)
+    return runs, bad == 0, {"max_error": err, "wrong": bad}
+
+
 async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, bool, dict]:
     """smpc bench's logistic_regression in MPyC SecFxp(64, 16): the same public data (mpc.bench.
     logistic_data), horizontal split (party i inputs its rows), batch order
     (protocols.apps.ml.sgd.batches, shuffle_seed 0), batch 128, lr 0.5, SecureML piecewise sigmoid
-    clip(z + 1/2, 0, 1), standardisation with the global mean and 1/sd, coefficients mapped back
-    to original units and revealed. One difference: MPyC 0.11 has no secure square root, so
-    1/sd comes from Newton's iteration y <- y (3 - var y^2) / 2 from the public y0 = 2^-4
-    (24 steps; smpc uses inv_sqrt's normalisation + Newton). Correct: accuracy within 1 pp
-    of the float64 reference (protocols.apps.ml.reference.fit_sgd_plain)."""
+    clip(z + 1/2, 0, 1), standardisation with the global mean and 1/sd from the parties' local
+    moments (`_stats`: 1/sd by Newton from a public start, as MPyC 0.11 has no secure square
+    root), coefficients mapped back to original units and revealed. Correct: accuracy within
+    1 pp of the float64 reference (protocols.apps.ml.reference.fit_sgd_plain), and the mean
+    and 1/sd (opened after the timed runs) as `check_stats` requires.
+    Width: SecFxp(64, 16), smpc's Z_2^64 with f = 16. Enough: the largest value is the
+    batch gradient, |Z_B^T e| <= 128 max|Z| < 2^11 (< 2^43 as a 2f-bit product), far inside
+    l = 64 and MPyC's 112-bit field; a float64 emulation of this program rounded to 2^-16 at
+    every product gives 1/sd within 5e-4 relative and the coefficients within 3e-4 of
+    float64 at 10^4 rows x 10 epochs. A wider type would only slow MPyC's comparisons."""
     import numpy as np
 
     from mpc.bench.e2e import ACCURACY_TOL, LOGREG_HP, _rows_of, logistic_data
@@ -234,11 +301,7 @@ async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, boo
             xs.append(mpc.input(sec.array(X[idx] if mine else np.zeros((len(idx), d))), senders=i))
             ys.append(mpc.input(sec.array(y[idx].astype(float) if mine else np.zeros(len(idx))), senders=i))
         Xs, ys_ = mpc.np_vstack(xs), mpc.np_concatenate(ys)
-        mu = mpc.np_sum(Xs, axis=0) * (1 / size)
-        var = mpc.np_sum(Xs * Xs, axis=0) * (1 / size) - mu * mu
-        istd = sec.array(np.full(d, 2.0**-4))
-        for _ in range(24):
-            istd = istd * (3 - var * istd * istd) * 0.5
+        mu, istd = _stats(mpc, sec, X)
         Z = (Xs - mu) * istd
         w, w0 = sec.array(np.zeros(d)), sec.array(np.zeros(1))
         for idx in sched:
@@ -251,19 +314,21 @@ async def _logistic(mpc, size: int, repeat: int, epochs: int) -> tuple[list, boo
             w, w0 = w - g * c, w0 - mpc.np_sum(e) * c
         coef = w * istd
         b = w0 - mpc.np_sum(coef * mu)
-        return mpc.np_concatenate([coef, b])
+        return mpc.np_concatenate([coef, b]), mpc.np_concatenate([mu, istd])
 
-    runs, model = [], None
+    runs, model, stats = [], None, None
     for _ in range(repeat + 1):
         await mpc.output(sec(0))  # synchronise, as smpc bench's one-element open
         t0 = time.monotonic()
-        model = np.asarray(await mpc.output(await train()), dtype=float)  # revealed, as smpc
+        packed, stats = await train()
+        model = np.asarray(await mpc.output(packed), dtype=float)  # revealed, as smpc
         runs.append((t0, time.monotonic()))
+    bad_stats, stats_err = check_stats(X, await mpc.output(stats))  # untimed: the check only
     cf, bf = fit_sgd_plain(X, y, loss="logistic", epochs=epochs, **LOGREG_HP)
     acc = float(((X @ model[:-1] + model[-1] > 0) == y).mean())
     facc = float(((X @ cf + bf > 0) == y).mean())
-    return runs, abs(acc - facc) <= ACCURACY_TOL, {
-        "accuracy": acc, "float_accuracy": facc, "epochs": epochs,
+    return runs, abs(acc - facc) <= ACCURACY_TOL and bad_stats == 0, {
+        "accuracy": acc, "float_accuracy": facc, "epochs": epochs, "stats_max_error": stats_err,
         "max_coef_diff": float(np.max(np.abs(model - np.append(cf, bf))))}
 
 
@@ -272,13 +337,18 @@ async def _party(op: str, size: int, repeat: int, out_dir: str, epochs: int = 1)
     from mpyc.runtime import mpc
 
     await mpc.start()
-    if op == "logistic_regression":
-        runs, correct, extra = await _logistic(mpc, size, repeat, epochs)
+    if op in ("logistic_regression", "logistic_stats"):
+        if op == "logistic_stats":
+            runs, correct, checked = await _logistic_stats(mpc, size)
+            extra: dict = {}
+        else:
+            runs, correct, extra = await _logistic(mpc, size, repeat, epochs)
+            checked = {"max_error": None, "wrong": None if correct else 1}
         await mpc.shutdown()
         tmp = os.path.join(out_dir, f"party{mpc.pid}.tmp")
         with open(tmp, "w") as fh:
-            json.dump({"runs": runs, "correct": correct, "max_error": None,
-                       "wrong": None if correct else 1, "type": "SecFxp64:16", "extra": extra}, fh)
+            json.dump({"runs": runs, "correct": correct, **checked, "type": f"SecFxp64:{F}",
+                       "extra": extra}, fh)
         os.replace(tmp, os.path.join(out_dir, f"party{mpc.pid}.json"))
         return
     if op in ("mul", "inner"):
@@ -326,7 +396,7 @@ def _main() -> None:
     from mpyc.runtime import mpc  # parses (and strips) MPyC's own flags
 
     p = argparse.ArgumentParser()
-    p.add_argument("--op", required=True, choices=MPYC_OPS)
+    p.add_argument("--op", required=True, choices=MPYC_OPS + _PART_OPS)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--epochs", type=int, default=1)

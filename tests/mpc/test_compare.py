@@ -79,3 +79,12 @@ def test_end_to_end_ratio_counts_the_offline_phase(capsys):
     assert rec["ratio_vs_mpyc_end_to_end"] == pytest.approx(
         online_ratio * rec["seconds"] / (rec["seconds"] + rec["offline_seconds"]))
     assert rec["ratio_vs_mpyc_end_to_end"] < rec["ratio_vs_mpyc"]
+
+
+def test_mpyc_logistic_standardisation_at_10k_rows():
+    # the MPyC program's global mean and 1/sd at the 10,000 rows (the standardisation
+    # alone: the training takes minutes there), checked against numpy: a 1/N that SecFxp
+    # cannot represent (1e-4 is 7 * 2^-16, +6.8%) made a variance negative and 1/sd diverge
+    m = compare_mpyc.run_mpyc("logistic_stats", 10_000, 3, repeat=1)
+    assert m["correct"] is True and m["wrong_elements"] == 0, m
+    assert m["max_abs_error"] < 2.0**-8
