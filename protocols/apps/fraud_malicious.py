@@ -147,6 +147,17 @@ class MScores:
     revealed_scores: np.ndarray | None = None
 
 
+
+async def _agree_columns(s: Session, X_local_cols: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
+    """This bank's columns as a 2-D float64 array (or None) and the agreed table of every
+    bank's (columns, rows) (batch.agree_ints: 2 rounds, echo-checked)."""
+    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
+    if X is not None and X.ndim == 1:
+        X = X[:, None]
+    cols = 0 if X is None else X.shape[1]
+    rows = 0 if X is None or not cols else X.shape[0]
+    return X, await agree_ints(s, np.array([cols, rows]))
+
 async def score(
     s: Session, coef_intercept: tuple[npt.ArrayLike, float] | Any, X_local_cols: np.ndarray | None, *,
     owner: int, threshold: float | None, reveal_to: int, proba: bool, reveal_scores: bool = False,
@@ -167,13 +178,9 @@ async def score(
                             reveal_scores=reveal_scores, f=f, _reveal=_reveal)
     coef = np.asarray(coef_intercept[0], dtype=np.float64)
     intercept = float(coef_intercept[1])
-    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
-    if X is not None and X.ndim == 1:
-        X = X[:, None]
-    cols = 0 if X is None else X.shape[1]
-    rows = 0 if X is None or not cols else X.shape[0]
-    table = await agree_ints(s, np.array([cols, rows]))
+    X, table = await _agree_columns(s, X_local_cols)
     sizes = [int(v) for v in table[:, 0]]
+    cols = sizes[s.pid]  # this bank's own row of the table
     if sum(sizes) != len(coef):
         raise ShapeMismatch(f"coef has {len(coef)} entries, the banks hold {sum(sizes)} columns")
     N = int(table[owner, 1])
@@ -256,13 +263,9 @@ async def shared_model_scores(s: Session, model: Any, X_local_cols: np.ndarray |
     their row counts differ), InputRangeCheatingError (a bank's input bits), CheatingDetectedError."""
     from protocols.malicious.batch import bcast, clip_many
 
-    X = None if X_local_cols is None else np.asarray(X_local_cols, dtype=np.float64)
-    if X is not None and X.ndim == 1:
-        X = X[:, None]
-    cols = 0 if X is None else X.shape[1]
-    rows = 0 if X is None or not cols else X.shape[0]
-    table = await agree_ints(s, np.array([cols, rows]))
+    X, table = await _agree_columns(s, X_local_cols)
     sizes = [int(v) for v in table[:, 0]]
+    cols = sizes[s.pid]  # this bank's own row of the table
     d = int(model.n_features)
     if int(model.f) != f:  # the intercept is added at f bits, as fraud.score's shared branch
         raise ParameterError(f"the stored model has {model.f} fractional bits, the scores {f}")
