@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 
-def _spdz2k(s: Any) -> bool:
+def is_spdz2k(s: Any) -> bool:
+    """Whether the session runs SPDZ2k (malicious security over additive sharing)."""
     return bool(s.security == "malicious" and s.scheme.kind == "additive")
 
 
 async def verify_before_release(s: Any) -> None:
     """In a malicious session: malicious.verify (Shamir; 3 rounds) or spdz2k.check (SPDZ2k;
     5 rounds), each nothing if nothing is pending; nothing in a semi-honest one."""
-    if _spdz2k(s):
+    if is_spdz2k(s):
         from protocols.malicious import spdz2k
 
         await spdz2k.check(s)

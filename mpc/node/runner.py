@@ -672,12 +672,12 @@ class Runner:
         checks the MAC itself (mpc.node.client, `OutputIntegrityError`), so a node that
         seals a shifted share is caught. Other sessions seal the value share only (Shamir
         malicious: the analyst checks the 2t+1 shares' consistency)."""
-        from mpc.node.checked import _spdz2k, reveal_fn, share_data, verify_before_release
+        from mpc.node.checked import is_spdz2k, reveal_fn, share_data, verify_before_release
         from protocols.arith.fixedpoint import FixedPoint
 
         await verify_before_release(s)  # issue 16: malicious jobs verify before anything leaves
         names = self.cfg.party_names()
-        spdz = _spdz2k(s)
+        spdz = is_spdz2k(s)
         result: dict[str, Any] = {"scheme": self.cfg.scheme, "n": self.cfg.n, "t": self.cfg.t,
                                   "security": self.cfg.security,
                                   "pid": self.cfg.index, "computation": m.computation,
